@@ -1,0 +1,1 @@
+"""Customer intelligence writers: AWS Bedrock and the deterministic local analyst."""

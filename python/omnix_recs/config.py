@@ -1,0 +1,113 @@
+"""Configuration: environment first, optionally completed by a TOML file.
+
+One `Settings` object is built at start-up (`Settings.from_env()`) and passed down; nothing else
+reads the environment. Variable names are part of the contract in DESIGN.md.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Mapping
+
+from omnix_recs.errors import InvalidArgumentError
+
+DEFAULT_STORE_URL = "sqlite:///./var/omnix.db"
+DEFAULT_GRPC_PORT = 50051
+DEFAULT_BEDROCK_MODEL_ID = "anthropic.claude-3-5-haiku-20241022-v1:0"
+
+
+def _parse_bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise InvalidArgumentError(name, f"expected a boolean (true/false), got {raw!r}")
+
+
+def _parse_int(name: str, raw: str, minimum: int, maximum: int) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidArgumentError(name, f"expected an integer, got {raw!r}") from None
+    if not minimum <= value <= maximum:
+        raise InvalidArgumentError(name, f"must be between {minimum} and {maximum}, got {value}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Request limits enforced by the API layer (ids, list lengths, message sizes)."""
+
+    max_id_length: int = 128
+    max_page_size: int = 1000
+    default_page_size: int = 100
+    max_batch_items: int = 10_000
+    max_recommendations: int = 200
+    max_message_bytes: int = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    store_url: str = DEFAULT_STORE_URL
+    redis_url: str | None = None
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = DEFAULT_GRPC_PORT
+    workers: int = 1
+    model_dir: str = "./var/models"
+    bedrock_enabled: bool = False
+    bedrock_model_id: str = DEFAULT_BEDROCK_MODEL_ID
+    bedrock_endpoint_url: str | None = None
+    aws_region: str = "us-east-1"
+    bedrock_timeout_s: float = 8.0
+    shutdown_grace_s: float = 10.0
+    log_level: str = "INFO"
+    limits: Limits = field(default_factory=Limits)
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, toml_path: str | Path | None = None
+    ) -> "Settings":
+        """Build settings from a TOML file (optional, `OMNIX_CONFIG`) overridden by the environment."""
+        env = dict(os.environ if environ is None else environ)
+        values: dict[str, object] = {}
+        toml_path = toml_path or env.get("OMNIX_CONFIG")
+        if toml_path:
+            with open(toml_path, "rb") as fh:
+                data = tomllib.load(fh)
+            known = {f.name for f in fields(cls)} - {"limits"}
+            unknown = set(data) - known
+            if unknown:
+                raise InvalidArgumentError("OMNIX_CONFIG", f"unknown settings {sorted(unknown)}")
+            values.update(data)
+
+        if "OMNIX_STORE" in env:
+            values["store_url"] = env["OMNIX_STORE"]
+        if env.get("OMNIX_REDIS_URL"):
+            values["redis_url"] = env["OMNIX_REDIS_URL"]
+        if "OMNIX_GRPC_HOST" in env:
+            values["grpc_host"] = env["OMNIX_GRPC_HOST"]
+        if "OMNIX_GRPC_PORT" in env:
+            values["grpc_port"] = _parse_int("OMNIX_GRPC_PORT", env["OMNIX_GRPC_PORT"], 0, 65535)
+        if "OMNIX_WORKERS" in env:
+            values["workers"] = _parse_int("OMNIX_WORKERS", env["OMNIX_WORKERS"], 1, 64)
+        if "OMNIX_MODEL_DIR" in env:
+            values["model_dir"] = env["OMNIX_MODEL_DIR"]
+        if "OMNIX_LOG_LEVEL" in env:
+            values["log_level"] = env["OMNIX_LOG_LEVEL"].upper()
+        if "OMNIX_BEDROCK_MODEL_ID" in env:
+            values["bedrock_model_id"] = env["OMNIX_BEDROCK_MODEL_ID"]
+        if env.get("OMNIX_BEDROCK_ENDPOINT_URL"):
+            values["bedrock_endpoint_url"] = env["OMNIX_BEDROCK_ENDPOINT_URL"]
+        if env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"):
+            values["aws_region"] = env.get("AWS_REGION") or env["AWS_DEFAULT_REGION"]
+        if "OMNIX_BEDROCK_ENABLED" in env:
+            values["bedrock_enabled"] = _parse_bool("OMNIX_BEDROCK_ENABLED", env["OMNIX_BEDROCK_ENABLED"])
+        elif "bedrock_enabled" not in values:
+            # Default: on when there is somewhere to send requests (credentials or an endpoint).
+            has_credentials = bool(env.get("AWS_ACCESS_KEY_ID") or env.get("AWS_PROFILE"))
+            values["bedrock_enabled"] = has_credentials or "bedrock_endpoint_url" in values
+        return cls(**values)  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""Pure domain logic: entities, validation and analysis. No I/O, no gRPC."""

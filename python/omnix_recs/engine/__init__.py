@@ -1,0 +1,1 @@
+"""Recommendation engine: model builds, model registry, serving."""

@@ -1,0 +1,1 @@
+"""REST gateway and dashboard (later issue)."""

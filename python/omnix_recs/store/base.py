@@ -1,0 +1,202 @@
+"""The `Store` protocol: everything the product persists, behind one interface.
+
+Two implementations: `sqlite.SqliteStore` (embedded default) and, later, `dynamodb.DynamoStore`.
+One contract test suite (`tests/store/`) runs against every implementation.
+
+Rules every implementation follows:
+- Methods are synchronous and thread-safe; the async server calls them through
+  `asyncio.to_thread` (or inline when they are index look-ups of a few rows).
+- Every multi-row write is atomic: it happens whole or not at all.
+- Missing entities raise `NotFoundError`; creating a taken key raises `AlreadyExistsError`.
+- Lists come back newest first where they have a time, with opaque page tokens.
+- Timestamps go in and come out as timezone-aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ContextManager, Iterable, Iterator, Protocol, Sequence
+
+from omnix_recs.domain.models import (
+    Customer,
+    Feedback,
+    Interaction,
+    Page,
+    Product,
+    ProductFilter,
+    Purchase,
+    ServedRecommendation,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PurchaseColumns:
+    """A batch of order lines in columnar form, for model builds and analysis scans.
+
+    `purchased_at` is in epoch seconds (UTC). All lists have the same length.
+    """
+
+    customer_ids: list[str]
+    order_ids: list[str]
+    product_ids: list[str]
+    quantities: list[int]
+    unit_prices: list[float]
+    purchased_at: list[int]
+
+    def __len__(self) -> int:
+        return len(self.product_ids)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRecord:
+    """A trained model version: where its artifact lives and how it scored offline."""
+
+    version: str
+    created_at: datetime
+    artifact_uri: str
+    metrics: dict[str, float]
+    active: bool = False
+    notes: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerErasure:
+    """How many rows an erasure removed, per kind (for the caller's audit trail)."""
+
+    counts: dict[str, int]
+
+
+class ImportSession(Protocol):
+    """A bulk write that becomes visible whole at `commit()` and leaves nothing if abandoned.
+
+    Used as a context manager: leaving the `with` block by an exception rolls back. Rows
+    whose keys already exist are overwritten with the same values, so re-importing the same
+    data changes nothing (idempotent).
+    """
+
+    def add_customers(self, customers: Iterable[Customer]) -> None: ...
+    def add_products(self, products: Iterable[Product]) -> None: ...
+    def add_purchases(self, purchases: Iterable[Purchase]) -> None: ...
+    def add_purchase_columns(self, columns: PurchaseColumns) -> None: ...
+    def commit(self) -> None: ...
+    def __enter__(self) -> "ImportSession": ...
+    def __exit__(self, *exc: object) -> None: ...
+
+
+class Store(Protocol):
+    # --- lifecycle ---------------------------------------------------------------------
+    def close(self) -> None: ...
+
+    # --- customers -----------------------------------------------------------------------
+    def create_customer(self, customer: Customer) -> None:
+        """Insert; `AlreadyExistsError` when the id is taken."""
+
+    def get_customer(self, customer_id: str) -> Customer:
+        """`NotFoundError` when absent."""
+
+    def put_customer(self, customer: Customer) -> None:
+        """Replace an existing customer; `NotFoundError` when absent."""
+
+    def list_customer_ids(self, page_size: int, page_token: str = "") -> Page[str]:
+        """All customer ids in a stable order (for batch jobs)."""
+
+    def delete_customer(self, customer_id: str) -> CustomerErasure:
+        """Erase the customer and everything derived from them, in one transaction.
+        `NotFoundError` when there is nothing to erase."""
+
+    # --- catalog -------------------------------------------------------------------------
+    def upsert_products(self, products: Sequence[Product]) -> int:
+        """Insert or replace, atomically; returns the number written."""
+
+    def get_product(self, product_id: str) -> Product: ...
+    def get_products(self, product_ids: Sequence[str]) -> dict[str, Product]:
+        """The ones that exist; missing ids are simply absent from the result."""
+
+    def list_products(
+        self, product_filter: ProductFilter, page_size: int, page_token: str = ""
+    ) -> Page[Product]:
+        """Ordered by product id."""
+
+    def iter_products(self) -> Iterator[Product]:
+        """The whole catalog, for model builds."""
+
+    # --- purchases -----------------------------------------------------------------------
+    def add_purchases(self, purchases: Sequence[Purchase]) -> int:
+        """Atomic and idempotent on (customer, purchased_at, order, product)."""
+
+    def list_purchases(
+        self,
+        customer_id: str,
+        page_size: int,
+        page_token: str = "",
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> Page[Purchase]:
+        """Newest first; `start` inclusive, `end` exclusive."""
+
+    def purchases_of(self, customer_id: str, before: datetime | None = None) -> list[Purchase]:
+        """The customer's whole history (oldest first), optionally only before a moment."""
+
+    def scan_purchases(self, batch_rows: int = 500_000) -> Iterator[PurchaseColumns]:
+        """Every order line, in batches, for model builds."""
+
+    def count_purchases(self) -> int: ...
+
+    # --- behaviour -----------------------------------------------------------------------
+    def add_interaction(self, interaction: Interaction) -> None: ...
+    def list_interactions(
+        self, customer_id: str, since: datetime | None = None, limit: int = 1000
+    ) -> list[Interaction]:
+        """Newest first."""
+
+    # --- served recommendations and feedback -------------------------------------------------
+    def save_recommendation(self, served: ServedRecommendation) -> None: ...
+    def get_recommendation(self, recommendation_id: str) -> ServedRecommendation: ...
+    def list_recommendations(self, customer_id: str, limit: int = 20) -> list[ServedRecommendation]:
+        """Newest first."""
+
+    def add_feedback(self, feedback: Feedback) -> None: ...
+    def list_feedback(self, recommendation_id: str) -> list[Feedback]: ...
+
+    # --- models --------------------------------------------------------------------------
+    def save_model(self, record: ModelRecord) -> None: ...
+    def list_models(self) -> list[ModelRecord]:
+        """Newest first."""
+
+    def activate_model(self, version: str) -> ModelRecord:
+        """Make `version` the single active one; `NotFoundError` when unknown."""
+
+    def active_model(self) -> ModelRecord | None: ...
+
+    # --- derived documents (predictions, analyses) -----------------------------------------
+    def put_document(self, kind: str, customer_id: str, created_at: datetime, body: dict[str, Any]) -> None:
+        """Store a JSON document derived from a customer's data (predictions, AI analyses).
+        Erased with the customer."""
+
+    def latest_document(self, kind: str, customer_id: str) -> tuple[datetime, dict[str, Any]] | None: ...
+    def list_documents(
+        self, kind: str, since: datetime | None = None, limit: int = 10_000
+    ) -> list[tuple[str, datetime, dict[str, Any]]]:
+        """(customer_id, created_at, body), newest first, across customers."""
+
+    # --- bulk ----------------------------------------------------------------------------
+    def import_session(self) -> ContextManager[ImportSession]:
+        """Open an all-or-nothing bulk write (see `ImportSession`)."""
+
+
+def open_store(url: str) -> Store:
+    """Open the store named by an `OMNIX_STORE` URL (`sqlite:///path` or `dynamodb://?...`)."""
+    from omnix_recs.errors import InvalidArgumentError
+
+    if url.startswith("sqlite://"):
+        from omnix_recs.store.sqlite import SqliteStore
+
+        return SqliteStore.from_url(url)
+    if url.startswith("dynamodb://"):
+        try:
+            from omnix_recs.store.dynamodb import DynamoStore  # type: ignore[import-not-found]
+        except ImportError:
+            raise InvalidArgumentError("OMNIX_STORE", "the DynamoDB store is not available in this build") from None
+        return DynamoStore.from_url(url)
+    raise InvalidArgumentError("OMNIX_STORE", f"unknown store URL scheme in {url!r} (use sqlite:/// or dynamodb://)")
