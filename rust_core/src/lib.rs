@@ -5,8 +5,11 @@
 //! `omnix_recs._core` (see `python/omnix_recs/_core.pyi`).
 use pyo3::prelude::*;
 
+pub mod engine;
 pub mod errors;
 pub mod gil;
+pub mod insights;
+pub mod synth;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -16,5 +19,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("InvalidInputError", py.get_type::<errors::InvalidInputError>())?;
     m.add("ModelFormatError", py.get_type::<errors::ModelFormatError>())?;
     m.add("CoreIoError", py.get_type::<errors::CoreIoError>())?;
+    synth::register(m)?;
+    engine::register(m)?;
+    insights::register(m)?;
     Ok(())
 }
