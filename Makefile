@@ -1,0 +1,58 @@
+# The developer's front panel. `make demo` runs the product; `make test` runs every test.
+# Both set up what they need first (a virtualenv in .venv with the package built from source).
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed
+
+.PHONY: help setup build demo test test-rust test-python protos protos-check lint bench clean
+
+help:
+	@echo "make demo     set up, then serve gRPC on 127.0.0.1:50051 with generated demo data (SQLite)"
+	@echo "make test     set up, then run every test (proto check, cargo test, pytest)"
+	@echo "make build    rebuild the Rust extension in place after changing rust_core/"
+	@echo "make protos   regenerate python/omnix_recs/_proto from proto/"
+	@echo "make lint     proto freshness, cargo clippy, compile check"
+	@echo "make bench    run the benchmarks in benches/ (minutes; prints numbers)"
+
+# System packages (servers some tests start) and the virtualenv with the package and its
+# test dependencies. Re-runs only when pyproject.toml or the Rust sources change.
+$(STAMP): pyproject.toml Cargo.toml rust_core/Cargo.toml $(shell find rust_core/src -name '*.rs') scripts/setup-system.sh
+	bash scripts/setup-system.sh
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+build: setup
+	$(BIN)/pip install --quiet --no-deps -e .
+
+demo: setup
+	$(BIN)/omnix demo
+
+protos: setup
+	$(BIN)/python scripts/gen_protos.py
+
+protos-check: setup
+	$(BIN)/python scripts/gen_protos.py --check
+
+test-rust:
+	cargo test -p omnix_core --quiet
+
+test-python: setup
+	$(BIN)/python -m pytest
+
+test: protos-check test-rust test-python
+
+lint: protos-check
+	cargo clippy -p omnix_core --all-targets -- -D warnings
+	$(BIN)/python -m compileall -q python/omnix_recs
+
+bench: setup
+	@for b in benches/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) target var .pytest_cache

@@ -1,0 +1,290 @@
+"""The `omnix` command: data generation and import, model builds, evaluation, serving.
+
+Every command takes `--store URL` (default: `OMNIX_STORE`, else `sqlite:///./var/omnix.db`).
+Errors the user can fix (bad input, missing model, unreachable store) print one line and exit
+with status 2; anything else is a bug and shows its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+import time
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Callable, Sequence
+
+from omnix_recs.config import Settings
+from omnix_recs.errors import InvalidArgumentError, OmnixError
+
+log = logging.getLogger("omnix.cli")
+
+# What `omnix demo` generates when the store is empty: big enough to make the recommendations
+# interesting, small enough to be ready in well under a minute on a laptop.
+DEMO_CUSTOMERS = 2_000
+DEMO_PRODUCTS = 3_000
+DEMO_DAYS = 365
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = Settings.from_env()
+    overrides: dict[str, object] = {}
+    if getattr(args, "store", None):
+        overrides["store_url"] = args.store
+    if getattr(args, "host", None):
+        overrides["grpc_host"] = args.host
+    if getattr(args, "port", None) is not None:
+        overrides["grpc_port"] = args.port
+    if getattr(args, "workers", None) is not None:
+        overrides["workers"] = args.workers
+    if getattr(args, "model_dir", None):
+        overrides["model_dir"] = args.model_dir
+    return dataclasses.replace(settings, **overrides) if overrides else settings
+
+
+def _open_store(settings: Settings):  # -> Store (imported lazily: keeps `omnix --help` fast)
+    from omnix_recs.store.base import open_store
+
+    return open_store(settings.store_url)
+
+
+def _parse_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected YYYY-MM-DD, got {text!r}") from None
+
+
+def _print_json(value: object) -> None:
+    print(json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+# --- commands -----------------------------------------------------------------------------
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from omnix_recs.data.generate import generate_instacart
+
+    summary = generate_instacart(
+        Path(args.out), customers=args.customers, products=args.products, days=args.days, seed=args.seed
+    )
+    _print_json(summary)
+    return 0
+
+
+def cmd_import_instacart(args: argparse.Namespace) -> int:
+    from omnix_recs.data.instacart import import_instacart
+
+    settings = _settings(args)
+    store = _open_store(settings)
+    try:
+        report = import_instacart(store, Path(args.directory), as_of=args.as_of or date.today())
+    finally:
+        store.close()
+    _print_json(dataclasses.asdict(report) if dataclasses.is_dataclass(report) else report)
+    return 0
+
+
+def cmd_init_tables(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    store = _open_store(settings)
+    try:
+        create_tables = getattr(store, "create_tables", None)
+        if create_tables is None:
+            print(f"{settings.store_url}: nothing to do (the embedded store migrates itself on open)")
+        else:
+            create_tables()
+            print(f"{settings.store_url}: tables ready")
+    finally:
+        store.close()
+    return 0
+
+
+def _model_summary(record) -> dict[str, object]:
+    return {
+        "version": record.version,
+        "active": record.active,
+        "created_at": record.created_at.isoformat(),
+        "artifact_uri": record.artifact_uri,
+        "metrics": record.metrics,
+    }
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from omnix_recs.engine.train import train_model
+
+    settings = _settings(args)
+    store = _open_store(settings)
+    try:
+        record = train_model(store, settings)
+    finally:
+        store.close()
+    _print_json(_model_summary(record))
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from omnix_recs.engine import registry
+
+    settings = _settings(args)
+    store = _open_store(settings)
+    try:
+        if args.models_command == "list":
+            _print_json([_model_summary(r) for r in registry.list_versions(store)])
+        elif args.models_command == "activate":
+            _print_json(_model_summary(registry.activate(store, args.version)))
+        else:
+            _print_json(_model_summary(registry.rollback(store)))
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from omnix_recs.engine.evaluate import run_evaluation
+
+    settings = _settings(args)
+    store = _open_store(settings)
+    try:
+        print(run_evaluation(store, settings, max_customers=args.max_customers))
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from omnix_recs.ai.analyst import analyze_customer_cli
+
+    settings = _settings(args)
+    store = _open_store(settings)
+    try:
+        print(analyze_customer_cli(store, settings, args.customer_id))
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from omnix_recs.server import serve
+
+    serve(_settings(args))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Make sure the store holds data and a model, then serve: the one-command demo."""
+    from omnix_recs.data.generate import generate_instacart
+    from omnix_recs.data.instacart import import_instacart
+    from omnix_recs.engine.train import train_model
+    from omnix_recs.server import serve
+
+    settings = _settings(args)
+    store = _open_store(settings)
+    try:
+        if store.count_purchases() == 0:
+            data_dir = Path(args.data_dir)
+            started = time.perf_counter()
+            print(f"demo: generating a synthetic supermarket into {data_dir} ...", flush=True)
+            generate_instacart(
+                data_dir, customers=DEMO_CUSTOMERS, products=DEMO_PRODUCTS, days=DEMO_DAYS, seed=args.seed
+            )
+            print("demo: importing it ...", flush=True)
+            import_instacart(store, data_dir, as_of=datetime.now(timezone.utc).date())
+            print(f"demo: data ready in {time.perf_counter() - started:.1f} s", flush=True)
+        if store.active_model() is None:
+            print("demo: training the first model ...", flush=True)
+            record = train_model(store, settings)
+            print(f"demo: model {record.version} active", flush=True)
+    finally:
+        store.close()
+    print(f"demo: serving gRPC on {settings.grpc_host}:{settings.grpc_port} (Ctrl-C to stop)", flush=True)
+    serve(settings)
+    return 0
+
+
+# --- argument parsing -----------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="omnix", description="OMNIX supermarket recommendation service")
+    parser.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING, ERROR")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("--store", help="store URL (default: $OMNIX_STORE or sqlite:///./var/omnix.db)")
+        sub.set_defaults(handler=handler)
+        return sub
+
+    generate = add("generate", cmd_generate, "write a synthetic supermarket in the Instacart CSV layout")
+    generate.add_argument("--out", required=True, help="output directory")
+    generate.add_argument("--customers", type=int, default=DEMO_CUSTOMERS)
+    generate.add_argument("--products", type=int, default=DEMO_PRODUCTS)
+    generate.add_argument("--days", type=int, default=DEMO_DAYS, help="days of history")
+    generate.add_argument("--seed", type=int, default=42)
+
+    import_cmd = commands.add_parser("import", help="import data sets into the store")
+    import_kinds = import_cmd.add_subparsers(dest="import_kind", required=True, metavar="FORMAT")
+    instacart = import_kinds.add_parser("instacart", help="the public Instacart CSV layout")
+    instacart.add_argument("directory")
+    instacart.add_argument("--as-of", type=_parse_date, help="date of each customer's last order (default today)")
+    instacart.add_argument("--store", help="store URL")
+    instacart.set_defaults(handler=cmd_import_instacart)
+
+    add("init-tables", cmd_init_tables, "create the DynamoDB tables and indexes (no-op on SQLite)")
+
+    train = add("train", cmd_train, "build a model version from the store and activate it")
+    train.add_argument("--model-dir", help="where artifacts go (default: $OMNIX_MODEL_DIR or ./var/models)")
+
+    models = add("models", cmd_models, "list, activate or roll back model versions")
+    models_commands = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    models_commands.add_parser("list", help="every version, newest first")
+    activate = models_commands.add_parser("activate", help="serve VERSION")
+    activate.add_argument("version")
+    models_commands.add_parser("rollback", help="serve the previously active version")
+
+    evaluate = add("evaluate", cmd_evaluate, "offline evaluation on a held-out last basket per customer")
+    evaluate.add_argument("--max-customers", type=int, default=None, help="evaluate a sample of customers")
+
+    analyze = add("analyze", cmd_analyze, "analyse one customer (Bedrock when enabled, else the local analyst)")
+    analyze.add_argument("customer_id")
+
+    for name, handler, text in (
+        ("serve", cmd_serve, "run the gRPC server"),
+        ("demo", cmd_demo, "generate demo data and train if the store is empty, then serve"),
+    ):
+        sub = add(name, handler, text)
+        sub.add_argument("--host", help="interface to bind (default: $OMNIX_GRPC_HOST or 127.0.0.1)")
+        sub.add_argument("--port", type=int, help="port (default: $OMNIX_GRPC_PORT or 50051)")
+        sub.add_argument("--workers", type=int, help="server processes (default 1)")
+        sub.add_argument("--model-dir", help="model artifacts directory")
+        if name == "demo":
+            sub.add_argument("--data-dir", default="./var/demo-data", help="where the generated CSVs go")
+            sub.add_argument("--seed", type=int, default=42)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        logging.basicConfig(
+            level=(args.log_level or Settings.from_env().log_level).upper(),
+            format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        )
+        return args.handler(args)
+    except InvalidArgumentError as exc:
+        print(f"omnix {args.command}: invalid input: {exc}", file=sys.stderr)
+        return 2
+    except OmnixError as exc:
+        print(f"omnix {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
