@@ -19,6 +19,59 @@ class CoreIoError(CoreError): ...
 
 # --- engine (rust_core/src/engine) -----------------------------------------------------------
 
+# engine/rank.rs: per-request ranking (see omnix_recs/engine/serving.py)
+
+RANK_SIGNALS: tuple[str, ...]
+"""Signal names of the ranking blend, in weight-vector and reason-code order."""
+
+class RankTables:
+    """A model's item-side tables, held by reference (arrays may be memory-mapped read-only)."""
+
+    n_items: int
+
+    def __init__(
+        self,
+        *,
+        cooc_idx: npt.NDArray[np.int32],
+        cooc_sim: npt.NDArray[np.float32],
+        fbt_idx: npt.NDArray[np.int32],
+        fbt_score: npt.NDArray[np.float32],
+        content_idx: npt.NDArray[np.int32],
+        content_sim: npt.NDArray[np.float32],
+        popularity: npt.NDArray[np.float32],
+        trending: npt.NDArray[np.float32],
+        seasonal_lift: npt.NDArray[np.float32],
+        population_cycle_days: npt.NDArray[np.float32],
+        repurchase_rate: npt.NDArray[np.float32],
+    ) -> None: ...
+    def rank(
+        self,
+        *,
+        history_items: npt.NDArray[np.int32],
+        days_since_last: npt.NDArray[np.float32],
+        mean_gap_days: npt.NDArray[np.float32],
+        orders: npt.NDArray[np.float32],
+        habit: npt.NDArray[np.float32],
+        basket: npt.NDArray[np.int32],
+        allowed: npt.NDArray[np.bool_],
+        category_ids: npt.NDArray[np.int32],
+        brand_ids: npt.NDArray[np.int32],
+        extra_candidates: npt.NDArray[np.int32],
+        weights: npt.NDArray[np.float32],
+        week: int,
+        k: int,
+        exclude_history: bool,
+        per_category_cap: int,
+        neighbours_per_item: int,
+    ) -> tuple[
+        npt.NDArray[np.int32],
+        npt.NDArray[np.float32],
+        npt.NDArray[np.float32],
+        npt.NDArray[np.int8],
+        npt.NDArray[np.int32],
+    ]:
+        """Top-k (items, scores, confidence, reasons [k, 2], anchors [k, 2]), best first."""
+
 # --- insights (rust_core/src/insights) -------------------------------------------------------
 
 def consumption_cycles(

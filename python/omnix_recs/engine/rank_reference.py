@@ -1,0 +1,149 @@
+"""numpy reference of the Rust ranking kernel (`rust_core/src/engine/rank.rs`).
+
+The same blend written the numpy way (dense vectors over the whole catalog), used by the tests
+to check the kernel and by `benches/bench_scoring.py` as the baseline the kernel is timed
+against. It is not used for serving. Anchors (which history item led to a neighbour) are left
+out: they are bookkeeping, tested on the kernel directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from omnix_recs._core import RANK_SIGNALS
+
+CYCLE_PRIOR_GAPS = 2.0
+DUE_WIDTH_EARLY = 0.6
+DUE_WIDTH_LATE = 1.0
+BASKET_CONTEXT_WEIGHT = 1.0
+REASON_MIN_SHARE = 0.15
+REASONS_PER_ITEM = 2
+
+
+@dataclass(frozen=True)
+class ReferenceRanking:
+    items: np.ndarray
+    scores: np.ndarray
+    confidence: np.ndarray
+    reasons: np.ndarray
+
+
+def _signal(name: str) -> int:
+    return RANK_SIGNALS.index(name)
+
+
+def _squash(x: np.ndarray) -> np.ndarray:
+    x = np.maximum(x, 0.0)
+    return x / (1.0 + x)
+
+
+def _accumulate(idx: np.ndarray, score: np.ndarray, anchors: np.ndarray, weights: np.ndarray, take: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sum of weight x neighbour score over the anchors' first `take` neighbours, and which items were reached."""
+    total = np.zeros(n, dtype=np.float32)
+    reached = np.zeros(n, dtype=bool)
+    if len(anchors) == 0:
+        return total, reached
+    rows_idx = idx[anchors, :take]
+    rows_val = weights[:, None] * score[anchors, :take]
+    valid = rows_idx >= 0
+    np.add.at(total, rows_idx[valid], rows_val[valid])
+    reached[rows_idx[valid]] = True
+    return total, reached
+
+
+def rank_reference(tables: dict[str, np.ndarray], **request: object) -> ReferenceRanking:
+    """Same keyword arguments as `RankTables.rank`; `tables` holds the model arrays by name."""
+    req = {k: v for k, v in request.items()}
+    n = len(tables["popularity"])
+    hist = np.asarray(req["history_items"], dtype=np.int64)
+    habit = np.asarray(req["habit"], dtype=np.float32)
+    basket = np.asarray(req["basket"], dtype=np.int64)
+    weights = np.asarray(req["weights"], dtype=np.float32)
+    take = int(req["neighbours_per_item"])  # type: ignore[call-overload]
+
+    context_weight = np.zeros(n, dtype=np.float32)
+    context_weight[hist] = habit
+    context_weight[basket] = np.maximum(context_weight[basket], BASKET_CONTEXT_WEIGHT)
+    context = np.unique(np.concatenate([hist, basket]))
+    mass = float(context_weight[context].sum(dtype=np.float32))
+
+    co_purchase, reached_cooc = _accumulate(tables["cooc_idx"], tables["cooc_sim"], context, context_weight[context], take, n)
+    similar, reached_content = _accumulate(tables["content_idx"], tables["content_sim"], context, context_weight[context], take, n)
+    complement, reached_fbt = _accumulate(tables["fbt_idx"], tables["fbt_score"], basket, np.ones(len(basket), np.float32), take, n)
+
+    candidate = reached_cooc | reached_content | reached_fbt
+    candidate[hist] = True
+    candidate[np.asarray(req["extra_candidates"], dtype=np.int64)] = True
+
+    signals = np.zeros((n, len(RANK_SIGNALS)), dtype=np.float32)
+    orders = np.asarray(req["orders"], dtype=np.float32)
+    gaps = np.maximum(orders - 1.0, 0.0)
+    own = np.asarray(req["mean_gap_days"], dtype=np.float32)
+    population = tables["population_cycle_days"][hist]
+    own_known = np.isfinite(own) & (gaps > 0)
+    pop_known = np.isfinite(population) & (population > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cycle = np.where(
+            own_known & pop_known,
+            (gaps * own + CYCLE_PRIOR_GAPS * population) / (gaps + CYCLE_PRIOR_GAPS),
+            np.where(own_known, own, np.where(pop_known, population, np.nan)),
+        ).astype(np.float32)
+        days = np.asarray(req["days_since_last"], dtype=np.float32)
+        ratio = np.log((days + np.float32(0.5)) / cycle)
+        width = np.where(ratio < 0, DUE_WIDTH_EARLY, DUE_WIDTH_LATE).astype(np.float32)
+        due = np.exp(-(ratio * ratio) / (2.0 * width * width))
+    due = np.where((cycle > 0) & (days >= 0), due, 0.0).astype(np.float32)
+    signals[hist, _signal("replenishment")] = habit * due
+    signals[hist, _signal("habit")] = habit
+    signals[hist, _signal("repurchase")] = np.clip(tables["repurchase_rate"][hist], 0.0, 1.0)
+    if mass > 0:
+        signals[:, _signal("co_purchase")] = np.clip(co_purchase / mass, 0.0, 1.0)
+        signals[:, _signal("similar")] = np.clip(similar / mass, 0.0, 1.0)
+    signals[:, _signal("basket_complement")] = _squash(complement)
+    signals[:, _signal("popularity")] = np.clip(tables["popularity"], 0.0, 1.0)
+    signals[:, _signal("trending")] = _squash(tables["trending"])
+    signals[:, _signal("seasonal")] = _squash(tables["seasonal_lift"][:, int(req["week"])] - 1.0)  # type: ignore[call-overload]
+    for name, key in (("category_affinity", "category_ids"), ("brand_affinity", "brand_ids")):
+        keys = np.asarray(req[key], dtype=np.int64)
+        hist_keys = keys[hist]
+        known = hist_keys >= 0
+        share = np.zeros(max(int(keys.max(initial=-1)) + 1, 1), dtype=np.float32)
+        np.add.at(share, hist_keys[known], habit[known])
+        if habit.sum() > 0:
+            share /= habit.sum(dtype=np.float32)
+        signals[:, _signal(name)] = np.where(keys >= 0, share[np.maximum(keys, 0)], 0.0)
+    signals[~np.isfinite(signals)] = 0.0
+
+    contributions = signals * weights[None, :]
+    score = contributions.sum(axis=1)
+    keep = candidate & np.asarray(req["allowed"], dtype=bool) & (score > 0)
+    keep[basket] = False
+    if req["exclude_history"]:
+        keep[hist] = False
+
+    items = np.flatnonzero(keep)
+    items = items[np.lexsort((items, -score[items]))]
+    cap = int(req["per_category_cap"])  # type: ignore[call-overload]
+    if cap > 0:
+        categories = np.asarray(req["category_ids"])[items]
+        seen: dict[int, int] = {}
+        chosen = []
+        for item, category in zip(items, categories):
+            if category >= 0:
+                if seen.get(int(category), 0) >= cap:
+                    continue
+                seen[int(category)] = seen.get(int(category), 0) + 1
+            chosen.append(item)
+        items = np.asarray(chosen, dtype=np.int64)
+    items = items[: int(req["k"])]  # type: ignore[call-overload]
+
+    weight_total = float(weights.sum())
+    top_scores = score[items]
+    confidence = 1.0 - np.exp(-4.0 * top_scores / weight_total) if weight_total > 0 else np.zeros_like(top_scores)
+    top_contrib = contributions[items]
+    order = np.argsort(-top_contrib, axis=1, kind="stable")[:, :REASONS_PER_ITEM]
+    picked = np.take_along_axis(top_contrib, order, axis=1)
+    reasons = np.where((picked > 0) & (picked >= REASON_MIN_SHARE * top_scores[:, None]), order, -1).astype(np.int8)
+    return ReferenceRanking(items.astype(np.int32), top_scores.astype(np.float32), confidence.astype(np.float32), reasons)

@@ -1,0 +1,928 @@
+//! Per-request ranking: which products should this shopper see now.
+//!
+//! Inputs are the model's item-side tables (neighbour lists and per-item signals, borrowed
+//! read-only from the memory-mapped artifact), the customer's history features (computed in
+//! Python from their purchases at request time, so a new purchase counts at once), the basket
+//! and a per-item "allowed" mask (the hard filters, computed in Python from catalog + profile +
+//! request). The work is one pass over a few thousand candidates: gather candidates from the
+//! history, the basket and the model's neighbours, score each as a weighted blend of signals,
+//! drop what the filters forbid, and take the top k with a per-aisle cap for diversity.
+//!
+//! Every signal is scaled to roughly [0, 1] so that the blend weights are comparable; the
+//! weights are the strategy (REPLENISH leans on replenishment and habit, DISCOVER on
+//! neighbours and popularity). `numpy` reference: `omnix_recs/engine/rank_reference.py`.
+use std::cell::RefCell;
+
+use crate::errors::CoreResult;
+use crate::invalid;
+
+/// The signals of the blend, in the order of the weight vector and of the reason codes.
+pub const SIGNALS: [&str; 11] = [
+    "replenishment",     // due now: habit x how far along the shopper's own cycle they are
+    "habit",             // how often the shopper's recent trips contained the product
+    "repurchase",        // how often the product's buyers buy it again (history items only)
+    "co_purchase",       // bought by the same shoppers as the history and basket
+    "basket_complement", // frequently bought together with the basket
+    "similar",           // content neighbour of the history and basket
+    "popularity",        // recent purchase volume across the shop
+    "trending",          // purchase velocity now versus before
+    "seasonal",          // sells more in this week of the year than usual
+    "category_affinity", // share of the shopper's habit in the product's aisle
+    "brand_affinity",    // share of the shopper's habit in the product's brand
+];
+pub const N_SIGNALS: usize = SIGNALS.len();
+const REPLENISHMENT: usize = 0;
+const HABIT: usize = 1;
+const REPURCHASE: usize = 2;
+const CO_PURCHASE: usize = 3;
+const BASKET_COMPLEMENT: usize = 4;
+const SIMILAR: usize = 5;
+const POPULARITY: usize = 6;
+const TRENDING: usize = 7;
+const SEASONAL: usize = 8;
+const CATEGORY_AFFINITY: usize = 9;
+const BRAND_AFFINITY: usize = 10;
+
+/// Reason slots returned per item (the strongest contributing signals).
+pub const REASONS_PER_ITEM: usize = 2;
+/// Reason code for an empty slot.
+pub const NO_REASON: i8 = -1;
+
+/// How many past gaps the population cycle is worth when shrinking a shopper's own cycle
+/// estimate: with one observed gap the estimate is mostly the population's, with ten mostly theirs.
+const CYCLE_PRIOR_GAPS: f32 = 2.0;
+/// Width (in log-ratio units) of the due-ness bump before and after the expected day. Early is
+/// narrower: a product bought yesterday is rarely needed again today, while an overdue one
+/// stays likely for a while before the habit is judged lapsed.
+const DUE_WIDTH_EARLY: f32 = 0.6;
+const DUE_WIDTH_LATE: f32 = 1.0;
+/// A basket item counts at least this much as context: it is what the shopper wants right now.
+const BASKET_CONTEXT_WEIGHT: f32 = 1.0;
+/// A signal's contribution must reach this share of the item's score to be given as a reason.
+const REASON_MIN_SHARE: f32 = 0.15;
+
+/// Top-K neighbour lists of one model table, row-major `[n_items, k]`, `-1` padding.
+#[derive(Clone, Copy)]
+pub struct Neighbours<'a> {
+    pub idx: &'a [i32],
+    pub score: &'a [f32],
+    pub k: usize,
+}
+
+impl<'a> Neighbours<'a> {
+    fn row(&self, item: usize, take: usize) -> impl Iterator<Item = (usize, f32)> + 'a {
+        let take = take.min(self.k);
+        let start = item * self.k;
+        let idx = &self.idx[start..start + take];
+        let score = &self.score[start..start + take];
+        idx.iter().zip(score).filter(|(j, _)| **j >= 0).map(|(j, s)| (*j as usize, *s))
+    }
+}
+
+/// The model's item-side knowledge (see the artifact contract in engine/artifact.py).
+#[derive(Clone, Copy)]
+pub struct ItemTables<'a> {
+    pub n_items: usize,
+    pub cooc: Neighbours<'a>,
+    pub fbt: Neighbours<'a>,
+    pub content: Neighbours<'a>,
+    pub popularity: &'a [f32],
+    pub trending: &'a [f32],
+    /// `[n_items, weeks]` row-major lift of each week of the year over the item's mean.
+    pub seasonal_lift: &'a [f32],
+    pub weeks: usize,
+    /// Median days between purchases among repeat buyers; NaN = unknown.
+    pub population_cycle_days: &'a [f32],
+    pub repurchase_rate: &'a [f32],
+}
+
+/// The shopper's history, one entry per distinct product bought (model item indices).
+#[derive(Clone, Copy)]
+pub struct History<'a> {
+    pub items: &'a [i32],
+    /// Days from the last purchase of the product to the moment of the request.
+    pub days_since_last: &'a [f32],
+    /// Mean days between the shopper's purchases of the product; NaN when bought once.
+    pub mean_gap_days: &'a [f32],
+    /// Number of the shopper's orders that contained the product.
+    pub orders: &'a [f32],
+    /// Time-decayed share of the shopper's orders containing the product, in [0, 1].
+    pub habit: &'a [f32],
+}
+
+/// Everything about one request besides the model.
+pub struct Request<'a> {
+    pub history: History<'a>,
+    pub basket: &'a [i32],
+    /// Hard filters: `allowed[i]` is false for products this shopper must not be shown.
+    pub allowed: &'a [bool],
+    /// Aisle id of each item (for diversity caps and category affinity); -1 = unknown.
+    pub category: &'a [i32],
+    /// Brand id of each item; -1 = unbranded or unknown (no brand affinity).
+    pub brand: &'a [i32],
+    /// Items always considered: the shop's popular, trending and seasonal products.
+    pub extra_candidates: &'a [i32],
+    pub weights: &'a [f32],
+    /// Column of `seasonal_lift` for the week of the request.
+    pub week: usize,
+    pub k: usize,
+    /// DISCOVER: never return a product from the shopper's history.
+    pub exclude_history: bool,
+    /// At most this many items per aisle; 0 = no cap.
+    pub per_category_cap: usize,
+    /// How many of each context item's neighbours to follow.
+    pub neighbours_per_item: usize,
+}
+
+/// The top-k, best first. `reasons`/`anchors` are `[k, REASONS_PER_ITEM]` row-major: signal
+/// codes (index into `SIGNALS`, `NO_REASON` for an empty slot) and, for neighbour-based
+/// reasons, the history or basket item that led to the product (-1 otherwise).
+#[derive(Debug, Default, PartialEq)]
+pub struct Ranked {
+    pub items: Vec<i32>,
+    pub scores: Vec<f32>,
+    pub confidence: Vec<f32>,
+    pub reasons: Vec<i8>,
+    pub anchors: Vec<i32>,
+}
+
+/// What one candidate accumulates while the neighbour lists are walked.
+#[derive(Clone, Copy)]
+struct Candidate {
+    item: u32,
+    history_pos: u32,
+    in_basket: bool,
+    co_purchase: f32,
+    co_purchase_anchor: i32,
+    co_purchase_best: f32,
+    complement: f32,
+    complement_anchor: i32,
+    complement_best: f32,
+    similar: f32,
+    similar_anchor: i32,
+    similar_best: f32,
+}
+
+const NOT_IN_HISTORY: u32 = u32::MAX;
+const NO_SLOT: u32 = u32::MAX;
+
+impl Candidate {
+    fn new(item: usize) -> Self {
+        Candidate {
+            item: item as u32,
+            history_pos: NOT_IN_HISTORY,
+            in_basket: false,
+            co_purchase: 0.0,
+            co_purchase_anchor: -1,
+            co_purchase_best: 0.0,
+            complement: 0.0,
+            complement_anchor: -1,
+            complement_best: 0.0,
+            similar: 0.0,
+            similar_anchor: -1,
+            similar_best: 0.0,
+        }
+    }
+}
+
+/// Per-thread scratch: `slot[item]` is the item's position in `candidates` (or `NO_SLOT`).
+/// Kept between calls so a request costs O(candidates), not O(catalog); only touched slots
+/// are reset afterwards.
+#[derive(Default)]
+struct Scratch {
+    slot: Vec<u32>,
+    candidates: Vec<Candidate>,
+}
+
+impl Scratch {
+    fn prepare(&mut self, n_items: usize) {
+        if self.slot.len() < n_items {
+            self.slot.resize(n_items, NO_SLOT);
+        }
+        self.candidates.clear();
+    }
+
+    fn entry(&mut self, item: usize) -> &mut Candidate {
+        let slot = self.slot[item];
+        if slot != NO_SLOT {
+            return &mut self.candidates[slot as usize];
+        }
+        self.slot[item] = self.candidates.len() as u32;
+        self.candidates.push(Candidate::new(item));
+        self.candidates.last_mut().expect("just pushed")
+    }
+
+    fn reset(&mut self) {
+        for c in &self.candidates {
+            self.slot[c.item as usize] = NO_SLOT;
+        }
+        self.candidates.clear();
+    }
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// Smooth due-ness in [0, 1]: 1 on the expected day, falling off in log-ratio on both sides.
+pub fn dueness(days_since_last: f32, cycle_days: f32) -> f32 {
+    if !(cycle_days > 0.0) || !(days_since_last >= 0.0) {
+        return 0.0;
+    }
+    // Half a day of slack keeps "bought today" finite in log space.
+    let ratio = ((days_since_last + 0.5) / cycle_days).ln();
+    let width = if ratio < 0.0 { DUE_WIDTH_EARLY } else { DUE_WIDTH_LATE };
+    (-(ratio * ratio) / (2.0 * width * width)).exp()
+}
+
+/// The shopper's expected cycle: their mean gap shrunk towards the population's.
+pub fn expected_cycle(mean_gap_days: f32, orders: f32, population_cycle_days: f32) -> f32 {
+    let gaps = (orders - 1.0).max(0.0);
+    let own_known = mean_gap_days.is_finite() && gaps > 0.0;
+    let population_known = population_cycle_days.is_finite() && population_cycle_days > 0.0;
+    match (own_known, population_known) {
+        (true, true) => {
+            (gaps * mean_gap_days + CYCLE_PRIOR_GAPS * population_cycle_days) / (gaps + CYCLE_PRIOR_GAPS)
+        }
+        (true, false) => mean_gap_days,
+        (false, true) => population_cycle_days,
+        (false, false) => f32::NAN,
+    }
+}
+
+fn positive_squash(x: f32) -> f32 {
+    let x = x.max(0.0);
+    x / (1.0 + x)
+}
+
+/// Habit mass per key (aisle or brand), as a sorted vector for binary search: a shopper has
+/// at most a few hundred distinct products, so this beats a hash map.
+fn affinity_by_key(history: &History, keys: &[i32]) -> Vec<(i32, f32)> {
+    let total: f32 = history.habit.iter().sum();
+    let mut pairs: Vec<(i32, f32)> = history
+        .items
+        .iter()
+        .zip(history.habit)
+        .map(|(item, habit)| (keys[*item as usize], *habit))
+        .filter(|(key, _)| *key >= 0)
+        .collect();
+    pairs.sort_unstable_by_key(|p| p.0);
+    let mut merged: Vec<(i32, f32)> = Vec::with_capacity(pairs.len());
+    for (key, mass) in pairs {
+        match merged.last_mut() {
+            Some(last) if last.0 == key => last.1 += mass,
+            _ => merged.push((key, mass)),
+        }
+    }
+    if total > 0.0 {
+        merged.iter_mut().for_each(|p| p.1 /= total);
+    }
+    merged
+}
+
+fn affinity_of(table: &[(i32, f32)], key: i32) -> f32 {
+    match table.binary_search_by_key(&key, |p| p.0) {
+        Ok(pos) => table[pos].1,
+        Err(_) => 0.0,
+    }
+}
+
+fn check_index(what: &str, item: i32, n_items: usize) -> CoreResult<usize> {
+    if item < 0 || item as usize >= n_items {
+        return invalid!("{what} item index {item} outside 0..{n_items}");
+    }
+    Ok(item as usize)
+}
+
+/// Checks the model tables against each other (once per model load).
+pub fn validate_tables(t: &ItemTables) -> CoreResult<()> {
+    let n = t.n_items;
+    for (name, table) in [("cooc", &t.cooc), ("fbt", &t.fbt), ("content", &t.content)] {
+        if table.idx.len() != n * table.k || table.score.len() != n * table.k {
+            return invalid!("{name} neighbour tables must be [{n}, {}]", table.k);
+        }
+        if let Some(bad) = table.idx.iter().find(|j| **j < -1 || **j >= n as i32) {
+            return invalid!("{name} neighbour index {bad} outside -1..{n}");
+        }
+    }
+    for (name, len) in [
+        ("popularity", t.popularity.len()),
+        ("trending", t.trending.len()),
+        ("population_cycle_days", t.population_cycle_days.len()),
+        ("repurchase_rate", t.repurchase_rate.len()),
+    ] {
+        if len != n {
+            return invalid!("{name} has {len} entries for {n} items");
+        }
+    }
+    if t.weeks == 0 || t.seasonal_lift.len() != n * t.weeks {
+        return invalid!("seasonal_lift must be [{n}, weeks > 0]");
+    }
+    Ok(())
+}
+
+fn validate_request(t: &ItemTables, r: &Request) -> CoreResult<()> {
+    let n = t.n_items;
+    let h = &r.history;
+    let len = h.items.len();
+    if [h.days_since_last.len(), h.mean_gap_days.len(), h.orders.len(), h.habit.len()].iter().any(|l| *l != len) {
+        return invalid!("history arrays must all have {len} entries");
+    }
+    for (name, l) in [("allowed", r.allowed.len()), ("category", r.category.len()), ("brand", r.brand.len())] {
+        if l != n {
+            return invalid!("{name} has {l} entries for {n} items");
+        }
+    }
+    if r.weights.len() != N_SIGNALS {
+        return invalid!("weights must have {N_SIGNALS} entries (one per signal), got {}", r.weights.len());
+    }
+    if r.weights.iter().any(|w| !w.is_finite() || *w < 0.0) {
+        return invalid!("weights must be finite and >= 0");
+    }
+    if r.week >= t.weeks {
+        return invalid!("week column {} outside 0..{}", r.week, t.weeks);
+    }
+    for (what, items) in [("history", h.items), ("basket", r.basket), ("extra candidate", r.extra_candidates)] {
+        for item in items {
+            check_index(what, *item, n)?;
+        }
+    }
+    Ok(())
+}
+
+/// Ranks the catalog for one request. Pure function of its inputs (deterministic ties: lower
+/// item index first).
+pub fn rank(t: &ItemTables, r: &Request) -> CoreResult<Ranked> {
+    validate_request(t, r)?;
+    SCRATCH.with(|cell| {
+        let mut scratch = cell.borrow_mut();
+        scratch.prepare(t.n_items);
+        let ranked = rank_with(t, r, &mut scratch);
+        scratch.reset();
+        Ok(ranked)
+    })
+}
+
+fn gather_candidates(t: &ItemTables, r: &Request, s: &mut Scratch) -> f32 {
+    let h = &r.history;
+    for (pos, item) in h.items.iter().enumerate() {
+        s.entry(*item as usize).history_pos = pos as u32;
+    }
+    for item in r.basket {
+        s.entry(*item as usize).in_basket = true;
+    }
+    // Context: each history item weighted by habit, each basket item at least BASKET_CONTEXT_WEIGHT.
+    let mut context: Vec<(usize, f32)> = h.items.iter().zip(h.habit).map(|(i, w)| (*i as usize, *w)).collect();
+    for item in r.basket {
+        let item = *item as usize;
+        match context.iter_mut().find(|(i, _)| *i == item) {
+            Some(entry) => entry.1 = entry.1.max(BASKET_CONTEXT_WEIGHT),
+            None => context.push((item, BASKET_CONTEXT_WEIGHT)),
+        }
+    }
+    let context_mass: f32 = context.iter().map(|(_, w)| *w).sum();
+    for (anchor, weight) in &context {
+        for (j, sim) in t.cooc.row(*anchor, r.neighbours_per_item) {
+            let c = s.entry(j);
+            let contribution = weight * sim;
+            c.co_purchase += contribution;
+            if contribution > c.co_purchase_best {
+                c.co_purchase_best = contribution;
+                c.co_purchase_anchor = *anchor as i32;
+            }
+        }
+        for (j, sim) in t.content.row(*anchor, r.neighbours_per_item) {
+            let c = s.entry(j);
+            let contribution = weight * sim;
+            c.similar += contribution;
+            if contribution > c.similar_best {
+                c.similar_best = contribution;
+                c.similar_anchor = *anchor as i32;
+            }
+        }
+    }
+    for anchor in r.basket {
+        for (j, lift) in t.fbt.row(*anchor as usize, r.neighbours_per_item) {
+            let c = s.entry(j);
+            c.complement += lift;
+            if lift > c.complement_best {
+                c.complement_best = lift;
+                c.complement_anchor = *anchor;
+            }
+        }
+    }
+    for item in r.extra_candidates {
+        s.entry(*item as usize);
+    }
+    context_mass
+}
+
+fn signals_of(
+    t: &ItemTables,
+    r: &Request,
+    c: &Candidate,
+    context_mass: f32,
+    categories: &[(i32, f32)],
+    brands: &[(i32, f32)],
+) -> [f32; N_SIGNALS] {
+    let i = c.item as usize;
+    let mut v = [0.0f32; N_SIGNALS];
+    if c.history_pos != NOT_IN_HISTORY {
+        let h = &r.history;
+        let p = c.history_pos as usize;
+        let cycle = expected_cycle(h.mean_gap_days[p], h.orders[p], t.population_cycle_days[i]);
+        v[REPLENISHMENT] = h.habit[p] * dueness(h.days_since_last[p], cycle);
+        v[HABIT] = h.habit[p];
+        v[REPURCHASE] = t.repurchase_rate[i].clamp(0.0, 1.0);
+    }
+    if context_mass > 0.0 {
+        v[CO_PURCHASE] = (c.co_purchase / context_mass).clamp(0.0, 1.0);
+        v[SIMILAR] = (c.similar / context_mass).clamp(0.0, 1.0);
+    }
+    v[BASKET_COMPLEMENT] = positive_squash(c.complement);
+    v[POPULARITY] = t.popularity[i].clamp(0.0, 1.0);
+    v[TRENDING] = positive_squash(t.trending[i]);
+    v[SEASONAL] = positive_squash(t.seasonal_lift[i * t.weeks + r.week] - 1.0);
+    v[CATEGORY_AFFINITY] = affinity_of(categories, r.category[i]);
+    v[BRAND_AFFINITY] = if r.brand[i] >= 0 { affinity_of(brands, r.brand[i]) } else { 0.0 };
+    // NaN from a corrupt table must not poison the ordering.
+    v.iter_mut().filter(|x| !x.is_finite()).for_each(|x| *x = 0.0);
+    v
+}
+
+struct Scored {
+    item: u32,
+    slot: u32,
+    score: f32,
+    contributions: [f32; N_SIGNALS],
+}
+
+fn rank_with(t: &ItemTables, r: &Request, s: &mut Scratch) -> Ranked {
+    let context_mass = gather_candidates(t, r, s);
+    let categories = affinity_by_key(&r.history, r.category);
+    let brands = affinity_by_key(&r.history, r.brand);
+    let weight_total: f32 = r.weights.iter().sum();
+
+    let mut scored: Vec<Scored> = Vec::with_capacity(s.candidates.len());
+    for (slot, c) in s.candidates.iter().enumerate() {
+        let i = c.item as usize;
+        if c.in_basket || !r.allowed[i] || (r.exclude_history && c.history_pos != NOT_IN_HISTORY) {
+            continue;
+        }
+        let v = signals_of(t, r, c, context_mass, &categories, &brands);
+        let mut contributions = [0.0f32; N_SIGNALS];
+        let mut score = 0.0f32;
+        for k in 0..N_SIGNALS {
+            contributions[k] = r.weights[k] * v[k];
+            score += contributions[k];
+        }
+        if score > 0.0 {
+            scored.push(Scored { item: c.item, slot: slot as u32, score, contributions });
+        }
+    }
+    scored.sort_unstable_by(|a, b| b.score.total_cmp(&a.score).then(a.item.cmp(&b.item)));
+
+    let mut out = Ranked::default();
+    let mut per_category: Vec<(i32, usize)> = Vec::new();
+    for entry in &scored {
+        if out.items.len() == r.k {
+            break;
+        }
+        if r.per_category_cap > 0 {
+            let category = r.category[entry.item as usize];
+            if category >= 0 {
+                match per_category.iter_mut().find(|(c, _)| *c == category) {
+                    Some((_, n)) if *n >= r.per_category_cap => continue,
+                    Some((_, n)) => *n += 1,
+                    None => per_category.push((category, 1)),
+                }
+            }
+        }
+        let c = &s.candidates[entry.slot as usize];
+        out.items.push(entry.item as i32);
+        out.scores.push(entry.score);
+        out.confidence.push(confidence(entry.score, weight_total));
+        push_reasons(&mut out, entry, c);
+    }
+    out
+}
+
+/// Confidence in [0, 1): a saturating function of the score relative to the total weight (a
+/// product that maxes out every signal would score `weight_total`). Monotone in the score, so
+/// the list order and the confidence order agree; it is a strength, not a probability.
+fn confidence(score: f32, weight_total: f32) -> f32 {
+    if weight_total <= 0.0 {
+        return 0.0;
+    }
+    1.0 - (-4.0 * score / weight_total).exp()
+}
+
+fn push_reasons(out: &mut Ranked, entry: &Scored, c: &Candidate) {
+    let mut order: [usize; N_SIGNALS] = std::array::from_fn(|k| k);
+    order.sort_by(|a, b| entry.contributions[*b].total_cmp(&entry.contributions[*a]).then(a.cmp(b)));
+    let mut given = 0;
+    for &k in order.iter().take(REASONS_PER_ITEM) {
+        if entry.contributions[k] > 0.0 && entry.contributions[k] >= REASON_MIN_SHARE * entry.score {
+            out.reasons.push(k as i8);
+            out.anchors.push(match k {
+                CO_PURCHASE => c.co_purchase_anchor,
+                BASKET_COMPLEMENT => c.complement_anchor,
+                SIMILAR => c.similar_anchor,
+                _ => -1,
+            });
+            given += 1;
+        }
+    }
+    for _ in given..REASONS_PER_ITEM {
+        out.reasons.push(NO_REASON);
+        out.anchors.push(-1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fixture {
+        cooc_idx: Vec<i32>,
+        cooc_sim: Vec<f32>,
+        fbt_idx: Vec<i32>,
+        fbt_score: Vec<f32>,
+        content_idx: Vec<i32>,
+        content_sim: Vec<f32>,
+        popularity: Vec<f32>,
+        trending: Vec<f32>,
+        seasonal: Vec<f32>,
+        cycle: Vec<f32>,
+        repurchase: Vec<f32>,
+    }
+
+    /// Five items; item 0 co-purchased with 1, bought together with 2, similar to 3.
+    fn fixture() -> Fixture {
+        let n = 5;
+        let mut cooc_idx = vec![-1; n * 2];
+        let mut cooc_sim = vec![0.0; n * 2];
+        cooc_idx[0] = 1;
+        cooc_sim[0] = 0.8;
+        let mut fbt_idx = vec![-1; n * 2];
+        let mut fbt_score = vec![0.0; n * 2];
+        fbt_idx[0] = 2;
+        fbt_score[0] = 3.0;
+        let mut content_idx = vec![-1; n * 2];
+        let mut content_sim = vec![0.0; n * 2];
+        content_idx[0] = 3;
+        content_sim[0] = 0.9;
+        Fixture {
+            cooc_idx,
+            cooc_sim,
+            fbt_idx,
+            fbt_score,
+            content_idx,
+            content_sim,
+            popularity: vec![0.1, 0.2, 0.3, 0.4, 1.0],
+            trending: vec![0.0; n],
+            seasonal: vec![1.0; n],
+            cycle: vec![7.0; n],
+            repurchase: vec![0.5; n],
+        }
+    }
+
+    fn tables(f: &Fixture) -> ItemTables<'_> {
+        ItemTables {
+            n_items: 5,
+            cooc: Neighbours { idx: &f.cooc_idx, score: &f.cooc_sim, k: 2 },
+            fbt: Neighbours { idx: &f.fbt_idx, score: &f.fbt_score, k: 2 },
+            content: Neighbours { idx: &f.content_idx, score: &f.content_sim, k: 2 },
+            popularity: &f.popularity,
+            trending: &f.trending,
+            seasonal_lift: &f.seasonal,
+            weeks: 1,
+            population_cycle_days: &f.cycle,
+            repurchase_rate: &f.repurchase,
+        }
+    }
+
+    const ALL_ON: [f32; N_SIGNALS] = [1.0; N_SIGNALS];
+
+    fn request<'a>(history: History<'a>, basket: &'a [i32], allowed: &'a [bool], weights: &'a [f32]) -> Request<'a> {
+        const CATEGORY: [i32; 5] = [0, 1, 2, 3, 4];
+        const BRAND: [i32; 5] = [-1; 5];
+        const EXTRA: [i32; 1] = [4];
+        Request {
+            history,
+            basket,
+            allowed,
+            category: &CATEGORY,
+            brand: &BRAND,
+            extra_candidates: &EXTRA,
+            weights,
+            week: 0,
+            k: 10,
+            exclude_history: false,
+            per_category_cap: 0,
+            neighbours_per_item: 10,
+        }
+    }
+
+    const NO_HISTORY: History<'static> =
+        History { items: &[], days_since_last: &[], mean_gap_days: &[], orders: &[], habit: &[] };
+
+    #[test]
+    fn dueness_peaks_on_the_expected_day() {
+        assert!(dueness(6.5, 7.0) > 0.99);
+        assert!(dueness(0.0, 7.0) < dueness(3.0, 7.0));
+        assert!(dueness(30.0, 7.0) < dueness(10.0, 7.0));
+        assert_eq!(dueness(3.0, f32::NAN), 0.0);
+    }
+
+    #[test]
+    fn own_cycle_is_shrunk_towards_the_population() {
+        assert_eq!(expected_cycle(f32::NAN, 1.0, 10.0), 10.0);
+        let shrunk = expected_cycle(4.0, 3.0, 10.0); // two gaps of 4 days against a prior of 10
+        assert!((shrunk - 7.0).abs() < 1e-6);
+        assert!(expected_cycle(f32::NAN, 1.0, f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn basket_items_are_never_returned_and_lead_to_their_neighbours() {
+        let f = fixture();
+        let allowed = [true; 5];
+        let ranked = rank(&tables(&f), &request(NO_HISTORY, &[0], &allowed, &ALL_ON)).unwrap();
+        assert!(!ranked.items.contains(&0));
+        let pos = ranked.items.iter().position(|i| *i == 2).unwrap();
+        assert_eq!(ranked.reasons[pos * REASONS_PER_ITEM], BASKET_COMPLEMENT as i8);
+        assert_eq!(ranked.anchors[pos * REASONS_PER_ITEM], 0);
+    }
+
+    #[test]
+    fn filtered_and_history_items_are_dropped_when_asked() {
+        let f = fixture();
+        let allowed = [true, false, true, true, true];
+        let history = History {
+            items: &[0, 3],
+            days_since_last: &[7.0, 2.0],
+            mean_gap_days: &[7.0, f32::NAN],
+            orders: &[4.0, 1.0],
+            habit: &[0.8, 0.2],
+        };
+        let mut req = request(history, &[], &allowed, &ALL_ON);
+        let ranked = rank(&tables(&f), &req).unwrap();
+        assert!(!ranked.items.contains(&1));
+        assert_eq!(ranked.items[0], 0, "a due staple comes first");
+        req.exclude_history = true;
+        let discover = rank(&tables(&f), &req).unwrap();
+        assert!(!discover.items.contains(&0) && !discover.items.contains(&3));
+    }
+
+    #[test]
+    fn per_category_cap_and_k_hold() {
+        let f = fixture();
+        let allowed = [true; 5];
+        let category = [7, 7, 7, 8, 8];
+        let mut req = request(NO_HISTORY, &[], &allowed, &ALL_ON);
+        let extra = [0, 1, 2, 3, 4];
+        req.extra_candidates = &extra;
+        req.category = &category;
+        req.per_category_cap = 1;
+        let ranked = rank(&tables(&f), &req).unwrap();
+        assert_eq!(ranked.items, vec![4, 2]);
+        req.per_category_cap = 0;
+        req.k = 3;
+        assert_eq!(rank(&tables(&f), &req).unwrap().items, vec![4, 3, 2]);
+    }
+
+    #[test]
+    fn bad_input_is_rejected() {
+        let f = fixture();
+        let allowed = [true; 5];
+        assert!(rank(&tables(&f), &request(NO_HISTORY, &[9], &allowed, &ALL_ON)).is_err());
+        assert!(rank(&tables(&f), &request(NO_HISTORY, &[], &allowed[..4], &ALL_ON)).is_err());
+        assert!(rank(&tables(&f), &request(NO_HISTORY, &[], &allowed, &ALL_ON[..3])).is_err());
+    }
+}
+
+/// Python bindings: `omnix_recs._core.RankTables` and `RANK_SIGNALS`.
+pub mod py {
+    use numpy::ndarray::{Dimension, Ix2};
+    use numpy::{
+        Element, IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray, PyReadonlyArray1,
+        PyUntypedArrayMethods,
+    };
+    use pyo3::prelude::*;
+    use pyo3::types::PyTuple;
+
+    use super::{History, ItemTables, Neighbours, Request, N_SIGNALS, REASONS_PER_ITEM, SIGNALS};
+    use crate::errors::{CoreErrorKind, CoreResult};
+    use crate::gil::without_gil;
+
+    fn slice<'a, T: Element, D: Dimension>(
+        array: &'a PyReadonlyArray<'_, T, D>,
+        name: &str,
+    ) -> CoreResult<&'a [T]> {
+        array
+            .as_slice()
+            .map_err(|_| CoreErrorKind::InvalidInput(format!("{name} must be a C-contiguous array")))
+    }
+
+    /// The active model's item-side tables, held by reference (no copy: the arrays are usually
+    /// memory-mapped from the artifact) and checked against each other once, at construction.
+    #[pyclass(frozen, module = "omnix_recs._core", name = "RankTables")]
+    pub struct RankTables {
+        cooc_idx: Py<PyArray2<i32>>,
+        cooc_sim: Py<PyArray2<f32>>,
+        fbt_idx: Py<PyArray2<i32>>,
+        fbt_score: Py<PyArray2<f32>>,
+        content_idx: Py<PyArray2<i32>>,
+        content_sim: Py<PyArray2<f32>>,
+        popularity: Py<PyArray1<f32>>,
+        trending: Py<PyArray1<f32>>,
+        seasonal_lift: Py<PyArray2<f32>>,
+        population_cycle_days: Py<PyArray1<f32>>,
+        repurchase_rate: Py<PyArray1<f32>>,
+        #[pyo3(get)]
+        n_items: usize,
+    }
+
+    /// Borrows of every table for the duration of one call.
+    struct Borrowed<'py> {
+        cooc_idx: PyReadonlyArray<'py, i32, Ix2>,
+        cooc_sim: PyReadonlyArray<'py, f32, Ix2>,
+        fbt_idx: PyReadonlyArray<'py, i32, Ix2>,
+        fbt_score: PyReadonlyArray<'py, f32, Ix2>,
+        content_idx: PyReadonlyArray<'py, i32, Ix2>,
+        content_sim: PyReadonlyArray<'py, f32, Ix2>,
+        popularity: PyReadonlyArray1<'py, f32>,
+        trending: PyReadonlyArray1<'py, f32>,
+        seasonal_lift: PyReadonlyArray<'py, f32, Ix2>,
+        population_cycle_days: PyReadonlyArray1<'py, f32>,
+        repurchase_rate: PyReadonlyArray1<'py, f32>,
+    }
+
+    impl<'py> Borrowed<'py> {
+        fn tables(&self, n_items: usize) -> CoreResult<ItemTables<'_>> {
+            Ok(ItemTables {
+                n_items,
+                cooc: Neighbours {
+                    idx: slice(&self.cooc_idx, "cooc_idx")?,
+                    score: slice(&self.cooc_sim, "cooc_sim")?,
+                    k: self.cooc_idx.shape()[1],
+                },
+                fbt: Neighbours {
+                    idx: slice(&self.fbt_idx, "fbt_idx")?,
+                    score: slice(&self.fbt_score, "fbt_score")?,
+                    k: self.fbt_idx.shape()[1],
+                },
+                content: Neighbours {
+                    idx: slice(&self.content_idx, "content_idx")?,
+                    score: slice(&self.content_sim, "content_sim")?,
+                    k: self.content_idx.shape()[1],
+                },
+                popularity: slice(&self.popularity, "popularity")?,
+                trending: slice(&self.trending, "trending")?,
+                seasonal_lift: slice(&self.seasonal_lift, "seasonal_lift")?,
+                weeks: self.seasonal_lift.shape()[1],
+                population_cycle_days: slice(&self.population_cycle_days, "population_cycle_days")?,
+                repurchase_rate: slice(&self.repurchase_rate, "repurchase_rate")?,
+            })
+        }
+    }
+
+    impl RankTables {
+        fn borrow<'py>(&self, py: Python<'py>) -> Borrowed<'py> {
+            Borrowed {
+                cooc_idx: self.cooc_idx.bind(py).readonly(),
+                cooc_sim: self.cooc_sim.bind(py).readonly(),
+                fbt_idx: self.fbt_idx.bind(py).readonly(),
+                fbt_score: self.fbt_score.bind(py).readonly(),
+                content_idx: self.content_idx.bind(py).readonly(),
+                content_sim: self.content_sim.bind(py).readonly(),
+                popularity: self.popularity.bind(py).readonly(),
+                trending: self.trending.bind(py).readonly(),
+                seasonal_lift: self.seasonal_lift.bind(py).readonly(),
+                population_cycle_days: self.population_cycle_days.bind(py).readonly(),
+                repurchase_rate: self.repurchase_rate.bind(py).readonly(),
+            }
+        }
+    }
+
+    type RankOutput<'py> = (
+        Bound<'py, PyArray1<i32>>,
+        Bound<'py, PyArray1<f32>>,
+        Bound<'py, PyArray1<f32>>,
+        Bound<'py, PyArray2<i8>>,
+        Bound<'py, PyArray2<i32>>,
+    );
+
+    #[pymethods]
+    impl RankTables {
+        /// Wrap a model's tables (keyword-only, named as in the artifact). Raises
+        /// InvalidInputError when shapes disagree or a neighbour index is out of range.
+        #[new]
+        #[pyo3(signature = (*, cooc_idx, cooc_sim, fbt_idx, fbt_score, content_idx, content_sim,
+                            popularity, trending, seasonal_lift, population_cycle_days, repurchase_rate))]
+        #[allow(clippy::too_many_arguments)]
+        fn new(
+            py: Python<'_>,
+            cooc_idx: Bound<'_, PyArray2<i32>>,
+            cooc_sim: Bound<'_, PyArray2<f32>>,
+            fbt_idx: Bound<'_, PyArray2<i32>>,
+            fbt_score: Bound<'_, PyArray2<f32>>,
+            content_idx: Bound<'_, PyArray2<i32>>,
+            content_sim: Bound<'_, PyArray2<f32>>,
+            popularity: Bound<'_, PyArray1<f32>>,
+            trending: Bound<'_, PyArray1<f32>>,
+            seasonal_lift: Bound<'_, PyArray2<f32>>,
+            population_cycle_days: Bound<'_, PyArray1<f32>>,
+            repurchase_rate: Bound<'_, PyArray1<f32>>,
+        ) -> PyResult<Self> {
+            let n_items = popularity.len();
+            let held = RankTables {
+                cooc_idx: cooc_idx.unbind(),
+                cooc_sim: cooc_sim.unbind(),
+                fbt_idx: fbt_idx.unbind(),
+                fbt_score: fbt_score.unbind(),
+                content_idx: content_idx.unbind(),
+                content_sim: content_sim.unbind(),
+                popularity: popularity.unbind(),
+                trending: trending.unbind(),
+                seasonal_lift: seasonal_lift.unbind(),
+                population_cycle_days: population_cycle_days.unbind(),
+                repurchase_rate: repurchase_rate.unbind(),
+                n_items,
+            };
+            let borrowed = held.borrow(py);
+            let tables = borrowed.tables(n_items)?;
+            without_gil(py, || super::validate_tables(&tables))?;
+            drop(borrowed);
+            Ok(held)
+        }
+
+        /// Rank products for one request; see `rust_core/src/engine/rank.rs` for the blend.
+        /// Returns (items int32[k'], scores float32[k'], confidence float32[k'],
+        /// reasons int8[k', 2], anchors int32[k', 2]) with k' <= k, best first.
+        #[pyo3(signature = (*, history_items, days_since_last, mean_gap_days, orders, habit, basket,
+                            allowed, category_ids, brand_ids, extra_candidates, weights, week, k,
+                            exclude_history, per_category_cap, neighbours_per_item))]
+        #[allow(clippy::too_many_arguments)]
+        fn rank<'py>(
+            &self,
+            py: Python<'py>,
+            history_items: PyReadonlyArray1<'py, i32>,
+            days_since_last: PyReadonlyArray1<'py, f32>,
+            mean_gap_days: PyReadonlyArray1<'py, f32>,
+            orders: PyReadonlyArray1<'py, f32>,
+            habit: PyReadonlyArray1<'py, f32>,
+            basket: PyReadonlyArray1<'py, i32>,
+            allowed: PyReadonlyArray1<'py, bool>,
+            category_ids: PyReadonlyArray1<'py, i32>,
+            brand_ids: PyReadonlyArray1<'py, i32>,
+            extra_candidates: PyReadonlyArray1<'py, i32>,
+            weights: PyReadonlyArray1<'py, f32>,
+            week: usize,
+            k: usize,
+            exclude_history: bool,
+            per_category_cap: usize,
+            neighbours_per_item: usize,
+        ) -> PyResult<RankOutput<'py>> {
+            let borrowed = self.borrow(py);
+            let tables = borrowed.tables(self.n_items)?;
+            let request = Request {
+                history: History {
+                    items: slice(&history_items, "history_items")?,
+                    days_since_last: slice(&days_since_last, "days_since_last")?,
+                    mean_gap_days: slice(&mean_gap_days, "mean_gap_days")?,
+                    orders: slice(&orders, "orders")?,
+                    habit: slice(&habit, "habit")?,
+                },
+                basket: slice(&basket, "basket")?,
+                allowed: slice(&allowed, "allowed")?,
+                category: slice(&category_ids, "category_ids")?,
+                brand: slice(&brand_ids, "brand_ids")?,
+                extra_candidates: slice(&extra_candidates, "extra_candidates")?,
+                weights: slice(&weights, "weights")?,
+                week,
+                k,
+                exclude_history,
+                per_category_cap,
+                neighbours_per_item,
+            };
+            let ranked = without_gil(py, || super::rank(&tables, &request))?;
+            let n = ranked.items.len();
+            Ok((
+                ranked.items.into_pyarray(py),
+                ranked.scores.into_pyarray(py),
+                ranked.confidence.into_pyarray(py),
+                ranked.reasons.into_pyarray(py).reshape([n, REASONS_PER_ITEM])?,
+                ranked.anchors.into_pyarray(py).reshape([n, REASONS_PER_ITEM])?,
+            ))
+        }
+    }
+
+    /// Adds `RankTables` and `RANK_SIGNALS` (signal names in weight / reason-code order).
+    pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        debug_assert_eq!(SIGNALS.len(), N_SIGNALS);
+        m.add_class::<RankTables>()?;
+        m.add("RANK_SIGNALS", PyTuple::new(m.py(), SIGNALS)?)?;
+        Ok(())
+    }
+}
