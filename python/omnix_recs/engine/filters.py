@@ -1,0 +1,263 @@
+"""Hard filters: which of the model's products a shopper may be shown at all.
+
+The catalog changes without retraining (stock, prices, new tags), so filtering reads the
+catalog, not the model artifact. `CatalogIndex` lays the catalog out as arrays aligned with the
+model's item indices; `CatalogIndex.allowed(filters)` turns a shopper's restrictions into a
+boolean mask the ranking kernel applies. Masks are cached per distinct restriction set (most
+shoppers share a handful: none, vegan, gluten-free...), so a request usually costs a dict look-up.
+
+Rules (DESIGN.md, domain/models.py):
+- dietary restriction "vegan" keeps only products tagged vegan (every restriction must hold);
+- an allergen excludes every product that contains it;
+- out-of-stock products and products the shopper disliked are never shown;
+- a price ceiling (the request's `max_price`, or the shopper's whole-trip budget: a product
+  dearer than the trip cannot be in it) excludes dearer products;
+- departments can be required (include) or excluded; names compare case-insensitively.
+Products in the model but no longer in the catalog are excluded (nothing to show).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from omnix_recs.domain.models import ALLERGENS, DIETARY_TAGS, Customer, Product
+from omnix_recs.store.base import Store
+
+# How long a catalog snapshot is trusted before it is re-read. Served lists are re-checked
+# against the live catalog row by row (`Recommender`), so staleness here only costs a refill.
+CATALOG_MAX_AGE_S = 30.0
+# Distinct restriction sets whose masks are kept (a mask is one byte per product).
+MASK_CACHE_SIZE = 256
+
+
+@dataclass(frozen=True, slots=True)
+class ShopperFilters:
+    """The hard restrictions for one request: the profile's merged with the request's."""
+
+    dietary: frozenset[str] = frozenset()
+    allergens: frozenset[str] = frozenset()
+    max_price: float | None = None
+    include_departments: frozenset[str] = frozenset()
+    exclude_departments: frozenset[str] = frozenset()
+    disliked_products: frozenset[str] = frozenset()
+
+    @classmethod
+    def for_customer(
+        cls,
+        customer: Customer | None,
+        *,
+        dietary: Iterable[str] = (),
+        allergens: Iterable[str] = (),
+        max_price: float | None = None,
+        include_departments: Iterable[str] = (),
+        exclude_departments: Iterable[str] = (),
+    ) -> "ShopperFilters":
+        """The request's filters plus what the shopper's profile says about them."""
+        ceiling = max_price
+        if customer is not None:
+            dietary = (*dietary, *customer.dietary_restrictions)
+            allergens = (*allergens, *customer.allergens)
+            budget = customer.preferences.budget_per_trip
+            if budget is not None and budget > 0:
+                ceiling = budget if ceiling is None else min(ceiling, budget)
+        return cls(
+            dietary=frozenset(dietary),
+            allergens=frozenset(allergens),
+            max_price=ceiling,
+            include_departments=frozenset(d.lower() for d in include_departments),
+            exclude_departments=frozenset(d.lower() for d in exclude_departments),
+            disliked_products=frozenset(customer.preferences.disliked_products) if customer else frozenset(),
+        )
+
+    def admits(self, product: Product) -> bool:
+        """The same rules on one live catalog row (for the final check of a served list)."""
+        department = product.department.lower()
+        return (
+            product.in_stock
+            and self.dietary <= set(product.dietary_tags)
+            and not (self.allergens & set(product.allergens))
+            and (self.max_price is None or product.price <= self.max_price)
+            and (not self.include_departments or department in self.include_departments)
+            and department not in self.exclude_departments
+            and product.product_id not in self.disliked_products
+        )
+
+
+def _bits(values: Iterable[str], vocabulary: Sequence[str]) -> int:
+    position = {word: bit for bit, word in enumerate(vocabulary)}
+    mask = 0
+    for value in values:
+        if value in position:
+            mask |= 1 << position[value]
+    return mask
+
+
+@dataclass
+class CatalogIndex:
+    """The catalog as arrays over the model's item indices (read-only once built)."""
+
+    item_ids: Sequence[str]
+    present: np.ndarray  # bool: the product is still in the catalog
+    in_stock: np.ndarray  # bool
+    price: np.ndarray  # float32
+    dietary_bits: np.ndarray  # int32, bit b = DIETARY_TAGS[b]
+    allergen_bits: np.ndarray  # int32, bit b = ALLERGENS[b]
+    department_ids: np.ndarray  # int32 into `departments`, -1 = unknown
+    aisle_ids: np.ndarray  # int32 into `aisles`, -1 = unknown
+    brand_ids: np.ndarray  # int32 into `brands`, -1 = unbranded
+    departments: list[str]
+    aisles: list[str]
+    brands: list[str]
+    names: list[str]
+    built_at: float = field(default_factory=time.monotonic)
+    _masks: OrderedDict[tuple, np.ndarray] = field(default_factory=OrderedDict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def build(cls, item_ids: Sequence[str], products: Iterable[Product]) -> "CatalogIndex":
+        n = len(item_ids)
+        position = {product_id: i for i, product_id in enumerate(item_ids)}
+        present = np.zeros(n, dtype=bool)
+        in_stock = np.zeros(n, dtype=bool)
+        price = np.zeros(n, dtype=np.float32)
+        dietary_bits = np.zeros(n, dtype=np.int32)
+        allergen_bits = np.zeros(n, dtype=np.int32)
+        department_ids = np.full(n, -1, dtype=np.int32)
+        aisle_ids = np.full(n, -1, dtype=np.int32)
+        brand_ids = np.full(n, -1, dtype=np.int32)
+        names = list(item_ids)
+        departments: dict[str, int] = {}
+        aisles: dict[str, int] = {}
+        brands: dict[str, int] = {}
+        for product in products:
+            i = position.get(product.product_id)
+            if i is None:
+                continue  # new since the model was built: not rankable until the next training
+            present[i] = True
+            in_stock[i] = product.in_stock
+            price[i] = product.price
+            dietary_bits[i] = _bits(product.dietary_tags, DIETARY_TAGS)
+            allergen_bits[i] = _bits(product.allergens, ALLERGENS)
+            department_ids[i] = departments.setdefault(product.department.lower(), len(departments))
+            # Aisles are identified with their department: "frozen/desserts" is not "bakery/desserts".
+            aisle_ids[i] = aisles.setdefault(f"{product.department.lower()}/{product.aisle}", len(aisles))
+            if product.brand:
+                brand_ids[i] = brands.setdefault(product.brand, len(brands))
+            names[i] = product.name
+        return cls(
+            item_ids=item_ids,
+            present=present,
+            in_stock=in_stock,
+            price=price,
+            dietary_bits=dietary_bits,
+            allergen_bits=allergen_bits,
+            department_ids=department_ids,
+            aisle_ids=aisle_ids,
+            brand_ids=brand_ids,
+            departments=list(departments),
+            aisles=[a.split("/", 1)[1] for a in aisles],
+            brands=list(brands),
+            names=names,
+        )
+
+    def department_of(self, item: int) -> str:
+        d = int(self.department_ids[item])
+        return self.departments[d] if d >= 0 else ""
+
+    def aisle_of(self, item: int) -> str:
+        a = int(self.aisle_ids[item])
+        return self.aisles[a] if a >= 0 else ""
+
+    def brand_of(self, item: int) -> str:
+        b = int(self.brand_ids[item])
+        return self.brands[b] if b >= 0 else ""
+
+    def department_mask(self, departments: Iterable[str]) -> np.ndarray:
+        wanted = {self.departments.index(d) for d in (d.lower() for d in departments) if d in self.departments}
+        return np.isin(self.department_ids, list(wanted))
+
+    def allowed(self, filters: ShopperFilters, index_of: dict[str, int]) -> np.ndarray:
+        """Boolean mask over model items: True = may be shown. Do not modify the result."""
+        key = (
+            filters.dietary,
+            filters.allergens,
+            filters.max_price,
+            filters.include_departments,
+            filters.exclude_departments,
+        )
+        with self._lock:
+            mask = self._masks.get(key)
+            if mask is not None:
+                self._masks.move_to_end(key)
+        if mask is None:
+            mask = self._shared_mask(filters)
+            with self._lock:
+                self._masks[key] = mask
+                while len(self._masks) > MASK_CACHE_SIZE:
+                    self._masks.popitem(last=False)
+        if filters.disliked_products:
+            disliked = [index_of[p] for p in filters.disliked_products if p in index_of]
+            if disliked:
+                mask = mask.copy()
+                mask[disliked] = False
+        return mask
+
+    def _shared_mask(self, filters: ShopperFilters) -> np.ndarray:
+        mask = self.present & self.in_stock
+        required = _bits(filters.dietary, DIETARY_TAGS)
+        if len(filters.dietary) > bin(required).count("1"):
+            # A restriction outside the vocabulary can never be satisfied by a tag.
+            return np.zeros_like(mask)
+        if required:
+            mask &= (self.dietary_bits & required) == required
+        forbidden = _bits(filters.allergens, ALLERGENS)
+        if forbidden:
+            mask &= (self.allergen_bits & forbidden) == 0
+        if filters.max_price is not None:
+            mask &= self.price <= filters.max_price
+        if filters.include_departments:
+            mask &= self.department_mask(filters.include_departments)
+        if filters.exclude_departments:
+            mask &= ~self.department_mask(filters.exclude_departments)
+        mask.flags.writeable = False
+        return mask
+
+
+class CatalogCache:
+    """The current `CatalogIndex` for a model, rebuilt when the model changes or the snapshot ages.
+
+    `invalidate()` forces a rebuild on the next request (call it after products are upserted).
+    """
+
+    def __init__(self, store: Store, max_age_s: float = CATALOG_MAX_AGE_S) -> None:
+        self._store = store
+        self._max_age_s = max_age_s
+        self._index: CatalogIndex | None = None
+        self._item_ids: Sequence[str] | None = None
+        self._lock = threading.Lock()
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._index = None
+
+    def index_for(self, item_ids: Sequence[str]) -> CatalogIndex:
+        with self._lock:
+            index = self._index
+            fresh = (
+                index is not None
+                and self._item_ids is item_ids
+                and time.monotonic() - index.built_at < self._max_age_s
+            )
+        if fresh:
+            assert index is not None
+            return index
+        index = CatalogIndex.build(item_ids, self._store.iter_products())
+        with self._lock:
+            self._index, self._item_ids = index, item_ids
+        return index
