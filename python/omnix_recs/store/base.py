@@ -175,6 +175,9 @@ class Store(Protocol):
         Erased with the customer."""
 
     def latest_document(self, kind: str, customer_id: str) -> tuple[datetime, dict[str, Any]] | None: ...
+    def customer_documents(self, customer_id: str) -> list[tuple[str, datetime, dict[str, Any]]]:
+        """(kind, created_at, body) of every document of the customer, newest first (for export)."""
+
     def list_documents(
         self, kind: str, since: datetime | None = None, limit: int = 10_000
     ) -> list[tuple[str, datetime, dict[str, Any]]]:

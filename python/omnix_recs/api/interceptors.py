@@ -1,0 +1,195 @@
+"""The one interceptor every call goes through: request id, deadline, error mapping, access log.
+
+Why an interceptor rather than a decorator on servicer methods: it sees every registered
+service (health, reflection, and servicers other modules add) without their cooperation, so
+there is no method that can forget it. It wraps each method handler once (cached by method)
+according to its streaming shape, keeping the generated (de)serialisers.
+
+Per call it:
+1. takes the request id from the `x-request-id` metadata (or makes one), binds it and the
+   caller's deadline in `omnix_recs.request_context`, and returns the id in the trailing
+   metadata;
+2. refuses a call whose deadline has already passed (DEADLINE_EXCEEDED);
+3. maps exceptions to status codes: domain errors (`omnix_recs.errors`) to their code with
+   their message (INVALID_ARGUMENT also carries a google.rpc.BadRequest naming the field),
+   `NotImplementedError` (what generated base servicers raise) to UNIMPLEMENTED saying which
+   RPC, and anything else to INTERNAL with a generic message — the traceback goes to the log,
+   never to the caller;
+4. writes one JSON access-log line (logger `omnix.access`): method, code, duration, request
+   id, peer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+import logging
+import re
+import time
+import uuid
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+
+from omnix_recs import request_context
+from omnix_recs.errors import (
+    AlreadyExistsError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+    ResourceExhaustedError,
+    UnavailableError,
+)
+
+REQUEST_ID_KEY = "x-request-id"
+STATUS_DETAILS_KEY = "grpc-status-details-bin"  # where gRPC's rich error model travels
+_REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # a caller's id we are willing to log
+
+access_log = logging.getLogger("omnix.access")
+log = logging.getLogger("omnix.server")
+
+# Domain error → status code; the first matching class wins.
+STATUS_BY_ERROR: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
+    (InvalidArgumentError, grpc.StatusCode.INVALID_ARGUMENT),
+    (NotFoundError, grpc.StatusCode.NOT_FOUND),
+    (AlreadyExistsError, grpc.StatusCode.ALREADY_EXISTS),
+    (FailedPreconditionError, grpc.StatusCode.FAILED_PRECONDITION),
+    (ResourceExhaustedError, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (UnavailableError, grpc.StatusCode.UNAVAILABLE),
+)
+
+
+def status_for(exc: BaseException, method: str, request_id: str) -> tuple[grpc.StatusCode, str]:
+    """The status code and caller-facing message for an exception a handler raised."""
+    for error_type, code in STATUS_BY_ERROR:
+        if isinstance(exc, error_type):
+            return code, str(exc)
+    if isinstance(exc, NotImplementedError):
+        rpc = method.rsplit("/", 1)[-1]
+        return grpc.StatusCode.UNIMPLEMENTED, f"{rpc} is not implemented yet in this server version"
+    return grpc.StatusCode.INTERNAL, f"internal error (request id {request_id})"
+
+
+def _bad_request_details(code: grpc.StatusCode, message: str, exc: InvalidArgumentError) -> bytes:
+    violation = error_details_pb2.BadRequest.FieldViolation(field=exc.field, description=exc.message)
+    detail = any_pb2.Any()
+    detail.Pack(error_details_pb2.BadRequest(field_violations=[violation]))
+    return status_pb2.Status(code=code.value[0], message=message, details=[detail]).SerializeToString()
+
+
+def _request_id(context: grpc.aio.ServicerContext) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if key == REQUEST_ID_KEY and isinstance(value, str) and _REQUEST_ID_RE.fullmatch(value):
+            return value
+    return uuid.uuid4().hex
+
+
+class ServerInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self) -> None:
+        # method → (the handler we were given, our wrapper of it)
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:  # unknown method: gRPC answers UNIMPLEMENTED itself
+            return handler
+        method = handler_call_details.method
+        cached = self._wrapped.get(method)
+        if cached is None or cached[0] is not handler:
+            cached = (handler, wrap_handler(handler, method))
+            self._wrapped[method] = cached
+        return cached[1]
+
+
+def wrap_handler(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+    """The same handler with `_served` around every call, for each of the four RPC shapes."""
+    serializers = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.request_streaming and handler.response_streaming:
+        return grpc.stream_stream_rpc_method_handler(_streaming(handler.stream_stream, method), **serializers)
+    if handler.request_streaming:
+        return grpc.stream_unary_rpc_method_handler(_unary(handler.stream_unary, method), **serializers)
+    if handler.response_streaming:
+        return grpc.unary_stream_rpc_method_handler(_streaming(handler.unary_stream, method), **serializers)
+    return grpc.unary_unary_rpc_method_handler(_unary(handler.unary_unary, method), **serializers)
+
+
+def _unary(behavior: Callable[..., Any], method: str) -> Callable[..., Awaitable[Any]]:
+    """For handlers returning one response (the request may be a message or a stream)."""
+
+    async def serve(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async with _served(method, context):
+            response = behavior(request, context)
+            # Generated base servicers are plain functions (they raise NotImplementedError).
+            return await response if inspect.isawaitable(response) else response
+
+    return serve
+
+
+def _streaming(behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
+    """For handlers streaming responses: either async generators or coroutines that call
+    `context.write` (like the health Watch). gRPC treats the two differently, so the wrapper
+    takes the same shape as the handler it wraps."""
+    if inspect.isasyncgenfunction(behavior):
+
+        async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            async with _served(method, context):
+                async for response in behavior(request, context):
+                    yield response
+
+        return stream
+    return _unary(behavior, method)
+
+
+@contextlib.asynccontextmanager
+async def _served(method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+    started = time.perf_counter()
+    request_id = _request_id(context)
+    remaining = context.time_remaining()
+    binding = request_context.bind(request_id, remaining)
+    trailing: tuple[tuple[str, str | bytes], ...] = ((REQUEST_ID_KEY, request_id),)
+    context.set_trailing_metadata(trailing)
+    code = grpc.StatusCode.OK
+    try:
+        if remaining is not None and remaining <= 0:
+            code = grpc.StatusCode.DEADLINE_EXCEEDED
+            await context.abort(code, "the deadline expired before the call started", trailing)
+        yield
+    except grpc.aio.AbortError:  # the handler (or we, above) ended the call with a status
+        code = context.code() or grpc.StatusCode.UNKNOWN
+        raise
+    except asyncio.CancelledError:  # the caller went away or its deadline passed
+        code = grpc.StatusCode.CANCELLED
+        raise
+    except Exception as exc:
+        code, message = status_for(exc, method, request_id)
+        if code is grpc.StatusCode.INTERNAL:
+            log.error("unhandled error in %s (request id %s)", method, request_id, exc_info=exc)
+        elif isinstance(exc, InvalidArgumentError):
+            trailing += ((STATUS_DETAILS_KEY, _bad_request_details(code, message, exc)),)
+        await context.abort(code, message, trailing)
+    finally:
+        request_context.unbind(binding)
+        if access_log.isEnabledFor(logging.INFO):
+            access_log.info(
+                json.dumps(
+                    {
+                        "method": method,
+                        "code": code.name,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                        "request_id": request_id,
+                        "peer": context.peer(),
+                    },
+                    separators=(",", ":"),
+                )
+            )

@@ -1,0 +1,170 @@
+"""Request validation shared by every servicer.
+
+Each check either returns the value in the form the domain wants or raises
+`InvalidArgumentError(field, message)`, where `field` is the dotted path of the offending
+field as the caller wrote it (`purchase.quantity`, `rows[3].customer_id`,
+`products[2].dietary_tags[0]`). The interceptor turns that into INVALID_ARGUMENT.
+
+Checks that depend on configured limits (id length, page size, batch length) are methods of
+`Validator`, built once from `settings.limits`; the others are plain functions.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime, timezone
+from typing import Collection, Iterable, Sequence, Sized
+
+from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
+from google.protobuf.message import Message
+
+from omnix_recs.config import Limits
+from omnix_recs.errors import InvalidArgumentError
+
+ID_CHARACTERS = "letters, digits and . _ : @ -"
+_ID_RE = re.compile(r"[A-Za-z0-9._:@-]+")
+# Page tokens are produced by our stores (short, opaque); anything much longer is not one.
+MAX_PAGE_TOKEN_LENGTH = 1024
+# Timestamps we accept: the Unix epoch up to the end of year 9999 (what datetime can hold).
+_MIN_SECONDS = 0
+_MAX_SECONDS = 253_402_300_799
+
+
+class Validator:
+    """The checks whose limits come from configuration."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+
+    def require_id(self, field: str, value: str) -> str:
+        """A non-empty id (common.proto: 1..max_id_length characters of `ID_CHARACTERS`)."""
+        if not value:
+            raise InvalidArgumentError(field, "is required")
+        return self.optional_id(field, value)
+
+    def optional_id(self, field: str, value: str) -> str:
+        """An id, or "" when the caller left it empty."""
+        if len(value) > self.limits.max_id_length:
+            raise InvalidArgumentError(
+                field, f"must be at most {self.limits.max_id_length} characters, got {len(value)}"
+            )
+        if value and not _ID_RE.fullmatch(value):
+            raise InvalidArgumentError(field, f"may only contain {ID_CHARACTERS}, got {value!r}")
+        return value
+
+    def id_list(self, field: str, values: Sequence[str], max_items: int) -> tuple[str, ...]:
+        """Distinct ids, in first-seen order."""
+        count(field, values, maximum=max_items)
+        return _distinct(self.require_id(f"{field}[{i}]", v) for i, v in enumerate(values))
+
+    def page_size(self, field: str, value: int) -> int:
+        """0 means the default page size; negative or above the maximum is an error."""
+        if value < 0 or value > self.limits.max_page_size:
+            raise InvalidArgumentError(
+                field, f"must be between 0 and {self.limits.max_page_size}, got {value}"
+            )
+        return value or self.limits.default_page_size
+
+    def page_token(self, field: str, value: str) -> str:
+        if len(value) > MAX_PAGE_TOKEN_LENGTH:
+            raise InvalidArgumentError(field, "is not a page token returned by this service")
+        return value
+
+    def batch(self, field: str, items: Sized, *, maximum: int | None = None) -> None:
+        """A list of 1..maximum entries (default: the configured batch limit)."""
+        count(field, items, minimum=1, maximum=maximum or self.limits.max_batch_items)
+
+
+def count(field: str, items: Sized, *, minimum: int = 0, maximum: int) -> None:
+    n = len(items)
+    if n < minimum:
+        raise InvalidArgumentError(field, "is required" if minimum == 1 else f"needs at least {minimum} entries")
+    if n > maximum:
+        raise InvalidArgumentError(field, f"must have at most {maximum} entries, got {n}")
+
+
+def text(field: str, value: str, *, max_length: int, required: bool = False) -> str:
+    """Free text, stripped of surrounding whitespace."""
+    value = value.strip()
+    if required and not value:
+        raise InvalidArgumentError(field, "is required")
+    if len(value) > max_length:
+        raise InvalidArgumentError(field, f"must be at most {max_length} characters, got {len(value)}")
+    return value
+
+
+def text_list(field: str, values: Sequence[str], *, max_items: int, max_length: int) -> tuple[str, ...]:
+    """Distinct non-empty texts, in first-seen order."""
+    count(field, values, maximum=max_items)
+    return _distinct(
+        text(f"{field}[{i}]", v, max_length=max_length, required=True) for i, v in enumerate(values)
+    )
+
+
+def vocabulary(
+    field: str, values: Sequence[str], known: Collection[str], *, max_items: int = 100
+) -> tuple[str, ...]:
+    """Distinct words from a closed vocabulary (dietary tags, allergens)."""
+    count(field, values, maximum=max_items)
+    for i, value in enumerate(values):
+        if value not in known:
+            raise InvalidArgumentError(
+                f"{field}[{i}]", f"unknown value {value!r} (known: {', '.join(sorted(known))})"
+            )
+    return _distinct(values)
+
+
+def number(field: str, value: float, *, minimum: float, maximum: float) -> float:
+    if not math.isfinite(value) or not minimum <= value <= maximum:
+        raise InvalidArgumentError(field, f"must be between {minimum:g} and {maximum:g}, got {value!r}")
+    return value
+
+
+def integer(field: str, value: int, *, minimum: int, maximum: int) -> int:
+    if not minimum <= value <= maximum:
+        raise InvalidArgumentError(field, f"must be between {minimum} and {maximum}, got {value}")
+    return value
+
+
+def enum_value(field: str, value: int, enum: EnumTypeWrapper) -> int:
+    """A defined, non-zero value of a proto enum (0 is always UNSPECIFIED, i.e. missing)."""
+    if value == 0:
+        raise InvalidArgumentError(field, f"is required (one of {', '.join(enum.keys()[1:])})")
+    if value not in enum.values():
+        raise InvalidArgumentError(field, f"unknown value {value} (one of {', '.join(enum.keys()[1:])})")
+    return value
+
+
+def timestamp(
+    field: str,
+    parent: Message,
+    name: str,
+    *,
+    required: bool,
+    not_after: datetime | None = None,
+) -> datetime | None:
+    """`parent.<name>` (a google.protobuf.Timestamp) as an aware UTC datetime; None when unset
+    and not required. `not_after` bounds it from above (e.g. "not more than a day ahead")."""
+    if not parent.HasField(name):
+        if required:
+            raise InvalidArgumentError(field, "is required")
+        return None
+    ts = getattr(parent, name)
+    if not (_MIN_SECONDS <= ts.seconds <= _MAX_SECONDS and 0 <= ts.nanos < 1_000_000_000):
+        raise InvalidArgumentError(field, "must be between 1970-01-01 and 9999-12-31 with valid nanos")
+    moment = ts.ToDatetime(tzinfo=timezone.utc)
+    if not_after is not None and moment > not_after:
+        raise InvalidArgumentError(field, f"must not be after {not_after.isoformat()}, got {moment.isoformat()}")
+    return moment
+
+
+def time_range(
+    start_field: str, start: datetime | None, end_field: str, end: datetime | None
+) -> None:
+    if start is not None and end is not None and end <= start:
+        raise InvalidArgumentError(end_field, f"must be after {start_field}")
+
+
+def _distinct(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(values))

@@ -1,0 +1,44 @@
+"""The objects every servicer shares, built once per server process.
+
+`AppContext.create(settings, store)` is the single place where long-lived collaborators are
+constructed; servicers receive the context and take what they need from it. To add one (the
+model holder, the insights service, ...), add an attribute with a default here and build it in
+`create`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from omnix_recs.config import Settings
+from omnix_recs.store.base import Store
+
+# Called with a customer id after something about that customer changed (a purchase or an
+# interaction was recorded, or the customer was erased).
+CustomerActivityListener = Callable[[str], None]
+
+
+@dataclass(eq=False)
+class AppContext:
+    settings: Settings
+    store: Store
+    _activity_listeners: list[CustomerActivityListener] = field(default_factory=list, repr=False)
+
+    @classmethod
+    def create(cls, settings: Settings, store: Store) -> "AppContext":
+        return cls(settings=settings, store=store)
+
+    def subscribe_customer_activity(self, listener: CustomerActivityListener) -> None:
+        """Call `listener(customer_id)` whenever that customer's data changes.
+
+        For caches of per-customer results: drop the customer's entries so the next request
+        sees the change. Listeners run on the event loop, so they must be quick and must not
+        block; an exception fails the call that triggered it (the write itself is kept, and
+        retrying it is harmless because writes are idempotent).
+        """
+        self._activity_listeners.append(listener)
+
+    def on_customer_activity(self, customer_id: str) -> None:
+        for listener in self._activity_listeners:
+            listener(customer_id)
