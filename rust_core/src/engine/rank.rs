@@ -450,11 +450,17 @@ fn signals_of(
     v
 }
 
-struct Scored {
-    item: u32,
-    slot: u32,
-    score: f32,
-    contributions: [f32; N_SIGNALS],
+/// A scored candidate: (score, item, slot in the scratch candidates).
+type Scored = (f32, u32, u32);
+
+fn better(a: &Scored, b: &Scored) -> std::cmp::Ordering {
+    b.0.total_cmp(&a.0).then(a.1.cmp(&b.1))
+}
+
+/// How many of the best candidates are sorted up front: enough for k items under the usual
+/// per-aisle caps; the rest is only sorted if the caps exhaust them.
+fn head_size(k: usize) -> usize {
+    (4 * k).max(64)
 }
 
 fn rank_with(t: &ItemTables, r: &Request, s: &mut Scratch) -> Ranked {
@@ -462,13 +468,7 @@ fn rank_with(t: &ItemTables, r: &Request, s: &mut Scratch) -> Ranked {
     let categories = affinity_by_key(&r.history, r.category);
     let brands = affinity_by_key(&r.history, r.brand);
     let weight_total: f32 = r.weights.iter().sum();
-
-    let mut scored: Vec<Scored> = Vec::with_capacity(s.candidates.len());
-    for (slot, c) in s.candidates.iter().enumerate() {
-        let i = c.item as usize;
-        if c.in_basket || !r.allowed[i] || (r.exclude_history && c.history_pos != NOT_IN_HISTORY) {
-            continue;
-        }
+    let score_of = |c: &Candidate| -> ([f32; N_SIGNALS], f32) {
         let v = signals_of(t, r, c, context_mass, &categories, &brands);
         let mut contributions = [0.0f32; N_SIGNALS];
         let mut score = 0.0f32;
@@ -476,20 +476,37 @@ fn rank_with(t: &ItemTables, r: &Request, s: &mut Scratch) -> Ranked {
             contributions[k] = r.weights[k] * v[k];
             score += contributions[k];
         }
+        (contributions, score)
+    };
+
+    let mut scored: Vec<Scored> = Vec::with_capacity(s.candidates.len());
+    for (slot, c) in s.candidates.iter().enumerate() {
+        let i = c.item as usize;
+        if c.in_basket || !r.allowed[i] || (r.exclude_history && c.history_pos != NOT_IN_HISTORY) {
+            continue;
+        }
+        let (_, score) = score_of(c);
         if score > 0.0 {
-            scored.push(Scored { item: c.item, slot: slot as u32, score, contributions });
+            scored.push((score, c.item, slot as u32));
         }
     }
-    scored.sort_unstable_by(|a, b| b.score.total_cmp(&a.score).then(a.item.cmp(&b.item)));
+    let head = head_size(r.k).min(scored.len());
+    if head < scored.len() {
+        scored.select_nth_unstable_by(head, better);
+    }
+    scored[..head].sort_unstable_by(better);
 
     let mut out = Ranked::default();
     let mut per_category: Vec<(i32, usize)> = Vec::new();
-    for entry in &scored {
-        if out.items.len() == r.k {
-            break;
+    let mut pos = 0;
+    while out.items.len() < r.k && pos < scored.len() {
+        if pos == head {
+            scored[head..].sort_unstable_by(better); // the caps used up the head: rank the rest
         }
+        let (score, item, slot) = scored[pos];
+        pos += 1;
         if r.per_category_cap > 0 {
-            let category = r.category[entry.item as usize];
+            let category = r.category[item as usize];
             if category >= 0 {
                 match per_category.iter_mut().find(|(c, _)| *c == category) {
                     Some((_, n)) if *n >= r.per_category_cap => continue,
@@ -498,11 +515,12 @@ fn rank_with(t: &ItemTables, r: &Request, s: &mut Scratch) -> Ranked {
                 }
             }
         }
-        let c = &s.candidates[entry.slot as usize];
-        out.items.push(entry.item as i32);
-        out.scores.push(entry.score);
-        out.confidence.push(confidence(entry.score, weight_total));
-        push_reasons(&mut out, entry, c);
+        let c = &s.candidates[slot as usize];
+        let (contributions, _) = score_of(c);
+        out.items.push(item as i32);
+        out.scores.push(score);
+        out.confidence.push(confidence(score, weight_total));
+        push_reasons(&mut out, &contributions, score, c);
     }
     out
 }
@@ -517,12 +535,12 @@ fn confidence(score: f32, weight_total: f32) -> f32 {
     1.0 - (-4.0 * score / weight_total).exp()
 }
 
-fn push_reasons(out: &mut Ranked, entry: &Scored, c: &Candidate) {
+fn push_reasons(out: &mut Ranked, contributions: &[f32; N_SIGNALS], score: f32, c: &Candidate) {
     let mut order: [usize; N_SIGNALS] = std::array::from_fn(|k| k);
-    order.sort_by(|a, b| entry.contributions[*b].total_cmp(&entry.contributions[*a]).then(a.cmp(b)));
+    order.sort_by(|a, b| contributions[*b].total_cmp(&contributions[*a]).then(a.cmp(b)));
     let mut given = 0;
     for &k in order.iter().take(REASONS_PER_ITEM) {
-        if entry.contributions[k] > 0.0 && entry.contributions[k] >= REASON_MIN_SHARE * entry.score {
+        if contributions[k] > 0.0 && contributions[k] >= REASON_MIN_SHARE * score {
             out.reasons.push(k as i8);
             out.anchors.push(match k {
                 CO_PURCHASE => c.co_purchase_anchor,
