@@ -19,8 +19,9 @@ the test ends.
 Options (all keyword): `settings=` a `Settings` to start from (host, port and store URL are
 always overridden), `prepare=` a function called with the store before the server starts
 (seed data, save a model record). The returned `RunningServer` offers `.channel`, `.stub(cls)`,
-`.app` (the server's `AppContext`), `.store` (the same store object the server uses, for
-asserting on what was written), `.call_on_loop(coroutine)` and `.begin_shutdown(grace_s)`.
+`.address`, `.app` (the server's `AppContext`), `.services`, `.store` (the same store object
+the server uses, for asserting on what was written), `.call_on_loop(coroutine)` and
+`.begin_shutdown(grace_s)`.
 """
 
 from __future__ import annotations
@@ -71,6 +72,11 @@ class RunningServer:
     @property
     def app(self) -> AppContext:
         return self._server.app
+
+    @property
+    def services(self) -> list[str]:
+        """Full names of the implemented services (each reports SERVING on health)."""
+        return self._server.services
 
     def stub(self, stub_class: Callable[[grpc.Channel], T]) -> T:
         return stub_class(self.channel)

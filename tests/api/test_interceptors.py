@@ -29,7 +29,7 @@ def run_against(
     handlers: dict[str, grpc.RpcMethodHandler],
     client: Callable[[grpc.aio.Channel], Awaitable[Any]],
     *,
-    before: list[grpc.aio.ServerInterceptor] = (),  # type: ignore[assignment]
+    before: tuple[grpc.aio.ServerInterceptor, ...] = (),
 ) -> Any:
     """Start a server with our interceptor (after `before`), run `client`, stop."""
 
@@ -189,7 +189,7 @@ def test_call_whose_deadline_passed_is_not_run():
         ran.append(request)
         return request
 
-    code, *_ = run_against(unary(behavior), lambda ch: call_unary(ch, timeout=0.1), before=[SlowToDispatch()])
+    code, *_ = run_against(unary(behavior), lambda ch: call_unary(ch, timeout=0.1), before=(SlowToDispatch(),))
     assert code is grpc.StatusCode.DEADLINE_EXCEEDED
     assert ran == []
 

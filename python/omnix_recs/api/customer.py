@@ -11,7 +11,7 @@ import asyncio
 import dataclasses
 import uuid
 from datetime import datetime, timezone
-from typing import AsyncIterator, Sequence
+from typing import AsyncIterator, Callable, Sequence
 
 import grpc
 
@@ -203,7 +203,7 @@ class CustomerServicer(customer_pb2_grpc.CustomerServiceServicer):
 # --- store work, run in a worker thread -------------------------------------------------------
 
 
-def _update_customer(store: Store, customer_id: str, change) -> Customer:
+def _update_customer(store: Store, customer_id: str, change: Callable[[Customer], Customer]) -> Customer:
     customer = store.get_customer(customer_id)
     updated = dataclasses.replace(change(customer), updated_at=_now())
     store.put_customer(updated)

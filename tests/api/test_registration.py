@@ -1,0 +1,42 @@
+"""How servicer modules plug into the server (`omnix_recs.api.register_services`)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import grpc
+import pytest
+
+import omnix_recs.api as api
+from omnix_recs.app import AppContext
+from omnix_recs.config import Settings
+from omnix_recs.store.sqlite import SqliteStore
+
+
+def register_with(monkeypatch: pytest.MonkeyPatch, modules: tuple[str, ...]) -> api.RegisteredServices:
+    monkeypatch.setattr(api, "SERVICE_MODULES", modules)
+
+    async def register() -> api.RegisteredServices:
+        server = grpc.aio.server()
+        store = SqliteStore.temporary()
+        try:
+            return api.register_services(server, AppContext.create(Settings(), store))
+        finally:
+            store.close()
+
+    return asyncio.run(register())
+
+
+def test_missing_modules_are_skipped_and_their_services_get_placeholders(monkeypatch):
+    registered = register_with(monkeypatch, ("omnix_recs.api.customer", "omnix_recs.api.not_written_yet"))
+    assert registered.implemented == ["omnix.v1.CustomerService"]
+    assert "omnix.v1.CatalogService" in registered.placeholders
+    assert "omnix.v1.CustomerService" not in registered.placeholders
+
+
+def test_a_module_with_a_broken_import_fails_loudly(monkeypatch, tmp_path: Path):
+    (tmp_path / "omnix_test_broken_servicer.py").write_text("import a_dependency_nobody_installed\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ModuleNotFoundError, match="a_dependency_nobody_installed"):
+        register_with(monkeypatch, ("omnix_test_broken_servicer",))
