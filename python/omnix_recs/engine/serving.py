@@ -125,6 +125,15 @@ class RequestFilters:
 
 
 @dataclass(frozen=True, slots=True)
+class PreparedShopper:
+    customer: Customer
+    history: HistoryFeatures
+    basket: np.ndarray
+    filters: ShopperFilters
+    as_of: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Recommendations:
     recommendation_id: str
     model_version: str
@@ -363,6 +372,21 @@ class Recommender:
     @property
     def model_version(self) -> str:
         return self._active().version
+
+    def shopper_at(self, customer_id: str, as_of: datetime) -> "PreparedShopper":
+        """A shopper's kernel inputs as of a moment (for offline evaluation: prepare once, rank many)."""
+        view = self._active()
+        customer = self._store.get_customer(customer_id)
+        history, basket = self._shopper(view, customer, as_of, ())
+        return PreparedShopper(customer, history, basket, self._filters(customer, RequestFilters()), as_of)
+
+    def rank_ids(self, shopper: "PreparedShopper", blend: Blend, k: int) -> list[str]:
+        """Product ids of the top k for a prepared shopper: the kernel's list after the cached
+        catalog filters, without the live re-check and without storing the list."""
+        view = self._active()
+        index = self.catalog.index_for(view.item_ids)
+        ranked = self._rank(view, index, shopper.filters, shopper.history, shopper.basket, blend, shopper.as_of, k)
+        return [view.item_ids[i] for i in ranked.items]
 
     # --- pieces ---------------------------------------------------------------------------------
 
