@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from omnix_recs.config import Settings
+from omnix_recs.engine.serving import ModelSource, NoActiveModel
 from omnix_recs.store.base import Store
 
 # Called with a customer id after something about that customer changed (a purchase or an
@@ -23,6 +24,8 @@ CustomerActivityListener = Callable[[str], None]
 class AppContext:
     settings: Settings
     store: Store
+    # The active recommendation model; `engine.registry.ModelHolder` once the registry is wired.
+    models: ModelSource = field(default_factory=NoActiveModel)
     _activity_listeners: list[CustomerActivityListener] = field(default_factory=list, repr=False)
 
     @classmethod

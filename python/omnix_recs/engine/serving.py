@@ -113,6 +113,15 @@ class ModelSource(Protocol):
     def model(self) -> object | None: ...
 
 
+class NoActiveModel:
+    """The model source of a server without a model registry: every answer is "run omnix train"."""
+
+    model = None
+
+    def reload_if_changed(self) -> None:
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class RequestFilters:
     """Hard filters a caller adds to the shopper's profile (all optional)."""

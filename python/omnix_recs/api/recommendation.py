@@ -1,0 +1,195 @@
+"""RecommendationService: validate the request, ask the `Recommender`, map the answer."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timezone
+
+import grpc
+
+from omnix_recs.api import mapping
+from omnix_recs.api import validation as check
+from omnix_recs.api.validation import Validator
+from omnix_recs.app import AppContext
+from omnix_recs.domain.models import ALLERGENS, DIETARY_TAGS, Feedback, FeedbackEvent, RecommendedItem
+from omnix_recs.errors import InvalidArgumentError
+from omnix_recs.engine.serving import Lifecycle, Recommendations, Recommender, RequestFilters, Strategy
+from omnix_recs._proto.omnix.v1 import recommendation_pb2 as pb
+from omnix_recs._proto.omnix.v1 import recommendation_pb2_grpc
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RecommendationService"].full_name
+DEFAULT_LIMIT = 10
+MAX_BASKET = 100
+MAX_DEPARTMENTS = 50
+
+_STRATEGIES = {
+    pb.STRATEGY_UNSPECIFIED: Strategy.BALANCED,
+    pb.STRATEGY_BALANCED: Strategy.BALANCED,
+    pb.STRATEGY_REPLENISH: Strategy.REPLENISH,
+    pb.STRATEGY_DISCOVER: Strategy.DISCOVER,
+}
+_STRATEGY_TO_PROTO = {strategy: number for number, strategy in _STRATEGIES.items() if number}
+_LIFECYCLE_TO_PROTO = {
+    Lifecycle.NEW: pb.LIFECYCLE_STAGE_NEW,
+    Lifecycle.REGULAR: pb.LIFECYCLE_STAGE_REGULAR,
+    Lifecycle.VIP: pb.LIFECYCLE_STAGE_VIP,
+}
+_EVENTS = {
+    pb.FEEDBACK_EVENT_SHOWN: FeedbackEvent.SHOWN,
+    pb.FEEDBACK_EVENT_CLICKED: FeedbackEvent.CLICKED,
+    pb.FEEDBACK_EVENT_ADDED_TO_CART: FeedbackEvent.ADDED_TO_CART,
+    pb.FEEDBACK_EVENT_PURCHASED: FeedbackEvent.PURCHASED,
+    pb.FEEDBACK_EVENT_DISMISSED: FeedbackEvent.DISMISSED,
+}
+
+
+def register(server: grpc.aio.Server, app: AppContext) -> list[str]:
+    recommender = Recommender(app.store, app.models)
+    recommendation_pb2_grpc.add_RecommendationServiceServicer_to_server(RecommendationServicer(app, recommender), server)
+    return [SERVICE_NAME]
+
+
+class RecommendationServicer(recommendation_pb2_grpc.RecommendationServiceServicer):
+    def __init__(self, app: AppContext, recommender: Recommender) -> None:
+        self.v = Validator(app.settings.limits)
+        self.recommender = recommender
+
+    async def GetRecommendations(self, request, context):
+        customer_id = self.v.require_id("customer_id", request.customer_id)
+        limit = self._limit(request.limit)
+        if request.strategy not in _STRATEGIES:
+            raise InvalidArgumentError("strategy", f"unknown value {request.strategy} (one of {', '.join(pb.Strategy.keys())})")
+        strategy = _STRATEGIES[request.strategy]
+        as_of = self._as_of(request, "as_of")
+        filters = self._filters(request.filters)
+        basket = self.v.id_list("basket_product_ids", request.basket_product_ids, MAX_BASKET)
+        answer = await asyncio.to_thread(
+            self.recommender.recommend,
+            customer_id,
+            strategy=strategy,
+            limit=limit,
+            as_of=as_of,
+            basket=basket,
+            filters=filters,
+            exclude_purchased=request.exclude_purchased,
+        )
+        return pb.GetRecommendationsResponse(**_list_fields(answer), strategy=_STRATEGY_TO_PROTO[strategy])
+
+    async def GetPersonalizedRecommendations(self, request, context):
+        customer_id = self.v.require_id("customer_id", request.customer_id)
+        limit = self._limit(request.limit)
+        as_of = self._as_of(request, "as_of")
+        filters = self._filters(request.filters)
+        answer = await asyncio.to_thread(
+            self.recommender.personalized, customer_id, limit=limit, as_of=as_of, filters=filters
+        )
+        return pb.GetPersonalizedRecommendationsResponse(
+            **_list_fields(answer), lifecycle=_LIFECYCLE_TO_PROTO[Lifecycle(answer.lifecycle)]
+        )
+
+    async def GetSimilarProducts(self, request, context):
+        product_id = self.v.require_id("product_id", request.product_id)
+        limit = self._limit(request.limit)
+        customer_id = self.v.optional_id("customer_id", request.customer_id)
+        filters = self._filters(request.filters)
+        answer = await asyncio.to_thread(
+            self.recommender.similar_products, product_id, limit=limit, customer_id=customer_id, filters=filters
+        )
+        return pb.GetSimilarProductsResponse(**_list_fields(answer))
+
+    async def GetFrequentlyBoughtTogether(self, request, context):
+        self.v.batch("basket_product_ids", request.basket_product_ids, maximum=MAX_BASKET)
+        basket = self.v.id_list("basket_product_ids", request.basket_product_ids, MAX_BASKET)
+        limit = self._limit(request.limit)
+        customer_id = self.v.optional_id("customer_id", request.customer_id)
+        filters = self._filters(request.filters)
+        answer = await asyncio.to_thread(
+            self.recommender.frequently_bought_together, basket, limit=limit, customer_id=customer_id, filters=filters
+        )
+        return pb.GetFrequentlyBoughtTogetherResponse(**_list_fields(answer))
+
+    async def GetTrending(self, request, context):
+        limit = self._limit(request.limit)
+        department = check.text("department", request.department, max_length=mapping.MAX_LABEL_LENGTH)
+        window_days = check.integer("window_days", request.window_days, minimum=0, maximum=366)
+        customer_id = self.v.optional_id("customer_id", request.customer_id)
+        filters = self._filters(request.filters)
+        answer, window = await asyncio.to_thread(
+            self.recommender.trending,
+            limit=limit,
+            department=department,
+            window_days=window_days,
+            customer_id=customer_id,
+            filters=filters,
+        )
+        return pb.GetTrendingResponse(**_list_fields(answer), window_days=window)
+
+    async def GetSeasonal(self, request, context):
+        limit = self._limit(request.limit)
+        as_of = self._as_of(request, "as_of") or datetime.now(timezone.utc)
+        department = check.text("department", request.department, max_length=mapping.MAX_LABEL_LENGTH)
+        customer_id = self.v.optional_id("customer_id", request.customer_id)
+        filters = self._filters(request.filters)
+        answer = await asyncio.to_thread(
+            self.recommender.seasonal,
+            limit=limit,
+            as_of=as_of,
+            department=department,
+            customer_id=customer_id,
+            filters=filters,
+        )
+        return pb.GetSeasonalResponse(**_list_fields(answer), week_of_year=as_of.isocalendar().week)
+
+    async def RecordFeedback(self, request, context):
+        recommendation_id = self.v.require_id("recommendation_id", request.recommendation_id)
+        customer_id = self.v.optional_id("customer_id", request.customer_id)
+        product_id = self.v.require_id("product_id", request.product_id)
+        event = _EVENTS[check.enum_value("event", request.event, pb.FeedbackEvent)]
+        occurred_at = self._as_of(request, "occurred_at") or datetime.now(timezone.utc)
+        feedback = Feedback(recommendation_id, customer_id, product_id, event, occurred_at)
+        await asyncio.to_thread(self.recommender.record_feedback, feedback)
+        return pb.RecordFeedbackResponse()
+
+    # --- shared checks ----------------------------------------------------------------------
+
+    def _limit(self, value: int) -> int:
+        if value == 0:
+            return DEFAULT_LIMIT
+        return check.integer("limit", value, minimum=1, maximum=self.v.limits.max_recommendations)
+
+    @staticmethod
+    def _as_of(request, name: str) -> datetime | None:  # type: ignore[no-untyped-def]
+        return check.timestamp(
+            name, request, name, required=False, not_after=datetime.now(timezone.utc) + mapping.MAX_CLOCK_SKEW
+        )
+
+    @staticmethod
+    def _filters(msg: pb.RecommendationFilters) -> RequestFilters:
+        max_price = check.number("filters.max_price", msg.max_price, minimum=0.0, maximum=mapping.MAX_PRICE)
+        return RequestFilters(
+            max_price=max_price or None,
+            include_departments=check.text_list(
+                "filters.include_departments", msg.include_departments,
+                max_items=MAX_DEPARTMENTS, max_length=mapping.MAX_LABEL_LENGTH,
+            ),
+            exclude_departments=check.text_list(
+                "filters.exclude_departments", msg.exclude_departments,
+                max_items=MAX_DEPARTMENTS, max_length=mapping.MAX_LABEL_LENGTH,
+            ),
+            dietary=check.vocabulary("filters.dietary_restrictions", msg.dietary_restrictions, DIETARY_TAGS),
+            allergens=check.vocabulary("filters.allergens", msg.allergens, ALLERGENS),
+        )
+
+
+def _item_to_proto(item: RecommendedItem) -> pb.Recommendation:
+    return pb.Recommendation(
+        product_id=item.product_id, score=item.score, confidence=item.confidence, reasons=list(item.reasons)
+    )
+
+
+def _list_fields(answer: Recommendations) -> dict[str, object]:
+    return {
+        "items": [_item_to_proto(item) for item in answer.items],
+        "model_version": answer.model_version,
+        "recommendation_id": answer.recommendation_id,
+    }

@@ -1,0 +1,178 @@
+"""RecommendationService over real gRPC: hard filters, freshness through the API, bad input.
+
+The server is the real one (`running_server`); the model is a small hand-made one set as the
+server's active model (the artifact format and registry are tested with the model build).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import grpc
+import numpy as np
+import pytest
+from google.protobuf import timestamp_pb2
+
+from omnix_recs.domain.models import Customer, Product, Purchase
+from omnix_recs._proto.omnix.v1 import common_pb2, customer_pb2, customer_pb2_grpc
+from omnix_recs._proto.omnix.v1 import recommendation_pb2 as pb
+from omnix_recs._proto.omnix.v1 import recommendation_pb2_grpc
+
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+PRODUCTS = [
+    Product("milk", "Whole Milk", "dairy eggs", "milk", "Dairyland", 1.2, dietary_tags=("vegetarian",), allergens=("milk",)),
+    Product("oat", "Oat Drink", "dairy eggs", "milk", "Oaty", 1.8, dietary_tags=("vegan", "vegetarian")),
+    Product("pasta", "Spaghetti", "pantry", "pasta", "Roma", 1.5, dietary_tags=("vegan", "vegetarian"), allergens=("gluten",)),
+    Product("sauce", "Tomato Sauce", "pantry", "sauces", "Roma", 2.0, dietary_tags=("vegan", "vegetarian")),
+    Product("steak", "Ribeye Steak", "meat seafood", "beef", "Butcher", 12.0),
+    Product("caviar", "Caviar", "meat seafood", "seafood", "Lux", 90.0, allergens=("fish",)),
+]
+IDS = [p.product_id for p in PRODUCTS]
+
+
+class SmallModel:
+    """Duck-types `engine.artifact.LoadedModel`: every product neighbours every other."""
+
+    def __init__(self, version: str) -> None:
+        n = len(IDS)
+        self.version = version
+        self.item_ids = list(IDS)
+        self.index_of = {p: i for i, p in enumerate(IDS)}
+        self.manifest = {"parameters": {"trending_window_days": 14}}
+        others = np.array([[j for j in range(n) if j != i] for i in range(n)], dtype=np.int32)
+        sims = np.tile(np.linspace(0.9, 0.5, n - 1, dtype=np.float32), (n, 1))
+        self.cooc_idx = self.fbt_idx = self.content_idx = others
+        self.cooc_sim = self.content_sim = sims
+        self.fbt_score = sims * 3
+        self.popularity = np.linspace(1.0, 0.2, n, dtype=np.float32)
+        self.trending = np.zeros(n, dtype=np.float32)
+        self.seasonal_lift = np.ones((n, 53), dtype=np.float32)
+        self.population_cycle_days = np.full(n, 7.0, dtype=np.float32)
+        self.repurchase_rate = np.full(n, 0.5, dtype=np.float32)
+
+
+def seed(store) -> None:
+    store.upsert_products(PRODUCTS)
+    for customer_id, diet in (("alice", ()), ("vera", ("vegan",))):
+        store.create_customer(Customer(customer_id, NOW - timedelta(days=90), NOW - timedelta(days=90), dietary_restrictions=diet))
+        store.add_purchases([
+            Purchase(customer_id, f"{customer_id}-{d}", p, 1, 1.0, NOW - timedelta(days=d))
+            for d in (28, 21, 14, 7)
+            for p in ("milk", "pasta", "oat")
+        ])
+
+
+@pytest.fixture
+def server(running_server):
+    started = running_server(prepare=seed)
+    started.app.models.model = SmallModel("v-1")
+    return started
+
+
+@pytest.fixture
+def stub(server):
+    return server.stub(recommendation_pb2_grpc.RecommendationServiceStub)
+
+
+def ids(response) -> list[str]:
+    return [item.product_id for item in response.items]
+
+
+def test_recommendations_carry_model_version_and_are_stored(server, stub):
+    response = stub.GetRecommendations(pb.GetRecommendationsRequest(customer_id="alice", limit=3))
+    assert len(response.items) == 3 and response.model_version == "v-1"
+    assert response.strategy == pb.STRATEGY_BALANCED
+    assert all(item.reasons and 0 <= item.confidence < 1 for item in response.items)
+    assert server.store.get_recommendation(response.recommendation_id).model_version == "v-1"
+
+
+@pytest.mark.parametrize("strategy", [pb.STRATEGY_BALANCED, pb.STRATEGY_REPLENISH, pb.STRATEGY_DISCOVER])
+def test_vegan_basket_and_price_rules_hold(stub, strategy):
+    request = pb.GetRecommendationsRequest(
+        customer_id="vera", limit=10, strategy=strategy, basket_product_ids=["sauce"],
+        filters=pb.RecommendationFilters(max_price=50.0),
+    )
+    for product_id in ids(stub.GetRecommendations(request)):
+        product = PRODUCTS[IDS.index(product_id)]
+        assert "vegan" in product.dietary_tags and product.price <= 50.0 and product_id != "sauce"
+
+
+def test_discover_never_returns_a_purchased_product(stub):
+    response = stub.GetRecommendations(pb.GetRecommendationsRequest(customer_id="alice", strategy=pb.STRATEGY_DISCOVER))
+    assert response.items and not {"milk", "pasta", "oat"} & set(ids(response))
+
+
+def test_a_purchase_recorded_through_the_api_counts_at_once(server, stub):
+    request = pb.GetRecommendationsRequest(customer_id="alice", limit=10, strategy=pb.STRATEGY_DISCOVER)
+    assert "sauce" in ids(stub.GetRecommendations(request))
+    customers = server.stub(customer_pb2_grpc.CustomerServiceStub)
+    at = timestamp_pb2.Timestamp()
+    at.FromDatetime(NOW - timedelta(minutes=1))
+    customers.RecordPurchase(customer_pb2.RecordPurchaseRequest(
+        customer_id="alice",
+        purchase=common_pb2.Purchase(order_id="now", product_id="sauce", quantity=1, unit_price=2.0, purchased_at=at),
+    ))
+    assert "sauce" not in ids(stub.GetRecommendations(request))
+
+
+def test_switching_the_active_model_changes_the_version_at_once(server, stub):
+    server.app.models.model = SmallModel("v-2")
+    assert stub.GetRecommendations(pb.GetRecommendationsRequest(customer_id="alice")).model_version == "v-2"
+    server.app.models.model = SmallModel("v-1")
+    assert stub.GetRecommendations(pb.GetRecommendationsRequest(customer_id="alice")).model_version == "v-1"
+
+
+def test_every_list_rpc_answers(stub):
+    assert ids(stub.GetSimilarProducts(pb.GetSimilarProductsRequest(product_id="milk", limit=2)))
+    fbt = stub.GetFrequentlyBoughtTogether(pb.GetFrequentlyBoughtTogetherRequest(basket_product_ids=["pasta"]))
+    assert fbt.items and "pasta" not in ids(fbt)
+    personal = stub.GetPersonalizedRecommendations(pb.GetPersonalizedRecommendationsRequest(customer_id="alice"))
+    assert personal.lifecycle == pb.LIFECYCLE_STAGE_REGULAR
+    seasonal = stub.GetSeasonal(pb.GetSeasonalRequest())
+    assert seasonal.week_of_year == NOW.isocalendar().week
+    assert stub.GetTrending(pb.GetTrendingRequest()).window_days == 14
+
+
+def test_feedback_is_recorded(server, stub):
+    served = stub.GetRecommendations(pb.GetRecommendationsRequest(customer_id="alice", limit=2))
+    stub.RecordFeedback(pb.RecordFeedbackRequest(
+        recommendation_id=served.recommendation_id, product_id=served.items[0].product_id, event=pb.FEEDBACK_EVENT_CLICKED,
+    ))
+    assert len(server.store.list_feedback(served.recommendation_id)) == 1
+
+
+@pytest.mark.parametrize(
+    ("call", "request_message", "code", "field"),
+    [
+        ("GetRecommendations", pb.GetRecommendationsRequest(customer_id="alice", strategy=99), grpc.StatusCode.INVALID_ARGUMENT, "strategy"),
+        ("GetRecommendations", pb.GetRecommendationsRequest(customer_id="alice", limit=500), grpc.StatusCode.INVALID_ARGUMENT, "limit"),
+        ("GetRecommendations", pb.GetRecommendationsRequest(customer_id="alice", limit=-1), grpc.StatusCode.INVALID_ARGUMENT, "limit"),
+        ("GetRecommendations", pb.GetRecommendationsRequest(customer_id=""), grpc.StatusCode.INVALID_ARGUMENT, "customer_id"),
+        ("GetRecommendations", pb.GetRecommendationsRequest(customer_id="nobody"), grpc.StatusCode.NOT_FOUND, "nobody"),
+        ("GetRecommendations", pb.GetRecommendationsRequest(customer_id="alice", filters=pb.RecommendationFilters(allergens=["dust"])),
+         grpc.StatusCode.INVALID_ARGUMENT, "filters.allergens[0]"),
+        ("GetRecommendations", pb.GetRecommendationsRequest(customer_id="alice", filters=pb.RecommendationFilters(max_price=-1)),
+         grpc.StatusCode.INVALID_ARGUMENT, "filters.max_price"),
+        ("GetSimilarProducts", pb.GetSimilarProductsRequest(product_id="nope"), grpc.StatusCode.NOT_FOUND, "nope"),
+        ("GetFrequentlyBoughtTogether", pb.GetFrequentlyBoughtTogetherRequest(), grpc.StatusCode.INVALID_ARGUMENT, "basket_product_ids"),
+        ("GetTrending", pb.GetTrendingRequest(window_days=3), grpc.StatusCode.INVALID_ARGUMENT, "window_days"),
+        ("RecordFeedback", pb.RecordFeedbackRequest(recommendation_id="r", product_id="milk"), grpc.StatusCode.INVALID_ARGUMENT, "event"),
+        ("RecordFeedback", pb.RecordFeedbackRequest(recommendation_id="r", product_id="milk", event=pb.FEEDBACK_EVENT_SHOWN),
+         grpc.StatusCode.NOT_FOUND, "r"),
+    ],
+)
+def test_bad_input_names_the_field_and_changes_nothing(server, stub, call, request_message, code, field):
+    before = server.store.list_recommendations("alice")
+    with pytest.raises(grpc.RpcError) as error:
+        getattr(stub, call)(request_message)
+    assert error.value.code() == code
+    assert field in error.value.details()
+    assert server.store.list_recommendations("alice") == before
+
+
+def test_without_a_model_the_answer_says_how_to_get_one(server, stub):
+    server.app.models.model = None
+    with pytest.raises(grpc.RpcError) as error:
+        stub.GetRecommendations(pb.GetRecommendationsRequest(customer_id="alice"))
+    assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "no active model: run `omnix train`" in error.value.details()
