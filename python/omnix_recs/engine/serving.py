@@ -20,7 +20,7 @@ import threading
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -213,6 +213,10 @@ def _top(values: np.ndarray, k: int) -> np.ndarray:
 def week_column(moment: datetime) -> int:
     """Column of `seasonal_lift` for a moment: ISO week 1..53 -> 0..52."""
     return moment.isocalendar().week - 1
+
+
+# A product kept for a list: (model item, score, confidence, [(reason code, anchor item)]).
+Picked = tuple[int, float, float, list[tuple[int, int]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -502,7 +506,9 @@ class Recommender:
             score, index.allowed(shopper, view.index_of), k, [(kind, score)]))
         return self._serve(customer_id, kind, view, index, HistoryFeatures.empty(), items, as_of or _now())
 
-    def _rank_and_check(self, view, index, shopper, limit, rank) -> list[tuple[int, float, float, list[tuple[int, int]]]]:  # type: ignore[no-untyped-def]
+    def _rank_and_check(
+        self, view: _ModelView, index: CatalogIndex, shopper: ShopperFilters, limit: int, rank: Callable[[int], _Ranked]
+    ) -> list[Picked]:
         """Rank `limit + margin`, drop products the live catalog no longer admits, keep `limit`."""
         ranked: _Ranked = rank(limit + REFILL_MARGIN)
         ids = [view.item_ids[i] for i in ranked.items]
@@ -525,7 +531,7 @@ class Recommender:
         view: _ModelView,
         index: CatalogIndex,
         history: HistoryFeatures,
-        items: list[tuple[int, float, float, list[tuple[int, int]]]],
+        items: list[Picked],
         as_of: datetime,
     ) -> Recommendations:
         explain = _Explainer(view, index, history, as_of)
@@ -568,7 +574,7 @@ def _squash(x: np.ndarray) -> np.ndarray:
     return x / (1.0 + x)
 
 
-def _empty_ranked() -> list[tuple[int, float, float, list[tuple[int, int]]]]:
+def _empty_ranked() -> list[Picked]:
     return []
 
 
@@ -588,7 +594,7 @@ def _shop_wide_ranked(score: np.ndarray, allowed: np.ndarray, k: int, parts: lis
     return _Ranked(top.astype(np.int32), scores, confidence, reasons, np.full((len(top), 2), -1, dtype=np.int32))
 
 
-def _interleave(first: list, second: list, limit: int) -> list:  # type: ignore[type-arg]
+def _interleave(first: list[Picked], second: list[Picked], limit: int) -> list[Picked]:
     """Alternate two ranked lists (first leads), skipping repeats, up to `limit`."""
     out, seen = [], set()
     for pair in zip(first, second):
