@@ -22,8 +22,8 @@ import numpy as np
 from omnix_recs.domain.models import Interaction, InteractionKind, Purchase
 
 SECONDS_PER_DAY = 86_400.0
-# Weight of a trip k trips before the latest one is HABIT_DECAY**k (tuned on a validation split
-# of generated data; 0.9 means the last ~10 trips carry most of the weight).
+# Weight of a trip k trips before the latest one is HABIT_DECAY**k: 0.9 means the last ~10 trips
+# carry most of the weight (TIFU-KNN's within-group decay for Instacart; not tuned here yet).
 HABIT_DECAY = 0.9
 # Cart additions this recent (and not removed since) count as the basket when none is given.
 CART_WINDOW = timedelta(hours=3)

@@ -8,8 +8,8 @@ products it returns (stock and price can change between catalog snapshots), stor
 `ServedRecommendation` (so feedback can refer to it) and returned with readable reasons.
 
 Strategies are blends: weights over the kernel's signals (`_core.RANK_SIGNALS`) plus list
-rules (exclude the history, cap per aisle). The weights below were tuned on a validation split of
-generated data (`omnix evaluate` re-tunes them on its own validation split and reports both).
+rules (exclude the history, cap per aisle). The weights below are hand-set starting points, not
+yet tuned on data: `omnix evaluate` tunes them on its own validation split and reports both.
 """
 
 from __future__ import annotations
