@@ -1,0 +1,215 @@
+"""The Bedrock analyst: AWS Bedrock's Converse API writes the insights document.
+
+One request per attempt: the PII-free facts as the user message, and a `toolConfig` with one
+tool whose input schema is `INSIGHTS_SCHEMA`, forced through `toolChoice`, so the answer is the
+tool call's `input`, validated like any untrusted input.
+
+Time is the caller's: `analyse(facts, budget_s=...)` never takes longer than `budget_s`.
+- botocore's own retries are off; the client's connect and read timeouts are cut from the
+  budget, and a hard wait on the call catches answers that trickle in too slowly;
+- a failed attempt is retried (at most `max_attempts` in all) only when the failure is
+  transient (throttling, 5xx, connection refused) and the budget still holds a jittered
+  backoff plus a useful attempt;
+- a circuit breaker skips Bedrock entirely after repeated failures.
+Every failure raises `BedrockError`; the caller then asks the local analyst.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import logging
+import random
+import threading
+import time
+from collections import OrderedDict
+from typing import Any, Collection
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+
+from omnix_recs.ai.breaker import CircuitBreaker
+from omnix_recs.ai.schema import INSIGHTS_SCHEMA, TOOL_DESCRIPTION, TOOL_NAME, InsightsValidationError, validate_insights
+from omnix_recs.config import Settings
+
+log = logging.getLogger(__name__)
+
+SYSTEM_PROMPT = (
+    "You are a retail analyst at a supermarket. You receive facts about one customer's shopping, "
+    "computed from their purchase history. Write insights a store manager can act on: plain, "
+    "specific, kind, and based only on the facts. Keep the profile judgements of the facts unless "
+    "the facts clearly contradict them; cite products only by the product ids given. Answer by "
+    f"calling the {TOOL_NAME} tool."
+)
+# Error codes (Bedrock's `x-amzn-errortype`) worth one more try after a pause.
+TRANSIENT_ERRORS = frozenset(
+    {"ThrottlingException", "ServiceUnavailableException", "InternalServerException", "ModelNotReadyException"}
+)
+# Below this, an attempt cannot finish (TLS set-up plus a short answer); do not start one.
+MIN_ATTEMPT_S = 0.25
+MAX_CONNECT_S = 1.0
+BACKOFF_BASE_S = 0.1
+BACKOFF_CAP_S = 1.0
+# Clients are cached per timeout pair, rounded down to this step so caching works.
+TIMEOUT_STEP_S = 0.05
+MAX_CLIENTS = 16
+MAX_TOKENS = 1500
+
+
+class BedrockError(Exception):
+    """Bedrock did not produce a valid answer. `reason` is short and safe to show and store."""
+
+    def __init__(self, reason: str, *, transient: bool = False) -> None:
+        self.reason = reason
+        self.transient = transient
+        super().__init__(reason)
+
+
+def converse_request(model_id: str, facts: dict[str, Any]) -> dict[str, Any]:
+    """The Converse request for `facts` (exposed for tests and for logging its size)."""
+    tool_schema = {k: v for k, v in INSIGHTS_SCHEMA.items() if k != "$schema"}
+    return {
+        "modelId": model_id,
+        "system": [{"text": SYSTEM_PROMPT}],
+        "messages": [
+            {
+                "role": "user",
+                "content": [{"text": "Facts about one customer (JSON):\n" + json.dumps(facts, sort_keys=True)}],
+            }
+        ],
+        "toolConfig": {
+            "tools": [
+                {"toolSpec": {"name": TOOL_NAME, "description": TOOL_DESCRIPTION, "inputSchema": {"json": tool_schema}}}
+            ],
+            "toolChoice": {"tool": {"name": TOOL_NAME}},
+        },
+        "inferenceConfig": {"maxTokens": MAX_TOKENS, "temperature": 0.2},
+    }
+
+
+def tool_input(response: dict[str, Any]) -> Any:
+    """The input of our tool's call in a Converse response."""
+    content = response.get("output", {}).get("message", {}).get("content", [])
+    for block in content:
+        call = block.get("toolUse")
+        if call and call.get("name") == TOOL_NAME:
+            return call.get("input")
+    raise BedrockError(f"the answer has no {TOOL_NAME} call (stopReason {response.get('stopReason')!r})")
+
+
+class BedrockAnalyst:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        breaker: CircuitBreaker | None = None,
+        max_attempts: int = 2,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.model_id = settings.bedrock_model_id
+        self._settings = settings
+        self._breaker = breaker or CircuitBreaker()
+        self._max_attempts = max_attempts
+        self._rng = rng or random.Random()
+        self._lock = threading.Lock()
+        self._session: boto3.session.Session | None = None
+        self._clients: OrderedDict[tuple[int, int], Any] = OrderedDict()
+        # Calls run here so that a hard wait can bound them (see `_call`).
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="bedrock")
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        return self._breaker
+
+    def analyse(self, facts: dict[str, Any], known_product_ids: Collection[str], *, budget_s: float) -> dict[str, Any]:
+        """The validated insights document for `facts`, within `budget_s` seconds, or `BedrockError`."""
+        deadline = time.monotonic() + budget_s
+        if budget_s < MIN_ATTEMPT_S:
+            raise BedrockError("not enough time left for Bedrock")
+        if not self._breaker.allow():
+            raise BedrockError("Bedrock circuit open after repeated failures")
+        request = converse_request(self.model_id, facts)
+        try:
+            document = self._attempts(request, deadline)
+            insights = validate_insights(tool_input(document), known_product_ids)
+        except InsightsValidationError as exc:
+            self._breaker.record_failure()
+            raise BedrockError(f"invalid tool input: {exc}") from exc
+        except BedrockError:
+            self._breaker.record_failure()
+            raise
+        self._breaker.record_success()
+        return insights
+
+    def _attempts(self, request: dict[str, Any], deadline: float) -> dict[str, Any]:
+        for attempt in range(1, self._max_attempts + 1):
+            try:
+                return self._call(request, deadline - time.monotonic())
+            except BedrockError as exc:
+                if not exc.transient or attempt == self._max_attempts:
+                    raise
+                # Full jitter: spreads the retries of many callers hitting the same throttle.
+                pause = self._rng.uniform(0.0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt))
+                if time.monotonic() + pause + MIN_ATTEMPT_S > deadline:
+                    raise
+                log.info("bedrock attempt failed, retrying", extra={"reason": exc.reason, "attempt": attempt})
+                time.sleep(pause)
+        raise AssertionError("unreachable")
+
+    def _call(self, request: dict[str, Any], budget_s: float) -> dict[str, Any]:
+        if budget_s < MIN_ATTEMPT_S:
+            raise BedrockError("not enough time left for Bedrock")
+        connect_s = min(MAX_CONNECT_S, budget_s / 3)
+        client = self._client(connect_s, budget_s - connect_s)
+        future = self._pool.submit(client.converse, **request)
+        try:
+            return future.result(timeout=budget_s)
+        except concurrent.futures.TimeoutError:
+            # The worker stops by itself at its read timeout, which is within the same budget.
+            raise BedrockError("Bedrock did not answer in time") from None
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            raise BedrockError(f"Bedrock error {code or status}", transient=code in TRANSIENT_ERRORS or status >= 500) from exc
+        except (ReadTimeoutError, ConnectTimeoutError):
+            raise BedrockError("Bedrock did not answer in time") from None
+        except (EndpointConnectionError, ConnectionClosedError) as exc:
+            raise BedrockError("cannot reach Bedrock", transient=True) from exc
+        except BotoCoreError as exc:
+            raise BedrockError(f"Bedrock client error: {type(exc).__name__}") from exc
+
+    def _client(self, connect_s: float, read_s: float) -> Any:
+        key = (max(1, int(connect_s / TIMEOUT_STEP_S)), max(1, int(read_s / TIMEOUT_STEP_S)))
+        with self._lock:
+            client = self._clients.get(key)
+            if client is not None:
+                self._clients.move_to_end(key)
+                return client
+            if self._session is None:
+                self._session = boto3.session.Session()
+            client = self._session.client(
+                "bedrock-runtime",
+                region_name=self._settings.aws_region,
+                endpoint_url=self._settings.bedrock_endpoint_url,
+                config=Config(
+                    connect_timeout=key[0] * TIMEOUT_STEP_S,
+                    read_timeout=key[1] * TIMEOUT_STEP_S,
+                    retries={"total_max_attempts": 1, "mode": "standard"},
+                    max_pool_connections=8,
+                ),
+            )
+            self._clients[key] = client
+            if len(self._clients) > MAX_CLIENTS:
+                self._clients.popitem(last=False)
+            return client
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,350 @@
+"""A customer's purchase history joined with the catalog, and their consumption cycles.
+
+A consumption cycle is how often the customer buys a product (or shops at all). The numbers
+come from the Rust core (`omnix_recs._core.consumption_cycles`): the Huber location of the gaps
+between trips, shrunk towards the product's population cycle when the customer has few gaps,
+with a confidence from the number of gaps and their dispersion. This module prepares the inputs
+(purchases as day numbers, population priors) and names the outputs.
+
+Population cycles (`PopulationCycles`) are computed here too, from every customer's purchases,
+so insights need no trained recommendation model.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from functools import cached_property
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from omnix_recs import _core
+from omnix_recs.domain.models import Product, Purchase
+from omnix_recs.store.base import PurchaseColumns
+
+SECONDS_PER_DAY = 86_400.0
+UNKNOWN = "unknown"  # department / aisle / name of a product missing from the catalog
+
+
+def to_day(moment: datetime) -> float:
+    """Days since the Unix epoch (fractional), the unit every cycle computation uses."""
+    return moment.timestamp() / SECONDS_PER_DAY
+
+
+def from_day(day: float) -> datetime:
+    return datetime.fromtimestamp(day * SECONDS_PER_DAY, tz=timezone.utc)
+
+
+@dataclass(frozen=True, slots=True)
+class PurchaseLine:
+    """An order line joined with what the catalog says about the product."""
+
+    product_id: str
+    order_id: str
+    quantity: int
+    unit_price: float
+    purchased_at: datetime
+    name: str
+    department: str
+    aisle: str
+    brand: str
+    dietary_tags: tuple[str, ...]
+
+    @property
+    def spend(self) -> float:
+        return self.quantity * self.unit_price
+
+
+@dataclass(frozen=True, slots=True)
+class Visit:
+    """One shopping trip as the customer made it: an order."""
+
+    order_id: str
+    at: datetime
+    lines: int
+    units: int
+    spend: float
+
+
+@dataclass(frozen=True)
+class CustomerHistory:
+    """Everything a customer bought before `as_of`, oldest first, with product details."""
+
+    customer_id: str
+    as_of: datetime
+    lines: tuple[PurchaseLine, ...]
+
+    @cached_property
+    def visits(self) -> tuple[Visit, ...]:
+        """Orders in time order (an order is dated by its earliest line)."""
+        by_order: dict[str, list[PurchaseLine]] = {}
+        for line in self.lines:
+            by_order.setdefault(line.order_id, []).append(line)
+        visits = [
+            Visit(
+                order_id=order_id,
+                at=min(line.purchased_at for line in lines),
+                lines=len(lines),
+                units=sum(line.quantity for line in lines),
+                spend=sum(line.spend for line in lines),
+            )
+            for order_id, lines in by_order.items()
+        ]
+        return tuple(sorted(visits, key=lambda v: (v.at, v.order_id)))
+
+    @cached_property
+    def product_lines(self) -> dict[str, tuple[PurchaseLine, ...]]:
+        """Lines per product, each oldest first, products in order of first purchase."""
+        grouped: dict[str, list[PurchaseLine]] = {}
+        for line in self.lines:
+            grouped.setdefault(line.product_id, []).append(line)
+        return {pid: tuple(lines) for pid, lines in grouped.items()}
+
+    @property
+    def span_days(self) -> float:
+        """Days from the first purchase to `as_of` (0 without purchases)."""
+        if not self.lines:
+            return 0.0
+        return (self.as_of - self.lines[0].purchased_at).total_seconds() / SECONDS_PER_DAY
+
+
+def enrich_history(
+    customer_id: str,
+    purchases: Iterable[Purchase],
+    products: Mapping[str, Product],
+    *,
+    as_of: datetime,
+) -> CustomerHistory:
+    """Join purchases made before `as_of` with their catalog entries.
+
+    Products missing from the catalog (discontinued, or imported lines without a product row)
+    keep their purchases and get `UNKNOWN` for department, aisle and name.
+    """
+    lines = []
+    for p in purchases:
+        if p.purchased_at >= as_of:
+            continue
+        product = products.get(p.product_id)
+        lines.append(
+            PurchaseLine(
+                product_id=p.product_id,
+                order_id=p.order_id,
+                quantity=p.quantity,
+                unit_price=p.unit_price,
+                purchased_at=p.purchased_at,
+                name=product.name if product else UNKNOWN,
+                department=product.department if product else UNKNOWN,
+                aisle=product.aisle if product else UNKNOWN,
+                brand=product.brand if product else "",
+                dietary_tags=product.dietary_tags if product else (),
+            )
+        )
+    lines.sort(key=lambda line: (line.purchased_at, line.order_id, line.product_id))
+    return CustomerHistory(customer_id=customer_id, as_of=as_of, lines=tuple(lines))
+
+
+# --- population cycles ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PopulationCycles:
+    """How often a typical repeat buyer buys each product, and how often people shop.
+
+    `product_cycle_days` holds products with at least one repeat buyer; `repeat_rate` is the
+    share of a product's buyers who bought it on two or more trips.
+    """
+
+    product_cycle_days: Mapping[str, float] = field(default_factory=dict)
+    repeat_rate: Mapping[str, float] = field(default_factory=dict)
+    visit_cycle_days: float = math.nan
+    customers: int = 0
+
+    def prior_for(self, product_id: str) -> float:
+        return self.product_cycle_days.get(product_id, math.nan)
+
+
+@dataclass(frozen=True)
+class PurchaseTable:
+    """Order lines in columns, the shape population statistics are computed from.
+
+    `customer` and `product` are codes into `customer_ids` / `product_ids`; `order` codes are
+    unique per (customer, order id); `day` is days since the epoch.
+    """
+
+    customer: np.ndarray
+    product: np.ndarray
+    order: np.ndarray
+    quantity: np.ndarray
+    unit_price: np.ndarray
+    day: np.ndarray
+    customer_ids: tuple[str, ...]
+    product_ids: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.day)
+
+    @classmethod
+    def from_columns(cls, batches: Iterable[PurchaseColumns]) -> "PurchaseTable":
+        """Concatenate scan batches (`Store.scan_purchases`) into one coded table."""
+        customers: list[str] = []
+        orders: list[str] = []
+        products: list[str] = []
+        quantities: list[int] = []
+        prices: list[float] = []
+        seconds: list[int] = []
+        for batch in batches:
+            customers += batch.customer_ids
+            orders += batch.order_ids
+            products += batch.product_ids
+            quantities += batch.quantities
+            prices += batch.unit_prices
+            seconds += batch.purchased_at
+        customer_ids, customer_codes = np.unique(np.array(customers, dtype=str), return_inverse=True)
+        product_ids, product_codes = np.unique(np.array(products, dtype=str), return_inverse=True)
+        order_keys = np.char.add(np.char.add(np.array(customers, dtype=str), "\x1f"), np.array(orders, dtype=str))
+        _, order_codes = np.unique(order_keys, return_inverse=True)
+        return cls(
+            customer=customer_codes.astype(np.int64),
+            product=product_codes.astype(np.int64),
+            order=order_codes.astype(np.int64),
+            quantity=np.array(quantities, dtype=np.int64),
+            unit_price=np.array(prices, dtype=np.float64),
+            day=np.array(seconds, dtype=np.float64) / SECONDS_PER_DAY,
+            customer_ids=tuple(customer_ids.tolist()),
+            product_ids=tuple(product_ids.tolist()),
+        )
+
+    @classmethod
+    def from_history(cls, history: CustomerHistory) -> "PurchaseTable":
+        """One customer's history as a table (product codes in order of first purchase)."""
+        product_ids = tuple(history.product_lines)
+        code_of = {pid: i for i, pid in enumerate(product_ids)}
+        order_code: dict[str, int] = {}
+        for line in history.lines:
+            order_code.setdefault(line.order_id, len(order_code))
+        n = len(history.lines)
+        return cls(
+            customer=np.zeros(n, dtype=np.int64),
+            product=np.array([code_of[line.product_id] for line in history.lines], dtype=np.int64),
+            order=np.array([order_code[line.order_id] for line in history.lines], dtype=np.int64),
+            quantity=np.array([line.quantity for line in history.lines], dtype=np.int64),
+            unit_price=np.array([line.unit_price for line in history.lines], dtype=np.float64),
+            day=np.array([to_day(line.purchased_at) for line in history.lines], dtype=np.float64),
+            customer_ids=(history.customer_id,),
+            product_ids=product_ids,
+        )
+
+    def before(self, day: float) -> "PurchaseTable":
+        """Only the lines bought before `day` (codes and id lists unchanged)."""
+        keep = self.day < day
+        return PurchaseTable(
+            customer=self.customer[keep],
+            product=self.product[keep],
+            order=self.order[keep],
+            quantity=self.quantity[keep],
+            unit_price=self.unit_price[keep],
+            day=self.day[keep],
+            customer_ids=self.customer_ids,
+            product_ids=self.product_ids,
+        )
+
+
+def population_cycles(table: PurchaseTable) -> PopulationCycles:
+    """Population cycle per product and the population's shopping cadence, in one pass each."""
+    if len(table) == 0:
+        return PopulationCycles()
+    per_product = _core.population_cycles(table.customer, table.product, table.day, len(table.product_ids))
+    cycles = per_product["cycle_days"]
+    buyers = per_product["buyers"]
+    repeaters = per_product["repeat_buyers"]
+    product_cycle_days = {
+        pid: float(cycles[i]) for i, pid in enumerate(table.product_ids) if math.isfinite(cycles[i])
+    }
+    repeat_rate = {pid: float(repeaters[i] / buyers[i]) for i, pid in enumerate(table.product_ids) if buyers[i]}
+    # The shopping cadence is the same computation with every trip counted as one "item".
+    trips = _core.population_cycles(table.customer, np.zeros(len(table), dtype=np.int64), table.day, 1)
+    return PopulationCycles(
+        product_cycle_days=product_cycle_days,
+        repeat_rate=repeat_rate,
+        visit_cycle_days=float(trips["cycle_days"][0]),
+        customers=len(np.unique(table.customer)),
+    )
+
+
+# --- customer cycles -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Cycle:
+    """How often something recurs for one customer (a product bought, or a shopping trip)."""
+
+    trips: int  # occasions, same-day repeats merged
+    cycle_days: float  # blended own/population estimate; NaN = unknown
+    own_cycle_days: float  # the customer's own robust estimate; NaN below two trips
+    population_cycle_days: float  # the prior it was shrunk towards; NaN = none
+    confidence: float  # 0..1
+    dispersion: float  # robust coefficient of variation of the gaps; NaN below two gaps
+    first_at: datetime
+    last_at: datetime
+    recent_cycle_days: float  # median of the latest three gaps; NaN below two trips
+
+    @property
+    def known(self) -> bool:
+        return math.isfinite(self.cycle_days)
+
+    def days_since_last(self, as_of: datetime) -> float:
+        return (as_of - self.last_at).total_seconds() / SECONDS_PER_DAY
+
+
+@dataclass(frozen=True)
+class CustomerCycles:
+    """A customer's shopping cadence and their cycle for every product they bought."""
+
+    visits: Cycle | None  # None without any purchase
+    products: Mapping[str, Cycle]
+
+
+def _cycles(groups: Sequence[int], days: Sequence[float], priors: Sequence[float]) -> list[Cycle]:
+    out = _core.consumption_cycles(
+        np.asarray(groups, dtype=np.int64), np.asarray(days, dtype=np.float64), np.asarray(priors, dtype=np.float64)
+    )
+    return [
+        Cycle(
+            trips=int(out["trips"][g]),
+            cycle_days=float(out["cycle_days"][g]),
+            own_cycle_days=float(out["own_cycle_days"][g]),
+            population_cycle_days=float(priors[g]),
+            confidence=float(out["confidence"][g]),
+            dispersion=float(out["dispersion"][g]),
+            first_at=from_day(out["first_day"][g]),
+            last_at=from_day(out["last_day"][g]),
+            recent_cycle_days=float(out["recent_cycle_days"][g]),
+        )
+        for g in range(len(priors))
+    ]
+
+
+def customer_cycles(history: CustomerHistory, population: PopulationCycles) -> CustomerCycles:
+    """Cycles of every product the customer bought, and of their shopping trips."""
+    if not history.lines:
+        return CustomerCycles(visits=None, products={})
+    product_ids = list(history.product_lines)
+    code_of = {pid: code for code, pid in enumerate(product_ids)}
+    product_cycles = _cycles(
+        [code_of[line.product_id] for line in history.lines],
+        [to_day(line.purchased_at) for line in history.lines],
+        [population.prior_for(pid) for pid in product_ids],
+    )
+    visits = history.visits
+    (visit_cycle,) = _cycles([0] * len(visits), [to_day(v.at) for v in visits], [population.visit_cycle_days])
+    return CustomerCycles(visits=visit_cycle, products=dict(zip(product_ids, product_cycles)))
+
+
+def days_between(start: datetime, end: datetime) -> float:
+    return (end - start).total_seconds() / SECONDS_PER_DAY
+
+
+def add_days(moment: datetime, days: float) -> datetime:
+    return moment + timedelta(days=days)
