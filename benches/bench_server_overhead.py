@@ -5,8 +5,9 @@ Starts, in a separate process (so client and server do not share a GIL), a bare 
 server with only the health service, the same with the OMNIX interceptor, then the OMNIX server (interceptor, health, every
 registered servicer) over a temporary SQLite store with one registered customer. Against each,
 a closed-loop asyncio client with `--concurrency` calls in flight runs for `--seconds` and
-prints throughput and latency percentiles of Health/Check and (OMNIX only)
-CustomerService/GetCustomerProfile.
+prints throughput, latency percentiles and the server process's CPU time per call (read from
+/proc, so Linux only; the number that stays meaningful when other work shares the machine) of
+Health/Check and (OMNIX only) CustomerService/GetCustomerProfile.
 
     python benches/bench_server_overhead.py [--seconds 5] [--concurrency 32]
 
@@ -19,6 +20,7 @@ import argparse
 import asyncio
 import logging
 import multiprocessing
+import os
 import statistics
 import time
 from typing import Any, Callable
@@ -88,11 +90,21 @@ async def closed_loop(call: Callable[[], Any], seconds: float, concurrency: int)
     return latencies
 
 
-def report(name: str, latencies: list[float], seconds: float) -> None:
+def server_cpu_seconds(pid: int) -> float:
+    """User + system CPU time the server process has used (Linux /proc)."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def timed(name: str, pid: int, call: Callable[[], Any], args: argparse.Namespace) -> None:
+    cpu_before = server_cpu_seconds(pid)
+    latencies = await closed_loop(call, args.seconds, args.concurrency)
+    cpu_per_call_us = (server_cpu_seconds(pid) - cpu_before) / len(latencies) * 1e6
     cuts = statistics.quantiles(latencies, n=100)
     print(
-        f"{name:<48} {len(latencies) / seconds:>8.0f} calls/s   "
-        f"p50 {cuts[49] * 1000:6.2f} ms   p99 {cuts[98] * 1000:6.2f} ms"
+        f"{name:<52} {len(latencies) / args.seconds:>7.0f} calls/s  "
+        f"p50 {cuts[49] * 1000:6.2f} ms  p99 {cuts[98] * 1000:6.2f} ms  "
+        f"server CPU {cpu_per_call_us:5.0f} us/call"
     )
 
 
@@ -107,15 +119,18 @@ def measure(target: Callable[[Any, Any], None], label: str, args: argparse.Names
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             health = health_pb2_grpc.HealthStub(channel)
             await closed_loop(lambda: health.Check(HEALTH_CHECK), 1.0, args.concurrency)  # warm-up
-            report(f"{label}: Health/Check", await closed_loop(
-                lambda: health.Check(HEALTH_CHECK), args.seconds, args.concurrency), args.seconds)
+            await timed(f"{label}: Health/Check", process.pid, lambda: health.Check(HEALTH_CHECK), args)
             if profile:
                 from omnix_recs._proto.omnix.v1 import customer_pb2, customer_pb2_grpc
 
                 customers = customer_pb2_grpc.CustomerServiceStub(channel)
                 request = customer_pb2.GetCustomerProfileRequest(customer_id="c1")
-                report(f"{label}: CustomerService/GetCustomerProfile", await closed_loop(
-                    lambda: customers.GetCustomerProfile(request), args.seconds, args.concurrency), args.seconds)
+                await timed(
+                    f"{label}: CustomerService/GetCustomerProfile",
+                    process.pid,
+                    lambda: customers.GetCustomerProfile(request),
+                    args,
+                )
 
     try:
         asyncio.run(client())
