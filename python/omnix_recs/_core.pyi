@@ -17,6 +17,28 @@ class CoreIoError(CoreError): ...
 
 # --- synth (rust_core/src/synth) -------------------------------------------------------------
 
+def synth_simulate_households(
+    out_dir: str,
+    shelf: dict[str, np.ndarray],
+    *,
+    households: int,
+    seed: int,
+    taste_segments: int,
+    season_multiplier: np.ndarray,
+    weekday: np.ndarray,
+    allergen_names: list[str],
+) -> dict[str, int]:
+    """Simulate households shopping `shelf` and write orders.csv, order_products__prior.csv,
+    order_products__train.csv and households.csv into `out_dir`.
+
+    `shelf` holds the catalogue columns built by `omnix_recs.data.generate` (product_* per
+    product, aisle_* per aisle, complement_* as CSR); `season_multiplier` is float32
+    [seasons, days]; `weekday` uint8 [days] (0 = Sunday). Deterministic for a seed whatever
+    the thread count. Returns counts: customers, orders, prior_lines, train_lines.
+    Raises InvalidInputError on inconsistent columns, CoreIoError when a file cannot be written.
+    """
+
+
 # --- engine (rust_core/src/engine) -----------------------------------------------------------
 
 # engine/rank.rs: per-request ranking (see omnix_recs/engine/serving.py)
