@@ -9,7 +9,10 @@ Rules every implementation follows:
 - Every multi-row write is atomic: it happens whole or not at all.
 - Missing entities raise `NotFoundError`; creating a taken key raises `AlreadyExistsError`.
 - Lists come back newest first where they have a time, with opaque page tokens.
-- Timestamps go in and come out as timezone-aware UTC datetimes.
+- Timestamps go in and come out as timezone-aware UTC datetimes; a naive one is an
+  `InvalidArgumentError` naming the field.
+- A `page_size` or `limit` below 1, or a page token not returned by the same listing, is an
+  `InvalidArgumentError` naming `page_size`, `limit` or `page_token`.
 """
 
 from __future__ import annotations
@@ -99,11 +102,14 @@ class Store(Protocol):
         """Replace an existing customer; `NotFoundError` when absent."""
 
     def list_customer_ids(self, page_size: int, page_token: str = "") -> Page[str]:
-        """All customer ids in a stable order (for batch jobs)."""
+        """Ids of every customer with a profile, ascending (for batch jobs)."""
 
     def delete_customer(self, customer_id: str) -> CustomerErasure:
         """Erase the customer and everything derived from them, in one transaction.
-        `NotFoundError` when there is nothing to erase."""
+
+        `counts` has the keys profile, purchases, interactions, recommendations, feedback
+        (including feedback on the customer's served lists) and documents.
+        `NotFoundError` when there is nothing to erase (no profile and no rows)."""
 
     # --- catalog -------------------------------------------------------------------------
     def upsert_products(self, products: Sequence[Product]) -> int:
@@ -139,28 +145,38 @@ class Store(Protocol):
         """The customer's whole history (oldest first), optionally only before a moment."""
 
     def scan_purchases(self, batch_rows: int = 500_000) -> Iterator[PurchaseColumns]:
-        """Every order line, in batches, for model builds."""
+        """Every order line, in batches ordered by (customer, purchased_at), for model builds."""
 
     def count_purchases(self) -> int: ...
 
     # --- behaviour -----------------------------------------------------------------------
-    def add_interaction(self, interaction: Interaction) -> None: ...
+    def add_interaction(self, interaction: Interaction) -> None:
+        """Idempotent on (customer, occurred_at, interaction_id)."""
+
     def list_interactions(
         self, customer_id: str, since: datetime | None = None, limit: int = 1000
     ) -> list[Interaction]:
-        """Newest first."""
+        """Newest first; `since` inclusive."""
 
     # --- served recommendations and feedback -------------------------------------------------
-    def save_recommendation(self, served: ServedRecommendation) -> None: ...
+    def save_recommendation(self, served: ServedRecommendation) -> None:
+        """Record a served list as it was; `AlreadyExistsError` when its id is taken."""
+
     def get_recommendation(self, recommendation_id: str) -> ServedRecommendation: ...
     def list_recommendations(self, customer_id: str, limit: int = 20) -> list[ServedRecommendation]:
         """Newest first."""
 
-    def add_feedback(self, feedback: Feedback) -> None: ...
-    def list_feedback(self, recommendation_id: str) -> list[Feedback]: ...
+    def add_feedback(self, feedback: Feedback) -> None:
+        """Idempotent on (recommendation, occurred_at, product, event)."""
+
+    def list_feedback(self, recommendation_id: str) -> list[Feedback]:
+        """Newest first."""
 
     # --- models --------------------------------------------------------------------------
-    def save_model(self, record: ModelRecord) -> None: ...
+    def save_model(self, record: ModelRecord) -> None:
+        """`AlreadyExistsError` when the version exists. Saving a record with `active=True`
+        makes it the single active version (as `activate_model` would), atomically."""
+
     def list_models(self) -> list[ModelRecord]:
         """Newest first."""
 
@@ -172,7 +188,7 @@ class Store(Protocol):
     # --- derived documents (predictions, analyses) -----------------------------------------
     def put_document(self, kind: str, customer_id: str, created_at: datetime, body: dict[str, Any]) -> None:
         """Store a JSON document derived from a customer's data (predictions, AI analyses).
-        Erased with the customer."""
+        The same (kind, customer, created_at) replaces the earlier body. Erased with the customer."""
 
     def latest_document(self, kind: str, customer_id: str) -> tuple[datetime, dict[str, Any]] | None: ...
     def customer_documents(self, customer_id: str) -> list[tuple[str, datetime, dict[str, Any]]]:
@@ -181,7 +197,7 @@ class Store(Protocol):
     def list_documents(
         self, kind: str, since: datetime | None = None, limit: int = 10_000
     ) -> list[tuple[str, datetime, dict[str, Any]]]:
-        """(customer_id, created_at, body), newest first, across customers."""
+        """(customer_id, created_at, body), newest first, across customers; `since` inclusive."""
 
     # --- bulk ----------------------------------------------------------------------------
     def import_session(self) -> ContextManager[ImportSession]:

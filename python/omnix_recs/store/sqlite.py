@@ -1,0 +1,987 @@
+"""The embedded store: one SQLite file through the standard library (the product's default).
+
+How it behaves under load:
+- WAL journal: readers never wait for the writer and always see a committed snapshot; one
+  writer at a time holds the write lock. A second writer waits up to `busy_timeout_ms`, then
+  gets `UnavailableError` (e.g. a `RecordPurchase` arriving while a bulk import runs).
+- One connection per thread (the async server calls in through `asyncio.to_thread`); streaming
+  reads (`scan_purchases`, `iter_products`) and import sessions get their own connection, so a
+  consumer may interleave other store calls with them, on any thread.
+- Every write is one `BEGIN IMMEDIATE ... COMMIT`: it takes the write lock up front, so it
+  never fails half-way for lack of it.
+- `synchronous=NORMAL`: a commit survives a crash of the process; a power loss may lose the last
+  few commits, never corrupt the file.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import shutil
+import sqlite3
+import tempfile
+import threading
+import weakref
+from contextlib import contextmanager, suppress
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence, TypeVar
+
+from omnix_recs.domain.models import (
+    Consent,
+    Customer,
+    Feedback,
+    FeedbackEvent,
+    Interaction,
+    InteractionKind,
+    Page,
+    Preferences,
+    Product,
+    ProductFilter,
+    Purchase,
+    RecommendedItem,
+    ServedRecommendation,
+)
+from omnix_recs.errors import (
+    AlreadyExistsError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+    UnavailableError,
+)
+from omnix_recs.store.base import CustomerErasure, ModelRecord, PurchaseColumns
+from omnix_recs.store.sqlite_schema import apply_migrations
+
+DEFAULT_BUSY_TIMEOUT_MS = 5_000
+# An import session's own page cache (KiB). Bulk loads insert at random places in the
+# purchase b-tree; the bigger the cache, the fewer pages spill to the WAL mid-transaction.
+_IMPORT_CACHE_KIB = 1024 * 1024
+# After a checkpoint, shrink the WAL back to this size (a big import leaves a big WAL).
+_WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+
+# Primary SQLite result codes meaning "the database cannot be used right now", as opposed to
+# a bug in our SQL: busy/locked by another writer, I/O failure, disk full, file unreadable.
+_UNAVAILABLE_CODES = frozenset(
+    {
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_PROTOCOL,
+    }
+)
+
+# Erasure order matters: feedback on the customer's served lists is found through them.
+_ERASURE_STATEMENTS: tuple[tuple[str, str], ...] = (
+    ("profile", "DELETE FROM customer_profiles WHERE customer_id = :id"),
+    ("purchases", "DELETE FROM purchase_history WHERE customer_id = :id"),
+    ("interactions", "DELETE FROM product_interactions WHERE customer_id = :id"),
+    (
+        "feedback",
+        "DELETE FROM feedback WHERE customer_id = :id OR recommendation_id IN"
+        " (SELECT recommendation_id FROM recommendations WHERE customer_id = :id)",
+    ),
+    ("recommendations", "DELETE FROM recommendations WHERE customer_id = :id"),
+    ("documents", "DELETE FROM documents WHERE customer_id = :id"),
+)
+
+_T = TypeVar("_T")
+
+
+# --- values in and out of rows ---------------------------------------------------------------
+
+
+def _micros(moment: datetime, field: str) -> int:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise InvalidArgumentError(field, "must be a timezone-aware datetime")
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def _optional_micros(moment: datetime | None, field: str) -> int | None:
+    return None if moment is None else _micros(moment, field)
+
+
+def _moment(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+def _json(value: Any, field: str) -> str:
+    try:
+        return json.dumps(value, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError(field, f"must be JSON-serialisable ({exc})") from None
+
+
+def _value_object(cls: type[_T], text: str) -> _T:
+    """Rebuild a small frozen dataclass stored as a JSON object.
+
+    Keys are matched by field name: a field added to the class later takes its default on older
+    rows, and a key whose field was removed is ignored.
+    """
+    data = json.loads(text)
+    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in known})
+
+
+_CUSTOMER_COLUMNS = (
+    "customer_id",
+    "created_at",
+    "updated_at",
+    "display_name",
+    "email",
+    "age_band",
+    "household_size",
+    "postcode",
+    "preferences",
+    "dietary_restrictions",
+    "allergens",
+    "consent",
+)
+
+_CUSTOMER_SELECT = f"SELECT {', '.join(_CUSTOMER_COLUMNS)} FROM customer_profiles"
+
+
+def _customer_row(c: Customer) -> tuple[Any, ...]:
+    return (
+        c.customer_id,
+        _micros(c.created_at, "created_at"),
+        _micros(c.updated_at, "updated_at"),
+        c.display_name,
+        c.email,
+        c.age_band,
+        c.household_size,
+        c.postcode,
+        _json(dataclasses.asdict(c.preferences), "preferences"),
+        _json(c.dietary_restrictions, "dietary_restrictions"),
+        _json(c.allergens, "allergens"),
+        _json(dataclasses.asdict(c.consent), "consent"),
+    )
+
+
+def _customer(row: Sequence[Any]) -> Customer:
+    return Customer(
+        customer_id=row[0],
+        created_at=_moment(row[1]),
+        updated_at=_moment(row[2]),
+        display_name=row[3],
+        email=row[4],
+        age_band=row[5],
+        household_size=row[6],
+        postcode=row[7],
+        preferences=_value_object(Preferences, row[8]),
+        dietary_restrictions=tuple(json.loads(row[9])),
+        allergens=tuple(json.loads(row[10])),
+        consent=_value_object(Consent, row[11]),
+    )
+
+
+_PRODUCT_COLUMNS = (
+    "product_id",
+    "name",
+    "department",
+    "aisle",
+    "brand",
+    "price",
+    "pack_size",
+    "dietary_tags",
+    "allergens",
+    "in_stock",
+    "updated_at",
+)
+
+_PRODUCT_SELECT = f"SELECT {', '.join(_PRODUCT_COLUMNS)} FROM products"
+
+
+def _product_row(p: Product) -> tuple[Any, ...]:
+    return (
+        p.product_id,
+        p.name,
+        p.department,
+        p.aisle,
+        p.brand,
+        p.price,
+        p.pack_size,
+        _json(p.dietary_tags, "dietary_tags"),
+        _json(p.allergens, "allergens"),
+        int(p.in_stock),
+        _optional_micros(p.updated_at, "updated_at"),
+    )
+
+
+def _product(row: Sequence[Any]) -> Product:
+    return Product(
+        product_id=row[0],
+        name=row[1],
+        department=row[2],
+        aisle=row[3],
+        brand=row[4],
+        price=row[5],
+        pack_size=row[6],
+        dietary_tags=tuple(json.loads(row[7])),
+        allergens=tuple(json.loads(row[8])),
+        in_stock=bool(row[9]),
+        updated_at=None if row[10] is None else _moment(row[10]),
+    )
+
+
+_PURCHASE_COLUMNS = ("customer_id", "purchased_at", "order_id", "product_id", "quantity", "unit_price")
+_PURCHASE_KEY = ("customer_id", "purchased_at", "order_id", "product_id")
+# Selected in `Purchase` field order.
+_PURCHASE_SELECT = "SELECT customer_id, order_id, product_id, quantity, unit_price, purchased_at FROM purchase_history"
+
+
+def _purchase_row(p: Purchase) -> tuple[Any, ...]:
+    return (
+        p.customer_id,
+        _micros(p.purchased_at, "purchased_at"),
+        p.order_id,
+        p.product_id,
+        p.quantity,
+        p.unit_price,
+    )
+
+
+def _purchase(row: Sequence[Any]) -> Purchase:
+    return Purchase(row[0], row[1], row[2], row[3], row[4], _moment(row[5]))
+
+
+_INTERACTION_COLUMNS = ("customer_id", "occurred_at", "interaction_id", "kind", "product_id", "query", "quantity")
+
+_INTERACTION_SELECT = f"SELECT {', '.join(_INTERACTION_COLUMNS)} FROM product_interactions"
+
+
+def _interaction(row: Sequence[Any]) -> Interaction:
+    return Interaction(
+        customer_id=row[0],
+        occurred_at=_moment(row[1]),
+        interaction_id=row[2],
+        kind=InteractionKind(row[3]),
+        product_id=row[4],
+        query=row[5],
+        quantity=row[6],
+    )
+
+
+def _recommendation(row: Sequence[Any]) -> ServedRecommendation:
+    return ServedRecommendation(
+        recommendation_id=row[0],
+        customer_id=row[1],
+        generated_at=_moment(row[2]),
+        strategy=row[3],
+        model_version=row[4],
+        items=tuple(
+            RecommendedItem(i["product_id"], i["score"], i["confidence"], tuple(i["reasons"]))
+            for i in json.loads(row[5])
+        ),
+    )
+
+
+_FEEDBACK_COLUMNS = ("recommendation_id", "occurred_at", "product_id", "event", "customer_id")
+
+_FEEDBACK_SELECT = f"SELECT {', '.join(_FEEDBACK_COLUMNS)} FROM feedback"
+
+
+def _feedback(row: Sequence[Any]) -> Feedback:
+    return Feedback(
+        recommendation_id=row[0],
+        occurred_at=_moment(row[1]),
+        product_id=row[2],
+        event=FeedbackEvent(row[3]),
+        customer_id=row[4],
+    )
+
+
+def _model(row: Sequence[Any]) -> ModelRecord:
+    return ModelRecord(
+        version=row[0],
+        created_at=_moment(row[1]),
+        artifact_uri=row[2],
+        metrics=json.loads(row[3]),
+        notes=row[4],
+        active=bool(row[5]),
+    )
+
+
+_RECOMMENDATION_SELECT = (
+    "SELECT recommendation_id, customer_id, generated_at, strategy, model_version, items FROM recommendations"
+)
+_MODEL_SELECT = "SELECT version, created_at, artifact_uri, metrics, notes, active FROM models"
+
+
+def _upsert_sql(table: str, columns: Sequence[str], key: Sequence[str], values: str | None = None) -> str:
+    """INSERT that overwrites the row with the same key, so writing the same rows twice changes nothing.
+
+    (An upsert rather than INSERT OR REPLACE: REPLACE deletes and re-inserts, which would fire
+    delete actions of any future foreign key or trigger.)
+    """
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+    values = values or ", ".join("?" * len(columns))
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values}) "
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+    )
+
+
+_UPSERT_CUSTOMER = _upsert_sql("customer_profiles", _CUSTOMER_COLUMNS, ("customer_id",))
+_UPSERT_PRODUCT = _upsert_sql("products", _PRODUCT_COLUMNS, ("product_id",))
+_UPSERT_PURCHASE = _upsert_sql("purchase_history", _PURCHASE_COLUMNS, _PURCHASE_KEY)
+# The bulk path: rows straight from `PurchaseColumns` (epoch seconds, `PurchaseColumns` order),
+# converted by SQLite rather than by a Python loop over millions of lines.
+_UPSERT_PURCHASE_COLUMNS = _upsert_sql(
+    "purchase_history",
+    ("customer_id", "order_id", "product_id", "quantity", "unit_price", "purchased_at"),
+    _PURCHASE_KEY,
+    values="?, ?, ?, ?, ?, ? * 1000000",
+)
+_UPSERT_INTERACTION = _upsert_sql("product_interactions", _INTERACTION_COLUMNS, _INTERACTION_COLUMNS[:3])
+_UPSERT_FEEDBACK = _upsert_sql("feedback", _FEEDBACK_COLUMNS, _FEEDBACK_COLUMNS[:4])
+_UPSERT_DOCUMENT = _upsert_sql(
+    "documents", ("customer_id", "kind", "created_at", "body"), ("customer_id", "kind", "created_at")
+)
+
+
+# --- page tokens -------------------------------------------------------------------------------
+# A token is the urlsafe base64 of a JSON list: the list's name, then the last key returned.
+# The next page starts strictly after that key (keyset pagination: no offsets, stable under
+# concurrent inserts).
+
+
+def _page_token(listing: str, *last_key: str | int) -> str:
+    raw = json.dumps([listing, *last_key], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _page_start(token: str, listing: str, shape: tuple[type, ...]) -> list[Any] | None:
+    """The key a page starts after, or None for the first page."""
+    if not token:
+        return None
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except ValueError:  # bad base64, bad UTF-8 and bad JSON are all ValueErrors
+        decoded = None
+    if (
+        isinstance(decoded, list)
+        and len(decoded) == len(shape) + 1
+        and decoded[0] == listing
+        and all(type(v) is t for v, t in zip(decoded[1:], shape))
+    ):
+        return decoded[1:]
+    raise InvalidArgumentError("page_token", "malformed page token; pass back next_page_token exactly as returned")
+
+
+def _check_at_least_one(field: str, value: int) -> None:
+    if value < 1:
+        raise InvalidArgumentError(field, f"must be at least 1, got {value}")
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _database_errors_as_unavailable() -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        code = exc.sqlite_errorcode & 0xFF  # extended code -> primary code
+        if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            raise UnavailableError(
+                "the database is busy: another write (such as a bulk import) holds the lock; retry later"
+            ) from exc
+        if code in _UNAVAILABLE_CODES:
+            raise UnavailableError(f"the database cannot be used right now ({exc}); retry later") from exc
+        raise
+
+
+class SqliteStore:
+    """The `Store` protocol over one SQLite database file (see the module docstring)."""
+
+    def __init__(self, path: str | Path, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> None:
+        self.path = Path(path)
+        self._busy_timeout_ms = busy_timeout_ms
+        self._lock = threading.Lock()
+        self._connections: dict[threading.Thread, sqlite3.Connection] = {}
+        self._local = threading.local()
+        self._closed = False
+        self._remove_temporary_directory: weakref.finalize | None = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = self._conn()
+            with _database_errors_as_unavailable():
+                (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+                if mode != "wal":
+                    raise UnavailableError(f"the database file cannot use WAL journaling (got {mode!r})")
+                apply_migrations(conn)
+        except BaseException:
+            self.close()
+            raise
+
+    @classmethod
+    def from_url(cls, url: str) -> SqliteStore:
+        """`sqlite:///relative/omnix.db`, `sqlite:////absolute/omnix.db`, or `sqlite:///:memory:`.
+
+        `:memory:` opens a throwaway database (a temporary file removed by `close()`), with the
+        same behaviour as any other, for tests and demos.
+        """
+        prefix = "sqlite:///"
+        location = url[len(prefix) :] if url.startswith(prefix) else ""
+        if not location:
+            raise InvalidArgumentError(
+                "OMNIX_STORE", f"expected sqlite:///path/to/omnix.db or sqlite:///:memory:, got {url!r}"
+            )
+        if location == ":memory:":
+            return cls.temporary()
+        return cls(Path(location))
+
+    @classmethod
+    def temporary(cls) -> SqliteStore:
+        """A new empty store in a temporary directory, removed on `close()` (or at exit)."""
+        directory = tempfile.mkdtemp(prefix="omnix-store-")
+        try:
+            store = cls(Path(directory) / "omnix.db")
+        except BaseException:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
+        store._remove_temporary_directory = weakref.finalize(store, shutil.rmtree, directory, ignore_errors=True)
+        return store
+
+    # --- connections and transactions --------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        """A new connection with the store's settings, in autocommit mode (we issue BEGIN)."""
+        if self._closed:
+            raise UnavailableError("the store is closed")
+        with _database_errors_as_unavailable():
+            # check_same_thread=False only so that close() may close every thread's connection;
+            # each connection is still used by one thread at a time.
+            conn = sqlite3.connect(
+                self.path, timeout=self._busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
+            )
+            try:
+                conn.execute("PRAGMA synchronous = NORMAL")
+                conn.execute("PRAGMA foreign_keys = ON")
+                conn.execute(f"PRAGMA journal_size_limit = {_WAL_SIZE_LIMIT_BYTES}")
+            except BaseException:
+                conn.close()
+                raise
+        return conn
+
+    def _conn(self) -> sqlite3.Connection:
+        """This thread's connection."""
+        if self._closed:
+            raise UnavailableError("the store is closed")
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            with self._lock:
+                if self._closed:  # closed while we connected
+                    conn.close()
+                    raise UnavailableError("the store is closed")
+                # Threads come and go (thread pools shrink): drop the connections of dead ones.
+                for thread in [t for t in self._connections if not t.is_alive()]:
+                    self._connections.pop(thread).close()
+                self._connections[threading.current_thread()] = conn
+            self._local.conn = conn
+        return conn
+
+    def _fetch(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
+        with _database_errors_as_unavailable():
+            return self._conn().execute(sql, params).fetchall()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic write: committed when the block ends, rolled back if it raises."""
+        conn = self._conn()
+        with _database_errors_as_unavailable():
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    def _stream(self, sql: str, params: Sequence[Any], batch_rows: int) -> Iterator[list[Any]]:
+        """Rows in batches from one consistent snapshot, on a connection of their own."""
+        conn = self._connect()
+        try:
+            with _database_errors_as_unavailable():
+                cursor = conn.execute(sql, params)
+                while rows := cursor.fetchmany(batch_rows):
+                    yield rows
+        finally:
+            conn.close()
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close every thread's connection. Call it once the server has stopped using the store."""
+        with self._lock:
+            self._closed = True
+            connections = list(self._connections.values())
+            self._connections.clear()
+        for conn in connections:
+            conn.close()
+        if self._remove_temporary_directory is not None:
+            self._remove_temporary_directory()
+
+    # --- customers ------------------------------------------------------------------------------
+
+    def create_customer(self, customer: Customer) -> None:
+        row = _customer_row(customer)
+        with self._transaction() as conn:
+            inserted = conn.execute(
+                f"INSERT INTO customer_profiles ({', '.join(_CUSTOMER_COLUMNS)})"
+                f" VALUES ({', '.join('?' * len(_CUSTOMER_COLUMNS))}) ON CONFLICT (customer_id) DO NOTHING",
+                row,
+            ).rowcount
+            if not inserted:
+                raise AlreadyExistsError("customer", customer.customer_id)
+
+    def get_customer(self, customer_id: str) -> Customer:
+        rows = self._fetch(
+            f"{_CUSTOMER_SELECT} WHERE customer_id = ?", (customer_id,)
+        )
+        if not rows:
+            raise NotFoundError("customer", customer_id)
+        return _customer(rows[0])
+
+    def put_customer(self, customer: Customer) -> None:
+        row = _customer_row(customer)
+        with self._transaction() as conn:
+            exists = conn.execute("SELECT 1 FROM customer_profiles WHERE customer_id = ?", (customer.customer_id,))
+            if not exists.fetchone():
+                raise NotFoundError("customer", customer.customer_id)
+            conn.execute(_UPSERT_CUSTOMER, row)
+
+    def list_customer_ids(self, page_size: int, page_token: str = "") -> Page[str]:
+        _check_at_least_one("page_size", page_size)
+        start = _page_start(page_token, "customers", (str,))
+        rows = self._fetch(
+            "SELECT customer_id FROM customer_profiles WHERE customer_id > ? ORDER BY customer_id LIMIT ?",
+            (start[0] if start else "", page_size + 1),
+        )
+        ids = tuple(r[0] for r in rows[:page_size])
+        more = len(rows) > page_size
+        return Page(ids, _page_token("customers", ids[-1]) if more else "")
+
+    def delete_customer(self, customer_id: str) -> CustomerErasure:
+        with self._transaction() as conn:
+            counts = {kind: conn.execute(sql, {"id": customer_id}).rowcount for kind, sql in _ERASURE_STATEMENTS}
+            if not any(counts.values()):
+                raise NotFoundError("customer", customer_id)
+        return CustomerErasure(counts)
+
+    # --- catalog --------------------------------------------------------------------------------
+
+    def upsert_products(self, products: Sequence[Product]) -> int:
+        rows = [_product_row(p) for p in products]
+        with self._transaction() as conn:
+            conn.executemany(_UPSERT_PRODUCT, rows)
+        return len(rows)
+
+    def get_product(self, product_id: str) -> Product:
+        rows = self._fetch(f"{_PRODUCT_SELECT} WHERE product_id = ?", (product_id,))
+        if not rows:
+            raise NotFoundError("product", product_id)
+        return _product(rows[0])
+
+    def get_products(self, product_ids: Sequence[str]) -> dict[str, Product]:
+        # One JSON parameter rather than one `?` per id: no limit on how many ids are asked for.
+        rows = self._fetch(
+            f"{_PRODUCT_SELECT} WHERE product_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(product_ids)),),
+        )
+        return {row[0]: _product(row) for row in rows}
+
+    def list_products(self, product_filter: ProductFilter, page_size: int, page_token: str = "") -> Page[Product]:
+        _check_at_least_one("page_size", page_size)
+        start = _page_start(page_token, "products", (str,))
+        conditions = ["product_id > :after"]
+        params: dict[str, Any] = {"after": start[0] if start else "", "limit": page_size + 1}
+        for column, wanted in (
+            ("department", product_filter.departments),
+            ("aisle", product_filter.aisles),
+            ("brand", product_filter.brands),
+        ):
+            if wanted:
+                conditions.append(f"{column} IN (SELECT value FROM json_each(:{column}))")
+                params[column] = json.dumps(list(wanted))
+        if product_filter.dietary_tags:
+            # No wanted tag may be missing from the product's tags.
+            conditions.append(
+                "NOT EXISTS (SELECT 1 FROM json_each(:tags) AS wanted"
+                " WHERE wanted.value NOT IN (SELECT value FROM json_each(products.dietary_tags)))"
+            )
+            params["tags"] = json.dumps(list(product_filter.dietary_tags))
+        if product_filter.in_stock_only:
+            conditions.append("in_stock = 1")
+        rows = self._fetch(
+            f"{_PRODUCT_SELECT} WHERE {' AND '.join(conditions)}"
+            " ORDER BY product_id LIMIT :limit",
+            params,
+        )
+        products = tuple(_product(r) for r in rows[:page_size])
+        more = len(rows) > page_size
+        return Page(products, _page_token("products", products[-1].product_id) if more else "")
+
+    def iter_products(self) -> Iterator[Product]:
+        sql = f"{_PRODUCT_SELECT} ORDER BY product_id"
+        for rows in self._stream(sql, (), 10_000):
+            yield from map(_product, rows)
+
+    # --- purchases ------------------------------------------------------------------------------
+
+    def add_purchases(self, purchases: Sequence[Purchase]) -> int:
+        rows = [_purchase_row(p) for p in purchases]
+        with self._transaction() as conn:
+            conn.executemany(_UPSERT_PURCHASE, rows)
+        return len(rows)
+
+    def list_purchases(
+        self,
+        customer_id: str,
+        page_size: int,
+        page_token: str = "",
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> Page[Purchase]:
+        _check_at_least_one("page_size", page_size)
+        after = _page_start(page_token, "purchases", (int, str, str))
+        conditions = ["customer_id = :customer"]
+        params: dict[str, Any] = {"customer": customer_id, "limit": page_size + 1}
+        if start is not None:
+            conditions.append("purchased_at >= :start")
+            params["start"] = _micros(start, "start")
+        if end is not None:
+            conditions.append("purchased_at < :end")
+            params["end"] = _micros(end, "end")
+        if after is not None:
+            conditions.append("(purchased_at, order_id, product_id) < (:at, :order, :product)")
+            params.update(at=after[0], order=after[1], product=after[2])
+        rows = self._fetch(
+            f"{_PURCHASE_SELECT} WHERE {' AND '.join(conditions)}"
+            " ORDER BY purchased_at DESC, order_id DESC, product_id DESC LIMIT :limit",
+            params,
+        )
+        page = rows[:page_size]
+        token = ""
+        if len(rows) > page_size:
+            last = page[-1]
+            token = _page_token("purchases", last[5], last[1], last[2])
+        return Page(tuple(map(_purchase, page)), token)
+
+    def purchases_of(self, customer_id: str, before: datetime | None = None) -> list[Purchase]:
+        before_micros = None if before is None else _micros(before, "before")
+        rows = self._fetch(
+            f"{_PURCHASE_SELECT} WHERE customer_id = ? AND (? IS NULL OR purchased_at < ?)"
+            " ORDER BY purchased_at, order_id, product_id",
+            (customer_id, before_micros, before_micros),
+        )
+        return list(map(_purchase, rows))
+
+    def scan_purchases(self, batch_rows: int = 500_000) -> Iterator[PurchaseColumns]:
+        """Every order line by (customer, purchased_at): the clustered key order, so no sort."""
+        _check_at_least_one("batch_rows", batch_rows)
+        sql = (
+            "SELECT customer_id, order_id, product_id, quantity, unit_price, purchased_at / 1000000"
+            " FROM purchase_history ORDER BY customer_id, purchased_at"
+        )
+        for rows in self._stream(sql, (), batch_rows):
+            # Transpose in C (zip) rather than building one object per line.
+            customers, orders, products, quantities, prices, seconds = map(list, zip(*rows))
+            yield PurchaseColumns(customers, orders, products, quantities, prices, seconds)
+
+    def count_purchases(self) -> int:
+        return int(self._fetch("SELECT count(*) FROM purchase_history")[0][0])
+
+    # --- behaviour ------------------------------------------------------------------------------
+
+    def add_interaction(self, interaction: Interaction) -> None:
+        row = (
+            interaction.customer_id,
+            _micros(interaction.occurred_at, "occurred_at"),
+            interaction.interaction_id,
+            InteractionKind(interaction.kind).value,
+            interaction.product_id,
+            interaction.query,
+            interaction.quantity,
+        )
+        with self._transaction() as conn:
+            conn.execute(_UPSERT_INTERACTION, row)
+
+    def list_interactions(
+        self, customer_id: str, since: datetime | None = None, limit: int = 1000
+    ) -> list[Interaction]:
+        _check_at_least_one("limit", limit)
+        since_micros = None if since is None else _micros(since, "since")
+        rows = self._fetch(
+            f"{_INTERACTION_SELECT} WHERE customer_id = ? AND (? IS NULL OR occurred_at >= ?)"
+            " ORDER BY occurred_at DESC, interaction_id DESC LIMIT ?",
+            (customer_id, since_micros, since_micros, limit),
+        )
+        return list(map(_interaction, rows))
+
+    # --- served recommendations and feedback ------------------------------------------------------
+
+    def save_recommendation(self, served: ServedRecommendation) -> None:
+        items = [
+            {"product_id": i.product_id, "score": i.score, "confidence": i.confidence, "reasons": list(i.reasons)}
+            for i in served.items
+        ]
+        row = (
+            served.recommendation_id,
+            served.customer_id,
+            _micros(served.generated_at, "generated_at"),
+            served.strategy,
+            served.model_version,
+            _json(items, "items"),
+        )
+        with self._transaction() as conn:
+            inserted = conn.execute(
+                "INSERT INTO recommendations"
+                " (recommendation_id, customer_id, generated_at, strategy, model_version, items)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (recommendation_id) DO NOTHING",
+                row,
+            ).rowcount
+            if not inserted:
+                raise AlreadyExistsError("recommendation", served.recommendation_id)
+
+    def get_recommendation(self, recommendation_id: str) -> ServedRecommendation:
+        rows = self._fetch(f"{_RECOMMENDATION_SELECT} WHERE recommendation_id = ?", (recommendation_id,))
+        if not rows:
+            raise NotFoundError("recommendation", recommendation_id)
+        return _recommendation(rows[0])
+
+    def list_recommendations(self, customer_id: str, limit: int = 20) -> list[ServedRecommendation]:
+        _check_at_least_one("limit", limit)
+        rows = self._fetch(
+            f"{_RECOMMENDATION_SELECT} WHERE customer_id = ?"
+            " ORDER BY generated_at DESC, recommendation_id DESC LIMIT ?",
+            (customer_id, limit),
+        )
+        return list(map(_recommendation, rows))
+
+    def add_feedback(self, feedback: Feedback) -> None:
+        row = (
+            feedback.recommendation_id,
+            _micros(feedback.occurred_at, "occurred_at"),
+            feedback.product_id,
+            FeedbackEvent(feedback.event).value,
+            feedback.customer_id,
+        )
+        with self._transaction() as conn:
+            conn.execute(_UPSERT_FEEDBACK, row)
+
+    def list_feedback(self, recommendation_id: str) -> list[Feedback]:
+        rows = self._fetch(
+            f"{_FEEDBACK_SELECT} WHERE recommendation_id = ?"
+            " ORDER BY occurred_at DESC, product_id DESC, event DESC",
+            (recommendation_id,),
+        )
+        return list(map(_feedback, rows))
+
+    # --- models ---------------------------------------------------------------------------------
+
+    def save_model(self, record: ModelRecord) -> None:
+        row = (
+            record.version,
+            _micros(record.created_at, "created_at"),
+            record.artifact_uri,
+            _json(record.metrics, "metrics"),
+            record.notes,
+            int(record.active),
+        )
+        with self._transaction() as conn:
+            if record.active:
+                conn.execute("UPDATE models SET active = 0 WHERE active = 1 AND version <> ?", (record.version,))
+            inserted = conn.execute(
+                "INSERT INTO models (version, created_at, artifact_uri, metrics, notes, active)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (version) DO NOTHING",
+                row,
+            ).rowcount
+            if not inserted:
+                raise AlreadyExistsError("model", record.version)
+
+    def list_models(self) -> list[ModelRecord]:
+        return list(map(_model, self._fetch(f"{_MODEL_SELECT} ORDER BY created_at DESC, version DESC")))
+
+    def activate_model(self, version: str) -> ModelRecord:
+        with self._transaction() as conn:
+            # Deactivate first: the unique index on active rows allows one at any moment.
+            conn.execute("UPDATE models SET active = 0 WHERE active = 1 AND version <> ?", (version,))
+            if not conn.execute("UPDATE models SET active = 1 WHERE version = ?", (version,)).rowcount:
+                raise NotFoundError("model", version)
+            return _model(conn.execute(f"{_MODEL_SELECT} WHERE version = ?", (version,)).fetchone())
+
+    def active_model(self) -> ModelRecord | None:
+        rows = self._fetch(f"{_MODEL_SELECT} WHERE active = 1")
+        return _model(rows[0]) if rows else None
+
+    # --- derived documents ------------------------------------------------------------------------
+
+    def put_document(self, kind: str, customer_id: str, created_at: datetime, body: dict[str, Any]) -> None:
+        row = (customer_id, kind, _micros(created_at, "created_at"), _json(body, "body"))
+        with self._transaction() as conn:
+            conn.execute(_UPSERT_DOCUMENT, row)
+
+    def latest_document(self, kind: str, customer_id: str) -> tuple[datetime, dict[str, Any]] | None:
+        rows = self._fetch(
+            "SELECT created_at, body FROM documents WHERE customer_id = ? AND kind = ?"
+            " ORDER BY created_at DESC LIMIT 1",
+            (customer_id, kind),
+        )
+        return (_moment(rows[0][0]), json.loads(rows[0][1])) if rows else None
+
+    def customer_documents(self, customer_id: str) -> list[tuple[str, datetime, dict[str, Any]]]:
+        rows = self._fetch(
+            "SELECT kind, created_at, body FROM documents WHERE customer_id = ? ORDER BY created_at DESC, kind",
+            (customer_id,),
+        )
+        return [(r[0], _moment(r[1]), json.loads(r[2])) for r in rows]
+
+    def list_documents(
+        self, kind: str, since: datetime | None = None, limit: int = 10_000
+    ) -> list[tuple[str, datetime, dict[str, Any]]]:
+        _check_at_least_one("limit", limit)
+        since_micros = None if since is None else _micros(since, "since")
+        rows = self._fetch(
+            "SELECT customer_id, created_at, body FROM documents"
+            " WHERE kind = ? AND (? IS NULL OR created_at >= ?)"
+            " ORDER BY created_at DESC, customer_id DESC LIMIT ?",
+            (kind, since_micros, since_micros, limit),
+        )
+        return [(r[0], _moment(r[1]), json.loads(r[2])) for r in rows]
+
+    # --- bulk -----------------------------------------------------------------------------------
+
+    def import_session(self) -> SqliteImportSession:
+        return SqliteImportSession(self)
+
+
+class SqliteImportSession:
+    """An all-or-nothing bulk write: one `BEGIN IMMEDIATE` transaction on a connection of its own.
+
+    Other connections keep reading the last committed state for the whole session; other
+    writers wait (and get `UnavailableError` after the busy timeout) until it ends.
+
+    Loading purchases into an empty purchase table (the first import) drops the table's
+    secondary indexes and rebuilds them at `commit()`: one sort instead of millions of random
+    index inserts, about 1.5x faster. The drop is part of the transaction, so a rollback
+    restores them, and readers never see the table without them.
+    """
+
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+        self._conn: sqlite3.Connection | None = None
+        self._committed = False
+        self._purchases_prepared = False
+        self._deferred_index_sql: list[str] = []
+
+    def __enter__(self) -> SqliteImportSession:
+        conn = self._store._connect()
+        try:
+            with _database_errors_as_unavailable():
+                conn.execute(f"PRAGMA cache_size = -{_IMPORT_CACHE_KIB}")
+                conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        conn = self._open_connection()
+        self._conn = None
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        finally:
+            conn.close()
+
+    def _open_connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise FailedPreconditionError(
+                "the import session is not open: use it as `with store.import_session() as session:`"
+            )
+        return self._conn
+
+    def _writable(self) -> sqlite3.Connection:
+        conn = self._open_connection()
+        if self._committed:
+            raise FailedPreconditionError("the import session is already committed")
+        return conn
+
+    def _write(self, sql: str, rows: Iterable[tuple[Any, ...]]) -> None:
+        with _database_errors_as_unavailable():
+            self._writable().executemany(sql, rows)
+
+    def add_customers(self, customers: Iterable[Customer]) -> None:
+        self._write(_UPSERT_CUSTOMER, map(_customer_row, customers))
+
+    def add_products(self, products: Iterable[Product]) -> None:
+        self._write(_UPSERT_PRODUCT, map(_product_row, products))
+
+    def add_purchases(self, purchases: Iterable[Purchase]) -> None:
+        self._prepare_purchase_load()
+        self._write(_UPSERT_PURCHASE, map(_purchase_row, purchases))
+
+    def add_purchase_columns(self, columns: PurchaseColumns) -> None:
+        lengths = {
+            len(columns.customer_ids),
+            len(columns.order_ids),
+            len(columns.product_ids),
+            len(columns.quantities),
+            len(columns.unit_prices),
+            len(columns.purchased_at),
+        }
+        if len(lengths) != 1:
+            raise InvalidArgumentError(
+                "columns", f"all columns must have the same length, got lengths {sorted(lengths)}"
+            )
+        self._prepare_purchase_load()
+        self._write(
+            _UPSERT_PURCHASE_COLUMNS,
+            zip(
+                columns.customer_ids,
+                columns.order_ids,
+                columns.product_ids,
+                columns.quantities,
+                columns.unit_prices,
+                columns.purchased_at,
+            ),
+        )
+
+    def _prepare_purchase_load(self) -> None:
+        if self._purchases_prepared:
+            return
+        conn = self._writable()
+        with _database_errors_as_unavailable():
+            if conn.execute("SELECT NOT EXISTS (SELECT 1 FROM purchase_history)").fetchone()[0]:
+                indexes = conn.execute(
+                    "SELECT name, sql FROM sqlite_master"
+                    " WHERE type = 'index' AND tbl_name = 'purchase_history' AND sql IS NOT NULL"
+                ).fetchall()
+                for name, sql in indexes:
+                    conn.execute(f'DROP INDEX "{name}"')
+                    self._deferred_index_sql.append(sql)
+        self._purchases_prepared = True
+
+    def commit(self) -> None:
+        conn = self._writable()
+        with _database_errors_as_unavailable():
+            for sql in self._deferred_index_sql:
+                conn.execute(sql)
+            conn.execute("COMMIT")
+        self._committed = True
+        # The commit copied the import into the database file; empty the WAL it went through
+        # now rather than leave a file as big as the import on disk. Best effort: busy readers
+        # may keep part of it until a later checkpoint, which is harmless.
+        with suppress(sqlite3.OperationalError):
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -1,0 +1,36 @@
+"""The `store` fixture: one fresh, empty store per test, for every `Store` implementation.
+
+Each implementation is a factory in `STORE_FACTORIES`; the fixture is parametrized over them,
+so every contract test runs once per implementation (test ids `[sqlite]`, later
+`[dynamodb]`). To add one, write a factory that opens an empty store of that kind — for
+DynamoDB, one that takes a session-scoped local server through `request.getfixturevalue(...)`
+and a table prefix unique to the test — and register it here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+from omnix_recs.store.base import Store
+from omnix_recs.store.sqlite import SqliteStore
+
+
+def _sqlite_store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    return SqliteStore.from_url(f"sqlite:///{tmp_path / 'omnix.db'}")
+
+
+STORE_FACTORIES: dict[str, Callable[[pytest.FixtureRequest, Path], Store]] = {
+    "sqlite": _sqlite_store,
+}
+
+
+@pytest.fixture(params=sorted(STORE_FACTORIES))
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    opened = STORE_FACTORIES[request.param](request, tmp_path)
+    try:
+        yield opened
+    finally:
+        opened.close()
