@@ -11,12 +11,13 @@ How it behaves under load:
   never fails half-way for lack of it.
 - `synchronous=NORMAL`: a commit survives a crash of the process; a power loss may lose the last
   few commits, never corrupt the file.
+
+The tables and their migrations are in `sqlite_schema`; how entities map to rows, in `sqlite_rows`.
 """
 
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
 import shutil
 import sqlite3
@@ -24,23 +25,18 @@ import tempfile
 import threading
 import weakref
 from contextlib import contextmanager, suppress
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence, TypeVar
+from typing import Any, Iterable, Iterator, Sequence
 
 from omnix_recs.domain.models import (
-    Consent,
     Customer,
     Feedback,
-    FeedbackEvent,
     Interaction,
-    InteractionKind,
     Page,
-    Preferences,
     Product,
     ProductFilter,
     Purchase,
-    RecommendedItem,
     ServedRecommendation,
 )
 from omnix_recs.errors import (
@@ -51,6 +47,42 @@ from omnix_recs.errors import (
     UnavailableError,
 )
 from omnix_recs.store.base import CustomerErasure, ModelRecord, PurchaseColumns
+from omnix_recs.store.sqlite_rows import (
+    CUSTOMER_SELECT,
+    FEEDBACK_SELECT,
+    INSERT_NEW_CUSTOMER,
+    INSERT_NEW_MODEL,
+    INSERT_NEW_RECOMMENDATION,
+    INTERACTION_SELECT,
+    MODEL_SELECT,
+    PRODUCT_SELECT,
+    PURCHASE_SELECT,
+    RECOMMENDATION_SELECT,
+    UPSERT_CUSTOMER,
+    UPSERT_DOCUMENT,
+    UPSERT_FEEDBACK,
+    UPSERT_INTERACTION,
+    UPSERT_PRODUCT,
+    UPSERT_PURCHASE,
+    UPSERT_PURCHASE_COLUMNS,
+    customer_from_row,
+    customer_row,
+    feedback_from_row,
+    feedback_row,
+    from_micros,
+    interaction_from_row,
+    interaction_row,
+    micros,
+    model_from_row,
+    model_row,
+    product_from_row,
+    product_row,
+    purchase_from_row,
+    purchase_row,
+    recommendation_from_row,
+    recommendation_row,
+    to_json,
+)
 from omnix_recs.store.sqlite_schema import apply_migrations
 
 DEFAULT_BUSY_TIMEOUT_MS = 5_000
@@ -59,9 +91,6 @@ DEFAULT_BUSY_TIMEOUT_MS = 5_000
 _IMPORT_CACHE_KIB = 1024 * 1024
 # After a checkpoint, shrink the WAL back to this size (a big import leaves a big WAL).
 _WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_MICROSECOND = timedelta(microseconds=1)
 
 # Primary SQLite result codes meaning "the database cannot be used right now", as opposed to
 # a bug in our SQL: busy/locked by another writer, I/O failure, disk full, file unreadable.
@@ -90,261 +119,6 @@ _ERASURE_STATEMENTS: tuple[tuple[str, str], ...] = (
     ("recommendations", "DELETE FROM recommendations WHERE customer_id = :id"),
     ("documents", "DELETE FROM documents WHERE customer_id = :id"),
 )
-
-_T = TypeVar("_T")
-
-
-# --- values in and out of rows ---------------------------------------------------------------
-
-
-def _micros(moment: datetime, field: str) -> int:
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise InvalidArgumentError(field, "must be a timezone-aware datetime")
-    return (moment - _EPOCH) // _MICROSECOND
-
-
-def _optional_micros(moment: datetime | None, field: str) -> int | None:
-    return None if moment is None else _micros(moment, field)
-
-
-def _moment(micros: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=micros)
-
-
-def _json(value: Any, field: str) -> str:
-    try:
-        return json.dumps(value, separators=(",", ":"))
-    except (TypeError, ValueError) as exc:
-        raise InvalidArgumentError(field, f"must be JSON-serialisable ({exc})") from None
-
-
-def _value_object(cls: type[_T], text: str) -> _T:
-    """Rebuild a small frozen dataclass stored as a JSON object.
-
-    Keys are matched by field name: a field added to the class later takes its default on older
-    rows, and a key whose field was removed is ignored.
-    """
-    data = json.loads(text)
-    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in known})
-
-
-_CUSTOMER_COLUMNS = (
-    "customer_id",
-    "created_at",
-    "updated_at",
-    "display_name",
-    "email",
-    "age_band",
-    "household_size",
-    "postcode",
-    "preferences",
-    "dietary_restrictions",
-    "allergens",
-    "consent",
-)
-
-_CUSTOMER_SELECT = f"SELECT {', '.join(_CUSTOMER_COLUMNS)} FROM customer_profiles"
-
-
-def _customer_row(c: Customer) -> tuple[Any, ...]:
-    return (
-        c.customer_id,
-        _micros(c.created_at, "created_at"),
-        _micros(c.updated_at, "updated_at"),
-        c.display_name,
-        c.email,
-        c.age_band,
-        c.household_size,
-        c.postcode,
-        _json(dataclasses.asdict(c.preferences), "preferences"),
-        _json(c.dietary_restrictions, "dietary_restrictions"),
-        _json(c.allergens, "allergens"),
-        _json(dataclasses.asdict(c.consent), "consent"),
-    )
-
-
-def _customer(row: Sequence[Any]) -> Customer:
-    return Customer(
-        customer_id=row[0],
-        created_at=_moment(row[1]),
-        updated_at=_moment(row[2]),
-        display_name=row[3],
-        email=row[4],
-        age_band=row[5],
-        household_size=row[6],
-        postcode=row[7],
-        preferences=_value_object(Preferences, row[8]),
-        dietary_restrictions=tuple(json.loads(row[9])),
-        allergens=tuple(json.loads(row[10])),
-        consent=_value_object(Consent, row[11]),
-    )
-
-
-_PRODUCT_COLUMNS = (
-    "product_id",
-    "name",
-    "department",
-    "aisle",
-    "brand",
-    "price",
-    "pack_size",
-    "dietary_tags",
-    "allergens",
-    "in_stock",
-    "updated_at",
-)
-
-_PRODUCT_SELECT = f"SELECT {', '.join(_PRODUCT_COLUMNS)} FROM products"
-
-
-def _product_row(p: Product) -> tuple[Any, ...]:
-    return (
-        p.product_id,
-        p.name,
-        p.department,
-        p.aisle,
-        p.brand,
-        p.price,
-        p.pack_size,
-        _json(p.dietary_tags, "dietary_tags"),
-        _json(p.allergens, "allergens"),
-        int(p.in_stock),
-        _optional_micros(p.updated_at, "updated_at"),
-    )
-
-
-def _product(row: Sequence[Any]) -> Product:
-    return Product(
-        product_id=row[0],
-        name=row[1],
-        department=row[2],
-        aisle=row[3],
-        brand=row[4],
-        price=row[5],
-        pack_size=row[6],
-        dietary_tags=tuple(json.loads(row[7])),
-        allergens=tuple(json.loads(row[8])),
-        in_stock=bool(row[9]),
-        updated_at=None if row[10] is None else _moment(row[10]),
-    )
-
-
-_PURCHASE_COLUMNS = ("customer_id", "purchased_at", "order_id", "product_id", "quantity", "unit_price")
-_PURCHASE_KEY = ("customer_id", "purchased_at", "order_id", "product_id")
-# Selected in `Purchase` field order.
-_PURCHASE_SELECT = "SELECT customer_id, order_id, product_id, quantity, unit_price, purchased_at FROM purchase_history"
-
-
-def _purchase_row(p: Purchase) -> tuple[Any, ...]:
-    return (
-        p.customer_id,
-        _micros(p.purchased_at, "purchased_at"),
-        p.order_id,
-        p.product_id,
-        p.quantity,
-        p.unit_price,
-    )
-
-
-def _purchase(row: Sequence[Any]) -> Purchase:
-    return Purchase(row[0], row[1], row[2], row[3], row[4], _moment(row[5]))
-
-
-_INTERACTION_COLUMNS = ("customer_id", "occurred_at", "interaction_id", "kind", "product_id", "query", "quantity")
-
-_INTERACTION_SELECT = f"SELECT {', '.join(_INTERACTION_COLUMNS)} FROM product_interactions"
-
-
-def _interaction(row: Sequence[Any]) -> Interaction:
-    return Interaction(
-        customer_id=row[0],
-        occurred_at=_moment(row[1]),
-        interaction_id=row[2],
-        kind=InteractionKind(row[3]),
-        product_id=row[4],
-        query=row[5],
-        quantity=row[6],
-    )
-
-
-def _recommendation(row: Sequence[Any]) -> ServedRecommendation:
-    return ServedRecommendation(
-        recommendation_id=row[0],
-        customer_id=row[1],
-        generated_at=_moment(row[2]),
-        strategy=row[3],
-        model_version=row[4],
-        items=tuple(
-            RecommendedItem(i["product_id"], i["score"], i["confidence"], tuple(i["reasons"]))
-            for i in json.loads(row[5])
-        ),
-    )
-
-
-_FEEDBACK_COLUMNS = ("recommendation_id", "occurred_at", "product_id", "event", "customer_id")
-
-_FEEDBACK_SELECT = f"SELECT {', '.join(_FEEDBACK_COLUMNS)} FROM feedback"
-
-
-def _feedback(row: Sequence[Any]) -> Feedback:
-    return Feedback(
-        recommendation_id=row[0],
-        occurred_at=_moment(row[1]),
-        product_id=row[2],
-        event=FeedbackEvent(row[3]),
-        customer_id=row[4],
-    )
-
-
-def _model(row: Sequence[Any]) -> ModelRecord:
-    return ModelRecord(
-        version=row[0],
-        created_at=_moment(row[1]),
-        artifact_uri=row[2],
-        metrics=json.loads(row[3]),
-        notes=row[4],
-        active=bool(row[5]),
-    )
-
-
-_RECOMMENDATION_SELECT = (
-    "SELECT recommendation_id, customer_id, generated_at, strategy, model_version, items FROM recommendations"
-)
-_MODEL_SELECT = "SELECT version, created_at, artifact_uri, metrics, notes, active FROM models"
-
-
-def _upsert_sql(table: str, columns: Sequence[str], key: Sequence[str], values: str | None = None) -> str:
-    """INSERT that overwrites the row with the same key, so writing the same rows twice changes nothing.
-
-    (An upsert rather than INSERT OR REPLACE: REPLACE deletes and re-inserts, which would fire
-    delete actions of any future foreign key or trigger.)
-    """
-    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
-    values = values or ", ".join("?" * len(columns))
-    return (
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values}) "
-        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
-    )
-
-
-_UPSERT_CUSTOMER = _upsert_sql("customer_profiles", _CUSTOMER_COLUMNS, ("customer_id",))
-_UPSERT_PRODUCT = _upsert_sql("products", _PRODUCT_COLUMNS, ("product_id",))
-_UPSERT_PURCHASE = _upsert_sql("purchase_history", _PURCHASE_COLUMNS, _PURCHASE_KEY)
-# The bulk path: rows straight from `PurchaseColumns` (epoch seconds, `PurchaseColumns` order),
-# converted by SQLite rather than by a Python loop over millions of lines.
-_UPSERT_PURCHASE_COLUMNS = _upsert_sql(
-    "purchase_history",
-    ("customer_id", "order_id", "product_id", "quantity", "unit_price", "purchased_at"),
-    _PURCHASE_KEY,
-    values="?, ?, ?, ?, ?, ? * 1000000",
-)
-_UPSERT_INTERACTION = _upsert_sql("product_interactions", _INTERACTION_COLUMNS, _INTERACTION_COLUMNS[:3])
-_UPSERT_FEEDBACK = _upsert_sql("feedback", _FEEDBACK_COLUMNS, _FEEDBACK_COLUMNS[:4])
-_UPSERT_DOCUMENT = _upsert_sql(
-    "documents", ("customer_id", "kind", "created_at", "body"), ("customer_id", "kind", "created_at")
-)
-
 
 # --- page tokens -------------------------------------------------------------------------------
 # A token is the urlsafe base64 of a JSON list: the list's name, then the last key returned.
@@ -534,31 +308,27 @@ class SqliteStore:
     # --- customers ------------------------------------------------------------------------------
 
     def create_customer(self, customer: Customer) -> None:
-        row = _customer_row(customer)
+        row = customer_row(customer)
         with self._transaction() as conn:
-            inserted = conn.execute(
-                f"INSERT INTO customer_profiles ({', '.join(_CUSTOMER_COLUMNS)})"
-                f" VALUES ({', '.join('?' * len(_CUSTOMER_COLUMNS))}) ON CONFLICT (customer_id) DO NOTHING",
-                row,
-            ).rowcount
+            inserted = conn.execute(INSERT_NEW_CUSTOMER, row).rowcount
             if not inserted:
                 raise AlreadyExistsError("customer", customer.customer_id)
 
     def get_customer(self, customer_id: str) -> Customer:
         rows = self._fetch(
-            f"{_CUSTOMER_SELECT} WHERE customer_id = ?", (customer_id,)
+            f"{CUSTOMER_SELECT} WHERE customer_id = ?", (customer_id,)
         )
         if not rows:
             raise NotFoundError("customer", customer_id)
-        return _customer(rows[0])
+        return customer_from_row(rows[0])
 
     def put_customer(self, customer: Customer) -> None:
-        row = _customer_row(customer)
+        row = customer_row(customer)
         with self._transaction() as conn:
             exists = conn.execute("SELECT 1 FROM customer_profiles WHERE customer_id = ?", (customer.customer_id,))
             if not exists.fetchone():
                 raise NotFoundError("customer", customer.customer_id)
-            conn.execute(_UPSERT_CUSTOMER, row)
+            conn.execute(UPSERT_CUSTOMER, row)
 
     def list_customer_ids(self, page_size: int, page_token: str = "") -> Page[str]:
         _check_at_least_one("page_size", page_size)
@@ -581,24 +351,24 @@ class SqliteStore:
     # --- catalog --------------------------------------------------------------------------------
 
     def upsert_products(self, products: Sequence[Product]) -> int:
-        rows = [_product_row(p) for p in products]
+        rows = [product_row(p) for p in products]
         with self._transaction() as conn:
-            conn.executemany(_UPSERT_PRODUCT, rows)
+            conn.executemany(UPSERT_PRODUCT, rows)
         return len(rows)
 
     def get_product(self, product_id: str) -> Product:
-        rows = self._fetch(f"{_PRODUCT_SELECT} WHERE product_id = ?", (product_id,))
+        rows = self._fetch(f"{PRODUCT_SELECT} WHERE product_id = ?", (product_id,))
         if not rows:
             raise NotFoundError("product", product_id)
-        return _product(rows[0])
+        return product_from_row(rows[0])
 
     def get_products(self, product_ids: Sequence[str]) -> dict[str, Product]:
         # One JSON parameter rather than one `?` per id: no limit on how many ids are asked for.
         rows = self._fetch(
-            f"{_PRODUCT_SELECT} WHERE product_id IN (SELECT value FROM json_each(?))",
+            f"{PRODUCT_SELECT} WHERE product_id IN (SELECT value FROM json_each(?))",
             (json.dumps(list(product_ids)),),
         )
-        return {row[0]: _product(row) for row in rows}
+        return {row[0]: product_from_row(row) for row in rows}
 
     def list_products(self, product_filter: ProductFilter, page_size: int, page_token: str = "") -> Page[Product]:
         _check_at_least_one("page_size", page_size)
@@ -623,25 +393,25 @@ class SqliteStore:
         if product_filter.in_stock_only:
             conditions.append("in_stock = 1")
         rows = self._fetch(
-            f"{_PRODUCT_SELECT} WHERE {' AND '.join(conditions)}"
+            f"{PRODUCT_SELECT} WHERE {' AND '.join(conditions)}"
             " ORDER BY product_id LIMIT :limit",
             params,
         )
-        products = tuple(_product(r) for r in rows[:page_size])
+        products = tuple(product_from_row(r) for r in rows[:page_size])
         more = len(rows) > page_size
         return Page(products, _page_token("products", products[-1].product_id) if more else "")
 
     def iter_products(self) -> Iterator[Product]:
-        sql = f"{_PRODUCT_SELECT} ORDER BY product_id"
+        sql = f"{PRODUCT_SELECT} ORDER BY product_id"
         for rows in self._stream(sql, (), 10_000):
-            yield from map(_product, rows)
+            yield from map(product_from_row, rows)
 
     # --- purchases ------------------------------------------------------------------------------
 
     def add_purchases(self, purchases: Sequence[Purchase]) -> int:
-        rows = [_purchase_row(p) for p in purchases]
+        rows = [purchase_row(p) for p in purchases]
         with self._transaction() as conn:
-            conn.executemany(_UPSERT_PURCHASE, rows)
+            conn.executemany(UPSERT_PURCHASE, rows)
         return len(rows)
 
     def list_purchases(
@@ -658,15 +428,15 @@ class SqliteStore:
         params: dict[str, Any] = {"customer": customer_id, "limit": page_size + 1}
         if start is not None:
             conditions.append("purchased_at >= :start")
-            params["start"] = _micros(start, "start")
+            params["start"] = micros(start, "start")
         if end is not None:
             conditions.append("purchased_at < :end")
-            params["end"] = _micros(end, "end")
+            params["end"] = micros(end, "end")
         if after is not None:
             conditions.append("(purchased_at, order_id, product_id) < (:at, :order, :product)")
             params.update(at=after[0], order=after[1], product=after[2])
         rows = self._fetch(
-            f"{_PURCHASE_SELECT} WHERE {' AND '.join(conditions)}"
+            f"{PURCHASE_SELECT} WHERE {' AND '.join(conditions)}"
             " ORDER BY purchased_at DESC, order_id DESC, product_id DESC LIMIT :limit",
             params,
         )
@@ -675,16 +445,16 @@ class SqliteStore:
         if len(rows) > page_size:
             last = page[-1]
             token = _page_token("purchases", last[5], last[1], last[2])
-        return Page(tuple(map(_purchase, page)), token)
+        return Page(tuple(map(purchase_from_row, page)), token)
 
     def purchases_of(self, customer_id: str, before: datetime | None = None) -> list[Purchase]:
-        before_micros = None if before is None else _micros(before, "before")
+        before_micros = None if before is None else micros(before, "before")
         rows = self._fetch(
-            f"{_PURCHASE_SELECT} WHERE customer_id = ? AND (? IS NULL OR purchased_at < ?)"
+            f"{PURCHASE_SELECT} WHERE customer_id = ? AND (? IS NULL OR purchased_at < ?)"
             " ORDER BY purchased_at, order_id, product_id",
             (customer_id, before_micros, before_micros),
         )
-        return list(map(_purchase, rows))
+        return list(map(purchase_from_row, rows))
 
     def scan_purchases(self, batch_rows: int = 500_000) -> Iterator[PurchaseColumns]:
         """Every order line by (customer, purchased_at): the clustered key order, so no sort."""
@@ -704,113 +474,72 @@ class SqliteStore:
     # --- behaviour ------------------------------------------------------------------------------
 
     def add_interaction(self, interaction: Interaction) -> None:
-        row = (
-            interaction.customer_id,
-            _micros(interaction.occurred_at, "occurred_at"),
-            interaction.interaction_id,
-            InteractionKind(interaction.kind).value,
-            interaction.product_id,
-            interaction.query,
-            interaction.quantity,
-        )
+        row = interaction_row(interaction)
         with self._transaction() as conn:
-            conn.execute(_UPSERT_INTERACTION, row)
+            conn.execute(UPSERT_INTERACTION, row)
 
     def list_interactions(
         self, customer_id: str, since: datetime | None = None, limit: int = 1000
     ) -> list[Interaction]:
         _check_at_least_one("limit", limit)
-        since_micros = None if since is None else _micros(since, "since")
+        since_micros = None if since is None else micros(since, "since")
         rows = self._fetch(
-            f"{_INTERACTION_SELECT} WHERE customer_id = ? AND (? IS NULL OR occurred_at >= ?)"
+            f"{INTERACTION_SELECT} WHERE customer_id = ? AND (? IS NULL OR occurred_at >= ?)"
             " ORDER BY occurred_at DESC, interaction_id DESC LIMIT ?",
             (customer_id, since_micros, since_micros, limit),
         )
-        return list(map(_interaction, rows))
+        return list(map(interaction_from_row, rows))
 
     # --- served recommendations and feedback ------------------------------------------------------
 
     def save_recommendation(self, served: ServedRecommendation) -> None:
-        items = [
-            {"product_id": i.product_id, "score": i.score, "confidence": i.confidence, "reasons": list(i.reasons)}
-            for i in served.items
-        ]
-        row = (
-            served.recommendation_id,
-            served.customer_id,
-            _micros(served.generated_at, "generated_at"),
-            served.strategy,
-            served.model_version,
-            _json(items, "items"),
-        )
+        row = recommendation_row(served)
         with self._transaction() as conn:
-            inserted = conn.execute(
-                "INSERT INTO recommendations"
-                " (recommendation_id, customer_id, generated_at, strategy, model_version, items)"
-                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (recommendation_id) DO NOTHING",
-                row,
-            ).rowcount
+            inserted = conn.execute(INSERT_NEW_RECOMMENDATION, row).rowcount
             if not inserted:
                 raise AlreadyExistsError("recommendation", served.recommendation_id)
 
     def get_recommendation(self, recommendation_id: str) -> ServedRecommendation:
-        rows = self._fetch(f"{_RECOMMENDATION_SELECT} WHERE recommendation_id = ?", (recommendation_id,))
+        rows = self._fetch(f"{RECOMMENDATION_SELECT} WHERE recommendation_id = ?", (recommendation_id,))
         if not rows:
             raise NotFoundError("recommendation", recommendation_id)
-        return _recommendation(rows[0])
+        return recommendation_from_row(rows[0])
 
     def list_recommendations(self, customer_id: str, limit: int = 20) -> list[ServedRecommendation]:
         _check_at_least_one("limit", limit)
         rows = self._fetch(
-            f"{_RECOMMENDATION_SELECT} WHERE customer_id = ?"
+            f"{RECOMMENDATION_SELECT} WHERE customer_id = ?"
             " ORDER BY generated_at DESC, recommendation_id DESC LIMIT ?",
             (customer_id, limit),
         )
-        return list(map(_recommendation, rows))
+        return list(map(recommendation_from_row, rows))
 
     def add_feedback(self, feedback: Feedback) -> None:
-        row = (
-            feedback.recommendation_id,
-            _micros(feedback.occurred_at, "occurred_at"),
-            feedback.product_id,
-            FeedbackEvent(feedback.event).value,
-            feedback.customer_id,
-        )
+        row = feedback_row(feedback)
         with self._transaction() as conn:
-            conn.execute(_UPSERT_FEEDBACK, row)
+            conn.execute(UPSERT_FEEDBACK, row)
 
     def list_feedback(self, recommendation_id: str) -> list[Feedback]:
         rows = self._fetch(
-            f"{_FEEDBACK_SELECT} WHERE recommendation_id = ?"
+            f"{FEEDBACK_SELECT} WHERE recommendation_id = ?"
             " ORDER BY occurred_at DESC, product_id DESC, event DESC",
             (recommendation_id,),
         )
-        return list(map(_feedback, rows))
+        return list(map(feedback_from_row, rows))
 
     # --- models ---------------------------------------------------------------------------------
 
     def save_model(self, record: ModelRecord) -> None:
-        row = (
-            record.version,
-            _micros(record.created_at, "created_at"),
-            record.artifact_uri,
-            _json(record.metrics, "metrics"),
-            record.notes,
-            int(record.active),
-        )
+        row = model_row(record)
         with self._transaction() as conn:
             if record.active:
                 conn.execute("UPDATE models SET active = 0 WHERE active = 1 AND version <> ?", (record.version,))
-            inserted = conn.execute(
-                "INSERT INTO models (version, created_at, artifact_uri, metrics, notes, active)"
-                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (version) DO NOTHING",
-                row,
-            ).rowcount
+            inserted = conn.execute(INSERT_NEW_MODEL, row).rowcount
             if not inserted:
                 raise AlreadyExistsError("model", record.version)
 
     def list_models(self) -> list[ModelRecord]:
-        return list(map(_model, self._fetch(f"{_MODEL_SELECT} ORDER BY created_at DESC, version DESC")))
+        return list(map(model_from_row, self._fetch(f"{MODEL_SELECT} ORDER BY created_at DESC, version DESC")))
 
     def activate_model(self, version: str) -> ModelRecord:
         with self._transaction() as conn:
@@ -818,18 +547,18 @@ class SqliteStore:
             conn.execute("UPDATE models SET active = 0 WHERE active = 1 AND version <> ?", (version,))
             if not conn.execute("UPDATE models SET active = 1 WHERE version = ?", (version,)).rowcount:
                 raise NotFoundError("model", version)
-            return _model(conn.execute(f"{_MODEL_SELECT} WHERE version = ?", (version,)).fetchone())
+            return model_from_row(conn.execute(f"{MODEL_SELECT} WHERE version = ?", (version,)).fetchone())
 
     def active_model(self) -> ModelRecord | None:
-        rows = self._fetch(f"{_MODEL_SELECT} WHERE active = 1")
-        return _model(rows[0]) if rows else None
+        rows = self._fetch(f"{MODEL_SELECT} WHERE active = 1")
+        return model_from_row(rows[0]) if rows else None
 
     # --- derived documents ------------------------------------------------------------------------
 
     def put_document(self, kind: str, customer_id: str, created_at: datetime, body: dict[str, Any]) -> None:
-        row = (customer_id, kind, _micros(created_at, "created_at"), _json(body, "body"))
+        row = (customer_id, kind, micros(created_at, "created_at"), to_json(body, "body"))
         with self._transaction() as conn:
-            conn.execute(_UPSERT_DOCUMENT, row)
+            conn.execute(UPSERT_DOCUMENT, row)
 
     def latest_document(self, kind: str, customer_id: str) -> tuple[datetime, dict[str, Any]] | None:
         rows = self._fetch(
@@ -837,27 +566,27 @@ class SqliteStore:
             " ORDER BY created_at DESC LIMIT 1",
             (customer_id, kind),
         )
-        return (_moment(rows[0][0]), json.loads(rows[0][1])) if rows else None
+        return (from_micros(rows[0][0]), json.loads(rows[0][1])) if rows else None
 
     def customer_documents(self, customer_id: str) -> list[tuple[str, datetime, dict[str, Any]]]:
         rows = self._fetch(
             "SELECT kind, created_at, body FROM documents WHERE customer_id = ? ORDER BY created_at DESC, kind",
             (customer_id,),
         )
-        return [(r[0], _moment(r[1]), json.loads(r[2])) for r in rows]
+        return [(r[0], from_micros(r[1]), json.loads(r[2])) for r in rows]
 
     def list_documents(
         self, kind: str, since: datetime | None = None, limit: int = 10_000
     ) -> list[tuple[str, datetime, dict[str, Any]]]:
         _check_at_least_one("limit", limit)
-        since_micros = None if since is None else _micros(since, "since")
+        since_micros = None if since is None else micros(since, "since")
         rows = self._fetch(
             "SELECT customer_id, created_at, body FROM documents"
             " WHERE kind = ? AND (? IS NULL OR created_at >= ?)"
             " ORDER BY created_at DESC, customer_id DESC LIMIT ?",
             (kind, since_micros, since_micros, limit),
         )
-        return [(r[0], _moment(r[1]), json.loads(r[2])) for r in rows]
+        return [(r[0], from_micros(r[1]), json.loads(r[2])) for r in rows]
 
     # --- bulk -----------------------------------------------------------------------------------
 
@@ -923,14 +652,14 @@ class SqliteImportSession:
             self._writable().executemany(sql, rows)
 
     def add_customers(self, customers: Iterable[Customer]) -> None:
-        self._write(_UPSERT_CUSTOMER, map(_customer_row, customers))
+        self._write(UPSERT_CUSTOMER, map(customer_row, customers))
 
     def add_products(self, products: Iterable[Product]) -> None:
-        self._write(_UPSERT_PRODUCT, map(_product_row, products))
+        self._write(UPSERT_PRODUCT, map(product_row, products))
 
     def add_purchases(self, purchases: Iterable[Purchase]) -> None:
         self._prepare_purchase_load()
-        self._write(_UPSERT_PURCHASE, map(_purchase_row, purchases))
+        self._write(UPSERT_PURCHASE, map(purchase_row, purchases))
 
     def add_purchase_columns(self, columns: PurchaseColumns) -> None:
         lengths = {
@@ -947,7 +676,7 @@ class SqliteImportSession:
             )
         self._prepare_purchase_load()
         self._write(
-            _UPSERT_PURCHASE_COLUMNS,
+            UPSERT_PURCHASE_COLUMNS,
             zip(
                 columns.customer_ids,
                 columns.order_ids,
