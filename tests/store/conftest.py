@@ -14,6 +14,8 @@ from typing import Callable, Iterator
 
 import pytest
 
+from moto_server import dynamo_store, local_dynamodb  # noqa: F401  (local_dynamodb: a session fixture)
+
 from omnix_recs.store.base import Store
 from omnix_recs.store.sqlite import SqliteStore
 
@@ -24,6 +26,7 @@ def _sqlite_store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
 
 STORE_FACTORIES: dict[str, Callable[[pytest.FixtureRequest, Path], Store]] = {
     "sqlite": _sqlite_store,
+    "dynamodb": dynamo_store,
 }
 
 
