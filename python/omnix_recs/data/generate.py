@@ -12,7 +12,7 @@ during the period (they do not exist before their launch day).
 Households (rust_core/src/synth/household.rs): size 1–6 (children, babies), budget tier,
 diet (3% vegan, 7% vegetarian), allergies (10%), organic preference, pets, drinking adults,
 one of `taste_segments` taste segments, a shopping rhythm (days between trips, favourite
-weekdays with a weekend peak, usual hour; median 12 days between trips), a start day (45%
+weekdays with a weekend peak, usual hour; median 13 days between trips), a start day (45%
 shop from the beginning, the rest join during the period) and, for about 45%, a day they leave
 (churn) a few months later.
 
@@ -38,7 +38,7 @@ Shopping (rust_core/src/synth/shopping.rs), per trip:
   with freshly launched products boosted; 10% are adopted into the repertoire. This is the
   signal a "discover" recommender can learn: households adopt what similar households buy.
 - Volume. How many aisles become regular needs varies a lot between households (top-up
-  shoppers to big weekly shops), giving baskets of about 10 lines (median 9, p90 18), about 18
+  shoppers to big weekly shops), giving baskets of about 10 lines (median 9, p90 18), about 17
   orders per customer and a reorder share near 0.65 — close to the public Instacart data.
 - Rhythm. Days between trips vary log-normally around the household's interval and are
   nudged towards its favourite weekdays; hours scatter around its usual hour.

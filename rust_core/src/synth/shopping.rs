@@ -60,6 +60,7 @@ const REORDER_BUFFER: f32 = 0.15;
 const CONSUMPTION_NOISE: f64 = 0.2;
 const ADOPTION_RATE: f64 = 0.1;
 const MAX_NEEDS: usize = 120;
+const MIN_ORDERS: usize = 2;
 const CANDIDATES: usize = 6;
 const MAX_DRAWS: usize = 40;
 /// How long a launch stays "new" for explorers (days, exponential decay).
@@ -116,7 +117,9 @@ impl<'a> Trip<'a> {
         self.form_repertoire(day, rng);
         let mut previous = day;
         let mut basket: Vec<u32> = Vec::with_capacity(64);
-        while day < end {
+        // Everyone who signs up shops at least twice (a history and a last basket), even if
+        // they leave straight away.
+        while day < self.calendar.days && (day < end || history.orders.len() < MIN_ORDERS) {
             basket.clear();
             self.restock_needs(previous, day, &mut basket, rng);
             self.add_complements(day, &mut basket, rng);
@@ -124,6 +127,9 @@ impl<'a> Trip<'a> {
             self.explore(day, &mut basket, rng);
             if basket.is_empty() {
                 self.add_most_due(&mut basket);
+            }
+            if basket.is_empty() {
+                self.add_anything(day, &mut basket, rng);
             }
             if !basket.is_empty() {
                 basket.shuffle(rng); // add-to-cart order
@@ -138,7 +144,11 @@ impl<'a> Trip<'a> {
                 history.orders.push(Order { day, hour, lines: basket.len() as u32 });
             }
             previous = day;
-            day += self.next_gap(day, rng);
+            let mut gap = self.next_gap(day, rng);
+            if history.orders.len() < MIN_ORDERS {
+                gap = gap.min(self.calendar.days.saturating_sub(day + 1)).max(1);
+            }
+            day += gap;
         }
         history
     }
@@ -273,6 +283,17 @@ impl<'a> Trip<'a> {
             .min_by(|a, b| (a.stock * a.cycle).total_cmp(&(b.stock * b.cycle)));
         if let Some(need) = most_due {
             basket.push(need.product);
+        }
+    }
+
+    /// A household with no regular needs yet still leaves with something it likes.
+    fn add_anything(&self, day: u32, basket: &mut Vec<u32>, rng: &mut ChaCha8Rng) {
+        for _ in 0..20 {
+            let Some(aisle) = self.seasonal_aisle(&self.explore_weight, day, rng) else { return };
+            if let Some(product) = self.pick(aisle, day, Purpose::Everyday, &[], rng) {
+                basket.push(product);
+                return;
+            }
         }
     }
 
