@@ -119,4 +119,5 @@ def population_cycles(
     same_trip_days: float = 0.5,
 ) -> dict[str, npt.NDArray[Any]]:
     """Per item: cycle_days (median over repeat buyers of their median gap; NaN = none),
-    buyers and repeat_buyers (uint32)."""
+    buyers and repeat_buyers (uint32); and prior_strength (float, NaN = too little data), the
+    empirical-Bayes k = within-buyer / between-buyer variance of log gaps."""

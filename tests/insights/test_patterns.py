@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import NO_POPULATION, history_of, purchases, weekly
+from histories import NO_POPULATION, history_of, purchases, weekly
 from omnix_recs.domain.consumption import customer_cycles
 from omnix_recs.domain.patterns import Trend, detect_patterns
 

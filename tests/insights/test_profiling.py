@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import CATALOG, NO_POPULATION, at, history_of, purchases
+from histories import CATALOG, NO_POPULATION, at, history_of, purchases
 from omnix_recs.domain.consumption import PurchaseTable, customer_cycles, to_day
 from omnix_recs.domain.models import Product
 from omnix_recs.domain.profiling import (

@@ -153,12 +153,16 @@ class PopulationCycles:
     """How often a typical repeat buyer buys each product, and how often people shop.
 
     `product_cycle_days` holds products with at least one repeat buyer; `repeat_rate` is the
-    share of a product's buyers who bought it on two or more trips.
+    share of a product's buyers who bought it on two or more trips. The prior strengths are the
+    empirical-Bayes k of the shrinkage weight n / (n + k), estimated from the same data (NaN =
+    too little data: the core's default applies).
     """
 
     product_cycle_days: Mapping[str, float] = field(default_factory=dict)
     repeat_rate: Mapping[str, float] = field(default_factory=dict)
     visit_cycle_days: float = math.nan
+    product_prior_strength: float = math.nan
+    visit_prior_strength: float = math.nan
     customers: int = 0
 
     def prior_for(self, product_id: str) -> float:
@@ -269,6 +273,8 @@ def population_cycles(table: PurchaseTable) -> PopulationCycles:
         product_cycle_days=product_cycle_days,
         repeat_rate=repeat_rate,
         visit_cycle_days=float(trips["cycle_days"][0]),
+        product_prior_strength=float(per_product["prior_strength"]),
+        visit_prior_strength=float(trips["prior_strength"]),
         customers=len(np.unique(table.customer)),
     )
 
@@ -306,9 +312,13 @@ class CustomerCycles:
     products: Mapping[str, Cycle]
 
 
-def _cycles(groups: Sequence[int], days: Sequence[float], priors: Sequence[float]) -> list[Cycle]:
+def _cycles(groups: Sequence[int], days: Sequence[float], priors: Sequence[float], prior_strength: float) -> list[Cycle]:
+    options = {"prior_strength": prior_strength} if math.isfinite(prior_strength) else {}
     out = _core.consumption_cycles(
-        np.asarray(groups, dtype=np.int64), np.asarray(days, dtype=np.float64), np.asarray(priors, dtype=np.float64)
+        np.asarray(groups, dtype=np.int64),
+        np.asarray(days, dtype=np.float64),
+        np.asarray(priors, dtype=np.float64),
+        **options,
     )
     return [
         Cycle(
@@ -336,9 +346,12 @@ def customer_cycles(history: CustomerHistory, population: PopulationCycles) -> C
         [code_of[line.product_id] for line in history.lines],
         [to_day(line.purchased_at) for line in history.lines],
         [population.prior_for(pid) for pid in product_ids],
+        population.product_prior_strength,
     )
     visits = history.visits
-    (visit_cycle,) = _cycles([0] * len(visits), [to_day(v.at) for v in visits], [population.visit_cycle_days])
+    (visit_cycle,) = _cycles(
+        [0] * len(visits), [to_day(v.at) for v in visits], [population.visit_cycle_days], population.visit_prior_strength
+    )
     return CustomerCycles(visits=visit_cycle, products=dict(zip(product_ids, product_cycles)))
 
 

@@ -62,7 +62,8 @@ fn consumption_cycles<'py>(
 ///
 /// Purchase i is `customer_codes[i]` (any int64), `item_codes[i]` (in `0..n_items`) on
 /// `days[i]`. Returns a dict: `cycle_days` float64 (NaN = nobody bought twice), `buyers` and
-/// `repeat_buyers` uint32, each of length `n_items`.
+/// `repeat_buyers` uint32, each of length `n_items`, and `prior_strength` (float): the
+/// empirical-Bayes k for shrinking a buyer's cycle towards these (NaN = too little data).
 #[pyfunction]
 #[pyo3(signature = (customer_codes, item_codes, days, n_items, *, same_trip_days=0.5))]
 fn population_cycles<'py>(
@@ -81,6 +82,7 @@ fn population_cycles<'py>(
     out.set_item("cycle_days", result.cycle_days.into_pyarray(py))?;
     out.set_item("buyers", result.buyers.into_pyarray(py))?;
     out.set_item("repeat_buyers", result.repeat_buyers.into_pyarray(py))?;
+    out.set_item("prior_strength", result.prior_strength)?;
     Ok(out)
 }
 

@@ -4,6 +4,11 @@
 //! median over its repeat buyers, so a handful of heavy buyers cannot set the cycle for everyone.
 //! These are the priors the per-customer estimate is shrunk towards; the same computation over
 //! customers' order days (one "item") gives the population's shopping cadence.
+//!
+//! The same pass estimates how strongly to shrink (the empirical-Bayes prior strength k in the
+//! weight n / (n + k)): k = σ² / τ², the within-buyer variance of log gaps over the variance of
+//! buyers' own log cycles around their item's mean. Habits that differ a lot between people
+//! (shopping cadence) get a small k; products everyone uses up alike get a large one.
 use rayon::prelude::*;
 
 use super::cycles::{check_days, trip_days};
@@ -19,6 +24,74 @@ pub struct PopulationCycles {
     pub buyers: Vec<u32>,
     /// Customers who bought it on at least two separate trips.
     pub repeat_buyers: Vec<u32>,
+    /// Empirical-Bayes prior strength for shrinking a buyer's cycle towards the item's; NaN when
+    /// too few buyers have three or more trips to tell.
+    pub prior_strength: f64,
+}
+
+/// Bounds of the estimated prior strength: never ignore the population completely, never let
+/// it outweigh a long personal history.
+const MIN_PRIOR_STRENGTH: f64 = 0.1;
+const MAX_PRIOR_STRENGTH: f64 = 20.0;
+
+/// Sums over buyers with at least two gaps, for the variance components of log gaps.
+#[derive(Clone, Copy, Default)]
+struct Spread {
+    buyers: f64,
+    items: f64,
+    within: f64,          // Σ s² (sample variance of a buyer's log gaps)
+    within_over_n: f64,   // Σ s² / n (the noise in each buyer's mean)
+    between: f64,         // Σ (buyer mean - item mean)²
+}
+
+impl Spread {
+    fn add(self, other: Spread) -> Spread {
+        Spread {
+            buyers: self.buyers + other.buyers,
+            items: self.items + other.items,
+            within: self.within + other.within,
+            within_over_n: self.within_over_n + other.within_over_n,
+            between: self.between + other.between,
+        }
+    }
+
+    /// k = σ² / τ² with τ² = (between-buyer variance) − (noise of buyer means).
+    fn prior_strength(&self) -> f64 {
+        let degrees = self.buyers - self.items;
+        if degrees < 2.0 {
+            return f64::NAN;
+        }
+        let sigma2 = self.within / self.buyers;
+        let tau2 = self.between / degrees - self.within_over_n / self.buyers;
+        if tau2 <= 0.0 {
+            return MAX_PRIOR_STRENGTH;
+        }
+        (sigma2 / tau2).clamp(MIN_PRIOR_STRENGTH, MAX_PRIOR_STRENGTH)
+    }
+}
+
+/// One item's buyers: (mean log gap, sample variance, gaps) of those with at least two gaps.
+fn spread_of(buyers: &[(f64, f64, f64)]) -> Spread {
+    if buyers.len() < 2 {
+        return Spread::default();
+    }
+    let mean = buyers.iter().map(|b| b.0).sum::<f64>() / buyers.len() as f64;
+    buyers.iter().fold(Spread { items: 1.0, ..Spread::default() }, |acc, &(m, var, n)| Spread {
+        buyers: acc.buyers + 1.0,
+        items: acc.items,
+        within: acc.within + var,
+        within_over_n: acc.within_over_n + var / n,
+        between: acc.between + (m - mean) * (m - mean),
+    })
+}
+
+/// Mean and sample variance of the log gaps (gaps must be > 0, at least two of them).
+fn log_moments(gaps: &[f64]) -> (f64, f64) {
+    let logs: Vec<f64> = gaps.iter().map(|g| g.ln()).collect();
+    let n = logs.len() as f64;
+    let mean = logs.iter().sum::<f64>() / n;
+    let var = logs.iter().map(|l| (l - mean) * (l - mean)).sum::<f64>() / (n - 1.0);
+    (mean, var)
 }
 
 /// `customer_codes[i]`, `item_codes[i]` (in `0..n_items`) and `days[i]` describe purchase i,
@@ -59,22 +132,26 @@ pub fn population_cycles(
         item_start[i + 1] += item_start[i];
     }
 
-    let per_item: Vec<(f64, u32, u32)> = (0..n_items)
+    let per_item: Vec<(f64, u32, u32, Spread)> = (0..n_items)
         .into_par_iter()
         .map(|item| {
             let rows = &order[item_start[item]..item_start[item + 1]];
-            let (mut buyer_cycles, mut buyers) = (Vec::new(), 0u32);
+            let (mut buyer_cycles, mut buyers, mut moments) = (Vec::new(), 0u32, Vec::new());
             for run in rows.chunk_by(|&a, &b| customer_codes[a] == customer_codes[b]) {
                 buyers += 1;
                 let run_days: Vec<f64> = run.iter().map(|&r| days[r]).collect();
                 let trips = trip_days(&run_days, same_trip_days);
                 let mut gaps: Vec<f64> = trips.windows(2).map(|w| w[1] - w[0]).collect();
+                if gaps.len() >= 2 && gaps.iter().all(|&g| g > 0.0) {
+                    let (mean, var) = log_moments(&gaps);
+                    moments.push((mean, var, gaps.len() as f64));
+                }
                 if !gaps.is_empty() {
                     buyer_cycles.push(median(&mut gaps));
                 }
             }
             let repeat_buyers = buyer_cycles.len() as u32;
-            (median(&mut buyer_cycles), buyers, repeat_buyers)
+            (median(&mut buyer_cycles), buyers, repeat_buyers, spread_of(&moments))
         })
         .collect();
 
@@ -82,6 +159,7 @@ pub fn population_cycles(
         cycle_days: per_item.iter().map(|t| t.0).collect(),
         buyers: per_item.iter().map(|t| t.1).collect(),
         repeat_buyers: per_item.iter().map(|t| t.2).collect(),
+        prior_strength: per_item.iter().fold(Spread::default(), |acc, t| acc.add(t.3)).prior_strength(),
     })
 }
 
@@ -116,6 +194,37 @@ mod tests {
         assert_eq!(result.buyers, vec![3, 1, 0]);
         assert_eq!(result.repeat_buyers, vec![3, 0, 0]);
         assert!(result.cycle_days[1].is_nan() && result.cycle_days[2].is_nan());
+        // Everyone perfectly regular: no within-buyer noise, so the population hardly matters.
+        assert_eq!(result.prior_strength, MIN_PRIOR_STRENGTH);
+    }
+
+    #[test]
+    fn prior_strength_is_within_over_between_variance() {
+        // Buyers alternate gaps 4/16, 8/32 and 16/64: log means ln 8, ln 16, ln 32.
+        let mut customers = vec![];
+        let mut days = vec![];
+        for (customer, short) in [(0i64, 4.0), (1, 8.0), (2, 16.0)] {
+            let mut day = 0.0;
+            for i in 0..5 {
+                customers.push(customer);
+                days.push(day);
+                day += if i % 2 == 0 { short } else { 4.0 * short };
+            }
+        }
+        let items = vec![0i64; days.len()];
+        let result = population_cycles(&customers, &items, &days, 1, 0.5).unwrap();
+        // Within: each buyer's 4 log gaps vary by 4/3 ln²2. Between: means ln 2 apart, so
+        // Σ (m - mean)² / 2 degrees = ln²2, less the noise of the means (4/3 ln²2 / 4).
+        let ln2_sq = 2f64.ln().powi(2);
+        let expected = (4.0 / 3.0 * ln2_sq) / (ln2_sq - ln2_sq / 3.0);
+        assert!((result.prior_strength - expected).abs() < 1e-9, "{}", result.prior_strength);
+        assert!((expected - 2.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn prior_strength_is_unknown_without_enough_buyers() {
+        let result = population_cycles(&[0, 0, 0], &[0, 0, 0], &[0.0, 7.0, 14.0], 1, 0.5).unwrap();
+        assert!(result.prior_strength.is_nan());
     }
 
     #[test]
