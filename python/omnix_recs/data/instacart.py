@@ -50,7 +50,7 @@ from omnix_recs.domain.models import ALLERGENS, DIETARY_TAGS, Customer, Preferen
 from omnix_recs.errors import InvalidArgumentError
 from omnix_recs.store.base import PurchaseColumns, Store
 
-BLOCK_BYTES = 16 << 20  # ~1M order lines per batch written to the store
+BLOCK_BYTES = 8 << 20  # ~500k order lines per batch written to the store
 MAX_ID_DIGITS = 18  # fits int64
 MAX_TEXT = 500  # longest product, aisle or department name accepted
 SECONDS_PER_DAY = 86_400
@@ -531,45 +531,36 @@ def _read_orders(directory: Path) -> _Orders:
             line_parts.append(np.arange(first_line, first_line + len(numbers), dtype=np.int64))
     if not parts or not sum(len(p) for p in parts):
         raise InvalidArgumentError(f"{name}:line 2", "no orders")
+    # One copy at a time: orders are the import's biggest resident structure.
     table = np.concatenate(parts)
-    merged = {
-        "order_id": table[:, 0],
-        "user": table[:, 1],
-        "number": table[:, 3],
-        "hour": table[:, 5],
-        "days": table[:, 6],
-        "line": np.concatenate(line_parts),
-    }
+    parts.clear()
+    line = np.concatenate(line_parts)
+    line_parts.clear()
+    chronological = np.lexsort((table[:, 3], table[:, 1]))
+    table, line = table[chronological], line[chronological]
+    order_id, user, number, hour, days = (np.ascontiguousarray(table[:, k]) for k in (0, 1, 3, 5, 6))
+    del table, chronological
 
-    by_order = np.argsort(merged["order_id"], kind="stable")
-    duplicated = np.flatnonzero(np.diff(merged["order_id"][by_order]) == 0)
+    by_order = np.argsort(order_id, kind="stable")
+    duplicated = np.flatnonzero(np.diff(order_id[by_order]) == 0)
     if len(duplicated):
-        line = merged["line"][by_order[duplicated[0] + 1]]
-        raise InvalidArgumentError(_where(name, int(line), "order_id"), "duplicate order id")
-    chronological = np.lexsort((merged["number"], merged["user"]))
-    sorted_cols = {key: values[chronological] for key, values in merged.items()}
-    same_user = sorted_cols["user"][1:] == sorted_cols["user"][:-1]
-    repeated = np.flatnonzero(same_user & (sorted_cols["number"][1:] == sorted_cols["number"][:-1]))
+        first, second = by_order[duplicated[0]], by_order[duplicated[0] + 1]
+        raise InvalidArgumentError(_where(name, int(max(line[first], line[second])), "order_id"), "duplicate order id")
+    same_user = user[1:] == user[:-1]
+    repeated = np.flatnonzero(same_user & (number[1:] == number[:-1]))
     if len(repeated):
-        line = sorted_cols["line"][repeated[0] + 1]
         raise InvalidArgumentError(
-            _where(name, int(line), "order_number"), "this customer already has an order with this number"
+            _where(name, int(line[repeated[0] + 1]), "order_number"),
+            "this customer already has an order with this number",
         )
     later = np.flatnonzero(same_user) + 1  # orders that have an earlier order of the same customer
-    missing = later[sorted_cols["days"][later] < 0]
+    missing = later[days[later] < 0]
     if len(missing):
         raise InvalidArgumentError(
-            _where(name, int(sorted_cols["line"][missing[0]]), "days_since_prior_order"),
+            _where(name, int(line[missing[0]]), "days_since_prior_order"),
             "required on every order but a customer's first",
         )
-    return _Orders(
-        order_id=sorted_cols["order_id"],
-        user=sorted_cols["user"],
-        order_number=sorted_cols["number"],
-        hour=sorted_cols["hour"],
-        days_since_prior=sorted_cols["days"],
-        line=sorted_cols["line"],
-    )
+    return _Orders(order_id=order_id, user=user, order_number=number, hour=hour, days_since_prior=days, line=line)
 
 
 # --- households (optional) ----------------------------------------------------------------------

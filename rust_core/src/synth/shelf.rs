@@ -300,3 +300,33 @@ impl Calendar {
 fn positive(value: f32) -> bool {
     value.is_finite() && value > 0.0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Calendar;
+
+    fn calendar() -> Calendar {
+        // Two seasons over four days: flat, and one that sells double on the last two days.
+        Calendar::new(vec![1.0, 1.0, 1.0, 1.0, 0.5, 0.5, 1.5, 1.5], 2, vec![0, 1, 2, 3]).unwrap()
+    }
+
+    #[test]
+    fn usage_between_days_follows_the_season() {
+        let c = calendar();
+        assert_eq!(c.usage_between(0, 0, 4), 4.0);
+        assert_eq!(c.usage_between(1, 0, 2), 1.0);
+        assert_eq!(c.usage_between(1, 2, 4), 3.0);
+    }
+
+    #[test]
+    fn usage_past_the_end_repeats_the_last_day() {
+        assert_eq!(calendar().usage_between(1, 3, 6), 1.5 * 3.0);
+    }
+
+    #[test]
+    fn inconsistent_tables_are_rejected() {
+        assert!(Calendar::new(vec![1.0; 7], 2, vec![0, 1, 2, 3]).is_err());
+        assert!(Calendar::new(vec![1.0; 4], 1, vec![0, 1, 2, 7]).is_err());
+        assert!(Calendar::new(vec![f32::NAN; 4], 1, vec![0, 1, 2, 3]).is_err());
+    }
+}
