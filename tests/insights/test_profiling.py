@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from histories import CATALOG, NO_POPULATION, at, history_of, purchases
-from omnix_recs.domain.consumption import PurchaseTable, customer_cycles, to_day
+from omnix_recs.domain.consumption import PopulationCycles, PurchaseTable, customer_cycles, to_day
 from omnix_recs.domain.models import Product
 from omnix_recs.domain.profiling import (
     BudgetTier,
@@ -76,7 +76,17 @@ def test_value_flag_compares_like_with_like(catalog):
 def test_household_size_scales_with_volume(quantity, size, catalog, population):
     result = profile(weekly_baskets("c1", MIXED, quantity=quantity), catalog, population)
     assert result.household.size == size
-    assert result.household.confidence > 0.5
+    assert result.household.confidence == pytest.approx(0.4)  # one signal (no population cycles)
+
+
+def test_using_things_up_fast_raises_the_estimate(catalog, population):
+    # Ordinary volume, but products everyone else buys fortnightly go every week: pace 2.
+    history = history_of(weekly_baskets("c1", MIXED, quantity=2), as_of_day=AS_OF_DAY)
+    cycles = customer_cycles(history, PopulationCycles(product_cycle_days={pid: 14.0 for pid in MIXED}))
+    result = profile_customer(history, cycles, catalog, population)
+    assert result.household.size == 3  # 2 × √(1 × 2) = 2.8
+    assert result.household.evidence[1] == "uses up 6 regular products 2.0x as fast as a typical buyer"
+    assert result.household.confidence > 0.4  # two signals agree
 
 
 def test_baby_products_mean_at_least_three_people(catalog, population):
