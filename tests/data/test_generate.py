@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from generated_supermarket import Supermarket
 
 from omnix_recs.data.generate import generate_instacart
 from omnix_recs.data.taxonomy import AISLES, SEASONS
 from omnix_recs.errors import InvalidArgumentError
 
-from .conftest import Supermarket
 
 TINY = dict(customers=150, products=400, days=90, seed=3)
 FILES = (

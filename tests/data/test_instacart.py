@@ -7,13 +7,13 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from generated_supermarket import Supermarket
 
 from omnix_recs.data import instacart
 from omnix_recs.data.instacart import default_as_of, import_instacart
 from omnix_recs.errors import InvalidArgumentError, NotFoundError
 from omnix_recs.store.sqlite import SqliteStore
 
-from .conftest import Supermarket
 
 AS_OF = date(2026, 3, 1)
 ORDERS_HEADER = "order_id,user_id,eval_set,order_number,order_dow,order_hour_of_day,days_since_prior_order\n"
