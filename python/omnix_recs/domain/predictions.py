@@ -38,6 +38,8 @@ METHOD = "cycles-v1"
 # customer is usually about to come back. Of 0, 0.25 and 0.5, 0.25 gave the lowest backtest
 # error on generated data (benches/bench_insights.py).
 OVERDUE_FRACTION = 0.25
+# A customer expected less than half a day ago is on time, not late.
+ON_TIME_DAYS = 0.5
 # The weekday habit may move a predicted trip by at most this many days.
 MAX_HABIT_SHIFT_DAYS = 3
 # A product bought only once is forecast when at least this share of its buyers buy it again.
@@ -128,9 +130,12 @@ def predict_next_visit(history: CustomerHistory, visits: Cycle | None) -> tuple[
     as_of = history.as_of
     cadence = visits.cycle_days
     late_by = days_between(visits.last_at, as_of) - cadence
-    expected = add_days(visits.last_at, cadence) if late_by < 0 else add_days(as_of, OVERDUE_FRACTION * cadence)
+    if late_by <= ON_TIME_DAYS:
+        expected = max(add_days(visits.last_at, cadence), as_of)
+    else:
+        expected = add_days(as_of, OVERDUE_FRACTION * cadence)
     confidence = visits.confidence
-    if late_by > 0:
+    if late_by > ON_TIME_DAYS:
         # Every cadence the customer stays away makes the habit a weaker guide.
         confidence *= cadence / (cadence + late_by)
 
