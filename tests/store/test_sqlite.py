@@ -26,7 +26,7 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def sqlite_store(db_path: Path):
+def sqlite_store(db_path: Path) -> Iterator[SqliteStore]:
     store = SqliteStore(db_path, busy_timeout_ms=50)
     yield store
     store.close()
@@ -56,6 +56,7 @@ def line(customer_id: str, order_id: str, product_id: str = "p1") -> Purchase:
 def test_url_with_an_absolute_path(db_path: Path) -> None:
     store = open_store(f"sqlite:///{db_path}")
     try:
+        assert isinstance(store, SqliteStore)
         assert store.path == db_path
         assert db_path.exists()
     finally:
