@@ -16,6 +16,7 @@ from omnix_recs.ai.breaker import CircuitBreaker
 from omnix_recs.config import Settings
 from omnix_recs.store.base import Store, open_store
 
+
 @pytest.fixture(autouse=True)
 def fake_aws_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Credentials for signing requests to the fake server; nothing from this machine's AWS setup."""

@@ -57,7 +57,11 @@ def tool_call(tool_input: Any) -> dict[str, Any]:
 
 def error(status: int, code: str, message: str = "fake failure") -> Reply:
     """An AWS JSON error: the code in `x-amzn-errortype`, as Bedrock sends it."""
-    return Reply(status=status, body={"message": message}, headers={"x-amzn-errortype": f"{code}:http://internal.amazon.com/coral/com.amazon.bedrock/"})
+    return Reply(
+        status=status,
+        body={"message": message},
+        headers={"x-amzn-errortype": f"{code}:http://internal.amazon.com/coral/com.amazon.bedrock/"},
+    )
 
 
 @dataclass(frozen=True)

@@ -87,7 +87,12 @@ def fault_replies():
         ],
         "tool input is not an object": [Reply(tool_input="a poem about milk")],
         "text instead of a tool call": [
-            Reply(body={"output": {"message": {"role": "assistant", "content": [{"text": "Hi"}]}}, "stopReason": "end_turn"})
+            Reply(
+                body={
+                    "output": {"message": {"role": "assistant", "content": [{"text": "Hi"}]}},
+                    "stopReason": "end_turn",
+                }
+            )
         ],
         "access denied": [error(403, "AccessDeniedException")],
     }

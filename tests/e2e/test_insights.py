@@ -29,14 +29,21 @@ def seed(store: Store) -> None:
             Product("coffee", "Ground Coffee", "breakfast", "coffee", price=8.5),
         ]
     )
-    for customer_id, consent in [("c1", Consent()), ("c2", Consent()), ("optout", Consent(analytics=False, personalization=False))]:
+    for customer_id, consent in [
+        ("c1", Consent()),
+        ("c2", Consent()),
+        ("optout", Consent(analytics=False, personalization=False)),
+    ]:
         store.create_customer(Customer(customer_id, NOW, NOW, consent=consent))
     rows = []
     for customer_id in ("c1", "c2", "optout"):
         for week in range(12):
             at = days_ago(3 + 7 * week)
             order = f"{customer_id}-{week}"
-            rows += [Purchase(customer_id, order, "milk", 1, 1.3, at), Purchase(customer_id, order, "bread", 1, 3.0, at)]
+            rows += [
+                Purchase(customer_id, order, "milk", 1, 1.3, at),
+                Purchase(customer_id, order, "bread", 1, 3.0, at),
+            ]
             if week % 2 == 0:
                 rows.append(Purchase(customer_id, order, "coffee", 1, 8.5, at))
     store.add_purchases(rows)
@@ -62,7 +69,9 @@ def test_consumption_predictions(insights, server):
     assert all(0 < p.confidence <= 1 for p in reply.predictions)
     assert len(server.store.list_documents("predictions")) == 1  # stored for later scoring
 
-    limited = insights.GetConsumptionPredictions(pb.GetConsumptionPredictionsRequest(customer_id="c1", limit=1, due_only=True))
+    limited = insights.GetConsumptionPredictions(
+        pb.GetConsumptionPredictionsRequest(customer_id="c1", limit=1, due_only=True)
+    )
     assert [p.product_id for p in limited.predictions] == ["bread"]
 
     backtest = insights.GetConsumptionPredictions(
@@ -154,7 +163,9 @@ def test_prediction_accuracy(insights, server):
     pending = [b for b in reply.buckets if b.accuracy.scored == 0]
     assert len(pending) == 1 and not pending[0].accuracy.HasField("next_visit_mae_days")
 
-    error = rpc_error(insights.GetPredictionAccuracy, pb.GetPredictionAccuracyRequest(since=ts(NOW), until=ts(days_ago(1))))
+    error = rpc_error(
+        insights.GetPredictionAccuracy, pb.GetPredictionAccuracyRequest(since=ts(NOW), until=ts(days_ago(1)))
+    )
     assert bad_field(error) == "until"
 
 
@@ -168,7 +179,9 @@ def silent_bedrock() -> str:
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
-def test_a_silent_bedrock_still_answers_locally_within_the_call_deadline(running_server, silent_bedrock, monkeypatch, tmp_path):
+def test_a_silent_bedrock_still_answers_locally_within_the_call_deadline(
+    running_server, silent_bedrock, monkeypatch, tmp_path
+):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAFAKEFORTESTS0000")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "fake-secret-for-tests")
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))

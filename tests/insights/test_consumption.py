@@ -27,7 +27,11 @@ def test_history_joins_the_catalog_and_keeps_unknown_products():
     history = history_of(rows, as_of_day=2)
 
     assert [line.product_id for line in history.lines] == ["milk", "gone"]  # day 3 is after as_of
-    assert (history.lines[0].name, history.lines[0].department, history.lines[0].aisle) == ("Whole Milk", "dairy eggs", "milk")
+    assert (history.lines[0].name, history.lines[0].department, history.lines[0].aisle) == (
+        "Whole Milk",
+        "dairy eggs",
+        "milk",
+    )
     assert (history.lines[1].name, history.lines[1].department) == (UNKNOWN, UNKNOWN)
     assert [v.order_id for v in history.visits] == ["c1-day0", "o9"]
 

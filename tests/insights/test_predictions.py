@@ -54,7 +54,9 @@ def test_a_late_customer_is_expected_soon_and_with_less_confidence():
 def test_stopped_and_one_off_products_are_not_forecast():
     rows = weekly(weeks=12, products=("milk",)) + purchases("c1", [(7 * w, ["chips"]) for w in range(4)])
     rows += purchases("c1", [(3, ["lager", "soap"])])
-    population = PopulationCycles(product_cycle_days={"lager": 10.0, "soap": 30.0}, repeat_rate={"lager": 0.1, "soap": 0.6})
+    population = PopulationCycles(
+        product_cycle_days={"lager": 10.0, "soap": 30.0}, repeat_rate={"lager": 0.1, "soap": 0.6}
+    )
     products = by_product(forecast_of(rows, as_of_day=80, population=population))
 
     assert "chips" not in products  # weekly for a month, silent since day 21: stopped

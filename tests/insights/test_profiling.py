@@ -63,7 +63,9 @@ def test_product_signals_follow_the_catalog():
     assert product_signals(CATALOG["oat"]) == {"food", "organic"}
     assert product_signals(CATALOG["dogfood"]) == {"pet"}
     assert product_signals(CATALOG["lager"]) == {"food", "party"}
-    assert "meat" not in product_signals(Product("tofu", "Firm Tofu", "meat seafood", "meat alternatives", dietary_tags=("vegan", "vegetarian")))
+    assert "meat" not in product_signals(
+        Product("tofu", "Firm Tofu", "meat seafood", "meat alternatives", dietary_tags=("vegan", "vegetarian"))
+    )
 
 
 def test_value_flag_compares_like_with_like(catalog):
@@ -97,11 +99,18 @@ def test_baby_products_mean_at_least_three_people(catalog, population):
 
 @pytest.mark.parametrize(
     ("milk", "tier", "sensitivity"),
-    [("milk-value", BudgetTier.VALUE, PriceSensitivity.HIGH), ("milk-premium", BudgetTier.PREMIUM, PriceSensitivity.LOW)],
+    [
+        ("milk-value", BudgetTier.VALUE, PriceSensitivity.HIGH),
+        ("milk-premium", BudgetTier.PREMIUM, PriceSensitivity.LOW),
+    ],
 )
 def test_budget_tier_from_prices_paid(milk, tier, sensitivity, catalog):
     # A population where households pick each of the three milks.
-    rows = [p for i, m in enumerate(["milk-value", "milk", "milk-premium"] * 10) for p in weekly_baskets(f"p{i}", (m, "bananas"))]
+    rows = [
+        p
+        for i, m in enumerate(["milk-value", "milk", "milk-premium"] * 10)
+        for p in weekly_baskets(f"p{i}", (m, "bananas"))
+    ]
     result = profile(weekly_baskets("c1", (milk, "bananas")), catalog, population_of(rows, catalog))
     assert (result.budget.tier, result.budget.price_sensitivity) == (tier, sensitivity)
 

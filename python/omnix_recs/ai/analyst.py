@@ -165,7 +165,9 @@ class InsightsService:
     ) -> None:
         self.store = store
         self.settings = settings
-        self.bedrock = bedrock if bedrock is not None else (BedrockAnalyst(settings) if settings.bedrock_enabled else None)
+        self.bedrock = (
+            bedrock if bedrock is not None else (BedrockAnalyst(settings) if settings.bedrock_enabled else None)
+        )
         self.baseline = baseline or BaselineCache(store)
         self._cache: OrderedDict[str, AnalysisResult] = OrderedDict()
         self._cache_lock = threading.Lock()
@@ -355,7 +357,9 @@ class InsightsService:
         """Score stored forecasts made in [since, until) against the purchases that followed,
         overall and per time bucket ("day", "week" starting Monday, or calendar "month")."""
         until = until or _now()
-        documents = [d for d in self.store.list_documents(PREDICTIONS, since=since, limit=max_forecasts) if d[1] < until]
+        documents = [
+            d for d in self.store.list_documents(PREDICTIONS, since=since, limit=max_forecasts) if d[1] < until
+        ]
         by_customer: dict[str, list[ConsumptionForecast]] = {}
         for customer_id, _, body in documents:
             by_customer.setdefault(customer_id, []).append(ConsumptionForecast.from_document(customer_id, body))
@@ -413,4 +417,3 @@ def analyze_customer_cli(store: Store, settings: Settings, customer_id: str) -> 
             json.dumps(result.insights, indent=2, ensure_ascii=False),
         ]
     )
-

@@ -37,7 +37,13 @@ from botocore.exceptions import (
 )
 
 from omnix_recs.ai.breaker import CircuitBreaker
-from omnix_recs.ai.schema import INSIGHTS_SCHEMA, TOOL_DESCRIPTION, TOOL_NAME, InsightsValidationError, validate_insights
+from omnix_recs.ai.schema import (
+    INSIGHTS_SCHEMA,
+    TOOL_DESCRIPTION,
+    TOOL_NAME,
+    InsightsValidationError,
+    validate_insights,
+)
 from omnix_recs.config import Settings
 
 log = logging.getLogger(__name__)
@@ -178,7 +184,9 @@ class BedrockAnalyst:
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-            raise BedrockError(f"Bedrock error {code or status}", transient=code in TRANSIENT_ERRORS or status >= 500) from exc
+            raise BedrockError(
+                f"Bedrock error {code or status}", transient=code in TRANSIENT_ERRORS or status >= 500
+            ) from exc
         except (ReadTimeoutError, ConnectTimeoutError):
             raise BedrockError("Bedrock did not answer in time") from None
         except (EndpointConnectionError, ConnectionClosedError) as exc:

@@ -94,13 +94,9 @@ def customer_facts(analysis: CustomerAnalysis) -> dict[str, Any]:
         "top_departments": [
             {"name": d.name, "share": round(d.share, 2)} for d in patterns.departments[:TOP_DEPARTMENTS]
         ],
-        "top_products": [
-            {**product(p.product_id), "trips": p.trips} for p in patterns.products[:TOP_PRODUCTS]
-        ],
+        "top_products": [{**product(p.product_id), "trips": p.trips} for p in patterns.products[:TOP_PRODUCTS]],
         "due_now": [product(p.product_id) for p in due],
-        "coming_up": [
-            {**product(p.product_id), "expected": p.next_purchase_at.date().isoformat()} for p in upcoming
-        ],
+        "coming_up": [{**product(p.product_id), "expected": p.next_purchase_at.date().isoformat()} for p in upcoming],
         "trends": [
             {"product_id": t.product_id, "name": t.name, "trend": t.trend.value, "evidence": t.evidence}
             for t in patterns.trends[:TRENDS]

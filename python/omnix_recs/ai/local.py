@@ -33,9 +33,10 @@ SEGMENT_PHRASES = {
 
 
 def _names(items: list[dict[str, Any]]) -> str:
+    # Shelf names often contain commas ("Skim Milk, 2 L"), so the list is separated by semicolons.
     names = [item["name"] for item in items[:MAX_NAMES_IN_SENTENCE]]
     more = len(items) - len(names)
-    text = ", ".join(names)
+    text = "; ".join(names)
     return f"{text} and {more} more" if more > 0 else text
 
 
@@ -51,7 +52,7 @@ def _judgement(section: dict[str, Any], **fields: Any) -> dict[str, Any]:
     }
 
 
-def _shopping_sentence(facts: dict[str, Any]) -> str:
+def _shopping_sentence(facts: dict[str, Any], *, expect_trip: bool) -> str:
     shopping, history = facts["shopping"], facts["history"]
     if not history["trips"]:
         return "No purchases yet."
@@ -64,7 +65,7 @@ def _shopping_sentence(facts: dict[str, Any]) -> str:
                 habit += f" {shopping['usual_daypart']}s"
         parts.append(habit)
     sentence = "; ".join(parts) + f", about {history['items_per_trip']:.0f} items per trip."
-    if shopping["next_trip"]:
+    if shopping["next_trip"] and expect_trip:
         sentence += f" Next trip expected on {shopping['next_trip']}."
     return sentence[0].upper() + sentence[1:]
 
@@ -73,9 +74,7 @@ def _profile_sentence(facts: dict[str, Any]) -> str:
     profile = facts["profile"]
     household, budget = profile["household"], profile["budget"]
     people = "a single shopper" if household["size"] == 1 else f"a household of {household['size']}"
-    sentence = (
-        f"Looks like {people} with a {budget['tier']} budget and {budget['price_sensitivity']} price sensitivity"
-    )
+    sentence = f"Looks like {people} with a {budget['tier']} budget and {budget['price_sensitivity']} price sensitivity"
     traits = [TRAIT_PHRASES[t["trait"]] for t in profile["lifestyle"]]
     if traits:
         sentence += "; " + ", ".join(traits)
@@ -89,7 +88,9 @@ def _due_sentence(facts: dict[str, Any]) -> str | None:
     first = due[0]
     detail = ""
     if first["every_days"] is not None and first["days_since_last"] is not None:
-        detail = f" ({first['name']} every {first['every_days']:.0f} days, last {first['days_since_last']:.0f} days ago)"
+        detail = (
+            f" ({first['name']} every {first['every_days']:.0f} days, last {first['days_since_last']:.0f} days ago)"
+        )
     return f"Due on the next trip: {_names(due)}{detail}."
 
 
@@ -100,7 +101,8 @@ def _trend_sentences(facts: dict[str, Any]) -> list[str]:
     sentences = []
     if "stopped" in by_trend:
         first = by_trend["stopped"][0]
-        sentences.append(f"Stopped buying {_names(by_trend['stopped'])} ({first['name']}: {first['evidence']}).")
+        example = f"{first['name']}: " if len(by_trend["stopped"]) > 1 else ""
+        sentences.append(f"Stopped buying {_names(by_trend['stopped'])} ({example}{first['evidence']}).")
     if "fading" in by_trend:
         sentences.append(f"Buying {_names(by_trend['fading'])} less often lately.")
     if "growing" in by_trend:
@@ -110,8 +112,10 @@ def _trend_sentences(facts: dict[str, Any]) -> list[str]:
 
 def _lifecycle_sentence(facts: dict[str, Any]) -> str:
     lifecycle = facts["profile"]["lifecycle"]
-    evidence = "; ".join(lifecycle["evidence"][:2])
-    return f"{SEGMENT_PHRASES[lifecycle['segment']]}: {evidence}." if evidence else f"{SEGMENT_PHRASES[lifecycle['segment']]}."
+    phrase = SEGMENT_PHRASES[lifecycle["segment"]]
+    # A regular customer's evidence repeats the opening sentence (trips, last visit).
+    evidence = "; ".join(lifecycle["evidence"][:2]) if lifecycle["segment"] != "regular" else ""
+    return f"{phrase}: {evidence}." if evidence else f"{phrase}."
 
 
 def _needs(facts: dict[str, Any]) -> list[dict[str, Any]]:
@@ -139,10 +143,15 @@ def _actions(facts: dict[str, Any]) -> list[dict[str, Any]]:
     segment = profile["lifecycle"]["segment"]
     actions = []
     if segment == "at_risk":
-        actions.append({"action": "Send a win-back offer on their usual products", "reason": "they are well past their usual trip"})
+        actions.append(
+            {"action": "Send a win-back offer on their usual products", "reason": "they are well past their usual trip"}
+        )
     if facts["due_now"]:
         actions.append(
-            {"action": _clip(f"Remind them about {_names(facts['due_now'])}"), "reason": "these are due on the next trip"}
+            {
+                "action": _clip(f"Remind them about {_names(facts['due_now'])}"),
+                "reason": "these are due on the next trip",
+            }
         )
     stopped = [t for t in facts["trends"] if t["trend"] == "stopped"]
     if stopped:
@@ -150,26 +159,43 @@ def _actions(facts: dict[str, Any]) -> list[dict[str, Any]]:
             {"action": _clip(f"Suggest an alternative to {stopped[0]['name']}"), "reason": "they stopped buying it"}
         )
     if segment == "vip":
-        actions.append({"action": "Offer a loyalty reward or early access", "reason": "one of the top 10 % of spenders"})
+        actions.append(
+            {"action": "Offer a loyalty reward or early access", "reason": "one of the top 10 % of spenders"}
+        )
     elif segment == "new":
-        actions.append({"action": "Send a welcome offer in their favourite aisles", "reason": "a new customer still forming habits"})
+        actions.append(
+            {
+                "action": "Send a welcome offer in their favourite aisles",
+                "reason": "a new customer still forming habits",
+            }
+        )
     top = facts["top_departments"][0]["name"] if facts["top_departments"] else "their favourite aisles"
     if profile["budget"]["price_sensitivity"] == "high":
-        actions.append({"action": _clip(f"Show value packs and store-brand deals in {top}"), "reason": "they often choose value-priced options"})
+        actions.append(
+            {
+                "action": _clip(f"Show value packs and store-brand deals in {top}"),
+                "reason": "they often choose value-priced options",
+            }
+        )
     elif profile["budget"]["tier"] == "premium":
-        actions.append({"action": _clip(f"Feature premium and new products in {top}"), "reason": "they pay above typical prices"})
+        actions.append(
+            {"action": _clip(f"Feature premium and new products in {top}"), "reason": "they pay above typical prices"}
+        )
     return actions[:MAX_ACTIONS]
 
 
 def write_insights(facts: dict[str, Any]) -> dict[str, Any]:
     """The insights document for `facts` (valid against `INSIGHTS_SCHEMA`)."""
     profile = facts["profile"]
-    due = _due_sentence(facts)
+    # For a customer who has stayed away, a next-trip date and a list of everything they no
+    # longer buy say less than the one fact that matters: they are at risk.
+    away = profile["lifecycle"]["segment"] == "at_risk"
+    due = None if away else _due_sentence(facts)
     highlights = [
-        _shopping_sentence(facts),
+        _shopping_sentence(facts, expect_trip=not away),
         _profile_sentence(facts),
         *([due] if due else []),
-        *_trend_sentences(facts),
+        *([] if away else _trend_sentences(facts)),
         _lifecycle_sentence(facts),
     ]
     document = {

@@ -18,9 +18,7 @@ from typing import Any, Collection
 from omnix_recs.domain.profiling import BudgetTier, Lifestyle, PriceSensitivity, Segment
 
 TOOL_NAME = "record_customer_insights"
-TOOL_DESCRIPTION = (
-    "Record the insights about one supermarket customer, derived only from the facts provided."
-)
+TOOL_DESCRIPTION = "Record the insights about one supermarket customer, derived only from the facts provided."
 
 _CONFIDENCE = {"type": "number", "minimum": 0, "maximum": 1, "description": "0 = a guess, 1 = certain"}
 _EVIDENCE = {

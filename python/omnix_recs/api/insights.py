@@ -41,7 +41,9 @@ BUCKETS = {
 def register(server: grpc.aio.Server, app: AppContext) -> list[str]:
     service = InsightsService(app.store, app.settings)
     app.subscribe_customer_activity(service.forget)
-    insights_pb2_grpc.add_InsightsServiceServicer_to_server(InsightsServicer(service, Validator(app.settings.limits)), server)
+    insights_pb2_grpc.add_InsightsServiceServicer_to_server(
+        InsightsServicer(service, Validator(app.settings.limits)), server
+    )
     return [SERVICE_NAME]
 
 

@@ -263,9 +263,7 @@ def population_cycles(table: PurchaseTable) -> PopulationCycles:
     cycles = per_product["cycle_days"]
     buyers = per_product["buyers"]
     repeaters = per_product["repeat_buyers"]
-    product_cycle_days = {
-        pid: float(cycles[i]) for i, pid in enumerate(table.product_ids) if math.isfinite(cycles[i])
-    }
+    product_cycle_days = {pid: float(cycles[i]) for i, pid in enumerate(table.product_ids) if math.isfinite(cycles[i])}
     repeat_rate = {pid: float(repeaters[i] / buyers[i]) for i, pid in enumerate(table.product_ids) if buyers[i]}
     # The shopping cadence is the same computation with every trip counted as one "item".
     trips = _core.population_cycles(table.customer, np.zeros(len(table), dtype=np.int64), table.day, 1)
@@ -312,7 +310,9 @@ class CustomerCycles:
     products: Mapping[str, Cycle]
 
 
-def _cycles(groups: Sequence[int], days: Sequence[float], priors: Sequence[float], prior_strength: float) -> list[Cycle]:
+def _cycles(
+    groups: Sequence[int], days: Sequence[float], priors: Sequence[float], prior_strength: float
+) -> list[Cycle]:
     options = {"prior_strength": prior_strength} if math.isfinite(prior_strength) else {}
     out = _core.consumption_cycles(
         np.asarray(groups, dtype=np.int64),
@@ -350,7 +350,10 @@ def customer_cycles(history: CustomerHistory, population: PopulationCycles) -> C
     )
     visits = history.visits
     (visit_cycle,) = _cycles(
-        [0] * len(visits), [to_day(v.at) for v in visits], [population.visit_cycle_days], population.visit_prior_strength
+        [0] * len(visits),
+        [to_day(v.at) for v in visits],
+        [population.visit_cycle_days],
+        population.visit_prior_strength,
     )
     return CustomerCycles(visits=visit_cycle, products=dict(zip(product_ids, product_cycles)))
 

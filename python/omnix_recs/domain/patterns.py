@@ -208,9 +208,8 @@ def product_trend(cycle: Cycle, days_since_last: float) -> Trend:
 def _trend_evidence(trend: Trend, cycle: Cycle, days_since_last: float) -> str:
     if trend is Trend.STOPPED:
         return f"usually every {cycle.cycle_days:.0f} days; last bought {days_since_last:.0f} days ago"
-    return (
-        f"lately every {cycle.recent_cycle_days:.0f} days against a usual {cycle.own_cycle_days:.0f}"
-        + (f"; last bought {days_since_last:.0f} days ago" if trend is Trend.FADING else "")
+    return f"lately every {cycle.recent_cycle_days:.0f} days against a usual {cycle.own_cycle_days:.0f}" + (
+        f"; last bought {days_since_last:.0f} days ago" if trend is Trend.FADING else ""
     )
 
 
@@ -252,4 +251,3 @@ def detect_patterns(history: CustomerHistory, cycles: CustomerCycles) -> Purchas
 def weeks_of(history: CustomerHistory) -> float:
     """Length of the history in weeks, at least one (for per-week rates)."""
     return max(history.span_days, 7.0) / 7.0 if history.lines else 1.0
-

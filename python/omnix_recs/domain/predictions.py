@@ -173,7 +173,9 @@ def _nearest_habit_day(
     return best
 
 
-def _onto_trip(expected: datetime, next_visit: datetime | None, cadence: float, as_of: datetime) -> tuple[datetime, bool]:
+def _onto_trip(
+    expected: datetime, next_visit: datetime | None, cadence: float, as_of: datetime
+) -> tuple[datetime, bool]:
     """The predicted trip nearest to `expected`, and whether it is the next one."""
     if next_visit is None or not math.isfinite(cadence) or cadence <= 0:
         return max(expected, as_of), expected <= as_of
@@ -264,9 +266,7 @@ def score_forecast(forecast: ConsumptionForecast, purchases_after: Iterable[Purc
         if f.product_id in first_purchase
     )
     next_trip = {
-        p.product_id
-        for p in later
-        if (p.purchased_at - first_trip).total_seconds() < SAME_TRIP_DAYS * SECONDS_PER_DAY
+        p.product_id for p in later if (p.purchased_at - first_trip).total_seconds() < SAME_TRIP_DAYS * SECONDS_PER_DAY
     }
     forecast_ids = {f.product_id for f in forecast.products}
     return ForecastScore(

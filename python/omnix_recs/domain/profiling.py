@@ -109,10 +109,7 @@ class CatalogSignals:
                 by_shelf.setdefault((p.department, p.aisle, p.pack_size), []).append(p.price)
         medians = {key: float(np.median(prices)) for key, prices in by_shelf.items()}
         ratio = np.array(
-            [
-                p.price / medians[(p.department, p.aisle, p.pack_size)] if p.price > 0 else math.nan
-                for p in products
-            ],
+            [p.price / medians[(p.department, p.aisle, p.pack_size)] if p.price > 0 else math.nan for p in products],
             dtype=np.float64,
         )
         flags[:, _S["value"]] = ratio <= VALUE_PRICE_RATIO
@@ -367,7 +364,11 @@ def estimate_household(
         pace = float(np.median(paces))
         ratios.append(pace)
         evidence.append(f"uses up {len(paces)} regular products {pace:.1f}x as fast as a typical buyer")
-    size = MEDIAN_HOUSEHOLD_SIZE * math.exp(sum(math.log(r) for r in ratios) / len(ratios)) if ratios else MEDIAN_HOUSEHOLD_SIZE
+    size = (
+        MEDIAN_HOUSEHOLD_SIZE * math.exp(sum(math.log(r) for r in ratios) / len(ratios))
+        if ratios
+        else MEDIAN_HOUSEHOLD_SIZE
+    )
     estimate = int(min(MAX_HOUSEHOLD_SIZE, max(1, round(size))))
     if metrics.share("baby")[0] > 0 or metrics.share("kids")[0] * metrics.lines[0] >= MIN_KIDS_LINES:
         if estimate < 3:
@@ -488,7 +489,6 @@ def detect_lifestyle(
             )
         )
     return tuple(traits)
-
 
 
 def _big_trip_share(history: CustomerHistory) -> float:
