@@ -1,10 +1,9 @@
 """The `store` fixture: one fresh, empty store per test, for every `Store` implementation.
 
 Each implementation is a factory in `STORE_FACTORIES`; the fixture is parametrized over them,
-so every contract test runs once per implementation (test ids `[sqlite]`, later
-`[dynamodb]`). To add one, write a factory that opens an empty store of that kind — for
-DynamoDB, one that takes a session-scoped local server through `request.getfixturevalue(...)`
-and a table prefix unique to the test — and register it here.
+so every contract test runs once per implementation (test ids `[sqlite]`, `[dynamodb]`).
+A factory opens an empty store of its kind: SQLite in the test's `tmp_path`; DynamoDB on a
+session-scoped local server (tests/store/moto_server.py) with tables unique to the test.
 """
 
 from __future__ import annotations

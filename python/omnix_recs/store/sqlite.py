@@ -124,6 +124,7 @@ _ERASURE_STATEMENTS: tuple[tuple[str, str], ...] = (
     ("documents", "DELETE FROM documents WHERE customer_id = :id"),
 )
 
+
 # --- page tokens -------------------------------------------------------------------------------
 # A token is the urlsafe base64 of a JSON list: the list's name, then the last key returned.
 # The next page starts strictly after that key (keyset pagination: no offsets, stable under
