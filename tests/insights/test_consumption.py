@@ -151,3 +151,19 @@ def test_population_cycles_count_each_repeat_buyer_once():
 
 def test_empty_store_gives_an_empty_population():
     assert population_cycles(PurchaseTable.from_columns([])) == PopulationCycles()
+
+
+def test_sampling_keeps_whole_customers_and_is_stable():
+    rows = [(f"c{c}", d) for c in range(200) for d in (0, 7, 14)]
+    columns = PurchaseColumns(
+        customer_ids=[c for c, _ in rows],
+        order_ids=[f"{c}-{d}" for c, d in rows],
+        product_ids=["milk"] * len(rows),
+        quantities=[1] * len(rows),
+        unit_prices=[1.0] * len(rows),
+        purchased_at=[int(to_day(at(d)) * 86400) for _, d in rows],
+    )
+    half = PurchaseTable.from_columns([columns], customer_share=0.5)
+    assert 70 < len(half.customer_ids) < 130
+    assert len(half) == 3 * len(half.customer_ids)  # every kept customer with all their trips
+    assert PurchaseTable.from_columns([columns], customer_share=0.5).customer_ids == half.customer_ids

@@ -57,7 +57,6 @@ LOCAL_RESERVE_S = 0.3
 # A live forecast is stored again only after this long, or when new purchases arrived.
 FORECAST_REFRESH = timedelta(hours=12)
 CACHE_SIZE = 10_000
-BUCKETS = ("day", "week", "month")  # how `prediction_accuracy` groups forecasts
 
 
 def _now() -> datetime:

@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 
 # The purchase count may drift this much before the baseline is rebuilt.
 REBUILD_DRIFT = 0.02
+# Larger stores are sampled (whole customers) down to about this many order lines: plenty for
+# population cycles and percentiles, and a bounded build time and memory.
+MAX_BASELINE_LINES = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,7 @@ class PopulationBaseline:
     cycles: PopulationCycles
     profile: PopulationProfile
     catalog: CatalogSignals
-    purchases: int  # order lines it was built from
+    purchases: int  # order lines it was built from (after sampling)
     built_at: datetime
 
 
@@ -60,6 +63,7 @@ class BaselineCache:
         self._check_every_s = check_every_s
         self._lock = threading.Lock()
         self._baseline: PopulationBaseline | None = None
+        self._built_count = 0  # the store's purchase count when the baseline was built
         self._built_monotonic = 0.0
         self._checked_monotonic = 0.0
 
@@ -79,11 +83,13 @@ class BaselineCache:
             return False
         self._checked_monotonic = now
         count = self._store.count_purchases()
-        return abs(count - self._baseline.purchases) > REBUILD_DRIFT * max(1, self._baseline.purchases)
+        return abs(count - self._built_count) > REBUILD_DRIFT * max(1, self._built_count)
 
     def _build(self) -> PopulationBaseline:
         started = time.perf_counter()
-        table = PurchaseTable.from_columns(self._store.scan_purchases())
+        self._built_count = self._store.count_purchases()
+        share = min(1.0, MAX_BASELINE_LINES / max(1, self._built_count))
+        table = PurchaseTable.from_columns(self._store.scan_purchases(), customer_share=share)
         baseline = build_baseline(table, self._store.iter_products(), as_of=datetime.now(timezone.utc))
         log.info(
             "population baseline built",

@@ -13,6 +13,7 @@ so insights need no trained recommendation model.
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
@@ -190,32 +191,40 @@ class PurchaseTable:
         return len(self.day)
 
     @classmethod
-    def from_columns(cls, batches: Iterable[PurchaseColumns]) -> "PurchaseTable":
-        """Concatenate scan batches (`Store.scan_purchases`) into one coded table."""
-        customers: list[str] = []
-        orders: list[str] = []
-        products: list[str] = []
-        quantities: list[int] = []
-        prices: list[float] = []
-        seconds: list[int] = []
+    def from_columns(cls, batches: Iterable[PurchaseColumns], *, customer_share: float = 1.0) -> "PurchaseTable":
+        """Concatenate scan batches (`Store.scan_purchases`) into one coded table.
+
+        `customer_share` < 1 keeps that share of customers, whole histories, chosen by a stable
+        hash of the customer id: population statistics need many shoppers, not every one of
+        them, and a store of 30 million order lines should not be held in memory to get them.
+        """
+        parts: list[tuple[np.ndarray, ...]] = []
         for batch in batches:
-            customers += batch.customer_ids
-            orders += batch.order_ids
-            products += batch.product_ids
-            quantities += batch.quantities
-            prices += batch.unit_prices
-            seconds += batch.purchased_at
-        customer_ids, customer_codes = np.unique(np.array(customers, dtype=str), return_inverse=True)
-        product_ids, product_codes = np.unique(np.array(products, dtype=str), return_inverse=True)
-        order_keys = np.char.add(np.char.add(np.array(customers, dtype=str), "\x1f"), np.array(orders, dtype=str))
-        _, order_codes = np.unique(order_keys, return_inverse=True)
+            customers = np.array(batch.customer_ids, dtype=str)
+            keep = slice(None) if customer_share >= 1.0 else _sampled(batch.customer_ids, customer_share)
+            parts.append(
+                (
+                    customers[keep],
+                    np.array(batch.order_ids, dtype=str)[keep],
+                    np.array(batch.product_ids, dtype=str)[keep],
+                    np.array(batch.quantities, dtype=np.int64)[keep],
+                    np.array(batch.unit_prices, dtype=np.float64)[keep],
+                    np.array(batch.purchased_at, dtype=np.float64)[keep],
+                )
+            )
+        if not parts:  # an empty store
+            parts.append(tuple(np.array([], dtype=t) for t in (str, str, str, np.int64, np.float64, np.float64)))
+        customers, orders, products, quantities, prices, seconds = (np.concatenate(column) for column in zip(*parts))
+        customer_ids, customer_codes = np.unique(customers, return_inverse=True)
+        product_ids, product_codes = np.unique(products, return_inverse=True)
+        _, order_codes = np.unique(np.char.add(np.char.add(customers, "\x1f"), orders), return_inverse=True)
         return cls(
             customer=customer_codes.astype(np.int64),
             product=product_codes.astype(np.int64),
             order=order_codes.astype(np.int64),
-            quantity=np.array(quantities, dtype=np.int64),
-            unit_price=np.array(prices, dtype=np.float64),
-            day=np.array(seconds, dtype=np.float64) / SECONDS_PER_DAY,
+            quantity=quantities,
+            unit_price=prices,
+            day=seconds / SECONDS_PER_DAY,
             customer_ids=tuple(customer_ids.tolist()),
             product_ids=tuple(product_ids.tolist()),
         )
@@ -253,6 +262,13 @@ class PurchaseTable:
             customer_ids=self.customer_ids,
             product_ids=self.product_ids,
         )
+
+
+def _sampled(customer_ids: Sequence[str], share: float) -> np.ndarray:
+    """Rows whose customer falls in the first `share` of the crc32 hash space (stable across
+    processes and runs, unlike Python's `hash`)."""
+    limit = share * 2**32
+    return np.fromiter((zlib.crc32(c.encode()) < limit for c in customer_ids), dtype=bool, count=len(customer_ids))
 
 
 def population_cycles(table: PurchaseTable) -> PopulationCycles:
@@ -297,9 +313,6 @@ class Cycle:
     @property
     def known(self) -> bool:
         return math.isfinite(self.cycle_days)
-
-    def days_since_last(self, as_of: datetime) -> float:
-        return (as_of - self.last_at).total_seconds() / SECONDS_PER_DAY
 
 
 @dataclass(frozen=True)

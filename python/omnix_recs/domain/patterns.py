@@ -246,8 +246,3 @@ def detect_patterns(history: CustomerHistory, cycles: CustomerCycles) -> Purchas
         rhythm=shopping_rhythm(history),
         trends=product_trends(history, cycles),
     )
-
-
-def weeks_of(history: CustomerHistory) -> float:
-    """Length of the history in weeks, at least one (for per-week rates)."""
-    return max(history.span_days, 7.0) / 7.0 if history.lines else 1.0
