@@ -124,7 +124,7 @@ impl Household {
         let repertoire = (LogNormal::new((0.18f64).ln(), 0.55).unwrap().sample(rng) * (size as f64 / 2.0).powf(0.3)) as f32;
 
         // Bigger households shop a little more often; everyone has their own rhythm.
-        let interval = LogNormal::new((12.0f64).ln(), 0.6).unwrap().sample(rng) * (2.0 / size as f64).powf(0.15);
+        let interval = LogNormal::new((13.0f64).ln(), 0.6).unwrap().sample(rng) * (2.0 / size as f64).powf(0.15);
         let trip_interval = interval.clamp(2.5, 60.0) as f32;
         const WEEKDAY_BASE: [f32; 7] = [1.4, 1.05, 0.85, 0.85, 0.9, 0.95, 1.3];
         let jitter = LogNormal::new(0.0, 0.4).unwrap();
