@@ -76,12 +76,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_import_instacart(args: argparse.Namespace) -> int:
-    from omnix_recs.data.instacart import import_instacart
+    from omnix_recs.data.instacart import default_as_of, import_instacart
 
     settings = _settings(args)
+    directory = Path(args.directory)
+    # A generated directory knows its own last day; real Instacart files only have relative days.
+    as_of = args.as_of or default_as_of(directory) or date.today()
     store = _open_store(settings)
     try:
-        report = import_instacart(store, Path(args.directory), as_of=args.as_of or date.today())
+        report = import_instacart(store, directory, as_of=as_of)
     finally:
         store.close()
     _print_json(dataclasses.asdict(report) if dataclasses.is_dataclass(report) else report)
@@ -174,6 +177,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_loadgen(args: argparse.Namespace) -> int:
+    from omnix_recs.loadgen import parse_mix, run_loadgen, sample_ids
+
+    settings = _settings(args)
+    store = _open_store(settings)
+    try:
+        customers, products = sample_ids(store, customers=args.customers, products=args.products)
+    finally:
+        store.close()
+    report = run_loadgen(
+        args.target or f"127.0.0.1:{settings.grpc_port}",
+        rate=args.rate,
+        duration_s=args.duration,
+        channels=args.channels,
+        mix=parse_mix(args.mix),
+        customers=customers,
+        products=products,
+        arrival=args.arrival,
+        max_requests=args.max_requests,
+    )
+    print(report.render())
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Make sure the store holds data and a model, then serve: the one-command demo."""
     from omnix_recs.data.generate import generate_instacart
@@ -188,11 +215,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
             data_dir = Path(args.data_dir)
             started = time.perf_counter()
             print(f"demo: generating a synthetic supermarket into {data_dir} ...", flush=True)
+            today = datetime.now(timezone.utc).date()  # the simulated year ends today
             generate_instacart(
-                data_dir, customers=DEMO_CUSTOMERS, products=DEMO_PRODUCTS, days=DEMO_DAYS, seed=args.seed
+                data_dir, customers=DEMO_CUSTOMERS, products=DEMO_PRODUCTS, days=DEMO_DAYS, seed=args.seed, end_date=today
             )
             print("demo: importing it ...", flush=True)
-            import_instacart(store, data_dir, as_of=datetime.now(timezone.utc).date())
+            import_instacart(store, data_dir, as_of=today)
             print(f"demo: data ready in {time.perf_counter() - started:.1f} s", flush=True)
         if store.active_model() is None:
             print("demo: training the first model ...", flush=True)
@@ -230,7 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
     import_kinds = import_cmd.add_subparsers(dest="import_kind", required=True, metavar="FORMAT")
     instacart = import_kinds.add_parser("instacart", help="the public Instacart CSV layout")
     instacart.add_argument("directory")
-    instacart.add_argument("--as-of", type=_parse_date, help="date of each customer's last order (default today)")
+    instacart.add_argument(
+        "--as-of", type=_parse_date, help="date of the data set's last day (default: a generated set's own, else today)"
+    )
     instacart.add_argument("--store", help="store URL")
     instacart.set_defaults(handler=cmd_import_instacart)
 
@@ -251,6 +281,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     analyze = add("analyze", cmd_analyze, "analyse one customer (Bedrock when enabled, else the local analyst)")
     analyze.add_argument("customer_id")
+
+    loadgen = add("loadgen", cmd_loadgen, "open-loop load on a server on this machine; prints latency and errors")
+    loadgen.add_argument("--target", help="HOST:PORT on this machine (default 127.0.0.1:$OMNIX_GRPC_PORT)")
+    loadgen.add_argument("--rate", type=float, default=200.0, help="calls per second (default 200)")
+    loadgen.add_argument("--duration", type=float, default=10.0, help="seconds (default 10, at most 600)")
+    loadgen.add_argument("--channels", type=int, default=16, help="connections (default 16)")
+    loadgen.add_argument("--mix", default="recommendations=6,similar=2,basket=1,interaction=1",
+                         help="weights over recommendations, similar, basket, interaction, health")
+    loadgen.add_argument("--arrival", choices=("poisson", "fixed"), default="poisson")
+    loadgen.add_argument("--customers", type=int, default=10_000, help="customer ids drawn from the store")
+    loadgen.add_argument("--products", type=int, default=5_000, help="product ids drawn from the store")
+    loadgen.add_argument("--max-requests", type=int, default=1_000_000)
 
     for name, handler, text in (
         ("serve", cmd_serve, "run the gRPC server"),
