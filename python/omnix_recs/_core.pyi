@@ -41,6 +41,34 @@ def synth_simulate_households(
 
 # --- engine (rust_core/src/engine) -----------------------------------------------------------
 
+# engine/cooccurrence.rs, engine/fbt.rs: model build (see omnix_recs/engine/build.py)
+
+def cosine_item_neighbours(
+    indptr: npt.NDArray[np.int64],
+    indices: npt.NDArray[np.int32],
+    data: npt.NDArray[np.float32],
+    n_items: int,
+    k: int,
+    shrink: float,
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]:
+    """Top-k items by cosine with shrinkage over a group × item CSR matrix (customers or
+    product features × items; positive weights): x_i·x_j / (‖x_i‖·‖x_j‖ + shrink).
+    Returns (items [n_items, k], similarity [n_items, k]), best first, padded with -1 / 0.
+    InvalidInputError on malformed arrays (lengths, index range, repeats, weights) or k/shrink."""
+
+def basket_complements(
+    indptr: npt.NDArray[np.int64],
+    indices: npt.NDArray[np.int32],
+    n_items: int,
+    k: int,
+    min_support: int,
+    prior: float,
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]:
+    """Top-k items bought together with each item, by shrunk lift over a basket × item CSR
+    incidence matrix: (together + prior) / (expected + prior), expected = baskets_i · baskets_j
+    / n_baskets; only pairs with lift > 1 and at least `min_support` shared baskets.
+    Returns (items [n_items, k], lift [n_items, k]), best first, padded with -1 / 0."""
+
 # engine/rank.rs: per-request ranking (see omnix_recs/engine/serving.py)
 
 RANK_SIGNALS: tuple[str, ...]

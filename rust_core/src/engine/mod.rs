@@ -1,10 +1,18 @@
-//! (engine) — see lib.rs for how modules are exposed to Python.
+//! engine: the numbers behind recommendations. See lib.rs for how modules are exposed to Python.
+//!
+//! Build side: `sparse` (CSR matrices), `cooccurrence` (item–item neighbours: co-purchase and
+//! content cosine), `fbt` (basket complements by lift). Serving side: `rank`.
 use pyo3::prelude::*;
 
+pub mod cooccurrence;
+pub mod fbt;
 pub mod rank;
+pub mod sparse;
 
 /// Adds this module's functions to `omnix_recs._core`.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    cooccurrence::register(m)?;
+    fbt::register(m)?;
     rank::py::register(m)?;
     Ok(())
 }

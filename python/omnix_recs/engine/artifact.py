@@ -1,0 +1,204 @@
+"""The model artifact: one directory of flat arrays per model version.
+
+Layout of `<model_dir>/<version>/` (the contract between the build and serving):
+- `manifest.json`: format_version, version, created_at, data_as_of (ISO, the newest purchase
+  used, null if none), counts (items, customers, order_lines, baskets), parameters, metrics.
+- `item_ids.json`: product ids; position = item index in every array.
+- neighbour tables, int32 item indices [n_items, K] (-1 = padding) with float32 scores, best
+  first: `cooc_idx`/`cooc_sim` (co-purchase cosine), `fbt_idx`/`fbt_score` (basket lift > 1),
+  `content_idx`/`content_sim` (feature cosine).
+- float32 [n_items]: `popularity` (decayed, top = 1), `trending` (log rate ratio),
+  `population_cycle_days` (NaN = unknown), `repurchase_rate`; float32 [n_items, 53]
+  `seasonal_lift` (column w - 1 = ISO week w).
+
+Arrays are `.npy` files opened with `mmap_mode="r"`: every server process maps the same pages,
+and loading costs no copy. An artifact is written to a temporary directory and renamed into
+place, so a directory named like a version is always complete. Anything unexpected on load
+raises `ModelFormatError`, before a server could serve from it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from omnix_recs._core import ModelFormatError
+from omnix_recs.engine.build import ISO_WEEKS, BuiltModel
+from omnix_recs.errors import AlreadyExistsError
+
+FORMAT_VERSION = 1
+
+# (index array, score array) of each neighbour table.
+NEIGHBOUR_TABLES = (("cooc_idx", "cooc_sim"), ("fbt_idx", "fbt_score"), ("content_idx", "content_sim"))
+ITEM_VECTORS = ("popularity", "trending", "population_cycle_days", "repurchase_rate")
+SEASONAL = "seasonal_lift"
+ARRAY_NAMES = tuple(name for table in NEIGHBOUR_TABLES for name in table) + ITEM_VECTORS + (SEASONAL,)
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedModel:
+    """A model ready to serve. Arrays are read-only (memory-mapped when loaded from disk)."""
+
+    version: str
+    manifest: dict[str, Any]
+    item_ids: list[str]
+    cooc_idx: np.ndarray
+    cooc_sim: np.ndarray
+    fbt_idx: np.ndarray
+    fbt_score: np.ndarray
+    content_idx: np.ndarray
+    content_sim: np.ndarray
+    popularity: np.ndarray
+    trending: np.ndarray
+    population_cycle_days: np.ndarray
+    repurchase_rate: np.ndarray
+    seasonal_lift: np.ndarray
+    index_of: dict[str, int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "index_of", {product_id: n for n, product_id in enumerate(self.item_ids)})
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+
+def new_version(now: datetime | None = None) -> str:
+    """A sortable, unique version name: UTC build time plus a random suffix."""
+    now = now or datetime.now(timezone.utc)
+    return f"{now.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
+
+
+def manifest_of(built: BuiltModel, version: str, created_at: datetime, metrics: dict[str, float]) -> dict[str, Any]:
+    return {
+        "format_version": FORMAT_VERSION,
+        "version": version,
+        "created_at": created_at.isoformat(),
+        "data_as_of": built.data_as_of.isoformat() if built.data_as_of else None,
+        "counts": dict(built.counts),
+        "parameters": built.manifest_parameters(),
+        "metrics": dict(metrics),
+    }
+
+
+def write_model(
+    built: BuiltModel, model_dir: str | Path, *, version: str | None = None, metrics: dict[str, float] | None = None
+) -> tuple[str, Path]:
+    """Write `built` as `<model_dir>/<version>/`, atomically; returns (version, its path)."""
+    created_at = datetime.now(timezone.utc)
+    version = version or new_version(created_at)
+    root = Path(model_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / version
+    if final.exists():
+        raise AlreadyExistsError("model version", version)
+    _check_shapes(built.arrays, len(built.item_ids))
+    staging = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=root))
+    try:
+        for name in ARRAY_NAMES:
+            with open(staging / f"{name}.npy", "wb") as fh:
+                np.save(fh, np.ascontiguousarray(built.arrays[name]), allow_pickle=False)
+                _flush(fh)
+        _write_json(staging / "item_ids.json", built.item_ids)
+        _write_json(staging / "manifest.json", manifest_of(built, version, created_at, metrics or {}))
+        staging.chmod(0o755)
+        os.rename(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _fsync_directory(root)
+    return version, final
+
+
+def in_memory_model(built: BuiltModel, version: str) -> LoadedModel:
+    """The model `built` would load as, without writing it (for tests and experiments)."""
+    manifest = manifest_of(built, version, datetime.now(timezone.utc), {})
+    arrays = {name: built.arrays[name].view() for name in ARRAY_NAMES}
+    for view in arrays.values():
+        view.flags.writeable = False
+    return LoadedModel(version=version, manifest=manifest, item_ids=list(built.item_ids), **arrays)
+
+
+def load_model(path: str | Path) -> LoadedModel:
+    """Open the artifact at `path` (memory-mapped). `ModelFormatError` if anything is off."""
+    path = Path(path)
+    manifest = _read_json(path / "manifest.json")
+    if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
+        found = manifest.get("format_version") if isinstance(manifest, dict) else None
+        raise ModelFormatError(f"{path}: format_version {found!r} is not the supported {FORMAT_VERSION}")
+    item_ids = _read_json(path / "item_ids.json")
+    if not isinstance(item_ids, list) or not all(isinstance(i, str) for i in item_ids):
+        raise ModelFormatError(f"{path}/item_ids.json: expected a list of product id strings")
+    if manifest.get("counts", {}).get("items") != len(item_ids):
+        raise ModelFormatError(f"{path}: the manifest counts {manifest.get('counts', {}).get('items')} items, item_ids.json {len(item_ids)}")
+    arrays = {name: _open_array(path / f"{name}.npy") for name in ARRAY_NAMES}
+    _check_shapes(arrays, len(item_ids))
+    for index_name, _ in NEIGHBOUR_TABLES:
+        index = arrays[index_name]
+        if index.size and (index.min() < -1 or index.max() >= len(item_ids)):
+            raise ModelFormatError(f"{path}/{index_name}.npy: item indices outside -1..{len(item_ids) - 1}")
+    return LoadedModel(version=str(manifest.get("version", path.name)), manifest=manifest, item_ids=item_ids, **arrays)
+
+
+def _check_shapes(arrays: dict[str, np.ndarray], n_items: int) -> None:
+    def expect(name: str, dtype: type, shape: tuple[int, ...]) -> None:
+        array = arrays.get(name)
+        if array is None:
+            raise ModelFormatError(f"model array {name} is missing")
+        if array.dtype != dtype or array.shape != shape:
+            raise ModelFormatError(f"model array {name} is {array.dtype}{list(array.shape)}, expected {np.dtype(dtype)}{list(shape)}")
+
+    for index_name, score_name in NEIGHBOUR_TABLES:
+        k = arrays[index_name].shape[1] if index_name in arrays and arrays[index_name].ndim == 2 else -1
+        expect(index_name, np.int32, (n_items, k))
+        expect(score_name, np.float32, (n_items, k))
+    for name in ITEM_VECTORS:
+        expect(name, np.float32, (n_items,))
+    expect(SEASONAL, np.float32, (n_items, ISO_WEEKS))
+
+
+def _open_array(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except FileNotFoundError:
+        raise ModelFormatError(f"{path}: missing") from None
+    except (OSError, ValueError, EOFError) as err:
+        raise ModelFormatError(f"{path}: not a readable .npy array ({err})") from None
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelFormatError(f"{path}: missing (is this a model artifact?)") from None
+    except (OSError, ValueError) as err:
+        raise ModelFormatError(f"{path}: unreadable JSON ({err})") from None
+
+
+def _write_json(path: Path, value: Any) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(value, fh, indent=1, allow_nan=False)
+        _flush(fh)
+
+
+def _flush(fh: Any) -> None:
+    fh.flush()
+    os.fsync(fh.fileno())
+
+
+def _fsync_directory(path: Path) -> None:
+    """Makes the rename durable: a crash right after cannot bring the staging name back."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

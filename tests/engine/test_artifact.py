@@ -1,0 +1,119 @@
+"""The model artifact (engine/artifact.py): atomic write, mmap load, corrupt artifacts refused."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+
+from omnix_recs._core import ModelFormatError
+from omnix_recs.engine.artifact import ARRAY_NAMES, FORMAT_VERSION, in_memory_model, load_model, new_version, write_model
+from omnix_recs.engine.build import BuildParameters, BuiltModel
+from omnix_recs.errors import AlreadyExistsError
+
+N, K = 4, 3
+
+
+def built_model() -> BuiltModel:
+    rng = np.random.default_rng(0)
+    arrays: dict[str, np.ndarray] = {}
+    for index_name, score_name in (("cooc_idx", "cooc_sim"), ("fbt_idx", "fbt_score"), ("content_idx", "content_sim")):
+        arrays[index_name] = np.array([[1, 2, -1], [0, -1, -1], [3, 0, 1], [-1, -1, -1]], dtype=np.int32)
+        arrays[score_name] = np.where(arrays[index_name] >= 0, rng.random((N, K)), 0).astype(np.float32)
+    for name in ("popularity", "trending", "repurchase_rate"):
+        arrays[name] = rng.random(N).astype(np.float32)
+    arrays["population_cycle_days"] = np.array([7, np.nan, 14, 30], dtype=np.float32)
+    arrays["seasonal_lift"] = rng.uniform(0.5, 2, (N, 53)).astype(np.float32)
+    return BuiltModel(
+        item_ids=["a", "b", "c", "d"],
+        arrays=arrays,
+        data_as_of=datetime(2026, 11, 1, tzinfo=timezone.utc),
+        counts={"items": N, "customers": 2, "order_lines": 9, "baskets": 3},
+        parameters=BuildParameters(neighbours=K),
+    )
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    built = built_model()
+    version, path = write_model(built, tmp_path / "models", metrics={"build_seconds": 1.5})
+    assert path == tmp_path / "models" / version
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == [version]  # no staging left behind
+    model = load_model(path)
+    assert model.version == version and model.item_ids == built.item_ids
+    assert model.index_of == {"a": 0, "b": 1, "c": 2, "d": 3}
+    for name in ARRAY_NAMES:
+        array = getattr(model, name)
+        np.testing.assert_array_equal(array, built.arrays[name])
+        assert isinstance(array, np.memmap) and not array.flags.writeable
+    m = model.manifest
+    assert m["format_version"] == FORMAT_VERSION and m["version"] == version
+    assert m["data_as_of"] == "2026-11-01T00:00:00+00:00" and m["counts"]["items"] == N
+    assert m["parameters"]["neighbours"] == K and m["parameters"]["trending_window_days"] == 14
+    assert m["metrics"] == {"build_seconds": 1.5}
+
+
+def test_in_memory_model_matches_the_loaded_one(tmp_path: Path) -> None:
+    built = built_model()
+    _, path = write_model(built, tmp_path)
+    in_memory, loaded = in_memory_model(built, "v1"), load_model(path)
+    for name in ARRAY_NAMES:
+        np.testing.assert_array_equal(getattr(in_memory, name), getattr(loaded, name))
+    assert not in_memory.popularity.flags.writeable and built.arrays["popularity"].flags.writeable
+
+
+def test_versions_sort_by_time_and_never_overwrite(tmp_path: Path) -> None:
+    assert new_version(datetime(2026, 11, 25, 9, 30, tzinfo=timezone.utc)).startswith("20261125T093000Z-")
+    write_model(built_model(), tmp_path, version="v1")
+    with pytest.raises(AlreadyExistsError):
+        write_model(built_model(), tmp_path, version="v1")
+
+
+def test_a_wrong_array_is_refused_before_writing(tmp_path: Path) -> None:
+    built = built_model()
+    built.arrays["popularity"] = built.arrays["popularity"].astype(np.float64)
+    with pytest.raises(ModelFormatError, match="popularity is float64"):
+        write_model(built, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def rewrite_json(name: str, change: Callable[[object], object]) -> Callable[[Path], None]:
+    def corrupt(path: Path) -> None:
+        (path / name).write_text(json.dumps(change(json.loads((path / name).read_text()))))
+
+    return corrupt
+
+
+def save_array(name: str, array: np.ndarray) -> Callable[[Path], None]:
+    return lambda path: np.save(path / f"{name}.npy", array)
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "message"),
+    [
+        (lambda p: (p / "manifest.json").unlink(), "manifest.json: missing"),
+        (lambda p: (p / "manifest.json").write_text("{not json"), "unreadable JSON"),
+        (rewrite_json("manifest.json", lambda m: {**m, "format_version": 99}), "format_version 99"),
+        (rewrite_json("item_ids.json", lambda ids: ids[:-1]), "counts 4 items, item_ids.json 3"),
+        (rewrite_json("item_ids.json", lambda ids: [1, 2, 3, 4]), "list of product id strings"),
+        (lambda p: (p / "trending.npy").unlink(), "trending.npy: missing"),
+        (lambda p: (p / "trending.npy").write_bytes(b"\x93NUMPY garbage"), "not a readable .npy"),
+        (lambda p: (p / "seasonal_lift.npy").write_bytes((p / "seasonal_lift.npy").read_bytes()[:200]), "seasonal_lift.npy"),
+        (save_array("cooc_idx", np.zeros((N, K), dtype=np.int64)), "cooc_idx is int64"),
+        (save_array("fbt_score", np.zeros((N, K + 1), dtype=np.float32)), r"fbt_score is float32\[4, 4\], expected float32\[4, 3\]"),
+        (save_array("content_idx", np.full((N, K), 7, dtype=np.int32)), "item indices outside -1..3"),
+    ],
+)
+def test_corrupt_artifacts_raise_model_format_error(tmp_path: Path, corrupt: Callable[[Path], None], message: str) -> None:
+    _, path = write_model(built_model(), tmp_path)
+    corrupt(path)
+    with pytest.raises(ModelFormatError, match=message):
+        load_model(path)
+
+
+def test_no_artifact_at_all(tmp_path: Path) -> None:
+    with pytest.raises(ModelFormatError, match="is this a model artifact"):
+        load_model(tmp_path / "nowhere")
