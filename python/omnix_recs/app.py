@@ -14,9 +14,10 @@ from typing import Callable
 from omnix_recs.config import Settings
 from omnix_recs.engine.serving import ModelSource, NoActiveModel
 from omnix_recs.store.base import Store
+from omnix_recs.store.cache import Cache, GenerationTable, open_cache
 
 # Called with a customer id after something about that customer changed (a purchase or an
-# interaction was recorded, or the customer was erased).
+# interaction was recorded, the profile changed, or the customer was erased).
 CustomerActivityListener = Callable[[str], None]
 
 
@@ -26,11 +27,17 @@ class AppContext:
     store: Store
     # The active recommendation model; `engine.registry.ModelHolder` once the registry is wired.
     models: ModelSource = field(default_factory=NoActiveModel)
+    # Hot per-shopper reads (store/cache.py); None = every read goes to the store.
+    cache: Cache | None = None
     _activity_listeners: list[CustomerActivityListener] = field(default_factory=list, repr=False)
 
     @classmethod
-    def create(cls, settings: Settings, store: Store) -> "AppContext":
-        return cls(settings=settings, store=store)
+    def create(cls, settings: Settings, store: Store, *, generations: GenerationTable | None = None) -> "AppContext":
+        """`generations`: the cache generations shared with sibling worker processes, if any."""
+        cache = open_cache(settings, generations=generations)
+        app = cls(settings=settings, store=store, cache=cache)
+        app.subscribe_customer_activity(cache.forget_customer)
+        return app
 
     def subscribe_customer_activity(self, listener: CustomerActivityListener) -> None:
         """Call `listener(customer_id)` whenever that customer's data changes.

@@ -65,6 +65,17 @@ class Settings:
     bedrock_timeout_s: float = 8.0
     shutdown_grace_s: float = 10.0
     log_level: str = "INFO"
+    # Cache (store/cache.py): lifetime of per-shopper entries (0 = no caching), the in-process
+    # cache's size, and how long a Redis call may take before the cache is skipped.
+    cache_ttl_s: int = 300
+    cache_max_entries: int = 20_000
+    redis_timeout_ms: int = 100
+    # Calls one server process serves at once; more are refused with RESOURCE_EXHAUSTED
+    # rather than queued (0 = no bound). Keepalive: the server pings an idle connection every
+    # keepalive_time_ms and drops it if the ping is not answered within keepalive_timeout_ms.
+    max_inflight: int = 128
+    keepalive_time_ms: int = 60_000
+    keepalive_timeout_ms: int = 20_000
     limits: Limits = field(default_factory=Limits)
 
     @classmethod
@@ -96,6 +107,16 @@ class Settings:
             values["workers"] = _parse_int("OMNIX_WORKERS", env["OMNIX_WORKERS"], 1, 64)
         if "OMNIX_MODEL_DIR" in env:
             values["model_dir"] = env["OMNIX_MODEL_DIR"]
+        for name, variable, minimum, maximum in (
+            ("cache_ttl_s", "OMNIX_CACHE_TTL_S", 0, 86_400),
+            ("cache_max_entries", "OMNIX_CACHE_MAX_ENTRIES", 1, 10_000_000),
+            ("redis_timeout_ms", "OMNIX_REDIS_TIMEOUT_MS", 1, 60_000),
+            ("max_inflight", "OMNIX_MAX_INFLIGHT", 0, 1_000_000),
+            ("keepalive_time_ms", "OMNIX_KEEPALIVE_TIME_MS", 1_000, 86_400_000),
+            ("keepalive_timeout_ms", "OMNIX_KEEPALIVE_TIMEOUT_MS", 1_000, 3_600_000),
+        ):
+            if variable in env:
+                values[name] = _parse_int(variable, env[variable], minimum, maximum)
         if "OMNIX_LOG_LEVEL" in env:
             values["log_level"] = env["OMNIX_LOG_LEVEL"].upper()
         if "OMNIX_BEDROCK_MODEL_ID" in env:

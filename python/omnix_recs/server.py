@@ -11,7 +11,18 @@ gives in-flight ones `settings.shutdown_grace_s` to finish before cancelling the
 With `settings.workers > 1`, `serve` starts that many server processes on the same port
 (SO_REUSEPORT; the kernel spreads connections), each with its own store connection and
 caches, because one Python process uses one core. They are spawned fresh, so no gRPC state is
-shared across a fork.
+shared across a fork. Without Redis, the workers share one table of cache generations (a
+mapped file), so a purchase recorded by one worker invalidates the others' cached entries
+(store/cache.py). The parent forwards SIGTERM/SIGINT to every worker and waits for them (killing
+any still running `shutdown_grace_s` + `KILL_AFTER_GRACE_S` later); if a worker dies on its own,
+the parent stops the others and exits with an error, so a supervisor restarts a whole server.
+
+Overload: each process serves at most `settings.max_inflight` calls at once; gRPC answers the
+rest at once with RESOURCE_EXHAUSTED ("Concurrent RPC limit exceeded!", a status clients may
+retry with backoff) instead of queueing them, so latency stays bounded and a load balancer can
+move traffic. Health checks count too: a saturated process looks busy to its prober.
+Keepalive: the server pings idle connections (`keepalive_time_ms`) to notice dead peers, and
+accepts clients' keepalive pings down to `MIN_CLIENT_PING_INTERVAL_MS` apart.
 """
 
 from __future__ import annotations
@@ -19,8 +30,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import multiprocessing.connection
 import signal
+import tempfile
+import time
 from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -33,10 +49,15 @@ from omnix_recs.app import AppContext
 from omnix_recs.config import Settings
 from omnix_recs.errors import InvalidArgumentError, UnavailableError
 from omnix_recs.store.base import Store, open_store
+from omnix_recs.store.cache import GenerationTable
 
 log = logging.getLogger("omnix.server")
 
 HEALTH_SERVICE_NAME = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+# Clients' keepalive pings closer together than this are answered with GOAWAY (too many pings).
+MIN_CLIENT_PING_INTERVAL_MS = 10_000
+# Workers still running this long after their grace period are killed.
+KILL_AFTER_GRACE_S = 5.0
 
 
 @dataclass(eq=False)
@@ -48,9 +69,12 @@ class OmnixServer:
     services: list[str]  # the implemented services, each with a health status
 
     @classmethod
-    async def create(cls, settings: Settings, store: Store, *, reuse_port: bool = False) -> "OmnixServer":
+    async def create(
+        cls, settings: Settings, store: Store, *, reuse_port: bool = False, generations: GenerationTable | None = None
+    ) -> "OmnixServer":
         """Build and bind (not start) a server on `settings.grpc_host:grpc_port` (port 0 = any
-        free port; the bound one is in `.port`). Call from inside the event loop that will run it."""
+        free port; the bound one is in `.port`). Call from inside the event loop that will run it.
+        `generations`: cache generations shared with sibling workers (see module docstring)."""
         limits = settings.limits
         server = grpc.aio.server(
             interceptors=[ServerInterceptor()],
@@ -60,9 +84,15 @@ class OmnixServer:
                 # Off unless workers share the port on purpose: a second server started by
                 # mistake on a busy port must fail, not silently split the traffic.
                 ("grpc.so_reuseport", 1 if reuse_port else 0),
+                ("grpc.keepalive_time_ms", settings.keepalive_time_ms),
+                ("grpc.keepalive_timeout_ms", settings.keepalive_timeout_ms),
+                ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.http2.min_ping_interval_without_data_ms", MIN_CLIENT_PING_INTERVAL_MS),
+                ("grpc.http2.max_pings_without_data", 0),  # keep pinging an idle connection
             ],
+            maximum_concurrent_rpcs=settings.max_inflight or None,
         )
-        app = AppContext.create(settings, store)
+        app = AppContext.create(settings, store, generations=generations)
         registered = register_services(server, app)
         health = health_aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
@@ -88,6 +118,9 @@ class OmnixServer:
         await self.health.enter_graceful_shutdown()
         grace = self.app.settings.shutdown_grace_s if grace_s is None else grace_s
         await self.server.stop(grace)
+        if self.app.cache is not None:
+            log.info("cache: %s", self.app.cache.stats.summary())
+            self.app.cache.close()
 
 
 async def build_server(settings: Settings, store: Store) -> tuple[grpc.aio.Server, int]:
@@ -107,10 +140,10 @@ def serve(settings: Settings) -> None:
     _serve_workers(settings)
 
 
-async def _serve_process(settings: Settings, *, reuse_port: bool) -> None:
+async def _serve_process(settings: Settings, *, reuse_port: bool, generations: GenerationTable | None = None) -> None:
     store = open_store(settings.store_url)
     try:
-        built = await OmnixServer.create(settings, store, reuse_port=reuse_port)
+        built = await OmnixServer.create(settings, store, reuse_port=reuse_port, generations=generations)
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -125,27 +158,75 @@ async def _serve_process(settings: Settings, *, reuse_port: bool) -> None:
         store.close()
 
 
-def _serve_worker(settings: Settings) -> None:
+def _serve_worker(settings: Settings, generations_path: Path | None) -> None:
     _configure_logging(settings)
-    asyncio.run(_serve_process(settings, reuse_port=True))
+    generations = GenerationTable.attach(generations_path) if generations_path else None
+    asyncio.run(_serve_process(settings, reuse_port=True, generations=generations))
 
 
 def _serve_workers(settings: Settings) -> None:
     spawn = multiprocessing.get_context("spawn")
-    workers = [spawn.Process(target=_serve_worker, args=(settings,), name=f"omnix-worker-{i}") for i in range(settings.workers)]
+    with tempfile.TemporaryDirectory(prefix="omnix-serve-") as tmp:
+        generations_path = None
+        if not settings.redis_url:  # with Redis, the generations live there
+            generations_path = Path(tmp) / "cache-generations"
+            GenerationTable.create_shared(generations_path)
+        group = _WorkerGroup(
+            [
+                spawn.Process(target=_serve_worker, args=(settings, generations_path), name=f"omnix-worker-{i}")
+                for i in range(settings.workers)
+            ],
+            kill_after_s=settings.shutdown_grace_s + KILL_AFTER_GRACE_S,
+        )
+        signal.signal(signal.SIGTERM, group.stop)
+        signal.signal(signal.SIGINT, group.stop)
+        group.start()
+        log.info("started %d server processes on port %d", settings.workers, settings.grpc_port)
+        failed = group.wait()
+    if failed is not None:
+        raise UnavailableError(f"server process {failed.name} exited unexpectedly (exit code {failed.exitcode}); stopped the others")
 
-    def forward(signum: int, _frame: object) -> None:
-        for worker in workers:
-            if worker.pid is not None and worker.is_alive():
-                worker.terminate()  # SIGTERM: each worker shuts down gracefully
 
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    for worker in workers:
-        worker.start()
-    log.info("started %d server processes on port %d", settings.workers, settings.grpc_port)
-    for worker in workers:
-        worker.join()
+class _WorkerGroup:
+    """Server processes that live and stop together."""
+
+    def __init__(self, processes: list[BaseProcess], *, kill_after_s: float) -> None:
+        self.processes = processes
+        self.kill_after_s = kill_after_s
+        self.stop_requested_at: float | None = None
+
+    def start(self) -> None:
+        for process in self.processes:
+            process.start()
+
+    def stop(self, *_signal: object) -> None:
+        """Ask every worker to shut down gracefully (SIGTERM); also the parent's signal handler."""
+        if self.stop_requested_at is None:
+            self.stop_requested_at = time.monotonic()
+        for process in self.processes:
+            if process.pid is not None and process.is_alive():
+                process.terminate()
+
+    def wait(self) -> BaseProcess | None:
+        """Wait until every worker has exited. The first to exit unasked stops the others and is
+        returned; None when they all stopped because they were asked to. Workers still running
+        `kill_after_s` after the stop request are killed."""
+        failed = None
+        running = list(self.processes)
+        while running:
+            multiprocessing.connection.wait([p.sentinel for p in running], timeout=1.0)
+            for process in [p for p in running if not p.is_alive()]:
+                running.remove(process)
+                process.join()
+                if self.stop_requested_at is None:
+                    log.error("server process %s exited unexpectedly (exit code %s); stopping the others", process.name, process.exitcode)
+                    failed = process
+                    self.stop()
+            if running and self.stop_requested_at is not None and time.monotonic() - self.stop_requested_at > self.kill_after_s:
+                for process in running:
+                    log.error("server process %s did not stop within its grace period; killing it", process.name)
+                    process.kill()
+        return failed
 
 
 def _configure_logging(settings: Settings) -> None:

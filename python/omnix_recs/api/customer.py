@@ -80,6 +80,7 @@ class CustomerServicer(customer_pb2_grpc.CustomerServiceServicer):
             return dataclasses.replace(customer, preferences=preferences)
 
         updated = await asyncio.to_thread(_update_customer, self.store, customer_id, change)
+        self.app.on_customer_activity(customer_id)
         return mapping.customer_to_proto(updated)
 
     async def SetDietaryRestrictions(self, request, context):
@@ -93,6 +94,7 @@ class CustomerServicer(customer_pb2_grpc.CustomerServiceServicer):
             return dataclasses.replace(customer, dietary_restrictions=restrictions, allergens=allergens)
 
         updated = await asyncio.to_thread(_update_customer, self.store, customer_id, change)
+        self.app.on_customer_activity(customer_id)
         return mapping.customer_to_proto(updated)
 
     async def ListPurchases(self, request, context):

@@ -33,7 +33,7 @@ CART_WINDOW = timedelta(hours=3)
 class HistoryFeatures:
     """Kernel inputs for one shopper (arrays aligned, one entry per distinct model item)."""
 
-    items: np.ndarray  # int32 model item indices
+    items: np.ndarray  # int32 model item indices, ascending
     days_since_last: np.ndarray  # float32
     mean_gap_days: np.ndarray  # float32, NaN when bought in one trip only
     orders: np.ndarray  # float32, trips containing the item
@@ -49,8 +49,8 @@ class HistoryFeatures:
         return cls(np.zeros(0, dtype=np.int32), f32, f32, f32, f32, 0, 0, 0.0, None)
 
     def position_of(self, item: int) -> int | None:
-        hits = np.flatnonzero(self.items == item)
-        return int(hits[0]) if len(hits) else None
+        pos = int(np.searchsorted(self.items, item))  # called per reason of every list: no scan
+        return pos if pos < len(self.items) and self.items[pos] == item else None
 
 
 def history_features(
@@ -62,50 +62,99 @@ def history_features(
 ) -> HistoryFeatures:
     """Features from a shopper's purchases (any order); lines at or after `as_of` are ignored."""
     as_of_s = as_of.timestamp()
+    before = [p for p in purchases if p.purchased_at.timestamp() < as_of_s]
+    return summarize_purchases(before, index_of, habit_decay=habit_decay).at(as_of)
+
+
+@dataclass(frozen=True, slots=True)
+class PurchaseSummary:
+    """Everything `history_features` derives from a shopper's purchases except their age.
+
+    Computing it is most of a request's history work, and it only changes when the shopper buys
+    something, so servers cache it (`engine.cached_reads`) and age it per request with `at`.
+    `at(as_of)` equals `history_features(purchases, index_of, as_of)` whenever every purchase
+    summarised is older than `as_of` (`covers(as_of)`).
+    """
+
+    items: np.ndarray  # int32 model item indices, ascending
+    last_bought_s: np.ndarray  # float64 epoch seconds of the last trip containing the item
+    mean_gap_days: np.ndarray  # float32, NaN when bought in one trip only
+    orders: np.ndarray  # float32, trips containing the item
+    habit: np.ndarray  # float32 in [0, 1]
+    trip_times_s: np.ndarray  # float64 epoch seconds of every trip, oldest first
+    spend: float
+    newest_line_s: float  # epoch seconds of the newest order line; -inf without purchases
+
+    def covers(self, as_of: datetime) -> bool:
+        return self.newest_line_s < as_of.timestamp()
+
+    def at(self, as_of: datetime) -> HistoryFeatures:
+        if not len(self.trip_times_s):
+            return HistoryFeatures.empty()
+        as_of_s = as_of.timestamp()
+        recent = as_of_s - 90 * SECONDS_PER_DAY
+        return HistoryFeatures(
+            items=self.items,
+            days_since_last=((as_of_s - self.last_bought_s) / SECONDS_PER_DAY).astype(np.float32),
+            mean_gap_days=self.mean_gap_days,
+            orders=self.orders,
+            habit=self.habit,
+            trips=len(self.trip_times_s),
+            trips_last_90_days=int((self.trip_times_s >= recent).sum()),
+            spend=self.spend,
+            last_trip_at=datetime.fromtimestamp(self.trip_times_s[-1], tz=as_of.tzinfo),
+        )
+
+
+def summarize_purchases(
+    purchases: Sequence[Purchase], index_of: dict[str, int], *, habit_decay: float = HABIT_DECAY
+) -> PurchaseSummary:
+    """The as-of-independent part of a shopper's features, from all of `purchases` (any order)."""
     trip_time: dict[str, float] = {}
     lines: list[tuple[str, int]] = []
     spend = 0.0
+    newest = -np.inf
     for p in purchases:
         at = p.purchased_at.timestamp()
-        if at >= as_of_s:
-            continue
+        newest = max(newest, at)
         # A trip is an order; its time is the earliest line's (lines of one order share it).
         trip_time[p.order_id] = min(at, trip_time.get(p.order_id, at))
         spend += p.quantity * p.unit_price
         item = index_of.get(p.product_id)
         if item is not None:
             lines.append((p.order_id, item))
-    if not trip_time:
-        return HistoryFeatures.empty()
 
     trips = sorted(trip_time, key=lambda o: (trip_time[o], o))
     n_trips = len(trips)
     trips_ago = {order: n_trips - 1 - k for k, order in enumerate(trips)}
     decay = habit_decay ** np.arange(n_trips, dtype=np.float64)  # by trips-ago
     total_weight = float(decay.sum())
+    trip_times = np.array([trip_time[o] for o in trips], dtype=np.float64)  # oldest first
 
     # One (item, trip) pair per order line, deduplicated: a product twice in one order is one trip.
     pairs = np.array(sorted({(item, trips_ago[order]) for order, item in lines}), dtype=np.int64).reshape(-1, 2)
+    if not len(pairs):
+        f32 = np.zeros(0, dtype=np.float32)
+        return PurchaseSummary(
+            np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float64), f32, f32, f32, trip_times, spend, float(newest)
+        )
     items, first = np.unique(pairs[:, 0], return_index=True)
     counts = np.diff(np.append(first, len(pairs)))
-    trip_times = np.array([trip_time[o] for o in trips], dtype=np.float64)  # oldest first
     pair_times = trip_times[n_trips - 1 - pairs[:, 1]]
     last = np.maximum.reduceat(pair_times, first)
     earliest = np.minimum.reduceat(pair_times, first)
     habit = np.add.reduceat(decay[pairs[:, 1]], first) / total_weight
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_gap = np.where(counts > 1, (last - earliest) / SECONDS_PER_DAY / (counts - 1), np.nan)
-    recent = as_of_s - 90 * SECONDS_PER_DAY
-    return HistoryFeatures(
+    return PurchaseSummary(
         items=items.astype(np.int32),
-        days_since_last=((as_of_s - last) / SECONDS_PER_DAY).astype(np.float32),
+        last_bought_s=last,
         mean_gap_days=mean_gap.astype(np.float32),
         orders=counts.astype(np.float32),
         habit=habit.astype(np.float32),
-        trips=n_trips,
-        trips_last_90_days=int((trip_times >= recent).sum()),
+        trip_times_s=trip_times,
         spend=spend,
-        last_trip_at=datetime.fromtimestamp(trip_times[-1], tz=as_of.tzinfo),
+        newest_line_s=float(newest),
     )
 
 

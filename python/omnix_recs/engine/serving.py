@@ -15,6 +15,8 @@ yet tuned on data: `omnix evaluate` tunes them on its own validation split and r
 from __future__ import annotations
 
 import enum
+import hashlib
+import json
 import math
 import threading
 import uuid
@@ -31,10 +33,12 @@ from omnix_recs.domain.models import (
     RecommendedItem,
     ServedRecommendation,
 )
-from omnix_recs.engine.features import CART_WINDOW, HistoryFeatures, cart_from_interactions, history_features
+from omnix_recs.engine.cached_reads import ProductRows, ShopperReads
+from omnix_recs.engine.features import HistoryFeatures
 from omnix_recs.engine.filters import CatalogCache, CatalogIndex, ShopperFilters
 from omnix_recs.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
 from omnix_recs.store.base import Store
+from omnix_recs.store.cache import Cache, Codec
 
 NO_MODEL_MESSAGE = "no active model: run `omnix train`"
 # Shoppers with fewer trips than this get the cold-start list (stated preferences, diet, shop-wide signals).
@@ -50,6 +54,9 @@ POPULAR_CANDIDATES = 100
 TRENDING_CANDIDATES = 50
 SEASONAL_CANDIDATES = 50
 WEEKS_PER_YEAR = 53
+# An identical GetRecommendations request (same shopper, nothing changed since) within this
+# many seconds gets the same list back, id included: refreshes and retries cost nothing.
+SERVED_LIST_TTL_S = 5.0
 
 
 class Strategy(enum.StrEnum):
@@ -236,9 +243,15 @@ class Recommender:
         *,
         catalog: CatalogCache | None = None,
         blends: dict[str, Blend] | None = None,
+        cache: Cache | None = None,
     ) -> None:
         self._store = store
         self._models = models
+        # With a cache (the server's), shoppers are read through it and the final catalog check
+        # uses rows at most PRODUCT_ROWS_TTL_S old (engine/cached_reads.py).
+        self._cache = cache
+        self._reads = ShopperReads(store, cache)
+        self._live_products = ProductRows(store) if cache is not None else None
         self.catalog = catalog or CatalogCache(store)
         self.blends = dict(DEFAULT_BLENDS if blends is None else blends)
         self._view: _ModelView | None = None
@@ -257,11 +270,30 @@ class Recommender:
         filters: RequestFilters = RequestFilters(),
         exclude_purchased: bool = False,
     ) -> Recommendations:
-        """GetRecommendations: the shopper's list for a strategy, as of a moment."""
+        """GetRecommendations: the shopper's list for a strategy, as of a moment (default now)."""
         view = self._active()
-        as_of = as_of or _now()
-        customer = self._store.get_customer(customer_id)
-        history, basket = self._shopper(view, customer, as_of, basket)
+        answer = lambda: self._recommend(  # noqa: E731
+            view, customer_id, strategy, limit, as_of or _now(), basket, filters, exclude_purchased
+        )
+        if self._cache is None or as_of is not None:
+            return answer()
+        request = repr((view.version, str(strategy), limit, tuple(basket), filters, exclude_purchased))
+        name = f"served:{hashlib.blake2b(request.encode(), digest_size=12).hexdigest()}"
+        ttl_s = min(SERVED_LIST_TTL_S, self._cache.ttl_s)
+        return self._cache.fetch(customer_id, name, RECOMMENDATIONS_CODEC, answer, ttl_s=ttl_s)
+
+    def _recommend(
+        self,
+        view: _ModelView,
+        customer_id: str,
+        strategy: Strategy,
+        limit: int,
+        as_of: datetime,
+        basket: Sequence[str],
+        filters: RequestFilters,
+        exclude_purchased: bool,
+    ) -> Recommendations:
+        customer, history, basket = self._shopper(view, customer_id, as_of, basket)
         blend = self.blends[strategy]
         if exclude_purchased:
             blend = replace(blend, exclude_history=True)
@@ -282,8 +314,7 @@ class Recommender:
         """GetPersonalizedRecommendations: the list fitted to where the shopper is in their lifecycle."""
         view = self._active()
         as_of = as_of or _now()
-        customer = self._store.get_customer(customer_id)
-        history, basket = self._shopper(view, customer, as_of, ())
+        customer, history, basket = self._shopper(view, customer_id, as_of, ())
         shopper = self._filters(customer, filters)
         index = self.catalog.index_for(view.item_ids)
         stage = lifecycle(history)
@@ -311,7 +342,7 @@ class Recommender:
         view = self._active()
         self._store.get_product(product_id)  # NotFoundError for an unknown product
         item = view.index_of.get(product_id)
-        customer = self._store.get_customer(customer_id) if customer_id else None
+        customer = self._customer(view, customer_id)
         shopper = self._filters(customer, filters)
         index = self.catalog.index_for(view.item_ids)
         if item is None:  # in the catalog, but newer than the model: nothing known about it yet
@@ -336,7 +367,7 @@ class Recommender:
         for product_id in basket:
             if product_id not in known:
                 raise NotFoundError("product", product_id)
-        customer = self._store.get_customer(customer_id) if customer_id else None
+        customer = self._customer(view, customer_id)
         shopper = self._filters(customer, filters)
         index = self.catalog.index_for(view.item_ids)
         items_in_model = np.array([view.index_of[p] for p in basket if p in view.index_of], dtype=np.int32)
@@ -389,8 +420,7 @@ class Recommender:
     def shopper_at(self, customer_id: str, as_of: datetime) -> "PreparedShopper":
         """A shopper's kernel inputs as of a moment (for offline evaluation: prepare once, rank many)."""
         view = self._active()
-        customer = self._store.get_customer(customer_id)
-        history, basket = self._shopper(view, customer, as_of, ())
+        customer, history, basket = self._shopper(view, customer_id, as_of, ())
         return PreparedShopper(customer, history, basket, self._filters(customer, RequestFilters()), as_of)
 
     def rank_ids(self, shopper: "PreparedShopper", blend: Blend, k: int) -> list[str]:
@@ -413,19 +443,23 @@ class Recommender:
                 self._view = _ModelView.of(model)
             return self._view
 
+    def _customer(self, view: _ModelView, customer_id: str) -> Customer | None:
+        """The profile of the shopper a shop-wide list is for, if any."""
+        return self._reads.shopper(customer_id, view.version, view.index_of).customer if customer_id else None
+
     def _shopper(
-        self, view: _ModelView, customer: Customer, as_of: datetime, basket: Sequence[str]
-    ) -> tuple[HistoryFeatures, np.ndarray]:
-        if customer.consent.personalization:
-            purchases = self._store.purchases_of(customer.customer_id, before=as_of)
-            history = history_features(purchases, view.index_of, as_of)
+        self, view: _ModelView, customer_id: str, as_of: datetime, basket: Sequence[str]
+    ) -> tuple[Customer, HistoryFeatures, np.ndarray]:
+        """The shopper's profile, history features and basket (the cart when none is given)."""
+        shopper = self._reads.shopper(customer_id, view.version, view.index_of, as_of)
+        if shopper.customer.consent.personalization:
+            history = shopper.history(as_of)
         else:
             history = HistoryFeatures.empty()
         if not basket:
-            recent = self._store.list_interactions(customer.customer_id, since=as_of - CART_WINDOW, limit=200)
-            basket = cart_from_interactions(recent, as_of)
+            basket = shopper.cart(as_of)
         in_model = [view.index_of[p] for p in dict.fromkeys(basket) if p in view.index_of]
-        return history, np.array(in_model, dtype=np.int32)
+        return shopper.customer, history, np.array(in_model, dtype=np.int32)
 
     @staticmethod
     def _filters(customer: Customer | None, request: RequestFilters) -> ShopperFilters:
@@ -490,7 +524,7 @@ class Recommender:
         self, kind: str, limit: int, department: str, customer_id: str, filters: RequestFilters, as_of: datetime | None
     ) -> Recommendations:
         view = self._active()
-        customer = self._store.get_customer(customer_id) if customer_id else None
+        customer = self._customer(view, customer_id)
         if department:
             filters = replace(filters, include_departments=(*filters.include_departments, department))
         shopper = self._filters(customer, filters)
@@ -512,7 +546,7 @@ class Recommender:
         """Rank `limit + margin`, drop products the live catalog no longer admits, keep `limit`."""
         ranked: _Ranked = rank(limit + REFILL_MARGIN)
         ids = [view.item_ids[i] for i in ranked.items]
-        live = self._store.get_products(ids)
+        live = self._live_products.get_many(ids) if self._live_products else self._store.get_products(ids)
         out = []
         for pos, product_id in enumerate(ids):
             product = live.get(product_id)
@@ -654,3 +688,23 @@ class _Explainer:
 def _days(value: float) -> str:
     days = max(0, round(float(value)))
     return "1 day" if days == 1 else f"{days} days"
+
+
+def _encode_recommendations(answer: Recommendations) -> bytes:
+    items = [[i.product_id, i.score, i.confidence, i.reasons] for i in answer.items]
+    body = [answer.recommendation_id, answer.model_version, answer.strategy, answer.lifecycle, items]
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def _decode_recommendations(raw: bytes) -> Recommendations:
+    recommendation_id, model_version, strategy, lifecycle, items = json.loads(raw)
+    return Recommendations(
+        recommendation_id,
+        model_version,
+        strategy,
+        tuple(RecommendedItem(p, score, confidence, tuple(reasons)) for p, score, confidence, reasons in items),
+        lifecycle,
+    )
+
+
+RECOMMENDATIONS_CODEC: Codec[Recommendations] = Codec(_encode_recommendations, _decode_recommendations)

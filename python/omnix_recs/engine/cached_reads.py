@@ -1,0 +1,262 @@
+"""What a recommendation request reads from the store, through caches.
+
+Profiling GetRecommendations on a 20k-household store (`python benches/bench_load.py` prints
+the profile) showed where a request's server time goes besides ranking: the shopper's side
+(profile, purchase history turned into kernel features, recent cart events: about 40%) and the
+live catalog re-check of the ranked products (about 30%). Both are cached here.
+
+`ShopperReads.shopper(customer_id, ...)` → `Shopper`: the profile, and history and cart as of
+any moment. With a cache (store/cache.py) the three come from one per-customer entry,
+"shopper:<model version>" (one Redis round trip), holding the profile, the `PurchaseSummary`
+of all the shopper's purchases (features before ageing: ageing per request keeps "days since
+last bought" exact) and their recent cart events. The entry is dropped in every server process
+when the shopper buys, browses, changes their profile or is erased, so a purchase counts for
+the very next list. A moment the snapshot cannot answer exactly (a backtest's `as_of` before
+some purchases) is read from the store as before. Without a cache every read goes to the store.
+
+`ProductRows`: catalog rows read in the last `PRODUCT_ROWS_TTL_S` seconds, shared by all
+requests of the process. Popular products are in most lists, so the re-check of a list mostly
+costs dictionary look-ups; a change of stock or price reaches lists within that many seconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import struct
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable, Sequence
+
+import numpy as np
+
+from omnix_recs.domain.models import Consent, Customer, Interaction, InteractionKind, Preferences, Product
+from omnix_recs.engine.features import (
+    CART_WINDOW,
+    HistoryFeatures,
+    PurchaseSummary,
+    cart_from_interactions,
+    history_features,
+    summarize_purchases,
+)
+from omnix_recs.store.base import Store
+from omnix_recs.store.cache import Cache, Codec
+
+# Interactions read to rebuild a cart: far more than a real cart sees in CART_WINDOW.
+RECENT_EVENTS_LIMIT = 200
+# How stale a catalog row used for the final check of a list may be.
+PRODUCT_ROWS_TTL_S = 2.0
+_CART_KINDS = (InteractionKind.CART_ADD, InteractionKind.CART_REMOVE)
+
+
+@dataclass(frozen=True, slots=True)
+class CartEvents:
+    """Cart additions and removals since `loaded_as_of - CART_WINDOW` (no upper bound), read at
+    `loaded_as_of`: enough to rebuild the cart at any later moment, until the next interaction."""
+
+    loaded_as_of_s: float
+    events: tuple[Interaction, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ShopperSnapshot:
+    """The cached entry: everything about one shopper a list needs, as of when it was read."""
+
+    customer: Customer
+    purchases: PurchaseSummary | None  # None: no consent to personalisation, so not derived at all
+    cart: CartEvents
+
+
+class Shopper:
+    """One request's view of a shopper: the profile, and history and cart at any moment."""
+
+    def __init__(self, store: Store, index_of: dict[str, int], customer: Customer, snapshot: ShopperSnapshot | None) -> None:
+        self._store = store
+        self._index_of = index_of
+        self.customer = customer
+        self._snapshot = snapshot
+
+    def history(self, as_of: datetime) -> HistoryFeatures:
+        summary = self._snapshot.purchases if self._snapshot else None
+        if summary is not None and summary.covers(as_of):
+            return summary.at(as_of)
+        purchases = self._store.purchases_of(self.customer.customer_id, before=as_of)
+        return history_features(purchases, self._index_of, as_of)
+
+    def cart(self, as_of: datetime) -> list[str]:
+        """The products in the shopper's cart at `as_of` (see `cart_from_interactions`)."""
+        if self._snapshot is not None and as_of.timestamp() >= self._snapshot.cart.loaded_as_of_s:
+            return cart_from_interactions(self._snapshot.cart.events, as_of)
+        return cart_from_interactions(_recent_interactions(self._store, self.customer.customer_id, as_of), as_of)
+
+
+class ShopperReads:
+    def __init__(self, store: Store, cache: Cache | None = None) -> None:
+        self._store = store
+        self._cache = cache
+
+    def shopper(
+        self, customer_id: str, model_version: str, index_of: dict[str, int], as_of: datetime | None = None
+    ) -> Shopper:
+        """The shopper, for a request about `as_of` (default now). `NotFoundError` for an unknown
+        customer (never cached)."""
+        if self._cache is None:
+            return Shopper(self._store, index_of, self._store.get_customer(customer_id), None)
+        # The cart is read from `as_of` on, so the request that fills the cache can use it too.
+        since = min(as_of or _now(), _now())
+        snapshot = self._cache.fetch(
+            customer_id, f"shopper:{model_version}", SNAPSHOT_CODEC, lambda: self._snapshot(customer_id, index_of, since)
+        )
+        return Shopper(self._store, index_of, snapshot.customer, snapshot)
+
+    def _snapshot(self, customer_id: str, index_of: dict[str, int], as_of: datetime) -> ShopperSnapshot:
+        customer = self._store.get_customer(customer_id)
+        purchases = None
+        if customer.consent.personalization:
+            purchases = summarize_purchases(self._store.purchases_of(customer_id), index_of)
+        events = tuple(e for e in _recent_interactions(self._store, customer_id, as_of) if e.kind in _CART_KINDS)
+        return ShopperSnapshot(customer, purchases, CartEvents(as_of.timestamp(), events))
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _recent_interactions(store: Store, customer_id: str, as_of: datetime) -> list[Interaction]:
+    return store.list_interactions(customer_id, since=as_of - CART_WINDOW, limit=RECENT_EVENTS_LIMIT)
+
+
+class ProductRows:
+    """Catalog rows by id, each trusted for `ttl_s` seconds after it was read (see module doc)."""
+
+    def __init__(self, store: Store, ttl_s: float = PRODUCT_ROWS_TTL_S, clock: Callable[[], float] = time.monotonic) -> None:
+        self._store = store
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._rows: dict[str, tuple[float, Product]] = {}  # id → (read at, row); at most the catalog
+        self._lock = threading.Lock()
+
+    def get_many(self, product_ids: Sequence[str]) -> dict[str, Product]:
+        """Like `Store.get_products`: the rows of the ids that exist. Missing ids are asked again
+        next time, so a product added to the catalog shows at once."""
+        now = self._clock()
+        found: dict[str, Product] = {}
+        missing = []
+        with self._lock:
+            for product_id in product_ids:
+                cached = self._rows.get(product_id)
+                if cached is not None and now - cached[0] < self._ttl_s:
+                    found[product_id] = cached[1]
+                else:
+                    missing.append(product_id)
+        if missing:
+            loaded = self._store.get_products(missing)
+            with self._lock:
+                for product_id, product in loaded.items():
+                    self._rows[product_id] = (now, product)
+            found.update(loaded)
+        return found
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._rows.clear()
+
+
+# --- how a snapshot travels through Redis ----------------------------------------------------------
+
+# Lengths of the profile and cart JSON; the purchase summary (binary, absent = None) follows them.
+_SNAPSHOT_HEADER = struct.Struct("<II")
+# Purchase summary: items, trips, spend, newest line; then the arrays in PurchaseSummary's order.
+_SUMMARY_HEADER = struct.Struct("<IIdd")
+
+
+def _encode_snapshot(s: ShopperSnapshot) -> bytes:
+    profile = _customer_json(s.customer)
+    cart = json.dumps(
+        [s.cart.loaded_as_of_s, [[e.occurred_at.timestamp(), str(e.kind), e.product_id] for e in s.cart.events]],
+        separators=(",", ":"),
+    ).encode()
+    summary = b"" if s.purchases is None else _encode_summary(s.purchases)
+    return b"".join([_SNAPSHOT_HEADER.pack(len(profile), len(cart)), profile, cart, summary])
+
+
+def _decode_snapshot(raw: bytes) -> ShopperSnapshot:
+    profile_len, cart_len = _SNAPSHOT_HEADER.unpack_from(raw)
+    start = _SNAPSHOT_HEADER.size
+    customer = _customer_from_json(raw[start : start + profile_len])
+    loaded_as_of_s, events = json.loads(raw[start + profile_len : start + profile_len + cart_len])
+    cart = CartEvents(
+        loaded_as_of_s,
+        tuple(
+            Interaction("", "", InteractionKind(kind), datetime.fromtimestamp(at, timezone.utc), product_id)
+            for at, kind, product_id in events
+        ),
+    )
+    rest = raw[start + profile_len + cart_len :]
+    return ShopperSnapshot(customer, _decode_summary(rest) if rest else None, cart)
+
+
+def _customer_json(c: Customer) -> bytes:
+    # Field by field: dataclasses.asdict deep-copies and costs more than the rest of a cache hit.
+    body = {f.name: getattr(c, f.name) for f in dataclasses.fields(c)}
+    body["created_at"], body["updated_at"] = c.created_at.timestamp(), c.updated_at.timestamp()
+    body["preferences"] = {f.name: getattr(c.preferences, f.name) for f in dataclasses.fields(c.preferences)}
+    body["consent"] = {f.name: getattr(c.consent, f.name) for f in dataclasses.fields(c.consent)}
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def _customer_from_json(raw: bytes) -> Customer:
+    body = json.loads(raw)
+    prefs = body.pop("preferences")
+    for name in ("favorite_departments", "favorite_brands", "disliked_products"):
+        prefs[name] = tuple(prefs[name])
+    body.update(
+        created_at=datetime.fromtimestamp(body["created_at"], timezone.utc),
+        updated_at=datetime.fromtimestamp(body["updated_at"], timezone.utc),
+        dietary_restrictions=tuple(body["dietary_restrictions"]),
+        allergens=tuple(body["allergens"]),
+        consent=Consent(**body["consent"]),
+    )
+    return Customer(**body, preferences=Preferences(**prefs))
+
+
+def _encode_summary(s: PurchaseSummary) -> bytes:
+    return b"".join([
+        _SUMMARY_HEADER.pack(len(s.items), len(s.trip_times_s), s.spend, s.newest_line_s),
+        np.ascontiguousarray(s.items, dtype="<i4").tobytes(),
+        np.ascontiguousarray(s.last_bought_s, dtype="<f8").tobytes(),
+        np.ascontiguousarray(s.mean_gap_days, dtype="<f4").tobytes(),
+        np.ascontiguousarray(s.orders, dtype="<f4").tobytes(),
+        np.ascontiguousarray(s.habit, dtype="<f4").tobytes(),
+        np.ascontiguousarray(s.trip_times_s, dtype="<f8").tobytes(),
+    ])
+
+
+def _decode_summary(raw: bytes) -> PurchaseSummary:
+    n, trips, spend, newest = _SUMMARY_HEADER.unpack_from(raw)
+    offset = _SUMMARY_HEADER.size
+
+    def take(dtype: str, count: int) -> np.ndarray:
+        nonlocal offset
+        array = np.frombuffer(raw, dtype=dtype, count=count, offset=offset)  # read-only views
+        offset += array.nbytes
+        return array
+
+    summary = PurchaseSummary(
+        items=take("<i4", n),
+        last_bought_s=take("<f8", n),
+        mean_gap_days=take("<f4", n),
+        orders=take("<f4", n),
+        habit=take("<f4", n),
+        trip_times_s=take("<f8", trips),
+        spend=spend,
+        newest_line_s=newest,
+    )
+    if offset != len(raw):
+        raise ValueError(f"a purchase summary of {len(raw)} bytes with {len(raw) - offset} bytes left over")
+    return summary
+
+
+SNAPSHOT_CODEC: Codec[ShopperSnapshot] = Codec(_encode_snapshot, _decode_snapshot)

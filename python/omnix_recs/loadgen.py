@@ -1,0 +1,323 @@
+"""`omnix loadgen`: an open-loop load generator for the gRPC API, for this machine's servers.
+
+    report = run_loadgen("127.0.0.1:50051", rate=500, duration_s=20, channels=32,
+                         mix=DEFAULT_MIX, customers=customer_ids, products=product_ids)
+    print(report.render())
+
+Open loop: calls start at scheduled times (a Poisson process of `rate` per second, or evenly
+spaced), whether or not earlier calls have answered, the way independent shoppers arrive. A
+server that falls behind therefore shows its queue as latency. Latency is measured from the
+scheduled start, so a load generator that itself falls behind cannot hide it either (no
+"coordinated omission"); the report gives the client's own send lag so that case is visible.
+
+The mix is weights over kinds of call (`KINDS`): the shopper's list, similar products, basket
+completion, a recorded interaction (which also invalidates the shopper's cache entries, as real
+browsing does), and the bare health check (the server's ceiling). Each channel is its own TCP
+connection, so the kernel spreads them over the workers of `omnix serve --workers N`.
+
+Bounded: at most `MAX_DURATION_S` seconds and `max_requests` calls, at most `max_outstanding`
+calls in flight (beyond that a call is counted as not sent rather than queued in the client),
+each with a deadline; targets on this machine only (it is a benchmark tool, not a weapon).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import grpc
+import numpy as np
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from omnix_recs.errors import InvalidArgumentError
+from omnix_recs.store.base import Store
+from omnix_recs._proto.omnix.v1 import customer_pb2, customer_pb2_grpc
+from omnix_recs._proto.omnix.v1 import recommendation_pb2, recommendation_pb2_grpc
+
+KINDS = ("recommendations", "similar", "basket", "interaction", "health")
+# A shopping session: mostly lists, some product pages and basket completion, some browsing.
+DEFAULT_MIX: dict[str, float] = {"recommendations": 6, "similar": 2, "basket": 1, "interaction": 1}
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+MAX_DURATION_S = 600.0
+MAX_RATE = 100_000.0
+DEFAULT_MAX_REQUESTS = 1_000_000
+DEFAULT_MAX_OUTSTANDING = 20_000
+CONNECT_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class LatencySummary:
+    count: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+
+    @classmethod
+    def of(cls, seconds: Sequence[float]) -> "LatencySummary":
+        if not len(seconds):
+            return cls(0, 0.0, 0.0, 0.0, 0.0)
+        ms = np.asarray(seconds) * 1000.0
+        p50, p95, p99 = np.percentile(ms, [50, 95, 99])
+        return cls(len(ms), float(p50), float(p95), float(p99), float(ms.max()))
+
+    def render(self) -> str:
+        return f"p50 {self.p50_ms:.1f}  p95 {self.p95_ms:.1f}  p99 {self.p99_ms:.1f}  max {self.max_ms:.1f} ms"
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    target: str
+    rate: float  # scheduled calls per second
+    duration_s: float
+    arrival: str
+    channels: int
+    scheduled: int
+    answered: int  # calls that ended with any status
+    ok: int
+    not_sent: int  # dropped at the client because `max_outstanding` calls were in flight
+    errors: dict[str, int]  # status code name → count
+    latency: LatencySummary  # every answered call, from its scheduled start
+    by_kind: dict[str, LatencySummary]
+    send_lag_p99_ms: float  # how late the client started calls (its own saturation)
+    codes_by_kind: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def throughput(self) -> float:
+        """OK answers per second over the scheduled window."""
+        return self.ok / self.duration_s if self.duration_s else 0.0
+
+    def render(self) -> str:
+        lines = [
+            f"loadgen {self.target}: {self.rate:g}/s scheduled ({self.arrival}) for {self.duration_s:g} s "
+            f"over {self.channels} channels: {self.scheduled} calls",
+            f"answered {self.answered}, OK {self.ok} ({self.throughput:.1f}/s), not sent {self.not_sent}",
+            f"latency from scheduled start: {self.latency.render()}  (client send lag p99 {self.send_lag_p99_ms:.1f} ms)",
+        ]
+        for kind, summary in self.by_kind.items():
+            lines.append(f"  {kind:<16} {summary.count:>8}  {summary.render()}")
+        errors = ", ".join(f"{code} {n}" for code, n in sorted(self.errors.items())) or "none"
+        lines.append(f"errors by status: {errors}")
+        return "\n".join(lines)
+
+
+def run_loadgen(
+    target: str,
+    *,
+    rate: float,
+    duration_s: float,
+    channels: int = 16,
+    mix: Mapping[str, float] = DEFAULT_MIX,
+    customers: Sequence[str] = (),
+    products: Sequence[str] = (),
+    arrival: str = "poisson",
+    deadline_s: float = 2.0,
+    max_requests: int = DEFAULT_MAX_REQUESTS,
+    max_outstanding: int = DEFAULT_MAX_OUTSTANDING,
+    seed: int = 1,
+) -> LoadReport:
+    """Send the mix at `rate` calls per second for `duration_s` seconds; see the module doc."""
+    _check_target(target)
+    if not 0 < rate <= MAX_RATE:
+        raise InvalidArgumentError("rate", f"must be in (0, {MAX_RATE:g}] calls per second, got {rate}")
+    if not 0 < duration_s <= MAX_DURATION_S:
+        raise InvalidArgumentError("duration_s", f"must be in (0, {MAX_DURATION_S:g}] seconds, got {duration_s}")
+    if not 1 <= channels <= 1000:
+        raise InvalidArgumentError("channels", f"must be between 1 and 1000, got {channels}")
+    if arrival not in ("poisson", "fixed"):
+        raise InvalidArgumentError("arrival", f"must be 'poisson' or 'fixed', got {arrival!r}")
+    for name, value in (("max_requests", max_requests), ("max_outstanding", max_outstanding), ("deadline_s", deadline_s)):
+        if value <= 0:
+            raise InvalidArgumentError(name, f"must be positive, got {value}")
+    weights = _check_mix(mix, customers, products)
+    rng = np.random.default_rng(seed)
+    if arrival == "poisson":
+        gaps = rng.exponential(1.0 / rate, size=int(rate * duration_s * 1.2) + 100)
+        offsets = np.cumsum(gaps)
+        offsets = offsets[offsets < duration_s]
+    else:
+        offsets = np.arange(0.0, duration_s, 1.0 / rate)
+    offsets = offsets[:max_requests]
+    kinds = list(weights)
+    picks = rng.choice(len(kinds), size=len(offsets), p=np.array(list(weights.values())) / sum(weights.values()))
+    plan = _Plan(target, channels, [kinds[p] for p in picks], offsets, deadline_s, max_outstanding)
+    requests = _RequestMaker(customers, products, random.Random(seed))
+    asyncio.run(plan.run(requests))
+    return plan.report(rate, duration_s, arrival)
+
+
+def sample_ids(store: Store, *, customers: int, products: int) -> tuple[list[str], list[str]]:
+    """Up to that many customer and in-stock product ids from the store, to draw calls from."""
+    from omnix_recs.domain.models import ProductFilter
+
+    customer_ids = list(store.list_customer_ids(page_size=customers).items) if customers else []
+    product_ids = (
+        [p.product_id for p in store.list_products(ProductFilter(in_stock_only=True), page_size=products).items]
+        if products
+        else []
+    )
+    return customer_ids, product_ids
+
+
+def parse_mix(text: str) -> dict[str, float]:
+    """"recommendations=6,similar=2" → {"recommendations": 6.0, "similar": 2.0}."""
+    mix: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        kind, _, weight = part.partition("=")
+        try:
+            mix[kind.strip()] = float(weight) if weight else 1.0
+        except ValueError:
+            raise InvalidArgumentError("mix", f"{part!r}: the weight must be a number") from None
+    return mix
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+
+def _check_target(target: str) -> None:
+    host, _, port = target.rpartition(":")
+    if host not in LOCAL_HOSTS or not port.isdigit():
+        raise InvalidArgumentError("target", f"must be HOST:PORT with HOST one of {', '.join(LOCAL_HOSTS)}, got {target!r}")
+
+
+def _check_mix(mix: Mapping[str, float], customers: Sequence[str], products: Sequence[str]) -> dict[str, float]:
+    unknown = set(mix) - set(KINDS)
+    if unknown:
+        raise InvalidArgumentError("mix", f"unknown kinds {sorted(unknown)} (kinds: {', '.join(KINDS)})")
+    if any(w < 0 for w in mix.values()):
+        raise InvalidArgumentError("mix", "weights must be >= 0")
+    weights = {kind: float(w) for kind, w in mix.items() if w > 0}
+    if not weights:
+        raise InvalidArgumentError("mix", "at least one weight must be > 0")
+    needs_customers = {"recommendations", "interaction"} & set(weights)
+    if needs_customers and not customers:
+        raise InvalidArgumentError("customers", f"{', '.join(sorted(needs_customers))} calls need customer ids")
+    needs_products = {"similar", "basket", "interaction"} & set(weights)
+    if needs_products and not products:
+        raise InvalidArgumentError("products", f"{', '.join(sorted(needs_products))} calls need product ids")
+    return weights
+
+
+class _RequestMaker:
+    """One request of a kind, for a random shopper and random products."""
+
+    def __init__(self, customers: Sequence[str], products: Sequence[str], rng: random.Random) -> None:
+        self.customers, self.products, self.rng = list(customers), list(products), rng
+
+    def make(self, kind: str) -> Any:
+        rng = self.rng
+        customer = rng.choice(self.customers) if self.customers else ""
+        if kind == "recommendations":
+            return recommendation_pb2.GetRecommendationsRequest(customer_id=customer, limit=20)
+        if kind == "similar":
+            return recommendation_pb2.GetSimilarProductsRequest(
+                product_id=rng.choice(self.products), limit=10, customer_id=customer
+            )
+        if kind == "basket":
+            basket = rng.sample(self.products, min(len(self.products), rng.randint(1, 4)))
+            return recommendation_pb2.GetFrequentlyBoughtTogetherRequest(
+                basket_product_ids=basket, limit=10, customer_id=customer
+            )
+        if kind == "interaction":
+            to_cart = rng.random() < 0.3
+            interaction = customer_pb2.Interaction(
+                kind=customer_pb2.INTERACTION_KIND_CART_ADD if to_cart else customer_pb2.INTERACTION_KIND_VIEW,
+                product_id=rng.choice(self.products),
+                quantity=1 if to_cart else 0,
+            )
+            return customer_pb2.RecordInteractionRequest(customer_id=customer, interaction=interaction)
+        return health_pb2.HealthCheckRequest()
+
+
+class _Plan:
+    def __init__(
+        self, target: str, channels: int, kinds: list[str], offsets: np.ndarray, deadline_s: float, max_outstanding: int
+    ) -> None:
+        self.target = target
+        self.channels = channels
+        self.kinds = kinds
+        self.offsets = offsets
+        self.deadline_s = deadline_s
+        self.max_outstanding = max_outstanding
+        self.latency: dict[str, list[float]] = {}
+        self.codes: dict[str, Counter[str]] = {}
+        self.lags: list[float] = []
+        self.not_sent = 0
+
+    async def run(self, requests: _RequestMaker) -> None:
+        # A local subchannel pool per channel: otherwise channels to one target share one connection.
+        opened = [
+            grpc.aio.insecure_channel(self.target, options=[("grpc.use_local_subchannel_pool", 1)])
+            for _ in range(self.channels)
+        ]
+        try:
+            await asyncio.wait_for(asyncio.gather(*(c.channel_ready() for c in opened)), CONNECT_TIMEOUT_S)
+            methods = [_methods(channel) for channel in opened]
+            await self._send_all(methods, requests)
+        finally:
+            await asyncio.gather(*(c.close() for c in opened))
+
+    async def _send_all(self, methods: list[dict[str, Callable[..., Any]]], requests: _RequestMaker) -> None:
+        loop = asyncio.get_running_loop()
+        start = loop.time() + 0.05
+        in_flight: set[asyncio.Task[None]] = set()
+        for i, (kind, offset) in enumerate(zip(self.kinds, self.offsets)):
+            due = start + float(offset)
+            delay = due - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if len(in_flight) >= self.max_outstanding:
+                self.not_sent += 1
+                continue
+            call = methods[i % len(methods)][kind]
+            task = asyncio.create_task(self._call(kind, call, requests.make(kind), due))
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+        if in_flight:
+            await asyncio.wait(in_flight)
+
+    async def _call(self, kind: str, call: Callable[..., Any], request: Any, due: float) -> None:
+        loop = asyncio.get_running_loop()
+        self.lags.append(loop.time() - due)
+        try:
+            await call(request, timeout=self.deadline_s)
+            code = "OK"
+        except grpc.aio.AioRpcError as exc:
+            code = exc.code().name
+        self.latency.setdefault(kind, []).append(loop.time() - due)
+        self.codes.setdefault(kind, Counter())[code] += 1
+
+    def report(self, rate: float, duration_s: float, arrival: str) -> LoadReport:
+        codes: Counter[str] = sum(self.codes.values(), Counter())
+        every = [s for seconds in self.latency.values() for s in seconds]
+        return LoadReport(
+            target=self.target,
+            rate=rate,
+            duration_s=duration_s,
+            arrival=arrival,
+            channels=self.channels,
+            scheduled=len(self.kinds),
+            answered=sum(codes.values()),
+            ok=codes.get("OK", 0),
+            not_sent=self.not_sent,
+            errors={code: n for code, n in codes.items() if code != "OK"},
+            latency=LatencySummary.of(every),
+            by_kind={kind: LatencySummary.of(self.latency[kind]) for kind in KINDS if kind in self.latency},
+            send_lag_p99_ms=float(np.percentile(self.lags, 99) * 1000) if self.lags else 0.0,
+            codes_by_kind={kind: dict(c) for kind, c in self.codes.items()},
+        )
+
+
+def _methods(channel: grpc.aio.Channel) -> dict[str, Callable[..., Any]]:
+    recommendations = recommendation_pb2_grpc.RecommendationServiceStub(channel)
+    customers = customer_pb2_grpc.CustomerServiceStub(channel)
+    return {
+        "recommendations": recommendations.GetRecommendations,
+        "similar": recommendations.GetSimilarProducts,
+        "basket": recommendations.GetFrequentlyBoughtTogether,
+        "interaction": customers.RecordInteraction,
+        "health": health_pb2_grpc.HealthStub(channel).Check,
+    }

@@ -1,0 +1,231 @@
+"""The cache's promises, held by both implementations (in-process LRU and a real Redis)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from omnix_recs.config import Settings
+from omnix_recs.store import cache as cache_module
+from omnix_recs.store.cache import Cache, Codec, GenerationTable, LocalCache, RedisCache, open_cache
+
+TEXT: Codec[str] = Codec(lambda s: s.encode(), lambda b: b.decode())
+
+
+class Loads:
+    """A loader that counts its calls and returns "<name>#<call number>"."""
+
+    def __init__(self, name: str = "v", delay_s: float = 0.0) -> None:
+        self.name, self.delay_s, self.calls = name, delay_s, 0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> str:
+        with self._lock:
+            self.calls += 1
+            n = self.calls
+        time.sleep(self.delay_s)
+        return f"{self.name}#{n}"
+
+
+@pytest.fixture(params=["local", "redis"])
+def make_cache(request, tmp_path) -> Callable[..., Cache]:
+    """Caches of the parametrised kind; several made in one test share their state (one Redis
+    database, or one generation table) like the processes of one server."""
+    made: list[Cache] = []
+    if request.param == "redis":
+        redis_server = request.getfixturevalue("redis_server")
+
+        def make(**options: object) -> Cache:
+            made.append(RedisCache(redis_server.url, ttl_s=options.pop("ttl_s", 60), timeout_s=0.5, **options))
+            return made[-1]
+    else:
+        generations = GenerationTable.create_shared(tmp_path / "generations")
+
+        def make(**options: object) -> Cache:
+            ttl_s = options.pop("ttl_s", 60)
+            made.append(LocalCache(ttl_s=ttl_s, max_entries=1000, generations=generations, **options))
+            return made[-1]
+
+    yield make
+    for cache in made:
+        cache.close()
+
+
+def test_a_value_is_loaded_once_then_served(make_cache):
+    cache, load = make_cache(), Loads()
+    assert [cache.fetch("c1", "profile", TEXT, load) for _ in range(3)] == ["v#1"] * 3
+    assert load.calls == 1
+    assert (cache.stats.hits["profile"], cache.stats.misses["profile"]) == (2, 1)
+
+
+def test_entries_are_per_customer_and_per_name(make_cache):
+    cache = make_cache()
+    cache.fetch("c1", "profile", TEXT, lambda: "c1 profile")
+    cache.fetch("c1", "served:x", TEXT, lambda: "c1 list")
+    cache.fetch("c2", "profile", TEXT, lambda: "c2 profile")
+    assert cache.fetch("c1", "profile", TEXT, Loads()) == "c1 profile"
+    assert cache.fetch("c1", "served:x", TEXT, Loads()) == "c1 list"
+    assert cache.fetch("c2", "profile", TEXT, Loads()) == "c2 profile"
+
+
+def test_forgetting_a_customer_drops_all_their_entries_and_only_theirs(make_cache):
+    cache = make_cache()
+    for customer in ("c1", "c2"):
+        for name in ("profile", "served:x"):
+            cache.fetch(customer, name, TEXT, lambda: "old")
+    cache.forget_customer("c1")
+    assert cache.fetch("c1", "profile", TEXT, lambda: "new") == "new"
+    assert cache.fetch("c1", "served:x", TEXT, lambda: "new") == "new"
+    assert cache.fetch("c2", "profile", TEXT, lambda: "new") == "old"
+
+
+def test_forgetting_in_one_process_reaches_the_others(make_cache):
+    writer, reader = make_cache(), make_cache()
+    assert reader.fetch("c1", "profile", TEXT, lambda: "before the purchase") == "before the purchase"
+    writer.forget_customer("c1")
+    assert reader.fetch("c1", "profile", TEXT, lambda: "after the purchase") == "after the purchase"
+
+
+def test_a_load_that_raced_an_invalidation_is_not_stored(make_cache):
+    cache = make_cache()
+
+    def load_then_see_a_purchase() -> str:
+        value = "read before the purchase"
+        cache.forget_customer("c1")  # the purchase commits and invalidates while we were loading
+        return value
+
+    assert cache.fetch("c1", "profile", TEXT, load_then_see_a_purchase) == "read before the purchase"
+    assert cache.fetch("c1", "profile", TEXT, lambda: "fresh") == "fresh"
+    assert cache.stats.stale_writes == 1
+
+
+def test_a_failed_load_caches_nothing(make_cache):
+    cache = make_cache()
+
+    def fail() -> str:
+        raise LookupError("no such customer")
+
+    with pytest.raises(LookupError):
+        cache.fetch("c1", "profile", TEXT, fail)
+    assert cache.fetch("c1", "profile", TEXT, lambda: "loaded") == "loaded"
+
+
+@pytest.mark.parametrize("ttl_s", [0, None])
+def test_ttl_zero_means_no_caching(make_cache, ttl_s):
+    cache = make_cache(ttl_s=0) if ttl_s is None else make_cache()
+    load = Loads()
+    cache.fetch("c1", "profile", TEXT, load, ttl_s=ttl_s)
+    cache.fetch("c1", "profile", TEXT, load, ttl_s=ttl_s)
+    assert load.calls == 2
+
+
+def test_entries_expire(make_cache):
+    now = [1_000_000.0]
+    cache, load = make_cache(clock=lambda: now[0], rng=lambda: 0.0), Loads()
+    cache.fetch("c1", "profile", TEXT, load, ttl_s=10)
+    now[0] += 9
+    assert cache.fetch("c1", "profile", TEXT, load, ttl_s=10) == "v#1"
+    now[0] += 2
+    assert cache.fetch("c1", "profile", TEXT, load, ttl_s=10) == "v#2"
+
+
+@pytest.mark.parametrize(
+    ("draw", "refreshed"),
+    [(0.0, False), (1.0 - 1e-12, True)],
+    ids=["unlucky-draw-keeps-the-entry", "lucky-draw-refreshes-early"],
+)
+def test_slow_entries_are_refreshed_before_they_expire(make_cache, draw, refreshed):
+    # XFetch: the refresh probability grows with load time; a draw near 1 refreshes as soon as
+    # the entry's load time times -ln(1 - draw) reaches its expiry.
+    cache, load = make_cache(rng=lambda: draw), Loads(delay_s=0.05)
+    cache.fetch("c1", "profile", TEXT, load, ttl_s=1)
+    assert cache.fetch("c1", "profile", TEXT, load, ttl_s=1) == ("v#2" if refreshed else "v#1")
+
+
+def test_concurrent_misses_share_one_load(make_cache):
+    cache, load = make_cache(), Loads(delay_s=0.3)
+    results: list[str] = []
+    threads = [threading.Thread(target=lambda: results.append(cache.fetch("c1", "profile", TEXT, load))) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert load.calls == 1
+    assert results == ["v#1"] * 8
+
+
+def test_a_load_in_flight_is_not_shared_after_an_invalidation(make_cache):
+    cache = make_cache()
+    started, release = threading.Event(), threading.Event()
+
+    def slow_old_read() -> str:
+        started.set()
+        release.wait(10)
+        return "before the purchase"
+
+    first: list[str] = []
+    thread = threading.Thread(target=lambda: first.append(cache.fetch("c1", "profile", TEXT, slow_old_read)))
+    thread.start()
+    started.wait(10)
+    cache.forget_customer("c1")  # the purchase is recorded while the old read is still running
+    assert cache.fetch("c1", "profile", TEXT, lambda: "after the purchase") == "after the purchase"
+    release.set()
+    thread.join(10)
+    assert first == ["before the purchase"]
+    assert cache.fetch("c1", "profile", TEXT, lambda: "again") == "after the purchase"
+
+
+def test_open_cache_follows_the_settings(redis_server):
+    local = open_cache(Settings(cache_ttl_s=30, cache_max_entries=5))
+    remote = open_cache(Settings(redis_url=redis_server.url, cache_ttl_s=30))
+    try:
+        assert isinstance(local, LocalCache) and (local.ttl_s, local.max_entries) == (30, 5)
+        assert isinstance(remote, RedisCache) and remote.ttl_s == 30
+    finally:
+        remote.close()
+
+
+# --- in-process specifics ----------------------------------------------------------------------
+
+
+def test_the_local_cache_keeps_at_most_max_entries_dropping_the_least_recent():
+    cache = LocalCache(ttl_s=60, max_entries=2)
+    cache.fetch("c1", "profile", TEXT, lambda: "1")
+    cache.fetch("c2", "profile", TEXT, lambda: "2")
+    cache.fetch("c1", "profile", TEXT, Loads())  # c1 is now the most recent
+    cache.fetch("c3", "profile", TEXT, lambda: "3")
+    assert len(cache) == 2
+    assert cache.fetch("c1", "profile", TEXT, Loads()) == "1"
+    assert cache.fetch("c2", "profile", TEXT, lambda: "reloaded") == "reloaded"
+
+
+def test_the_sweep_removes_what_other_workers_invalidated(tmp_path):
+    # An erased customer's data must leave every worker's memory, not just become unreachable.
+    now = [0.0]
+    generations = GenerationTable.create_shared(tmp_path / "generations")
+    worker, other = (LocalCache(ttl_s=600, max_entries=100, generations=generations, clock=lambda: now[0]) for _ in range(2))
+    worker.fetch("erased", "profile", TEXT, lambda: "personal data")
+    other.forget_customer("erased")
+    now[0] += cache_module.LOCAL_SWEEP_EVERY_S
+    worker.fetch("someone-else", "profile", TEXT, lambda: "x")  # writes trigger the sweep
+    assert len(worker) == 1
+
+
+def _bump_in_another_process(path: Path, customer_id: str) -> None:
+    GenerationTable.attach(path).bump(customer_id)
+
+
+def test_generation_tables_are_shared_between_processes(tmp_path):
+    path = tmp_path / "generations"
+    cache = LocalCache(ttl_s=60, max_entries=10, generations=GenerationTable.create_shared(path))
+    cache.fetch("c1", "profile", TEXT, lambda: "before")
+    child = multiprocessing.get_context("spawn").Process(target=_bump_in_another_process, args=(path, "c1"))
+    child.start()
+    child.join(30)
+    assert child.exitcode == 0
+    assert cache.fetch("c1", "profile", TEXT, lambda: "after") == "after"

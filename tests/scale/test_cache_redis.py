@@ -1,0 +1,102 @@
+"""Redis going away, hanging, or out of reach of one process: the service keeps answering."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+from scale_support import TcpProxy
+
+from omnix_recs.store.cache import REDIS_KEY_PREFIX, Codec, RedisCache
+
+TEXT: Codec[str] = Codec(lambda s: s.encode(), lambda b: b.decode())
+RETRY_AFTER_S = 0.2
+
+
+@pytest.fixture
+def make_cache(redis_server):
+    made: list[RedisCache] = []
+
+    def make(url: str = redis_server.url, **options: object) -> RedisCache:
+        made.append(RedisCache(url, ttl_s=60, timeout_s=0.1, retry_after_s=RETRY_AFTER_S, **options))
+        return made[-1]
+
+    yield make
+    for cache in made:
+        cache.close()
+
+
+def test_while_redis_is_down_calls_load_uncached_and_it_is_used_again_once_back(make_cache, redis_server, caplog):
+    cache = make_cache()
+    assert cache.fetch("c1", "profile", TEXT, lambda: "cached") == "cached"
+    redis_server.stop()
+    with caplog.at_level(logging.WARNING, logger="omnix.cache"):
+        for attempt in range(5):
+            assert cache.fetch("c1", "profile", TEXT, lambda: f"uncached {attempt}") == f"uncached {attempt}"
+            time.sleep(RETRY_AFTER_S / 2)  # some of these calls probe Redis again, and fail
+    assert cache.stats.bypassed == 5
+    assert len([r for r in caplog.records if r.name == "omnix.cache"]) == 1  # logged once per interval
+
+    redis_server.start()  # empty: Redis restarted without persistence
+    time.sleep(RETRY_AFTER_S)
+    assert cache.fetch("c1", "profile", TEXT, lambda: "cached again") == "cached again"
+    assert cache.fetch("c1", "profile", TEXT, lambda: "not loaded") == "cached again"
+
+
+def test_a_frozen_redis_costs_one_timeout_then_is_skipped(make_cache, redis_server):
+    cache = make_cache()
+    redis_server.pause()
+    try:
+        started = time.perf_counter()
+        assert cache.fetch("c1", "profile", TEXT, lambda: "from the store") == "from the store"
+        first = time.perf_counter() - started
+        started = time.perf_counter()
+        assert cache.fetch("c2", "profile", TEXT, lambda: "from the store") == "from the store"
+        second = time.perf_counter() - started
+    finally:
+        redis_server.resume()
+    assert first < 1.0  # the 0.1 s socket timeout, not redis-py's default of retrying
+    assert second < 0.05  # the circuit is open: Redis is not even tried
+
+
+def test_invalidations_that_could_not_be_sent_are_sent_when_redis_is_reachable_again(make_cache, redis_server):
+    proxy = TcpProxy(redis_server.port)
+    try:
+        reader = make_cache()  # a process that still reaches Redis
+        writer = make_cache(f"redis://127.0.0.1:{proxy.port}/0")  # one cut off from it for a while
+        reader.fetch("c1", "profile", TEXT, lambda: "before the purchase")
+        writer.fetch("c9", "profile", TEXT, lambda: "connects the writer")
+        proxy.cut()
+        writer.forget_customer("c1")  # the purchase is recorded while Redis is out of reach
+        assert reader.fetch("c1", "profile", TEXT, lambda: "unexpected") == "before the purchase"
+        proxy.restore()
+        time.sleep(RETRY_AFTER_S)
+        writer.fetch("c9", "profile", TEXT, lambda: "anything")  # the first call through sends it
+        assert reader.fetch("c1", "profile", TEXT, lambda: "after the purchase") == "after the purchase"
+    finally:
+        proxy.cut()
+
+
+def test_erasure_deletes_the_customer_entries_from_redis(make_cache, redis_server):
+    cache = make_cache()
+    cache.fetch("c1", "profile", TEXT, lambda: "personal data")
+    cache.fetch("c1", "served:x", TEXT, lambda: "a list")
+    with redis_server.client() as client:
+        assert client.hgetall(f"{REDIS_KEY_PREFIX}:c:c1")
+        cache.forget_customer("c1")
+        assert not client.exists(f"{REDIS_KEY_PREFIX}:c:c1")
+
+
+def test_redis_keeps_entries_no_longer_than_their_ttl(make_cache, redis_server):
+    cache = make_cache()
+    cache.fetch("c1", "served:x", TEXT, lambda: "a list", ttl_s=5)
+    with redis_server.client() as client:
+        assert 0 < client.ttl(f"{REDIS_KEY_PREFIX}:c:c1") <= 5
+
+
+def test_an_undecodable_entry_is_reloaded(make_cache, redis_server):
+    cache = make_cache()
+    with redis_server.client() as client:
+        client.hset(f"{REDIS_KEY_PREFIX}:c:c1", "profile", b"written by another version")
+    assert cache.fetch("c1", "profile", TEXT, lambda: "reloaded") == "reloaded"

@@ -1,0 +1,133 @@
+"""Recommendations read through the cache answer exactly what they would without it."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+
+from omnix_recs.domain.models import Interaction, InteractionKind, Purchase
+from omnix_recs.engine.cached_reads import ProductRows, ShopperReads
+from omnix_recs.engine.features import history_features
+from omnix_recs.engine.registry import ModelHolder
+from omnix_recs.engine.serving import Recommender, Strategy
+from omnix_recs.store.base import open_store
+from omnix_recs.store.cache import LocalCache, RedisCache
+
+
+@pytest.fixture
+def store(shop_store_url):
+    s = open_store(shop_store_url)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def model(store):
+    holder = ModelHolder(store)
+    holder.reload_if_changed(force=True)
+    return holder
+
+
+@pytest.fixture(params=["local", "redis"])
+def cache(request):
+    if request.param == "local":
+        yield LocalCache(ttl_s=60, max_entries=1000)
+    else:
+        remote = RedisCache(request.getfixturevalue("redis_server").url, ttl_s=60, timeout_s=0.5)
+        yield remote
+        remote.close()
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def assert_same_history(actual, expected) -> None:
+    for name in ("items", "days_since_last", "mean_gap_days", "orders", "habit"):
+        np.testing.assert_allclose(getattr(actual, name), getattr(expected, name), rtol=1e-6, err_msg=name)
+    assert (actual.trips, actual.trips_last_90_days, actual.last_trip_at) == (
+        expected.trips, expected.trips_last_90_days, expected.last_trip_at)
+    assert actual.spend == pytest.approx(expected.spend)
+
+
+@pytest.mark.parametrize("days_back", [0, 3, 40], ids=["now", "three-days-ago", "forty-days-ago"])
+def test_cached_shoppers_equal_the_store_read_ones(store, model, cache, trained_shop, days_back):
+    version, index_of = model.model.version, model.model.index_of
+    cached, direct = ShopperReads(store, cache), ShopperReads(store, None)
+    as_of = now() - timedelta(days=days_back)
+    for customer_id in trained_shop.customers[:10]:
+        for _ in range(2):  # the first read fills the cache, the second is served from it
+            shopper = cached.shopper(customer_id, version, index_of, as_of)
+            reference = direct.shopper(customer_id, version, index_of, as_of)
+            assert shopper.customer == reference.customer
+            assert_same_history(shopper.history(as_of), reference.history(as_of))
+            assert shopper.cart(as_of) == reference.cart(as_of)
+            expected = history_features(store.purchases_of(customer_id, before=as_of), index_of, as_of)
+            assert_same_history(shopper.history(as_of), expected)
+    assert cache.stats.hits["shopper"] >= 10
+
+
+def test_a_purchase_dated_after_the_moment_asked_about_is_left_out(store, model, cache, trained_shop):
+    customer_id = trained_shop.customers[0]
+    product = trained_shop.products[0]
+    tomorrow = now() + timedelta(hours=20)  # shoppers' clocks run ahead; the API allows a day
+    store.add_purchases([Purchase(customer_id, "future-order", product, 1, 1.0, tomorrow)])
+    reads = ShopperReads(store, cache)
+    shopper = reads.shopper(customer_id, model.model.version, model.model.index_of)
+    as_of = now()
+    expected = history_features(store.purchases_of(customer_id, before=as_of), model.model.index_of, as_of)
+    assert_same_history(shopper.history(as_of), expected)
+
+
+def test_the_cart_follows_interactions_once_the_cache_is_told(store, model, cache, trained_shop):
+    customer_id, (bread, milk) = trained_shop.customers[1], trained_shop.products[:2]
+    reads = ShopperReads(store, cache)
+    version, index_of = model.model.version, model.model.index_of
+    assert reads.shopper(customer_id, version, index_of).cart(now()) == []
+    for n, (kind, product) in enumerate([(InteractionKind.CART_ADD, bread), (InteractionKind.CART_ADD, milk),
+                                          (InteractionKind.CART_REMOVE, bread)]):
+        store.add_interaction(Interaction(customer_id, f"i{n}", kind, now() - timedelta(minutes=10 - n), product))
+    cache.forget_customer(customer_id)  # what the API's activity hook does after each interaction
+    assert reads.shopper(customer_id, version, index_of).cart(now()) == [milk]
+    assert reads.shopper(customer_id, version, index_of).cart(now() + timedelta(hours=2)) == [milk]
+    assert reads.shopper(customer_id, version, index_of).cart(now() + timedelta(hours=4)) == []  # went stale
+
+
+def test_an_identical_request_gets_the_same_list_until_the_shopper_changes(store, model, cache, trained_shop):
+    recommender = Recommender(store, model, cache=cache)
+    customer_id = trained_shop.customers[2]
+    first = recommender.recommend(customer_id, strategy=Strategy.DISCOVER, limit=5)
+    again = recommender.recommend(customer_id, strategy=Strategy.DISCOVER, limit=5)
+    assert again == first
+    assert recommender.recommend(customer_id, strategy=Strategy.DISCOVER, limit=6).recommendation_id != first.recommendation_id
+
+    bought = first.items[0].product_id
+    store.add_purchases([Purchase(customer_id, "new-order", bought, 1, 1.0, now() - timedelta(seconds=1))])
+    cache.forget_customer(customer_id)
+    after = recommender.recommend(customer_id, strategy=Strategy.DISCOVER, limit=5)
+    assert after.recommendation_id != first.recommendation_id
+    assert bought not in [item.product_id for item in after.items]  # DISCOVER never shows what was bought
+
+
+def test_a_backtest_is_never_answered_from_the_served_list_cache(store, model, cache, trained_shop):
+    recommender = Recommender(store, model, cache=cache)
+    customer_id = trained_shop.customers[3]
+    as_of = now() - timedelta(days=5)
+    first = recommender.recommend(customer_id, limit=5, as_of=as_of)
+    assert recommender.recommend(customer_id, limit=5, as_of=as_of).recommendation_id != first.recommendation_id
+
+
+def test_product_rows_are_reused_for_their_ttl_and_unknown_ids_asked_again(store, trained_shop):
+    clock = [0.0]
+    rows = ProductRows(store, ttl_s=2.0, clock=lambda: clock[0])
+    known = trained_shop.products[:3]
+    assert set(rows.get_many([*known, "no-such-product"])) == set(known)
+    stock_changed = store.get_product(known[0])
+    store.upsert_products([type(stock_changed)(**{**{f: getattr(stock_changed, f) for f in stock_changed.__slots__},
+                                                  "in_stock": not stock_changed.in_stock})])
+    clock[0] = 1.9
+    assert rows.get_many(known)[known[0]].in_stock == stock_changed.in_stock  # still the row read at 0
+    clock[0] = 2.0
+    assert rows.get_many(known)[known[0]].in_stock != stock_changed.in_stock

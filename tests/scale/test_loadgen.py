@@ -1,0 +1,88 @@
+"""`omnix loadgen` against a small real server for about a second."""
+
+from __future__ import annotations
+
+import pytest
+
+from omnix_recs.cli import main as omnix
+from omnix_recs.domain.models import ProductFilter
+from omnix_recs.errors import InvalidArgumentError
+from omnix_recs.loadgen import parse_mix, run_loadgen, sample_ids
+from omnix_recs.store.base import open_store
+
+
+def test_a_second_of_load_is_counted_by_kind_and_status(running_server):
+    server = running_server()  # no model: lists answer FAILED_PRECONDITION, health answers OK
+    report = run_loadgen(
+        server.address,
+        rate=60,
+        duration_s=1.0,
+        channels=4,
+        arrival="fixed",
+        mix={"health": 1, "recommendations": 1},
+        customers=["c1", "c2"],
+    )
+    assert report.scheduled == 60 and report.answered == 60 and report.not_sent == 0
+    counts = report.codes_by_kind
+    assert set(counts) == {"health", "recommendations"}
+    assert counts["health"] == {"OK": report.ok}
+    assert report.errors == {"FAILED_PRECONDITION": counts["recommendations"]["FAILED_PRECONDITION"]}
+    assert report.latency.count == 60 and 0 < report.latency.p50_ms <= report.latency.p99_ms <= report.latency.max_ms
+    assert "errors by status: FAILED_PRECONDITION" in report.render()
+
+
+def test_the_command_draws_ids_from_the_store_and_prints_the_report(running_server, trained_shop, capsys):
+    server = running_server()
+    assert omnix(["loadgen", "--store", f"sqlite:///{trained_shop.database}", "--target", server.address,
+                  "--rate", "20", "--duration", "0.5", "--mix", "health=1,similar=1"]) == 0
+    printed = capsys.readouterr().out
+    assert f"loadgen {server.address}: 20/s scheduled (poisson)" in printed
+    assert "health" in printed and "similar" in printed  # similar: NOT_FOUND, the server's store is empty
+
+
+def test_sample_ids_takes_customers_and_in_stock_products(trained_shop):
+    store = open_store(f"sqlite:///{trained_shop.database}")
+    try:
+        customers, products = sample_ids(store, customers=5, products=7)
+        in_stock = {p.product_id for p in store.list_products(ProductFilter(in_stock_only=True), page_size=1000).items}
+    finally:
+        store.close()
+    assert len(customers) == 5 and len(products) == 7 and set(products) <= in_stock
+
+
+@pytest.mark.parametrize(
+    ("target", "options", "field"),
+    [
+        ("10.0.0.1:50051", {}, "target"),
+        ("example.com:443", {}, "target"),
+        ("127.0.0.1", {}, "target"),
+        ("127.0.0.1:50051", {"rate": 0}, "rate"),
+        ("127.0.0.1:50051", {"duration_s": 601}, "duration_s"),
+        ("127.0.0.1:50051", {"channels": 0}, "channels"),
+        ("127.0.0.1:50051", {"arrival": "bursty"}, "arrival"),
+        ("127.0.0.1:50051", {"mix": {"checkout": 1}}, "mix"),
+        ("127.0.0.1:50051", {"mix": {"health": 0}}, "mix"),
+        ("127.0.0.1:50051", {"mix": {"recommendations": 1}, "customers": []}, "customers"),
+        ("127.0.0.1:50051", {"mix": {"similar": 1}, "products": []}, "products"),
+        ("127.0.0.1:50051", {"max_requests": 0}, "max_requests"),
+    ],
+)
+def test_bad_runs_are_refused_naming_the_argument(target, options, field):
+    arguments = {"rate": 10, "duration_s": 1, "mix": {"health": 1}, **options}
+    with pytest.raises(InvalidArgumentError) as error:
+        run_loadgen(target, **arguments)
+    assert error.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("text", "mix"),
+    [("recommendations=6,similar=2", {"recommendations": 6.0, "similar": 2.0}), ("health", {"health": 1.0}), ("", {})],
+)
+def test_parse_mix(text, mix):
+    assert parse_mix(text) == mix
+
+
+def test_parse_mix_names_a_bad_weight():
+    with pytest.raises(InvalidArgumentError) as error:
+        parse_mix("health=lots")
+    assert error.value.field == "mix"
