@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from omnix_recs.config import Settings
+from omnix_recs.engine.registry import ModelHolder
 from omnix_recs.engine.serving import ModelSource, NoActiveModel
 from omnix_recs.store.base import Store
 from omnix_recs.store.cache import Cache, GenerationTable, open_cache
@@ -25,7 +26,8 @@ CustomerActivityListener = Callable[[str], None]
 class AppContext:
     settings: Settings
     store: Store
-    # The active recommendation model; `engine.registry.ModelHolder` once the registry is wired.
+    # The active recommendation model (`create` gives an `engine.registry.ModelHolder`, which
+    # follows activations made by any process; the default serves no model).
     models: ModelSource = field(default_factory=NoActiveModel)
     # Hot per-shopper reads (store/cache.py); None = every read goes to the store.
     cache: Cache | None = None
@@ -35,7 +37,9 @@ class AppContext:
     def create(cls, settings: Settings, store: Store, *, generations: GenerationTable | None = None) -> "AppContext":
         """`generations`: the cache generations shared with sibling worker processes, if any."""
         cache = open_cache(settings, generations=generations)
-        app = cls(settings=settings, store=store, cache=cache)
+        models = ModelHolder(store)
+        models.reload_if_changed(force=True)  # load the active version before the first request
+        app = cls(settings=settings, store=store, models=models, cache=cache)
         app.subscribe_customer_activity(cache.forget_customer)
         return app
 

@@ -1,7 +1,7 @@
 """RecommendationService over real gRPC: hard filters, freshness through the API, bad input.
 
-The server is the real one (`running_server`); the model is a small hand-made one set as the
-server's active model (the artifact format and registry are tested with the model build).
+The server is the real one (`running_server`) and so is the model: trained with `train_model` on
+the seeded purchases before the server starts, and switched through AdminService.
 """
 
 from __future__ import annotations
@@ -9,12 +9,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import grpc
-import numpy as np
 import pytest
 from google.protobuf import timestamp_pb2
 
+from omnix_recs.config import Settings
 from omnix_recs.domain.models import Customer, Product, Purchase
-from omnix_recs._proto.omnix.v1 import common_pb2, customer_pb2, customer_pb2_grpc
+from omnix_recs.engine.train import train_model
+from omnix_recs._proto.omnix.v1 import admin_pb2, admin_pb2_grpc, common_pb2, customer_pb2, customer_pb2_grpc
 from omnix_recs._proto.omnix.v1 import recommendation_pb2 as pb
 from omnix_recs._proto.omnix.v1 import recommendation_pb2_grpc
 
@@ -30,27 +31,6 @@ PRODUCTS = [
 IDS = [p.product_id for p in PRODUCTS]
 
 
-class SmallModel:
-    """Duck-types `engine.artifact.LoadedModel`: every product neighbours every other."""
-
-    def __init__(self, version: str) -> None:
-        n = len(IDS)
-        self.version = version
-        self.item_ids = list(IDS)
-        self.index_of = {p: i for i, p in enumerate(IDS)}
-        self.manifest = {"parameters": {"trending_window_days": 14}}
-        others = np.array([[j for j in range(n) if j != i] for i in range(n)], dtype=np.int32)
-        sims = np.tile(np.linspace(0.9, 0.5, n - 1, dtype=np.float32), (n, 1))
-        self.cooc_idx = self.fbt_idx = self.content_idx = others
-        self.cooc_sim = self.content_sim = sims
-        self.fbt_score = sims * 3
-        self.popularity = np.linspace(1.0, 0.2, n, dtype=np.float32)
-        self.trending = np.zeros(n, dtype=np.float32)
-        self.seasonal_lift = np.ones((n, 53), dtype=np.float32)
-        self.population_cycle_days = np.full(n, 7.0, dtype=np.float32)
-        self.repurchase_rate = np.full(n, 0.5, dtype=np.float32)
-
-
 def seed(store) -> None:
     store.upsert_products(PRODUCTS)
     for customer_id, diet in (("alice", ()), ("vera", ("vegan",))):
@@ -63,10 +43,17 @@ def seed(store) -> None:
 
 
 @pytest.fixture
-def server(running_server):
-    started = running_server(prepare=seed)
-    started.app.models.model = SmallModel("v-1")
-    return started
+def settings(tmp_path) -> Settings:
+    return Settings(model_dir=str(tmp_path / "models"))
+
+
+@pytest.fixture
+def server(running_server, settings):
+    def seed_and_train(store) -> None:
+        seed(store)
+        train_model(store, settings)
+
+    return running_server(settings=settings, prepare=seed_and_train)
 
 
 @pytest.fixture
@@ -79,11 +66,12 @@ def ids(response) -> list[str]:
 
 
 def test_recommendations_carry_model_version_and_are_stored(server, stub):
+    active = server.store.active_model().version
     response = stub.GetRecommendations(pb.GetRecommendationsRequest(customer_id="alice", limit=3))
-    assert len(response.items) == 3 and response.model_version == "v-1"
+    assert len(response.items) == 3 and response.model_version == active
     assert response.strategy == pb.STRATEGY_BALANCED
     assert all(item.reasons and 0 <= item.confidence < 1 for item in response.items)
-    assert server.store.get_recommendation(response.recommendation_id).model_version == "v-1"
+    assert server.store.get_recommendation(response.recommendation_id).model_version == active
 
 
 @pytest.mark.parametrize("strategy", [pb.STRATEGY_BALANCED, pb.STRATEGY_REPLENISH, pb.STRATEGY_DISCOVER])
@@ -103,23 +91,51 @@ def test_discover_never_returns_a_purchased_product(stub):
 
 
 def test_a_purchase_recorded_through_the_api_counts_at_once(server, stub):
-    request = pb.GetRecommendationsRequest(customer_id="alice", limit=10, strategy=pb.STRATEGY_DISCOVER)
-    assert "sauce" in ids(stub.GetRecommendations(request))
+    """Alice buys milk weekly and last bought it a week ago: it is due. Buying it now makes it
+    not due, without retraining."""
+    request = pb.GetRecommendationsRequest(customer_id="alice", limit=10, strategy=pb.STRATEGY_REPLENISH)
+
+    def milk_score() -> float:
+        return {item.product_id: item.score for item in stub.GetRecommendations(request).items}.get("milk", 0.0)
+
+    due = milk_score()
+    assert due > 0
     customers = server.stub(customer_pb2_grpc.CustomerServiceStub)
     at = timestamp_pb2.Timestamp()
     at.FromDatetime(NOW - timedelta(minutes=1))
     customers.RecordPurchase(customer_pb2.RecordPurchaseRequest(
         customer_id="alice",
-        purchase=common_pb2.Purchase(order_id="now", product_id="sauce", quantity=1, unit_price=2.0, purchased_at=at),
+        purchase=common_pb2.Purchase(order_id="now", product_id="milk", quantity=1, unit_price=1.2, purchased_at=at),
     ))
-    assert "sauce" not in ids(stub.GetRecommendations(request))
+    assert milk_score() < due
 
 
-def test_switching_the_active_model_changes_the_version_at_once(server, stub):
-    server.app.models.model = SmallModel("v-2")
-    assert stub.GetRecommendations(pb.GetRecommendationsRequest(customer_id="alice")).model_version == "v-2"
-    server.app.models.model = SmallModel("v-1")
-    assert stub.GetRecommendations(pb.GetRecommendationsRequest(customer_id="alice")).model_version == "v-1"
+def test_models_are_activated_and_rolled_back_through_admin(server, stub, settings):
+    first = server.store.active_model().version
+    second = train_model(server.store, settings, activate=False).version
+    admin = server.stub(admin_pb2_grpc.AdminServiceStub)
+    assert [m.version for m in admin.ListModels(admin_pb2.ListModelsRequest()).models] == [second, first]
+
+    assert admin.ActivateModel(admin_pb2.ActivateModelRequest(version=second)).active
+    assert stub.GetRecommendations(pb.GetRecommendationsRequest(customer_id="alice")).model_version == second
+    assert admin.RollbackModel(admin_pb2.RollbackModelRequest()).version == first
+    assert stub.GetRecommendations(pb.GetRecommendationsRequest(customer_id="alice")).model_version == first
+
+
+def test_activating_an_unknown_version_is_not_found_and_changes_nothing(server):
+    admin = server.stub(admin_pb2_grpc.AdminServiceStub)
+    before = server.store.active_model().version
+    with pytest.raises(grpc.RpcError) as error:
+        admin.ActivateModel(admin_pb2.ActivateModelRequest(version="no-such-version"))
+    assert error.value.code() == grpc.StatusCode.NOT_FOUND and "no-such-version" in error.value.details()
+    assert server.store.active_model().version == before
+
+
+def test_retrain_builds_and_serves_a_new_version(server, stub):
+    before = server.store.active_model().version
+    built = server.stub(admin_pb2_grpc.AdminServiceStub).RetrainModel(admin_pb2.RetrainModelRequest()).model
+    assert built.active and built.version != before and built.metrics["items"] == len(PRODUCTS)
+    assert stub.GetRecommendations(pb.GetRecommendationsRequest(customer_id="alice")).model_version == built.version
 
 
 def test_every_list_rpc_answers(stub):
@@ -170,9 +186,10 @@ def test_bad_input_names_the_field_and_changes_nothing(server, stub, call, reque
     assert server.store.list_recommendations("alice") == before
 
 
-def test_without_a_model_the_answer_says_how_to_get_one(server, stub):
-    server.app.models.model = None
+def test_without_a_model_the_answer_says_how_to_get_one(running_server):
+    server = running_server(prepare=seed)  # data, but nothing trained
+    stub = server.stub(recommendation_pb2_grpc.RecommendationServiceStub)
     with pytest.raises(grpc.RpcError) as error:
         stub.GetRecommendations(pb.GetRecommendationsRequest(customer_id="alice"))
     assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert "no active model: run `omnix train`" in error.value.details()
+    assert "run `omnix train`" in error.value.details()

@@ -114,7 +114,7 @@ COMPLEMENT_BLEND = Blend({"basket_complement": 1.0, "co_purchase": 0.4, "popular
 class ModelSource(Protocol):
     """What the recommender needs from `engine.registry.ModelHolder`."""
 
-    def reload_if_changed(self) -> object: ...
+    def reload_if_changed(self, *, force: bool = False) -> object: ...
 
     @property
     def model(self) -> object | None: ...
@@ -125,7 +125,7 @@ class NoActiveModel:
 
     model = None
 
-    def reload_if_changed(self) -> None:
+    def reload_if_changed(self, *, force: bool = False) -> None:
         return None
 
 

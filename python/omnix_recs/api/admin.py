@@ -1,0 +1,72 @@
+"""AdminService: the model lifecycle (retrain, list, activate, roll back).
+
+The business-intelligence reports (performance, ROI, impact) are declared in the contract and
+answer UNIMPLEMENTED until their issue lands: the base servicer raises NotImplementedError and
+the interceptor turns that into a clear status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+
+from omnix_recs._proto.omnix.v1 import admin_pb2, admin_pb2_grpc
+from omnix_recs.api import mapping
+from omnix_recs.api.validation import Validator
+from omnix_recs.app import AppContext
+from omnix_recs.engine import registry
+from omnix_recs.engine.train import train_model
+from omnix_recs.store.base import ModelRecord
+
+SERVICE_NAME = admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name
+
+
+def register(server: grpc.aio.Server, app: AppContext) -> list[str]:
+    admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(app), server)
+    return [SERVICE_NAME]
+
+
+def model_to_proto(record: ModelRecord) -> admin_pb2.ModelVersion:
+    return admin_pb2.ModelVersion(
+        version=record.version,
+        created_at=mapping.timestamp_to_proto(record.created_at),
+        active=record.active,
+        metrics=record.metrics,
+        artifact_uri=record.artifact_uri,
+    )
+
+
+class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
+    def __init__(self, app: AppContext) -> None:
+        self.app = app
+        self.v = Validator(app.settings.limits)
+        # One build at a time per process: a second request waits rather than doubling the
+        # memory a build needs.
+        self._training = asyncio.Lock()
+
+    async def _switched_to(self, record: ModelRecord) -> admin_pb2.ModelVersion:
+        """Serve the newly active version from this process at once (others follow within seconds)."""
+        if record.active:
+            await asyncio.to_thread(self.app.models.reload_if_changed, force=True)
+        return model_to_proto(record)
+
+    async def RetrainModel(self, request, context):
+        async with self._training:
+            record = await asyncio.to_thread(
+                train_model, self.app.store, self.app.settings, activate=not request.skip_activation
+            )
+        return admin_pb2.RetrainModelResponse(model=await self._switched_to(record))
+
+    async def ListModels(self, request, context):
+        records = await asyncio.to_thread(registry.list_versions, self.app.store)
+        return admin_pb2.ListModelsResponse(models=[model_to_proto(r) for r in records])
+
+    async def ActivateModel(self, request, context):
+        version = self.v.require_id("version", request.version)
+        record = await asyncio.to_thread(registry.activate, self.app.store, version)
+        return await self._switched_to(record)
+
+    async def RollbackModel(self, request, context):
+        record = await asyncio.to_thread(registry.rollback, self.app.store)
+        return await self._switched_to(record)
