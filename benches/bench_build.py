@@ -49,7 +49,7 @@ def instacart_like_matrix(n_customers: int, n_items: int, nnz: int, seed: int) -
     cdf /= cdf[-1]
     variety = rng.lognormal(mean=0.0, sigma=1.0, size=n_customers)
     # Draws repeat items (repeat purchases), so draw more lines than distinct pairs wanted.
-    lines_per_customer = np.maximum(1, np.round(variety / variety.sum() * nnz * 1.12)).astype(np.int64)
+    lines_per_customer = np.maximum(1, np.round(variety / variety.sum() * nnz * 1.07)).astype(np.int64)
     customer = np.repeat(np.arange(n_customers, dtype=np.int64), lines_per_customer)
     item = rng.permutation(n_items)[np.searchsorted(cdf, rng.random(len(customer)))]
     keys, times_bought = np.unique(customer * n_items + item, return_counts=True)

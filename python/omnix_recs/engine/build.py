@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime, timezone
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
@@ -35,6 +35,9 @@ from omnix_recs.engine.matrix import (
 )
 from omnix_recs.errors import FailedPreconditionError
 from omnix_recs.store.base import PurchaseColumns, Store
+
+if TYPE_CHECKING:
+    from omnix_recs.engine.artifact import LoadedModel
 
 DAY_SECONDS = 86_400
 ISO_WEEKS = 53  # seasonal_lift column w - 1 holds ISO week w
@@ -91,10 +94,10 @@ def build_model(
     return replace(built, stage_seconds={"read_purchases": read_seconds, **built.stage_seconds})
 
 
-def build_model_from_columns(columns: PurchaseColumns, products: list[Product], settings: Settings) -> object:
+def build_model_from_columns(columns: PurchaseColumns, products: list[Product], settings: Settings) -> LoadedModel:
     """Build from order lines already in memory, write the artifact under `settings.model_dir`
     and load it back: the offline evaluation scores exactly what a server would load."""
-    from omnix_recs.engine.artifact import load_model, write_model
+    from omnix_recs.engine.artifact import load_model, write_model  # artifact imports this module
 
     lines = read_purchase_lines([columns], (p.product_id for p in products), expected_rows=len(columns))
     _, path = write_model(build_from_lines(lines, products, BuildParameters()), settings.model_dir)

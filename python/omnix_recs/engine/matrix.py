@@ -91,13 +91,18 @@ class _Factoriser:
     """Gives each distinct string the next integer code, in order of first appearance."""
 
     def __init__(self) -> None:
-        self.codes: dict[str, int] = {}
+        self.codes = _NextCode()
 
     def __call__(self, values: Sequence[str]) -> np.ndarray:
-        codes = self.codes
-        new = [v for v in dict.fromkeys(values) if v not in codes]
-        codes.update(zip(new, range(len(codes), len(codes) + len(new))))
-        return np.fromiter(map(codes.__getitem__, values), dtype=np.int32, count=len(values))
+        return np.fromiter(map(self.codes.__getitem__, values), dtype=np.int32, count=len(values))
+
+
+class _NextCode(dict[str, int]):
+    """A dict that files an unseen key under the next code (one C-level lookup for known keys)."""
+
+    def __missing__(self, key: str) -> int:
+        code = self[key] = len(self)
+        return code
 
 
 def read_purchase_lines(
