@@ -1,0 +1,459 @@
+"""How the DynamoDB store writes things down: domain objects as items, keys, page tokens.
+
+Encoding a caller's object validates it on the way (`InvalidArgumentError` naming the field)
+before anything is sent. The package docstring describes the key layout these produce.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import json
+import math
+import numbers
+import operator
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Iterable, Mapping, Sequence
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+from omnix_recs.domain.models import (
+    Consent,
+    Customer,
+    Feedback,
+    FeedbackEvent,
+    Interaction,
+    InteractionKind,
+    Preferences,
+    Product,
+    Purchase,
+    RecommendedItem,
+    ServedRecommendation,
+)
+from omnix_recs.errors import InvalidArgumentError
+from omnix_recs.store.base import ModelRecord
+
+MAX_PAGE_TOKEN_CHARS = 4096
+HISTORY_HEADER = "#history"  # sort key of a customer's marker row in purchase-history
+FIRST_PURCHASE_KEY = "0"  # every purchase sort key (a year) is >= "0" > "#history"
+ACTIVE_MODEL_POINTER = "#active"  # the models row naming the active version
+CUSTOMERS_LISTING, CATALOG_LISTING, PURCHASERS_LISTING = "customers", "catalog", "purchasers"
+_SERIALIZER = TypeSerializer()
+_DESERIALIZER = TypeDeserializer()
+
+
+# --- value encodings -------------------------------------------------------------------------
+
+
+def timestamp(value: datetime, field: str) -> str:
+    """Fixed-width ISO-8601 UTC with microseconds: string order is time order."""
+    if not isinstance(value, datetime) or value.utcoffset() is None:
+        raise InvalidArgumentError(field, "must be a timezone-aware datetime")
+    t = value.astimezone(UTC)
+    return (
+        f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
+        f".{t.microsecond:06d}Z"
+    )
+
+
+def parse_timestamp(text: str) -> datetime:
+    return datetime.fromisoformat(text)  # the trailing Z reads as UTC
+
+
+def key_part(value: str) -> str:
+    """An id made safe to join with '#': injective, so distinct ids never share a sort key."""
+    return value.replace("%", "%25").replace("#", "%23")
+
+
+def non_empty_id(value: str, field: str) -> str:
+    # DynamoDB refuses empty strings in key attributes: say which field, not ValidationException.
+    if not isinstance(value, str) or not value:
+        raise InvalidArgumentError(field, "must be a non-empty string")
+    return value
+
+
+def _integer(value: int, field: str) -> int:
+    if isinstance(value, bool):
+        raise InvalidArgumentError(field, f"must be an integer, got {value!r}")
+    try:
+        return operator.index(value)  # numpy integers too, floats never
+    except TypeError:
+        raise InvalidArgumentError(field, f"must be an integer, got {value!r}") from None
+
+
+def _number(value: float, field: str) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise InvalidArgumentError(field, f"must be a finite number, got {value!r}")
+    number = Decimal(repr(float(value)))
+    # DynamoDB numbers stop at 1e-130: anything smaller is zero for every use we have.
+    return number if abs(number) >= Decimal("1e-130") else Decimal(0)
+
+
+def _choice(vocabulary: type[enum.StrEnum], value: str, field: str) -> str:
+    try:
+        return vocabulary(value).value
+    except ValueError:
+        known = ", ".join(member.value for member in vocabulary)
+        raise InvalidArgumentError(field, f"unknown value {value!r} (known: {known})") from None
+
+
+def to_wire(plain: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: _SERIALIZER.serialize(value) for name, value in plain.items()}
+
+
+def _from_wire(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: _DESERIALIZER.deserialize(value) for name, value in item.items()}
+
+
+def wire_string(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+# --- entities <-> items ----------------------------------------------------------------------
+
+
+def customer_item(c: Customer) -> dict[str, Any]:
+    p, consent = c.preferences, c.consent
+    budget = p.budget_per_trip
+    return to_wire(
+        {
+            "customerId": non_empty_id(c.customer_id, "customer_id"),
+            "listing": CUSTOMERS_LISTING,
+            "createdAt": timestamp(c.created_at, "created_at"),
+            "updatedAt": timestamp(c.updated_at, "updated_at"),
+            "displayName": c.display_name,
+            "email": c.email,
+            "ageBand": c.age_band,
+            "householdSize": _integer(c.household_size, "household_size"),
+            "postcode": c.postcode,
+            "preferences": {
+                "favoriteDepartments": list(p.favorite_departments),
+                "favoriteBrands": list(p.favorite_brands),
+                "dislikedProducts": list(p.disliked_products),
+                "budgetPerTrip": None if budget is None else _number(budget, "preferences.budget_per_trip"),
+                "organicPreference": p.organic_preference,
+            },
+            "dietaryRestrictions": list(c.dietary_restrictions),
+            "allergens": list(c.allergens),
+            "consent": {
+                "personalization": consent.personalization,
+                "marketing": consent.marketing,
+                "analytics": consent.analytics,
+            },
+        }
+    )
+
+
+def customer_from_item(item: Mapping[str, Any]) -> Customer:
+    v = _from_wire(item)
+    p, consent = v["preferences"], v["consent"]
+    return Customer(
+        customer_id=v["customerId"],
+        created_at=parse_timestamp(v["createdAt"]),
+        updated_at=parse_timestamp(v["updatedAt"]),
+        display_name=v["displayName"],
+        email=v["email"],
+        age_band=v["ageBand"],
+        household_size=int(v["householdSize"]),
+        postcode=v["postcode"],
+        preferences=Preferences(
+            favorite_departments=tuple(p["favoriteDepartments"]),
+            favorite_brands=tuple(p["favoriteBrands"]),
+            disliked_products=tuple(p["dislikedProducts"]),
+            budget_per_trip=None if p["budgetPerTrip"] is None else float(p["budgetPerTrip"]),
+            organic_preference=p["organicPreference"],
+        ),
+        dietary_restrictions=tuple(v["dietaryRestrictions"]),
+        allergens=tuple(v["allergens"]),
+        consent=Consent(
+            personalization=consent["personalization"],
+            marketing=consent["marketing"],
+            analytics=consent["analytics"],
+        ),
+    )
+
+
+def product_item(p: Product) -> dict[str, Any]:
+    plain: dict[str, Any] = {
+        "productId": non_empty_id(p.product_id, "product_id"),
+        "listing": CATALOG_LISTING,
+        "name": p.name,
+        "aisle": p.aisle,
+        "brand": p.brand,
+        "price": _number(p.price, "price"),
+        "packSize": p.pack_size,
+        "dietaryTags": list(p.dietary_tags),
+        "allergens": list(p.allergens),
+        "inStock": p.in_stock,
+    }
+    # Index keys cannot be empty strings: a product without a department is absent from
+    # category-index (it stays in the catalog listing).
+    if p.department:
+        plain["department"] = p.department
+    if p.updated_at is not None:
+        plain["updatedAt"] = timestamp(p.updated_at, "updated_at")
+    return to_wire(plain)
+
+
+def product_from_item(item: Mapping[str, Any]) -> Product:
+    v = _from_wire(item)
+    return Product(
+        product_id=v["productId"],
+        name=v["name"],
+        department=v.get("department", ""),
+        aisle=v["aisle"],
+        brand=v["brand"],
+        price=float(v["price"]),
+        pack_size=v["packSize"],
+        dietary_tags=tuple(v["dietaryTags"]),
+        allergens=tuple(v["allergens"]),
+        in_stock=v["inStock"],
+        updated_at=parse_timestamp(v["updatedAt"]) if "updatedAt" in v else None,
+    )
+
+
+def purchase_item(p: Purchase) -> dict[str, Any]:
+    purchased = timestamp(p.purchased_at, "purchased_at")
+    order_id, product_id = non_empty_id(p.order_id, "order_id"), non_empty_id(p.product_id, "product_id")
+    return to_wire(
+        {
+            "customerId": non_empty_id(p.customer_id, "customer_id"),
+            "sk": f"{purchased}#{key_part(order_id)}#{key_part(product_id)}",
+            "purchaseDate": purchased,
+            "orderId": order_id,
+            "productId": product_id,
+            "quantity": _integer(p.quantity, "quantity"),
+            "unitPrice": _number(p.unit_price, "unit_price"),
+        }
+    )
+
+
+def _history_header(customer_id: str) -> dict[str, Any]:
+    """The row saying "this customer has purchases": their entry in the purchasers listing."""
+    return {
+        "customerId": wire_string(customer_id),
+        "sk": wire_string(HISTORY_HEADER),
+        "listing": wire_string(PURCHASERS_LISTING),
+    }
+
+
+def with_history_headers(lines: list[dict[str, Any]], known: set[str] | None = None) -> list[dict[str, Any]]:
+    """`lines` plus the header row of each customer in them (not already in `known`, which grows)."""
+    known = set() if known is None else known
+    new = [c for c in dict.fromkeys(line["customerId"]["S"] for line in lines) if c not in known]
+    known.update(new)
+    return lines + [_history_header(c) for c in new]
+
+
+def purchase_from_item(item: Mapping[str, Any]) -> Purchase:
+    # Whole histories go through here: read the wire format directly.
+    return Purchase(
+        customer_id=item["customerId"]["S"],
+        order_id=item["orderId"]["S"],
+        product_id=item["productId"]["S"],
+        quantity=int(item["quantity"]["N"]),
+        unit_price=float(item["unitPrice"]["N"]),
+        purchased_at=parse_timestamp(item["purchaseDate"]["S"]),
+    )
+
+
+def interaction_item(i: Interaction) -> dict[str, Any]:
+    occurred = timestamp(i.occurred_at, "occurred_at")
+    interaction_id = non_empty_id(i.interaction_id, "interaction_id")
+    plain: dict[str, Any] = {
+        "customerId": non_empty_id(i.customer_id, "customer_id"),
+        "sk": f"{occurred}#{key_part(interaction_id)}",
+        "timestamp": occurred,
+        "interactionId": interaction_id,
+        "kind": _choice(InteractionKind, i.kind, "kind"),
+        "query": i.query,
+        "quantity": _integer(i.quantity, "quantity"),
+    }
+    if i.product_id:  # searches have no product: absent from productId-timestamp-index
+        plain["productId"] = i.product_id
+    return to_wire(plain)
+
+
+def interaction_from_item(item: Mapping[str, Any]) -> Interaction:
+    v = _from_wire(item)
+    return Interaction(
+        customer_id=v["customerId"],
+        interaction_id=v["interactionId"],
+        kind=InteractionKind(v["kind"]),
+        occurred_at=parse_timestamp(v["timestamp"]),
+        product_id=v.get("productId", ""),
+        query=v["query"],
+        quantity=int(v["quantity"]),
+    )
+
+
+def recommendation_item(r: ServedRecommendation) -> dict[str, Any]:
+    generated = timestamp(r.generated_at, "generated_at")
+    recommendation_id = non_empty_id(r.recommendation_id, "recommendation_id")
+    return to_wire(
+        {
+            "customerId": non_empty_id(r.customer_id, "customer_id"),
+            "sk": f"{generated}#{key_part(recommendation_id)}",
+            "recommendationId": recommendation_id,
+            "generatedAt": generated,
+            "strategy": r.strategy,
+            "modelVersion": r.model_version,
+            "items": [
+                {
+                    "productId": item.product_id,
+                    "score": _number(item.score, f"items[{n}].score"),
+                    "confidence": _number(item.confidence, f"items[{n}].confidence"),
+                    "reasons": list(item.reasons),
+                }
+                for n, item in enumerate(r.items)
+            ],
+        }
+    )
+
+
+def recommendation_from_item(item: Mapping[str, Any]) -> ServedRecommendation:
+    v = _from_wire(item)
+    return ServedRecommendation(
+        recommendation_id=v["recommendationId"],
+        customer_id=v["customerId"],
+        generated_at=parse_timestamp(v["generatedAt"]),
+        strategy=v["strategy"],
+        model_version=v["modelVersion"],
+        items=tuple(
+            RecommendedItem(
+                product_id=i["productId"],
+                score=float(i["score"]),
+                confidence=float(i["confidence"]),
+                reasons=tuple(i["reasons"]),
+            )
+            for i in v["items"]
+        ),
+    )
+
+
+def feedback_item(f: Feedback) -> dict[str, Any]:
+    occurred = timestamp(f.occurred_at, "occurred_at")
+    product_id, event = non_empty_id(f.product_id, "product_id"), _choice(FeedbackEvent, f.event, "event")
+    return to_wire(
+        {
+            "recommendationId": non_empty_id(f.recommendation_id, "recommendation_id"),
+            "sk": f"{occurred}#{key_part(product_id)}#{event}",
+            "occurredAt": occurred,
+            "customerId": non_empty_id(f.customer_id, "customer_id"),
+            "productId": product_id,
+            "event": event,
+        }
+    )
+
+
+def feedback_from_item(item: Mapping[str, Any]) -> Feedback:
+    v = _from_wire(item)
+    return Feedback(
+        recommendation_id=v["recommendationId"],
+        customer_id=v["customerId"],
+        product_id=v["productId"],
+        event=FeedbackEvent(v["event"]),
+        occurred_at=parse_timestamp(v["occurredAt"]),
+    )
+
+
+def model_item(record: ModelRecord) -> dict[str, Any]:
+    version = non_empty_id(record.version, "version")
+    if version == ACTIVE_MODEL_POINTER:
+        raise InvalidArgumentError("version", f"{ACTIVE_MODEL_POINTER!r} is reserved")
+    return to_wire(
+        {
+            "version": version,
+            "createdAt": timestamp(record.created_at, "created_at"),
+            "artifactUri": record.artifact_uri,
+            "metrics": json.dumps(record.metrics),
+            "notes": record.notes,
+        }
+    )
+
+
+def model_from_item(item: Mapping[str, Any], active: bool) -> ModelRecord:
+    v = _from_wire(item)
+    return ModelRecord(
+        version=v["version"],
+        created_at=parse_timestamp(v["createdAt"]),
+        artifact_uri=v["artifactUri"],
+        metrics=json.loads(v["metrics"]),
+        active=active,
+        notes=v["notes"],
+    )
+
+
+def document_from_item(item: Mapping[str, Any]) -> tuple[str, datetime, dict[str, Any]]:
+    """(kind, created_at, body)"""
+    return item["kind"]["S"], parse_timestamp(item["createdAt"]["S"]), json.loads(item["body"]["S"])
+
+
+# --- page tokens -----------------------------------------------------------------------------
+
+
+def encode_page_token(item: Mapping[str, Any], key_attributes: Sequence[str]) -> str:
+    """An opaque token: the key of the last row served, as urlsafe base64 of JSON."""
+    key = {attribute: item[attribute]["S"] for attribute in key_attributes}
+    return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def decode_page_token(token: str, expected: Mapping[str, str | None]) -> dict[str, Any] | None:
+    """The ExclusiveStartKey a page token stands for.
+
+    `expected` maps each key attribute of the listing to the value it must have (None = any),
+    so a token from another listing (another customer, another department) is refused rather
+    than silently starting somewhere else.
+    """
+    if not token:
+        return None
+    refused = InvalidArgumentError("page_token", "malformed page token; pass back next_page_token exactly as returned")
+    if len(token) > MAX_PAGE_TOKEN_CHARS:
+        raise refused
+    try:
+        key = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except ValueError:  # binascii.Error, UnicodeDecodeError and JSONDecodeError all are
+        raise refused from None
+    if not isinstance(key, dict) or set(key) != set(expected):
+        raise refused
+    for attribute, value in key.items():
+        if not isinstance(value, str) or not value or expected[attribute] not in (None, value):
+            raise refused
+    return {attribute: wire_string(value) for attribute, value in key.items()}
+
+
+# --- expressions -------------------------------------------------------------------------
+
+
+class Expression:
+    """Placeholders for expression attribute names and values (names dodge reserved words)."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, str] = {}
+        self.values: dict[str, Any] = {}
+
+    def name(self, attribute: str) -> str:
+        placeholder = f"#a{len(self.names)}"
+        self.names[placeholder] = attribute
+        return placeholder
+
+    def value(self, value: Any) -> str:
+        placeholder = f":v{len(self.values)}"
+        self.values[placeholder] = _SERIALIZER.serialize(value)
+        return placeholder
+
+    def equals(self, attribute: str, value: Any) -> str:
+        return f"{self.name(attribute)} = {self.value(value)}"
+
+    def one_of(self, attribute: str, values: Sequence[str]) -> str:
+        return f"{self.name(attribute)} IN ({', '.join(self.value(v) for v in values)})"
+
+    def projection(self, attributes: Iterable[str]) -> str:
+        return ", ".join(self.name(a) for a in attributes)
+
+    def parameters(self) -> dict[str, Any]:
+        parameters: dict[str, Any] = {"ExpressionAttributeNames": self.names}
+        if self.values:
+            parameters["ExpressionAttributeValues"] = self.values
+        return parameters

@@ -1,0 +1,225 @@
+"""Large writes and `import_session()`: validated row by row, idempotent, undone on failure.
+
+What is and is not guaranteed is in "Multi-row writes and imports" in the package docstring.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import struct
+import tempfile
+import threading
+import zlib
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from datetime import UTC, datetime
+from typing import IO, TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
+
+from omnix_recs.domain.models import Customer, Product, Purchase
+from omnix_recs.errors import FailedPreconditionError, InvalidArgumentError, UnavailableError
+from omnix_recs.store.base import PurchaseColumns
+from omnix_recs.store.dynamodb.codec import customer_item, product_item, purchase_item, with_history_headers
+from omnix_recs.store.dynamodb.tables import CUSTOMERS, PRODUCTS, PURCHASES, TableSpec, without_duplicates
+
+if TYPE_CHECKING:
+    from omnix_recs.store.dynamodb.store import DynamoStore
+
+log = logging.getLogger(__name__)
+
+IMPORT_CHUNK = 100  # rows per undo-journal record: one BatchGetItem of their old images
+
+
+class UndoJournal:
+    """The previous image (or absence) of every row an import wrote, in a temporary file.
+
+    One record per written chunk: zlib-compressed JSON of [table, key, old item or null]
+    triples, appended before the chunk is written. Replayed newest first, a row written twice
+    ends with its image from before the import.
+    """
+
+    def __init__(self) -> None:
+        self._file: IO[bytes] | None = None  # created by the first append
+        self._offsets: list[int] = []
+        self._lock = threading.Lock()
+
+    def append(self, entries: list[tuple[str, dict[str, Any], dict[str, Any] | None]]) -> None:
+        record = zlib.compress(json.dumps(entries, separators=(",", ":")).encode(), 1)
+        with self._lock:
+            if self._file is None:
+                self._file = tempfile.TemporaryFile(prefix="omnix-import-undo-")
+            self._offsets.append(self._file.seek(0, 2))
+            self._file.write(struct.pack("<I", len(record)) + record)
+
+    def newest_first(self) -> Iterator[tuple[str, dict[str, Any], dict[str, Any] | None]]:
+        for offset in reversed(self._offsets):
+            with self._lock:
+                assert self._file is not None  # there are offsets
+                self._file.seek(offset)
+                (size,) = struct.unpack("<I", self._file.read(4))
+                record = self._file.read(size)
+            for table, key, old in reversed(json.loads(zlib.decompress(record))):
+                yield table, key, old
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+class DynamoImportSession:
+    """An `ImportSession` on DynamoDB: idempotent, undone on failure or abandonment, not
+    isolated (see "Multi-row writes and imports" in the package docstring)."""
+
+    def __init__(self, store: DynamoStore, writers: int = 4) -> None:
+        self._store = store
+        self._journal = UndoJournal()
+        self._writers = writers
+        self._pool = ThreadPoolExecutor(max_workers=writers, thread_name_prefix="omnix-dynamo-import")
+        self._in_flight: dict[Future[None], frozenset[tuple[str, ...]]] = {}  # chunk -> its keys
+        self._purchasers: set[str] = set()  # customers whose "#history" row this session wrote
+        self._state = "new"  # then "open" inside `with`, then "committed" or "rolled back"
+
+    def __enter__(self) -> DynamoImportSession:
+        if self._state != "new":
+            raise FailedPreconditionError("an import session is used once")
+        self._state = "open"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self._state == "open":  # an exception left the block, or commit() never came
+                self._roll_back()
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._journal.close()
+
+    def add_customers(self, customers: Iterable[Customer]) -> None:
+        self._add(CUSTOMERS, "customers", customer_item, customers)
+
+    def add_products(self, products: Iterable[Product]) -> None:
+        self._add(PRODUCTS, "products", product_item, products)
+
+    def add_purchases(self, purchases: Iterable[Purchase]) -> None:
+        self._add(PURCHASES, "purchases", purchase_item, purchases)
+
+    def add_purchase_columns(self, columns: PurchaseColumns) -> None:
+        lengths = {
+            len(columns.customer_ids),
+            len(columns.order_ids),
+            len(columns.product_ids),
+            len(columns.quantities),
+            len(columns.unit_prices),
+            len(columns.purchased_at),
+        }
+        if len(lengths) != 1:
+            message = f"all columns must have the same length, got lengths {sorted(lengths)}"
+            raise InvalidArgumentError("columns", message)
+        self.add_purchases(
+            Purchase(customer, order, product, quantity, price, datetime.fromtimestamp(seconds, UTC))
+            for customer, order, product, quantity, price, seconds in zip(
+                columns.customer_ids,
+                columns.order_ids,
+                columns.product_ids,
+                columns.quantities,
+                columns.unit_prices,
+                columns.purchased_at,
+            )
+        )
+
+    def add_items(self, spec: TableSpec, items: Sequence[dict[str, Any]]) -> None:
+        """Already encoded items with distinct keys (the store's own large writes)."""
+        self._require_open()
+        for start in range(0, len(items), IMPORT_CHUNK):
+            self._submit(spec, list(items[start : start + IMPORT_CHUNK]))
+
+    def commit(self) -> None:
+        self._require_open()
+        try:
+            self._drain()
+        except BaseException:
+            self._roll_back()
+            raise
+        self._state = "committed"
+
+    def _add(self, spec: TableSpec, kind: str, encode: Callable[[Any], dict[str, Any]], rows: Iterable[Any]) -> None:
+        self._require_open()
+        chunk: list[dict[str, Any]] = []
+        for n, row in enumerate(rows):
+            try:
+                chunk.append(encode(row))
+            except InvalidArgumentError as error:
+                raise InvalidArgumentError(f"{kind}[{n}].{error.field}", error.message) from None
+            if len(chunk) == IMPORT_CHUNK:
+                self._submit_rows(spec, chunk)
+                chunk = []
+        if chunk:
+            self._submit_rows(spec, chunk)
+
+    def _submit_rows(self, spec: TableSpec, chunk: list[dict[str, Any]]) -> None:
+        items = without_duplicates(spec, chunk)
+        if spec is PURCHASES:
+            items = with_history_headers(items, self._purchasers)
+        self._submit(spec, items)
+
+    def _submit(self, spec: TableSpec, items: list[dict[str, Any]]) -> None:
+        keys = frozenset((spec.table, *spec.key_tuple(item)) for item in items)
+        # Rows with one key land in the order given (the last one wins, as in SQLite): a chunk
+        # waits for the earlier chunks holding any of its keys.
+        wait([future for future, held in self._in_flight.items() if held & keys])
+        # A bounded number of chunks in flight: memory stays flat, and a failed chunk stops
+        # the import within a few chunks.
+        while len(self._in_flight) >= 2 * self._writers:
+            wait(self._in_flight, return_when=FIRST_COMPLETED)
+            self._collect_finished()
+        self._collect_finished()
+        self._in_flight[self._pool.submit(self._write_chunk, spec, items)] = keys
+
+    def _collect_finished(self) -> None:
+        """Forget finished chunks, raising the first failure among them."""
+        finished = [future for future in self._in_flight if future.done()]
+        for future in finished:
+            del self._in_flight[future]
+        for future in finished:
+            future.result()
+
+    def _write_chunk(self, spec: TableSpec, items: list[dict[str, Any]]) -> None:
+        db, name = self._store.db, self._store.table_names[spec.table]
+        keys = [spec.key_of(item) for item in items]
+        before = {spec.key_tuple(old): old for old in db.batch_get(name, keys, ConsistentRead=True)}
+        # Write-ahead: the old images are journaled before anything is overwritten.
+        self._journal.append([(name, key, before.get(spec.key_tuple(key))) for key in keys])
+        db.batch_write([(name, {"PutRequest": {"Item": item}}) for item in items])
+
+    def _drain(self) -> None:
+        wait(self._in_flight)
+        self._collect_finished()
+
+    def _roll_back(self) -> None:
+        self._state = "rolled back"
+        for future in self._in_flight:
+            future.cancel()  # not started: never journaled, nothing to undo
+        wait(self._in_flight)  # started: let them finish, so that their journal entry is final
+        self._in_flight.clear()
+        undo: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
+        try:
+            for table, key, old in self._journal.newest_first():
+                marker = (table, json.dumps(key, sort_keys=True))
+                if marker in undo or len(undo) >= 500:
+                    # One key twice in a batch is refused: apply what is pending first, in order.
+                    self._store.db.batch_write(list(undo.values()))
+                    undo.clear()
+                undo[marker] = (table, {"PutRequest": {"Item": old}} if old else {"DeleteRequest": {"Key": key}})
+            self._store.db.batch_write(list(undo.values()))
+        except UnavailableError as error:
+            log.error("import rollback incomplete (%s): run the same import again to converge", error)
+            raise UnavailableError(
+                "the import failed and undoing it did not finish; run the same import again "
+                "(it is idempotent) to reach a consistent state"
+            ) from error
+
+    def _require_open(self) -> None:
+        if self._state == "new":
+            raise FailedPreconditionError(
+                "the import session is not open: use it as `with store.import_session() as session:`"
+            )
+        if self._state != "open":
+            raise FailedPreconditionError(f"the import session is already {self._state}")

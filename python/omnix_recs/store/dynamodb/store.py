@@ -1,0 +1,633 @@
+"""`DynamoStore`: the `Store` protocol's methods as DynamoDB requests.
+
+The tables (`tables`), item and key encodings (`codec`), retries and batches (`client`) and
+large writes (`imports`) have their own modules; the package docstring says what is guaranteed.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any, Iterator, Sequence
+
+import boto3
+from botocore.exceptions import ClientError
+
+from omnix_recs.domain.models import (
+    Customer,
+    Feedback,
+    Interaction,
+    Page,
+    Product,
+    ProductFilter,
+    Purchase,
+    ServedRecommendation,
+)
+from omnix_recs.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
+from omnix_recs.store.base import CustomerErasure, ModelRecord, PurchaseColumns
+from omnix_recs.store.dynamodb.client import (
+    TRANSACTION_MAX,
+    DynamoClient,
+    RetryPolicy,
+    client_from_url,
+    condition_failed,
+    prefetched,
+)
+from omnix_recs.store.dynamodb.codec import (
+    ACTIVE_MODEL_POINTER,
+    CATALOG_LISTING,
+    CUSTOMERS_LISTING,
+    FIRST_PURCHASE_KEY,
+    HISTORY_HEADER,
+    PURCHASERS_LISTING,
+    Expression,
+    customer_from_item,
+    customer_item,
+    decode_page_token,
+    document_from_item,
+    feedback_from_item,
+    feedback_item,
+    interaction_from_item,
+    interaction_item,
+    key_part,
+    model_from_item,
+    model_item,
+    non_empty_id,
+    parse_timestamp,
+    product_from_item,
+    product_item,
+    purchase_from_item,
+    purchase_item,
+    recommendation_from_item,
+    recommendation_item,
+    timestamp,
+    to_wire,
+    wire_string,
+    with_history_headers,
+)
+from omnix_recs.store.dynamodb.imports import DynamoImportSession
+from omnix_recs.store.dynamodb.tables import (
+    CUSTOMERS,
+    DOCUMENTS,
+    FEEDBACK,
+    INTERACTIONS,
+    MODELS,
+    PRODUCTS,
+    PURCHASES,
+    RECOMMENDATION_IDS,
+    RECOMMENDATIONS,
+    TABLES,
+    TableSpec,
+    create_missing_tables,
+    table_name,
+    without_duplicates,
+)
+
+MAX_DOCUMENT_BYTES = 350_000  # DynamoDB items stop at 400 KB; keys and names need the rest
+
+
+class DynamoStore:
+    """The `Store` protocol over DynamoDB (see the package docstring for tables and guarantees)."""
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        env: str = "dev",
+        retry: RetryPolicy = RetryPolicy(),
+        read_ahead: int = 8,
+        import_writers: int = 4,
+    ) -> None:
+        if not env or not all(ch.isalnum() or ch in "-_." for ch in env):
+            raise InvalidArgumentError("OMNIX_STORE", f"env must be letters, digits, '-', '_' or '.', got {env!r}")
+        self.env = env
+        self.db = DynamoClient(client, retry)
+        self.table_names = {spec.table: table_name(spec, env) for spec in TABLES}
+        self._read_ahead = read_ahead  # parallel requests of a whole-table read
+        self._import_writers = import_writers
+
+    @classmethod
+    def from_url(
+        cls, url: str, *, session: boto3.session.Session | None = None, retry: RetryPolicy = RetryPolicy()
+    ) -> DynamoStore:
+        """`dynamodb://?region=us-east-1&endpoint=http://127.0.0.1:8000&env=dev` (all optional).
+
+        `session`: a boto3 session to make the client from; callers opening many stores
+        (tests, tools) pass one so that botocore loads its service models once.
+        """
+        client, env = client_from_url(url, session)
+        return cls(client, env=env, retry=retry)
+
+    def _name(self, spec: TableSpec) -> str:
+        return self.table_names[spec.table]
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.db.client.close()
+
+    def create_tables(self, wait_s: float = 300.0) -> list[str]:
+        """Create the missing tables and indexes and wait until all are ACTIVE (idempotent).
+
+        Returns what was created ("table" or "table/index"). An existing table with another
+        key schema is a `FailedPreconditionError`: it is not ours to change.
+        """
+        return create_missing_tables(self.db, self.env, wait_s)
+
+    # --- customers -----------------------------------------------------------------------
+
+    def create_customer(self, customer: Customer) -> None:
+        self._put_customer(customer, "attribute_not_exists(customerId)", AlreadyExistsError)
+
+    def get_customer(self, customer_id: str) -> Customer:
+        item = self._get(CUSTOMERS, {"customerId": wire_string(customer_id)}) if customer_id else None
+        if item is None:
+            raise NotFoundError("customer", customer_id)
+        return customer_from_item(item)
+
+    def put_customer(self, customer: Customer) -> None:
+        self._put_customer(customer, "attribute_exists(customerId)", NotFoundError)
+
+    def _put_customer(
+        self, customer: Customer, condition: str, refusal: type[AlreadyExistsError] | type[NotFoundError]
+    ) -> None:
+        """Write the profile if `condition` holds of the stored one, else raise `refusal`."""
+        try:
+            self.db.call(
+                "put_item",
+                TableName=self._name(CUSTOMERS),
+                Item=customer_item(customer),
+                ConditionExpression=condition,
+            )
+        except ClientError as error:
+            if condition_failed(error):
+                raise refusal("customer", customer.customer_id) from None
+            raise
+
+    def list_customer_ids(self, page_size: int, page_token: str = "") -> Page[str]:
+        _check_positive(page_size, "page_size")
+        expression = Expression()
+        items, token = self.db.page(
+            "query",
+            {
+                "TableName": self._name(CUSTOMERS),
+                "IndexName": "listing-customerId-index",
+                "KeyConditionExpression": expression.equals("listing", CUSTOMERS_LISTING),
+                **expression.parameters(),
+            },
+            page_size,
+            decode_page_token(page_token, {"listing": CUSTOMERS_LISTING, "customerId": None}),
+            ("listing", "customerId"),
+        )
+        return Page(tuple(item["customerId"]["S"] for item in items), token)
+
+    def delete_customer(self, customer_id: str) -> CustomerErasure:
+        """Erase everywhere; derived rows first, the profile last, so that an erasure cut short
+        is finished by calling it again (DynamoDB cannot delete unbounded histories at once)."""
+        if not customer_id:
+            raise NotFoundError("customer", customer_id)
+        profile = self._get(CUSTOMERS, {"customerId": wire_string(customer_id)})
+        purchases = self._query_keys(PURCHASES, "customerId", customer_id)
+        interactions = self._query_keys(INTERACTIONS, "customerId", customer_id)
+        served = self._query_keys(RECOMMENDATIONS, "customerId", customer_id, also=("recommendationId",))
+        served_ids = [item["recommendationId"]["S"] for item in served]
+        # Feedback is the customer's own, or on a list served to them (as in the SQLite store).
+        feedback = without_duplicates(
+            FEEDBACK,
+            [
+                *self._query_keys(FEEDBACK, "customerId", customer_id, index="customerId-occurredAt-index"),
+                *(key for rid in served_ids for key in self._query_keys(FEEDBACK, "recommendationId", rid)),
+            ],
+        )
+        documents = self._query_keys(DOCUMENTS, "customerId", customer_id)
+        doomed: list[tuple[TableSpec, list[dict[str, Any]]]] = [
+            (PURCHASES, purchases),
+            (INTERACTIONS, interactions),
+            (FEEDBACK, feedback),
+            (RECOMMENDATION_IDS, [{"recommendationId": wire_string(rid)} for rid in served_ids]),
+            (RECOMMENDATIONS, served),
+            (DOCUMENTS, documents),
+            (CUSTOMERS, [profile] if profile else []),  # last
+        ]
+        if not any(rows for _, rows in doomed):
+            raise NotFoundError("customer", customer_id)
+        for spec, rows in doomed:
+            self.db.batch_write([(self._name(spec), {"DeleteRequest": {"Key": spec.key_of(row)}}) for row in rows])
+        return CustomerErasure(
+            {
+                "profile": 1 if profile else 0,
+                "purchases": sum(1 for row in purchases if row["sk"]["S"] != HISTORY_HEADER),
+                "interactions": len(interactions),
+                "recommendations": len(served),
+                "feedback": len(feedback),
+                "documents": len(documents),
+            }
+        )
+
+    def _query_keys(
+        self, spec: TableSpec, attribute: str, value: str, *, index: str | None = None, also: Sequence[str] = ()
+    ) -> list[dict[str, Any]]:
+        """The primary keys (and `also` attributes) of every row whose `attribute` (the table's
+        or `index`'s partition key) is `value`."""
+        expression = Expression()
+        parameters: dict[str, Any] = {
+            "TableName": self._name(spec),
+            "KeyConditionExpression": expression.equals(attribute, value),
+            "ProjectionExpression": expression.projection([*spec.key_attributes, *also]),
+        }
+        return list(self.db.items("query", **parameters, **_read_from(index), **expression.parameters()))
+
+    def _get(self, spec: TableSpec, key: dict[str, Any]) -> dict[str, Any] | None:
+        return self.db.call("get_item", TableName=self._name(spec), Key=key, ConsistentRead=True).get("Item")
+
+    def _listing(self, spec: TableSpec, index: str, listing: str) -> Iterator[dict[str, Any]]:
+        """Every row of a listing (the rows whose `listing` attribute is `listing`), in id order."""
+        expression = Expression()
+        return self.db.items(
+            "query",
+            TableName=self._name(spec),
+            IndexName=index,
+            KeyConditionExpression=expression.equals("listing", listing),
+            **expression.parameters(),
+        )
+
+    # --- catalog -------------------------------------------------------------------------
+
+    def upsert_products(self, products: Sequence[Product]) -> int:
+        items = without_duplicates(PRODUCTS, [product_item(p) for p in products])
+        self._write_all(PRODUCTS, items)
+        return len(items)
+
+    def get_product(self, product_id: str) -> Product:
+        item = self._get(PRODUCTS, {"productId": wire_string(product_id)}) if product_id else None
+        if item is None:
+            raise NotFoundError("product", product_id)
+        return product_from_item(item)
+
+    def get_products(self, product_ids: Sequence[str]) -> dict[str, Product]:
+        keys = [{"productId": wire_string(pid)} for pid in dict.fromkeys(product_ids) if pid]
+        items = self.db.batch_get(self._name(PRODUCTS), keys, ConsistentRead=True)
+        return {product.product_id: product for product in map(product_from_item, items)}
+
+    def list_products(self, product_filter: ProductFilter, page_size: int, page_token: str = "") -> Page[Product]:
+        """By product id: category-index for one department, the catalog listing otherwise;
+        the other criteria filter what the index returns."""
+        _check_positive(page_size, "page_size")
+        f, expression, conditions = product_filter, Expression(), []
+        if len(f.departments) == 1 and f.departments[0]:  # (index keys are never empty)
+            index, partition = PRODUCTS.index("category-index"), f.departments[0]
+        else:
+            index, partition = PRODUCTS.index("listing-productId-index"), CATALOG_LISTING
+            if f.departments:
+                conditions.append(expression.one_of("department", f.departments))
+        key_condition = expression.equals(index.hash_key, partition)
+        if f.aisles:
+            conditions.append(expression.one_of("aisle", f.aisles))
+        if f.brands:
+            conditions.append(expression.one_of("brand", f.brands))
+        for tag in f.dietary_tags:
+            conditions.append(f"contains({expression.name('dietaryTags')}, {expression.value(tag)})")
+        if f.in_stock_only:
+            conditions.append(expression.equals("inStock", True))
+        parameters: dict[str, Any] = {
+            "TableName": self._name(PRODUCTS),
+            "IndexName": index.name,
+            "KeyConditionExpression": key_condition,
+        }
+        if conditions:
+            parameters["FilterExpression"] = " AND ".join(conditions)
+        items, token = self.db.page(
+            "query",
+            {**parameters, **expression.parameters()},
+            page_size,
+            decode_page_token(page_token, {index.hash_key: partition, "productId": None}),
+            (index.hash_key, "productId"),
+            filtered=bool(conditions),
+        )
+        return Page(tuple(map(product_from_item, items)), token)
+
+    def iter_products(self) -> Iterator[Product]:
+        """The catalog in product id order (the catalog listing)."""
+        return map(product_from_item, self._listing(PRODUCTS, "listing-productId-index", CATALOG_LISTING))
+
+    # --- purchases -----------------------------------------------------------------------
+
+    def add_purchases(self, purchases: Sequence[Purchase]) -> int:
+        lines = without_duplicates(PURCHASES, [purchase_item(p) for p in purchases])
+        self._write_all(PURCHASES, with_history_headers(lines))
+        return len(lines)
+
+    def list_purchases(
+        self,
+        customer_id: str,
+        page_size: int,
+        page_token: str = "",
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> Page[Purchase]:
+        _check_positive(page_size, "page_size")
+        items, token = self.db.page(
+            "query",
+            {**self._history_query(customer_id, start=start, end=end), "ScanIndexForward": False},
+            page_size,
+            decode_page_token(page_token, {"customerId": customer_id, "sk": None}),
+            PURCHASES.key_attributes,
+        )
+        return Page(tuple(map(purchase_from_item, items)), token)
+
+    def purchases_of(self, customer_id: str, before: datetime | None = None) -> list[Purchase]:
+        items = self.db.items("query", **self._history_query(customer_id, end=before))
+        return [purchase_from_item(item) for item in items]
+
+    def _history_query(
+        self,
+        customer_id: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        attributes: Sequence[str] = (),
+    ) -> dict[str, Any]:
+        # A sort key "<purchaseDate>#..." sorts after the bare date string of the same instant,
+        # so `sk <= date(end)` excludes `end` and `sk >= date(start)` includes `start`; the
+        # lowest bound "0" skips the customer's "#history" row.
+        low = FIRST_PURCHASE_KEY if start is None else timestamp(start, "start")
+        expression = Expression()
+        condition = f"{expression.equals('customerId', customer_id)} AND "
+        if end is None:
+            condition += f"{expression.name('sk')} >= {expression.value(low)}"
+        else:
+            high = max(low, timestamp(end, "end"))  # an end before the start: an empty range
+            condition += f"{expression.name('sk')} BETWEEN {expression.value(low)} AND {expression.value(high)}"
+        query = {"TableName": self._name(PURCHASES), "KeyConditionExpression": condition, "ConsistentRead": True}
+        if attributes:
+            query["ProjectionExpression"] = expression.projection(attributes)
+        return {**query, **expression.parameters()}
+
+    def scan_purchases(self, batch_rows: int = 500_000) -> Iterator[PurchaseColumns]:
+        """Every order line by customer id, then time: the purchasers listing in order, each
+        history read by one Query, `read_ahead` customers at a time."""
+        _check_positive(batch_rows, "batch_rows")
+        return self._scan_purchases(batch_rows)
+
+    def _scan_purchases(self, batch_rows: int) -> Iterator[PurchaseColumns]:
+        fields = ("customerId", "orderId", "productId", "quantity", "unitPrice", "purchaseDate")
+
+        def history(customer_id: str) -> list[dict[str, Any]]:
+            return list(self.db.items("query", **self._history_query(customer_id, attributes=fields)))
+
+        columns = _new_columns()
+        with ThreadPoolExecutor(self._read_ahead, thread_name_prefix="omnix-dynamo-history") as pool:
+            for lines in prefetched(pool, history, self._purchasers(), self._read_ahead * 2):
+                for item in lines:
+                    columns.customer_ids.append(item["customerId"]["S"])
+                    columns.order_ids.append(item["orderId"]["S"])
+                    columns.product_ids.append(item["productId"]["S"])
+                    columns.quantities.append(int(item["quantity"]["N"]))
+                    columns.unit_prices.append(float(item["unitPrice"]["N"]))
+                    columns.purchased_at.append(int(parse_timestamp(item["purchaseDate"]["S"]).timestamp()))
+                    if len(columns) == batch_rows:
+                        yield columns
+                        columns = _new_columns()
+        if len(columns):
+            yield columns
+
+    def _purchasers(self) -> Iterator[str]:
+        """Every customer with purchases, in id order."""
+        items = self._listing(PURCHASES, "listing-customerId-index", PURCHASERS_LISTING)
+        return (item["customerId"]["S"] for item in items)
+
+    def count_purchases(self) -> int:
+        """A parallel Scan that counts every row but the customers' "#history" rows."""
+        expression = Expression()
+        responses = self.db.parallel_scan(
+            self._read_ahead,
+            TableName=self._name(PURCHASES),
+            Select="COUNT",
+            FilterExpression=f"attribute_not_exists({expression.name('listing')})",
+            ConsistentRead=True,
+            **expression.parameters(),
+        )
+        return sum(response["Count"] for response in responses)
+
+    # --- behaviour -----------------------------------------------------------------------
+
+    def add_interaction(self, interaction: Interaction) -> None:
+        self.db.call("put_item", TableName=self._name(INTERACTIONS), Item=interaction_item(interaction))
+
+    def list_interactions(
+        self, customer_id: str, since: datetime | None = None, limit: int = 1000
+    ) -> list[Interaction]:
+        _check_positive(limit, "limit")
+        expression = Expression()
+        condition = expression.equals("customerId", customer_id)
+        if since is not None:
+            condition += f" AND {expression.name('sk')} >= {expression.value(timestamp(since, 'since'))}"
+        return [interaction_from_item(item) for item in self._newest(INTERACTIONS, condition, expression, limit)]
+
+    def _newest(
+        self, spec: TableSpec, condition: str, expression: Expression, limit: int, index: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The first `limit` rows of a Query in descending sort key order."""
+        parameters: dict[str, Any] = {
+            "TableName": self._name(spec),
+            "KeyConditionExpression": condition,
+            "ScanIndexForward": False,
+            **expression.parameters(),
+        }
+        return self.db.first("query", {**parameters, **_read_from(index)}, limit)
+
+    # --- served recommendations and feedback ---------------------------------------------
+
+    def save_recommendation(self, served: ServedRecommendation) -> None:
+        """The list and its id row in one transaction; the id row's condition keeps ids unique."""
+        item = recommendation_item(served)
+        pointer = {"recommendationId": item["recommendationId"], "customerId": item["customerId"], "sk": item["sk"]}
+        try:
+            self.db.transact_puts(
+                [
+                    (self._name(RECOMMENDATION_IDS), pointer, "attribute_not_exists(recommendationId)"),
+                    (self._name(RECOMMENDATIONS), item, None),
+                ]
+            )
+        except ClientError as error:
+            if condition_failed(error):
+                raise AlreadyExistsError("recommendation", served.recommendation_id) from None
+            raise
+
+    def get_recommendation(self, recommendation_id: str) -> ServedRecommendation:
+        pointer = None
+        if recommendation_id:
+            pointer = self._get(RECOMMENDATION_IDS, {"recommendationId": wire_string(recommendation_id)})
+        item = None if pointer is None else self._get(RECOMMENDATIONS, RECOMMENDATIONS.key_of(pointer))
+        if item is None:
+            raise NotFoundError("recommendation", recommendation_id)
+        return recommendation_from_item(item)
+
+    def list_recommendations(self, customer_id: str, limit: int = 20) -> list[ServedRecommendation]:
+        _check_positive(limit, "limit")
+        expression = Expression()
+        condition = expression.equals("customerId", customer_id)
+        return [recommendation_from_item(item) for item in self._newest(RECOMMENDATIONS, condition, expression, limit)]
+
+    def add_feedback(self, feedback: Feedback) -> None:
+        self.db.call("put_item", TableName=self._name(FEEDBACK), Item=feedback_item(feedback))
+
+    def list_feedback(self, recommendation_id: str) -> list[Feedback]:
+        """Newest first."""
+        expression = Expression()
+        items = self.db.items(
+            "query",
+            TableName=self._name(FEEDBACK),
+            KeyConditionExpression=expression.equals("recommendationId", recommendation_id),
+            ScanIndexForward=False,
+            ConsistentRead=True,
+            **expression.parameters(),
+        )
+        return [feedback_from_item(item) for item in items]
+
+    # --- models --------------------------------------------------------------------------
+
+    def save_model(self, record: ModelRecord) -> None:
+        """A new version (`AlreadyExistsError` when taken); saved active, it also becomes the
+        active one, in the same transaction."""
+        puts = [(self._name(MODELS), model_item(record), "attribute_not_exists(version)")]
+        if record.active:
+            puts.append((self._name(MODELS), self._active_pointer(record.version), None))
+        try:
+            self.db.transact_puts(puts)
+        except ClientError as error:
+            if condition_failed(error):
+                raise AlreadyExistsError("model", record.version) from None
+            raise
+
+    def list_models(self) -> list[ModelRecord]:
+        """Newest first (a few hundred versions at most: one Scan, sorted here)."""
+        items = list(self.db.items("scan", TableName=self._name(MODELS), ConsistentRead=True))
+        pointer = next((i for i in items if i["version"]["S"] == ACTIVE_MODEL_POINTER), None)
+        active = None if pointer is None else pointer["activeVersion"]["S"]
+        records = [model_from_item(i, i["version"]["S"] == active) for i in items if i is not pointer]
+        return sorted(records, key=lambda r: (r.created_at, r.version), reverse=True)
+
+    def activate_model(self, version: str) -> ModelRecord:
+        """One pointer row names the active version, so "exactly one active" cannot break,
+        even when two operators activate at once (the last one wins)."""
+        record = None
+        if version and version != ACTIVE_MODEL_POINTER:
+            record = self._get(MODELS, {"version": wire_string(version)})
+        if record is None:
+            raise NotFoundError("model", version)
+        try:
+            self.db.call(
+                "transact_write_items",
+                TransactItems=[
+                    {
+                        "ConditionCheck": {  # still there when the pointer moves
+                            "TableName": self._name(MODELS),
+                            "Key": {"version": wire_string(version)},
+                            "ConditionExpression": "attribute_exists(version)",
+                        }
+                    },
+                    {"Put": {"TableName": self._name(MODELS), "Item": self._active_pointer(version)}},
+                ],
+                ClientRequestToken=str(uuid.uuid4()),
+            )
+        except ClientError as error:
+            if condition_failed(error):
+                raise NotFoundError("model", version) from None
+            raise
+        return model_from_item(record, active=True)
+
+    def active_model(self) -> ModelRecord | None:
+        pointer = self._get(MODELS, {"version": wire_string(ACTIVE_MODEL_POINTER)})
+        record = None if pointer is None else self._get(MODELS, {"version": pointer["activeVersion"]})
+        return None if record is None else model_from_item(record, active=True)
+
+    @staticmethod
+    def _active_pointer(version: str) -> dict[str, Any]:
+        return {"version": wire_string(ACTIVE_MODEL_POINTER), "activeVersion": wire_string(version)}
+
+    # --- derived documents ---------------------------------------------------------------
+
+    def put_document(self, kind: str, customer_id: str, created_at: datetime, body: dict[str, Any]) -> None:
+        created = timestamp(created_at, "created_at")
+        try:
+            text = json.dumps(body)
+        except (TypeError, ValueError) as error:
+            raise InvalidArgumentError("body", f"must be JSON-serialisable: {error}") from None
+        if len(text.encode()) > MAX_DOCUMENT_BYTES:
+            raise InvalidArgumentError("body", f"documents are limited to {MAX_DOCUMENT_BYTES} bytes of JSON")
+        item = {
+            "customerId": non_empty_id(customer_id, "customer_id"),
+            "sk": f"{key_part(non_empty_id(kind, 'kind'))}#{created}",
+            "kind": kind,
+            "createdAt": created,
+            "body": text,
+        }
+        self.db.call("put_item", TableName=self._name(DOCUMENTS), Item=to_wire(item))
+
+    def latest_document(self, kind: str, customer_id: str) -> tuple[datetime, dict[str, Any]] | None:
+        expression = Expression()
+        condition = (
+            f"{expression.equals('customerId', customer_id)}"
+            f" AND begins_with({expression.name('sk')}, {expression.value(key_part(kind) + '#')})"
+        )
+        items = self._newest(DOCUMENTS, condition, expression, 1)
+        if not items:
+            return None
+        _, created, body = document_from_item(items[0])
+        return created, body
+
+    def customer_documents(self, customer_id: str) -> list[tuple[str, datetime, dict[str, Any]]]:
+        """Newest first (then by kind): one Query of the customer's partition, sorted here."""
+        expression = Expression()
+        items = self.db.items(
+            "query",
+            TableName=self._name(DOCUMENTS),
+            KeyConditionExpression=expression.equals("customerId", customer_id),
+            ConsistentRead=True,
+            **expression.parameters(),
+        )
+        documents = sorted(map(document_from_item, items), key=lambda d: d[0])
+        return sorted(documents, key=lambda d: d[1], reverse=True)
+
+    def list_documents(
+        self, kind: str, since: datetime | None = None, limit: int = 10_000
+    ) -> list[tuple[str, datetime, dict[str, Any]]]:
+        _check_positive(limit, "limit")
+        expression = Expression()
+        condition = expression.equals("kind", kind)
+        if since is not None:
+            condition += f" AND {expression.name('createdAt')} >= {expression.value(timestamp(since, 'since'))}"
+        items = self._newest(DOCUMENTS, condition, expression, limit, index="kind-createdAt-index")
+        return [(item["customerId"]["S"], *document_from_item(item)[1:]) for item in items]
+
+    # --- bulk ----------------------------------------------------------------------------
+
+    def import_session(self) -> DynamoImportSession:
+        return DynamoImportSession(self, writers=self._import_writers)
+
+    def _write_all(self, spec: TableSpec, items: list[dict[str, Any]]) -> None:
+        """Write distinct-key items: atomically when one transaction holds them, otherwise
+        through an import session (undone if it fails; see the package docstring)."""
+        if len(items) <= TRANSACTION_MAX:
+            if items:
+                self.db.transact_puts([(self._name(spec), item, None) for item in items])
+            return
+        with self.import_session() as session:
+            session.add_items(spec, items)
+            session.commit()
+
+
+def _read_from(index: str | None) -> dict[str, Any]:
+    """Query parameters: the base table, read consistently, or `index` (a GSI cannot be)."""
+    return {"ConsistentRead": True} if index is None else {"IndexName": index}
+
+
+def _check_positive(value: int, field: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidArgumentError(field, f"must be at least 1, got {value!r}")
+
+
+def _new_columns() -> PurchaseColumns:
+    return PurchaseColumns([], [], [], [], [], [])

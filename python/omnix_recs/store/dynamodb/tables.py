@@ -1,0 +1,217 @@
+"""The store's DynamoDB tables and indexes, named `omnix-ai-<table>-<env>`, and creating them.
+
+The package docstring says what each table holds and why each index exists.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+from botocore.exceptions import ClientError
+
+from omnix_recs.errors import FailedPreconditionError, UnavailableError
+from omnix_recs.store.dynamodb.client import DynamoClient, error_code
+
+TABLE_PREFIX = "omnix-ai-"
+
+
+@dataclass(frozen=True, slots=True)
+class IndexSpec:
+    name: str
+    hash_key: str
+    range_key: str | None
+    projection: str  # "ALL" or "KEYS_ONLY"
+
+
+@dataclass(frozen=True, slots=True)
+class TableSpec:
+    table: str  # the table's name without prefix and environment
+    hash_key: str
+    range_key: str | None = None
+    indexes: tuple[IndexSpec, ...] = ()
+
+    @property
+    def key_attributes(self) -> tuple[str, ...]:
+        return (self.hash_key,) if self.range_key is None else (self.hash_key, self.range_key)
+
+    def key_of(self, item: Mapping[str, Any]) -> dict[str, Any]:
+        """The primary key of a wire-format item."""
+        return {attribute: item[attribute] for attribute in self.key_attributes}
+
+    def key_tuple(self, item: Mapping[str, Any]) -> tuple[str, ...]:
+        return tuple(item[attribute]["S"] for attribute in self.key_attributes)
+
+    def index(self, name: str) -> IndexSpec:
+        return next(index for index in self.indexes if index.name == name)
+
+
+CUSTOMERS = TableSpec(
+    "customer-profiles",
+    "customerId",
+    indexes=(
+        IndexSpec("customerId-updatedAt-index", "customerId", "updatedAt", "KEYS_ONLY"),
+        IndexSpec("listing-customerId-index", "listing", "customerId", "KEYS_ONLY"),
+    ),
+)
+PURCHASES = TableSpec(
+    "purchase-history",
+    "customerId",
+    "sk",
+    (
+        IndexSpec("customerId-purchaseDate-index", "customerId", "purchaseDate", "KEYS_ONLY"),
+        IndexSpec("productId-purchaseDate-index", "productId", "purchaseDate", "KEYS_ONLY"),
+        IndexSpec("listing-customerId-index", "listing", "customerId", "KEYS_ONLY"),
+    ),
+)
+INTERACTIONS = TableSpec(
+    "product-interactions",
+    "customerId",
+    "sk",
+    (
+        IndexSpec("customerId-timestamp-index", "customerId", "timestamp", "KEYS_ONLY"),
+        IndexSpec("productId-timestamp-index", "productId", "timestamp", "KEYS_ONLY"),
+    ),
+)
+RECOMMENDATIONS = TableSpec(
+    "recommendations",
+    "customerId",
+    "sk",
+    (IndexSpec("customerId-generatedAt-index", "customerId", "generatedAt", "KEYS_ONLY"),),
+)
+RECOMMENDATION_IDS = TableSpec("recommendation-ids", "recommendationId")
+PRODUCTS = TableSpec(
+    "products",
+    "productId",
+    indexes=(
+        IndexSpec("category-index", "department", "productId", "ALL"),
+        IndexSpec("listing-productId-index", "listing", "productId", "ALL"),
+    ),
+)
+FEEDBACK = TableSpec(
+    "feedback",
+    "recommendationId",
+    "sk",
+    (IndexSpec("customerId-occurredAt-index", "customerId", "occurredAt", "KEYS_ONLY"),),
+)
+MODELS = TableSpec("models", "version")
+DOCUMENTS = TableSpec(
+    "documents",
+    "customerId",
+    "sk",
+    (IndexSpec("kind-createdAt-index", "kind", "createdAt", "ALL"),),
+)
+TABLES: tuple[TableSpec, ...] = (
+    CUSTOMERS,
+    PURCHASES,
+    INTERACTIONS,
+    RECOMMENDATIONS,
+    RECOMMENDATION_IDS,
+    PRODUCTS,
+    FEEDBACK,
+    MODELS,
+    DOCUMENTS,
+)
+
+
+def table_name(spec: TableSpec, env: str) -> str:
+    return f"{TABLE_PREFIX}{spec.table}-{env}"
+
+
+def without_duplicates(spec: TableSpec, items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Items with distinct keys, the last one winning (as if written one after another)."""
+    by_key: dict[tuple[str, ...], dict[str, Any]] = {}
+    for item in items:
+        key = spec.key_tuple(item)
+        by_key.pop(key, None)
+        by_key[key] = item
+    return list(by_key.values())
+
+
+# --- creating them ---------------------------------------------------------------------------
+
+
+def create_missing_tables(db: DynamoClient, env: str, wait_s: float) -> list[str]:
+    """Create the missing tables and indexes of `env` and wait until all are ACTIVE (idempotent).
+
+    Returns what was created ("table" or "table/index"). An existing table with another
+    key schema is a `FailedPreconditionError`: it is not ours to change.
+    """
+    created: list[str] = []
+    for spec in TABLES:
+        name = table_name(spec, env)
+        # Create first and describe on "already exists": one call per table when none exist.
+        try:
+            table = db.call("create_table", **_table_definition(spec, name))["TableDescription"]
+            created.append(name)
+        except ClientError as error:
+            if error_code(error) != "ResourceInUseException":
+                raise
+            table = db.call("describe_table", TableName=name)["Table"]
+        if not _is_active(table):
+            table = _wait_active(db, name, wait_s)
+        if table["KeySchema"] != _key_schema(spec.hash_key, spec.range_key):
+            raise FailedPreconditionError(f"table {name} exists with another key schema: {table['KeySchema']}")
+        existing = {index["IndexName"] for index in table.get("GlobalSecondaryIndexes", [])}
+        for index in spec.indexes:
+            if index.name in existing:
+                continue
+            # One new index per UpdateTable, each built before the next (DynamoDB's rule).
+            keys = [a for a in (index.hash_key, index.range_key) if a]
+            db.call(
+                "update_table",
+                TableName=name,
+                AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in keys],
+                GlobalSecondaryIndexUpdates=[{"Create": _index_definition(index)}],
+            )
+            created.append(f"{name}/{index.name}")
+            _wait_active(db, name, wait_s)
+    return created
+
+
+def _wait_active(db: DynamoClient, name: str, wait_s: float) -> dict[str, Any]:
+    deadline = time.monotonic() + wait_s
+    while True:
+        table = db.call("describe_table", TableName=name)["Table"]
+        if _is_active(table):
+            return table
+        if time.monotonic() > deadline:
+            raise UnavailableError(f"DynamoDB table {name} is not ACTIVE after {wait_s:.0f} s")
+        time.sleep(1.0)
+
+
+def _is_active(table: Mapping[str, Any]) -> bool:
+    indexes = table.get("GlobalSecondaryIndexes", [])
+    return table["TableStatus"] == "ACTIVE" and all(i.get("IndexStatus") == "ACTIVE" for i in indexes)
+
+
+def _table_definition(spec: TableSpec, name: str) -> dict[str, Any]:
+    """CreateTable parameters for `spec` (every key attribute is a string)."""
+    attributes = set(spec.key_attributes)
+    for index in spec.indexes:
+        attributes.update(a for a in (index.hash_key, index.range_key) if a)
+    definition: dict[str, Any] = {
+        "TableName": name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "KeySchema": _key_schema(spec.hash_key, spec.range_key),
+        "AttributeDefinitions": [{"AttributeName": a, "AttributeType": "S"} for a in sorted(attributes)],
+    }
+    if spec.indexes:
+        definition["GlobalSecondaryIndexes"] = [_index_definition(index) for index in spec.indexes]
+    return definition
+
+
+def _index_definition(index: IndexSpec) -> dict[str, Any]:
+    return {
+        "IndexName": index.name,
+        "KeySchema": _key_schema(index.hash_key, index.range_key),
+        "Projection": {"ProjectionType": index.projection},
+    }
+
+
+def _key_schema(hash_key: str, range_key: str | None) -> list[dict[str, str]]:
+    schema = [{"AttributeName": hash_key, "KeyType": "HASH"}]
+    if range_key:
+        schema.append({"AttributeName": range_key, "KeyType": "RANGE"})
+    return schema
