@@ -30,6 +30,7 @@ from omnix_recs._core import RANK_SIGNALS, RankTables
 from omnix_recs.domain.models import (
     Customer,
     Feedback,
+    Product,
     RecommendedItem,
     ServedRecommendation,
 )
@@ -247,8 +248,9 @@ class Recommender:
     ) -> None:
         self._store = store
         self._models = models
-        # With a cache (the server's), shoppers are read through it and the final catalog check
-        # uses rows at most PRODUCT_ROWS_TTL_S old (engine/cached_reads.py).
+        # With a cache (the server's), shoppers are read through it, and catalog rows (the final
+        # check of a list, the products a request names) are at most PRODUCT_ROWS_TTL_S old
+        # (engine/cached_reads.py).
         self._cache = cache
         self._reads = ShopperReads(store, cache)
         self._live_products = ProductRows(store) if cache is not None else None
@@ -340,7 +342,8 @@ class Recommender:
     ) -> Recommendations:
         """GetSimilarProducts: content and co-purchase neighbours of one product."""
         view = self._active()
-        self._store.get_product(product_id)  # NotFoundError for an unknown product
+        if product_id not in self._products([product_id]):
+            raise NotFoundError("product", product_id)
         item = view.index_of.get(product_id)
         customer = self._customer(view, customer_id)
         shopper = self._filters(customer, filters)
@@ -363,7 +366,7 @@ class Recommender:
     ) -> Recommendations:
         """GetFrequentlyBoughtTogether: what completes this basket."""
         view = self._active()
-        known = self._store.get_products(basket)
+        known = self._products(basket)
         for product_id in basket:
             if product_id not in known:
                 raise NotFoundError("product", product_id)
@@ -442,6 +445,12 @@ class Recommender:
             if self._view is None or self._view.model is not model:
                 self._view = _ModelView.of(model)
             return self._view
+
+    def _products(self, product_ids: Sequence[str]) -> dict[str, Product]:
+        """Catalog rows of the ids that exist (recent ones from `ProductRows` when caching)."""
+        if self._live_products is not None:
+            return self._live_products.get_many(product_ids)
+        return self._store.get_products(product_ids)
 
     def _customer(self, view: _ModelView, customer_id: str) -> Customer | None:
         """The profile of the shopper a shop-wide list is for, if any."""
@@ -546,7 +555,7 @@ class Recommender:
         """Rank `limit + margin`, drop products the live catalog no longer admits, keep `limit`."""
         ranked: _Ranked = rank(limit + REFILL_MARGIN)
         ids = [view.item_ids[i] for i in ranked.items]
-        live = self._live_products.get_many(ids) if self._live_products else self._store.get_products(ids)
+        live = self._products(ids)
         out = []
         for pos, product_id in enumerate(ids):
             product = live.get(product_id)

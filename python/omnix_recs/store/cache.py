@@ -1,8 +1,8 @@
 """The cache in front of hot per-shopper reads: in-process, or Redis shared by every process.
 
-    cache = open_cache(settings)                # Redis when OMNIX_REDIS_URL is set, else in-process
-    profile = cache.fetch(customer_id, "profile", PROFILE_CODEC, load=lambda: store.get_customer(customer_id))
-    cache.forget_customer(customer_id)          # the customer bought, browsed, changed or was erased
+    cache = open_cache(settings)        # Redis when OMNIX_REDIS_URL is set, else in-process
+    value = cache.fetch(customer_id, "shopper:v7", SNAPSHOT_CODEC, load)   # load() on a miss
+    cache.forget_customer(customer_id)  # the customer bought, browsed, changed or was erased
 
 What is cached is decided by the reader (`engine.cached_reads`); this module only promises:
 
@@ -218,10 +218,8 @@ class GenerationTable:
     which still differs from the value any earlier load read, so no stale entry survives.
     """
 
-    def __init__(self, buffer: mmap.mmap | bytearray, path: Path | None = None) -> None:
-        self._buffer = buffer
+    def __init__(self, buffer: mmap.mmap | bytearray) -> None:
         self._slots = memoryview(buffer).cast("I")
-        self.path = path
 
     @classmethod
     def local(cls) -> "GenerationTable":
@@ -236,7 +234,7 @@ class GenerationTable:
     @classmethod
     def attach(cls, path: Path) -> "GenerationTable":
         with open(path, "r+b") as fh:
-            return cls(mmap.mmap(fh.fileno(), 4 * GENERATION_SLOTS), path)
+            return cls(mmap.mmap(fh.fileno(), 4 * GENERATION_SLOTS))
 
     @staticmethod
     def _slot(customer_id: str) -> int:

@@ -1,0 +1,392 @@
+#!/usr/bin/env python3
+"""The whole service under open-loop load on this machine: the highest rate at p99 < 200 ms.
+
+Generates a supermarket (20k households by default), imports it into SQLite, trains a model,
+then for each server configuration (`--configs`: `local` = in-process cache, `redis` = a
+redis-server started here, `nocache` = OMNIX_CACHE_TTL_S=0) starts `omnix serve --workers N`
+on a free port and runs `omnix loadgen` beside it (same 2 cores) at increasing rates: the
+shoppers' mix (lists, similar products, basket completion, recorded interactions) and, as the
+ceiling, bare health checks. Shoppers are modelled as the issue states them: each calls about
+every `THINK_S` seconds, so a rate of R calls/s is R x THINK_S shoppers (10,000 at 2,000/s),
+drawn from the store's customers.
+
+A rate passes when p99 latency (from each call's scheduled start) stays under `--p99-ms` with
+every call answered OK; a failed step is tried once more (a stall of a shared machine is not the
+server's limit); the search multiplies the rate by 1.5 until a step fails, then bisects twice.
+Each step also reports the CPU time per call of the server (all its processes, from /proc) and
+of the load generator; from those the summary estimates the rate two dedicated cores could
+carry, a figure that other work on the machine disturbs much less than latency. While the mix runs at 70% of the best rate found, py-spy
+(`pip install py-spy`) samples the workers' Python threads holding the GIL, which is what
+serialises each worker process; the report groups the samples by where the time goes.
+
+    python benches/bench_load.py                      # about 6-9 minutes on 2 cores
+    python benches/bench_load.py --keep var/bench-load --configs local --step-seconds 8
+
+`--keep DIR` keeps the generated store and model there and reuses them next time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+from typing import Callable
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from omnix_recs.config import Settings
+from omnix_recs.data.generate import generate_instacart
+from omnix_recs.data.instacart import import_instacart
+from omnix_recs.engine.train import train_model
+from omnix_recs.loadgen import DEFAULT_MIX, LoadReport, run_loadgen, sample_ids
+from omnix_recs.store.base import open_store
+
+SHOPPERS = 10_000
+THINK_S = 5.0  # seconds between one shopper's calls
+PRODUCT_SAMPLE = 5_000
+CHANNELS = 32
+START_RATE = {"mix": 50.0, "health": 400.0}
+GROWTH = 1.5
+REFINEMENTS = 2
+MAX_STEPS = 12
+SERVER_START_TIMEOUT_S = 60.0
+
+# Until AppContext.create builds the model registry's ModelHolder itself, `omnix serve` serves
+# no model. Server processes started by this bench import this (as sitecustomize, so spawned
+# workers do too) and wire the holder in the same place; it does nothing once create does.
+_WIRE_MODEL_REGISTRY = '''
+from omnix_recs import app
+from omnix_recs.engine.registry import ModelHolder
+from omnix_recs.engine.serving import NoActiveModel
+
+_create = app.AppContext.create
+
+def _create_serving_the_active_model(settings, store, **kwargs):
+    context = _create(settings, store, **kwargs)
+    if isinstance(context.models, NoActiveModel):
+        context.models = ModelHolder(store)
+    return context
+
+app.AppContext.create = _create_serving_the_active_model
+'''
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=20_000)
+    parser.add_argument("--products", type=int, default=5_000)
+    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--configs", default="local,redis", help="comma-separated: local, redis, nocache")
+    parser.add_argument("--step-seconds", type=float, default=10.0)
+    parser.add_argument("--p99-ms", type=float, default=200.0)
+    parser.add_argument("--keep", help="directory for the generated store and model (reused when present)")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    print(f"machine: {os.cpu_count()} CPUs, load average {', '.join(f'{x:.1f}' for x in os.getloadavg())} at start")
+
+    with tempfile.TemporaryDirectory(prefix="omnix-bench-load-") as scratch:
+        root = Path(args.keep) if args.keep else Path(scratch)
+        settings = prepare_shop(root, args)
+        store = open_store(settings.store_url)
+        try:
+            customers, products = sample_ids(store, customers=SHOPPERS, products=PRODUCT_SAMPLE)
+        finally:
+            store.close()
+        shim = Path(scratch) / "shim"
+        shim.mkdir()
+        (shim / "sitecustomize.py").write_text(_WIRE_MODEL_REGISTRY)
+        ceiling = None
+        summary = []
+        for config in [c.strip() for c in args.configs.split(",") if c.strip()]:
+            print(f"\n=== {config}: omnix serve --workers {args.workers} (load average {os.getloadavg()[0]:.1f})")
+            with Server(settings, config, args.workers, shim, Path(scratch)) as server:
+                load = Load(server, customers, products, args.step_seconds, args.p99_ms)
+                load.warm_up()
+                if ceiling is None:
+                    print("health checks (the ceiling):")
+                    ceiling = (load.search("health"), load.cpu_bound_rate())
+                print("shoppers' mix (recommendations 6 : similar 2 : basket 1 : interaction 1):")
+                best = load.search("mix")
+                capacity = load.cpu_bound_rate()
+                profile = server.profile(lambda: load.step("mix", round((best or START_RATE["mix"]) * 0.7)), args.step_seconds)
+                print(profile)
+                summary.append((config, best, capacity))
+        print(f"\n=== summary (open loop, load generator on the same machine, shoppers = rate x {THINK_S:g} s)")
+        print(f"health checks (the ceiling): {ceiling[0] or 0:.0f}/s at p99 < {args.p99_ms:g} ms, no errors; "
+              f"CPU-bound estimate on 2 cores {ceiling[1]:.0f}/s")
+        for config, best, capacity in summary:
+            share = f" ({best / ceiling[0]:.0%} of the ceiling)" if best and ceiling[0] else ""
+            print(f"{config:<8} shoppers' mix: {best or 0:.0f}/s at p99 < {args.p99_ms:g} ms, no errors{share}; "
+                  f"CPU-bound estimate on 2 cores {capacity:.0f}/s")
+    print(f"bench time {time.perf_counter() - started:.0f} s")
+
+
+def prepare_shop(root: Path, args: argparse.Namespace) -> Settings:
+    settings = Settings(store_url=f"sqlite:///{root / 'omnix.db'}", model_dir=str(root / "models"), log_level="WARNING")
+    store = open_store(settings.store_url)
+    try:
+        if store.active_model() is not None:
+            print(f"reusing {root}: {store.count_purchases()} order lines, model {store.active_model().version}")
+            return settings
+        started = time.perf_counter()
+        today = date.today()  # the shopping history ends today, as it would in production
+        summary = generate_instacart(
+            root / "data", customers=args.customers, products=args.products, days=args.days, seed=7, end_date=today
+        )
+        import_instacart(store, root / "data", as_of=today)
+        record = train_model(store, settings)
+        shutil.rmtree(root / "data")
+        print(f"setup: {args.customers} households, {summary['order_lines']} order lines, model {record.version} "
+              f"in {time.perf_counter() - started:.0f} s")
+        return settings
+    finally:
+        store.close()
+
+
+class Server:
+    """`omnix serve --workers N` in a subprocess (and a redis-server for the `redis` config)."""
+
+    def __init__(self, settings: Settings, config: str, workers: int, shim: Path, scratch: Path) -> None:
+        self.config, self.workers, self.scratch = config, workers, scratch
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "OMNIX_STORE": settings.store_url,
+            "OMNIX_MODEL_DIR": settings.model_dir,
+            "OMNIX_LOG_LEVEL": "WARNING",  # no per-call access log: measure the service, not logging
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(shim), os.environ.get("PYTHONPATH")])),
+        }
+        self.env.pop("OMNIX_REDIS_URL", None)
+        if config == "nocache":
+            self.env["OMNIX_CACHE_TTL_S"] = "0"
+        self.redis: subprocess.Popen[bytes] | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> "Server":
+        if self.config == "redis":
+            redis_port = free_port()
+            self.redis = subprocess.Popen(
+                [shutil.which("redis-server") or "redis-server", "--port", str(redis_port), "--bind", "127.0.0.1",
+                 "--save", "", "--appendonly", "no", "--dir", str(self.scratch)],
+                stdout=subprocess.DEVNULL,
+            )
+            self.env["OMNIX_REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "omnix_recs.cli", "serve", "--workers", str(self.workers), "--port", str(self.port)],
+            env=self.env,
+        )
+        wait_until_serving(self.address, self.process)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(60)
+        if self.redis is not None:
+            self.redis.terminate()
+            self.redis.wait(10)
+
+    def cpu_seconds(self) -> float:
+        """CPU time used so far by the server's processes (the parent and its workers)."""
+        assert self.process is not None
+        pids = [self.process.pid, *children_of(self.process.pid)]
+        return sum(process_cpu_seconds(pid) for pid in pids)
+
+    def profile(self, run_load: Callable[[], LoadReport], seconds: float) -> str:
+        """Sample every worker with py-spy while `run_load` runs; summarise where time goes."""
+        py_spy = shutil.which("py-spy")
+        if py_spy is None:
+            run_load()
+            return "profile: py-spy is not installed (pip install py-spy)"
+        assert self.process is not None
+        raw = self.scratch / f"profile-{self.config}.txt"
+        sampler = subprocess.Popen(
+            [py_spy, "record", "--pid", str(self.process.pid), "--subprocesses", "--duration", str(int(seconds)),
+             "--rate", "200", "--gil", "--format", "raw", "--nonblocking", "--output", str(raw)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        report = run_load()
+        sampler.wait(seconds + 30)
+        if not raw.exists():
+            return "profile: py-spy could not sample the server (ptrace not permitted?)"
+        return f"profile at {report.rate:.0f}/s ({report.ok} OK calls):\n{summarise_profile(raw.read_text())}"
+
+
+class Load:
+    """Runs open-loop steps against one server and searches for the best passing rate."""
+
+    def __init__(
+        self, server: Server, customers: list[str], products: list[str], seconds: float, p99_ms: float
+    ) -> None:
+        self.server, self.customers, self.products = server, customers, products
+        self.seconds, self.p99_ms = seconds, p99_ms
+        self.cpu_ms_per_call = (0.0, 0.0)  # server, load generator: of the last step
+        self.passed_cpu_ms: list[tuple[float, float]] = []  # the same, of every passing step
+
+    def step(self, kind: str, rate: float) -> LoadReport:
+        mix = {"health": 1.0} if kind == "health" else DEFAULT_MIX
+        shoppers = self.customers[: max(1, min(len(self.customers), round(rate * THINK_S)))]
+        server_cpu, client_cpu = self.server.cpu_seconds(), process_cpu_seconds()
+        report = run_loadgen(
+            self.server.address, rate=rate, duration_s=self.seconds, channels=CHANNELS, mix=mix,
+            customers=shoppers, products=self.products,
+        )
+        calls = max(1, report.answered)
+        self.cpu_ms_per_call = (
+            (self.server.cpu_seconds() - server_cpu) / calls * 1000,
+            (process_cpu_seconds() - client_cpu) / calls * 1000,
+        )
+        time.sleep(1.0)  # let the server drain before the next step
+        return report
+
+    def passes(self, report: LoadReport) -> bool:
+        return report.latency.p99_ms < self.p99_ms and report.ok == report.scheduled
+
+    def warm_up(self) -> None:
+        """Page the model and store in, build the catalog snapshot in every worker."""
+        self.step("mix", 30)
+        self.step("mix", 30)
+
+    def cpu_bound_rate(self) -> float:
+        """Calls/s two dedicated cores could carry at the CPU per call of the passing steps of the
+        last search (server + load generator: they share the machine)."""
+        if not self.passed_cpu_ms:
+            return 0.0
+        per_call_ms = min(server + client for server, client in self.passed_cpu_ms[-3:])
+        return 2 * 1000 / per_call_ms
+
+    def search(self, kind: str) -> float | None:
+        self.passed_cpu_ms = []
+        best, failed, rate = None, None, START_RATE[kind]
+        for _ in range(MAX_STEPS):
+            if not self._try(kind, rate):
+                failed = rate
+                break
+            best, rate = rate, rate * GROWTH
+        for _ in range(REFINEMENTS if best and failed else 0):
+            middle = (best + failed) / 2  # type: ignore[operator]
+            if self._try(kind, middle):
+                best = middle
+            else:
+                failed = middle
+        return best
+
+    def _try(self, kind: str, rate: float) -> bool:
+        return self._attempt(kind, rate) or self._attempt(kind, rate)
+
+    def _attempt(self, kind: str, rate: float) -> bool:
+        report = self.step(kind, round(rate))
+        ok = self.passes(report)
+        if ok:
+            self.passed_cpu_ms.append(self.cpu_ms_per_call)
+        errors = ", ".join(f"{code} {n}" for code, n in sorted(report.errors.items())) or "no errors"
+        server_ms, client_ms = self.cpu_ms_per_call
+        print(f"  {report.rate:>6.0f}/s  {'pass' if ok else 'FAIL'}  OK {report.throughput:7.1f}/s  "
+              f"{report.latency.render()}  {errors}  CPU/call server {server_ms:.2f} ms, loadgen {client_ms:.2f} ms  "
+              f"(send lag p99 {report.send_lag_p99_ms:.1f} ms)", flush=True)
+        return ok
+
+
+# --- where the time goes -------------------------------------------------------------------------
+
+# Each sample goes to the innermost frame that matches one of these (checked leaf first).
+BUCKETS: list[tuple[str, re.Pattern[str]]] = [
+    ("ranking kernel (Rust, RankTables.rank)", re.compile(r"^Recommender\._rank |_shop_wide_ranked")),
+    ("store reads/writes (SQLite)", re.compile(r"omnix_recs/store/sqlite")),
+    ("Redis client (redis-py)", re.compile(r"\(redis/")),
+    ("cache (store/cache.py, codecs)", re.compile(r"omnix_recs/store/cache\.py|omnix_recs/engine/cached_reads\.py")),
+    ("history features", re.compile(r"omnix_recs/engine/features\.py")),
+    ("catalog filters and masks", re.compile(r"omnix_recs/engine/filters\.py")),
+    ("reasons and served-list assembly", re.compile(r"_Explainer|Recommender\._serve |_days ")),
+    ("other serving logic", re.compile(r"omnix_recs/engine/")),
+    ("servicers and validation (api/)", re.compile(r"omnix_recs/api/(?!interceptors)")),
+    ("interceptor (request id, errors, log)", re.compile(r"omnix_recs/api/interceptors|omnix_recs/request_context")),
+    ("gRPC and protobuf (Python side)", re.compile(r"\(grpc/|_pb2|google/protobuf")),
+    # Callbacks whose innermost Python frame is the loop's run most often in gRPC's Cython core.
+    ("event loop: asyncio and gRPC's Cython core", re.compile(r"\(asyncio/|selectors\.py")),
+    ("thread pool hand-off", re.compile(r"concurrent/futures|\(threading\.py")),
+]
+
+
+def summarise_profile(raw: str) -> str:
+    """py-spy's collapsed stacks ("frame;frame;... count") → share of samples per bucket, and
+    the functions that were on CPU themselves most often."""
+    buckets: collections.Counter[str] = collections.Counter()
+    leaves: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in raw.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = stack.split(";")
+        total += count
+        leaves[frames[-1]] += count
+        buckets[next((name for frame in reversed(frames) for name, pattern in BUCKETS if pattern.search(frame)), "other")] += count
+    if not total:
+        return "  (no samples)"
+    lines = [f"  {total} samples of threads holding the GIL; share by where the innermost known frame is"
+             " (the Rust kernel and SQLite release the GIL, so they show only through their callers):"]
+    lines += [f"    {share / total:6.1%}  {name}" for name, share in buckets.most_common()]
+    lines.append("  functions most often on CPU themselves:")
+    lines += [f"    {count / total:6.1%}  {frame}" for frame, count in leaves.most_common(12)]
+    return "\n".join(lines)
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def process_cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU seconds of a process (this one by default), from /proc (Linux)."""
+    try:
+        fields = Path(f"/proc/{pid or 'self'}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0  # exited meanwhile
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_serving(address: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    with grpc.insecure_channel(address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        while True:
+            try:
+                if health.Check(health_pb2.HealthCheckRequest(), timeout=1).status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the server on {address} did not start")
+            time.sleep(0.2)
+
+
+if __name__ == "__main__":
+    main()
