@@ -214,7 +214,7 @@ def open_store(url: str) -> Store:
         return SqliteStore.from_url(url)
     if url.startswith("dynamodb://"):
         try:
-            from omnix_recs.store.dynamodb import DynamoStore  # type: ignore[import-not-found]
+            from omnix_recs.store.dynamodb import DynamoStore
         except ImportError:
             raise InvalidArgumentError("OMNIX_STORE", "the DynamoDB store is not available in this build") from None
         return DynamoStore.from_url(url)
