@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from typing import Any, AsyncIterator, Awaitable, Callable
 
 import grpc
@@ -192,6 +193,30 @@ def test_call_whose_deadline_passed_is_not_run():
     code, *_ = run_against(unary(behavior), lambda ch: call_unary(ch, timeout=0.1), before=(SlowToDispatch(),))
     assert code is grpc.StatusCode.DEADLINE_EXCEEDED
     assert ran == []
+
+
+def test_call_whose_deadline_passed_while_the_loop_was_busy_ends_quietly(caplog):
+    """The deadline passes while the event loop is blocked (a busy server): gRPC core has already
+    ended the call, so sending our DEADLINE_EXCEEDED fails. That must not be logged as a handler
+    error nor aborted a second time ("Abort already called!")."""
+    caplog.set_level(logging.INFO)
+    ran = []
+
+    def busy_loop_then_decode(request: bytes) -> bytes:
+        time.sleep(0.3)  # blocks the event loop, like CPU-bound work of other calls
+        return request
+
+    async def behavior(request: bytes, context) -> bytes:
+        ran.append(request)
+        return request
+
+    handlers = {"Call": grpc.unary_unary_rpc_method_handler(behavior, request_deserializer=busy_loop_then_decode)}
+    code, *_ = run_against(handlers, lambda ch: call_unary(ch, timeout=0.1))
+    assert code is grpc.StatusCode.DEADLINE_EXCEEDED
+    assert ran == []
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    [line] = [json.loads(r.getMessage()) for r in caplog.records if r.name == "omnix.access"]
+    assert line["code"] == "DEADLINE_EXCEEDED"
 
 
 # --- every RPC shape is wrapped -----------------------------------------------------------------

@@ -9,7 +9,8 @@ Per call it:
 1. takes the request id from the `x-request-id` metadata (or makes one), binds it and the
    caller's deadline in `omnix_recs.request_context`, and returns the id in the trailing
    metadata;
-2. refuses a call whose deadline has already passed (DEADLINE_EXCEEDED);
+2. refuses a call whose deadline has already passed (DEADLINE_EXCEEDED; a call gRPC core has
+   already ended ends quietly, without a second status);
 3. maps exceptions to status codes: domain errors (`omnix_recs.errors`) to their code with
    their message (INVALID_ARGUMENT also carries a google.rpc.BadRequest naming the field),
    `NotImplementedError` (what generated base servicers raise) to UNIMPLEMENTED saying which
@@ -170,6 +171,14 @@ async def _served(method: str, context: grpc.aio.ServicerContext) -> AsyncIterat
         raise
     except asyncio.CancelledError:  # the caller went away or its deadline passed
         code = grpc.StatusCode.CANCELLED
+        raise
+    except grpc.aio.InternalError:
+        # gRPC core refused to send (`ExecuteBatchError`): the call had already ended there, its
+        # deadline passed or the caller gone, often while this process was too busy to notice.
+        # Nobody is left to tell and this is no handler failure: aborting again would only fail
+        # with "Abort already called!". gRPC itself treats this error as a closed call.
+        if code is grpc.StatusCode.OK:
+            code = grpc.StatusCode.CANCELLED
         raise
     except Exception as exc:
         code, message = status_for(exc, method, request_id)
