@@ -62,26 +62,6 @@ REFINEMENTS = 2
 MAX_STEPS = 12
 SERVER_START_TIMEOUT_S = 60.0
 
-# Until AppContext.create builds the model registry's ModelHolder itself, `omnix serve` serves
-# no model. Server processes started by this bench import this (as sitecustomize, so spawned
-# workers do too) and wire the holder in the same place; it does nothing once create does.
-_WIRE_MODEL_REGISTRY = '''
-from omnix_recs import app
-from omnix_recs.engine.registry import ModelHolder
-from omnix_recs.engine.serving import NoActiveModel
-
-_create = app.AppContext.create
-
-def _create_serving_the_active_model(settings, store, **kwargs):
-    context = _create(settings, store, **kwargs)
-    if isinstance(context.models, NoActiveModel):
-        context.models = ModelHolder(store)
-    return context
-
-app.AppContext.create = _create_serving_the_active_model
-'''
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=20_000)
@@ -104,14 +84,11 @@ def main() -> None:
             customers, products = sample_ids(store, customers=SHOPPERS, products=PRODUCT_SAMPLE)
         finally:
             store.close()
-        shim = Path(scratch) / "shim"
-        shim.mkdir()
-        (shim / "sitecustomize.py").write_text(_WIRE_MODEL_REGISTRY)
         ceiling = None
         summary = []
         for config in [c.strip() for c in args.configs.split(",") if c.strip()]:
             print(f"\n=== {config}: omnix serve --workers {args.workers} (load average {os.getloadavg()[0]:.1f})")
-            with Server(settings, config, args.workers, shim, Path(scratch)) as server:
+            with Server(settings, config, args.workers, Path(scratch)) as server:
                 load = Load(server, customers, products, args.step_seconds, args.p99_ms)
                 load.warm_up()
                 if ceiling is None:
@@ -158,7 +135,7 @@ def prepare_shop(root: Path, args: argparse.Namespace) -> Settings:
 class Server:
     """`omnix serve --workers N` in a subprocess (and a redis-server for the `redis` config)."""
 
-    def __init__(self, settings: Settings, config: str, workers: int, shim: Path, scratch: Path) -> None:
+    def __init__(self, settings: Settings, config: str, workers: int, scratch: Path) -> None:
         self.config, self.workers, self.scratch = config, workers, scratch
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
@@ -167,7 +144,6 @@ class Server:
             "OMNIX_STORE": settings.store_url,
             "OMNIX_MODEL_DIR": settings.model_dir,
             "OMNIX_LOG_LEVEL": "WARNING",  # no per-call access log: measure the service, not logging
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(shim), os.environ.get("PYTHONPATH")])),
         }
         self.env.pop("OMNIX_REDIS_URL", None)
         if config == "nocache":

@@ -86,25 +86,9 @@ class RedisServer:
 
 
 def _serve(settings: Settings) -> None:
-    """The server process: `serve(settings)` serving the store's active model.
-
-    Until `AppContext.create` builds the model registry's `ModelHolder` itself, a server built by
-    it serves no model; this wires one in the same place so the scale tests run the real
-    recommendation path. When `create` wires it, this does nothing."""
-    from omnix_recs import app
-    from omnix_recs.engine.registry import ModelHolder
-    from omnix_recs.engine.serving import NoActiveModel
+    """The server process (a module-level function, so a spawned process can run it)."""
     from omnix_recs.server import serve
 
-    create = app.AppContext.create
-
-    def create_serving_the_active_model(settings, store, **kwargs):  # type: ignore[no-untyped-def]
-        context = create(settings, store, **kwargs)
-        if isinstance(context.models, NoActiveModel):
-            context.models = ModelHolder(store)
-        return context
-
-    app.AppContext.create = create_serving_the_active_model  # type: ignore[method-assign]
     serve(settings)
 
 
