@@ -281,6 +281,21 @@ def test_iter_products_yields_the_whole_catalog_by_id(catalog: Store) -> None:
     assert list(catalog.iter_products()) == sorted(CATALOG, key=lambda p: p.product_id)
 
 
+def test_catalog_version_changes_with_every_product_write_and_only_then(catalog: Store) -> None:
+    seen = [catalog.catalog_version()]
+    catalog.add_purchases([Purchase("c1", "o1", "p1", 1, 1.0, at())])
+    catalog.save_model(ModelRecord("v1", at(), "file:///models/v1", {}, active=True))
+    assert catalog.catalog_version() == seen[-1]
+    catalog.upsert_products([replace(CATALOG[0], in_stock=False)])
+    seen.append(catalog.catalog_version())
+    with catalog.import_session() as session:
+        session.add_products([product("p8")])
+        session.commit()
+    seen.append(catalog.catalog_version())
+    assert len(set(seen)) == 3
+    assert [m.version for m in catalog.list_models()] == ["v1"]  # the marker is no model
+
+
 # --- purchases -------------------------------------------------------------------------------
 
 
@@ -485,6 +500,15 @@ def test_recommendation_round_trip_and_newest_first(store: Store) -> None:
     assert store.get_recommendation("r1") == lists[0]
     assert store.list_recommendations("c1") == [lists[1], lists[0]]
     assert store.list_recommendations("c1", limit=1) == [lists[1]]
+
+
+def test_recommendations_saved_in_a_batch_and_again(store: Store) -> None:
+    lists = [served(f"r{n}", f"c{n % 3}", at(-n)) for n in range(30)]  # more than one DynamoDB batch
+    store.save_recommendations(lists)
+    store.save_recommendations(lists[:5])  # a retried batch changes nothing
+    store.save_recommendations([])
+    assert [store.get_recommendation(f"r{n}") for n in range(30)] == lists
+    assert store.list_recommendations("c0", limit=100) == [s for s in lists if s.customer_id == "c0"]
 
 
 def test_recommendation_ids_are_unique_and_unknown_ones_not_found(store: Store) -> None:

@@ -127,6 +127,10 @@ class Store(Protocol):
     def iter_products(self) -> Iterator[Product]:
         """The whole catalog, for model builds."""
 
+    def catalog_version(self) -> int:
+        """A number that changes whenever a product is written (upserts, imports), in O(1):
+        lets serving processes keep a catalog snapshot until the catalog really changed."""
+
     # --- purchases -----------------------------------------------------------------------
     def add_purchases(self, purchases: Sequence[Purchase]) -> int:
         """Atomic and idempotent on (customer, purchased_at, order, product)."""
@@ -161,6 +165,12 @@ class Store(Protocol):
     # --- served recommendations and feedback -------------------------------------------------
     def save_recommendation(self, served: ServedRecommendation) -> None:
         """Record a served list as it was; `AlreadyExistsError` when its id is taken."""
+
+    def save_recommendations(self, served: Sequence[ServedRecommendation]) -> None:
+        """Record many served lists in one batch write (the server's write-behind queue flushes
+        through this). Idempotent: saving the same lists again changes nothing, so a failed
+        batch can be retried. Ids are random (`uuid4`), so unlike `save_recommendation` the
+        batch does not check that they are new."""
 
     def get_recommendation(self, recommendation_id: str) -> ServedRecommendation: ...
     def list_recommendations(self, customer_id: str, limit: int = 20) -> list[ServedRecommendation]:

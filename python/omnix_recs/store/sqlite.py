@@ -411,6 +411,10 @@ class SqliteStore:
         for rows in self._stream(sql, (), _FETCH_ROWS):
             yield from map(product_from_row, rows)
 
+    def catalog_version(self) -> int:
+        (version,) = self._fetch("SELECT version FROM catalog_version WHERE id = 1")[0]
+        return int(version)
+
     # --- purchases ------------------------------------------------------------------------------
 
     def add_purchases(self, purchases: Sequence[Purchase]) -> int:
@@ -511,6 +515,11 @@ class SqliteStore:
             inserted = conn.execute(INSERT_NEW_RECOMMENDATION, row).rowcount
             if not inserted:
                 raise AlreadyExistsError("recommendation", served.recommendation_id)
+
+    def save_recommendations(self, served: Sequence[ServedRecommendation]) -> None:
+        rows = [recommendation_row(s) for s in served]
+        with self._transaction() as conn:
+            conn.executemany(INSERT_NEW_RECOMMENDATION, rows)  # taken ids: nothing written
 
     def get_recommendation(self, recommendation_id: str) -> ServedRecommendation:
         rows = self._fetch(f"{RECOMMENDATION_SELECT} WHERE recommendation_id = ?", (recommendation_id,))

@@ -144,6 +144,21 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX documents_by_kind ON documents (kind, created_at, customer_id)",
         ),
     ),
+    Migration(
+        version=2,
+        description="catalog version: a counter every product write bumps (serving's snapshot check)",
+        statements=(
+            "CREATE TABLE catalog_version (id INTEGER NOT NULL PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)",
+            "INSERT INTO catalog_version (id, version) VALUES (1, 0)",
+            # Triggers, so every path that writes products (upserts, import sessions, migrations
+            # to come) bumps it in the same transaction as the write.
+            *(
+                f"CREATE TRIGGER products_{event.lower()}_bumps_catalog_version AFTER {event} ON products"
+                " BEGIN UPDATE catalog_version SET version = version + 1 WHERE id = 1; END"
+                for event in ("INSERT", "UPDATE", "DELETE")
+            ),
+        ),
+    ),
 )
 
 

@@ -26,7 +26,8 @@ keys have `%` and `#` percent-escaped, so `#` separates the parts unambiguously.
                                                             listing-productId-index
     feedback              recommendationId + sk occurredAt#productId#event
                                                             customerId-occurredAt-index
-    models                version (+ one "#active" row naming the active version)
+    models                version (+ one "#active" row naming the active version, and one
+                          "#catalog" row counting catalog writes)
     documents             customerId + sk kind#createdAt    kind-createdAt-index
 
 Indexes marked * are the seed's, kept KEYS_ONLY for the seed's readers; our reads use the base

@@ -38,6 +38,8 @@ MAX_PAGE_TOKEN_CHARS = 4096
 HISTORY_HEADER = "#history"  # sort key of a customer's marker row in purchase-history
 FIRST_PURCHASE_KEY = "0"  # every purchase sort key (a year) is >= "0" > "#history"
 ACTIVE_MODEL_POINTER = "#active"  # the models row naming the active version
+CATALOG_VERSION_ROW = "#catalog"  # the models row counting catalog writes (`catalog_version`)
+RESERVED_MODEL_ROWS = (ACTIVE_MODEL_POINTER, CATALOG_VERSION_ROW)
 CUSTOMERS_LISTING, CATALOG_LISTING, PURCHASERS_LISTING = "customers", "catalog", "purchasers"
 _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()
@@ -360,8 +362,8 @@ def feedback_from_item(item: Mapping[str, Any]) -> Feedback:
 
 def model_item(record: ModelRecord) -> dict[str, Any]:
     version = non_empty_id(record.version, "version")
-    if version == ACTIVE_MODEL_POINTER:
-        raise InvalidArgumentError("version", f"{ACTIVE_MODEL_POINTER!r} is reserved")
+    if version in RESERVED_MODEL_ROWS:
+        raise InvalidArgumentError("version", f"{version!r} is reserved")
     return to_wire(
         {
             "version": version,

@@ -76,6 +76,7 @@ class DynamoImportSession:
         self._pool = ThreadPoolExecutor(max_workers=writers, thread_name_prefix="omnix-dynamo-import")
         self._in_flight: dict[Future[None], frozenset[tuple[str, ...]]] = {}  # chunk -> its keys
         self._purchasers: set[str] = set()  # customers whose "#history" row this session wrote
+        self._wrote_products = False
         self._state = "new"  # then "open" inside `with`, then "committed" or "rolled back"
 
     def __enter__(self) -> DynamoImportSession:
@@ -91,11 +92,14 @@ class DynamoImportSession:
         finally:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._journal.close()
+            if self._wrote_products:  # committed or undone, the catalog may have changed
+                self._store.bump_catalog_version()
 
     def add_customers(self, customers: Iterable[Customer]) -> None:
         self._add(CUSTOMERS, "customers", customer_item, customers)
 
     def add_products(self, products: Iterable[Product]) -> None:
+        self._wrote_products = True
         self._add(PRODUCTS, "products", product_item, products)
 
     def add_purchases(self, purchases: Iterable[Purchase]) -> None:

@@ -37,11 +37,13 @@ from omnix_recs.store.dynamodb.client import (
 )
 from omnix_recs.store.dynamodb.codec import (
     ACTIVE_MODEL_POINTER,
+    CATALOG_VERSION_ROW,
     CATALOG_LISTING,
     CUSTOMERS_LISTING,
     FIRST_PURCHASE_KEY,
     HISTORY_HEADER,
     PURCHASERS_LISTING,
+    RESERVED_MODEL_ROWS,
     Expression,
     customer_from_item,
     customer_item,
@@ -257,8 +259,26 @@ class DynamoStore:
 
     def upsert_products(self, products: Sequence[Product]) -> int:
         items = without_duplicates(PRODUCTS, [product_item(p) for p in products])
-        self._write_all(PRODUCTS, items)
+        try:
+            self._write_all(PRODUCTS, items)
+        finally:  # even a failed write may have changed rows (then undone them): look again
+            if items:
+                self.bump_catalog_version()
         return len(items)
+
+    def catalog_version(self) -> int:
+        row = self._get(MODELS, {"version": wire_string(CATALOG_VERSION_ROW)})
+        return 0 if row is None else int(row["catalogVersion"]["N"])
+
+    def bump_catalog_version(self) -> None:
+        """After product writes (upserts here, import sessions): one atomic counter update."""
+        self.db.call(
+            "update_item",
+            TableName=self._name(MODELS),
+            Key={"version": wire_string(CATALOG_VERSION_ROW)},
+            UpdateExpression="ADD catalogVersion :one",
+            ExpressionAttributeValues={":one": {"N": "1"}},
+        )
 
     def get_product(self, product_id: str) -> Product:
         item = self._get(PRODUCTS, {"productId": wire_string(product_id)}) if product_id else None
@@ -455,6 +475,16 @@ class DynamoStore:
                 raise AlreadyExistsError("recommendation", served.recommendation_id) from None
             raise
 
+    def save_recommendations(self, served: Sequence[ServedRecommendation]) -> None:
+        """BatchWriteItem (25 rows a call, unprocessed ones retried). Puts cannot be conditional
+        in a batch, so a retried batch writes the same rows again, which changes nothing."""
+        requests = []
+        for item in map(recommendation_item, served):
+            pointer = {"recommendationId": item["recommendationId"], "customerId": item["customerId"], "sk": item["sk"]}
+            requests.append((self._name(RECOMMENDATION_IDS), {"PutRequest": {"Item": pointer}}))
+            requests.append((self._name(RECOMMENDATIONS), {"PutRequest": {"Item": item}}))
+        self.db.batch_write(requests)
+
     def get_recommendation(self, recommendation_id: str) -> ServedRecommendation:
         pointer = None
         if recommendation_id:
@@ -506,14 +536,14 @@ class DynamoStore:
         items = list(self.db.items("scan", TableName=self._name(MODELS), ConsistentRead=True))
         pointer = next((i for i in items if i["version"]["S"] == ACTIVE_MODEL_POINTER), None)
         active = None if pointer is None else pointer["activeVersion"]["S"]
-        records = [model_from_item(i, i["version"]["S"] == active) for i in items if i is not pointer]
+        records = [model_from_item(i, i["version"]["S"] == active) for i in items if i["version"]["S"] not in RESERVED_MODEL_ROWS]
         return sorted(records, key=lambda r: (r.created_at, r.version), reverse=True)
 
     def activate_model(self, version: str) -> ModelRecord:
         """One pointer row names the active version, so "exactly one active" cannot break,
         even when two operators activate at once (the last one wins)."""
         record = None
-        if version and version != ACTIVE_MODEL_POINTER:
+        if version and version not in RESERVED_MODEL_ROWS:
             record = self._get(MODELS, {"version": wire_string(version)})
         if record is None:
             raise NotFoundError("model", version)
