@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from omnix_recs.config import Settings
+from omnix_recs.engine.filters import CatalogCache
 from omnix_recs.engine.registry import ModelHolder
+from omnix_recs.engine.served_lists import ServedListWriter
 from omnix_recs.engine.serving import ModelSource, NoActiveModel
 from omnix_recs.store.base import Store
 from omnix_recs.store.cache import Cache, GenerationTable, open_cache
@@ -31,6 +33,11 @@ class AppContext:
     models: ModelSource = field(default_factory=NoActiveModel)
     # Hot per-shopper reads (store/cache.py); None = every read goes to the store.
     cache: Cache | None = None
+    # The catalog snapshot serving filters with, rebuilt off the request path when the catalog
+    # changes (engine/filters.py); None = each `Recommender` keeps its own.
+    catalog: CatalogCache | None = None
+    # Served lists written behind the answers (engine/served_lists.py); None = written at once.
+    served_lists: ServedListWriter | None = None
     _activity_listeners: list[CustomerActivityListener] = field(default_factory=list, repr=False)
 
     @classmethod
@@ -39,9 +46,35 @@ class AppContext:
         cache = open_cache(settings, generations=generations)
         models = ModelHolder(store)
         models.reload_if_changed(force=True)  # load the active version before the first request
-        app = cls(settings=settings, store=store, models=models, cache=cache)
+        app = cls(
+            settings=settings,
+            store=store,
+            models=models,
+            cache=cache,
+            catalog=CatalogCache(store),
+            served_lists=ServedListWriter(store),
+        )
         app.subscribe_customer_activity(cache.forget_customer)
         return app
+
+    def start(self) -> None:
+        """Start the background work: catalog change checks, served-list writing."""
+        if self.catalog is not None:
+            self.catalog.start()
+        if self.served_lists is not None:
+            self.served_lists.start()
+
+    def close(self) -> None:
+        """Stop the background work, writing the served lists still queued (after the last call)."""
+        if self.served_lists is not None:
+            self.served_lists.close()
+        if self.catalog is not None:
+            self.catalog.close()
+
+    def write_served_lists(self) -> None:
+        """Write queued served lists now: before reading or erasing a customer's stored data."""
+        if self.served_lists is not None:
+            self.served_lists.flush()
 
     def subscribe_customer_activity(self, listener: CustomerActivityListener) -> None:
         """Call `listener(customer_id)` whenever that customer's data changes.

@@ -110,6 +110,7 @@ class OmnixServer:
         return cls(server=server, port=port, app=app, health=health, services=registered.implemented)
 
     async def start(self) -> None:
+        self.app.start()
         await self.server.start()
 
     async def shutdown(self, grace_s: float | None = None) -> None:
@@ -118,6 +119,7 @@ class OmnixServer:
         await self.health.enter_graceful_shutdown()
         grace = self.app.settings.shutdown_grace_s if grace_s is None else grace_s
         await self.server.stop(grace)
+        await asyncio.to_thread(self.app.close)  # after the last call: writes the queued served lists
         if self.app.cache is not None:
             log.info("cache: %s", self.app.cache.stats.summary())
             self.app.cache.close()

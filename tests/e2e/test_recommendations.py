@@ -71,6 +71,7 @@ def test_recommendations_carry_model_version_and_are_stored(server, stub):
     assert len(response.items) == 3 and response.model_version == active
     assert response.strategy == pb.STRATEGY_BALANCED
     assert all(item.reasons and 0 <= item.confidence < 1 for item in response.items)
+    server.app.write_served_lists()  # the server writes served lists behind the answer
     assert server.store.get_recommendation(response.recommendation_id).model_version == active
 
 

@@ -27,6 +27,7 @@ def register(server: grpc.aio.Server, app: AppContext) -> list[str]:
 class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
     def __init__(self, app: AppContext) -> None:
         self.store = app.store
+        self.catalog = app.catalog
         self.v = Validator(app.settings.limits)
 
     async def UpsertProducts(self, request, context):
@@ -43,6 +44,8 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
                 )
             products.append(product)
         upserted = await asyncio.to_thread(self.store.upsert_products, products)
+        if self.catalog is not None:  # this caller's next recommendations see the change
+            await asyncio.to_thread(self.catalog.refresh)
         return catalog_pb2.UpsertProductsResponse(upserted=upserted)
 
     async def GetProduct(self, request, context):

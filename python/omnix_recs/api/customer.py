@@ -193,10 +193,12 @@ class CustomerServicer(customer_pb2_grpc.CustomerServiceServicer):
 
     async def ExportCustomerData(self, request, context):
         customer_id = self.v.require_id("customer_id", request.customer_id)
+        await asyncio.to_thread(self.app.write_served_lists)  # the export includes lists just served
         return await asyncio.to_thread(_export, self.store, customer_id)
 
     async def DeleteCustomer(self, request, context):
         customer_id = self.v.require_id("customer_id", request.customer_id)
+        await asyncio.to_thread(self.app.write_served_lists)  # none may be written after the erasure
         erasure = await asyncio.to_thread(self.store.delete_customer, customer_id)
         self.app.on_customer_activity(customer_id)
         return customer_pb2.DeleteCustomerResponse(erased=erasure.counts)

@@ -44,7 +44,7 @@ _EVENTS = {
 
 
 def register(server: grpc.aio.Server, app: AppContext) -> list[str]:
-    recommender = Recommender(app.store, app.models, cache=app.cache)
+    recommender = Recommender(app.store, app.models, cache=app.cache, catalog=app.catalog, served_lists=app.served_lists)
     recommendation_pb2_grpc.add_RecommendationServiceServicer_to_server(RecommendationServicer(app, recommender), server)
     return [SERVICE_NAME]
 

@@ -18,8 +18,8 @@ Products in the model but no longer in the catalog are excluded (nothing to show
 
 from __future__ import annotations
 
+import logging
 import threading
-import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
@@ -29,9 +29,12 @@ import numpy as np
 from omnix_recs.domain.models import ALLERGENS, DIETARY_TAGS, Customer, Product
 from omnix_recs.store.base import Store
 
-# How long a catalog snapshot is trusted before it is re-read. Served lists are re-checked
-# against the live catalog row by row (`Recommender`), so staleness here only costs a refill.
-CATALOG_MAX_AGE_S = 30.0
+log = logging.getLogger(__name__)
+
+# How often a server process asks the store whether the catalog changed (one O(1) read). Served
+# lists are re-checked against the live catalog row by row (`Recommender`), so a snapshot a
+# moment old only costs a refill.
+CATALOG_CHECK_EVERY_S = 1.0
 # Distinct restriction sets whose masks are kept (a mask is one byte per product).
 MASK_CACHE_SIZE = 256
 
@@ -115,7 +118,6 @@ class CatalogIndex:
     aisles: list[str]
     brands: list[str]
     names: list[str]
-    built_at: float = field(default_factory=time.monotonic)
     _masks: OrderedDict[tuple, np.ndarray] = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -230,34 +232,71 @@ class CatalogIndex:
 
 
 class CatalogCache:
-    """The current `CatalogIndex` for a model, rebuilt when the model changes or the snapshot ages.
+    """The current `CatalogIndex` for the active model, rebuilt only when the catalog changed.
 
-    `invalidate()` forces a rebuild on the next request (call it after products are upserted).
+    A rebuild reads the whole catalog and holds the GIL for about 100 ms at 5k products (a
+    second at 50k), stalling every call of the process, so requests never rebuild a snapshot
+    that exists: `index_for` only builds when there is none for the model yet (the first
+    request after start-up or a model swap). Changes are noticed through the store's
+    `catalog_version` (one O(1) read): `refresh()` rebuilds when it moved. The server runs
+    `refresh()` every `check_every_s` on a background thread (`start()`/`close()`), so other
+    processes' catalog writes show within about that long, and its UpsertProducts calls
+    `refresh()` before answering, so a caller sees its own write. Requests in flight keep the
+    snapshot they hold: a rebuild swaps in a new object, never mutates one.
     """
 
-    def __init__(self, store: Store, max_age_s: float = CATALOG_MAX_AGE_S) -> None:
+    def __init__(self, store: Store, check_every_s: float = CATALOG_CHECK_EVERY_S) -> None:
         self._store = store
-        self._max_age_s = max_age_s
-        self._index: CatalogIndex | None = None
-        self._item_ids: Sequence[str] | None = None
-        self._lock = threading.Lock()
-
-    def invalidate(self) -> None:
-        with self._lock:
-            self._index = None
+        self._check_every_s = check_every_s
+        # (snapshot, the model item ids it was built for, the catalog version it reflects)
+        self._current: tuple[CatalogIndex, Sequence[str], int] | None = None
+        self._build_lock = threading.Lock()  # one rebuild at a time
+        self._stop = threading.Event()
+        self._refresher: threading.Thread | None = None
 
     def index_for(self, item_ids: Sequence[str]) -> CatalogIndex:
-        with self._lock:
-            index = self._index
-            fresh = (
-                index is not None
-                and self._item_ids is item_ids
-                and time.monotonic() - index.built_at < self._max_age_s
-            )
-        if fresh:
-            assert index is not None
-            return index
-        index = CatalogIndex.build(item_ids, self._store.iter_products())
-        with self._lock:
-            self._index, self._item_ids = index, item_ids
-        return index
+        current = self._current
+        if current is not None and current[1] is item_ids:
+            return current[0]
+        with self._build_lock:
+            current = self._current
+            if current is None or current[1] is not item_ids:
+                current = self._build(item_ids)
+            return current[0]
+
+    def refresh(self) -> bool:
+        """Rebuild the snapshot if the catalog changed since it was built; True if it did."""
+        current = self._current
+        if current is None or self._store.catalog_version() == current[2]:
+            return False
+        with self._build_lock:
+            current = self._current
+            if current is None or self._store.catalog_version() == current[2]:
+                return False
+            self._build(current[1])
+            return True
+
+    def _build(self, item_ids: Sequence[str]) -> tuple[CatalogIndex, Sequence[str], int]:
+        version = self._store.catalog_version()  # read first: a write during the build shows next time
+        built = (CatalogIndex.build(item_ids, self._store.iter_products()), item_ids, version)
+        self._current = built  # one reference assignment: readers see the old or the new snapshot
+        return built
+
+    def start(self) -> None:
+        """Check for catalog changes every `check_every_s` on a daemon thread until `close()`."""
+        if self._refresher is None:
+            self._refresher = threading.Thread(target=self._refresh_until_closed, name="omnix-catalog", daemon=True)
+            self._refresher.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._refresher is not None:
+            self._refresher.join()
+            self._refresher = None
+
+    def _refresh_until_closed(self) -> None:
+        while not self._stop.wait(self._check_every_s):
+            try:
+                self.refresh()
+            except Exception:  # the store is briefly unavailable: keep serving the snapshot, try again
+                log.warning("catalog refresh failed; serving the previous snapshot", exc_info=True)

@@ -5,7 +5,8 @@ shopper's profile and history from the store (so new purchases count at once), t
 mask from the catalog cache, and ranks with the Rust kernel (`_core.RankTables`) over the active
 model's memory-mapped tables. Each answer is re-checked against the live catalog rows of the
 products it returns (stock and price can change between catalog snapshots), stored as a
-`ServedRecommendation` (so feedback can refer to it) and returned with readable reasons.
+`ServedRecommendation` (so feedback can refer to it; the server writes these behind the
+answer, engine/served_lists.py) and returned with readable reasons.
 
 Strategies are blends: weights over the kernel's signals (`_core.RANK_SIGNALS`) plus list
 rules (exclude the history, cap per aisle). The weights below are hand-set starting points, not
@@ -37,6 +38,7 @@ from omnix_recs.domain.models import (
 from omnix_recs.engine.cached_reads import ProductRows, ShopperReads
 from omnix_recs.engine.features import HistoryFeatures
 from omnix_recs.engine.filters import CatalogCache, CatalogIndex, ShopperFilters
+from omnix_recs.engine.served_lists import ServedLists
 from omnix_recs.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
 from omnix_recs.store.base import Store
 from omnix_recs.store.cache import Cache, Codec
@@ -245,8 +247,12 @@ class Recommender:
         catalog: CatalogCache | None = None,
         blends: dict[str, Blend] | None = None,
         cache: Cache | None = None,
+        served_lists: ServedLists | None = None,
     ) -> None:
         self._store = store
+        # Where served lists go (for feedback): the store itself, or the server's write-behind
+        # queue in front of it (engine/served_lists.py).
+        self._served_lists = served_lists or store
         self._models = models
         # With a cache (the server's), shoppers are read through it, and catalog rows (the final
         # check of a list, the products a request names) are at most PRODUCT_ROWS_TTL_S old
@@ -409,7 +415,7 @@ class Recommender:
 
     def record_feedback(self, feedback: Feedback) -> None:
         """RecordFeedback: tie a shopper's reaction to a product of a served list."""
-        served = self._store.get_recommendation(feedback.recommendation_id)
+        served = self._served_lists.get_recommendation(feedback.recommendation_id)
         if served.customer_id and feedback.customer_id and served.customer_id != feedback.customer_id:
             raise InvalidArgumentError("customer_id", "does not match the customer the list was served to")
         if feedback.product_id not in {item.product_id for item in served.items}:
@@ -595,7 +601,7 @@ class Recommender:
             model_version=view.version,
             items=recommended,
         )
-        self._store.save_recommendation(served)
+        self._served_lists.save_recommendation(served)
         return Recommendations(served.recommendation_id, view.version, strategy, recommended)
 
 

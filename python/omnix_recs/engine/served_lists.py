@@ -1,0 +1,146 @@
+"""Served lists written behind the answer: a bounded queue that a thread writes in batches.
+
+Every recommendation answer is stored as a `ServedRecommendation` so that feedback can refer
+to it. Written on the request path, that was one write transaction per call, the largest
+share of the store's time under load. `ServedListWriter` takes the list into a bounded
+in-process queue instead; a background thread writes what has gathered with one
+`Store.save_recommendations` batch (one transaction) every `flush_every_s`, or sooner when
+`batch_size` lists wait. `close()` (graceful shutdown) writes what is left.
+
+Reading a list (`get_recommendation`, for RecordFeedback) looks in the queue and in the batch
+being written before the store, so feedback on a list served a moment ago works.
+
+It offers the store's own two served-list methods, so the `Recommender` takes either.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from typing import Protocol, Sequence
+
+from omnix_recs.domain.models import ServedRecommendation
+from omnix_recs.store.base import Store
+
+log = logging.getLogger(__name__)
+
+# Lists waiting to be written, at most. At 2,000 lists/s that is 5 s of serving: enough to
+# ride out a slow store, small enough (a few MB) to lose little if the process dies.
+MAX_PENDING = 10_000
+BATCH_SIZE = 500
+FLUSH_EVERY_S = 0.5
+
+
+class ServedLists(Protocol):
+    """Where the `Recommender` keeps served lists: a `Store`, or a `ServedListWriter` before one."""
+
+    def save_recommendation(self, served: ServedRecommendation) -> None: ...
+    def get_recommendation(self, recommendation_id: str) -> ServedRecommendation: ...
+
+
+class ServedListWriter:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        max_pending: int = MAX_PENDING,
+        batch_size: int = BATCH_SIZE,
+        flush_every_s: float = FLUSH_EVERY_S,
+    ) -> None:
+        self._store = store
+        self._max_pending = max_pending
+        self._batch_size = batch_size
+        self._flush_every_s = flush_every_s
+        self._pending: OrderedDict[str, ServedRecommendation] = OrderedDict()  # oldest first
+        self._writing: dict[str, ServedRecommendation] = {}  # the batch being written now
+        self._lock = threading.Lock()
+        self._batch_ready = threading.Condition(self._lock)
+        self._write_lock = threading.Lock()  # one batch at a time, in order
+        self._closed = False
+        self._stop = threading.Event()  # set by `close()`; also ends the pause after a failure
+        self._writer: threading.Thread | None = None
+        self.dropped = 0  # lists never written because the queue was full
+
+    def save_recommendation(self, served: ServedRecommendation) -> None:
+        """Queue a served list for writing; never waits for the store."""
+        with self._lock:
+            if len(self._pending) >= self._max_pending:
+                # Served-list storage is for feedback and analytics, not for the correctness
+                # of an answer: when the store falls behind, lose the oldest list rather than
+                # make shoppers wait.
+                self._pending.popitem(last=False)
+                self.dropped += 1
+                if self.dropped == 1 or self.dropped % 1000 == 0:
+                    log.warning("served-list queue full (%d): dropped %d lists so far", self._max_pending, self.dropped)
+            self._pending[served.recommendation_id] = served
+            if len(self._pending) >= self._batch_size:
+                self._batch_ready.notify()
+
+    def get_recommendation(self, recommendation_id: str) -> ServedRecommendation:
+        with self._lock:
+            served = self._pending.get(recommendation_id) or self._writing.get(recommendation_id)
+        return served or self._store.get_recommendation(recommendation_id)
+
+    def flush(self) -> None:
+        """Write every queued list now (on the calling thread)."""
+        while self._write_batch():
+            pass
+
+    def start(self) -> None:
+        """Write batches on a background thread until `close()`."""
+        if self._writer is None:
+            self._writer = threading.Thread(target=self._write_until_closed, name="omnix-served-lists", daemon=True)
+            self._writer.start()
+
+    def close(self) -> None:
+        """Stop the background thread and write what is left."""
+        with self._lock:
+            self._closed = True
+            self._stop.set()
+            self._batch_ready.notify()
+        if self._writer is not None:
+            self._writer.join()
+            self._writer = None
+        try:
+            self.flush()
+        except Exception:
+            log.error("could not write %d served lists at shutdown; they are lost", len(self._pending), exc_info=True)
+
+    def _write_until_closed(self) -> None:
+        while True:
+            with self._lock:
+                if not self._closed and len(self._pending) < self._batch_size:
+                    self._batch_ready.wait(self._flush_every_s)
+                if self._closed:
+                    return  # `close()` writes the rest
+            try:
+                self.flush()
+            except Exception:  # the store is unavailable: the lists stay queued; pause, then retry
+                log.warning("writing served lists failed; %d queued, will retry", len(self._pending), exc_info=True)
+                self._stop.wait(self._flush_every_s)
+
+    def _write_batch(self) -> bool:
+        """Write the oldest queued lists (one batch); False when nothing was queued."""
+        with self._write_lock:
+            with self._lock:
+                ids = list(self._pending)[: self._batch_size]
+                self._writing = {i: self._pending.pop(i) for i in ids}
+            if not self._writing:
+                return False
+            try:
+                self._store.save_recommendations(list(self._writing.values()))
+            except BaseException:
+                self._requeue(list(self._writing.values()))
+                raise
+            finally:
+                with self._lock:
+                    self._writing = {}
+            return True
+
+    def _requeue(self, batch: Sequence[ServedRecommendation]) -> None:
+        """Put a batch that failed back in front of the queue (it is the oldest)."""
+        with self._lock:
+            queued = [*batch, *self._pending.values()]
+            self.dropped += max(0, len(queued) - self._max_pending)
+            self._pending = OrderedDict((s.recommendation_id, s) for s in queued[-self._max_pending :])
