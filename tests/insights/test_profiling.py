@@ -5,9 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from histories import CATALOG, NO_POPULATION, at, history_of, purchases
-from omnix_recs.domain.consumption import PopulationCycles, PurchaseTable, customer_cycles, to_day
-from omnix_recs.domain.models import Product
+from histories import CATALOG, NO_POPULATION, at, purchases
+from omnix_recs.domain.consumption import (
+    PurchaseTable,
+    customer_cycles,
+    enrich_history,
+    population_cycles,
+    to_day,
+)
+from omnix_recs.domain.models import Product, Purchase
 from omnix_recs.domain.profiling import (
     BudgetTier,
     CatalogSignals,
@@ -28,7 +34,12 @@ def weekly_baskets(customer_id: str, products: tuple[str, ...], *, weeks: int = 
     return purchases(customer_id, [(7 * w, products) for w in range(weeks)], quantity=quantity)
 
 
-def population_of(rows, catalog):
+def alternating_halves(customer_id: str, *, quantity: int = 1):
+    """The population's habit: a weekly trip, each product every other week (a 14-day cycle)."""
+    return purchases(customer_id, [(7 * w, MIXED[3 * (w % 2) : 3 * (w % 2) + 3]) for w in range(12)], quantity=quantity)
+
+
+def table_of(rows) -> PurchaseTable:
     columns = PurchaseColumns(
         customer_ids=[p.customer_id for p in rows],
         order_ids=[p.order_id for p in rows],
@@ -37,7 +48,11 @@ def population_of(rows, catalog):
         unit_prices=[p.unit_price for p in rows],
         purchased_at=[int(p.purchased_at.timestamp()) for p in rows],
     )
-    return population_profile(PurchaseTable.from_columns([columns]), catalog, to_day(at(AS_OF_DAY)))
+    return PurchaseTable.from_columns([columns])
+
+
+def population_of(rows, catalog):
+    return population_profile(table_of(rows), catalog, to_day(at(AS_OF_DAY)))
 
 
 @pytest.fixture(scope="module")
@@ -46,15 +61,24 @@ def catalog():
 
 
 @pytest.fixture(scope="module")
-def population(catalog):
-    # 30 ordinary households: two units of each mixed product a week.
-    rows = [p for i in range(30) for p in weekly_baskets(f"p{i}", MIXED, quantity=2)]
-    return population_of(rows, catalog)
+def population_rows():
+    # 30 ordinary households: three products a week, each product every other week.
+    return [p for i in range(30) for p in alternating_halves(f"p{i}")]
 
 
-def profile(rows, catalog, population):
-    history = history_of(rows, as_of_day=AS_OF_DAY)
-    return profile_customer(history, customer_cycles(history, NO_POPULATION), catalog, population)
+@pytest.fixture(scope="module")
+def population(population_rows, catalog):
+    return population_of(population_rows, catalog)
+
+
+@pytest.fixture(scope="module")
+def priors(population_rows):
+    return population_cycles(table_of(population_rows))
+
+
+def profile(rows, catalog, population, priors=NO_POPULATION, products=CATALOG):
+    history = enrich_history("c1", rows, products, as_of=at(AS_OF_DAY))
+    return profile_customer(history, customer_cycles(history, priors), catalog, population)
 
 
 def test_product_signals_follow_the_catalog():
@@ -72,47 +96,133 @@ def test_value_flag_compares_like_with_like(catalog):
     row = catalog.index_of
     assert catalog.flags[row["milk-value"], 10] and not catalog.flags[row["milk-premium"], 10]
     assert catalog.price_ratio[row["milk"]] == pytest.approx(1.0)  # the median of 0.9, 1.3, 2.2
+    assert catalog.shelf[row["milk"]] == catalog.shelf[row["milk-premium"]] != catalog.shelf[row["oat"]]
 
 
-@pytest.mark.parametrize(("quantity", "size"), [(1, 1), (2, 2), (4, 4), (6, 6)])
-def test_household_size_scales_with_volume(quantity, size, catalog, population):
-    result = profile(weekly_baskets("c1", MIXED, quantity=quantity), catalog, population)
+def test_the_typical_shopper_is_a_household_of_two(catalog, population, priors):
+    result = profile(alternating_halves("c1"), catalog, population, priors)
+    assert result.household.size == 2
+    assert result.household.evidence == (
+        "3 items per trip, 1.0x the typical basket",
+        "uses up 6 regular products 1.0x as fast as typical shoppers",
+    )
+
+
+@pytest.mark.parametrize(
+    ("baskets", "quantity", "size"),
+    [
+        # Every product every week: twice the pace and twice the basket (2 × 2^0.56 × 2^0.24 = 3.5).
+        ([(7 * w, MIXED) for w in range(12)], 1, 3),
+        # Two products a week, each every three weeks (2 × (2/3)^0.56 × (2/3)^0.24 = 1.45).
+        ([(7 * w, MIXED[2 * (w % 3) : 2 * (w % 3) + 2]) for w in range(12)], 1, 1),
+        # The usual rhythm, four packs of each (2 × 4^0.24 = 2.8).
+        ([(7 * w, MIXED[3 * (w % 2) : 3 * (w % 2) + 3]) for w in range(12)], 4, 3),
+    ],
+)
+def test_household_size_follows_pace_and_basket(baskets, quantity, size, catalog, population, priors):
+    result = profile(purchases("c1", baskets, quantity=quantity), catalog, population, priors)
     assert result.household.size == size
-    assert result.household.confidence == pytest.approx(0.4)  # one signal (no population cycles)
 
 
-def test_using_things_up_fast_raises_the_estimate(catalog, population):
-    # Ordinary volume, but products everyone else buys fortnightly go every week: pace 2.
-    history = history_of(weekly_baskets("c1", MIXED, quantity=2), as_of_day=AS_OF_DAY)
-    cycles = customer_cycles(history, PopulationCycles(product_cycle_days={pid: 14.0 for pid in MIXED}))
-    result = profile_customer(history, cycles, catalog, population)
-    assert result.household.size == 3  # 2 × √(1 × 2) = 2.8
-    assert result.household.evidence[1] == "uses up 6 regular products 2.0x as fast as a typical buyer"
-    assert result.household.confidence > 0.4  # two signals agree
+def test_using_things_up_fast_is_the_evidence(catalog, population, priors):
+    result = profile(weekly_baskets("c1", MIXED), catalog, population, priors)
+    assert result.household.evidence[1] == "uses up 6 regular products 2.0x as fast as typical shoppers"
+
+
+def test_household_confidence_is_lower_without_a_pace(catalog, population, priors):
+    with_pace = profile(alternating_halves("c1"), catalog, population, priors).household
+    # Two trips: the same basket, but no product bought often enough to show a pace.
+    without = profile(alternating_halves("c1")[:6], catalog, population, priors).household
+    assert with_pace.size == without.size == 2
+    assert 0 < without.confidence < with_pace.confidence < 0.5
 
 
 def test_baby_products_mean_at_least_three_people(catalog, population):
     result = profile(weekly_baskets("c1", (*MIXED, "diapers")), catalog, population)
-    assert result.household.size == 3
+    assert result.household.size >= 3
+    assert "buys baby products" in result.household.evidence
     assert Lifestyle.YOUNG_CHILDREN in {t.trait for t in result.lifestyle}
 
 
+# --- budget: six shelves, each with a cheap, a standard and a dear option -----------------------
+
+SHELVES = 6
+OPTIONS = (("cheap", 0.8), ("standard", 1.0), ("dear", 1.3))
+SHELF_CATALOG = {
+    f"{name}{k}": Product(
+        f"{name}{k}", f"{name.title()} Pasta {k}", "pantry", f"pasta {k}", price=round(2.0 * factor, 2)
+    )
+    for k in range(SHELVES)
+    for name, factor in OPTIONS
+} | {
+    "loose": Product("loose", "Loose Beans", "pantry", "bulk beans", price=0.0)
+}  # weighed at the till
+
+
+def shelf_baskets(customer_id: str, picks: dict[int, str]):
+    """Weekly for 12 weeks: on shelf k the option `picks[k]`."""
+    basket = [f"{option}{k}" for k, option in picks.items()]
+    return [
+        Purchase(customer_id, f"{customer_id}-w{w}", pid, 1, SHELF_CATALOG[pid].price, at(7 * w))
+        for w in range(12)
+        for pid in basket
+    ]
+
+
+@pytest.fixture(scope="module")
+def shelf_catalog():
+    return CatalogSignals.from_products(SHELF_CATALOG.values())
+
+
+@pytest.fixture(scope="module")
+def shelf_population(shelf_catalog):
+    # Ten households lean to each option; each strays to the next option on one shelf.
+    rows = []
+    for i in range(30):
+        leaning, stray = OPTIONS[i % 3][0], OPTIONS[(i % 3 + 1) % 3][0]
+        rows += shelf_baskets(f"p{i}", {k: stray if k == i % SHELVES else leaning for k in range(SHELVES)})
+    return population_of(rows, shelf_catalog)
+
+
+def everywhere(option: str) -> dict[int, str]:
+    return {k: option for k in range(SHELVES)}
+
+
 @pytest.mark.parametrize(
-    ("milk", "tier", "sensitivity"),
+    ("picks", "tier", "sensitivity"),
     [
-        ("milk-value", BudgetTier.VALUE, PriceSensitivity.HIGH),
-        ("milk-premium", BudgetTier.PREMIUM, PriceSensitivity.LOW),
+        (everywhere("cheap"), BudgetTier.VALUE, PriceSensitivity.HIGH),
+        (everywhere("standard"), BudgetTier.MID, PriceSensitivity.LOW),
+        (everywhere("dear"), BudgetTier.PREMIUM, PriceSensitivity.LOW),
     ],
 )
-def test_budget_tier_from_prices_paid(milk, tier, sensitivity, catalog):
-    # A population where households pick each of the three milks.
-    rows = [
-        p
-        for i, m in enumerate(["milk-value", "milk", "milk-premium"] * 10)
-        for p in weekly_baskets(f"p{i}", (m, "bananas"))
-    ]
-    result = profile(weekly_baskets("c1", (milk, "bananas")), catalog, population_of(rows, catalog))
+def test_budget_tier_from_where_choices_sit_on_the_shelf(picks, tier, sensitivity, shelf_catalog, shelf_population):
+    result = profile(shelf_baskets("c1", picks), shelf_catalog, shelf_population, products=SHELF_CATALOG)
     assert (result.budget.tier, result.budget.price_sensitivity) == (tier, sensitivity)
+    assert result.budget.confidence > 0.5
+
+
+def test_one_cheap_choice_is_weaker_evidence_than_six(shelf_catalog, shelf_population):
+    one = profile(shelf_baskets("c1", {0: "cheap"}), shelf_catalog, shelf_population, products=SHELF_CATALOG).budget
+    six = profile(shelf_baskets("c1", everywhere("cheap")), shelf_catalog, shelf_population, products=SHELF_CATALOG)
+    # As cheap a choice as the value shopper's, but one choice could be luck.
+    assert one.price_index < 0.8 and six.budget.price_index < 0.8
+    assert one.confidence < six.budget.confidence
+    assert (
+        one.evidence[0] == "chooses products 24% cheaper than shoppers typically choose on the same shelves (1 product)"
+    )
+
+
+def test_population_price_taste_separates_taste_from_luck(shelf_population):
+    assert shelf_population.price_taste_spread > 0
+    assert shelf_population.choice_price_spread > 0
+    assert shelf_population.price_taste_median == pytest.approx(0.0, abs=0.05)
+
+
+def test_without_prices_the_budget_is_mid_with_no_confidence(shelf_catalog, shelf_population):
+    rows = [Purchase("c1", f"c1-w{w}", "loose", 1, 0.0, at(7 * w)) for w in range(12)]
+    result = profile(rows, shelf_catalog, shelf_population, products=SHELF_CATALOG)
+    assert (result.budget.tier, result.budget.confidence) == (BudgetTier.MID, 0.0)
 
 
 def test_no_meat_in_many_food_items_reads_as_vegetarian(catalog, population):
@@ -144,7 +254,7 @@ def test_pets_and_health_focus(catalog, population):
     [
         ([(70, MIXED), (80, MIXED)], Segment.NEW),
         ([(7 * w, MIXED) for w in range(6)], Segment.AT_RISK),  # weekly, silent for 49 days
-        ([(7 * w, MIXED) for w in range(12)], Segment.REGULAR),
+        ([(7 * w, ("milk", "bananas")) for w in range(12)], Segment.REGULAR),
     ],
 )
 def test_lifecycle_segments(baskets, segment, catalog, population):

@@ -14,11 +14,21 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from omnix_recs.domain.consumption import CustomerCycles, CustomerHistory, PurchaseTable, days_between, to_day
+from omnix_recs import _core
+from omnix_recs.domain.consumption import (
+    CustomerCycles,
+    CustomerHistory,
+    PopulationCycles,
+    PurchaseTable,
+    days_between,
+    population_cycles,
+    to_day,
+)
 from omnix_recs.domain.models import Customer, Product
 
 # --- what products say about their buyers ----------------------------------------------------
@@ -89,11 +99,13 @@ def product_signals(product: Product) -> set[str]:
 
 @dataclass(frozen=True)
 class CatalogSignals:
-    """Per product: its signals and its price relative to comparable products."""
+    """Per product: its signals, its shelf and its price relative to comparable products."""
 
     index_of: Mapping[str, int]
     flags: np.ndarray  # bool [products, len(SIGNALS)]
-    price_ratio: np.ndarray  # float64 [products]: shelf price / median of its aisle and pack size
+    price_ratio: np.ndarray  # float64 [products]: shelf price / median of its shelf
+    shelf: np.ndarray  # int64 [products]: comparable products share a code (department, aisle, pack size)
+    log_price: np.ndarray  # float64 [products]; NaN = no price
 
     @classmethod
     def from_products(cls, products: Iterable[Product]) -> "CatalogSignals":
@@ -103,26 +115,73 @@ class CatalogSignals:
             for signal in product_signals(product):
                 flags[row, _S[signal]] = True
         # Compare like with like: a 4 L milk is not "premium" next to a 1 L one.
-        by_shelf: dict[tuple[str, str, str], list[float]] = {}
-        for p in products:
-            if p.price > 0:
-                by_shelf.setdefault((p.department, p.aisle, p.pack_size), []).append(p.price)
-        medians = {key: float(np.median(prices)) for key, prices in by_shelf.items()}
-        ratio = np.array(
-            [p.price / medians[(p.department, p.aisle, p.pack_size)] if p.price > 0 else math.nan for p in products],
-            dtype=np.float64,
+        shelf_of: dict[tuple[str, str, str], int] = {}
+        shelf = np.array(
+            [shelf_of.setdefault((p.department, p.aisle, p.pack_size), len(shelf_of)) for p in products], dtype=np.int64
         )
+        price = np.array([p.price for p in products], dtype=np.float64)
+        priced = price > 0
+        log_price = np.full(len(products), math.nan)
+        log_price[priced] = np.log(price[priced])
+        medians = np.full(len(shelf_of), math.nan)
+        for code in np.unique(shelf[priced]):
+            medians[code] = np.median(price[priced & (shelf == code)])
+        ratio = np.where(priced, price / medians[shelf], math.nan)
         flags[:, _S["value"]] = ratio <= VALUE_PRICE_RATIO
-        return cls(index_of={p.product_id: i for i, p in enumerate(products)}, flags=flags, price_ratio=ratio)
+        return cls(
+            index_of={p.product_id: i for i, p in enumerate(products)},
+            flags=flags,
+            price_ratio=ratio,
+            shelf=shelf,
+            log_price=log_price,
+        )
 
     def rows(self, product_ids: Sequence[str]) -> np.ndarray:
         """Catalog rows of `product_ids` (-1 where the product is unknown)."""
         return np.array([self.index_of.get(pid, -1) for pid in product_ids], dtype=np.int64)
 
 
+def price_positions(table: PurchaseTable, catalog: CatalogSignals) -> np.ndarray:
+    """Per catalog row: how much dearer (log) the product is than what shoppers choose on its shelf.
+
+    The reference is the mean log price of the shelf's products as the population chooses them
+    (each customer's product counted once), not the shelf's list of prices: a shelf whose cheap
+    lines nobody wants should not make everyone look premium. Shelves nobody bought from fall
+    back on the median shelf price. NaN for products without a price.
+    """
+    position = np.log(catalog.price_ratio)
+    _, product = _distinct_choices(table)
+    chosen = catalog.rows(table.product_ids)[product]
+    chosen = chosen[chosen >= 0]
+    chosen = chosen[np.isfinite(catalog.log_price[chosen])]
+    if not len(chosen):
+        return position
+    shelves = int(catalog.shelf.max()) + 1
+    count = np.bincount(catalog.shelf[chosen], minlength=shelves)
+    total = np.bincount(catalog.shelf[chosen], weights=catalog.log_price[chosen], minlength=shelves)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shelf_mean = total / count
+    known = count[catalog.shelf] > 0
+    position[known] = catalog.log_price[known] - shelf_mean[catalog.shelf[known]]
+    return position
+
+
+def _distinct_choices(table: PurchaseTable) -> tuple[np.ndarray, np.ndarray]:
+    """(customer, product) codes of every product each customer bought, once each."""
+    n_products = max(1, len(table.product_ids))
+    pairs = np.unique(table.customer * n_products + table.product)
+    return pairs // n_products, pairs % n_products
+
+
 # --- measurements ----------------------------------------------------------------------------
 
 VIP_WINDOW_DAYS = 90.0
+# Products bought on this many trips show the customer's own pace of using things up.
+MIN_TRIPS_FOR_PACE = 3
+# A product shows how fast the household uses it up only when it lasts clearly longer than the
+# gap between their trips: anything shorter is simply bought on every trip, whatever the size
+# of the household. Product cycles must be this many of the customer's trip gaps.
+MIN_CYCLE_IN_TRIPS = 1.5
 
 
 @dataclass(frozen=True)
@@ -135,8 +194,12 @@ class ShopperMetrics:
     units_per_week: np.ndarray
     spend_per_week: np.ndarray
     lines_per_trip: np.ndarray
+    units_per_trip: np.ndarray
     spend_per_trip: np.ndarray
-    price_index: np.ndarray  # geometric mean of price ratios of priced lines (1 = typical); NaN = none
+    price_position: np.ndarray  # mean over distinct products of `price_positions` (0 = typical); NaN = none
+    priced_products: np.ndarray  # distinct products behind `price_position`
+    pace: np.ndarray  # median ln(population cycle / own cycle) over `paced_products`; NaN = none
+    paced_products: np.ndarray  # repeat products lasting longer than MIN_CYCLE_IN_TRIPS trip gaps
     recent_spend: np.ndarray  # spend over the last VIP_WINDOW_DAYS
     signal_share: np.ndarray  # [customers, len(SIGNALS)]: share of the customer's lines with each signal
 
@@ -144,7 +207,16 @@ class ShopperMetrics:
         return self.signal_share[:, _S[signal]]
 
 
-def shopper_metrics(table: PurchaseTable, catalog: CatalogSignals, as_of_day: float) -> ShopperMetrics:
+def shopper_metrics(
+    table: PurchaseTable,
+    catalog: CatalogSignals,
+    as_of_day: float,
+    *,
+    price_position: np.ndarray,
+    population_cycle_days: np.ndarray,
+) -> ShopperMetrics:
+    """`price_position` per catalog row (`price_positions`); `population_cycle_days` per product
+    of the table (`table.product_ids`; NaN = unknown)."""
     customers = len(table.customer_ids)
 
     def per_customer(weights: np.ndarray | None = None) -> np.ndarray:
@@ -171,13 +243,16 @@ def shopper_metrics(table: PurchaseTable, catalog: CatalogSignals, as_of_day: fl
     line_flags = np.zeros((len(table), len(SIGNALS)), dtype=np.float64)
     line_flags[known] = catalog.flags[rows[known]]
     signal_share = np.stack([per_customer(line_flags[:, s]) for s in range(len(SIGNALS))], axis=1)
+
+    # Each product the customer chose counts once: the weekly milk is one decision, not fifty.
+    chooser, product = _distinct_choices(table)
+    choice_rows = catalog.rows(table.product_ids)[product]
+    position = np.where(choice_rows >= 0, price_position[np.maximum(choice_rows, 0)], math.nan)
+    priced = np.isfinite(position)
+    priced_products = np.bincount(chooser[priced], minlength=customers).astype(np.float64)
+    pace, paced_products = _consumption_pace(table, population_cycle_days, customers)
     with np.errstate(invalid="ignore", divide="ignore"):
         signal_share /= lines[:, None]
-        ratio = np.full(len(table), np.nan)
-        ratio[known] = catalog.price_ratio[rows[known]]
-        priced = np.isfinite(ratio) & (ratio > 0)
-        log_ratio = np.where(priced, np.log(np.where(priced, ratio, 1.0)), 0.0)
-        price_index = np.exp(per_customer(log_ratio) / per_customer(priced.astype(np.float64)))
         recent = table.day >= as_of_day - VIP_WINDOW_DAYS
         return ShopperMetrics(
             lines=lines,
@@ -186,11 +261,61 @@ def shopper_metrics(table: PurchaseTable, catalog: CatalogSignals, as_of_day: fl
             units_per_week=per_customer(table.quantity.astype(np.float64)) / weeks,
             spend_per_week=per_customer(spend) / weeks,
             lines_per_trip=lines / np.maximum(trips, 1),
+            units_per_trip=per_customer(table.quantity.astype(np.float64)) / np.maximum(trips, 1),
             spend_per_trip=per_customer(spend) / np.maximum(trips, 1),
-            price_index=price_index,
+            price_position=np.bincount(chooser[priced], weights=position[priced], minlength=customers)
+            / priced_products,
+            priced_products=priced_products,
+            pace=pace,
+            paced_products=paced_products,
             recent_spend=per_customer(np.where(recent, spend, 0.0)),
             signal_share=np.nan_to_num(signal_share),
         )
+
+
+def _consumption_pace(
+    table: PurchaseTable, population_cycle_days: np.ndarray, customers: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per customer: how much faster than a typical buyer they use up their regular products
+    (median of ln(population cycle / own cycle)), and over how many products.
+
+    Only products bought on at least MIN_TRIPS_FOR_PACE trips whose population cycle is at
+    least MIN_CYCLE_IN_TRIPS of the customer's own trip gaps count (see MIN_CYCLE_IN_TRIPS).
+    """
+    pace = np.full(customers, math.nan)
+    if not len(table):
+        return pace, np.zeros(customers)
+    n_products = max(1, len(table.product_ids))
+    pairs, group = np.unique(table.customer * n_products + table.product, return_inverse=True)
+    owner, product = pairs // n_products, pairs % n_products
+    no_prior = np.full(len(pairs), math.nan)
+    own = _core.consumption_cycles(group.astype(np.int64), table.day, no_prior)
+    # The customer's trip gap: the same estimate over the days of their orders.
+    order_day = np.full(int(table.order.max()) + 1, np.inf)
+    np.minimum.at(order_day, table.order, table.day)
+    order_owner = np.zeros(len(order_day), dtype=np.int64)
+    order_owner[table.order] = table.customer
+    orders = np.unique(table.order)
+    trip_gap = _core.consumption_cycles(order_owner[orders], order_day[orders], np.full(customers, math.nan))
+    prior = population_cycle_days[product]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        usable = (
+            (own["trips"] >= MIN_TRIPS_FOR_PACE)
+            & (own["own_cycle_days"] > 0)
+            & (prior >= MIN_CYCLE_IN_TRIPS * trip_gap["own_cycle_days"][owner])
+        )
+        ratio = np.log(prior[usable] / own["own_cycle_days"][usable])
+    owner = owner[usable]
+    counts = np.bincount(owner, minlength=customers)
+    # Grouped median: sort by (customer, ratio), then take the middle one or two of each group.
+    order = np.lexsort((ratio, owner))
+    ratio = ratio[order]
+    start = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    has = counts > 0
+    low = start[has] + (counts[has] - 1) // 2
+    high = start[has] + counts[has] // 2
+    pace[has] = (ratio[low] + ratio[high]) / 2
+    return pace, counts.astype(np.float64)
 
 
 # --- the population --------------------------------------------------------------------------
@@ -206,11 +331,18 @@ class PopulationProfile:
     customers: int
     units_per_week: tuple[float, float, float]  # 25th, 50th, 75th percentiles
     spend_per_week: tuple[float, float, float]
-    price_index: tuple[float, float, float]  # value / premium boundaries are the terciles below
-    price_index_terciles: tuple[float, float]
+    units_per_trip: tuple[float, float, float]
+    pace_median: float  # the typical customer's `ShopperMetrics.pace`
     value_share_terciles: tuple[float, float]
     recent_spend_p90: float
     signal_share: Mapping[str, float]  # pooled share of all lines
+    # Price taste: per catalog row the product's price position (`price_positions`); across
+    # customers, the median and spread of their true taste (the spread of their mean positions
+    # less what the scatter of single choices explains), and that scatter itself.
+    price_position: np.ndarray
+    price_taste_median: float
+    price_taste_spread: float
+    choice_price_spread: float
 
 
 def _quartiles(values: np.ndarray) -> tuple[float, float, float]:
@@ -229,21 +361,69 @@ def _terciles(values: np.ndarray) -> tuple[float, float]:
     return (float(low), float(high))
 
 
-def population_profile(table: PurchaseTable, catalog: CatalogSignals, as_of_day: float) -> PopulationProfile:
-    metrics = shopper_metrics(table, catalog, as_of_day)
+def population_profile(
+    table: PurchaseTable, catalog: CatalogSignals, as_of_day: float, cycles: PopulationCycles | None = None
+) -> PopulationProfile:
+    """The reference every customer is compared with; `cycles` are the population cycles of the
+    same table (computed here when not given)."""
+    cycles = population_cycles(table) if cycles is None else cycles
+    position = price_positions(table, catalog)
+    metrics = shopper_metrics(
+        table,
+        catalog,
+        as_of_day,
+        price_position=position,
+        population_cycle_days=np.array([cycles.prior_for(pid) for pid in table.product_ids], dtype=np.float64),
+    )
     established = metrics.trips >= MIN_TRIPS_FOR_REFERENCE
     pooled = (metrics.signal_share * metrics.lines[:, None]).sum(axis=0) / max(1.0, metrics.lines.sum())
     recent = metrics.recent_spend[established]
+    taste_median, taste_spread, choice_spread = _price_taste(table, catalog, position, metrics, established)
     return PopulationProfile(
         customers=int(established.sum()),
         units_per_week=_quartiles(metrics.units_per_week[established]),
         spend_per_week=_quartiles(metrics.spend_per_week[established]),
-        price_index=_quartiles(metrics.price_index[established]),
-        price_index_terciles=_terciles(metrics.price_index[established]),
+        units_per_trip=_quartiles(metrics.units_per_trip[established]),
+        pace_median=(
+            float(np.nanmedian(metrics.pace[established])) if np.isfinite(metrics.pace[established]).any() else math.nan
+        ),
         value_share_terciles=_terciles(metrics.share("value")[established]),
         recent_spend_p90=float(np.percentile(recent, 90)) if len(recent) else math.nan,
         signal_share={name: float(pooled[i]) for i, name in enumerate(SIGNALS)},
+        price_position=position,
+        price_taste_median=taste_median,
+        price_taste_spread=taste_spread,
+        choice_price_spread=choice_spread,
     )
+
+
+def _price_taste(
+    table: PurchaseTable,
+    catalog: CatalogSignals,
+    position: np.ndarray,
+    metrics: ShopperMetrics,
+    established: np.ndarray,
+) -> tuple[float, float, float]:
+    """(median taste, spread of taste, spread of single choices) in log price units.
+
+    A customer's mean price position mixes their taste with the luck of which products they
+    happened to choose; with n choices of spread s the luck adds s² / n to the variance across
+    customers, so the taste's own variance is what remains (method of moments).
+    """
+    chooser, product = _distinct_choices(table)
+    rows = catalog.rows(table.product_ids)[product]
+    choice = np.where(rows >= 0, position[np.maximum(rows, 0)], math.nan)
+    priced = np.isfinite(choice)
+    chooser, choice = chooser[priced], choice[priced]
+    n = metrics.priced_products
+    degrees = float(n.sum() - (n > 0).sum())
+    reference = established & (n > 0)
+    if degrees <= 0 or reference.sum() < 2:
+        return (math.nan, math.nan, math.nan)
+    choice_var = float(np.sum((choice - metrics.price_position[chooser]) ** 2)) / degrees
+    means = metrics.price_position[reference]
+    taste_var = float(np.var(means)) - choice_var * float(np.mean(1.0 / n[reference]))
+    return (float(np.median(means)), math.sqrt(max(taste_var, 0.0)), math.sqrt(choice_var))
 
 
 # --- inferences ------------------------------------------------------------------------------
@@ -288,7 +468,7 @@ class HouseholdEstimate:
 class BudgetEstimate:
     tier: BudgetTier
     price_sensitivity: PriceSensitivity
-    price_index: float  # 1.0 = pays what comparable products typically cost
+    price_index: float  # exp(price position): 1.04 = chooses products 4 % dearer than shoppers typically do
     confidence: float
     evidence: tuple[str, ...]
 
@@ -326,8 +506,6 @@ MIN_LINES_FOR_DIET = 25
 # A diet is reported only when a meat eater would have shown meat by now with 99 % odds
 # (lower bars mistook light meat eaters for vegetarians in backtests).
 MIN_DIET_CONFIDENCE = 0.99
-# Products bought on this many trips show the customer's own pace of using things up.
-MIN_TRIPS_FOR_PACE = 3
 # Children's products (named for kids) bought this often suggest children at home.
 MIN_KIDS_LINES = 2
 
@@ -337,46 +515,57 @@ def _history_weight(weeks: float, full_weeks: float = 12.0) -> float:
     return min(1.0, weeks / full_weeks)
 
 
-def estimate_household(
-    metrics: ShopperMetrics, cycles: CustomerCycles, population: PopulationProfile, declared_size: int
-) -> HouseholdEstimate:
-    """Household size from two signals relative to the median household (of about two people):
-    - volume: units bought per active week against the population median;
-    - pace: how fast the customer uses things up, the median over their repeat products of the
-      population cycle over their own (a family of four finishes the milk sooner).
-    Both are ratios with a typical household at 1; the estimate is their geometric mean times
-    the median household size. Baby or children's products set a floor of three (two adults and
-    a child), because a young family's volume is often below its size.
+# Household size, ln(size / MEDIAN_HOUSEHOLD_SIZE), as a sum of the signals below. The weights
+# are least-squares elasticities fitted on a generated population (seed 3, 2,000 households; never
+# the one the benchmark reports) and are far below one because every signal is mostly personal
+# habit: a bigger basket says a little about the number of people and a lot about the shopper.
+BASKET_WEIGHT = 0.24  # per ln(units per trip / the median customer's)
+PACE_WEIGHT = 0.56  # per ln(own pace / the median customer's), see `ShopperMetrics.pace`
+CHILDREN_WEIGHT = 0.36  # baby or children's products bought
+BABY_WEIGHT = 0.12  # baby products too (a baby is one more person, a child's snack may be a treat)
+# Spread of ln(true size) around the estimate on that population, with and without a pace
+# (the pace is the strongest signal; a customer without enough repeat products lacks it).
+SIZE_SPREAD_WITH_PACE = 0.44
+SIZE_SPREAD_WITHOUT_PACE = 0.51
+_NORMAL = NormalDist()
+
+
+def estimate_household(metrics: ShopperMetrics, population: PopulationProfile, declared_size: int) -> HouseholdEstimate:
+    """Household size from what scales with the number of people, each signal relative to the
+    median customer (who stands for a household of about two):
+    - pace: how fast the customer uses up products that last longer than their trip gap (a
+      family of four finishes the cereal sooner); the strongest signal;
+    - basket: units per trip (more people, more different needs and more packs of each);
+    - baby or children's products (a child means at least one more person).
+    The confidence is the chance that the true size rounds to the estimate, given the spread of
+    sizes around such estimates in a generated population.
     """
     evidence = []
-    ratios = []
-    upw = float(metrics.units_per_week[0])
-    median = population.units_per_week[1]
-    if math.isfinite(median) and median > 0 and upw > 0:
-        ratios.append(upw / median)
-        evidence.append(f"buys {upw:.1f} units a week, {upw / median:.1f}x the median household")
-    paces = [
-        c.population_cycle_days / c.own_cycle_days
-        for c in cycles.products.values()
-        if c.trips >= MIN_TRIPS_FOR_PACE and math.isfinite(c.population_cycle_days) and c.own_cycle_days > 0
-    ]
-    if paces:
-        pace = float(np.median(paces))
-        ratios.append(pace)
-        evidence.append(f"uses up {len(paces)} regular products {pace:.1f}x as fast as a typical buyer")
-    size = (
-        MEDIAN_HOUSEHOLD_SIZE * math.exp(sum(math.log(r) for r in ratios) / len(ratios))
-        if ratios
-        else MEDIAN_HOUSEHOLD_SIZE
-    )
+    log_size = math.log(MEDIAN_HOUSEHOLD_SIZE)
+    per_trip = float(metrics.units_per_trip[0])
+    typical_trip = population.units_per_trip[1]
+    if per_trip > 0 and math.isfinite(typical_trip) and typical_trip > 0:
+        log_size += BASKET_WEIGHT * math.log(per_trip / typical_trip)
+        evidence.append(f"{per_trip:.0f} items per trip, {per_trip / typical_trip:.1f}x the typical basket")
+    pace, paced = float(metrics.pace[0]), int(metrics.paced_products[0])
+    has_pace = math.isfinite(pace) and math.isfinite(population.pace_median)
+    if has_pace:
+        relative = pace - population.pace_median
+        log_size += PACE_WEIGHT * relative
+        evidence.append(
+            f"uses up {paced} regular product{'s' if paced > 1 else ''} {math.exp(relative):.1f}x as fast as typical shoppers"
+        )
+    lines = float(metrics.lines[0])
+    baby = metrics.share("baby")[0] * lines >= 1
+    if baby or metrics.share("kids")[0] * lines >= MIN_KIDS_LINES:
+        log_size += CHILDREN_WEIGHT + (BABY_WEIGHT if baby else 0.0)
+        evidence.append("buys baby products" if baby else "buys children's products")
+    size = math.exp(log_size)
     estimate = int(min(MAX_HOUSEHOLD_SIZE, max(1, round(size))))
-    if metrics.share("baby")[0] > 0 or metrics.share("kids")[0] * metrics.lines[0] >= MIN_KIDS_LINES:
-        if estimate < 3:
-            evidence.append("buys baby or children's products")
-        estimate = max(estimate, 3)
-    # Half-way between two sizes is the least certain place to be; one signal is weaker than two.
-    closeness = 1.0 - 2.0 * abs(size - round(size)) if estimate == round(size) else 0.5
-    confidence = (0.2 + 0.2 * len(ratios) * (0.5 + 0.5 * closeness)) * _history_weight(float(metrics.weeks[0]))
+    spread = SIZE_SPREAD_WITH_PACE if has_pace else SIZE_SPREAD_WITHOUT_PACE
+    low = -math.inf if estimate == 1 else math.log(estimate - 0.5)
+    high = math.inf if estimate == MAX_HOUSEHOLD_SIZE else math.log(estimate + 0.5)
+    confidence = _NORMAL.cdf((high - log_size) / spread) - _NORMAL.cdf((low - log_size) / spread)
     if declared_size > 0:
         evidence.append(f"the customer says {declared_size}")
         if declared_size == estimate:
@@ -389,28 +578,59 @@ def _tercile(value: float, bounds: tuple[float, float]) -> int:
     return 0 if value <= bounds[0] else 2 if value > bounds[1] else 1
 
 
+# Budget tiers are relative: the quarter of shoppers whose taste runs cheapest is "value", the
+# dearest quarter "premium", the middle half "mid".
+VALUE_QUANTILE = 0.25
+PREMIUM_QUANTILE = 0.75
+
+
 def estimate_budget(metrics: ShopperMetrics, population: PopulationProfile) -> BudgetEstimate:
-    """Budget tier from what the customer pays against comparable products (population terciles);
-    price sensitivity from how often they pick clearly cheaper options."""
-    index = float(metrics.price_index[0])
+    """Budget tier from where the customer's choices sit on each shelf's price range; price
+    sensitivity from how often they pick clearly cheaper options.
+
+    A customer's mean price position is their taste plus the luck of a few choices, so it is
+    shrunk towards the population's median taste as much as their number of choices warrants
+    (empirical Bayes): a dozen choices say little, two hundred say a lot. The tier is the most
+    probable one under that posterior, and its probability is the confidence.
+    """
+    position, choices = float(metrics.price_position[0]), float(metrics.priced_products[0])
     value_share = float(metrics.share("value")[0])
-    if not math.isfinite(index):
+    median, taste, scatter = (
+        population.price_taste_median,
+        population.price_taste_spread,
+        population.choice_price_spread,
+    )
+    if not math.isfinite(position):
         return BudgetEstimate(BudgetTier.MID, PriceSensitivity.MEDIUM, math.nan, 0.0, ("no priced purchases",))
-    tier = (BudgetTier.VALUE, BudgetTier.MID, BudgetTier.PREMIUM)[_tercile(index, population.price_index_terciles)]
     sensitivity = (PriceSensitivity.LOW, PriceSensitivity.MEDIUM, PriceSensitivity.HIGH)[
         _tercile(value_share, population.value_share_terciles)
     ]
-    low, high = population.price_index_terciles
-    # Distance to the nearest tier boundary, in units of the middle tier's width.
-    width = max(high - low, 1e-6)
-    margin = min(abs(index - low), abs(index - high)) / width
-    confidence = (0.35 + 0.55 * min(1.0, 2.0 * margin)) * min(1.0, float(metrics.lines[0]) / 40.0)
     evidence = (
-        f"pays {index:.2f}x what comparable products typically cost",
+        f"chooses products {_percent_dearer(position)} than shoppers typically choose on the same shelves "
+        f"({choices:.0f} product{'' if choices == 1 else 's'})",
         f"{value_share:.0%} of items are value-priced options",
         f"spends {float(metrics.spend_per_trip[0]):.2f} per trip",
     )
-    return BudgetEstimate(tier, sensitivity, index, round(confidence, 3), evidence)
+    if not (math.isfinite(taste) and taste > 0 and math.isfinite(scatter)):
+        # Shoppers' choices differ no more than luck explains: no tier can be told apart.
+        return BudgetEstimate(BudgetTier.MID, sensitivity, math.exp(position), 0.0, evidence)
+    noise = scatter**2 / choices
+    shrink = taste**2 / (taste**2 + noise)
+    centre, spread = median + shrink * (position - median), math.sqrt(shrink * noise)
+
+    def below(bound: float) -> float:  # posterior probability that the taste is below `bound`
+        return _NORMAL.cdf((bound - centre) / spread) if spread > 0 else float(centre < bound)
+
+    low = below(median + taste * _NORMAL.inv_cdf(VALUE_QUANTILE))
+    high = below(median + taste * _NORMAL.inv_cdf(PREMIUM_QUANTILE))
+    odds = {BudgetTier.VALUE: low, BudgetTier.MID: high - low, BudgetTier.PREMIUM: 1.0 - high}
+    tier = max(odds, key=odds.__getitem__)
+    return BudgetEstimate(tier, sensitivity, math.exp(position), round(odds[tier], 3), evidence)
+
+
+def _percent_dearer(position: float) -> str:
+    change = math.exp(position) - 1.0
+    return f"{abs(change):.0%} {'dearer' if change >= 0 else 'cheaper'}"
 
 
 def _lift(metrics: ShopperMetrics, population: PopulationProfile, signal: str) -> float:
@@ -548,9 +768,18 @@ def profile_customer(
     population: PopulationProfile,
     customer: Customer | None = None,
 ) -> CustomerProfile:
-    metrics = shopper_metrics(PurchaseTable.from_history(history), catalog, to_day(history.as_of))
+    table = PurchaseTable.from_history(history)
+    metrics = shopper_metrics(
+        table,
+        catalog,
+        to_day(history.as_of),
+        price_position=population.price_position,
+        population_cycle_days=np.array(
+            [cycles.products[pid].population_cycle_days for pid in table.product_ids], dtype=np.float64
+        ),
+    )
     return CustomerProfile(
-        household=estimate_household(metrics, cycles, population, customer.household_size if customer else 0),
+        household=estimate_household(metrics, population, customer.household_size if customer else 0),
         budget=estimate_budget(metrics, population),
         lifestyle=detect_lifestyle(metrics, population, history),
         lifecycle=estimate_lifecycle(history, cycles, metrics, population),
