@@ -45,9 +45,10 @@ class PopulationBaseline:
 def build_baseline(table: PurchaseTable, products: Iterable[Product], *, as_of: datetime) -> PopulationBaseline:
     """The baseline of the purchases in `table` (callers cut it at `as_of` for backtests)."""
     catalog = CatalogSignals.from_products(products)
+    cycles = population_cycles(table)  # computed once: the profile reference reuses them
     return PopulationBaseline(
-        cycles=population_cycles(table),
-        profile=population_profile(table, catalog, to_day(as_of)),
+        cycles=cycles,
+        profile=population_profile(table, catalog, to_day(as_of), cycles=cycles),
         catalog=catalog,
         purchases=len(table),
         built_at=as_of,
