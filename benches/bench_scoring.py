@@ -2,11 +2,11 @@
 """Per-request scoring: the Rust kernel (`_core.RankTables.rank`) against its numpy reference.
 
 Tables shaped like an Instacart-scale model (50,000 products, 50 neighbours per table, 53
-weeks), random but realistic in shape; requests for a typical shopper (history of 60 distinct
+weeks, 32 taste factors), random but realistic in shape; requests for a typical shopper (history of 60 distinct
 products, a basket of 3) and a heavy one (300 products, basket of 10). Results are checked equal
 before anything is timed. Prints p50/p99 per call and the ratio.
 
-    python benches/bench_scoring.py [--items 50000] [--neighbours 50] [--calls 2000]
+    python benches/bench_scoring.py [--items 50000] [--neighbours 50] [--taste-dims 32] [--calls 2000]
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from omnix_recs._core import RANK_SIGNALS, RankTables
 from omnix_recs.engine.rank_reference import rank_reference
 
 
-def tables(rng: np.random.Generator, n: int, k: int) -> dict[str, np.ndarray]:
+def tables(rng: np.random.Generator, n: int, k: int, taste_dims: int) -> dict[str, np.ndarray]:
     def neighbours() -> tuple[np.ndarray, np.ndarray]:
         idx = rng.integers(0, n, size=(n, k), dtype=np.int32)
         score = np.sort(rng.random((n, k), dtype=np.float32), axis=1)[:, ::-1].copy()
@@ -39,6 +39,7 @@ def tables(rng: np.random.Generator, n: int, k: int) -> dict[str, np.ndarray]:
         "seasonal_lift": rng.lognormal(0, 0.2, (n, 53)).astype(np.float32),
         "population_cycle_days": rng.uniform(4, 60, n).astype(np.float32),
         "repurchase_rate": rng.random(n, dtype=np.float32),
+        "taste_factors": rng.normal(0, n**-0.5, (n, taste_dims)).astype(np.float32),
     }
 
 
@@ -70,12 +71,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=50_000)
     parser.add_argument("--neighbours", type=int, default=50)
+    parser.add_argument("--taste-dims", type=int, default=32)
     parser.add_argument("--calls", type=int, default=2000)
     args = parser.parse_args()
     rng = np.random.default_rng(42)
-    model = tables(rng, args.items, args.neighbours)
+    model = tables(rng, args.items, args.neighbours, args.taste_dims)
     kernel = RankTables(**model)
-    print(f"items={args.items} neighbours/table={args.neighbours} calls={args.calls}")
+    print(f"items={args.items} neighbours/table={args.neighbours} taste dims={args.taste_dims} calls={args.calls}")
     print(f"{'shopper':<10}{'rust p50':>10}{'rust p99':>10}{'numpy p50':>11}{'numpy p99':>11}{'ratio p50':>11}")
     for label, history, basket in (("typical", 60, 3), ("heavy", 300, 10)):
         req = request(rng, args.items, history, basket)

@@ -69,6 +69,21 @@ def basket_complements(
     / n_baskets; only pairs with lift > 1 and at least `min_support` shared baskets.
     Returns (items [n_items, k], lift [n_items, k]), best first, padded with -1 / 0."""
 
+# engine/taste.rs: model build (see omnix_recs/engine/build.py)
+
+def item_taste_factors(
+    indptr: npt.NDArray[np.int64],
+    indices: npt.NDArray[np.int32],
+    n_items: int,
+    dims: int,
+    iterations: int,
+    seed: int,
+) -> npt.NDArray[np.float32]:
+    """Taste factors: the top `dims` right singular vectors of a binary customer × item CSR
+    matrix, float32 [n_items, dims] (orthonormal columns, largest singular value first; zero
+    past the matrix's rank), by `iterations` rounds of randomized subspace iteration from a
+    `seed`ed start. InvalidInputError on malformed arrays or dims/iterations out of range."""
+
 # engine/rank.rs: per-request ranking (see omnix_recs/engine/serving.py)
 
 RANK_SIGNALS: tuple[str, ...]
@@ -93,6 +108,7 @@ class RankTables:
         seasonal_lift: npt.NDArray[np.float32],
         population_cycle_days: npt.NDArray[np.float32],
         repurchase_rate: npt.NDArray[np.float32],
+        taste_factors: npt.NDArray[np.float32],
     ) -> None: ...
     def rank(
         self,

@@ -78,6 +78,10 @@ class HandMadeModel:
         self.seasonal_lift[IDS.index("sauce"), 46:52] = 1.6
         self.population_cycle_days = np.array([14, 14, 7, 21, 30, np.nan, 7, 5], dtype=np.float32)
         self.repurchase_rate = np.array([0.5, 0.5, 0.9, 0.3, 0.4, 0.05, 0.8, 0.9], dtype=np.float32)
+        # Two tastes: the pasta-and-bread kitchen, and the milk-and-meat one.
+        self.taste_factors = np.array(
+            [[0.6, 0.0], [0.5, 0.0], [0.0, 0.6], [0.0, 0.5], [0.3, 0.0], [0.0, 0.2], [0.1, 0.4], [0.5, 0.1]], dtype=np.float32
+        )
 
 
 class FixedModels:

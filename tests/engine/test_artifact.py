@@ -28,6 +28,7 @@ def built_model() -> BuiltModel:
         arrays[name] = rng.random(N).astype(np.float32)
     arrays["population_cycle_days"] = np.array([7, np.nan, 14, 30], dtype=np.float32)
     arrays["seasonal_lift"] = rng.uniform(0.5, 2, (N, 53)).astype(np.float32)
+    arrays["taste_factors"] = rng.normal(0, 0.5, (N, 2)).astype(np.float32)
     return BuiltModel(
         item_ids=["a", "b", "c", "d"],
         arrays=arrays,
@@ -105,6 +106,8 @@ def save_array(name: str, array: np.ndarray) -> Callable[[Path], None]:
         (save_array("cooc_idx", np.zeros((N, K), dtype=np.int64)), "cooc_idx is int64"),
         (save_array("fbt_score", np.zeros((N, K + 1), dtype=np.float32)), r"fbt_score is float32\[4, 4\], expected float32\[4, 3\]"),
         (save_array("content_idx", np.full((N, K), 7, dtype=np.int32)), "item indices outside -1..3"),
+        (lambda p: (p / "taste_factors.npy").unlink(), "taste_factors.npy: missing"),
+        (save_array("taste_factors", np.zeros((N + 1, 2), dtype=np.float32)), r"taste_factors is float32\[5, 2\]"),
     ],
 )
 def test_corrupt_artifacts_raise_model_format_error(tmp_path: Path, corrupt: Callable[[Path], None], message: str) -> None:
@@ -112,6 +115,15 @@ def test_corrupt_artifacts_raise_model_format_error(tmp_path: Path, corrupt: Cal
     corrupt(path)
     with pytest.raises(ModelFormatError, match=message):
         load_model(path)
+
+
+def test_a_format_1_artifact_loads_without_taste_factors(tmp_path: Path) -> None:
+    _, path = write_model(built_model(), tmp_path)
+    (path / "taste_factors.npy").unlink()
+    rewrite_json("manifest.json", lambda m: {**m, "format_version": 1})(path)
+    model = load_model(path)
+    assert model.taste_factors.shape == (N, 0) and not model.taste_factors.flags.writeable
+    np.testing.assert_array_equal(model.popularity, built_model().arrays["popularity"])
 
 
 def test_no_artifact_at_all(tmp_path: Path) -> None:

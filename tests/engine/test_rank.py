@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import pytest
 
@@ -9,7 +11,9 @@ from omnix_recs._core import RANK_SIGNALS, InvalidInputError, RankTables
 from omnix_recs.engine.rank_reference import rank_reference
 
 
-def random_tables(rng: np.random.Generator, n: int, k: int = 12, weeks: int = 53) -> dict[str, np.ndarray]:
+def random_tables(
+    rng: np.random.Generator, n: int, k: int = 12, weeks: int = 53, taste_dims: int = 6
+) -> dict[str, np.ndarray]:
     def neighbours() -> tuple[np.ndarray, np.ndarray]:
         idx = rng.integers(0, n, size=(n, k)).astype(np.int32)
         idx[rng.random((n, k)) < 0.2] = -1
@@ -33,6 +37,7 @@ def random_tables(rng: np.random.Generator, n: int, k: int = 12, weeks: int = 53
         "seasonal_lift": rng.lognormal(0, 0.4, (n, weeks)).astype(np.float32),
         "population_cycle_days": cycle,
         "repurchase_rate": rng.random(n).astype(np.float32),
+        "taste_factors": rng.normal(0, 0.3, (n, taste_dims)).astype(np.float32),
     }
 
 
@@ -72,6 +77,7 @@ CASES = [
     pytest.param(dict(history=60, basket=2, exclude_history=True), id="discover"),
     pytest.param(dict(history=60, basket=2, per_category_cap=2), id="aisle-cap"),
     pytest.param(dict(history=200, basket=10, k=200), id="long-list"),
+    pytest.param(dict(history=60, basket=2, exclude_history=True, taste_dims=0), id="no-taste-factors"),
 ]
 
 
@@ -80,8 +86,8 @@ CASES = [
 def test_kernel_matches_numpy_reference(case: dict[str, object], seed: int) -> None:
     rng = np.random.default_rng(seed)
     n = 400
-    tables = random_tables(rng, n)
     params = dict(case)
+    tables = random_tables(rng, n, taste_dims=int(params.pop("taste_dims", 6)))  # type: ignore[call-overload]
     request = random_request(rng, n, int(params.pop("history")), int(params.pop("basket")), **params)  # type: ignore[call-overload]
 
     items, scores, confidence, reasons, anchors = RankTables(**tables).rank(**request)
@@ -154,9 +160,53 @@ def test_bad_requests_raise_invalid_input(override: dict[str, object], message: 
         ranker.rank(**random_request(rng, n, 4, 1, **override))
 
 
-def test_inconsistent_tables_are_rejected() -> None:
+@pytest.mark.parametrize(
+    ("name", "corrupt", "message"),
+    [
+        ("cooc_idx", lambda a: a.__setitem__((0, 0), 20), "cooc neighbour index 20"),
+        ("taste_factors", lambda a: a.__setitem__((3, 1), np.nan), "taste_factors must be finite"),
+    ],
+)
+def test_inconsistent_tables_are_rejected(name: str, corrupt: Callable[[np.ndarray], None], message: str) -> None:
     rng = np.random.default_rng(6)
     tables = random_tables(rng, 20)
-    tables["cooc_idx"][0, 0] = 20
-    with pytest.raises(InvalidInputError, match="cooc neighbour index 20"):
+    corrupt(tables[name])
+    with pytest.raises(InvalidInputError, match=message):
         RankTables(**tables)
+
+
+def test_taste_factors_must_cover_every_item() -> None:
+    rng = np.random.default_rng(8)
+    tables = random_tables(rng, 20)
+    tables["taste_factors"] = tables["taste_factors"][:19]
+    with pytest.raises(InvalidInputError, match=r"taste_factors must be \[20, 6\]"):
+        RankTables(**tables)
+
+
+def test_taste_reads_the_whole_history() -> None:
+    """Two products liked by the shopper's kind of household rank first, whichever history
+    product they are closest to: the shopper vector sums the whole history."""
+    rng = np.random.default_rng(9)
+    n = 40
+    tables = random_tables(rng, n, taste_dims=2)
+    factors = np.zeros((n, 2), np.float32)
+    factors[:10, 0] = 0.3  # the shopper's taste: history 0-7, to discover 8 and 9
+    factors[10:, 1] = 0.2
+    factors[9, 0] = 0.5
+    tables["taste_factors"] = factors
+    weights = np.zeros(len(RANK_SIGNALS), np.float32)
+    weights[RANK_SIGNALS.index("taste")] = 1.0
+    extra = np.arange(8, n, dtype=np.int32)
+    request = random_request(rng, n, 0, 0, weights=weights, allowed=np.ones(n, bool), extra_candidates=extra)
+    request.update(
+        exclude_history=True,
+        history_items=np.arange(8, dtype=np.int32),
+        days_since_last=np.full(8, 5, np.float32),
+        mean_gap_days=np.full(8, np.nan, np.float32),
+        orders=np.ones(8, np.float32),
+        habit=np.full(8, 0.1, np.float32),
+    )
+    items, scores, _, reasons, _ = RankTables(**tables).rank(**request)
+    assert items.tolist() == [9, 8]
+    np.testing.assert_allclose(scores, [1.0, 0.6], rtol=1e-6)
+    assert (reasons[:, 0] == RANK_SIGNALS.index("taste")).all()

@@ -10,6 +10,8 @@ Layout of `<model_dir>/<version>/` (the contract between the build and serving):
 - float32 [n_items]: `popularity` (decayed, top = 1), `trending` (log rate ratio),
   `population_cycle_days` (NaN = unknown), `repurchase_rate`; float32 [n_items, 53]
   `seasonal_lift` (column w - 1 = ISO week w).
+- float32 [n_items, dims] `taste_factors` (format 2 on; dims may be 0). Format 1 artifacts,
+  written before taste factors existed, still load, with no dimensions (no taste signal).
 
 Arrays are `.npy` files opened with `mmap_mode="r"`: every server process maps the same pages,
 and loading costs no copy. An artifact is written to a temporary directory and renamed into
@@ -35,13 +37,16 @@ from omnix_recs._core import ModelFormatError
 from omnix_recs.engine.build import ISO_WEEKS, BuiltModel
 from omnix_recs.errors import AlreadyExistsError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Readable older formats: 1 lacks `taste_factors`.
+READABLE_FORMATS = (1, FORMAT_VERSION)
 
 # (index array, score array) of each neighbour table.
 NEIGHBOUR_TABLES = (("cooc_idx", "cooc_sim"), ("fbt_idx", "fbt_score"), ("content_idx", "content_sim"))
 ITEM_VECTORS = ("popularity", "trending", "population_cycle_days", "repurchase_rate")
 SEASONAL = "seasonal_lift"
-ARRAY_NAMES = tuple(name for table in NEIGHBOUR_TABLES for name in table) + ITEM_VECTORS + (SEASONAL,)
+TASTE = "taste_factors"
+ARRAY_NAMES = tuple(name for table in NEIGHBOUR_TABLES for name in table) + ITEM_VECTORS + (SEASONAL, TASTE)
 
 
 @dataclass(frozen=True, eq=False)
@@ -62,6 +67,7 @@ class LoadedModel:
     population_cycle_days: np.ndarray
     repurchase_rate: np.ndarray
     seasonal_lift: np.ndarray
+    taste_factors: np.ndarray
     index_of: dict[str, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -132,15 +138,19 @@ def load_model(path: str | Path) -> LoadedModel:
     """Open the artifact at `path` (memory-mapped). `ModelFormatError` if anything is off."""
     path = Path(path)
     manifest = _read_json(path / "manifest.json")
-    if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
+    if not isinstance(manifest, dict) or manifest.get("format_version") not in READABLE_FORMATS:
         found = manifest.get("format_version") if isinstance(manifest, dict) else None
-        raise ModelFormatError(f"{path}: format_version {found!r} is not the supported {FORMAT_VERSION}")
+        raise ModelFormatError(f"{path}: format_version {found!r} is not one of the supported {READABLE_FORMATS}")
     item_ids = _read_json(path / "item_ids.json")
     if not isinstance(item_ids, list) or not all(isinstance(i, str) for i in item_ids):
         raise ModelFormatError(f"{path}/item_ids.json: expected a list of product id strings")
     if manifest.get("counts", {}).get("items") != len(item_ids):
         raise ModelFormatError(f"{path}: the manifest counts {manifest.get('counts', {}).get('items')} items, item_ids.json {len(item_ids)}")
-    arrays = {name: _open_array(path / f"{name}.npy") for name in ARRAY_NAMES}
+    stored = ARRAY_NAMES if manifest["format_version"] >= 2 else tuple(n for n in ARRAY_NAMES if n != TASTE)
+    arrays = {name: _open_array(path / f"{name}.npy") for name in stored}
+    if TASTE not in arrays:
+        arrays[TASTE] = np.zeros((len(item_ids), 0), dtype=np.float32)
+        arrays[TASTE].flags.writeable = False
     _check_shapes(arrays, len(item_ids))
     for index_name, _ in NEIGHBOUR_TABLES:
         index = arrays[index_name]
@@ -164,6 +174,8 @@ def _check_shapes(arrays: dict[str, np.ndarray], n_items: int) -> None:
     for name in ITEM_VECTORS:
         expect(name, np.float32, (n_items,))
     expect(SEASONAL, np.float32, (n_items, ISO_WEEKS))
+    dims = arrays[TASTE].shape[1] if TASTE in arrays and arrays[TASTE].ndim == 2 else -1
+    expect(TASTE, np.float32, (n_items, dims))
 
 
 def _open_array(path: Path) -> np.ndarray:

@@ -6,8 +6,10 @@ Three neighbour tables, computed by the Rust core in parallel with the GIL relea
   chance (shrunk lift over basket × item), which puts pasta sauce, not another pasta, next to pasta,
 - content: items that look alike on the shelf (cosine over department, aisle, brand, price
   band, dietary tags and name words),
-and per-item signals computed with numpy: time-decayed popularity, trending velocity, seasonal
-lift by ISO week, the population's repurchase cycle and repurchase rate.
+taste factors (the top singular vectors of customer × item: which kinds of households buy each
+item, engine/taste.rs) and per-item signals computed with numpy: time-decayed popularity,
+trending velocity, seasonal lift by ISO week, the population's repurchase cycle and repurchase
+rate.
 
 Everything is measured against `data_as_of`, the newest purchase used, never the wall clock,
 so a build as of a past moment (`as_of`, for offline evaluation) sees the shop as it was then.
@@ -28,6 +30,7 @@ from omnix_recs.config import Settings
 from omnix_recs.domain.models import Product
 from omnix_recs.engine.matrix import (
     PurchaseLines,
+    SparseMatrix,
     basket_item_matrix,
     customer_item_matrix,
     product_feature_matrix,
@@ -41,6 +44,7 @@ if TYPE_CHECKING:
 
 DAY_SECONDS = 86_400
 ISO_WEEKS = 53  # seasonal_lift column w - 1 holds ISO week w
+TASTE_SEED = 20_261_125  # random start of the taste factors' subspace iteration
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +64,8 @@ class BuildParameters:
     trending_prior: float = 5.0  # pseudo-purchases in both windows
     seasonal_prior: float = 5.0  # pseudo-purchases pulling sparse weeks towards lift 1
     same_trip_days: float = 0.5  # purchases this close together are one shopping trip
+    taste_dimensions: int = 32  # taste factors per item (0 = none)
+    taste_iterations: int = 4  # rounds of subspace iteration: more = closer to the exact SVD
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,8 +116,11 @@ def build_from_lines(lines: PurchaseLines, products: Sequence[Product], paramete
     p = parameters
     clock = _StageClock()
     arrays: dict[str, np.ndarray] = {}
-    arrays["cooc_idx"], arrays["cooc_sim"] = copurchase_neighbours(lines, p)
+    customers = customer_item_matrix(lines, max_items_per_customer=p.max_items_per_customer)
+    arrays["cooc_idx"], arrays["cooc_sim"] = copurchase_neighbours(customers, p)
     clock.lap("copurchase")
+    arrays["taste_factors"] = taste_factors(customers, p)
+    clock.lap("taste")
     arrays["fbt_idx"], arrays["fbt_score"] = basket_complements(lines, p)
     clock.lap("basket_complements")
     arrays["content_idx"], arrays["content_sim"] = content_neighbours(products, lines.item_ids, p)
@@ -149,9 +158,18 @@ def build_from_lines(lines: PurchaseLines, products: Sequence[Product], paramete
 # --- neighbour tables (Rust) -------------------------------------------------------------------
 
 
-def copurchase_neighbours(lines: PurchaseLines, p: BuildParameters) -> tuple[np.ndarray, np.ndarray]:
-    matrix = customer_item_matrix(lines, max_items_per_customer=p.max_items_per_customer)
-    return _core.cosine_item_neighbours(matrix.indptr, matrix.indices, matrix.data, matrix.n_cols, p.neighbours, p.copurchase_shrink)
+def copurchase_neighbours(customers: SparseMatrix, p: BuildParameters) -> tuple[np.ndarray, np.ndarray]:
+    return _core.cosine_item_neighbours(
+        customers.indptr, customers.indices, customers.data, customers.n_cols, p.neighbours, p.copurchase_shrink
+    )
+
+
+def taste_factors(customers: SparseMatrix, p: BuildParameters) -> np.ndarray:
+    """Which kinds of households buy each item: factors of who bought it at all (binary; how
+    often is the replenishment signals' business). Seeded, so a rebuild gives the same model."""
+    return _core.item_taste_factors(
+        customers.indptr, customers.indices, customers.n_cols, p.taste_dimensions, p.taste_iterations, TASTE_SEED
+    )
 
 
 def basket_complements(lines: PurchaseLines, p: BuildParameters) -> tuple[np.ndarray, np.ndarray]:

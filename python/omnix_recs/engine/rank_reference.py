@@ -17,7 +17,6 @@ from omnix_recs._core import RANK_SIGNALS
 CYCLE_PRIOR_GAPS = 2.0
 DUE_WIDTH_EARLY = 0.6
 DUE_WIDTH_LATE = 1.0
-BASKET_CONTEXT_WEIGHT = 1.0
 REASON_MIN_SHARE = 0.15
 REASONS_PER_ITEM = 2
 
@@ -63,19 +62,27 @@ def rank_reference(tables: dict[str, np.ndarray], **request: object) -> Referenc
     weights = np.asarray(req["weights"], dtype=np.float32)
     take = int(req["neighbours_per_item"])  # type: ignore[call-overload]
 
-    context_weight = np.zeros(n, dtype=np.float32)
-    context_weight[hist] = habit
-    context_weight[basket] = np.maximum(context_weight[basket], BASKET_CONTEXT_WEIGHT)
-    context = np.unique(np.concatenate([hist, basket]))
-    mass = float(context_weight[context].sum(dtype=np.float32))
+    # Every history product, then every basket product not in the history, once each.
+    context = np.concatenate([hist, basket[~np.isin(basket, hist)]])
+    once = np.ones(len(context), np.float32)
 
-    co_purchase, reached_cooc = _accumulate(tables["cooc_idx"], tables["cooc_sim"], context, context_weight[context], take, n)
-    similar, reached_content = _accumulate(tables["content_idx"], tables["content_sim"], context, context_weight[context], take, n)
+    co_purchase, reached_cooc = _accumulate(tables["cooc_idx"], tables["cooc_sim"], context, once, take, n)
+    similar, reached_content = _accumulate(tables["content_idx"], tables["content_sim"], context, once, take, n)
     complement, reached_fbt = _accumulate(tables["fbt_idx"], tables["fbt_score"], basket, np.ones(len(basket), np.float32), take, n)
 
     candidate = reached_cooc | reached_content | reached_fbt
     candidate[hist] = True
     candidate[np.asarray(req["extra_candidates"], dtype=np.int64)] = True
+    eligible = candidate & np.asarray(req["allowed"], dtype=bool)
+    eligible[basket] = False
+    if req["exclude_history"]:
+        eligible[hist] = False
+
+    taste = np.zeros(n, dtype=np.float32)
+    factors = tables["taste_factors"]
+    if weights[_signal("taste")] > 0 and factors.shape[1] > 0:
+        shopper = factors[context].sum(axis=0, dtype=np.float32)
+        taste[eligible] = factors[eligible] @ shopper
 
     signals = np.zeros((n, len(RANK_SIGNALS)), dtype=np.float32)
     orders = np.asarray(req["orders"], dtype=np.float32)
@@ -98,9 +105,10 @@ def rank_reference(tables: dict[str, np.ndarray], **request: object) -> Referenc
     signals[hist, _signal("replenishment")] = habit * due
     signals[hist, _signal("habit")] = habit
     signals[hist, _signal("repurchase")] = np.clip(tables["repurchase_rate"][hist], 0.0, 1.0)
-    if mass > 0:
-        signals[:, _signal("co_purchase")] = np.clip(co_purchase / mass, 0.0, 1.0)
-        signals[:, _signal("similar")] = np.clip(similar / mass, 0.0, 1.0)
+    for name, evidence in (("co_purchase", co_purchase), ("similar", similar), ("taste", taste)):
+        strongest = evidence[eligible].max(initial=0.0)
+        if strongest > 0:
+            signals[:, _signal(name)] = np.clip(evidence / strongest, 0.0, 1.0)
     signals[:, _signal("basket_complement")] = _squash(complement)
     signals[:, _signal("popularity")] = np.clip(tables["popularity"], 0.0, 1.0)
     signals[:, _signal("trending")] = _squash(tables["trending"])
@@ -118,10 +126,7 @@ def rank_reference(tables: dict[str, np.ndarray], **request: object) -> Referenc
 
     contributions = signals * weights[None, :]
     score = contributions.sum(axis=1)
-    keep = candidate & np.asarray(req["allowed"], dtype=bool) & (score > 0)
-    keep[basket] = False
-    if req["exclude_history"]:
-        keep[hist] = False
+    keep = eligible & (score > 0)
 
     items = np.flatnonzero(keep)
     items = items[np.lexsort((items, -score[items]))]

@@ -1,18 +1,21 @@
 //! engine: the numbers behind recommendations. See lib.rs for how modules are exposed to Python.
 //!
 //! Build side: `sparse` (CSR matrices), `cooccurrence` (item–item neighbours: co-purchase and
-//! content cosine), `fbt` (basket complements by lift). Serving side: `rank`.
+//! content cosine), `fbt` (basket complements by lift), `taste` (low-rank item factors).
+//! Serving side: `rank`.
 use pyo3::prelude::*;
 
 pub mod cooccurrence;
 pub mod fbt;
 pub mod rank;
 pub mod sparse;
+pub mod taste;
 
 /// Adds this module's functions to `omnix_recs._core`.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     cooccurrence::register(m)?;
     fbt::register(m)?;
     rank::py::register(m)?;
+    taste::register(m)?;
     Ok(())
 }

@@ -8,16 +8,20 @@
 //! history, the basket and the model's neighbours, score each as a weighted blend of signals,
 //! drop what the filters forbid, and take the top k with a per-aisle cap for diversity.
 //!
-//! Every signal is scaled to roughly [0, 1] so that the blend weights are comparable; the
-//! weights are the strategy (REPLENISH leans on replenishment and habit, DISCOVER on
-//! neighbours and popularity). `numpy` reference: `omnix_recs/engine/rank_reference.py`.
+//! Every signal is scaled to [0, 1] so that the blend weights are comparable. The signals that
+//! read the whole history at once (co-purchase, content similarity, taste) are sums whose size
+//! depends on how long the history is, so they are scaled per request by their largest value
+//! among the products this list may show: 1 = the strongest evidence for this shopper now.
+//! The weights are the strategy (REPLENISH leans on replenishment and habit, DISCOVER on taste
+//! and co-purchase). `numpy` reference: `omnix_recs/engine/rank_reference.py`.
 use std::cell::RefCell;
 
+use super::sparse::prefetch;
 use crate::errors::CoreResult;
 use crate::invalid;
 
 /// The signals of the blend, in the order of the weight vector and of the reason codes.
-pub const SIGNALS: [&str; 11] = [
+pub const SIGNALS: [&str; 12] = [
     "replenishment",     // due now: habit x how far along the shopper's own cycle they are
     "habit",             // how often the shopper's recent trips contained the product
     "repurchase",        // how often the product's buyers buy it again (history items only)
@@ -29,6 +33,7 @@ pub const SIGNALS: [&str; 11] = [
     "seasonal",          // sells more in this week of the year than usual
     "category_affinity", // share of the shopper's habit in the product's aisle
     "brand_affinity",    // share of the shopper's habit in the product's brand
+    "taste",             // liked by households who buy what this shopper buys (taste factors)
 ];
 pub const N_SIGNALS: usize = SIGNALS.len();
 const REPLENISHMENT: usize = 0;
@@ -42,6 +47,7 @@ const TRENDING: usize = 7;
 const SEASONAL: usize = 8;
 const CATEGORY_AFFINITY: usize = 9;
 const BRAND_AFFINITY: usize = 10;
+const TASTE: usize = 11;
 
 /// Reason slots returned per item (the strongest contributing signals).
 pub const REASONS_PER_ITEM: usize = 2;
@@ -56,8 +62,6 @@ const CYCLE_PRIOR_GAPS: f32 = 2.0;
 /// stays likely for a while before the habit is judged lapsed.
 const DUE_WIDTH_EARLY: f32 = 0.6;
 const DUE_WIDTH_LATE: f32 = 1.0;
-/// A basket item counts at least this much as context: it is what the shopper wants right now.
-const BASKET_CONTEXT_WEIGHT: f32 = 1.0;
 /// A signal's contribution must reach this share of the item's score to be given as a reason.
 const REASON_MIN_SHARE: f32 = 0.15;
 
@@ -94,6 +98,15 @@ pub struct ItemTables<'a> {
     /// Median days between purchases among repeat buyers; NaN = unknown.
     pub population_cycle_days: &'a [f32],
     pub repurchase_rate: &'a [f32],
+    /// `[n_items, taste_dims]` row-major taste factors (engine/taste.rs); 0 dims = no taste signal.
+    pub taste_factors: &'a [f32],
+    pub taste_dims: usize,
+}
+
+impl ItemTables<'_> {
+    fn taste_of(&self, item: usize) -> &[f32] {
+        &self.taste_factors[item * self.taste_dims..(item + 1) * self.taste_dims]
+    }
 }
 
 /// The shopper's history, one entry per distinct product bought (model item indices).
@@ -161,6 +174,7 @@ struct Candidate {
     similar: f32,
     similar_anchor: i32,
     similar_best: f32,
+    taste: f32,
 }
 
 const NOT_IN_HISTORY: u32 = u32::MAX;
@@ -181,6 +195,7 @@ impl Candidate {
             similar: 0.0,
             similar_anchor: -1,
             similar_best: 0.0,
+            taste: 0.0,
         }
     }
 }
@@ -226,7 +241,8 @@ thread_local! {
 
 /// Smooth due-ness in [0, 1]: 1 on the expected day, falling off in log-ratio on both sides.
 pub fn dueness(days_since_last: f32, cycle_days: f32) -> f32 {
-    if !(cycle_days > 0.0) || !(days_since_last >= 0.0) {
+    let known = cycle_days > 0.0 && days_since_last >= 0.0; // false for NaN as well
+    if !known {
         return 0.0;
     }
     // Half a day of slack keeps "bought today" finite in log space.
@@ -318,6 +334,12 @@ pub fn validate_tables(t: &ItemTables) -> CoreResult<()> {
     if t.weeks == 0 || t.seasonal_lift.len() != n * t.weeks {
         return invalid!("seasonal_lift must be [{n}, weeks > 0]");
     }
+    if t.taste_factors.len() != n * t.taste_dims {
+        return invalid!("taste_factors must be [{n}, {}]", t.taste_dims);
+    }
+    if t.taste_factors.iter().any(|x| !x.is_finite()) {
+        return invalid!("taste_factors must be finite");
+    }
     Ok(())
 }
 
@@ -363,7 +385,7 @@ pub fn rank(t: &ItemTables, r: &Request) -> CoreResult<Ranked> {
     })
 }
 
-fn gather_candidates(t: &ItemTables, r: &Request, s: &mut Scratch) -> f32 {
+fn gather_candidates(t: &ItemTables, r: &Request, s: &mut Scratch) {
     let h = &r.history;
     for (pos, item) in h.items.iter().enumerate() {
         s.entry(*item as usize).history_pos = pos as u32;
@@ -371,33 +393,25 @@ fn gather_candidates(t: &ItemTables, r: &Request, s: &mut Scratch) -> f32 {
     for item in r.basket {
         s.entry(*item as usize).in_basket = true;
     }
-    // Context: each history item weighted by habit, each basket item at least BASKET_CONTEXT_WEIGHT.
-    let mut context: Vec<(usize, f32)> = h.items.iter().zip(h.habit).map(|(i, w)| (*i as usize, *w)).collect();
-    for item in r.basket {
-        let item = *item as usize;
-        match context.iter_mut().find(|(i, _)| *i == item) {
-            Some(entry) => entry.1 = entry.1.max(BASKET_CONTEXT_WEIGHT),
-            None => context.push((item, BASKET_CONTEXT_WEIGHT)),
-        }
-    }
-    let context_mass: f32 = context.iter().map(|(_, w)| *w).sum();
-    for (anchor, weight) in &context {
-        for (j, sim) in t.cooc.row(*anchor, r.neighbours_per_item) {
+    // Context: every product of the history and the basket, once each. How often and how
+    // lately it was bought is the habit signals' business; as evidence of what the shopper
+    // likes, the staple bought weekly and the jar bought once last spring count alike (weighting
+    // by habit made co-purchase lists worse at finding the products shoppers went on to try).
+    for anchor in context(r) {
+        for (j, sim) in t.cooc.row(anchor, r.neighbours_per_item) {
             let c = s.entry(j);
-            let contribution = weight * sim;
-            c.co_purchase += contribution;
-            if contribution > c.co_purchase_best {
-                c.co_purchase_best = contribution;
-                c.co_purchase_anchor = *anchor as i32;
+            c.co_purchase += sim;
+            if sim > c.co_purchase_best {
+                c.co_purchase_best = sim;
+                c.co_purchase_anchor = anchor as i32;
             }
         }
-        for (j, sim) in t.content.row(*anchor, r.neighbours_per_item) {
+        for (j, sim) in t.content.row(anchor, r.neighbours_per_item) {
             let c = s.entry(j);
-            let contribution = weight * sim;
-            c.similar += contribution;
-            if contribution > c.similar_best {
-                c.similar_best = contribution;
-                c.similar_anchor = *anchor as i32;
+            c.similar += sim;
+            if sim > c.similar_best {
+                c.similar_best = sim;
+                c.similar_anchor = anchor as i32;
             }
         }
     }
@@ -414,14 +428,90 @@ fn gather_candidates(t: &ItemTables, r: &Request, s: &mut Scratch) -> f32 {
     for item in r.extra_candidates {
         s.entry(*item as usize);
     }
-    context_mass
+}
+
+/// The products the shopper's co-purchase, similarity and taste evidence starts from: the
+/// history, then the basket products not in it.
+fn context<'r>(r: &'r Request) -> impl Iterator<Item = usize> + 'r {
+    let h = r.history.items;
+    h.iter().chain(r.basket.iter().filter(move |i| !h.contains(i))).map(|i| *i as usize)
+}
+
+/// The shopper in taste space: the sum of the taste factors of the context products, read
+/// back at a product by a dot product.
+fn shopper_taste(t: &ItemTables, r: &Request) -> Vec<f32> {
+    let mut taste = vec![0f32; t.taste_dims];
+    for item in context(r) {
+        taste.iter_mut().zip(t.taste_of(item)).for_each(|(a, x)| *a += x);
+    }
+    taste
+}
+
+/// Candidates ahead whose taste factors are fetched into cache while the current one is scored:
+/// the factor rows of a few thousand scattered products are the kernel's slowest reads.
+const TASTE_PREFETCH_AHEAD: usize = 8;
+/// f32 values per 64-byte cache line.
+const FLOATS_PER_LINE: usize = 16;
+
+/// Each eligible candidate's taste: its factors read against the shopper's taste vector.
+fn add_taste(t: &ItemTables, shopper: &[f32], candidates: &mut [Candidate], eligible: impl Fn(&Candidate) -> bool) {
+    for i in 0..candidates.len() {
+        if let Some(ahead) = candidates.get(i + TASTE_PREFETCH_AHEAD) {
+            let start = ahead.item as usize * t.taste_dims;
+            (start..start + t.taste_dims).step_by(FLOATS_PER_LINE).for_each(|at| prefetch(t.taste_factors, at));
+        }
+        let c = &mut candidates[i];
+        if eligible(c) {
+            c.taste = dot(shopper, t.taste_of(c.item as usize));
+        }
+    }
+}
+
+/// Dot product in eight independent lanes (vectorises; a single running sum would not).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0f32; 8];
+    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = a8.remainder().iter().zip(b8.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in a8.zip(b8) {
+        for k in 0..8 {
+            lanes[k] += x[k] * y[k];
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
+/// Largest co-purchase, similarity and taste evidence among the products the list may show:
+/// the per-request scale of those signals.
+#[derive(Default)]
+struct Strongest {
+    co_purchase: f32,
+    similar: f32,
+    taste: f32,
+}
+
+impl Strongest {
+    fn among<'c>(candidates: impl Iterator<Item = &'c Candidate>) -> Self {
+        candidates.fold(Strongest::default(), |m, c| Strongest {
+            co_purchase: m.co_purchase.max(c.co_purchase),
+            similar: m.similar.max(c.similar),
+            taste: m.taste.max(c.taste),
+        })
+    }
+}
+
+fn scaled(value: f32, strongest: f32) -> f32 {
+    if strongest > 0.0 {
+        (value / strongest).clamp(0.0, 1.0)
+    } else {
+        0.0
+    }
 }
 
 fn signals_of(
     t: &ItemTables,
     r: &Request,
     c: &Candidate,
-    context_mass: f32,
+    strongest: &Strongest,
     categories: &[(i32, f32)],
     brands: &[(i32, f32)],
 ) -> [f32; N_SIGNALS] {
@@ -435,10 +525,9 @@ fn signals_of(
         v[HABIT] = h.habit[p];
         v[REPURCHASE] = t.repurchase_rate[i].clamp(0.0, 1.0);
     }
-    if context_mass > 0.0 {
-        v[CO_PURCHASE] = (c.co_purchase / context_mass).clamp(0.0, 1.0);
-        v[SIMILAR] = (c.similar / context_mass).clamp(0.0, 1.0);
-    }
+    v[CO_PURCHASE] = scaled(c.co_purchase, strongest.co_purchase);
+    v[SIMILAR] = scaled(c.similar, strongest.similar);
+    v[TASTE] = scaled(c.taste, strongest.taste);
     v[BASKET_COMPLEMENT] = positive_squash(c.complement);
     v[POPULARITY] = t.popularity[i].clamp(0.0, 1.0);
     v[TRENDING] = positive_squash(t.trending[i]);
@@ -464,12 +553,19 @@ fn head_size(k: usize) -> usize {
 }
 
 fn rank_with(t: &ItemTables, r: &Request, s: &mut Scratch) -> Ranked {
-    let context_mass = gather_candidates(t, r, s);
+    gather_candidates(t, r, s);
+    let eligible = |c: &Candidate| {
+        !c.in_basket && r.allowed[c.item as usize] && !(r.exclude_history && c.history_pos != NOT_IN_HISTORY)
+    };
+    if r.weights[TASTE] > 0.0 && t.taste_dims > 0 {
+        add_taste(t, &shopper_taste(t, r), &mut s.candidates, eligible);
+    }
+    let strongest = Strongest::among(s.candidates.iter().filter(|c| eligible(c)));
     let categories = affinity_by_key(&r.history, r.category);
     let brands = affinity_by_key(&r.history, r.brand);
     let weight_total: f32 = r.weights.iter().sum();
     let score_of = |c: &Candidate| -> ([f32; N_SIGNALS], f32) {
-        let v = signals_of(t, r, c, context_mass, &categories, &brands);
+        let v = signals_of(t, r, c, &strongest, &categories, &brands);
         let mut contributions = [0.0f32; N_SIGNALS];
         let mut score = 0.0f32;
         for k in 0..N_SIGNALS {
@@ -481,8 +577,7 @@ fn rank_with(t: &ItemTables, r: &Request, s: &mut Scratch) -> Ranked {
 
     let mut scored: Vec<Scored> = Vec::with_capacity(s.candidates.len());
     for (slot, c) in s.candidates.iter().enumerate() {
-        let i = c.item as usize;
-        if c.in_basket || !r.allowed[i] || (r.exclude_history && c.history_pos != NOT_IN_HISTORY) {
+        if !eligible(c) {
             continue;
         }
         let (_, score) = score_of(c);
@@ -573,6 +668,7 @@ mod tests {
         seasonal: Vec<f32>,
         cycle: Vec<f32>,
         repurchase: Vec<f32>,
+        taste: Vec<f32>,
     }
 
     /// Five items; item 0 co-purchased with 1, bought together with 2, similar to 3.
@@ -602,6 +698,8 @@ mod tests {
             seasonal: vec![1.0; n],
             cycle: vec![7.0; n],
             repurchase: vec![0.5; n],
+            // One taste dimension: items 0, 1 and 4 on one side, 2 and 3 on the other.
+            taste: vec![0.5, 0.5, -0.5, -0.5, 0.2],
         }
     }
 
@@ -617,6 +715,8 @@ mod tests {
             weeks: 1,
             population_cycle_days: &f.cycle,
             repurchase_rate: &f.repurchase,
+            taste_factors: &f.taste,
+            taste_dims: 1,
         }
     }
 
@@ -709,6 +809,43 @@ mod tests {
         assert_eq!(rank(&tables(&f), &req).unwrap().items, vec![4, 3, 2]);
     }
 
+    fn only(signal: usize) -> [f32; N_SIGNALS] {
+        let mut weights = [0.0; N_SIGNALS];
+        weights[signal] = 1.0;
+        weights
+    }
+
+    #[test]
+    fn neighbour_evidence_is_scaled_by_the_strongest_shown() {
+        let f = fixture();
+        let allowed = [true; 5];
+        let history =
+            History { items: &[0], days_since_last: &[3.0], mean_gap_days: &[f32::NAN], orders: &[1.0], habit: &[0.5] };
+        let weights = only(CO_PURCHASE);
+        let ranked = rank(&tables(&f), &request(history, &[], &allowed, &weights)).unwrap();
+        // Cosine 0.8 from item 0 is the strongest co-purchase evidence: it scales to 1.
+        assert_eq!(ranked.items, vec![1]);
+        assert!((ranked.scores[0] - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn taste_finds_what_households_like_this_one_buy() {
+        let f = fixture();
+        let allowed = [true; 5];
+        let history =
+            History { items: &[0], days_since_last: &[3.0], mean_gap_days: &[f32::NAN], orders: &[1.0], habit: &[0.5] };
+        let weights = only(TASTE);
+        let mut req = request(history, &[], &allowed, &weights);
+        req.exclude_history = true;
+        let ranked = rank(&tables(&f), &req).unwrap();
+        // Items 1 and 4 lie on the shopper's side of taste space (dots 0.25 and 0.1); 2 and 3
+        // on the other side score nothing.
+        assert_eq!(ranked.items, vec![1, 4]);
+        assert!((ranked.scores[0] - 1.0).abs() < 1e-6 && (ranked.scores[1] - 0.4).abs() < 1e-6);
+        assert_eq!(ranked.reasons[0], TASTE as i8);
+        assert_eq!(ranked.anchors[0], -1);
+    }
+
     #[test]
     fn bad_input_is_rejected() {
         let f = fixture();
@@ -716,6 +853,9 @@ mod tests {
         assert!(rank(&tables(&f), &request(NO_HISTORY, &[9], &allowed, &ALL_ON)).is_err());
         assert!(rank(&tables(&f), &request(NO_HISTORY, &[], &allowed[..4], &ALL_ON)).is_err());
         assert!(rank(&tables(&f), &request(NO_HISTORY, &[], &allowed, &ALL_ON[..3])).is_err());
+        let mut t = tables(&f);
+        t.taste_dims = 2;
+        assert!(validate_tables(&t).is_err());
     }
 }
 
@@ -757,6 +897,7 @@ pub mod py {
         seasonal_lift: Py<PyArray2<f32>>,
         population_cycle_days: Py<PyArray1<f32>>,
         repurchase_rate: Py<PyArray1<f32>>,
+        taste_factors: Py<PyArray2<f32>>,
         #[pyo3(get)]
         n_items: usize,
     }
@@ -774,6 +915,7 @@ pub mod py {
         seasonal_lift: PyReadonlyArray<'py, f32, Ix2>,
         population_cycle_days: PyReadonlyArray1<'py, f32>,
         repurchase_rate: PyReadonlyArray1<'py, f32>,
+        taste_factors: PyReadonlyArray<'py, f32, Ix2>,
     }
 
     impl<'py> Borrowed<'py> {
@@ -801,6 +943,8 @@ pub mod py {
                 weeks: self.seasonal_lift.shape()[1],
                 population_cycle_days: slice(&self.population_cycle_days, "population_cycle_days")?,
                 repurchase_rate: slice(&self.repurchase_rate, "repurchase_rate")?,
+                taste_factors: slice(&self.taste_factors, "taste_factors")?,
+                taste_dims: self.taste_factors.shape()[1],
             })
         }
     }
@@ -819,6 +963,7 @@ pub mod py {
                 seasonal_lift: self.seasonal_lift.bind(py).readonly(),
                 population_cycle_days: self.population_cycle_days.bind(py).readonly(),
                 repurchase_rate: self.repurchase_rate.bind(py).readonly(),
+                taste_factors: self.taste_factors.bind(py).readonly(),
             }
         }
     }
@@ -837,7 +982,8 @@ pub mod py {
         /// InvalidInputError when shapes disagree or a neighbour index is out of range.
         #[new]
         #[pyo3(signature = (*, cooc_idx, cooc_sim, fbt_idx, fbt_score, content_idx, content_sim,
-                            popularity, trending, seasonal_lift, population_cycle_days, repurchase_rate))]
+                            popularity, trending, seasonal_lift, population_cycle_days, repurchase_rate,
+                            taste_factors))]
         #[allow(clippy::too_many_arguments)]
         fn new(
             py: Python<'_>,
@@ -852,6 +998,7 @@ pub mod py {
             seasonal_lift: Bound<'_, PyArray2<f32>>,
             population_cycle_days: Bound<'_, PyArray1<f32>>,
             repurchase_rate: Bound<'_, PyArray1<f32>>,
+            taste_factors: Bound<'_, PyArray2<f32>>,
         ) -> PyResult<Self> {
             let n_items = popularity.len();
             let held = RankTables {
@@ -866,6 +1013,7 @@ pub mod py {
                 seasonal_lift: seasonal_lift.unbind(),
                 population_cycle_days: population_cycle_days.unbind(),
                 repurchase_rate: repurchase_rate.unbind(),
+                taste_factors: taste_factors.unbind(),
                 n_items,
             };
             let borrowed = held.borrow(py);
