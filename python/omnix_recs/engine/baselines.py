@@ -2,7 +2,8 @@
 
 All work on the same input: each shopper's past baskets (oldest first, arrays of item indices)
 and return a dense score per item; the evaluator ranks the scores. numpy/scipy only, written for
-clarity over speed (evaluation runs on thousands of shoppers, not millions).
+clarity over speed (evaluation runs on thousands of shoppers, not millions); what they learn is
+kept sparse, so every shopper of a store can be in the fit while only a sample is scored.
 
 - `GlobalPopularity`: how many baskets contained the item, shop-wide.
 - `PersonalFrequency`: how many of the shopper's baskets contained it (ties: popularity).
@@ -129,17 +130,28 @@ class TifuKNN:
         return vector / len(blocks)
 
     def fit(self, histories: Sequence[Baskets], n_items: int) -> None:
-        self._vectors = np.stack([self.user_vector(b, n_items) for b in histories]) if histories else np.zeros((0, n_items))
-        squared = (self._vectors**2).sum(axis=1)
-        # Squared Euclidean distances, shopper x shopper (the shoppers are few thousand at most).
-        distances = squared[:, None] + squared[None, :] - 2.0 * (self._vectors @ self._vectors.T)
-        np.fill_diagonal(distances, np.inf)  # a shopper is not their own neighbour
-        k = min(self.neighbours, max(len(histories) - 1, 0))
-        self._neighbours = np.argpartition(distances, k - 1, axis=1)[:, :k] if k > 0 else np.zeros((len(histories), 0), dtype=np.int64)
+        indptr, indices, data = [0], [], []
+        for baskets in histories:
+            vector = self.user_vector(baskets, n_items)
+            items = np.flatnonzero(vector)
+            indices.append(items)
+            data.append(vector[items])
+            indptr.append(indptr[-1] + len(items))
+        self._vectors = sp.csr_matrix(
+            (np.concatenate([np.zeros(0), *data]), np.concatenate([np.zeros(0, dtype=np.int64), *indices]), indptr),
+            shape=(len(histories), n_items),
+        )
+        self._squared = np.asarray(self._vectors.multiply(self._vectors).sum(axis=1)).ravel()
 
     def scores(self, shopper: int) -> np.ndarray:
         own = self._vectors[shopper]
-        neighbours = self._neighbours[shopper]
-        if len(neighbours) == 0:
-            return own
-        return self.alpha * own + (1.0 - self.alpha) * self._vectors[neighbours].mean(axis=0)
+        # Squared Euclidean distances from this shopper to every shopper.
+        distances = self._squared + self._squared[shopper] - 2.0 * np.asarray((self._vectors @ own.T).todense()).ravel()
+        distances[shopper] = np.inf  # a shopper is not their own neighbour
+        k = min(self.neighbours, len(distances) - 1)
+        own_dense = own.toarray().ravel()
+        if k <= 0:
+            return own_dense
+        neighbours = np.argpartition(distances, k - 1)[:k]
+        mean = np.asarray(self._vectors[neighbours].mean(axis=0)).ravel()
+        return self.alpha * own_dense + (1.0 - self.alpha) * mean

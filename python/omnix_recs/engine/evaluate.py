@@ -8,9 +8,12 @@ Protocol (no peeking):
   (they are the population the model learns from); no evaluated shopper's target is ever seen.
 - Answers are given as of one second before the target trip, from the shopper's history before
   it (the serving code path: `Recommender`, request-time features, catalog filters).
-- The engine's blend weights are tuned on the validation baskets only (coordinate ascent on
-  NDCG@10), then applied unchanged to the test baskets. The untuned defaults are reported too.
-- Baselines (engine/baselines.py) see exactly the same histories.
+- The engine's blends are tuned on the validation baskets only (coordinate ascent on NDCG@10
+  over the signal weights, how many neighbours each history product contributes and the
+  per-aisle cap), then applied unchanged to the test baskets. The defaults are reported too.
+- Baselines (engine/baselines.py) learn from exactly the lines the test model is built from
+  (every shopper's trips but the test baskets, sampled-out shoppers included) and answer from
+  the same histories.
 
 Tasks: REPLENISH predicts the whole next basket; DISCOVER predicts only its products new to the
 shopper (shoppers whose basket has none are skipped) and every method excludes past purchases.
@@ -22,10 +25,12 @@ shoppers' lists, over sampled pairs).
 from __future__ import annotations
 
 import math
+import os
 import random
 import tempfile
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -37,7 +42,7 @@ from omnix_recs.config import Settings
 from omnix_recs.domain.models import Product
 from omnix_recs.engine import baselines
 from omnix_recs._core import RANK_SIGNALS
-from omnix_recs.engine.serving import DEFAULT_BLENDS, Blend, Recommender, Strategy
+from omnix_recs.engine.serving import DEFAULT_BLENDS, Blend, PreparedShopper, Recommender, Strategy
 from omnix_recs.store.base import PurchaseColumns, Store
 
 # Builds a model from order lines: (training lines, catalog, settings with a scratch model_dir).
@@ -46,9 +51,23 @@ ModelBuilder = Callable[[PurchaseColumns, list[Product], Settings], object]
 MIN_TRIPS = 3
 PERSONALIZATION_PAIRS = 2000
 TUNING_METRIC_K = 10
+# Coordinate ascent: each weight is tried at these multiples of its value (0 drops the signal;
+# passes compound, so three reach x8) and an unused signal at these weights (signals are on
+# [0, 1]: "a tie-breaker" and "a real say"); passes repeat while any change helped.
 TUNING_FACTORS = (0.0, 0.5, 2.0)
-TUNING_PASSES = 2
+TUNING_NEW_WEIGHTS = (0.05, 0.25)
+TUNING_MAX_PASSES = 3
+TUNING_NEIGHBOURS = (10, 20, 50)
+TUNING_CATEGORY_CAPS = (0, 3)
+# Validation shoppers the blends are tuned on (a seeded sample when there are more): each trial
+# ranks them all, and a thousand already separates blends far beyond what tuning can use.
+TUNING_MAX_SHOPPERS = 1000
+# The kernel gives these only to products in the shopper's history: no weight of theirs can
+# change a list that excludes the history.
+HISTORY_ONLY_SIGNALS = ("replenishment", "habit", "repurchase")
 TASKS = (Strategy.REPLENISH, Strategy.DISCOVER)
+# The kernel releases the GIL: rank the shoppers of one trial blend on every core.
+RANKING_THREADS = min(os.cpu_count() or 1, 8)
 
 
 @dataclass(frozen=True)
@@ -102,30 +121,32 @@ def run_evaluation(
             validation = _split(trips, eligible, back=2)
             val_model = train_without(build, store, settings, columns, validation.held_out | test.held_out, Path(workdir) / "validation")
             recommender = Recommender(store, _Fixed(val_model))
+            tuning = _sample(validation, TUNING_MAX_SHOPPERS, seed)
+            prepared = _prepare(recommender, tuning)
             for task in TASKS:
-                tuned[task] = _tune(recommender, validation, blends[task], task)
+                tuned[task] = _tune(recommender, prepared, _truth(tuning, task), blends[task])
         test_model = train_without(build, store, settings, columns, test.held_out, Path(workdir) / "test")
         recommender = Recommender(store, _Fixed(test_model))
-        shoppers = [recommender.shopper_at(c, t.at - timedelta(seconds=1)) for c, t in zip(test.customers, test.targets)]
+        shoppers = _prepare(recommender, test)
 
         results: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)
         for task in TASKS:
-            truth = _truth(test, task)
             engine_rows = {"OMNIX engine (default weights)": blends[task]}
             if tuned:
                 engine_rows["OMNIX engine (tuned on validation)"] = tuned[task]
             for name, blend in engine_rows.items():
-                lists = [recommender.rank_ids(s, blend, k_max) for s in shoppers]
-                results[task][name] = _metrics(lists, truth, k_values, catalog_size, seed)
-            for baseline in _baselines():
-                lists = _baseline_lists(baseline, test, task, k_max)
-                results[task][baseline.name] = _metrics(lists, truth, k_values, catalog_size, seed)
+                lists = _rank_all(recommender, shoppers, blend, k_max)
+                results[task][name] = _metrics(lists, _truth(test, task), k_values, catalog_size, seed)
+        training = {c: [t for t in trips[c] if (c, t.order_id) not in test.held_out] for c in trips}
+        for baseline in _baselines():
+            for task, lists in _baseline_lists(baseline, training, test, k_max).items():
+                results[task][baseline.name] = _metrics(lists, _truth(test, task), k_values, catalog_size, seed)
 
     header = (
         f"Offline evaluation: {len(eligible)} customers, held-out last basket, "
         f"model {test_model.version}, {time.perf_counter() - started:.0f} s"
     )
-    return _table(header, results, k_values)
+    return _table(header, results, k_values, tuned)
 
 
 # --- data --------------------------------------------------------------------------------------
@@ -163,6 +184,19 @@ def _split(trips: dict[str, list[Trip]], customers: list[str], *, back: int) -> 
         split.histories.append(trips[c][:-back])
         split.held_out.add((c, target.order_id))
     return split
+
+
+def _sample(split: Split, n: int, seed: int) -> Split:
+    """At most `n` of the split's shoppers (seeded); their held-out trips stay held out."""
+    if len(split.customers) <= n:
+        return split
+    keep = sorted(random.Random(seed).sample(range(len(split.customers)), n))
+    return Split(
+        customers=[split.customers[i] for i in keep],
+        targets=[split.targets[i] for i in keep],
+        histories=[split.histories[i] for i in keep],
+        held_out=split.held_out,
+    )
 
 
 def _truth(split: Split, task: Strategy) -> list[frozenset[str]]:
@@ -206,30 +240,60 @@ class _Fixed:
 # --- tuning ------------------------------------------------------------------------------------
 
 
-def _tune(recommender: Recommender, split: Split, start: Blend, task: Strategy) -> Blend:
-    """Coordinate ascent over the blend's weights, on validation baskets only."""
-    shoppers = [recommender.shopper_at(c, t.at - timedelta(seconds=1)) for c, t in zip(split.customers, split.targets)]
-    truth = _truth(split, task)
+def _prepare(recommender: Recommender, split: Split) -> list[PreparedShopper]:
+    """Each shopper's kernel inputs one second before their target trip."""
+    return [recommender.shopper_at(c, t.at - timedelta(seconds=1)) for c, t in zip(split.customers, split.targets)]
+
+
+def _tune(
+    recommender: Recommender, shoppers: Sequence[PreparedShopper], truth: Sequence[frozenset[str]], start: Blend
+) -> Blend:
+    """Coordinate ascent over the blend's weights and list rules, on validation baskets only."""
     evaluated = [(s, t) for s, t in zip(shoppers, truth) if t]
     if not evaluated:
         return start
+    prepared = [s for s, _ in evaluated]
 
     def quality(blend: Blend) -> float:
-        return float(np.mean([_ndcg(recommender.rank_ids(s, blend, TUNING_METRIC_K), t, TUNING_METRIC_K) for s, t in evaluated]))
+        lists = _rank_all(recommender, prepared, blend, TUNING_METRIC_K)
+        return float(np.mean([_ndcg(ranked, t, TUNING_METRIC_K) for ranked, (_, t) in zip(lists, evaluated)]))
 
     best, best_quality = start, quality(start)
-    for _ in range(TUNING_PASSES):
-        for signal in RANK_SIGNALS:
-            current = best.weights.get(signal, 0.0)
-            candidates = {current * f for f in TUNING_FACTORS} | ({0.1} if current == 0 else set())
-            for weight in sorted(candidates - {current}):
-                trial = replace(best, weights={**best.weights, signal: weight})
-                if sum(trial.weights.values()) <= 0:
-                    continue
-                q = quality(trial)
-                if q > best_quality + 1e-6:
-                    best, best_quality = trial, q
+    for _ in range(TUNING_MAX_PASSES):
+        improved = False
+        for trial in _neighbourhood(best):
+            q = quality(trial)
+            if q > best_quality + 1e-6:
+                best, best_quality, improved = trial, q, True
+        if not improved:
+            break
     return best
+
+
+def _neighbourhood(blend: Blend) -> list[Blend]:
+    """Blends one step away from `blend`: one weight changed, or one list rule."""
+    trials = []
+    for signal in RANK_SIGNALS:
+        if blend.exclude_history and signal in HISTORY_ONLY_SIGNALS:
+            continue
+        current = blend.weights.get(signal, 0.0)
+        weights = {current * f for f in TUNING_FACTORS} if current > 0 else set(TUNING_NEW_WEIGHTS)
+        for weight in sorted(weights - {current}):
+            trial = replace(blend, weights={**blend.weights, signal: weight})
+            if sum(trial.weights.values()) > 0:
+                trials.append(trial)
+    trials += [replace(blend, neighbours_per_item=n) for n in TUNING_NEIGHBOURS if n != blend.neighbours_per_item]
+    trials += [replace(blend, per_category_cap=c) for c in TUNING_CATEGORY_CAPS if c != blend.per_category_cap]
+    return trials
+
+
+def _rank_all(recommender: Recommender, shoppers: Sequence[PreparedShopper], blend: Blend, k: int) -> list[list[str]]:
+    """Every shopper's top k, the shoppers dealt out round-robin to the ranking threads."""
+    shares = [shoppers[i::RANKING_THREADS] for i in range(RANKING_THREADS)]
+    with ThreadPoolExecutor(RANKING_THREADS) as pool:
+        ranked = list(pool.map(lambda share: [recommender.rank_ids(s, blend, k) for s in share], shares))
+    # Undo the interleaving: shopper i is entry i // threads of share i % threads.
+    return [ranked[i % RANKING_THREADS][i // RANKING_THREADS] for i in range(len(shoppers))]
 
 
 # --- baselines ---------------------------------------------------------------------------------
@@ -239,20 +303,37 @@ def _baselines() -> list[baselines.Baseline]:
     return [baselines.GlobalPopularity(), baselines.PersonalFrequency(), baselines.ItemKNN(), baselines.TifuKNN()]
 
 
-def _baseline_lists(baseline: baselines.Baseline, split: Split, task: Strategy, k: int) -> list[list[str]]:
-    products = sorted({p for hist in split.histories for trip in hist for p in trip.products})
+def _baseline_lists(
+    baseline: baselines.Baseline, training: dict[str, list[Trip]], split: Split, k: int
+) -> dict[Strategy, list[list[str]]]:
+    """Each task's lists for the split's shoppers from a baseline fitted on `training` (every
+    shopper's trips the model may learn from; an evaluated shopper's are their history)."""
+    customers = sorted(training)
+    products = sorted({p for trips in training.values() for trip in trips for p in trip.products})
     index = {p: i for i, p in enumerate(products)}
-    histories = [[np.array([index[p] for p in trip.products]) for trip in hist] for hist in split.histories]
+    histories = [[np.array([index[p] for p in trip.products]) for trip in training[c]] for c in customers]
     baseline.fit(histories, len(products))
-    lists = []
-    for u, hist in enumerate(histories):
-        scores = baseline.scores(u).astype(np.float64).copy()
-        if task is Strategy.DISCOVER:
-            for basket in hist:
-                scores[basket] = -np.inf
-        top = np.argsort(-scores, kind="stable")[:k]
-        lists.append([products[i] for i in top if np.isfinite(scores[i])])
+    row = {c: u for u, c in enumerate(customers)}
+    lists: dict[Strategy, list[list[str]]] = {task: [] for task in TASKS}
+    for customer, history in zip(split.customers, split.histories):
+        scores = baseline.scores(row[customer]).astype(np.float64)
+        bought = np.array(sorted({index[p] for trip in history for p in trip.products}), dtype=np.int64)
+        for task in TASKS:
+            if task is Strategy.DISCOVER:
+                scores = scores.copy()
+                scores[bought] = -np.inf
+            top = _top_k(scores, k)
+            lists[task].append([products[i] for i in top if np.isfinite(scores[i])])
     return lists
+
+
+def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k best scores, best first, ties to the lower index."""
+    k = min(k, len(scores))
+    if k == 0:
+        return np.zeros(0, dtype=np.int64)
+    head = np.argpartition(-scores, k - 1)[:k]
+    return head[np.lexsort((head, -scores[head]))]
 
 
 # --- metrics -----------------------------------------------------------------------------------
@@ -282,17 +363,30 @@ def _metrics(lists: list[list[str]], truth: list[frozenset[str]], k_values: Sequ
     return out
 
 
-def _table(header: str, results: dict[str, dict[str, dict[str, float]]], k_values: Sequence[int]) -> str:
+def _table(
+    header: str, results: dict[str, dict[str, dict[str, float]]], k_values: Sequence[int], tuned: dict[str, Blend]
+) -> str:
     k_max = max(k_values)
     columns = [f"{m}@{k}" for k in k_values for m in ("recall", "ndcg", "hit")]
     columns += [f"coverage@{k_max}", f"personalization@{k_max}"]
+    widths = [max(len(c), 7) + 2 for c in columns]
+    method_width = max(len(name) for rows in results.values() for name in rows) + 2
     lines = [header, ""]
     for task, rows in results.items():
         n = int(next(iter(rows.values()))["customers"])
         lines.append(f"{task.upper()} ({n} customers)")
-        lines.append(f"  {'method':<36}" + "".join(f"{c:>12}" for c in columns))
+        lines.append(f"  {'method':<{method_width}}" + "".join(f"{c:>{w}}" for c, w in zip(columns, widths)))
         for name, metrics in rows.items():
-            lines.append(f"  {name:<36}" + "".join(f"{metrics[c]:>12.4f}" for c in columns))
+            values = "".join(f"{metrics[c]:>{w}.4f}" for c, w in zip(columns, widths))
+            lines.append(f"  {name:<{method_width}}{values}")
+        if task in tuned:
+            lines.append(f"  tuned blend: {_describe(tuned[task])}")
         lines.append("")
     return "\n".join(lines)
+
+
+def _describe(blend: Blend) -> str:
+    weights = ", ".join(f"{name} {blend.weights[name]:g}" for name in RANK_SIGNALS if blend.weights.get(name, 0) > 0)
+    cap = blend.per_category_cap or "none"
+    return f"{weights}; {blend.neighbours_per_item} neighbours per product, per-aisle cap {cap}"
 
