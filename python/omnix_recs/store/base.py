@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ContextManager, Iterable, Iterator, Protocol, Sequence
 
+from omnix_recs.errors import InvalidArgumentError
 from omnix_recs.domain.models import (
     Customer,
     Feedback,
@@ -49,6 +50,17 @@ class PurchaseColumns:
 
     def __len__(self) -> int:
         return len(self.product_ids)
+
+    def rows(self) -> Iterator[tuple[str, str, str, int, float, int]]:
+        """(customer_id, order_id, product_id, quantity, unit_price, purchased_at) per line;
+        `InvalidArgumentError("columns")` when the columns differ in length."""
+        columns = (
+            self.customer_ids, self.order_ids, self.product_ids, self.quantities, self.unit_prices, self.purchased_at
+        )
+        lengths = {len(column) for column in columns}
+        if len(lengths) != 1:
+            raise InvalidArgumentError("columns", f"all columns must have the same length, got lengths {sorted(lengths)}")
+        return zip(*columns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,8 +228,6 @@ class Store(Protocol):
 
 def open_store(url: str) -> Store:
     """Open the store named by an `OMNIX_STORE` URL (`sqlite:///path` or `dynamodb://?...`)."""
-    from omnix_recs.errors import InvalidArgumentError
-
     if url.startswith("sqlite://"):
         from omnix_recs.store.sqlite import SqliteStore
 

@@ -684,30 +684,9 @@ class SqliteImportSession:
         self._write(UPSERT_PURCHASE, map(purchase_row, purchases))
 
     def add_purchase_columns(self, columns: PurchaseColumns) -> None:
-        lengths = {
-            len(columns.customer_ids),
-            len(columns.order_ids),
-            len(columns.product_ids),
-            len(columns.quantities),
-            len(columns.unit_prices),
-            len(columns.purchased_at),
-        }
-        if len(lengths) != 1:
-            raise InvalidArgumentError(
-                "columns", f"all columns must have the same length, got lengths {sorted(lengths)}"
-            )
+        rows = columns.rows()  # checks the lengths before anything changes
         self._prepare_purchase_load()
-        self._write(
-            UPSERT_PURCHASE_COLUMNS,
-            zip(
-                columns.customer_ids,
-                columns.order_ids,
-                columns.product_ids,
-                columns.quantities,
-                columns.unit_prices,
-                columns.purchased_at,
-            ),
-        )
+        self._write(UPSERT_PURCHASE_COLUMNS, rows)
 
     def _prepare_purchase_load(self) -> None:
         if self._purchases_prepared:

@@ -106,27 +106,9 @@ class DynamoImportSession:
         self._add(PURCHASES, "purchases", purchase_item, purchases)
 
     def add_purchase_columns(self, columns: PurchaseColumns) -> None:
-        lengths = {
-            len(columns.customer_ids),
-            len(columns.order_ids),
-            len(columns.product_ids),
-            len(columns.quantities),
-            len(columns.unit_prices),
-            len(columns.purchased_at),
-        }
-        if len(lengths) != 1:
-            message = f"all columns must have the same length, got lengths {sorted(lengths)}"
-            raise InvalidArgumentError("columns", message)
         self.add_purchases(
             Purchase(customer, order, product, quantity, price, datetime.fromtimestamp(seconds, UTC))
-            for customer, order, product, quantity, price, seconds in zip(
-                columns.customer_ids,
-                columns.order_ids,
-                columns.product_ids,
-                columns.quantities,
-                columns.unit_prices,
-                columns.purchased_at,
-            )
+            for customer, order, product, quantity, price, seconds in columns.rows()
         )
 
     def add_items(self, spec: TableSpec, items: Sequence[dict[str, Any]]) -> None:
