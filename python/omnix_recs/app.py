@@ -44,7 +44,7 @@ class AppContext:
     def create(cls, settings: Settings, store: Store, *, generations: GenerationTable | None = None) -> "AppContext":
         """`generations`: the cache generations shared with sibling worker processes, if any."""
         cache = open_cache(settings, generations=generations)
-        models = ModelHolder(store)
+        models = ModelHolder(store, settings=settings)
         models.reload_if_changed(force=True)  # load the active version before the first request
         app = cls(
             settings=settings,

@@ -138,9 +138,9 @@ def cmd_models(args: argparse.Namespace) -> int:
         if args.models_command == "list":
             _print_json([_model_summary(r) for r in registry.list_versions(store)])
         elif args.models_command == "activate":
-            _print_json(_model_summary(registry.activate(store, args.version)))
+            _print_json(_model_summary(registry.activate(store, args.version, settings=settings)))
         else:
-            _print_json(_model_summary(registry.rollback(store)))
+            _print_json(_model_summary(registry.rollback(store, settings=settings)))
     finally:
         store.close()
     return 0

@@ -58,6 +58,8 @@ class Settings:
     grpc_port: int = DEFAULT_GRPC_PORT
     workers: int = 1
     model_dir: str = "./var/models"
+    # Where this host keeps its copies of models stored in S3 (engine/artifact_store.py).
+    model_cache_dir: str = "./var/model-cache"
     bedrock_enabled: bool = False
     bedrock_model_id: str = DEFAULT_BEDROCK_MODEL_ID
     bedrock_endpoint_url: str | None = None
@@ -107,6 +109,8 @@ class Settings:
             values["workers"] = _parse_int("OMNIX_WORKERS", env["OMNIX_WORKERS"], 1, 64)
         if "OMNIX_MODEL_DIR" in env:
             values["model_dir"] = env["OMNIX_MODEL_DIR"]
+        if "OMNIX_MODEL_CACHE_DIR" in env:
+            values["model_cache_dir"] = env["OMNIX_MODEL_CACHE_DIR"]
         for name, variable, minimum, maximum in (
             ("cache_ttl_s", "OMNIX_CACHE_TTL_S", 0, 86_400),
             ("cache_max_entries", "OMNIX_CACHE_MAX_ENTRIES", 1, 10_000_000),

@@ -64,9 +64,9 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
 
     async def ActivateModel(self, request, context):
         version = self.v.require_id("version", request.version)
-        record = await asyncio.to_thread(registry.activate, self.app.store, version)
+        record = await asyncio.to_thread(registry.activate, self.app.store, version, settings=self.app.settings)
         return await self._switched_to(record)
 
     async def RollbackModel(self, request, context):
-        record = await asyncio.to_thread(registry.rollback, self.app.store)
+        record = await asyncio.to_thread(registry.rollback, self.app.store, settings=self.app.settings)
         return await self._switched_to(record)

@@ -9,12 +9,12 @@ every server process picks the new version up through its `ModelHolder`.
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from datetime import datetime
 
 from omnix_recs.config import Settings
-from omnix_recs.engine.artifact import NEIGHBOUR_TABLES, load_model, write_model
+from omnix_recs.engine.artifact import NEIGHBOUR_TABLES
+from omnix_recs.engine.artifact_store import ModelDestination
 from omnix_recs.engine.build import BuildParameters, BuiltModel, build_model
 from omnix_recs.store.base import ModelRecord, Store
 
@@ -30,26 +30,27 @@ def train_model(
     parameters: BuildParameters = BuildParameters(),
 ) -> ModelRecord:
     """Build from the store (purchases before `as_of`, when given), write the artifact under
-    `settings.model_dir`, save its record with build metrics and, unless `activate=False`,
-    make it the active version. Returns the saved record."""
+    `settings.model_dir` (a directory or S3, see engine/artifact_store.py), save its record
+    with build metrics and, unless `activate=False`, make it the active version. Returns the
+    saved record."""
+    destination = ModelDestination(settings)  # a malformed OMNIX_MODEL_DIR fails before the build
     started = time.perf_counter()
     built = build_model(store, as_of=as_of, parameters=parameters)
     metrics = build_metrics(built, seconds=time.perf_counter() - started)
-    version, path = write_model(built, settings.model_dir, metrics=metrics)
+    saved = destination.save(built, metrics)
     try:
-        model = load_model(path)  # proves the artifact reads back before anything points at it
         record = ModelRecord(
-            version=version,
-            created_at=datetime.fromisoformat(model.manifest["created_at"]),
-            artifact_uri=str(path.resolve()),
+            version=saved.version,
+            created_at=saved.created_at,
+            artifact_uri=saved.artifact_uri,
             metrics=metrics,
             active=activate,
         )
         store.save_model(record)
     except BaseException:
-        shutil.rmtree(path, ignore_errors=True)
+        destination.discard(saved)
         raise
-    log.info("trained model %s in %.1f s (%s)", version, metrics["build_seconds"], "active" if activate else "inactive")
+    log.info("trained model %s in %.1f s (%s)", saved.version, metrics["build_seconds"], "active" if activate else "inactive")
     return record
 
 

@@ -1,0 +1,201 @@
+"""Where model artifacts live: a local directory (the default) or S3.
+
+`Settings.model_dir` (`OMNIX_MODEL_DIR`) says where `omnix train` puts a new version:
+- a directory: `<dir>/<version>/`, written atomically by engine/artifact.py. The model's record
+  points at its absolute path, so every server process must see that filesystem.
+- `s3://bucket/prefix[?endpoint=URL&region=NAME]`: the artifact is written to local disk first,
+  into the cache below (so a server on the training host needs no download), then uploaded to
+  `s3://bucket/prefix/<version>/` (engine/s3_artifacts.py). The record points at
+  `s3://bucket/prefix/<version>` with the same parameters, which a process on any host follows.
+
+An `s3://` version is read through a cache on each host, `Settings.model_cache_dir`
+(`OMNIX_MODEL_CACHE_DIR`), as `<cache>/<version>/`: downloaded into a staging directory and
+renamed into place once every file matched its recorded size and hash, so a directory named
+like a version is complete. A process finding it there loads it without asking S3, and the
+server processes of one host share its pages (memory-mapped, as local artifacts are).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from omnix_recs._core import ModelFormatError
+from omnix_recs.config import Settings
+from omnix_recs.engine.artifact import LoadedModel, load_model, write_model
+from omnix_recs.engine.build import BuiltModel
+from omnix_recs.errors import InvalidArgumentError, UnavailableError
+
+if TYPE_CHECKING:  # s3_artifacts imports boto3, which only S3 users should pay for
+    from omnix_recs.engine.s3_artifacts import S3Location
+
+log = logging.getLogger(__name__)
+
+
+def is_s3(location: str) -> bool:
+    """True for `s3://...` (and for malformed `s3:` spellings, which parsing then refuses)."""
+    return location.startswith("s3:")
+
+
+@dataclass(frozen=True)
+class SavedModel:
+    """A version written (and uploaded) by `ModelDestination.save`."""
+
+    version: str
+    created_at: datetime
+    artifact_uri: str  # what the model's record points at
+    local_path: Path  # the artifact on this host (for S3: the cached copy)
+
+
+class ModelDestination:
+    """Where `omnix train` writes new versions (`settings.model_dir`). Constructing it checks an
+    S3 URL, so a typo fails before a long build rather than after it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._model_dir = Path(settings.model_dir)
+        self._cache_dir = Path(settings.model_cache_dir)
+        self._bucket: S3Location | None = None
+        if is_s3(settings.model_dir):
+            from omnix_recs.engine.s3_artifacts import S3Location
+
+            try:
+                self._bucket = S3Location.parse(settings.model_dir)
+            except ValueError as err:
+                raise InvalidArgumentError("OMNIX_MODEL_DIR", str(err)) from None
+
+    def save(self, built: BuiltModel, metrics: dict[str, float]) -> SavedModel:
+        """Write `built` as a new version, check it reads back, and upload it for S3. On
+        failure nothing is left behind (locally, and in the bucket as far as S3 allows)."""
+        version, path = write_model(built, self._cache_dir if self._bucket else self._model_dir, metrics=metrics)
+        try:
+            model = load_model(path)  # proves the artifact reads back before anything points at it
+            artifact_uri = str(path.resolve())
+            if self._bucket is not None:
+                from omnix_recs.engine import s3_artifacts
+
+                location = self._bucket.child(version)
+                s3_artifacts.upload(path, location)
+                artifact_uri = str(location)
+        except BaseException:
+            shutil.rmtree(path, ignore_errors=True)
+            raise
+        return SavedModel(version, datetime.fromisoformat(model.manifest["created_at"]), artifact_uri, path)
+
+    def discard(self, saved: SavedModel) -> None:
+        """Undo `save` (best effort) when the version could not be recorded."""
+        if self._bucket is not None:
+            from omnix_recs.engine import s3_artifacts
+
+            s3_artifacts.remove(self._bucket.child(saved.version), [p.name for p in saved.local_path.iterdir()])
+        shutil.rmtree(saved.local_path, ignore_errors=True)
+
+
+class ArtifactReader:
+    """Opens the artifact a model record points at: a local path, or an `s3://` version through
+    this host's cache (`cache_dir`)."""
+
+    def __init__(self, cache_dir: str | Path) -> None:
+        self._cache_dir = Path(cache_dir)
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None) -> "ArtifactReader":
+        """None: the default settings (all a local artifact needs)."""
+        return cls((settings or Settings()).model_cache_dir)
+
+    def open(self, artifact_uri: str) -> LoadedModel:
+        """The model at `artifact_uri`, memory-mapped. `ModelFormatError` when it cannot be
+        served; `UnavailableError` when S3 or the cache cannot be reached now (try later)."""
+        if not is_s3(artifact_uri):
+            return load_model(artifact_uri)
+        location = self._location(artifact_uri)
+        cached = self._cache_dir / location.name
+        if cached.is_dir():
+            try:
+                return load_model(cached)
+            except ModelFormatError as err:  # damaged on this host's disk: fetch it again
+                log.warning("the cached copy of model %s does not load, downloading it again: %s", location.name, err)
+                _evict(cached)
+        path = self._download(location)
+        try:
+            return load_model(path)
+        except ModelFormatError:
+            _evict(path)  # complete as uploaded, yet unreadable: keep no copy that can never serve
+            raise
+
+    def verify(self, artifact_uri: str) -> None:
+        """What activation requires: the artifact opens here and, for S3, every object is in the
+        bucket with its uploaded size, so that every host can load it (a copy cached on this
+        host does not prove that)."""
+        if is_s3(artifact_uri):
+            from omnix_recs.engine import s3_artifacts
+
+            s3_artifacts.check(self._location(artifact_uri))
+        self.open(artifact_uri)
+
+    @staticmethod
+    def _location(artifact_uri: str) -> "S3Location":
+        from omnix_recs.engine.s3_artifacts import FILE_NAME, S3Location
+
+        try:
+            location = S3Location.parse(artifact_uri)
+        except ValueError as err:
+            raise ModelFormatError(f"artifact_uri: {err}") from None
+        if not FILE_NAME.fullmatch(location.name):
+            raise ModelFormatError(f"artifact_uri {location.display}: does not end in a version name")
+        return location
+
+    def _download(self, location: "S3Location") -> Path:
+        """`<cache>/<version>/`, downloaded and checked in a staging directory, renamed into place."""
+        from omnix_recs.engine import s3_artifacts
+
+        final = self._cache_dir / location.name
+        try:
+            self._cache_dir.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=f".{location.name}.", dir=self._cache_dir))
+        except OSError as err:
+            raise UnavailableError(f"model cache {self._cache_dir}: {err}") from None
+        try:
+            s3_artifacts.download(location, staging)
+            staging.chmod(0o755)
+            try:
+                os.rename(staging, final)
+            except OSError:
+                if not final.is_dir():
+                    raise
+                shutil.rmtree(staging, ignore_errors=True)  # another process of this host was quicker
+        except OSError as err:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise UnavailableError(f"model cache {self._cache_dir}: {err}") from None
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        _fsync_directory(self._cache_dir)
+        log.info("downloaded model %s from %s into %s", location.name, location.display, final)
+        return final
+
+
+def _evict(path: Path) -> None:
+    """Remove a cached copy: renamed aside first, so no process finds it half deleted (processes
+    that mapped its files keep them until they let go)."""
+    aside = path.with_name(f".{path.name}.evicted-{secrets.token_hex(4)}")
+    try:
+        os.rename(path, aside)
+    except OSError:
+        return  # another process evicted it already
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _fsync_directory(path: Path) -> None:
+    """Makes the rename durable, as engine/artifact.py does for artifacts it writes."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,330 @@
+"""Model artifacts in S3: `s3://` locations, the upload (manifest last) and the checked download.
+
+A version lives under `s3://bucket/prefix/<version>/` as the same files as on disk
+(engine/artifact.py), plus `contents.json`: every file's size and SHA-256, measured on the
+local copy before anything is sent. The manifest goes up last, so a version whose manifest is
+there is complete; a download checks every file against `contents.json`, so a truncated or
+altered object never reaches a server.
+
+A location is `s3://bucket/prefix?endpoint=URL&region=NAME`; both parameters are optional and,
+when absent, boto3's usual configuration applies (`AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`,
+`AWS_REGION`, profiles). Credentials always come from boto3's chain: a URL that tries to carry
+them is refused, so URLs can be stored in model records and printed.
+
+Failures: what will not fix itself (missing bucket or object, access denied, no credentials, a
+file that does not match its recorded size or hash) raises `ModelFormatError` when reading (the
+version cannot be served) and `FailedPreconditionError` when writing (the configuration needs
+fixing); an unreachable endpoint, throttling or server errors, after botocore's retries, raise
+`UnavailableError` (the same call may succeed later).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Iterable
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.exceptions import HTTPClientError, IncompleteReadError, ResponseStreamingError
+
+from omnix_recs._core import ModelFormatError
+from omnix_recs.errors import FailedPreconditionError, UnavailableError
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+CONTENTS = "contents.json"
+URL_FORM = "s3://bucket/prefix[?endpoint=URL&region=NAME]"
+URL_PARAMETERS = ("endpoint", "region")
+# Version and file names become local file names (the cache): no separators, no leading dot.
+FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+REGION_NAME = re.compile(r"[a-z0-9-]{1,32}")
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+CHUNK_BYTES = 1 << 20
+# Error codes after which the same request may succeed later (botocore already retried them).
+TRANSIENT_CODES = frozenset({"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "InternalError", "ServiceUnavailable"})
+
+
+@dataclass(frozen=True)
+class S3Location:
+    """`s3://bucket/prefix`, and where to reach it. `prefix` has no leading or trailing slash."""
+
+    bucket: str
+    prefix: str = ""
+    endpoint: str | None = None
+    region: str | None = None
+
+    @classmethod
+    def parse(cls, url: str) -> "S3Location":
+        """`ValueError` saying what is wrong; the message never repeats the URL, which could
+        hold something secret by mistake."""
+        parts = urlsplit(url)
+        if parts.scheme != "s3" or not url.startswith("s3://"):
+            raise ValueError(f"expected {URL_FORM}")
+        if "@" in parts.netloc:
+            raise ValueError("credentials do not belong in the URL: use the usual AWS variables or profiles")
+        if not parts.netloc:
+            raise ValueError(f"the bucket name is missing (expected {URL_FORM})")
+        if not BUCKET_NAME.fullmatch(parts.netloc):
+            raise ValueError(f"{parts.netloc!r} is not a valid bucket name (3-63 of a-z, 0-9, '.', '-')")
+        if parts.fragment:
+            raise ValueError("unexpected '#' fragment")
+        prefix = parts.path.strip("/")
+        if prefix and any(segment in ("", ".", "..") for segment in prefix.split("/")):
+            raise ValueError("the prefix must not contain empty, '.' or '..' segments")
+        parameters: dict[str, str] = {}
+        for name, value in parse_qsl(parts.query, keep_blank_values=True):
+            if name not in URL_PARAMETERS:
+                raise ValueError(f"unknown parameter {name!r} (known: {', '.join(URL_PARAMETERS)})")
+            if name in parameters:
+                raise ValueError(f"parameter {name!r} given twice")
+            parameters[name] = value
+        endpoint = parameters.get("endpoint") or None
+        if endpoint is not None:
+            endpoint_parts = urlsplit(endpoint)
+            if endpoint_parts.scheme not in ("http", "https") or not endpoint_parts.netloc or "@" in endpoint_parts.netloc:
+                raise ValueError("endpoint must be an http:// or https:// URL without credentials")
+        region = parameters.get("region") or None
+        if region is not None and not REGION_NAME.fullmatch(region):
+            raise ValueError(f"{region!r} is not a region name")
+        return cls(parts.netloc, prefix, endpoint, region)
+
+    def __str__(self) -> str:
+        """The URL `parse` reads back (endpoint and region kept, so other processes find it)."""
+        parameters = {name: value for name, value in (("endpoint", self.endpoint), ("region", self.region)) if value}
+        query = f"?{urlencode(parameters, safe=':/')}" if parameters else ""
+        return f"{self.display}{query}"
+
+    @property
+    def display(self) -> str:
+        """`s3://bucket/prefix`, for messages."""
+        return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+
+    @property
+    def name(self) -> str:
+        """The last segment of the prefix: the version, for a version's location."""
+        return self.prefix.rsplit("/", 1)[-1]
+
+    def child(self, name: str) -> "S3Location":
+        return replace(self, prefix=f"{self.prefix}/{name}" if self.prefix else name)
+
+    def key(self, file_name: str) -> str:
+        return f"{self.prefix}/{file_name}" if self.prefix else file_name
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One file of an uploaded artifact, as measured before the upload."""
+
+    size: int
+    sha256: str
+
+
+def measure(path: Path) -> FileEntry:
+    with open(path, "rb") as fh:
+        return FileEntry(os.fstat(fh.fileno()).st_size, hashlib.file_digest(fh, "sha256").hexdigest())
+
+
+class _Clients:
+    """One boto3 client per (endpoint, region) in a process: clients are thread-safe and slow to
+    create. Forgotten in a forked child, whose inherited connections belong to the parent.
+    Retries are botocore's standard mode: 3 attempts unless `AWS_MAX_ATTEMPTS` says otherwise."""
+
+    def __init__(self) -> None:
+        self._clients: dict[tuple[str | None, str | None], Any] = {}
+        self._lock = threading.Lock()
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        self._clients = {}
+        self._lock = threading.Lock()
+
+    def get(self, location: S3Location) -> Any:
+        key = (location.endpoint, location.region)
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                config = Config(retries={"mode": "standard"}, connect_timeout=3, read_timeout=30)
+                try:
+                    client = boto3.session.Session().client(
+                        "s3", endpoint_url=location.endpoint, region_name=location.region, config=config
+                    )
+                except NoRegionError:
+                    raise FailedPreconditionError("no AWS region for S3: add ?region=... to the URL or set AWS_REGION") from None
+                self._clients[key] = client
+            return client
+
+
+_clients = _Clients()
+
+
+def s3_client(location: S3Location) -> Any:
+    """The boto3 S3 client this process uses for `location`."""
+    return _clients.get(location)
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+
+def upload(directory: Path, location: S3Location) -> None:
+    """Upload the artifact in `directory` to `location` (a version's own prefix): every file,
+    then `contents.json`, then the manifest. On failure, what was sent is deleted (best effort)
+    and `FailedPreconditionError` or `UnavailableError` says why."""
+    client = s3_client(location)
+    names = sorted(path.name for path in directory.iterdir() if path.is_file())
+    if MANIFEST not in names:
+        raise ModelFormatError(f"{directory}: no {MANIFEST}, so this is not a model artifact")
+    contents = {name: measure(directory / name) for name in names}
+    contents_json = json.dumps(
+        {"files": {name: {"bytes": entry.size, "sha256": entry.sha256} for name, entry in contents.items()}}, indent=1
+    ).encode()
+    sent: list[str] = []
+    try:
+        for name in [n for n in names if n != MANIFEST] + [CONTENTS, MANIFEST]:
+            sent.append(name)  # before the call: a request that failed late may still have landed
+            if name == CONTENTS:
+                client.put_object(Bucket=location.bucket, Key=location.key(name), Body=contents_json)
+            else:
+                with open(directory / name, "rb") as fh:
+                    client.put_object(Bucket=location.bucket, Key=location.key(name), Body=fh)
+    except (ClientError, BotoCoreError) as err:
+        remove(location, sent)
+        message = f"cannot upload model {location.name} to {location.display}: {_describe(err)}"
+        raise (UnavailableError(message) if _is_transient(err) else FailedPreconditionError(message)) from err
+
+
+def remove(location: S3Location, file_names: Iterable[str]) -> None:
+    """Delete a version's objects, best effort (logged, never raised): the manifest first, so
+    readers stop seeing a complete version before the rest goes."""
+    client = s3_client(location)
+    others = sorted((set(file_names) | {CONTENTS}) - {MANIFEST})
+    try:
+        client.delete_object(Bucket=location.bucket, Key=location.key(MANIFEST))
+        client.delete_objects(
+            Bucket=location.bucket, Delete={"Objects": [{"Key": location.key(n)} for n in others], "Quiet": True}
+        )
+    except (ClientError, BotoCoreError) as err:
+        if _code(err) != "NoSuchBucket":  # then nothing was written either
+            log.warning("could not delete the objects of %s (delete them by hand): %s", location.display, _describe(err))
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def check(location: S3Location) -> dict[str, FileEntry]:
+    """The files of the version at `location`, after checking that its upload finished and that
+    every file is in the bucket with its recorded size (HEAD requests only, nothing downloaded)."""
+    client = s3_client(location)
+    contents = read_contents(client, location)
+    for name, entry in contents.items():
+        uri = f"{location.display}/{name}"
+        try:
+            size = client.head_object(Bucket=location.bucket, Key=location.key(name))["ContentLength"]
+        except (ClientError, BotoCoreError) as err:
+            raise _read_error(err, uri) from err
+        if size != entry.size:
+            raise ModelFormatError(f"{uri}: {size} bytes, the upload wrote {entry.size} (truncated or replaced)")
+    return contents
+
+
+def download(location: S3Location, directory: Path) -> None:
+    """Download the version at `location` into the empty `directory`, checking every file's size
+    and SHA-256 against `contents.json` (files are written durably: the caller renames the
+    directory into place)."""
+    client = s3_client(location)
+    for name, entry in read_contents(client, location).items():
+        _download_file(client, location, name, entry, directory / name)
+
+
+def read_contents(client: Any, location: S3Location) -> dict[str, FileEntry]:
+    """`contents.json` of a version whose upload finished (its manifest is there)."""
+    _get_bytes(client, location, MANIFEST)  # absent while an upload runs, or after one failed
+    raw = _get_bytes(client, location, CONTENTS)
+    uri = f"{location.display}/{CONTENTS}"
+    try:
+        files = json.loads(raw)["files"]
+        contents = {name: FileEntry(int(value["bytes"]), str(value["sha256"])) for name, value in files.items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise ModelFormatError(f"{uri}: not a list of files with sizes and hashes ({err})") from None
+    for name, entry in contents.items():
+        if not FILE_NAME.fullmatch(name) or entry.size < 0 or not SHA256_HEX.fullmatch(entry.sha256):
+            raise ModelFormatError(f"{uri}: bad entry {name!r}")
+    if MANIFEST not in contents:
+        raise ModelFormatError(f"{uri}: does not list {MANIFEST}")
+    return contents
+
+
+def _get_bytes(client: Any, location: S3Location, name: str) -> bytes:
+    uri = f"{location.display}/{name}"
+    try:
+        return client.get_object(Bucket=location.bucket, Key=location.key(name))["Body"].read()
+    except (ClientError, BotoCoreError) as err:
+        if name == MANIFEST and _code(err) in ("NoSuchKey", "404"):
+            raise ModelFormatError(f"{uri}: missing (the upload did not finish, or this is not a model artifact)") from err
+        raise _read_error(err, uri) from err
+
+
+def _download_file(client: Any, location: S3Location, name: str, entry: FileEntry, path: Path) -> None:
+    uri = f"{location.display}/{name}"
+    digest, size = hashlib.sha256(), 0
+    try:
+        body = client.get_object(Bucket=location.bucket, Key=location.key(name))["Body"]
+        try:
+            with open(path, "wb") as fh:
+                for chunk in body.iter_chunks(CHUNK_BYTES):
+                    size += len(chunk)
+                    if size > entry.size:
+                        break  # longer than uploaded: no need to fetch the rest
+                    fh.write(chunk)
+                    digest.update(chunk)
+                fh.flush()
+                os.fsync(fh.fileno())
+        finally:
+            body.close()
+    except (ClientError, BotoCoreError) as err:
+        raise _read_error(err, uri) from err
+    if size != entry.size:
+        raise ModelFormatError(f"{uri}: {'more than ' if size > entry.size else ''}{size} bytes, the upload wrote {entry.size} (truncated or replaced)")
+    if digest.hexdigest() != entry.sha256:
+        raise ModelFormatError(f"{uri}: the content differs from what was uploaded (SHA-256 mismatch)")
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+
+def _code(err: Exception) -> str:
+    return str(err.response.get("Error", {}).get("Code", "")) if isinstance(err, ClientError) else ""
+
+
+def _is_transient(err: Exception) -> bool:
+    if isinstance(err, (BotoConnectionError, HTTPClientError, IncompleteReadError, ResponseStreamingError)):
+        return True
+    if isinstance(err, ClientError):
+        status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return _code(err) in TRANSIENT_CODES or status >= 500
+    return False
+
+
+def _describe(err: Exception) -> str:
+    if isinstance(err, ClientError):
+        error = err.response.get("Error", {})
+        code, message = error.get("Code", "error"), error.get("Message", "")
+        return {"404": "not found", "403": "access denied"}.get(code, f"{code} ({message})" if message else code)
+    return f"{type(err).__name__} ({err})"
+
+
+def _read_error(err: Exception, uri: str) -> Exception:
+    if _is_transient(err):
+        return UnavailableError(f"{uri}: S3 is unavailable, try again later: {_describe(err)}")
+    return ModelFormatError(f"{uri}: {_describe(err)}")
