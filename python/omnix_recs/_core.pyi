@@ -84,6 +84,34 @@ def item_taste_factors(
     past the matrix's rank), by `iterations` rounds of randomized subspace iteration from a
     `seed`ed start. InvalidInputError on malformed arrays or dims/iterations out of range."""
 
+# engine/history.rs: a shopper's order lines summarised per product (see omnix_recs/engine/features.py)
+
+def summarize_order_lines(
+    *,
+    trip: npt.NDArray[np.int64],
+    trips: int,
+    item: npt.NDArray[np.int64],
+    quantity: npt.NDArray[np.int64],
+    unit_price: npt.NDArray[np.float64],
+    purchased_at_s: npt.NDArray[np.float64],
+    habit_decay: float,
+) -> tuple[
+    npt.NDArray[np.int32],
+    npt.NDArray[np.float64],
+    npt.NDArray[np.float32],
+    npt.NDArray[np.float32],
+    npt.NDArray[np.float32],
+    npt.NDArray[np.float64],
+    float,
+    float,
+]:
+    """Summarise one shopper's order lines (columns of equal length, any order): `trip` is each
+    line's trip 0..`trips` in order-id order (ties in time go to the lower number), `item` its
+    model item or -1. Returns (items int32 ascending, last_bought_s, mean_gap_days (NaN after
+    one trip), orders, habit, trip_times_s oldest first, spend, newest_line_s (-inf without
+    lines)). InvalidInputError on mismatched lengths, out-of-range trips or items, non-finite
+    times, a trip without lines or a habit_decay that is not > 0."""
+
 # engine/rank.rs: per-request ranking (see omnix_recs/engine/serving.py)
 
 RANK_SIGNALS: tuple[str, ...]

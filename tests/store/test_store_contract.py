@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
+import numpy as np
 import pytest
 
 from omnix_recs.domain.models import (
@@ -34,7 +35,7 @@ from omnix_recs.errors import (
     InvalidArgumentError,
     NotFoundError,
 )
-from omnix_recs.store.base import ModelRecord, PurchaseColumns, Store
+from omnix_recs.store.base import ModelRecord, OrderLines, PurchaseColumns, Store
 
 T0 = datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc)
 PAGE_SIZES = [1, 2, 3, 7, 100]
@@ -369,6 +370,39 @@ def test_purchases_of_is_oldest_first_and_before_is_exclusive(history: Store) ->
     everything = list(reversed(newest_first(history_of("c1"))))
     assert history.purchases_of("c1") == everything
     assert history.purchases_of("c1", before=at(-20)) == [p for p in everything if p.purchased_at < at(-20)]
+
+
+def order_line_rows(lines: OrderLines) -> list[tuple[str, str, int, float, float]]:
+    """The lines as sorted rows: `order_lines_of` promises no order."""
+    columns = (lines.quantities.tolist(), lines.unit_prices.tolist(), lines.purchased_at_s.tolist())
+    return sorted(zip(lines.order_ids, lines.product_ids, *columns))
+
+
+@pytest.mark.parametrize(
+    ("customer_id", "before"),
+    [
+        ("c1", None),  # five orders, several lines each, two placed at the same moment
+        ("c2", None),
+        ("c1", at(-20)),  # before is exclusive
+        ("c1", at(-30, microseconds=7)),  # ... to the microsecond
+        ("c1", at(-30, microseconds=8)),
+        ("nobody", None),
+    ],
+)
+def test_order_lines_are_the_purchases_as_columns(history: Store, customer_id: str, before: datetime | None) -> None:
+    lines = history.order_lines_of(customer_id, before=before)
+    purchases = history.purchases_of(customer_id, before=before)
+    # Seconds exactly as datetime.timestamp() gives them, microseconds included.
+    expected = [(p.order_id, p.product_id, p.quantity, p.unit_price, p.purchased_at.timestamp()) for p in purchases]
+    assert order_line_rows(lines) == sorted(expected)
+    assert len(lines) == len(purchases)
+    assert (lines.quantities.dtype, lines.unit_prices.dtype, lines.purchased_at_s.dtype) == (np.int64, np.float64, np.float64)
+
+
+def test_order_lines_before_a_naive_moment_are_refused_naming_the_field(history: Store) -> None:
+    with pytest.raises(InvalidArgumentError) as raised:
+        history.order_lines_of("c1", before=datetime(2026, 1, 1))
+    assert raised.value.field == "before"
 
 
 @pytest.mark.parametrize("batch_rows", [1, 5, 500_000])

@@ -39,7 +39,7 @@ from omnix_recs.engine.features import (
     PurchaseSummary,
     cart_from_interactions,
     history_features,
-    summarize_purchases,
+    summarize_lines,
 )
 from omnix_recs.store.base import Store
 from omnix_recs.store.cache import Cache, Codec
@@ -115,7 +115,7 @@ class ShopperReads:
         customer = self._store.get_customer(customer_id)
         purchases = None
         if customer.consent.personalization:
-            purchases = summarize_purchases(self._store.purchases_of(customer_id), index_of)
+            purchases = summarize_lines(self._store.order_lines_of(customer_id), index_of)
         events = tuple(e for e in _recent_interactions(self._store, customer_id, as_of) if e.kind in _CART_KINDS)
         return ShopperSnapshot(customer, purchases, CartEvents(as_of.timestamp(), events))
 

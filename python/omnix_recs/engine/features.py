@@ -1,9 +1,10 @@
 """A shopper's history as the ranking kernel sees it, computed at request time.
 
-History is read from the store on every request (`store.purchases_of(customer, before=as_of)`),
-so a purchase recorded through the API changes the very next answer: its product's
-"days since last purchase" drops to zero and its replenishment due-ness resets, with no
-retraining. The model only supplies item-side knowledge.
+History is read from the store on every request (`store.purchases_of(customer, before=as_of)`;
+servers that cache it per shopper read `store.order_lines_of(customer)` on a miss and drop the
+entry when the shopper buys: see `PurchaseSummary`), so a purchase recorded through the API
+changes the very next answer: its product's "days since last purchase" drops to zero and its
+replenishment due-ness resets, with no retraining. The model only supplies item-side knowledge.
 
 Per distinct product (model item) the kernel gets: days since the last purchase, the shopper's
 mean gap between purchases of it, how many trips contained it, and its habit weight (the
@@ -15,11 +16,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import repeat
 from typing import Iterable, Sequence
 
 import numpy as np
 
+from omnix_recs import _core
 from omnix_recs.domain.models import Interaction, InteractionKind, Purchase
+from omnix_recs.store.base import OrderLines
 
 SECONDS_PER_DAY = 86_400.0
 # Weight of a trip k trips before the latest one is HABIT_DECAY**k: 0.9 means the last ~10 trips
@@ -110,52 +114,27 @@ def summarize_purchases(
     purchases: Sequence[Purchase], index_of: dict[str, int], *, habit_decay: float = HABIT_DECAY
 ) -> PurchaseSummary:
     """The as-of-independent part of a shopper's features, from all of `purchases` (any order)."""
-    trip_time: dict[str, float] = {}
-    lines: list[tuple[str, int]] = []
-    spend = 0.0
-    newest = -np.inf
-    for p in purchases:
-        at = p.purchased_at.timestamp()
-        newest = max(newest, at)
-        # A trip is an order; its time is the earliest line's (lines of one order share it).
-        trip_time[p.order_id] = min(at, trip_time.get(p.order_id, at))
-        spend += p.quantity * p.unit_price
-        item = index_of.get(p.product_id)
-        if item is not None:
-            lines.append((p.order_id, item))
+    return summarize_lines(OrderLines.from_purchases(purchases), index_of, habit_decay=habit_decay)
 
-    trips = sorted(trip_time, key=lambda o: (trip_time[o], o))
-    n_trips = len(trips)
-    trips_ago = {order: n_trips - 1 - k for k, order in enumerate(trips)}
-    decay = habit_decay ** np.arange(n_trips, dtype=np.float64)  # by trips-ago
-    total_weight = float(decay.sum())
-    trip_times = np.array([trip_time[o] for o in trips], dtype=np.float64)  # oldest first
 
-    # One (item, trip) pair per order line, deduplicated: a product twice in one order is one trip.
-    pairs = np.array(sorted({(item, trips_ago[order]) for order, item in lines}), dtype=np.int64).reshape(-1, 2)
-    if not len(pairs):
-        f32 = np.zeros(0, dtype=np.float32)
-        return PurchaseSummary(
-            np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float64), f32, f32, f32, trip_times, spend, float(newest)
-        )
-    items, first = np.unique(pairs[:, 0], return_index=True)
-    counts = np.diff(np.append(first, len(pairs)))
-    pair_times = trip_times[n_trips - 1 - pairs[:, 1]]
-    last = np.maximum.reduceat(pair_times, first)
-    earliest = np.minimum.reduceat(pair_times, first)
-    habit = np.add.reduceat(decay[pairs[:, 1]], first) / total_weight
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean_gap = np.where(counts > 1, (last - earliest) / SECONDS_PER_DAY / (counts - 1), np.nan)
-    return PurchaseSummary(
-        items=items.astype(np.int32),
-        last_bought_s=last,
-        mean_gap_days=mean_gap.astype(np.float32),
-        orders=counts.astype(np.float32),
-        habit=habit.astype(np.float32),
-        trip_times_s=trip_times,
-        spend=spend,
-        newest_line_s=float(newest),
+def summarize_lines(lines: OrderLines, index_of: dict[str, int], *, habit_decay: float = HABIT_DECAY) -> PurchaseSummary:
+    """`summarize_purchases` of the same lines given as columns (`Store.order_lines_of`, the read
+    of a shopper-cache miss). A trip is an order, placed at its earliest line's time; what the
+    summary holds per product is computed in the Rust core (rust_core/src/engine/history.rs).
+    Python's share is two dictionary look-ups per line: its trip, and its model item."""
+    n = len(lines)
+    # Trips numbered in order-id order: trips placed at the same moment are ranked by number.
+    trip_of = {order: k for k, order in enumerate(sorted(set(lines.order_ids)))}
+    items, last_bought_s, mean_gap_days, orders, habit, trip_times_s, spend, newest_line_s = _core.summarize_order_lines(
+        trip=np.fromiter(map(trip_of.__getitem__, lines.order_ids), np.int64, n),
+        trips=len(trip_of),
+        item=np.fromiter(map(index_of.get, lines.product_ids, repeat(-1)), np.int64, n),  # -1: not in the model
+        quantity=lines.quantities,
+        unit_price=lines.unit_prices,
+        purchased_at_s=lines.purchased_at_s,
+        habit_decay=habit_decay,
     )
+    return PurchaseSummary(items, last_bought_s, mean_gap_days, orders, habit, trip_times_s, spend, newest_line_s)
 
 
 def cart_from_interactions(interactions: Iterable[Interaction], as_of: datetime) -> list[str]:

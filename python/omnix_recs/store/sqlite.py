@@ -29,6 +29,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
+import numpy as np
+
 from omnix_recs.domain.models import (
     Customer,
     Feedback,
@@ -46,7 +48,7 @@ from omnix_recs.errors import (
     NotFoundError,
     UnavailableError,
 )
-from omnix_recs.store.base import CustomerErasure, ModelRecord, PurchaseColumns
+from omnix_recs.store.base import CustomerErasure, ModelRecord, OrderLines, PurchaseColumns
 from omnix_recs.store.sqlite_rows import (
     CUSTOMER_SELECT,
     FEEDBACK_SELECT,
@@ -464,6 +466,24 @@ class SqliteStore:
             (customer_id, before_micros, before_micros),
         )
         return list(map(purchase_from_row, rows))
+
+    def order_lines_of(self, customer_id: str, before: datetime | None = None) -> OrderLines:
+        before_micros = None if before is None else micros(before, "before")
+        rows = self._fetch(
+            "SELECT order_id, product_id, quantity, unit_price, purchased_at FROM purchase_history"
+            " WHERE customer_id = ? AND (? IS NULL OR purchased_at < ?)",
+            (customer_id, before_micros, before_micros),
+        )
+        # One fetch and a C-level transpose: what is left per line is the sqlite3 row itself.
+        order_ids, product_ids, quantities, unit_prices, purchased_at = zip(*rows) if rows else ((),) * 5
+        return OrderLines(
+            order_ids=order_ids,
+            product_ids=product_ids,
+            quantities=np.array(quantities, dtype=np.int64),
+            unit_prices=np.array(unit_prices, dtype=np.float64),
+            # Both exact in float64, then one correctly rounded division: datetime.timestamp()'s value.
+            purchased_at_s=np.array(purchased_at, dtype=np.int64) / 1_000_000,
+        )
 
     def scan_purchases(self, batch_rows: int = 500_000) -> Iterator[PurchaseColumns]:
         """Every order line by (customer, purchased_at): the clustered key order, so no sort."""

@@ -2,11 +2,12 @@
 //!
 //! Build side: `sparse` (CSR matrices), `cooccurrence` (item–item neighbours: co-purchase and
 //! content cosine), `fbt` (basket complements by lift), `taste` (low-rank item factors).
-//! Serving side: `rank`.
+//! Serving side: `history` (a shopper's order lines summarised per product), `rank`.
 use pyo3::prelude::*;
 
 pub mod cooccurrence;
 pub mod fbt;
+pub mod history;
 pub mod rank;
 pub mod sparse;
 pub mod taste;
@@ -15,6 +16,7 @@ pub mod taste;
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     cooccurrence::register(m)?;
     fbt::register(m)?;
+    history::register(m)?;
     rank::py::register(m)?;
     taste::register(m)?;
     Ok(())

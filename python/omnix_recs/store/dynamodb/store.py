@@ -26,7 +26,7 @@ from omnix_recs.domain.models import (
     ServedRecommendation,
 )
 from omnix_recs.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
-from omnix_recs.store.base import CustomerErasure, ModelRecord, PurchaseColumns
+from omnix_recs.store.base import CustomerErasure, ModelRecord, OrderLines, PurchaseColumns
 from omnix_recs.store.dynamodb.client import (
     TRANSACTION_MAX,
     DynamoClient,
@@ -42,6 +42,7 @@ from omnix_recs.store.dynamodb.codec import (
     CUSTOMERS_LISTING,
     FIRST_PURCHASE_KEY,
     HISTORY_HEADER,
+    ORDER_LINE_ATTRIBUTES,
     PURCHASERS_LISTING,
     RESERVED_MODEL_ROWS,
     Expression,
@@ -57,6 +58,7 @@ from omnix_recs.store.dynamodb.codec import (
     model_from_item,
     model_item,
     non_empty_id,
+    order_lines_from_items,
     parse_timestamp,
     product_from_item,
     product_item,
@@ -360,6 +362,12 @@ class DynamoStore:
     def purchases_of(self, customer_id: str, before: datetime | None = None) -> list[Purchase]:
         items = self.db.items("query", **self._history_query(customer_id, end=before))
         return [purchase_from_item(item) for item in items]
+
+    def order_lines_of(self, customer_id: str, before: datetime | None = None) -> OrderLines:
+        if before is not None:
+            timestamp(before, "before")  # a naive moment is refused naming this argument, not "end"
+        query = self._history_query(customer_id, end=before, attributes=ORDER_LINE_ATTRIBUTES)
+        return order_lines_from_items(list(self.db.items("query", **query)))
 
     def _history_query(
         self,
