@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from omnix_recs.blocking import guard_store
 from omnix_recs.config import Settings
 from omnix_recs.engine.filters import CatalogCache
 from omnix_recs.engine.registry import ModelHolder
@@ -43,6 +44,8 @@ class AppContext:
     @classmethod
     def create(cls, settings: Settings, store: Store, *, generations: GenerationTable | None = None) -> "AppContext":
         """`generations`: the cache generations shared with sibling worker processes, if any."""
+        # Guarded so that a call answered on the event loop cannot block on it (blocking.py).
+        store = guard_store(store)
         cache = open_cache(settings, generations=generations)
         models = ModelHolder(store, settings=settings)
         models.reload_if_changed(force=True)  # load the active version before the first request

@@ -11,6 +11,7 @@ from omnix_recs.api import mapping
 from omnix_recs.api import validation as check
 from omnix_recs.api.validation import Validator
 from omnix_recs.app import AppContext
+from omnix_recs.blocking import run_memory_first
 from omnix_recs.domain.models import ALLERGENS, DIETARY_TAGS, Feedback, FeedbackEvent, RecommendedItem
 from omnix_recs.errors import InvalidArgumentError
 from omnix_recs.engine.serving import Lifecycle, Recommendations, Recommender, RequestFilters, Strategy
@@ -21,6 +22,7 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RecommendationService"].full_name
 DEFAULT_LIMIT = 10
 MAX_BASKET = 100
 MAX_DEPARTMENTS = 50
+NO_FILTERS = RequestFilters()
 
 _STRATEGIES = {
     pb.STRATEGY_UNSPECIFIED: Strategy.BALANCED,
@@ -53,6 +55,9 @@ class RecommendationServicer(recommendation_pb2_grpc.RecommendationServiceServic
     def __init__(self, app: AppContext, recommender: Recommender) -> None:
         self.v = Validator(app.settings.limits)
         self.recommender = recommender
+        # Lists come from memory when the shopper is in this process's cache: answer those on
+        # the event loop (blocking.py). With Redis every read is a network round trip.
+        self._answer = run_memory_first if app.cache is not None and app.cache.in_memory else asyncio.to_thread
 
     async def GetRecommendations(self, request, context):
         customer_id = self.v.require_id("customer_id", request.customer_id)
@@ -63,7 +68,7 @@ class RecommendationServicer(recommendation_pb2_grpc.RecommendationServiceServic
         as_of = self._as_of(request, "as_of")
         filters = self._filters(request.filters)
         basket = self.v.id_list("basket_product_ids", request.basket_product_ids, MAX_BASKET)
-        answer = await asyncio.to_thread(
+        answer = await self._answer(
             self.recommender.recommend,
             customer_id,
             strategy=strategy,
@@ -80,7 +85,7 @@ class RecommendationServicer(recommendation_pb2_grpc.RecommendationServiceServic
         limit = self._limit(request.limit)
         as_of = self._as_of(request, "as_of")
         filters = self._filters(request.filters)
-        answer = await asyncio.to_thread(
+        answer = await self._answer(
             self.recommender.personalized, customer_id, limit=limit, as_of=as_of, filters=filters
         )
         return pb.GetPersonalizedRecommendationsResponse(
@@ -92,7 +97,7 @@ class RecommendationServicer(recommendation_pb2_grpc.RecommendationServiceServic
         limit = self._limit(request.limit)
         customer_id = self.v.optional_id("customer_id", request.customer_id)
         filters = self._filters(request.filters)
-        answer = await asyncio.to_thread(
+        answer = await self._answer(
             self.recommender.similar_products, product_id, limit=limit, customer_id=customer_id, filters=filters
         )
         return pb.GetSimilarProductsResponse(**_list_fields(answer))
@@ -103,7 +108,7 @@ class RecommendationServicer(recommendation_pb2_grpc.RecommendationServiceServic
         limit = self._limit(request.limit)
         customer_id = self.v.optional_id("customer_id", request.customer_id)
         filters = self._filters(request.filters)
-        answer = await asyncio.to_thread(
+        answer = await self._answer(
             self.recommender.frequently_bought_together, basket, limit=limit, customer_id=customer_id, filters=filters
         )
         return pb.GetFrequentlyBoughtTogetherResponse(**_list_fields(answer))
@@ -114,7 +119,7 @@ class RecommendationServicer(recommendation_pb2_grpc.RecommendationServiceServic
         window_days = check.integer("window_days", request.window_days, minimum=0, maximum=366)
         customer_id = self.v.optional_id("customer_id", request.customer_id)
         filters = self._filters(request.filters)
-        answer, window = await asyncio.to_thread(
+        answer, window = await self._answer(
             self.recommender.trending,
             limit=limit,
             department=department,
@@ -130,7 +135,7 @@ class RecommendationServicer(recommendation_pb2_grpc.RecommendationServiceServic
         department = check.text("department", request.department, max_length=mapping.MAX_LABEL_LENGTH)
         customer_id = self.v.optional_id("customer_id", request.customer_id)
         filters = self._filters(request.filters)
-        answer = await asyncio.to_thread(
+        answer = await self._answer(
             self.recommender.seasonal,
             limit=limit,
             as_of=as_of,
@@ -159,12 +164,16 @@ class RecommendationServicer(recommendation_pb2_grpc.RecommendationServiceServic
 
     @staticmethod
     def _as_of(request, name: str) -> datetime | None:  # type: ignore[no-untyped-def]
+        if not request.HasField(name):
+            return None  # the usual case: now
         return check.timestamp(
             name, request, name, required=False, not_after=datetime.now(timezone.utc) + mapping.MAX_CLOCK_SKEW
         )
 
     @staticmethod
     def _filters(msg: pb.RecommendationFilters) -> RequestFilters:
+        if not msg.ByteSize():
+            return NO_FILTERS  # the usual case: the profile's restrictions only
         max_price = check.number("filters.max_price", msg.max_price, minimum=0.0, maximum=mapping.MAX_PRICE)
         return RequestFilters(
             max_price=max_price or None,

@@ -26,14 +26,15 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from omnix_recs.blocking import ensure_may_block
 from omnix_recs.domain.models import ALLERGENS, DIETARY_TAGS, Customer, Product
 from omnix_recs.store.base import Store
 
 log = logging.getLogger(__name__)
 
-# How often a server process asks the store whether the catalog changed (one O(1) read). Served
-# lists are re-checked against the live catalog row by row (`Recommender`), so a snapshot a
-# moment old only costs a refill.
+# How often a server process asks the store whether the catalog changed (one O(1) read): how
+# stale, plus a rebuild, a server's lists may be about stock and price (`Recommender` trusts the
+# snapshot when serving; without a server it re-checks lists against the live rows).
 CATALOG_CHECK_EVERY_S = 1.0
 # Distinct restriction sets whose masks are kept (a mask is one byte per product).
 MASK_CACHE_SIZE = 256
@@ -258,6 +259,7 @@ class CatalogCache:
         current = self._current
         if current is not None and current[1] is item_ids:
             return current[0]
+        ensure_may_block()  # a build reads the catalog, and another may hold the lock
         with self._build_lock:
             current = self._current
             if current is None or current[1] is not item_ids:

@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Callable, Generic, TypeVar
 
 from omnix_recs.ai.breaker import CircuitBreaker
+from omnix_recs.blocking import ensure_may_block
 from omnix_recs.config import Settings
 
 log = logging.getLogger("omnix.cache")
@@ -119,6 +120,10 @@ class _Flight:
 class Cache(abc.ABC):
     """Per-customer entries with invalidation, single-flight loads and early refresh."""
 
+    # Whether a hit is answered from this process's memory without waiting (see blocking.py:
+    # servers answer such calls on the event loop). Misses may still block: loads read the store.
+    in_memory: bool = False
+
     def __init__(self, *, ttl_s: float, clock: Callable[[], float] = time.time, rng: Callable[[], float] = random.random) -> None:
         self.ttl_s = ttl_s
         self.stats = CacheStats()
@@ -136,6 +141,8 @@ class Cache(abc.ABC):
         ttl_s = self.ttl_s if ttl_s is None else ttl_s
         if ttl_s <= 0:
             return load()
+        if not self.in_memory:
+            ensure_may_block()
         kind = name.split(":", 1)[0]
         entry, generation = self._read(customer_id, name, codec)
         if generation is None:  # the cache is unavailable: go to the source
@@ -146,9 +153,9 @@ class Cache(abc.ABC):
             if not self._refresh_early(entry) or self._flight_running(key):
                 self._count(self.stats.hits, kind)
                 return entry.value  # type: ignore[return-value]
-        self._count(self.stats.misses, kind)
         flight, leader = self._join_flight(key)
         if not leader:
+            ensure_may_block()  # waiting for another thread's load must not stall the event loop
             if flight.done.wait(SINGLE_FLIGHT_WAIT_S) and flight.ok:
                 return flight.value  # type: ignore[return-value]
             return load()  # the leader failed or is slow: do not wait any longer
@@ -156,6 +163,8 @@ class Cache(abc.ABC):
             started = time.perf_counter()
             value = load()
             elapsed = time.perf_counter() - started
+            # Counted once loaded: an attempt abandoned for a thread (blocking.py) is not a miss yet.
+            self._count(self.stats.misses, kind)
             self._write(customer_id, name, generation, _Entry(value, self._clock() + ttl_s, elapsed), codec)
             flight.value, flight.ok = value, True
             return value
@@ -251,6 +260,8 @@ class GenerationTable:
 
 class LocalCache(Cache):
     """An LRU of at most `max_entries` entries in this process."""
+
+    in_memory = True
 
     def __init__(
         self,

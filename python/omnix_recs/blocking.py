@@ -1,0 +1,84 @@
+"""Answer from memory on the event loop; hand a call to a thread only when it has to wait.
+
+A grpc.aio worker serves every call on one event loop, and store reads block, so the servicers
+used to run every recommendation call in a worker thread (`asyncio.to_thread`). Most of those
+calls need nothing that is not already in this process's memory: the cached shopper, the catalog
+snapshot, the memory-mapped model. For them the thread hand-off (a future, a wake-up of the
+loop through its self-pipe, the GIL passed back and forth) cost more than the answer itself.
+
+`run_memory_first(fn, ...)` therefore first runs `fn` on the loop with blocking forbidden. Every
+operation that may block calls `ensure_may_block()` first, which then raises `WouldBlock`; the
+call is abandoned and run again from the start in a thread, where blocking is allowed. The store
+is covered as a whole by `guard_store` (every method checks), so a new store read cannot slip
+through unnoticed; caches and locks that may wait check themselves.
+
+The price of that rule: a function run this way must not have effects before its first blocking
+operation that a second run would repeat (the recommendation path reads first and records the
+served list last). The first attempt is also wasted work when the call does block, which is
+why callers whose reads always block (a Redis cache, a remote store) skip it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from contextvars import ContextVar
+from typing import Any, Callable, TypeVar
+
+T = TypeVar("T")
+
+_blocking_forbidden: ContextVar[bool] = ContextVar("omnix_blocking_forbidden", default=False)
+
+
+class WouldBlock(Exception):
+    """A call being answered on the event loop reached an operation that may block."""
+
+
+def ensure_may_block() -> None:
+    """Raise `WouldBlock` when the current call runs on the event loop with blocking forbidden."""
+    if _blocking_forbidden.get():
+        raise WouldBlock
+
+
+async def run_memory_first(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """`fn(*args, **kwargs)` on the loop if it needs nothing but memory, else in a thread."""
+    token = _blocking_forbidden.set(True)
+    try:
+        return fn(*args, **kwargs)
+    except WouldBlock:
+        pass
+    finally:
+        _blocking_forbidden.reset(token)
+    # The context (request id, deadline) is copied into the thread, with blocking allowed again.
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+class _GuardedStore:
+    """The store with `ensure_may_block()` in front of every method (see `guard_store`)."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._store, name)
+        if not callable(value):
+            return value
+
+        @functools.wraps(value)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            ensure_may_block()
+            return value(*args, **kwargs)
+
+        self.__dict__[name] = guarded  # found directly from now on: no __getattr__ per call
+        return guarded
+
+    def __repr__(self) -> str:
+        return f"guard_store({self._store!r})"
+
+
+def guard_store(store: T) -> T:
+    """`store` behind a guard: any method called with blocking forbidden raises `WouldBlock`.
+    Outside `run_memory_first` (threads, the CLI, tests) the guard only forwards."""
+    if isinstance(store, _GuardedStore):
+        return store
+    return _GuardedStore(store)  # type: ignore[return-value]
