@@ -70,7 +70,7 @@ class Settings:
     # Cache (store/cache.py): lifetime of per-shopper entries (0 = no caching), the in-process
     # cache's size, and how long a Redis call may take before the cache is skipped.
     cache_ttl_s: int = 300
-    cache_max_entries: int = 20_000
+    cache_max_entries: int = 50_000
     redis_timeout_ms: int = 100
     # Calls one server process serves at once; more are refused with RESOURCE_EXHAUSTED
     # rather than queued (0 = no bound). Keepalive: the server pings an idle connection every

@@ -3,10 +3,13 @@
 `Recommender` answers every recommendation question of the API. Per request it reads the
 shopper's profile and history from the store (so new purchases count at once), the hard-filter
 mask from the catalog cache, and ranks with the Rust kernel (`_core.RankTables`) over the active
-model's memory-mapped tables. Each answer is re-checked against the live catalog rows of the
-products it returns (stock and price can change between catalog snapshots), stored as a
-`ServedRecommendation` (so feedback can refer to it; the server writes these behind the
-answer, engine/served_lists.py) and returned with readable reasons.
+model's memory-mapped tables. Without a cache (tests, the CLI) each answer is re-checked
+against the live catalog rows of the products it returns, since stock and price can change
+after the snapshot was taken; a server trusts its snapshot instead, which it rebuilds within
+`filters.CATALOG_CHECK_EVERY_S` of any catalog change (at once after its own UpsertProducts),
+so a list needs no store read. Each answer is stored as a `ServedRecommendation` (so feedback
+can refer to it; the server writes these behind the answer, engine/served_lists.py) and
+returned with readable reasons.
 
 Strategies are blends: weights over the kernel's signals (`_core.RANK_SIGNALS`) plus list
 rules (exclude the history, cap per aisle, neighbours per history product). REPLENISH and
@@ -30,6 +33,7 @@ from typing import Callable, Protocol, Sequence
 import numpy as np
 
 from omnix_recs._core import RANK_SIGNALS, RankTables
+from omnix_recs.blocking import guard_store
 from omnix_recs.domain.models import (
     Customer,
     Feedback,
@@ -254,17 +258,20 @@ class Recommender:
         cache: Cache | None = None,
         served_lists: ServedLists | None = None,
     ) -> None:
-        self._store = store
+        # Guarded: `run_memory_first` answers calls on the event loop until they would block.
+        self._store = store = guard_store(store)
         # Where served lists go (for feedback): the store itself, or the server's write-behind
         # queue in front of it (engine/served_lists.py).
         self._served_lists = served_lists or store
         self._models = models
-        # With a cache (the server's), shoppers are read through it, and catalog rows (the final
-        # check of a list, the products a request names) are at most PRODUCT_ROWS_TTL_S old
-        # (engine/cached_reads.py).
+        # With a cache (the server's), shoppers are read through it, the catalog rows of the
+        # products a request names are at most PRODUCT_ROWS_TTL_S old (engine/cached_reads.py),
+        # and ranked lists are not re-checked row by row: the server's catalog snapshot is kept
+        # as fresh as those rows would be (see the module doc).
         self._cache = cache
         self._reads = ShopperReads(store, cache)
         self._live_products = ProductRows(store) if cache is not None else None
+        self._recheck_lists = cache is None
         self.catalog = catalog or CatalogCache(store)
         self.blends = dict(DEFAULT_BLENDS if blends is None else blends)
         self._view: _ModelView | None = None
@@ -563,20 +570,19 @@ class Recommender:
     def _rank_and_check(
         self, view: _ModelView, index: CatalogIndex, shopper: ShopperFilters, limit: int, rank: Callable[[int], _Ranked]
     ) -> list[Picked]:
-        """Rank `limit + margin`, drop products the live catalog no longer admits, keep `limit`."""
-        ranked: _Ranked = rank(limit + REFILL_MARGIN)
-        ids = [view.item_ids[i] for i in ranked.items]
-        live = self._products(ids)
-        out = []
-        for pos, product_id in enumerate(ids):
-            product = live.get(product_id)
-            if product is None or not shopper.admits(product):
-                continue
-            reasons = [(int(code), int(anchor)) for code, anchor in zip(ranked.reasons[pos], ranked.anchors[pos]) if code >= 0]
-            out.append((int(ranked.items[pos]), float(ranked.scores[pos]), float(ranked.confidence[pos]), reasons))
-            if len(out) == limit:
-                break
-        return out
+        """The top `limit`; re-checked against the live catalog when the snapshot may be old
+        (rank `limit + margin`, drop what the live rows no longer admit, keep `limit`)."""
+        ranked: _Ranked = rank(limit + REFILL_MARGIN if self._recheck_lists else limit)
+        items, reasons, anchors = ranked.items.tolist(), ranked.reasons.tolist(), ranked.anchors.tolist()
+        scores, confidence = ranked.scores.tolist(), ranked.confidence.tolist()
+        keep = range(len(items))
+        if self._recheck_lists:
+            live = self._store.get_products([view.item_ids[i] for i in items])
+            keep = [pos for pos in keep if (p := live.get(view.item_ids[items[pos]])) is not None and shopper.admits(p)]
+        return [
+            (items[pos], scores[pos], confidence[pos], [(c, a) for c, a in zip(reasons[pos], anchors[pos]) if c >= 0])
+            for pos in keep[:limit]
+        ]
 
     def _serve(
         self,
@@ -588,7 +594,7 @@ class Recommender:
         items: list[Picked],
         as_of: datetime,
     ) -> Recommendations:
-        explain = _Explainer(view, index, history, as_of)
+        explain = _Explainer(view, index, history, as_of, [item for item, *_ in items])
         recommended = tuple(
             RecommendedItem(
                 product_id=view.item_ids[item],
@@ -666,13 +672,20 @@ def _interleave(first: list[Picked], second: list[Picked], limit: int) -> list[P
 class _Explainer:
     """Reason codes from the kernel -> sentences a shopper understands."""
 
-    def __init__(self, view: _ModelView, index: CatalogIndex, history: HistoryFeatures, as_of: datetime) -> None:
+    def __init__(
+        self, view: _ModelView, index: CatalogIndex, history: HistoryFeatures, as_of: datetime, items: Sequence[int]
+    ) -> None:
         self.view, self.index, self.history, self.as_of = view, index, history, as_of
+        # Where each listed item is in the history, found at once (one search, not one per reason).
+        found = np.searchsorted(history.items, items) if len(history.items) else np.zeros(0, dtype=np.int64)
+        self._position = {
+            item: pos for item, pos in zip(items, found.tolist()) if pos < len(history.items) and history.items[pos] == item
+        }
 
     def __call__(self, item: int, code: int, anchor: int) -> str:
         signal = RANK_SIGNALS[code]
         index, h = self.index, self.history
-        pos = h.position_of(item) if len(h.items) else None
+        pos = self._position.get(item)
         if signal == "replenishment" and pos is not None:
             since = _days(h.days_since_last[pos])
             gap = h.mean_gap_days[pos]
