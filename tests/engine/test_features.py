@@ -1,11 +1,11 @@
 """A shopper's purchase summary is the same whichever way the history is read.
 
 A shopper-cache miss summarises `Store.order_lines_of` with `summarize_lines` (columns, the
-Rust core); the evaluation and uncached reads summarise `Store.purchases_of` with
-`summarize_purchases`. Random histories with the awkward cases (several lines per order, a
+Rust core); uncached reads and backtests (`history_features`) summarise `Store.purchases_of`
+with `summarize_purchases`. Random histories with the awkward cases (several lines per order, a
 product twice in one order, products outside the model, orders placed at the same moment, an
 order whose lines carry different times) must give identical summaries both ways, and agree
-with `reference_summary`, the per-line Python definition the serving side was built on.
+with `history_reference.reference_summary`, the per-line Python code serving used before.
 """
 
 from __future__ import annotations
@@ -20,13 +20,8 @@ import pytest
 
 from omnix_recs import _core
 from omnix_recs.domain.models import Purchase
-from omnix_recs.engine.features import (
-    HABIT_DECAY,
-    SECONDS_PER_DAY,
-    PurchaseSummary,
-    summarize_lines,
-    summarize_purchases,
-)
+from omnix_recs.engine.features import HABIT_DECAY, PurchaseSummary, summarize_lines, summarize_purchases
+from omnix_recs.engine.history_reference import reference_summary
 from omnix_recs.errors import InvalidArgumentError
 from omnix_recs.store.base import OrderLines
 from omnix_recs.store.sqlite import SqliteStore
@@ -51,38 +46,6 @@ def random_history(customer_id: str, seed: int) -> list[Purchase]:
                          placed_at + late)
             )
     return purchases
-
-
-def reference_summary(purchases: list[Purchase], index_of: dict[str, int], habit_decay: float = HABIT_DECAY) -> PurchaseSummary:
-    """What a summary means, line by line: the implementation before the Rust core."""
-    trip_time: dict[str, float] = {}
-    lines: list[tuple[str, int]] = []
-    spend, newest = 0.0, -math.inf
-    for p in purchases:
-        at = p.purchased_at.timestamp()
-        newest = max(newest, at)
-        trip_time[p.order_id] = min(at, trip_time.get(p.order_id, at))
-        spend += p.quantity * p.unit_price
-        if p.product_id in index_of:
-            lines.append((p.order_id, index_of[p.product_id]))
-    trips = sorted(trip_time, key=lambda o: (trip_time[o], o))
-    trips_ago = {order: len(trips) - 1 - k for k, order in enumerate(trips)}
-    decay = habit_decay ** np.arange(len(trips), dtype=np.float64)
-    trip_times = np.array([trip_time[o] for o in trips], dtype=np.float64)
-    by_item: dict[int, list[int]] = {}
-    for item, ago in sorted({(item, trips_ago[order]) for order, item in lines}):
-        by_item.setdefault(item, []).append(ago)
-    items = sorted(by_item)
-    last = np.array([trip_times[len(trips) - 1 - min(by_item[i])] for i in items], dtype=np.float64)
-    earliest = np.array([trip_times[len(trips) - 1 - max(by_item[i])] for i in items], dtype=np.float64)
-    counts = np.array([len(by_item[i]) for i in items], dtype=np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean_gap = np.where(counts > 1, (last - earliest) / SECONDS_PER_DAY / (counts - 1), np.nan)
-    habit = np.array([decay[by_item[i]].sum() for i in items], dtype=np.float64) / decay.sum()
-    return PurchaseSummary(
-        np.array(items, dtype=np.int32), last, mean_gap.astype(np.float32), counts.astype(np.float32),
-        habit.astype(np.float32), trip_times, spend, newest,
-    )
 
 
 def assert_identical(actual: PurchaseSummary, expected: PurchaseSummary) -> None:
@@ -122,7 +85,7 @@ def test_the_summary_does_not_depend_on_the_order_of_lines(seed: int) -> None:
 def test_the_summary_means_what_the_line_by_line_definition_says(seed: int, habit_decay: float) -> None:
     purchases = random_history("c", seed)
     actual = summarize_purchases(purchases, INDEX_OF, habit_decay=habit_decay)
-    expected = reference_summary(purchases, INDEX_OF, habit_decay)
+    expected = reference_summary(purchases, INDEX_OF, habit_decay=habit_decay)
     for name in ("items", "last_bought_s", "mean_gap_days", "orders", "trip_times_s"):
         assert np.array_equal(getattr(actual, name), getattr(expected, name), equal_nan=True), name
         assert getattr(actual, name).dtype == getattr(expected, name).dtype, name
