@@ -8,11 +8,14 @@ model holder, the insights service, ...), add an attribute with a default here a
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Callable
 
 from omnix_recs.blocking import guard_store
 from omnix_recs.config import Settings
+from omnix_recs.domain.models import CustomerChange
+from omnix_recs.engine import cached_reads
 from omnix_recs.engine.filters import CatalogCache
 from omnix_recs.engine.registry import ModelHolder
 from omnix_recs.engine.served_lists import ServedListWriter
@@ -20,9 +23,9 @@ from omnix_recs.engine.serving import ModelSource, NoActiveModel
 from omnix_recs.store.base import Store
 from omnix_recs.store.cache import Cache, GenerationTable, open_cache
 
-# Called with a customer id after something about that customer changed (a purchase or an
-# interaction was recorded, the profile changed, or the customer was erased).
-CustomerActivityListener = Callable[[str], None]
+# Called with a customer id and what changed, after something about that customer changed (a
+# purchase or an interaction was recorded, the profile changed, or the customer was erased).
+CustomerActivityListener = Callable[[str, CustomerChange], None]
 
 
 @dataclass(eq=False)
@@ -57,7 +60,7 @@ class AppContext:
             catalog=CatalogCache(store),
             served_lists=ServedListWriter(store),
         )
-        app.subscribe_customer_activity(cache.forget_customer)
+        app.subscribe_customer_activity(functools.partial(cached_reads.forget, cache))
         return app
 
     def start(self) -> None:
@@ -80,15 +83,15 @@ class AppContext:
             self.served_lists.flush()
 
     def subscribe_customer_activity(self, listener: CustomerActivityListener) -> None:
-        """Call `listener(customer_id)` whenever that customer's data changes.
+        """Call `listener(customer_id, change)` whenever that customer's data changes.
 
-        For caches of per-customer results: drop the customer's entries so the next request
-        sees the change. Listeners run on the event loop, so they must be quick and must not
+        For caches of per-customer results: drop the customer's entries that `change` made
+        stale, so the next request sees the change. Listeners run on the event loop, so they must be quick and must not
         block; an exception fails the call that triggered it (the write itself is kept, and
         retrying it is harmless because writes are idempotent).
         """
         self._activity_listeners.append(listener)
 
-    def on_customer_activity(self, customer_id: str) -> None:
+    def on_customer_activity(self, customer_id: str, change: CustomerChange = CustomerChange.DATA) -> None:
         for listener in self._activity_listeners:
-            listener(customer_id)
+            listener(customer_id, change)

@@ -11,8 +11,8 @@ scheduled start, so a load generator that itself falls behind cannot hide it eit
 "coordinated omission"); the report gives the client's own send lag so that case is visible.
 
 The mix is weights over kinds of call (`KINDS`): the shopper's list, similar products, basket
-completion, a recorded interaction (which also invalidates the shopper's cache entries, as real
-browsing does), and the bare health check (the server's ceiling). Each channel is its own TCP
+completion, a recorded interaction (30% cart additions, which invalidate the shopper's cart and
+cached lists, as real shopping does; the rest views), and the bare health check (the server's ceiling). Each channel is its own TCP
 connection, so the kernel spreads them over the workers of `omnix serve --workers N`.
 
 Bounded: at most `MAX_DURATION_S` seconds and `max_requests` calls, at most `max_outstanding`

@@ -11,6 +11,7 @@ from google.protobuf import field_mask_pb2
 
 from e2e_support import NOW, bad_field, days_ago, purchase, rpc_error, ts
 from omnix_recs.domain.models import (
+    CustomerChange,
     Feedback,
     FeedbackEvent,
     Product,
@@ -257,17 +258,17 @@ def test_basket_is_recorded_whole_or_not_at_all(server, customers):
     assert server.store.count_purchases() == 3
 
 
-def test_recording_notifies_activity_listeners(server, customers):
-    seen: list[str] = []
-    server.app.subscribe_customer_activity(seen.append)
+def test_recording_notifies_activity_listeners_of_what_changed(server, customers):
+    seen: list[tuple[str, CustomerChange]] = []
+    server.app.subscribe_customer_activity(lambda customer_id, change: seen.append((customer_id, change)))
     register(customers)
     customers.RecordPurchase(pb.RecordPurchaseRequest(customer_id="c1", purchase=purchase()))
-    customers.RecordInteraction(
-        pb.RecordInteractionRequest(
-            customer_id="c1", interaction=pb.Interaction(kind=pb.INTERACTION_KIND_VIEW, product_id="p1")
-        )
-    )
-    assert seen == ["c1", "c1"]
+    for kind, quantity in ((pb.INTERACTION_KIND_VIEW, 0), (pb.INTERACTION_KIND_CART_ADD, 1), (pb.INTERACTION_KIND_CART_REMOVE, 1)):
+        interaction = pb.Interaction(kind=kind, product_id="p1", quantity=quantity)
+        customers.RecordInteraction(pb.RecordInteractionRequest(customer_id="c1", interaction=interaction))
+    assert seen == [
+        ("c1", CustomerChange.DATA), ("c1", CustomerChange.BROWSING), ("c1", CustomerChange.CART), ("c1", CustomerChange.CART)
+    ]
 
 
 # --- interactions -------------------------------------------------------------------------------
@@ -417,6 +418,8 @@ def test_delete_leaves_nothing(server, customers):
 def test_erasure_notifies_activity_listeners(server, customers):
     register(customers)
     seen = threading.Event()
-    server.app.subscribe_customer_activity(lambda customer_id: seen.set() if customer_id == "c1" else None)
+    server.app.subscribe_customer_activity(
+        lambda customer_id, change: seen.set() if (customer_id, change) == ("c1", CustomerChange.DATA) else None
+    )
     customers.DeleteCustomer(pb.DeleteCustomerRequest(customer_id="c1"))
     assert seen.is_set()

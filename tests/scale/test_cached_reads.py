@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from omnix_recs.domain.models import Interaction, InteractionKind, Purchase
-from omnix_recs.engine.cached_reads import ProductRows, ShopperReads
+from omnix_recs.domain.models import CustomerChange, Interaction, InteractionKind, Purchase
+from omnix_recs.engine.cached_reads import ProductRows, ShopperReads, forget
 from omnix_recs.engine.features import history_features
 from omnix_recs.engine.registry import ModelHolder
 from omnix_recs.engine.serving import Recommender, Strategy
@@ -89,10 +89,34 @@ def test_the_cart_follows_interactions_once_the_cache_is_told(store, model, cach
     for n, (kind, product) in enumerate([(InteractionKind.CART_ADD, bread), (InteractionKind.CART_ADD, milk),
                                           (InteractionKind.CART_REMOVE, bread)]):
         store.add_interaction(Interaction(customer_id, f"i{n}", kind, now() - timedelta(minutes=10 - n), product))
-    cache.forget_customer(customer_id)  # what the API's activity hook does after each interaction
+    forget(cache, customer_id, CustomerChange.CART)  # what the API's activity hook does after a cart event
     assert reads.shopper(customer_id, version, index_of).cart(now()) == [milk]
     assert reads.shopper(customer_id, version, index_of).cart(now() + timedelta(hours=2)) == [milk]
     assert reads.shopper(customer_id, version, index_of).cart(now() + timedelta(hours=4)) == []  # went stale
+
+
+def test_a_cart_event_keeps_the_cached_history_and_a_view_keeps_everything(store, model, cache, trained_shop):
+    customer_id, bread = trained_shop.customers[4], trained_shop.products[0]
+    reads = ShopperReads(store, cache)
+    version, index_of = model.model.version, model.model.index_of
+    reads.shopper(customer_id, version, index_of)  # fills both entries
+    misses = dict(cache.stats.misses)
+
+    store.add_interaction(Interaction(customer_id, "v1", InteractionKind.VIEW, now() - timedelta(minutes=2), bread))
+    forget(cache, customer_id, CustomerChange.BROWSING)
+    reads.shopper(customer_id, version, index_of)
+    assert cache.stats.misses == misses  # nothing was read again
+
+    store.add_interaction(Interaction(customer_id, "c1", InteractionKind.CART_ADD, now() - timedelta(minutes=1), bread))
+    forget(cache, customer_id, CustomerChange.CART)
+    assert reads.shopper(customer_id, version, index_of).cart(now()) == [bread]
+    assert cache.stats.misses == {**misses, "cart": misses["cart"] + 1}  # the history stayed cached
+
+    store.add_purchases([Purchase(customer_id, "o-new", bread, 1, 1.0, now() - timedelta(seconds=30))])
+    forget(cache, customer_id, CustomerChange.DATA)
+    shopper = reads.shopper(customer_id, version, index_of)
+    assert cache.stats.misses == {"shopper": misses["shopper"] + 1, "cart": misses["cart"] + 2}  # both read again
+    assert shopper.history(now()).days_since_last[shopper.history(now()).items.tolist().index(index_of[bread])] < 0.01
 
 
 def test_an_identical_request_gets_the_same_list_until_the_shopper_changes(store, model, cache, trained_shop):
@@ -104,8 +128,13 @@ def test_an_identical_request_gets_the_same_list_until_the_shopper_changes(store
     assert recommender.recommend(customer_id, strategy=Strategy.DISCOVER, limit=6).recommendation_id != first.recommendation_id
 
     bought = first.items[0].product_id
+    store.add_interaction(Interaction(customer_id, "cart-1", InteractionKind.CART_ADD, now() - timedelta(seconds=2), bought))
+    forget(cache, customer_id, CustomerChange.CART)
+    with_cart = recommender.recommend(customer_id, strategy=Strategy.DISCOVER, limit=5)
+    assert with_cart.recommendation_id != first.recommendation_id  # a list follows the cart too
+
     store.add_purchases([Purchase(customer_id, "new-order", bought, 1, 1.0, now() - timedelta(seconds=1))])
-    cache.forget_customer(customer_id)
+    forget(cache, customer_id, CustomerChange.DATA)
     after = recommender.recommend(customer_id, strategy=Strategy.DISCOVER, limit=5)
     assert after.recommendation_id != first.recommendation_id
     assert bought not in [item.product_id for item in after.items]  # DISCOVER never shows what was bought

@@ -19,7 +19,7 @@ from omnix_recs.api import mapping
 from omnix_recs.api import validation as check
 from omnix_recs.api.validation import Validator
 from omnix_recs.app import AppContext
-from omnix_recs.domain.models import ALLERGENS, DIETARY_TAGS, Customer, Purchase
+from omnix_recs.domain.models import ALLERGENS, CART_KINDS, DIETARY_TAGS, Customer, CustomerChange, Purchase
 from omnix_recs.errors import InvalidArgumentError, NotFoundError
 from omnix_recs.store.base import Store
 from omnix_recs._proto.omnix.v1 import customer_pb2, customer_pb2_grpc
@@ -152,7 +152,8 @@ class CustomerServicer(customer_pb2_grpc.CustomerServiceServicer):
             self.store.add_interaction(interaction)
 
         await asyncio.to_thread(write)
-        self.app.on_customer_activity(customer_id)
+        change = CustomerChange.CART if interaction.kind in CART_KINDS else CustomerChange.BROWSING
+        self.app.on_customer_activity(customer_id, change)
         return mapping.interaction_to_proto(interaction)
 
     async def ImportPurchases(self, request_iterator: AsyncIterator[customer_pb2.ImportPurchasesRow], context):

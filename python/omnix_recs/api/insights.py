@@ -19,6 +19,7 @@ from omnix_recs.api import validation as check
 from omnix_recs.api.mapping import timestamp_to_proto
 from omnix_recs.api.validation import Validator
 from omnix_recs.app import AppContext
+from omnix_recs.domain.models import CustomerChange
 from omnix_recs.domain.predictions import AccuracySummary
 from omnix_recs.errors import InvalidArgumentError
 
@@ -40,7 +41,12 @@ BUCKETS = {
 
 def register(server: grpc.aio.Server, app: AppContext) -> list[str]:
     service = InsightsService(app.store, app.settings)
-    app.subscribe_customer_activity(service.forget)
+
+    def forget_analysis(customer_id: str, change: CustomerChange) -> None:
+        if change is CustomerChange.DATA:  # analyses read the profile and purchases, not events
+            service.forget(customer_id)
+
+    app.subscribe_customer_activity(forget_analysis)
     insights_pb2_grpc.add_InsightsServiceServicer_to_server(
         InsightsServicer(service, Validator(app.settings.limits)), server
     )

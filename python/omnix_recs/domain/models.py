@@ -24,6 +24,17 @@ class InteractionKind(enum.StrEnum):
     WISHLIST = "wishlist"
 
 
+CART_KINDS = frozenset({InteractionKind.CART_ADD, InteractionKind.CART_REMOVE})
+
+
+class CustomerChange(enum.Enum):
+    """What changed about a customer, for what was derived from their data (caches)."""
+
+    DATA = "data"  # profile, purchases, or erasure: everything derived is stale
+    CART = "cart"  # a cart event: only what depends on the cart is stale
+    BROWSING = "browsing"  # a view, search or wishlist event: nothing served depends on it yet
+
+
 class FeedbackEvent(enum.StrEnum):
     SHOWN = "shown"
     CLICKED = "clicked"

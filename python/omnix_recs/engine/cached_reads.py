@@ -6,13 +6,17 @@ the profile) showed where a request's server time goes besides ranking: the shop
 live catalog re-check of the ranked products (about 30%). Both are cached here.
 
 `ShopperReads.shopper(customer_id, ...)` → `Shopper`: the profile, and history and cart as of
-any moment. With a cache (store/cache.py) the three come from one per-customer entry,
-"shopper:<model version>" (one Redis round trip), holding the profile, the `PurchaseSummary`
-of all the shopper's purchases (features before ageing: ageing per request keeps "days since
-last bought" exact) and their recent cart events. The entry is dropped in every server process
-when the shopper buys, browses, changes their profile or is erased, so a purchase counts for
-the very next list. A moment the snapshot cannot answer exactly (a backtest's `as_of` before
-some purchases) is read from the store as before. Without a cache every read goes to the store.
+any moment. With a cache (store/cache.py) they come from two per-customer entries:
+"shopper:<model version>" holds the profile and the `PurchaseSummary` of all the shopper's
+purchases (features before ageing: ageing per request keeps "days since last bought" exact);
+"cart" holds their recent cart events. They are invalidated separately (`forget`), because
+shoppers add to their cart far more often than they buy: a purchase, a profile change or an
+erasure drops both in every server process, so a purchase counts for the very next list; a
+cart event drops only the cart (a cheap read), and a view, search or wishlist event nothing.
+The cart entry belongs to the cache owner `cart_owner(customer_id)`, and so do the served
+lists (engine/serving.py), which depend on the cart as well. A moment the snapshot cannot
+answer exactly (a backtest's `as_of` before some purchases) is read from the store as before.
+Without a cache every read goes to the store.
 
 `ProductRows`: catalog rows read in the last `PRODUCT_ROWS_TTL_S` seconds, shared by all
 requests of the process. Popular products are in most lists, so the re-check of a list mostly
@@ -32,7 +36,16 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from omnix_recs.domain.models import Consent, Customer, Interaction, InteractionKind, Preferences, Product
+from omnix_recs.domain.models import (
+    CART_KINDS,
+    Consent,
+    Customer,
+    CustomerChange,
+    Interaction,
+    InteractionKind,
+    Preferences,
+    Product,
+)
 from omnix_recs.engine.features import (
     CART_WINDOW,
     HistoryFeatures,
@@ -48,7 +61,20 @@ from omnix_recs.store.cache import Cache, Codec
 RECENT_EVENTS_LIMIT = 200
 # How stale a catalog row used for the final check of a list may be.
 PRODUCT_ROWS_TTL_S = 2.0
-_CART_KINDS = (InteractionKind.CART_ADD, InteractionKind.CART_REMOVE)
+
+
+def cart_owner(customer_id: str) -> str:
+    """The cache owner of a customer's cart-dependent entries ('|' is no id character, so no
+    customer has this id)."""
+    return f"{customer_id}|cart"
+
+
+def forget(cache: Cache, customer_id: str, change: CustomerChange) -> None:
+    """Drop, in every server process, the customer's entries that `change` made stale."""
+    if change is CustomerChange.DATA:
+        cache.forget_customers([customer_id, cart_owner(customer_id)])
+    elif change is CustomerChange.CART:
+        cache.forget_customers([cart_owner(customer_id)])
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,21 +88,28 @@ class CartEvents:
 
 @dataclass(frozen=True, slots=True)
 class ShopperSnapshot:
-    """The cached entry: everything about one shopper a list needs, as of when it was read."""
+    """The cached "shopper" entry: the profile and purchase history, as of when it was read."""
 
     customer: Customer
     purchases: PurchaseSummary | None  # None: no consent to personalisation, so not derived at all
-    cart: CartEvents
 
 
 class Shopper:
     """One request's view of a shopper: the profile, and history and cart at any moment."""
 
-    def __init__(self, store: Store, index_of: dict[str, int], customer: Customer, snapshot: ShopperSnapshot | None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        index_of: dict[str, int],
+        customer: Customer,
+        snapshot: ShopperSnapshot | None,
+        cart: CartEvents | None,
+    ) -> None:
         self._store = store
         self._index_of = index_of
         self.customer = customer
         self._snapshot = snapshot
+        self._cart = cart
 
     def history(self, as_of: datetime) -> HistoryFeatures:
         summary = self._snapshot.purchases if self._snapshot else None
@@ -87,8 +120,8 @@ class Shopper:
 
     def cart(self, as_of: datetime) -> list[str]:
         """The products in the shopper's cart at `as_of` (see `cart_from_interactions`)."""
-        if self._snapshot is not None and as_of.timestamp() >= self._snapshot.cart.loaded_as_of_s:
-            return cart_from_interactions(self._snapshot.cart.events, as_of)
+        if self._cart is not None and as_of.timestamp() >= self._cart.loaded_as_of_s:
+            return cart_from_interactions(self._cart.events, as_of)
         return cart_from_interactions(_recent_interactions(self._store, self.customer.customer_id, as_of), as_of)
 
 
@@ -103,21 +136,25 @@ class ShopperReads:
         """The shopper, for a request about `as_of` (default now). `NotFoundError` for an unknown
         customer (never cached)."""
         if self._cache is None:
-            return Shopper(self._store, index_of, self._store.get_customer(customer_id), None)
+            return Shopper(self._store, index_of, self._store.get_customer(customer_id), None, None)
+        snapshot = self._cache.fetch(
+            customer_id, f"shopper:{model_version}", SNAPSHOT_CODEC, lambda: self._snapshot(customer_id, index_of)
+        )
         # The cart is read from `as_of` on, so the request that fills the cache can use it too.
         since = min(as_of or _now(), _now())
-        snapshot = self._cache.fetch(
-            customer_id, f"shopper:{model_version}", SNAPSHOT_CODEC, lambda: self._snapshot(customer_id, index_of, since)
-        )
-        return Shopper(self._store, index_of, snapshot.customer, snapshot)
+        cart = self._cache.fetch(cart_owner(customer_id), "cart", CART_CODEC, lambda: self._cart(customer_id, since))
+        return Shopper(self._store, index_of, snapshot.customer, snapshot, cart)
 
-    def _snapshot(self, customer_id: str, index_of: dict[str, int], as_of: datetime) -> ShopperSnapshot:
+    def _snapshot(self, customer_id: str, index_of: dict[str, int]) -> ShopperSnapshot:
         customer = self._store.get_customer(customer_id)
         purchases = None
         if customer.consent.personalization:
             purchases = summarize_lines(self._store.order_lines_of(customer_id), index_of)
-        events = tuple(e for e in _recent_interactions(self._store, customer_id, as_of) if e.kind in _CART_KINDS)
-        return ShopperSnapshot(customer, purchases, CartEvents(as_of.timestamp(), events))
+        return ShopperSnapshot(customer, purchases)
+
+    def _cart(self, customer_id: str, as_of: datetime) -> CartEvents:
+        events = tuple(e for e in _recent_interactions(self._store, customer_id, as_of) if e.kind in CART_KINDS)
+        return CartEvents(as_of.timestamp(), events)
 
 
 def _now() -> datetime:
@@ -166,36 +203,40 @@ class ProductRows:
 
 # --- how a snapshot travels through Redis ----------------------------------------------------------
 
-# Lengths of the profile and cart JSON; the purchase summary (binary, absent = None) follows them.
-_SNAPSHOT_HEADER = struct.Struct("<II")
+# Length of the profile JSON; the purchase summary (binary, absent = None) follows it.
+_SNAPSHOT_HEADER = struct.Struct("<I")
 # Purchase summary: items, trips, spend, newest line; then the arrays in PurchaseSummary's order.
 _SUMMARY_HEADER = struct.Struct("<IIdd")
 
 
 def _encode_snapshot(s: ShopperSnapshot) -> bytes:
     profile = _customer_json(s.customer)
-    cart = json.dumps(
-        [s.cart.loaded_as_of_s, [[e.occurred_at.timestamp(), str(e.kind), e.product_id] for e in s.cart.events]],
-        separators=(",", ":"),
-    ).encode()
     summary = b"" if s.purchases is None else _encode_summary(s.purchases)
-    return b"".join([_SNAPSHOT_HEADER.pack(len(profile), len(cart)), profile, cart, summary])
+    return b"".join([_SNAPSHOT_HEADER.pack(len(profile)), profile, summary])
 
 
 def _decode_snapshot(raw: bytes) -> ShopperSnapshot:
-    profile_len, cart_len = _SNAPSHOT_HEADER.unpack_from(raw)
+    (profile_len,) = _SNAPSHOT_HEADER.unpack_from(raw)
     start = _SNAPSHOT_HEADER.size
     customer = _customer_from_json(raw[start : start + profile_len])
-    loaded_as_of_s, events = json.loads(raw[start + profile_len : start + profile_len + cart_len])
-    cart = CartEvents(
+    rest = raw[start + profile_len :]
+    return ShopperSnapshot(customer, _decode_summary(rest) if rest else None)
+
+
+def _encode_cart(cart: CartEvents) -> bytes:
+    events = [[e.occurred_at.timestamp(), str(e.kind), e.product_id] for e in cart.events]
+    return json.dumps([cart.loaded_as_of_s, events], separators=(",", ":")).encode()
+
+
+def _decode_cart(raw: bytes) -> CartEvents:
+    loaded_as_of_s, events = json.loads(raw)
+    return CartEvents(
         loaded_as_of_s,
         tuple(
             Interaction("", "", InteractionKind(kind), datetime.fromtimestamp(at, timezone.utc), product_id)
             for at, kind, product_id in events
         ),
     )
-    rest = raw[start + profile_len + cart_len :]
-    return ShopperSnapshot(customer, _decode_summary(rest) if rest else None, cart)
 
 
 def _customer_json(c: Customer) -> bytes:
@@ -260,3 +301,4 @@ def _decode_summary(raw: bytes) -> PurchaseSummary:
 
 
 SNAPSHOT_CODEC: Codec[ShopperSnapshot] = Codec(_encode_snapshot, _decode_snapshot)
+CART_CODEC: Codec[CartEvents] = Codec(_encode_cart, _decode_cart)

@@ -41,7 +41,7 @@ from omnix_recs.domain.models import (
     RecommendedItem,
     ServedRecommendation,
 )
-from omnix_recs.engine.cached_reads import ProductRows, ShopperReads
+from omnix_recs.engine.cached_reads import ProductRows, ShopperReads, cart_owner
 from omnix_recs.engine.features import HistoryFeatures
 from omnix_recs.engine.filters import CatalogCache, CatalogIndex, ShopperFilters
 from omnix_recs.engine.served_lists import ServedLists
@@ -300,7 +300,8 @@ class Recommender:
         request = repr((view.version, str(strategy), limit, tuple(basket), filters, exclude_purchased))
         name = f"served:{hashlib.blake2b(request.encode(), digest_size=12).hexdigest()}"
         ttl_s = min(SERVED_LIST_TTL_S, self._cache.ttl_s)
-        return self._cache.fetch(customer_id, name, RECOMMENDATIONS_CODEC, answer, ttl_s=ttl_s)
+        # Under the cart's owner: a list changes with the cart as well as with purchases.
+        return self._cache.fetch(cart_owner(customer_id), name, RECOMMENDATIONS_CODEC, answer, ttl_s=ttl_s)
 
     def _recommend(
         self,

@@ -2,7 +2,7 @@
 
     cache = open_cache(settings)        # Redis when OMNIX_REDIS_URL is set, else in-process
     value = cache.fetch(customer_id, "shopper:v7", SNAPSHOT_CODEC, load)   # load() on a miss
-    cache.forget_customer(customer_id)  # the customer bought, browsed, changed or was erased
+    cache.forget_customer(customer_id)  # the customer bought, changed or was erased
 
 What is cached is decided by the reader (`engine.cached_reads`); this module only promises:
 
@@ -48,7 +48,7 @@ import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Generic, TypeVar
+from typing import Callable, Generic, Sequence, TypeVar
 
 from omnix_recs.ai.breaker import CircuitBreaker
 from omnix_recs.blocking import ensure_may_block
@@ -173,9 +173,13 @@ class Cache(abc.ABC):
                 del self._flights[key]
             flight.done.set()
 
-    @abc.abstractmethod
     def forget_customer(self, customer_id: str) -> None:
         """Invalidate every entry of the customer, in every process, and delete them."""
+        self.forget_customers([customer_id])
+
+    @abc.abstractmethod
+    def forget_customers(self, customer_ids: Sequence[str]) -> None:
+        """`forget_customer` for each of them, at once (one Redis transaction)."""
 
     def close(self) -> None:
         """Release connections (the in-process cache has none)."""
@@ -283,11 +287,12 @@ class LocalCache(Cache):
     def __len__(self) -> int:
         return len(self._entries)
 
-    def forget_customer(self, customer_id: str) -> None:
-        self.generations.bump(customer_id)
-        with self._lock:
-            for name in self._names_of.pop(customer_id, ()):
-                del self._entries[(customer_id, name)]
+    def forget_customers(self, customer_ids: Sequence[str]) -> None:
+        for customer_id in customer_ids:
+            self.generations.bump(customer_id)
+            with self._lock:
+                for name in self._names_of.pop(customer_id, ()):
+                    del self._entries[(customer_id, name)]
 
     def _read(self, customer_id: str, name: str, codec: Codec[T]) -> tuple[_Entry | None, int]:
         generation = self.generations.current(customer_id)
@@ -388,13 +393,14 @@ class RedisCache(Cache):
     def close(self) -> None:
         self._client.close()
 
-    def forget_customer(self, customer_id: str) -> None:
+    def forget_customers(self, customer_ids: Sequence[str]) -> None:
         """One Redis transaction, so at most one socket timeout when Redis is slow (the activity
         hook calls this on the event loop, before the write's answer goes out)."""
-        if self._call(lambda: self._invalidate([customer_id])) is None:
+        if self._call(lambda: self._invalidate(list(customer_ids))) is None:
             with self._unsent_lock:
-                self._unsent[customer_id] = None
-                self._unsent.move_to_end(customer_id)
+                for customer_id in customer_ids:
+                    self._unsent[customer_id] = None
+                    self._unsent.move_to_end(customer_id)
                 while len(self._unsent) > MAX_UNSENT_INVALIDATIONS:
                     dropped, _ = self._unsent.popitem(last=False)
                     self._failure_log.warning("too many invalidations waiting for Redis; dropped %s's", dropped)
