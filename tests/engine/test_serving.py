@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -161,3 +162,19 @@ def test_errors(store, fixed_models, hand_made_model):
         Recommender(store, fixed_models(None)).recommend("alice")
     with pytest.raises(NotFoundError):
         Recommender(store, fixed_models(hand_made_model)).recommend("nobody")
+
+
+@pytest.mark.parametrize("question", ["similar", "basket"])
+def test_products_named_by_a_request_are_checked_against_the_catalog(shop, recommender, question):
+    ask = {
+        "similar": lambda product_id: recommender.similar_products(product_id, limit=3),
+        "basket": lambda product_id: recommender.frequently_bought_together(["milk", product_id], limit=3),
+    }[question]
+    ask("pasta")  # the catalog snapshot is taken here
+    with pytest.raises(NotFoundError, match="no-such-product"):
+        ask("no-such-product")
+    # Added after the model (and after the catalog snapshot): known at once, nothing to say about it yet.
+    milk = shop.products["milk"]
+    shop.store.upsert_products([replace(milk, product_id="oat-milk", name="Oat milk")])
+    answer = ask("oat-milk")
+    assert "oat-milk" not in ids(answer)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from omnix_recs.domain.models import CustomerChange, Interaction, InteractionKind, Purchase
-from omnix_recs.engine.cached_reads import ProductRows, ShopperReads, forget
+from omnix_recs.engine.cached_reads import ShopperReads, forget
 from omnix_recs.engine.features import history_features
 from omnix_recs.engine.registry import ModelHolder
 from omnix_recs.engine.serving import Recommender, Strategy
@@ -146,17 +146,3 @@ def test_a_backtest_is_never_answered_from_the_served_list_cache(store, model, c
     as_of = now() - timedelta(days=5)
     first = recommender.recommend(customer_id, limit=5, as_of=as_of)
     assert recommender.recommend(customer_id, limit=5, as_of=as_of).recommendation_id != first.recommendation_id
-
-
-def test_product_rows_are_reused_for_their_ttl_and_unknown_ids_asked_again(store, trained_shop):
-    clock = [0.0]
-    rows = ProductRows(store, ttl_s=2.0, clock=lambda: clock[0])
-    known = trained_shop.products[:3]
-    assert set(rows.get_many([*known, "no-such-product"])) == set(known)
-    stock_changed = store.get_product(known[0])
-    store.upsert_products([type(stock_changed)(**{**{f: getattr(stock_changed, f) for f in stock_changed.__slots__},
-                                                  "in_stock": not stock_changed.in_stock})])
-    clock[0] = 1.9
-    assert rows.get_many(known)[known[0]].in_stock == stock_changed.in_stock  # still the row read at 0
-    clock[0] = 2.0
-    assert rows.get_many(known)[known[0]].in_stock != stock_changed.in_stock

@@ -2,8 +2,9 @@
 
 Profiling GetRecommendations on a 20k-household store (`python benches/bench_load.py` prints
 the profile) showed where a request's server time goes besides ranking: the shopper's side
-(profile, purchase history turned into kernel features, recent cart events: about 40%) and the
-live catalog re-check of the ranked products (about 30%). Both are cached here.
+(profile, purchase history turned into kernel features, recent cart events: about 40%). It is
+cached here. (The live catalog re-check of the ranked products, another 30% then, is gone: a
+server trusts its catalog snapshot, engine/filters.py.)
 
 `ShopperReads.shopper(customer_id, ...)` → `Shopper`: the profile, and history and cart as of
 any moment. With a cache (store/cache.py) they come from two per-customer entries:
@@ -17,10 +18,6 @@ The cart entry belongs to the cache owner `cart_owner(customer_id)`, and so do t
 lists (engine/serving.py), which depend on the cart as well. A moment the snapshot cannot
 answer exactly (a backtest's `as_of` before some purchases) is read from the store as before.
 Without a cache every read goes to the store.
-
-`ProductRows`: catalog rows read in the last `PRODUCT_ROWS_TTL_S` seconds, shared by all
-requests of the process. Popular products are in most lists, so the re-check of a list mostly
-costs dictionary look-ups; a change of stock or price reaches lists within that many seconds.
 """
 
 from __future__ import annotations
@@ -28,11 +25,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import struct
-import threading
-import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -44,7 +38,6 @@ from omnix_recs.domain.models import (
     Interaction,
     InteractionKind,
     Preferences,
-    Product,
 )
 from omnix_recs.engine.features import (
     CART_WINDOW,
@@ -59,8 +52,6 @@ from omnix_recs.store.cache import Cache, Codec
 
 # Interactions read to rebuild a cart: far more than a real cart sees in CART_WINDOW.
 RECENT_EVENTS_LIMIT = 200
-# How stale a catalog row used for the final check of a list may be.
-PRODUCT_ROWS_TTL_S = 2.0
 
 
 def cart_owner(customer_id: str) -> str:
@@ -163,42 +154,6 @@ def _now() -> datetime:
 
 def _recent_interactions(store: Store, customer_id: str, as_of: datetime) -> list[Interaction]:
     return store.list_interactions(customer_id, since=as_of - CART_WINDOW, limit=RECENT_EVENTS_LIMIT)
-
-
-class ProductRows:
-    """Catalog rows by id, each trusted for `ttl_s` seconds after it was read (see module doc)."""
-
-    def __init__(self, store: Store, ttl_s: float = PRODUCT_ROWS_TTL_S, clock: Callable[[], float] = time.monotonic) -> None:
-        self._store = store
-        self._ttl_s = ttl_s
-        self._clock = clock
-        self._rows: dict[str, tuple[float, Product]] = {}  # id → (read at, row); at most the catalog
-        self._lock = threading.Lock()
-
-    def get_many(self, product_ids: Sequence[str]) -> dict[str, Product]:
-        """Like `Store.get_products`: the rows of the ids that exist. Missing ids are asked again
-        next time, so a product added to the catalog shows at once."""
-        now = self._clock()
-        found: dict[str, Product] = {}
-        missing = []
-        with self._lock:
-            for product_id in product_ids:
-                cached = self._rows.get(product_id)
-                if cached is not None and now - cached[0] < self._ttl_s:
-                    found[product_id] = cached[1]
-                else:
-                    missing.append(product_id)
-        if missing:
-            loaded = self._store.get_products(missing)
-            with self._lock:
-                for product_id, product in loaded.items():
-                    self._rows[product_id] = (now, product)
-            found.update(loaded)
-        return found
-
-    def invalidate(self) -> None:
-        with self._lock:
-            self._rows.clear()
 
 
 # --- how a snapshot travels through Redis ----------------------------------------------------------

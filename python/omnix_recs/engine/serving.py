@@ -37,11 +37,10 @@ from omnix_recs.blocking import guard_store
 from omnix_recs.domain.models import (
     Customer,
     Feedback,
-    Product,
     RecommendedItem,
     ServedRecommendation,
 )
-from omnix_recs.engine.cached_reads import ProductRows, ShopperReads, cart_owner
+from omnix_recs.engine.cached_reads import ShopperReads, cart_owner
 from omnix_recs.engine.features import HistoryFeatures
 from omnix_recs.engine.filters import CatalogCache, CatalogIndex, ShopperFilters
 from omnix_recs.engine.served_lists import ServedLists
@@ -264,13 +263,10 @@ class Recommender:
         # queue in front of it (engine/served_lists.py).
         self._served_lists = served_lists or store
         self._models = models
-        # With a cache (the server's), shoppers are read through it, the catalog rows of the
-        # products a request names are at most PRODUCT_ROWS_TTL_S old (engine/cached_reads.py),
-        # and ranked lists are not re-checked row by row: the server's catalog snapshot is kept
-        # as fresh as those rows would be (see the module doc).
+        # With a cache (the server's), shoppers are read through it and ranked lists are not
+        # re-checked row by row: the server keeps its catalog snapshot fresh (see the module doc).
         self._cache = cache
         self._reads = ShopperReads(store, cache)
-        self._live_products = ProductRows(store) if cache is not None else None
         self._recheck_lists = cache is None
         self.catalog = catalog or CatalogCache(store)
         self.blends = dict(DEFAULT_BLENDS if blends is None else blends)
@@ -361,12 +357,11 @@ class Recommender:
     ) -> Recommendations:
         """GetSimilarProducts: content and co-purchase neighbours of one product."""
         view = self._active()
-        if product_id not in self._products([product_id]):
-            raise NotFoundError("product", product_id)
+        index = self.catalog.index_for(view.item_ids)
+        self._require_products(view, index, [product_id])
         item = view.index_of.get(product_id)
         customer = self._customer(view, customer_id)
         shopper = self._filters(customer, filters)
-        index = self.catalog.index_for(view.item_ids)
         if item is None:  # in the catalog, but newer than the model: nothing known about it yet
             items = _empty_ranked()
         else:
@@ -385,13 +380,10 @@ class Recommender:
     ) -> Recommendations:
         """GetFrequentlyBoughtTogether: what completes this basket."""
         view = self._active()
-        known = self._products(basket)
-        for product_id in basket:
-            if product_id not in known:
-                raise NotFoundError("product", product_id)
+        index = self.catalog.index_for(view.item_ids)
+        self._require_products(view, index, basket)
         customer = self._customer(view, customer_id)
         shopper = self._filters(customer, filters)
-        index = self.catalog.index_for(view.item_ids)
         items_in_model = np.array([view.index_of[p] for p in basket if p in view.index_of], dtype=np.int32)
         items = self._rank_and_check(view, index, shopper, limit, lambda k: self._rank(
             view, index, shopper, HistoryFeatures.empty(), items_in_model, COMPLEMENT_BLEND, _now(), k))
@@ -465,11 +457,15 @@ class Recommender:
                 self._view = _ModelView.of(model)
             return self._view
 
-    def _products(self, product_ids: Sequence[str]) -> dict[str, Product]:
-        """Catalog rows of the ids that exist (recent ones from `ProductRows` when caching)."""
-        if self._live_products is not None:
-            return self._live_products.get_many(product_ids)
-        return self._store.get_products(product_ids)
+    def _require_products(self, view: _ModelView, index: CatalogIndex, product_ids: Sequence[str]) -> None:
+        """`NotFoundError` for the first id that is not in the catalog. The snapshot knows the
+        model's products (it never forgets one: products are not deleted); only others, such as
+        products added since, are looked up in the store."""
+        unknown = [p for p in product_ids if (i := view.index_of.get(p)) is None or not index.present[i]]
+        found = self._store.get_products(unknown) if unknown else {}
+        for product_id in unknown:
+            if product_id not in found:
+                raise NotFoundError("product", product_id)
 
     def _customer(self, view: _ModelView, customer_id: str) -> Customer | None:
         """The profile of the shopper a shop-wide list is for, if any."""
