@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from omnix_recs.blocking import WouldBlock, ensure_may_block, guard_store, run_memory_first
-from omnix_recs.store.cache import LocalCache, RedisCache
+from omnix_recs.store.cache import Codec, LocalCache, RedisCache
 
 
 class CountingStore:
@@ -80,8 +80,8 @@ def test_blocking_is_allowed_again_after_a_memory_first_call() -> None:
 
 def test_a_local_cache_hit_is_memory_only_and_a_wait_for_another_load_is_not() -> None:
     cache = LocalCache(ttl_s=60, max_entries=10)
-    codec = None  # the in-process cache keeps objects; no codec is used
-    cache.fetch("c1", "shopper:v1", codec, lambda: "snapshot")  # type: ignore[arg-type]
+    codec = Codec(str.encode, bytes.decode)
+    cache.fetch("c1", "shopper:v1", codec, lambda: "snapshot")
 
     async def main() -> str:
         return await run_memory_first(cache.fetch, "c1", "shopper:v1", codec, lambda: pytest.fail("reloaded"))
@@ -99,12 +99,13 @@ def test_waiting_for_another_threads_load_happens_off_the_loop() -> None:
         release.wait(5)
         return "loaded by the other thread"
 
-    loader = threading.Thread(target=cache.fetch, args=("c1", "shopper:v1", None, slow_load))
+    codec = Codec(str.encode, bytes.decode)
+    loader = threading.Thread(target=cache.fetch, args=("c1", "shopper:v1", codec, slow_load))
     loader.start()
     started.wait(5)
 
     async def main() -> str:
-        waiter = asyncio.ensure_future(run_memory_first(cache.fetch, "c1", "shopper:v1", None, lambda: "loaded again"))
+        waiter = asyncio.ensure_future(run_memory_first(cache.fetch, "c1", "shopper:v1", codec, lambda: "loaded again"))
         await asyncio.sleep(0.05)  # runs only because the waiter left the loop for a thread
         assert not waiter.done()
         release.set()

@@ -212,8 +212,21 @@ def test_the_sweep_removes_what_other_workers_invalidated(tmp_path):
     worker.fetch("erased", "profile", TEXT, lambda: "personal data")
     other.forget_customer("erased")
     now[0] += cache_module.LOCAL_SWEEP_EVERY_S
-    worker.fetch("someone-else", "profile", TEXT, lambda: "x")  # writes trigger the sweep
+    worker.fetch("someone-else", "profile", TEXT, lambda: "x")  # writes start the sweep, on its own thread
+    for _ in range(500):
+        if len(worker) == 1:
+            break
+        time.sleep(0.01)
     assert len(worker) == 1
+
+
+def test_an_entry_encoded_in_process_is_kept_as_bytes_and_decoded_on_each_hit():
+    decoded = []
+    codec = Codec(str.encode, lambda raw: decoded.append(raw) or raw.decode(), encoded_in_process=True)
+    cache = LocalCache(ttl_s=60, max_entries=10)
+    assert cache.fetch("c1", "served:x", codec, lambda: "a list") == "a list"
+    assert cache.fetch("c1", "served:x", codec, lambda: "reloaded") == "a list"
+    assert decoded == [b"a list"]
 
 
 def _bump_in_another_process(path: Path, customer_id: str) -> None:

@@ -739,4 +739,7 @@ def _decode_recommendations(raw: bytes) -> Recommendations:
     )
 
 
-RECOMMENDATIONS_CODEC: Codec[Recommendations] = Codec(_encode_recommendations, _decode_recommendations)
+# Encoded in-process too: a list is some sixty objects, and it is rarely asked for again.
+RECOMMENDATIONS_CODEC: Codec[Recommendations] = Codec(
+    _encode_recommendations, _decode_recommendations, encoded_in_process=True
+)

@@ -74,15 +74,22 @@ REDIS_KEY_PREFIX = "omnix:v1"
 GENERATION_SLOTS = 1 << 16
 # How often the in-process cache sweeps out entries that expired or were invalidated elsewhere.
 LOCAL_SWEEP_EVERY_S = 30.0
+# Entries a sweep checks per hold of the cache's lock.
+SWEEP_CHUNK = 1000
 
 
 @dataclass(frozen=True, slots=True)
 class Codec(Generic[T]):
     """How one kind of value travels through Redis. The in-process cache keeps the object itself,
-    so cached values must be immutable (frozen dataclasses, read-only arrays)."""
+    so cached values must be immutable (frozen dataclasses, read-only arrays), unless
+    `encoded_in_process`: then it keeps the encoded bytes and decodes on every hit. That suits
+    values made of many small objects that are rarely read again (a served list is some sixty):
+    thousands of them held as objects make every full collection of Python's garbage collector
+    longer, and a collection stops every call of the process while it runs."""
 
     encode: Callable[[T], bytes]
     decode: Callable[[bytes], T]
+    encoded_in_process: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,6 +290,7 @@ class LocalCache(Cache):
         self._names_of: dict[str, set[str]] = {}
         self._lock = threading.Lock()
         self._swept_at = clock()
+        self._sweeping = False
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -303,23 +311,34 @@ class LocalCache(Cache):
                 return None, generation
             if stored[0] == generation and stored[1].expires_at > self._clock():
                 self._entries.move_to_end(key)
-                return stored[1], generation
-            self._drop(key)
-            return None, generation
+                entry = stored[1]
+            else:
+                self._drop(key)
+                return None, generation
+        if codec.encoded_in_process:
+            entry = _Entry(codec.decode(entry.value), entry.expires_at, entry.load_s)  # type: ignore[arg-type]
+        return entry, generation
 
     def _write(self, customer_id: str, name: str, generation: int, entry: _Entry, codec: Codec[T]) -> None:
         if self.generations.current(customer_id) != generation:
             self.stats.stale_writes += 1
             return
         key = (customer_id, name)
+        if codec.encoded_in_process:
+            entry = _Entry(codec.encode(entry.value), entry.expires_at, entry.load_s)  # type: ignore[arg-type]
         with self._lock:
             self._entries[key] = (generation, entry)
             self._entries.move_to_end(key)
             self._names_of.setdefault(customer_id, set()).add(name)
             while len(self._entries) > self.max_entries:
                 self._drop(next(iter(self._entries)))
-            if self._clock() - self._swept_at >= LOCAL_SWEEP_EVERY_S:
-                self._sweep()
+            sweep_due = self._clock() - self._swept_at >= LOCAL_SWEEP_EVERY_S and not self._sweeping
+            if sweep_due:
+                self._swept_at, self._sweeping = self._clock(), True
+        if sweep_due:
+            # On a thread of its own: a sweep of tens of thousands of entries takes tens of
+            # milliseconds, and this write may be a call answered on the event loop.
+            threading.Thread(target=self._sweep, name="omnix-cache-sweep", daemon=True).start()
 
     def _drop(self, key: tuple[str, str]) -> None:
         del self._entries[key]
@@ -331,13 +350,21 @@ class LocalCache(Cache):
 
     def _sweep(self) -> None:
         """Drop expired entries and those another worker invalidated (an erased customer's data
-        must not linger in memory just because nobody asked for it again)."""
-        now = self._clock()
-        self._swept_at = now
-        current = self.generations.current
-        dead = [k for k, (gen, entry) in self._entries.items() if entry.expires_at <= now or gen != current(k[0])]
-        for key in dead:
-            self._drop(key)
+        must not linger in memory just because nobody asked for it again). In chunks, taking
+        the lock for one chunk at a time, so lookups wait for a chunk at most."""
+        try:
+            with self._lock:
+                keys = list(self._entries)
+            current = self.generations.current
+            for start in range(0, len(keys), SWEEP_CHUNK):
+                now = self._clock()
+                with self._lock:
+                    for key in keys[start : start + SWEEP_CHUNK]:
+                        stored = self._entries.get(key)
+                        if stored is not None and (stored[1].expires_at <= now or stored[0] != current(key[0])):
+                            self._drop(key)
+        finally:
+            self._sweeping = False
 
 
 # --- Redis ------------------------------------------------------------------------------------------
