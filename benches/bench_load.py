@@ -9,8 +9,8 @@ shoppers' mix (lists, similar products, basket completion, recorded interactions
 ceiling, bare health checks. Shoppers are modelled as the issue states them: `SHOPPERS`
 (10,000) customers of the store are in a session, each calling every SHOPPERS / R seconds at a
 rate of R calls/s (every 5 s at 2,000/s). The search measures their steady state: before it,
-`WARM_UP_S` seconds of the mix at `WARM_UP_RATE` bring every shopper into the server's caches,
-as a session's earlier calls would (misses still happen as they do in production: after each
+`WARM_UP_ROUNDS` rounds of the mix over every shopper in turn bring them into the server's
+caches, as a session's earlier calls would (misses still happen as they do in production: after each
 recorded interaction, and when an entry reaches its lifetime, OMNIX_CACHE_TTL_S).
 
 A rate passes when p99 latency (from each call's scheduled start) stays under `--p99-ms` with
@@ -57,9 +57,11 @@ from omnix_recs.loadgen import DEFAULT_MIX, LoadReport, run_loadgen, sample_ids
 from omnix_recs.store.base import open_store
 
 SHOPPERS = 10_000
-# The warm-up: about three calls per shopper, so most have been seen by each of two workers.
-WARM_UP_RATE = 500.0
-WARM_UP_S = 60.0
+# The warm-up: every shopper called in turn WARM_UP_ROUNDS times, so that each of two workers
+# has most likely seen each shopper (a call lands on either: 1 - 2 * 0.5**4 = 88% of shoppers
+# have been on both, and nearly all on the worker they reach next).
+WARM_UP_RATE = 600.0
+WARM_UP_ROUNDS = 4
 PRODUCT_SAMPLE = 5_000
 CHANNELS = 32
 START_RATE = {"mix": 50.0, "health": 400.0}
@@ -258,8 +260,9 @@ class Load:
         self.step("mix", 30)
         started = time.perf_counter()
         report = run_loadgen(
-            self.server.address, rate=WARM_UP_RATE, duration_s=WARM_UP_S, channels=CHANNELS, mix=DEFAULT_MIX,
-            customers=self.customers, products=self.products, seed=2,
+            self.server.address, rate=WARM_UP_RATE, duration_s=WARM_UP_ROUNDS * len(self.customers) / WARM_UP_RATE,
+            channels=CHANNELS, mix=DEFAULT_MIX, customers=self.customers, products=self.products, seed=2,
+            shoppers_in_turn=True,
         )
         print(f"  warm-up: {report.ok} calls answered for {len(self.customers)} shoppers in "
               f"{time.perf_counter() - started:.0f} s", flush=True)

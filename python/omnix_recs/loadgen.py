@@ -13,7 +13,9 @@ scheduled start, so a load generator that itself falls behind cannot hide it eit
 The mix is weights over kinds of call (`KINDS`): the shopper's list, similar products, basket
 completion, a recorded interaction (30% cart additions, which invalidate the shopper's cart and
 cached lists, as real shopping does; the rest views), and the bare health check (the server's ceiling). Each channel is its own TCP
-connection, so the kernel spreads them over the workers of `omnix serve --workers N`.
+connection, so the kernel spreads them over the workers of `omnix serve --workers N`. A call's
+shopper is drawn at random, or with `shoppers_in_turn` from a shuffled round of all of them
+(every shopper once per round: what a benchmark's warm-up wants).
 
 Bounded: at most `MAX_DURATION_S` seconds and `max_requests` calls, at most `max_outstanding`
 calls in flight (beyond that a call is counted as not sent rather than queued in the client),
@@ -23,15 +25,17 @@ each with a deadline; targets on this machine only (it is a benchmark tool, not 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import grpc
 import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from omnix_recs import event_loop
 from omnix_recs.errors import InvalidArgumentError
 from omnix_recs.store.base import Store
 from omnix_recs._proto.omnix.v1 import customer_pb2, customer_pb2_grpc
@@ -118,6 +122,7 @@ def run_loadgen(
     max_requests: int = DEFAULT_MAX_REQUESTS,
     max_outstanding: int = DEFAULT_MAX_OUTSTANDING,
     seed: int = 1,
+    shoppers_in_turn: bool = False,
 ) -> LoadReport:
     """Send the mix at `rate` calls per second for `duration_s` seconds; see the module doc."""
     _check_target(target)
@@ -144,8 +149,8 @@ def run_loadgen(
     kinds = list(weights)
     picks = rng.choice(len(kinds), size=len(offsets), p=np.array(list(weights.values())) / sum(weights.values()))
     plan = _Plan(target, channels, [kinds[p] for p in picks], offsets, deadline_s, max_outstanding)
-    requests = _RequestMaker(customers, products, random.Random(seed))
-    asyncio.run(plan.run(requests))
+    requests = _RequestMaker(customers, products, random.Random(seed), in_turn=shoppers_in_turn)
+    event_loop.run(plan.run(requests))
     return plan.report(rate, duration_s, arrival)
 
 
@@ -204,12 +209,19 @@ def _check_mix(mix: Mapping[str, float], customers: Sequence[str], products: Seq
 class _RequestMaker:
     """One request of a kind, for a random shopper and random products."""
 
-    def __init__(self, customers: Sequence[str], products: Sequence[str], rng: random.Random) -> None:
+    def __init__(self, customers: Sequence[str], products: Sequence[str], rng: random.Random, *, in_turn: bool) -> None:
         self.customers, self.products, self.rng = list(customers), list(products), rng
+        self._turns: Iterator[str] | None = None
+        if in_turn and self.customers:
+            rng.shuffle(self.customers)
+            self._turns = itertools.cycle(self.customers)
 
     def make(self, kind: str) -> Any:
         rng = self.rng
-        customer = rng.choice(self.customers) if self.customers else ""
+        if self._turns is not None:
+            customer = next(self._turns)
+        else:
+            customer = rng.choice(self.customers) if self.customers else ""
         if kind == "recommendations":
             return recommendation_pb2.GetRecommendationsRequest(customer_id=customer, limit=20)
         if kind == "similar":

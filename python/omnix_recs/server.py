@@ -44,6 +44,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
+from omnix_recs import event_loop
 from omnix_recs.api import register_services
 from omnix_recs.api.interceptors import ServerInterceptor
 from omnix_recs.app import AppContext
@@ -138,7 +139,7 @@ def serve(settings: Settings) -> None:
     """Serve until SIGTERM or SIGINT, then shut down gracefully (see module docstring)."""
     _configure_logging(settings)
     if settings.workers == 1:
-        asyncio.run(_serve_process(settings, reuse_port=False))
+        event_loop.run(_serve_process(settings, reuse_port=False))
         return
     if settings.grpc_port == 0:
         raise InvalidArgumentError("OMNIX_GRPC_PORT", "several workers need a fixed port, not 0")
@@ -155,7 +156,7 @@ async def _serve_process(settings: Settings, *, reuse_port: bool, generations: G
             loop.add_signal_handler(signum, stopping.set)
         await built.start()
         settle_garbage_collector()
-        log.info("serving %s on %s:%d", ", ".join(built.services), settings.grpc_host, built.port)
+        log.info("serving %s on %s:%d (%s)", ", ".join(built.services), settings.grpc_host, built.port, event_loop.name())
         await stopping.wait()
         log.info("shutting down: draining in-flight calls for up to %.1f s", settings.shutdown_grace_s)
         await built.shutdown()
@@ -184,7 +185,7 @@ def settle_garbage_collector() -> None:
 def _serve_worker(settings: Settings, generations_path: Path | None) -> None:
     _configure_logging(settings)
     generations = GenerationTable.attach(generations_path) if generations_path else None
-    asyncio.run(_serve_process(settings, reuse_port=True, generations=generations))
+    event_loop.run(_serve_process(settings, reuse_port=True, generations=generations))
 
 
 def _serve_workers(settings: Settings) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from omnix_recs.cli import main as omnix
 from omnix_recs.domain.models import ProductFilter
 from omnix_recs.errors import InvalidArgumentError
-from omnix_recs.loadgen import parse_mix, run_loadgen, sample_ids
+from omnix_recs.loadgen import _RequestMaker, parse_mix, run_loadgen, sample_ids
 from omnix_recs.store.base import open_store
 
 
@@ -86,3 +88,14 @@ def test_parse_mix_names_a_bad_weight():
     with pytest.raises(InvalidArgumentError) as error:
         parse_mix("health=lots")
     assert error.value.field == "mix"
+
+
+@pytest.mark.parametrize("in_turn", [False, True])
+def test_shoppers_in_turn_each_come_once_per_round(in_turn):
+    shoppers = [f"c{i}" for i in range(50)]
+    maker = _RequestMaker(shoppers, ["p1"], random.Random(3), in_turn=in_turn)
+    rounds = [[maker.make("recommendations").customer_id for _ in shoppers] for _ in range(2)]
+    if in_turn:
+        assert sorted(rounds[0]) == sorted(shoppers) and rounds[1] == rounds[0]
+    else:
+        assert len(set(rounds[0])) < len(shoppers)  # random picks repeat some and miss others
