@@ -42,7 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Callable
 
@@ -132,11 +132,14 @@ def prepare_shop(root: Path, args: argparse.Namespace) -> Settings:
             print(f"reusing {root}: {store.count_purchases()} order lines, model {store.active_model().version}")
             return settings
         started = time.perf_counter()
-        today = date.today()  # the shopping history ends today, as it would in production
+        # The shopping history ends yesterday, as it would in production: an import "as of today"
+        # places the last orders at their hour of today, hours after the calls that ask about
+        # now, and a history reaching past the moment asked about is read from the store.
+        last_day = date.today() - timedelta(days=1)
         summary = generate_instacart(
-            root / "data", customers=args.customers, products=args.products, days=args.days, seed=7, end_date=today
+            root / "data", customers=args.customers, products=args.products, days=args.days, seed=7, end_date=last_day
         )
-        import_instacart(store, root / "data", as_of=today)
+        import_instacart(store, root / "data", as_of=last_day)
         record = train_model(store, settings)
         shutil.rmtree(root / "data")
         print(f"setup: {args.customers} households, {summary['order_lines']} order lines, model {record.version} "

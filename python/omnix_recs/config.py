@@ -16,6 +16,7 @@ from omnix_recs.errors import InvalidArgumentError
 
 DEFAULT_STORE_URL = "sqlite:///./var/omnix.db"
 DEFAULT_GRPC_PORT = 50051
+EVENT_LOOPS = ("uvloop", "asyncio")
 DEFAULT_BEDROCK_MODEL_ID = "anthropic.claude-3-5-haiku-20241022-v1:0"
 
 
@@ -78,6 +79,8 @@ class Settings:
     max_inflight: int = 128
     keepalive_time_ms: int = 60_000
     keepalive_timeout_ms: int = 20_000
+    # The servers' event loop: "uvloop" (when installed) or "asyncio" (omnix_recs/event_loop.py).
+    event_loop: str = "uvloop"
     limits: Limits = field(default_factory=Limits)
 
     @classmethod
@@ -123,6 +126,10 @@ class Settings:
                 values[name] = _parse_int(variable, env[variable], minimum, maximum)
         if "OMNIX_LOG_LEVEL" in env:
             values["log_level"] = env["OMNIX_LOG_LEVEL"].upper()
+        if "OMNIX_EVENT_LOOP" in env:
+            values["event_loop"] = env["OMNIX_EVENT_LOOP"].lower()
+        if values.get("event_loop", "uvloop") not in EVENT_LOOPS:
+            raise InvalidArgumentError("OMNIX_EVENT_LOOP", f"must be one of {', '.join(EVENT_LOOPS)}, got {values['event_loop']!r}")
         if "OMNIX_BEDROCK_MODEL_ID" in env:
             values["bedrock_model_id"] = env["OMNIX_BEDROCK_MODEL_ID"]
         if env.get("OMNIX_BEDROCK_ENDPOINT_URL"):

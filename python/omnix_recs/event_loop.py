@@ -1,10 +1,11 @@
 """The event loop servers and the load generator run on: uvloop where it is installed.
 
 uvloop (libuv, in Cython) does the loop's own work (waking up, scheduling callbacks, futures)
-in C. Measured with `omnix serve --workers 2` under the shoppers' mix at 600 calls/s
-(benches/bench_load.py's set-up): the event-loop thread's CPU per call fell from 1.15 to
-0.97 ms, and gRPC's asyncio stack runs on it unchanged. It is a dependency on Linux and macOS;
-elsewhere (or if it fails to import) the standard loop serves the same way, only slower.
+in C. Measured with `omnix serve --workers 2` under the shoppers' mix at 700 calls/s (after the
+warm-up of benches/bench_load.py), alternating the two loops twice: the event-loop thread's CPU
+per call fell by 6% (1.13 to 1.05 ms) and the server's by 5% (2.01 to 1.92 ms); gRPC's asyncio
+stack runs on it unchanged. It is a dependency except on Windows; where it is missing, or with
+OMNIX_EVENT_LOOP=asyncio, the standard loop serves the same way, only slower.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from typing import Any, Coroutine, TypeVar
 T = TypeVar("T")
 
 
-def run(main: Coroutine[Any, Any, T]) -> T:
-    """`asyncio.run(main)`, on uvloop when available."""
+def run(main: Coroutine[Any, Any, T], *, use_uvloop: bool = True) -> T:
+    """`asyncio.run(main)`, on uvloop when available and wanted (`OMNIX_EVENT_LOOP`)."""
+    if not use_uvloop:
+        return asyncio.run(main)
     try:
         import uvloop
     except ImportError:

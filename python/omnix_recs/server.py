@@ -139,7 +139,7 @@ def serve(settings: Settings) -> None:
     """Serve until SIGTERM or SIGINT, then shut down gracefully (see module docstring)."""
     _configure_logging(settings)
     if settings.workers == 1:
-        event_loop.run(_serve_process(settings, reuse_port=False))
+        event_loop.run(_serve_process(settings, reuse_port=False), use_uvloop=settings.event_loop == "uvloop")
         return
     if settings.grpc_port == 0:
         raise InvalidArgumentError("OMNIX_GRPC_PORT", "several workers need a fixed port, not 0")
@@ -185,7 +185,9 @@ def settle_garbage_collector() -> None:
 def _serve_worker(settings: Settings, generations_path: Path | None) -> None:
     _configure_logging(settings)
     generations = GenerationTable.attach(generations_path) if generations_path else None
-    event_loop.run(_serve_process(settings, reuse_port=True, generations=generations))
+    event_loop.run(
+        _serve_process(settings, reuse_port=True, generations=generations), use_uvloop=settings.event_loop == "uvloop"
+    )
 
 
 def _serve_workers(settings: Settings) -> None:

@@ -19,6 +19,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoRe
 
 from e2e_support import purchase, rpc_error
 from omnix_recs.config import Limits, Settings
+from omnix_recs.errors import InvalidArgumentError
 from omnix_recs._proto.omnix.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2
 from omnix_recs._proto.omnix.v1 import customer_pb2 as pb
 
@@ -132,8 +133,9 @@ def wait_until_ready(channel: grpc.Channel, process: subprocess.Popen, timeout_s
     pytest.fail("the server did not start listening")
 
 
-def test_serve_stops_gracefully_on_sigterm(tmp_path: Path):
-    """`serve()` in its own process, as `omnix serve` runs it."""
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_serve_stops_gracefully_on_sigterm(tmp_path: Path, loop: str):
+    """`serve()` in its own process, as `omnix serve` runs it, on either event loop."""
     port = free_port()
     env = {
         **os.environ,
@@ -141,6 +143,7 @@ def test_serve_stops_gracefully_on_sigterm(tmp_path: Path):
         "OMNIX_GRPC_HOST": "127.0.0.1",
         "OMNIX_GRPC_PORT": str(port),
         "OMNIX_LOG_LEVEL": "INFO",
+        "OMNIX_EVENT_LOOP": loop,
     }
     code = "from omnix_recs.config import Settings; from omnix_recs.server import serve; serve(Settings.from_env())"
     process = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE, text=True)
@@ -156,3 +159,9 @@ def test_serve_stops_gracefully_on_sigterm(tmp_path: Path):
             process.communicate()
     assert process.returncode == 0, stderr
     assert "shutting down" in stderr and "stopped" in stderr
+    assert f"({loop})" in stderr  # the start-up line names the loop
+
+
+def test_an_unknown_event_loop_is_refused_naming_the_variable():
+    with pytest.raises(InvalidArgumentError, match="OMNIX_EVENT_LOOP"):
+        Settings.from_env({"OMNIX_EVENT_LOOP": "trio"})

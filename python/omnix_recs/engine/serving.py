@@ -21,6 +21,7 @@ replenishment with some taste. `omnix evaluate` re-tunes on the data at hand and
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import json
 import math
@@ -93,8 +94,12 @@ class Blend:
         if unknown:
             raise ValueError(f"unknown signals {sorted(unknown)}; known: {RANK_SIGNALS}")
 
+    @functools.cached_property
     def vector(self) -> np.ndarray:
-        return np.array([self.weights.get(name, 0.0) for name in RANK_SIGNALS], dtype=np.float32)
+        """The weights in the kernel's signal order (read-only; built once per blend)."""
+        vector = np.array([self.weights.get(name, 0.0) for name in RANK_SIGNALS], dtype=np.float32)
+        vector.flags.writeable = False
+        return vector
 
 
 DEFAULT_BLENDS: dict[str, Blend] = {
@@ -519,7 +524,7 @@ class Recommender:
             category_ids=index.aisle_ids,
             brand_ids=index.brand_ids,
             extra_candidates=view.extra_candidates(week),
-            weights=blend.vector(),
+            weights=blend.vector,
             week=week,
             k=k,
             exclude_history=blend.exclude_history,
