@@ -52,10 +52,6 @@ class HistoryFeatures:
         f32 = np.zeros(0, dtype=np.float32)
         return cls(np.zeros(0, dtype=np.int32), f32, f32, f32, f32, 0, 0, 0.0, None)
 
-    def position_of(self, item: int) -> int | None:
-        pos = int(np.searchsorted(self.items, item))  # called per reason of every list: no scan
-        return pos if pos < len(self.items) and self.items[pos] == item else None
-
 
 def history_features(
     purchases: Sequence[Purchase],
@@ -104,7 +100,7 @@ class PurchaseSummary:
             orders=self.orders,
             habit=self.habit,
             trips=len(self.trip_times_s),
-            trips_last_90_days=int((self.trip_times_s >= recent).sum()),
+            trips_last_90_days=int(np.count_nonzero(self.trip_times_s >= recent)),
             spend=self.spend,
             last_trip_at=datetime.fromtimestamp(self.trip_times_s[-1], tz=as_of.tzinfo),
         )
