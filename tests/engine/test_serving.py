@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from omnix_recs.domain.models import Feedback, FeedbackEvent, Preferences, Product, Purchase
-from omnix_recs.engine.serving import Lifecycle, Recommender, RequestFilters, Strategy
+from omnix_recs.engine.serving import Lifecycle, Recommender, RequestFilters, Strategy, new_recommendation_id
 from omnix_recs.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
 
 
@@ -178,3 +178,10 @@ def test_products_named_by_a_request_are_checked_against_the_catalog(shop, recom
     shop.store.upsert_products([replace(milk, product_id="oat-milk", name="Oat milk")])
     answer = ask("oat-milk")
     assert "oat-milk" not in ids(answer)
+
+
+def test_recommendation_ids_are_unique_and_sort_by_when_they_were_made():
+    ids_made = [new_recommendation_id() for _ in range(1000)]
+    assert len(set(ids_made)) == 1000
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids_made)
+    assert [i[:16] for i in ids_made] == sorted(i[:16] for i in ids_made)
