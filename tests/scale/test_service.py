@@ -1,5 +1,6 @@
-"""Two server processes sharing one store and one Redis: a purchase recorded through one counts
-for the next list the other serves, and both keep answering when Redis goes away."""
+"""Two server processes sharing one store and one Redis: a purchase or a cart event recorded
+through one counts for the next list the other serves, and both keep answering when Redis goes
+away."""
 
 from __future__ import annotations
 
@@ -69,3 +70,24 @@ def test_both_processes_keep_answering_without_redis(two_servers, trained_shop, 
     for server in two_servers:
         for customer_id in trained_shop.customers[6:9]:
             assert discover(server, customer_id).items
+
+
+def test_a_cart_event_through_one_process_reaches_the_other_and_a_view_changes_nothing(two_servers, trained_shop):
+    serving, recording = two_servers
+    customer_id = trained_shop.customers[6]
+    customers = recording.stub(customer_pb2_grpc.CustomerServiceStub)
+
+    def record(kind: int, product_id: str, quantity: int) -> None:
+        interaction = customer_pb2.Interaction(kind=kind, product_id=product_id, quantity=quantity)
+        request = customer_pb2.RecordInteractionRequest(customer_id=customer_id, interaction=interaction)
+        customers.RecordInteraction(request, timeout=10)
+
+    first = discover(serving, customer_id)
+    record(customer_pb2.INTERACTION_KIND_VIEW, first.items[0].product_id, 0)
+    assert discover(serving, customer_id).recommendation_id == first.recommendation_id  # nothing to drop
+
+    carted = first.items[0].product_id
+    record(customer_pb2.INTERACTION_KIND_CART_ADD, carted, 1)
+    after = discover(serving, customer_id)
+    assert after.recommendation_id != first.recommendation_id
+    assert carted not in [item.product_id for item in after.items]  # what is in the cart is not offered again
