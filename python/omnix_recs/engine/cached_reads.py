@@ -44,7 +44,6 @@ from omnix_recs.engine.features import (
     HistoryFeatures,
     PurchaseSummary,
     cart_from_interactions,
-    history_features,
     summarize_lines,
 )
 from omnix_recs.store.base import Store
@@ -106,8 +105,10 @@ class Shopper:
         summary = self._snapshot.purchases if self._snapshot else None
         if summary is not None and summary.covers(as_of):
             return summary.at(as_of)
-        purchases = self._store.purchases_of(self.customer.customer_id, before=as_of)
-        return history_features(purchases, self._index_of, as_of)
+        # Purchases dated after `as_of` (a backtest, or lines an import dated later today): only
+        # the lines before it count, so they are read again, in columns (the fast read).
+        lines = self._store.order_lines_of(self.customer.customer_id, before=as_of)
+        return summarize_lines(lines, self._index_of).at(as_of)
 
     def cart(self, as_of: datetime) -> list[str]:
         """The products in the shopper's cart at `as_of` (see `cart_from_interactions`)."""
