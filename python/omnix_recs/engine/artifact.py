@@ -121,7 +121,7 @@ def write_model(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    _fsync_directory(root)
+    fsync_directory(root)
     return version, final
 
 
@@ -207,8 +207,9 @@ def _flush(fh: Any) -> None:
     os.fsync(fh.fileno())
 
 
-def _fsync_directory(path: Path) -> None:
-    """Makes the rename durable: a crash right after cannot bring the staging name back."""
+def fsync_directory(path: Path) -> None:
+    """Makes a rename inside `path` durable: a crash right after cannot bring the staging name
+    back (also used by engine/artifact_store.py for the host's cache of S3 versions)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

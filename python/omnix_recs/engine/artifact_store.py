@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from omnix_recs._core import ModelFormatError
 from omnix_recs.config import Settings
-from omnix_recs.engine.artifact import LoadedModel, load_model, write_model
+from omnix_recs.engine.artifact import LoadedModel, fsync_directory, load_model, write_model
 from omnix_recs.engine.build import BuiltModel
 from omnix_recs.errors import InvalidArgumentError, UnavailableError
 
@@ -176,7 +176,7 @@ class ArtifactReader:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        _fsync_directory(self._cache_dir)
+        fsync_directory(self._cache_dir)
         log.info("downloaded model %s from %s into %s", location.name, location.display, final)
         return final
 
@@ -190,12 +190,3 @@ def _evict(path: Path) -> None:
     except OSError:
         return  # another process evicted it already
     shutil.rmtree(aside, ignore_errors=True)
-
-
-def _fsync_directory(path: Path) -> None:
-    """Makes the rename durable, as engine/artifact.py does for artifacts it writes."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
