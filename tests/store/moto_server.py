@@ -6,34 +6,22 @@ the same code as against AWS. Each store gets its own set of tables by a unique 
 (`omnix-ai-<table>-t<N>`), so tests share the server but never data, and its own client from
 one shared boto3 session, which loads botocore's service models once.
 
-Fake credentials are put in the environment for the session and the previous values restored
-afterwards: boto3 signs every request, moto accepts any signature, and no real AWS
-configuration on the machine is read by these tests.
+The server and its fake credentials come from tests/local_aws.py, shared with the S3 tests.
 """
 
 from __future__ import annotations
 
 import itertools
-import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
+from local_aws import moto_server
 
 from omnix_recs.store.dynamodb import DynamoStore
 
-FAKE_AWS_ENVIRONMENT = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_CONFIG_FILE": os.devnull,
-    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-}
 _fresh_envs = (f"t{n}" for n in itertools.count())
 
 
@@ -55,22 +43,9 @@ class LocalDynamoDB:
 
 @pytest.fixture(scope="session")
 def local_dynamodb() -> Iterator[LocalDynamoDB]:
-    """A moto server on 127.0.0.1 (a free port), with fake AWS credentials set meanwhile."""
-    saved = {name: os.environ.get(name) for name in FAKE_AWS_ENVIRONMENT}
-    os.environ.update(FAKE_AWS_ENVIRONMENT)
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not one access-log line per request
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        yield LocalDynamoDB(f"http://{host}:{port}", boto3.session.Session())
-    finally:
-        server.stop()
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    """A moto server on 127.0.0.1 for the test session (tests/local_aws.py)."""
+    with moto_server() as endpoint:
+        yield LocalDynamoDB(endpoint, boto3.session.Session())
 
 
 def dynamo_store(request: pytest.FixtureRequest, tmp_path: Path) -> DynamoStore:
