@@ -1,8 +1,8 @@
 """A shopper's purchase summary is the same whichever way the history is read.
 
 A shopper-cache miss summarises `Store.order_lines_of` with `summarize_lines` (columns, the
-Rust core); uncached reads and backtests (`history_features`) summarise `Store.purchases_of`
-with `summarize_purchases`. Random histories with the awkward cases (several lines per order, a
+Rust core); a list of `Purchase` rows (`Store.purchases_of`) is summarised by
+`summarize_purchases`. Random histories with the awkward cases (several lines per order, a
 product twice in one order, products outside the model, orders placed at the same moment, an
 order whose lines carry different times) must give identical summaries both ways, and agree
 with `history_reference.reference_summary`, the per-line Python code serving used before.

@@ -9,7 +9,7 @@ import pytest
 
 from omnix_recs.domain.models import CustomerChange, Interaction, InteractionKind, Purchase
 from omnix_recs.engine.cached_reads import ShopperReads, forget
-from omnix_recs.engine.features import history_features
+from omnix_recs.engine.features import summarize_purchases
 from omnix_recs.engine.registry import ModelHolder
 from omnix_recs.engine.serving import Recommender, Strategy
 from omnix_recs.store.base import open_store
@@ -64,7 +64,7 @@ def test_cached_shoppers_equal_the_store_read_ones(store, model, cache, trained_
             assert shopper.customer == reference.customer
             assert_same_history(shopper.history(as_of), reference.history(as_of))
             assert shopper.cart(as_of) == reference.cart(as_of)
-            expected = history_features(store.purchases_of(customer_id, before=as_of), index_of, as_of)
+            expected = summarize_purchases(store.purchases_of(customer_id, before=as_of), index_of).at(as_of)
             assert_same_history(shopper.history(as_of), expected)
     assert cache.stats.hits["shopper"] >= 10
 
@@ -77,7 +77,7 @@ def test_a_purchase_dated_after_the_moment_asked_about_is_left_out(store, model,
     reads = ShopperReads(store, cache)
     shopper = reads.shopper(customer_id, model.model.version, model.model.index_of)
     as_of = now()
-    expected = history_features(store.purchases_of(customer_id, before=as_of), model.model.index_of, as_of)
+    expected = summarize_purchases(store.purchases_of(customer_id, before=as_of), model.model.index_of).at(as_of)
     assert_same_history(shopper.history(as_of), expected)
 
 

@@ -1,8 +1,8 @@
 """A shopper's history as the ranking kernel sees it, computed at request time.
 
-History is read from the store on every request (`store.purchases_of(customer, before=as_of)`;
-servers that cache it per shopper read `store.order_lines_of(customer)` on a miss and drop the
-entry when the shopper buys: see `PurchaseSummary`), so a purchase recorded through the API
+History is read from the store on every request (`store.order_lines_of(customer, before=as_of)`,
+summarised by `summarize_lines`; servers cache the summary per shopper and drop it when the
+shopper buys: see `PurchaseSummary`), so a purchase recorded through the API
 changes the very next answer: its product's "days since last purchase" drops to zero and its
 replenishment due-ness resets, with no retraining. The model only supplies item-side knowledge.
 
@@ -53,27 +53,15 @@ class HistoryFeatures:
         return cls(np.zeros(0, dtype=np.int32), f32, f32, f32, f32, 0, 0, 0.0, None)
 
 
-def history_features(
-    purchases: Sequence[Purchase],
-    index_of: dict[str, int],
-    as_of: datetime,
-    *,
-    habit_decay: float = HABIT_DECAY,
-) -> HistoryFeatures:
-    """Features from a shopper's purchases (any order); lines at or after `as_of` are ignored."""
-    as_of_s = as_of.timestamp()
-    before = [p for p in purchases if p.purchased_at.timestamp() < as_of_s]
-    return summarize_purchases(before, index_of, habit_decay=habit_decay).at(as_of)
-
-
 @dataclass(frozen=True, slots=True)
 class PurchaseSummary:
-    """Everything `history_features` derives from a shopper's purchases except their age.
+    """Everything the kernel's history features hold about a shopper's purchases except their age.
 
     Computing it is most of a request's history work, and it only changes when the shopper buys
     something, so servers cache it (`engine.cached_reads`) and age it per request with `at`.
-    `at(as_of)` equals `history_features(purchases, index_of, as_of)` whenever every purchase
-    summarised is older than `as_of` (`covers(as_of)`).
+    `at(as_of)` gives the features as of that moment; they are exact whenever every purchase
+    summarised is older than `as_of` (`covers(as_of)`), and otherwise the summary of the lines
+    before `as_of` has to be made instead.
     """
 
     items: np.ndarray  # int32 model item indices, ascending
