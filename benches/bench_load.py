@@ -26,7 +26,8 @@ serialises each worker process; the report groups the samples by where the time 
     python benches/bench_load.py --keep var/bench-load --configs local --step-seconds 8
     python benches/bench_load.py --keep var/bench-load --configs local --rate 600   # one step, profiled
 
-`--keep DIR` keeps the generated store and model there and reuses them next time.
+`--keep DIR` keeps the generated store and model there and reuses them next time, and leaves
+the raw profile there (`profile-<config>.txt`, py-spy's collapsed stacks).
 """
 
 from __future__ import annotations
@@ -98,7 +99,8 @@ def main() -> None:
         summary = []
         for config in [c.strip() for c in args.configs.split(",") if c.strip()]:
             print(f"\n=== {config}: omnix serve --workers {args.workers} (load average {os.getloadavg()[0]:.1f})")
-            with Server(settings, config, args.workers, Path(scratch)) as server:
+            # The raw profile (py-spy's collapsed stacks) stays in the kept directory, if any.
+            with Server(settings, config, args.workers, root if args.keep else Path(scratch)) as server:
                 load = Load(server, customers, products, args.step_seconds, args.p99_ms)
                 load.warm_up()
                 if args.rate:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import json
 import logging
 import os
 import re
@@ -33,6 +32,7 @@ import time
 from typing import Any, AsyncIterator, Awaitable, Callable
 
 import grpc
+import orjson
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 
@@ -191,14 +191,13 @@ async def _served(method: str, context: grpc.aio.ServicerContext) -> AsyncIterat
         request_context.unbind(binding)
         if access_log.isEnabledFor(logging.INFO):
             access_log.info(
-                json.dumps(
+                orjson.dumps(
                     {
                         "method": method,
                         "code": code.name,
                         "duration_ms": round((time.perf_counter() - started) * 1000, 3),
                         "request_id": request_id,
                         "peer": context.peer(),
-                    },
-                    separators=(",", ":"),
-                )
+                    }
+                ).decode()
             )

@@ -23,12 +23,12 @@ Without a cache every read goes to the store.
 from __future__ import annotations
 
 import dataclasses
-import json
 import struct
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import numpy as np
+import orjson
 
 from omnix_recs.domain.models import (
     CART_KINDS,
@@ -181,11 +181,11 @@ def _decode_snapshot(raw: bytes) -> ShopperSnapshot:
 
 def _encode_cart(cart: CartEvents) -> bytes:
     events = [[e.occurred_at.timestamp(), str(e.kind), e.product_id] for e in cart.events]
-    return json.dumps([cart.loaded_as_of_s, events], separators=(",", ":")).encode()
+    return orjson.dumps([cart.loaded_as_of_s, events])
 
 
 def _decode_cart(raw: bytes) -> CartEvents:
-    loaded_as_of_s, events = json.loads(raw)
+    loaded_as_of_s, events = orjson.loads(raw)
     return CartEvents(
         loaded_as_of_s,
         tuple(
@@ -201,11 +201,11 @@ def _customer_json(c: Customer) -> bytes:
     body["created_at"], body["updated_at"] = c.created_at.timestamp(), c.updated_at.timestamp()
     body["preferences"] = {f.name: getattr(c.preferences, f.name) for f in dataclasses.fields(c.preferences)}
     body["consent"] = {f.name: getattr(c.consent, f.name) for f in dataclasses.fields(c.consent)}
-    return json.dumps(body, separators=(",", ":")).encode()
+    return orjson.dumps(body)
 
 
 def _customer_from_json(raw: bytes) -> Customer:
-    body = json.loads(raw)
+    body = orjson.loads(raw)
     prefs = body.pop("preferences")
     for name in ("favorite_departments", "favorite_brands", "disliked_products"):
         prefs[name] = tuple(prefs[name])

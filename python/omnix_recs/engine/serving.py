@@ -23,7 +23,6 @@ from __future__ import annotations
 import enum
 import functools
 import hashlib
-import json
 import math
 import os
 import threading
@@ -33,6 +32,7 @@ from datetime import datetime, timezone
 from typing import Callable, Protocol, Sequence
 
 import numpy as np
+import orjson
 
 from omnix_recs._core import RANK_SIGNALS, RankTables
 from omnix_recs.blocking import guard_store
@@ -741,11 +741,11 @@ def _days(value: float) -> str:
 def _encode_recommendations(answer: Recommendations) -> bytes:
     items = [[i.product_id, i.score, i.confidence, i.reasons] for i in answer.items]
     body = [answer.recommendation_id, answer.model_version, answer.strategy, answer.lifecycle, items]
-    return json.dumps(body, separators=(",", ":")).encode()
+    return orjson.dumps(body)
 
 
 def _decode_recommendations(raw: bytes) -> Recommendations:
-    recommendation_id, model_version, strategy, lifecycle, items = json.loads(raw)
+    recommendation_id, model_version, strategy, lifecycle, items = orjson.loads(raw)
     return Recommendations(
         recommendation_id,
         model_version,
