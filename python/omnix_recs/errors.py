@@ -43,6 +43,16 @@ class FailedPreconditionError(OmnixError):
     """The system is not in a state that allows the operation (e.g. no trained model yet)."""
 
 
+class ConflictError(OmnixError):
+    """A conditional write lost a race: the entity changed since it was read. Read again and
+    retry (the API does so itself; a caller sees it only when retries keep losing)."""
+
+    def __init__(self, kind: str, key: str) -> None:
+        self.kind = kind
+        self.key = key
+        super().__init__(f"{kind} {key!r} was changed by another request at the same time; try again")
+
+
 class ResourceExhaustedError(OmnixError):
     """A limit was hit (request too large, server overloaded)."""
 

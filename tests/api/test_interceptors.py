@@ -16,6 +16,7 @@ from omnix_recs import request_context
 from omnix_recs.api.interceptors import REQUEST_ID_KEY, STATUS_DETAILS_KEY, ServerInterceptor
 from omnix_recs.errors import (
     AlreadyExistsError,
+    ConflictError,
     FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
@@ -76,6 +77,7 @@ def raising(exc: BaseException):
          "rows[3].purchase.quantity: must be at least 1"),
         (NotFoundError("customer", "c9"), grpc.StatusCode.NOT_FOUND, "customer 'c9' not found"),
         (AlreadyExistsError("customer", "c1"), grpc.StatusCode.ALREADY_EXISTS, "customer 'c1' already exists"),
+        (ConflictError("customer", "c1"), grpc.StatusCode.ABORTED, "customer 'c1' was changed by another request at the same time; try again"),
         (FailedPreconditionError("no trained model yet"), grpc.StatusCode.FAILED_PRECONDITION, "no trained model yet"),
         (ResourceExhaustedError("too many rows"), grpc.StatusCode.RESOURCE_EXHAUSTED, "too many rows"),
         (UnavailableError("database is locked"), grpc.StatusCode.UNAVAILABLE, "database is locked"),

@@ -31,6 +31,7 @@ from omnix_recs.domain.models import (
 )
 from omnix_recs.errors import (
     AlreadyExistsError,
+    ConflictError,
     FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
@@ -180,6 +181,28 @@ def test_put_customer_replaces_the_profile(store: Store) -> None:
 def test_put_unknown_customer_is_not_found_and_creates_nothing(store: Store) -> None:
     with pytest.raises(NotFoundError):
         store.put_customer(customer("ghost"))
+    with pytest.raises(NotFoundError):
+        store.get_customer("ghost")
+
+
+def test_conditional_put_writes_only_over_the_profile_it_was_computed_from(store: Store) -> None:
+    original = customer()
+    store.create_customer(original)
+    first = customer(household_size=4, updated_at=at(days=1))
+    store.put_customer(first, replaces=original.updated_at)
+    assert store.get_customer("c1") == first
+
+    # A second writer that read `original` too has lost the race: refused, nothing written.
+    stale = customer(household_size=9, updated_at=at(days=2))
+    with pytest.raises(ConflictError) as raised:
+        store.put_customer(stale, replaces=original.updated_at)
+    assert "c1" in str(raised.value)
+    assert store.get_customer("c1") == first
+
+
+def test_conditional_put_of_unknown_customer_is_not_found(store: Store) -> None:
+    with pytest.raises(NotFoundError):
+        store.put_customer(customer("ghost"), replaces=at())
     with pytest.raises(NotFoundError):
         store.get_customer("ghost")
 

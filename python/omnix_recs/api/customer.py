@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import random
+import time
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import AsyncIterator, Callable, Sequence
 
 import grpc
@@ -20,12 +22,14 @@ from omnix_recs.api import validation as check
 from omnix_recs.api.validation import Validator
 from omnix_recs.app import AppContext
 from omnix_recs.domain.models import ALLERGENS, CART_KINDS, DIETARY_TAGS, Customer, CustomerChange, Purchase
-from omnix_recs.errors import InvalidArgumentError, NotFoundError
+from omnix_recs.errors import ConflictError, InvalidArgumentError, NotFoundError
 from omnix_recs.store.base import Store
 from omnix_recs._proto.omnix.v1 import customer_pb2, customer_pb2_grpc
 
 SERVICE_NAME = customer_pb2.DESCRIPTOR.services_by_name["CustomerService"].full_name
 EXPORT_FORMAT_VERSION = 1
+# Conditional profile writes that lost a race are retried this often before ABORTED.
+UPDATE_ATTEMPTS = 5
 # Rows one ImportPurchases call may carry. They are held in memory until the whole stream is
 # validated (≈ 300 bytes each), so the bound keeps a call's footprint in the tens of MB.
 MAX_IMPORT_ROWS = 100_000
@@ -209,10 +213,21 @@ class CustomerServicer(customer_pb2_grpc.CustomerServiceServicer):
 
 
 def _update_customer(store: Store, customer_id: str, change: Callable[[Customer], Customer]) -> Customer:
-    customer = store.get_customer(customer_id)
-    updated = dataclasses.replace(change(customer), updated_at=_now())
-    store.put_customer(updated)
-    return updated
+    """Read, change, write only if nobody wrote in between (else read again): two updates of
+    one profile at once, from any processes, both count; neither overwrites the other's change."""
+    for attempt in range(UPDATE_ATTEMPTS):
+        customer = store.get_customer(customer_id)
+        # Strictly later than what it replaces, so the next conditional write sees a change.
+        updated_at = max(_now(), customer.updated_at + timedelta(microseconds=1))
+        updated = dataclasses.replace(change(customer), updated_at=updated_at)
+        try:
+            store.put_customer(updated, replaces=customer.updated_at)
+            return updated
+        except ConflictError:
+            if attempt + 1 == UPDATE_ATTEMPTS:
+                raise
+            time.sleep(random.uniform(0, 0.005 * 2**attempt))  # let the other writer finish
+    raise AssertionError("unreachable")
 
 
 def _with_catalog_prices(store: Store, purchases: Sequence[Purchase]) -> list[Purchase]:

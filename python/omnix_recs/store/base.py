@@ -150,8 +150,11 @@ class Store(Protocol):
     def get_customer(self, customer_id: str) -> Customer:
         """`NotFoundError` when absent."""
 
-    def put_customer(self, customer: Customer) -> None:
-        """Replace an existing customer; `NotFoundError` when absent."""
+    def put_customer(self, customer: Customer, *, replaces: datetime | None = None) -> None:
+        """Replace an existing customer; `NotFoundError` when absent. With `replaces` (the
+        `updated_at` of the profile the change was computed from) the write is conditional:
+        `ConflictError` if the stored profile has been updated since, and nothing is written.
+        That is how concurrent read-modify-write updates avoid losing each other's changes."""
 
     def list_customer_ids(self, page_size: int, page_token: str = "") -> Page[str]:
         """Ids of every customer with a profile, ascending (for batch jobs)."""

@@ -43,6 +43,7 @@ from omnix_recs.domain.models import (
 )
 from omnix_recs.errors import (
     AlreadyExistsError,
+    ConflictError,
     FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
@@ -329,12 +330,17 @@ class SqliteStore:
             raise NotFoundError("customer", customer_id)
         return customer_from_row(rows[0])
 
-    def put_customer(self, customer: Customer) -> None:
+    def put_customer(self, customer: Customer, *, replaces: datetime | None = None) -> None:
         row = customer_row(customer)
+        expected = None if replaces is None else micros(replaces, "replaces")
         with self._transaction() as conn:
-            exists = conn.execute("SELECT 1 FROM customer_profiles WHERE customer_id = ?", (customer.customer_id,))
-            if not exists.fetchone():
+            stored = conn.execute(
+                "SELECT updated_at FROM customer_profiles WHERE customer_id = ?", (customer.customer_id,)
+            ).fetchone()
+            if stored is None:
                 raise NotFoundError("customer", customer.customer_id)
+            if expected is not None and stored[0] != expected:
+                raise ConflictError("customer", customer.customer_id)
             conn.execute(UPSERT_CUSTOMER, row)
 
     def list_customer_ids(self, page_size: int, page_token: str = "") -> Page[str]:

@@ -25,7 +25,7 @@ from omnix_recs.domain.models import (
     Purchase,
     ServedRecommendation,
 )
-from omnix_recs.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
+from omnix_recs.errors import AlreadyExistsError, ConflictError, InvalidArgumentError, NotFoundError
 from omnix_recs.store.base import CustomerErasure, ModelRecord, OrderLines, PurchaseColumns
 from omnix_recs.store.dynamodb.client import (
     TRANSACTION_MAX,
@@ -151,11 +151,26 @@ class DynamoStore:
             raise NotFoundError("customer", customer_id)
         return customer_from_item(item)
 
-    def put_customer(self, customer: Customer) -> None:
-        self._put_customer(customer, "attribute_exists(customerId)", NotFoundError)
+    def put_customer(self, customer: Customer, *, replaces: datetime | None = None) -> None:
+        if replaces is None:
+            self._put_customer(customer, "attribute_exists(customerId)", NotFoundError)
+            return
+        expected = timestamp(replaces, "replaces")
+        try:
+            self._put_customer(
+                customer, "updatedAt = :expected", ConflictError, {":expected": wire_string(expected)}
+            )
+        except ConflictError:
+            # The condition fails for a missing profile too: say which of the two it was.
+            self.get_customer(customer.customer_id)  # NotFoundError when gone
+            raise
 
     def _put_customer(
-        self, customer: Customer, condition: str, refusal: type[AlreadyExistsError] | type[NotFoundError]
+        self,
+        customer: Customer,
+        condition: str,
+        refusal: type[AlreadyExistsError] | type[NotFoundError] | type[ConflictError],
+        values: dict[str, Any] | None = None,
     ) -> None:
         """Write the profile if `condition` holds of the stored one, else raise `refusal`."""
         try:
@@ -164,6 +179,7 @@ class DynamoStore:
                 TableName=self._name(CUSTOMERS),
                 Item=customer_item(customer),
                 ConditionExpression=condition,
+                **({"ExpressionAttributeValues": values} if values else {}),
             )
         except ClientError as error:
             if condition_failed(error):
