@@ -110,7 +110,9 @@ class CustomerServiceServicer:
 
     def UpdatePreferences(self, request, context):
         """Changes the fields of the customer's preferences named in `update_mask`; the others keep
-        their values. Returns the updated profile.
+        their values. Returns the updated profile. Concurrent changes of one profile (this and
+        SetDietaryRestrictions, from any server process) are applied one after the other, none lost;
+        ABORTED only when the profile kept changing under this update: retry it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
