@@ -13,6 +13,11 @@ An `s3://` version is read through a cache on each host, `Settings.model_cache_d
 renamed into place once every file matched its recorded size and hash, so a directory named
 like a version is complete. A process finding it there loads it without asking S3, and the
 server processes of one host share its pages (memory-mapped, as local artifacts are).
+
+The cache keeps the `CACHED_VERSIONS_KEPT` versions used most recently (downloading, training or
+opening a version counts as a use) and removes older ones after each download or training: the
+active version, the one before it (a rollback needs no download) and one more. A process still
+serving a removed version keeps its mapped files; a version needed again is downloaded again.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ if TYPE_CHECKING:  # s3_artifacts imports boto3, which only S3 users should pay 
     from omnix_recs.engine.s3_artifacts import S3Location
 
 log = logging.getLogger(__name__)
+
+CACHED_VERSIONS_KEPT = 3
 
 
 def is_s3(location: str) -> bool:
@@ -86,6 +93,8 @@ class ModelDestination:
         except BaseException:
             shutil.rmtree(path, ignore_errors=True)
             raise
+        if self._bucket is not None:
+            prune_cache(self._cache_dir)
         return SavedModel(version, datetime.fromisoformat(model.manifest["created_at"]), artifact_uri, path)
 
     def discard(self, saved: SavedModel) -> None:
@@ -117,6 +126,7 @@ class ArtifactReader:
         location = self._location(artifact_uri)
         cached = self._cache_dir / location.name
         if cached.is_dir():
+            _mark_used(cached)
             try:
                 return load_model(cached)
             except ModelFormatError as err:  # damaged on this host's disk: fetch it again
@@ -178,7 +188,36 @@ class ArtifactReader:
             raise
         fsync_directory(self._cache_dir)
         log.info("downloaded model %s from %s into %s", location.name, location.display, final)
+        _mark_used(final)
+        prune_cache(self._cache_dir)
         return final
+
+
+def prune_cache(cache_dir: Path, keep: int = CACHED_VERSIONS_KEPT) -> list[str]:
+    """Remove all but the `keep` most recently used versions from a host's model cache; returns
+    the names removed. Only complete versions (a directory with a manifest) are considered:
+    staging and evicted directories are hidden, and anything else there is left alone."""
+    try:
+        versions = [entry for entry in cache_dir.iterdir()
+                    if not entry.name.startswith(".") and (entry / "manifest.json").is_file()]
+        versions.sort(key=lambda entry: entry.stat().st_mtime, reverse=True)
+    except OSError as err:  # a cache that cannot be listed is no reason to fail a model load
+        log.warning("model cache %s could not be pruned: %s", cache_dir, err)
+        return []
+    removed = [entry.name for entry in versions[keep:]]
+    for entry in versions[keep:]:
+        _evict(entry)
+    if removed:
+        log.info("model cache %s: removed versions %s (kept the %d used last)", cache_dir, ", ".join(removed), keep)
+    return removed
+
+
+def _mark_used(path: Path) -> None:
+    """The directory's mtime is when the version was last used: what `prune_cache` keeps by."""
+    try:
+        os.utime(path)
+    except OSError:
+        pass  # read-only cache: pruning then goes by download time
 
 
 def _evict(path: Path) -> None:
