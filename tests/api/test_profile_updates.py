@@ -32,8 +32,8 @@ def other_writer(store: SqliteStore, **fields: object):
     def change(customer: Customer) -> Customer:
         if not calls:
             current = store.get_customer("c1")
-            store.put_customer(dataclasses.replace(current, display_name="written meanwhile",
-                                                   updated_at=datetime.now(timezone.utc)))
+            meanwhile = dataclasses.replace(current, display_name="written meanwhile", updated_at=datetime.now(timezone.utc))
+            store.put_customer(meanwhile)
         calls.append(customer)
         return dataclasses.replace(customer, **fields)
 
