@@ -2,7 +2,7 @@
 
 Generates a supermarket (`omnix generate`, default 2,000 households over a year), imports it
 into a scratch SQLite store, then prints:
-1. the prediction backtest (`omnix_recs.ai.evaluate.evaluate_predictions`): next-trip and
+1. the prediction backtest (`omnix_recs.insights.evaluate.evaluate_predictions`): next-trip and
    next-purchase MAE in days against the customer's mean gap, median gap and the population
    cycle, and precision / recall of "due now";
 2. profiles against the generator's ground truth (households.csv): household size, budget tier,
@@ -30,10 +30,10 @@ from pathlib import Path
 import numpy as np
 
 from omnix_recs import _core
-from omnix_recs.ai.analyst import InsightsService
-from omnix_recs.ai.evaluate import evaluate_predictions
-from omnix_recs.ai.facts import customer_facts
-from omnix_recs.ai.local import write_insights
+from omnix_recs.insights.analyst import InsightsService
+from omnix_recs.insights.evaluate import evaluate_predictions
+from omnix_recs.insights.facts import customer_facts
+from omnix_recs.insights.local import write_insights
 from omnix_recs.config import Settings
 from omnix_recs.data.generate import generate_instacart
 from omnix_recs.data.instacart import default_as_of, import_instacart

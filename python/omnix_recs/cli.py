@@ -159,7 +159,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from omnix_recs.ai.analyst import analyze_customer_cli
+    from omnix_recs.insights.analyst import analyze_customer_cli
 
     settings = _settings(args)
     store = _open_store(settings)

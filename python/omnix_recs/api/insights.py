@@ -1,4 +1,4 @@
-"""InsightsService: consumption predictions and customer insights (see ai/analyst.py).
+"""InsightsService: consumption predictions and customer insights (see insights/analyst.py).
 
 Each RPC validates, calls one `InsightsService` method in a worker thread (the request's
 deadline follows it through `request_context`, which is what bounds Bedrock), and maps back.
@@ -14,7 +14,7 @@ from typing import Any
 import grpc
 
 from omnix_recs._proto.omnix.v1 import insights_pb2, insights_pb2_grpc
-from omnix_recs.ai.analyst import AnalysisResult, InsightsService
+from omnix_recs.insights.analyst import AnalysisResult, InsightsService
 from omnix_recs.api import validation as check
 from omnix_recs.api.mapping import timestamp_to_proto
 from omnix_recs.api.validation import Validator

@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Generic, Sequence, TypeVar
 
-from omnix_recs.ai.breaker import CircuitBreaker
+from omnix_recs.insights.breaker import CircuitBreaker
 from omnix_recs.blocking import ensure_may_block
 from omnix_recs.config import Settings
 

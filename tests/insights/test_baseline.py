@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from shop import NOW
-from omnix_recs.ai.baseline import BaselineCache
+from omnix_recs.insights.baseline import BaselineCache
 from omnix_recs.domain.models import Purchase
 
 

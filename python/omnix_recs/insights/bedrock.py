@@ -36,8 +36,8 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from omnix_recs.ai.breaker import CircuitBreaker
-from omnix_recs.ai.schema import (
+from omnix_recs.insights.breaker import CircuitBreaker
+from omnix_recs.insights.schema import (
     INSIGHTS_SCHEMA,
     TOOL_DESCRIPTION,
     TOOL_NAME,

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from omnix_recs.ai.baseline import PopulationBaseline
+from omnix_recs.insights.baseline import PopulationBaseline
 from omnix_recs.domain.consumption import CustomerCycles, CustomerHistory, customer_cycles, days_between
 from omnix_recs.domain.models import Customer
 from omnix_recs.domain.patterns import MONTHS, WEEKDAYS, PurchasePatterns, detect_patterns

@@ -22,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from omnix_recs.ai.baseline import build_baseline
+from omnix_recs.insights.baseline import build_baseline
 from omnix_recs.domain.consumption import (
     PurchaseTable,
     customer_cycles,

@@ -29,10 +29,10 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, AsyncIterator, Iterator, Sequence
 
 from omnix_recs import request_context
-from omnix_recs.ai.baseline import BaselineCache
-from omnix_recs.ai.bedrock import BedrockAnalyst, BedrockError
-from omnix_recs.ai.facts import CustomerAnalysis, analyse_history, cited_product_ids, customer_facts
-from omnix_recs.ai.local import write_insights
+from omnix_recs.insights.baseline import BaselineCache
+from omnix_recs.insights.bedrock import BedrockAnalyst, BedrockError
+from omnix_recs.insights.facts import CustomerAnalysis, analyse_history, cited_product_ids, customer_facts
+from omnix_recs.insights.local import write_insights
 from omnix_recs.config import Settings
 from omnix_recs.domain.consumption import CustomerHistory, customer_cycles, enrich_history
 from omnix_recs.domain.models import Customer, Purchase
@@ -68,7 +68,7 @@ class AnalysisResult:
     customer_id: str
     summary: str
     source: str  # "bedrock" or "local"
-    insights: dict[str, Any]  # the validated insights document (see ai/schema.py)
+    insights: dict[str, Any]  # the validated insights document (see insights/schema.py)
     analyzed_at: datetime
     data_version: str  # newest purchase time it saw ("" = none)
     model: str  # the Bedrock model id, or "local"

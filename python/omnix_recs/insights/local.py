@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from omnix_recs.ai.facts import cited_product_ids
-from omnix_recs.ai.schema import validate_insights
+from omnix_recs.insights.facts import cited_product_ids
+from omnix_recs.insights.schema import validate_insights
 
 MAX_NEEDS = 10
 MAX_ACTIONS = 4

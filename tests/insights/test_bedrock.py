@@ -12,9 +12,9 @@ import pytest
 from shop import MODEL_ID, PRIVATE_DETAILS
 from fake_bedrock import VALID_INSIGHTS, Reply, error
 from omnix_recs import request_context
-from omnix_recs.ai.analyst import AnalysisResult
-from omnix_recs.ai.breaker import CircuitBreaker, CircuitState
-from omnix_recs.ai.schema import INSIGHTS_SCHEMA, TOOL_NAME
+from omnix_recs.insights.analyst import AnalysisResult
+from omnix_recs.insights.breaker import CircuitBreaker, CircuitState
+from omnix_recs.insights.schema import INSIGHTS_SCHEMA, TOOL_NAME
 
 DEADLINE_S = 1.5
 # Scheduling noise on a shared 2-core machine; the behaviour under test is "well before the

@@ -7,7 +7,7 @@ import copy
 import pytest
 
 from fake_bedrock import VALID_INSIGHTS
-from omnix_recs.ai.schema import INSIGHTS_SCHEMA, InsightsValidationError, validate_insights
+from omnix_recs.insights.schema import INSIGHTS_SCHEMA, InsightsValidationError, validate_insights
 
 jsonschema = pytest.importorskip("jsonschema")
 

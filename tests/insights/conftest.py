@@ -10,9 +10,9 @@ import pytest
 
 from fake_bedrock import FakeBedrock
 from shop import MODEL_ID, seed_shop
-from omnix_recs.ai.analyst import InsightsService
-from omnix_recs.ai.bedrock import BedrockAnalyst
-from omnix_recs.ai.breaker import CircuitBreaker
+from omnix_recs.insights.analyst import InsightsService
+from omnix_recs.insights.bedrock import BedrockAnalyst
+from omnix_recs.insights.breaker import CircuitBreaker
 from omnix_recs.config import Settings
 from omnix_recs.store.base import Store, open_store
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from omnix_recs.ai.schema import TOOL_NAME
+from omnix_recs.insights.schema import TOOL_NAME
 
 # A valid insights document, recognisably not the local analyst's.
 VALID_INSIGHTS: dict[str, Any] = {
