@@ -68,7 +68,7 @@ def store_matrix(url: str) -> tuple[dict[str, np.ndarray], dict[str, object]]:
     """The build's own customer × item matrix from a store, and the full build's timings."""
     from omnix_recs.engine.build import BuildParameters, build_model
     from omnix_recs.engine.matrix import customer_item_matrix, read_purchase_lines
-    from omnix_recs.store.base import open_store
+    from omnix_recs.store import open_store
 
     store = open_store(url)
     try:

@@ -28,7 +28,7 @@ from omnix_recs.data.generate import generate_instacart
 from omnix_recs.data.instacart import import_instacart
 from omnix_recs.engine.train import train_model
 from omnix_recs.server import build_server
-from omnix_recs.store.base import open_store
+from omnix_recs.store import open_store
 from omnix_recs._proto.omnix.v1 import recommendation_pb2 as pb
 from omnix_recs._proto.omnix.v1 import recommendation_pb2_grpc
 

@@ -5,7 +5,7 @@ their first since buying something) reads their purchase history and summarises 
 (`engine.cached_reads.ShopperReads._snapshot`). Two paths, on the same SQLite file:
 
 - old: `store.purchases_of` (a `Purchase` with a `datetime` per line), then the per-line Python
-  summary serving used before (`engine.history_reference.reference_summary`);
+  summary serving used before (`benches/reference/history.py`);
 - new: `store.order_lines_of` (columns), then `features.summarize_lines` (Rust core).
 
 A synthetic supermarket (`omnix generate`'s generator) is imported into a temporary SQLite
@@ -33,11 +33,11 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+from reference.history import reference_summary
 
 from omnix_recs.data.generate import generate_instacart
 from omnix_recs.data.instacart import import_instacart
 from omnix_recs.engine.features import PurchaseSummary, summarize_lines
-from omnix_recs.engine.history_reference import reference_summary
 from omnix_recs.store.sqlite import SqliteStore
 
 TYPICAL_LINES = (50, 200)

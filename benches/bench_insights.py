@@ -38,7 +38,7 @@ from omnix_recs.config import Settings
 from omnix_recs.data.generate import generate_instacart
 from omnix_recs.data.instacart import default_as_of, import_instacart
 from omnix_recs.domain.consumption import PurchaseTable
-from omnix_recs.store.base import open_store
+from omnix_recs.store import open_store
 
 TIERS = {"low": "value", "mid": "mid", "high": "premium"}
 

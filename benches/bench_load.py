@@ -55,7 +55,7 @@ from omnix_recs.data.generate import generate_instacart
 from omnix_recs.data.instacart import import_instacart
 from omnix_recs.engine.train import train_model
 from omnix_recs.loadgen import DEFAULT_MIX, LoadReport, run_loadgen, sample_ids
-from omnix_recs.store.base import open_store
+from omnix_recs.store import open_store
 
 SHOPPERS = 10_000
 # The warm-up: every shopper called in turn WARM_UP_ROUNDS times, so that each of two workers
@@ -319,7 +319,7 @@ BUCKETS: list[tuple[str, re.Pattern[str]]] = [
     ("cache (store/cache.py, codecs)", re.compile(r"omnix_recs/store/cache\.py|omnix_recs/engine/cached_reads\.py")),
     ("history features", re.compile(r"omnix_recs/engine/features\.py")),
     ("catalog filters and masks", re.compile(r"omnix_recs/engine/filters\.py")),
-    ("reasons and served-list assembly", re.compile(r"_Explainer|Recommender\._serve |_days ")),
+    ("reasons and served-list assembly", re.compile(r"omnix_recs/engine/reasons\.py|Recommender\._serve ")),
     ("other serving logic", re.compile(r"omnix_recs/engine/")),
     ("servicers and validation (api/)", re.compile(r"omnix_recs/api/(?!interceptors)")),
     ("interceptor (request id, errors, log)", re.compile(r"omnix_recs/api/interceptors|omnix_recs/request_context")),

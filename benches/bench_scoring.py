@@ -16,9 +16,9 @@ import resource
 import time
 
 import numpy as np
+from reference.rank import rank_reference
 
 from omnix_recs._core import RANK_SIGNALS, RankTables
-from omnix_recs.engine.rank_reference import rank_reference
 
 
 def tables(rng: np.random.Generator, n: int, k: int, taste_dims: int) -> dict[str, np.ndarray]:

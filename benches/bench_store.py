@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from omnix_recs.store.base import PurchaseColumns
+from omnix_recs.domain.purchases import PurchaseColumns
 from omnix_recs.store.sqlite import SqliteStore
 
 FIRST_DAY = 1_735_689_600  # 2025-01-01T00:00:00Z, in epoch seconds

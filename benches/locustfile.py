@@ -31,7 +31,7 @@ from locust import User, between, events, task
 grpc_gevent.init_gevent()
 
 from omnix_recs.loadgen import sample_ids  # noqa: E402  (after gevent is set up)
-from omnix_recs.store.base import open_store  # noqa: E402
+from omnix_recs.store import open_store  # noqa: E402
 from omnix_recs._proto.omnix.v1 import customer_pb2, customer_pb2_grpc  # noqa: E402
 from omnix_recs._proto.omnix.v1 import recommendation_pb2, recommendation_pb2_grpc  # noqa: E402
 

@@ -39,7 +39,8 @@ import pytest
 from omnix_recs.app import AppContext
 from omnix_recs.config import Settings
 from omnix_recs.server import OmnixServer
-from omnix_recs.store.base import Store, open_store
+from omnix_recs.store import open_store
+from omnix_recs.store.base import Store
 
 T = TypeVar("T")
 START_TIMEOUT_S = 10.0

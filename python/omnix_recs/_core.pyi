@@ -3,16 +3,31 @@
 Each section belongs to one Rust module (rust_core/src/<module>/).
 """
 
-from typing import Any
+from typing import Any, Self, final
 
 import numpy as np
 import numpy.typing as npt
+
+__all__ = [
+    "__version__",
+    "CoreError",
+    "InvalidInputError",
+    "CoreIoError",
+    "synth_simulate_households",
+    "cosine_item_neighbours",
+    "basket_complements",
+    "summarize_order_lines",
+    "RankTables",
+    "RANK_SIGNALS",
+    "item_taste_factors",
+    "consumption_cycles",
+    "population_cycles",
+]
 
 __version__: str
 
 class CoreError(Exception): ...
 class InvalidInputError(CoreError): ...
-class ModelFormatError(CoreError): ...
 class CoreIoError(CoreError): ...
 
 # --- synth (rust_core/src/synth) -------------------------------------------------------------
@@ -112,18 +127,19 @@ def summarize_order_lines(
     lines)). InvalidInputError on mismatched lengths, out-of-range trips or items, non-finite
     times, a trip without lines or a habit_decay that is not > 0."""
 
-# engine/rank.rs: per-request ranking (see omnix_recs/engine/serving.py)
+# engine/rank.rs: per-request ranking (see omnix_recs/engine/recommender.py)
 
 RANK_SIGNALS: tuple[str, ...]
 """Signal names of the ranking blend, in weight-vector and reason-code order."""
 
+@final
 class RankTables:
     """A model's item-side tables, held by reference (arrays may be memory-mapped read-only)."""
 
     n_items: int
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         *,
         cooc_idx: npt.NDArray[np.int32],
         cooc_sim: npt.NDArray[np.float32],
@@ -137,7 +153,7 @@ class RankTables:
         population_cycle_days: npt.NDArray[np.float32],
         repurchase_rate: npt.NDArray[np.float32],
         taste_factors: npt.NDArray[np.float32],
-    ) -> None: ...
+    ) -> Self: ...
     def rank(
         self,
         *,

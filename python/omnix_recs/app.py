@@ -14,12 +14,13 @@ from typing import Callable
 
 from omnix_recs.blocking import guard_store
 from omnix_recs.config import Settings
+from omnix_recs.customers import CustomerService
 from omnix_recs.domain.models import CustomerChange
 from omnix_recs.engine import cached_reads
 from omnix_recs.engine.filters import CatalogCache
 from omnix_recs.engine.registry import ModelHolder
 from omnix_recs.engine.served_lists import ServedListWriter
-from omnix_recs.engine.serving import ModelSource, NoActiveModel
+from omnix_recs.engine.recommender import ModelSource, NoActiveModel
 from omnix_recs.store.base import Store
 from omnix_recs.store.cache import Cache, GenerationTable, open_cache
 
@@ -43,6 +44,14 @@ class AppContext:
     # Served lists written behind the answers (engine/served_lists.py); None = written at once.
     served_lists: ServedListWriter | None = None
     _activity_listeners: list[CustomerActivityListener] = field(default_factory=list, repr=False)
+    # Customer writes, each published to the listeners below (customers.py). Built from this
+    # context's own store and served lists, so every context has one and it cannot disagree.
+    customers: CustomerService = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.customers = CustomerService(
+            self.store, publish=self.on_customer_activity, served_lists=self.served_lists
+        )
 
     @classmethod
     def create(cls, settings: Settings, store: Store, *, generations: GenerationTable | None = None) -> "AppContext":
@@ -86,9 +95,10 @@ class AppContext:
         """Call `listener(customer_id, change)` whenever that customer's data changes.
 
         For caches of per-customer results: drop the customer's entries that `change` made
-        stale, so the next request sees the change. Listeners run on the event loop, so they must be quick and must not
-        block; an exception fails the call that triggered it (the write itself is kept, and
-        retrying it is harmless because writes are idempotent).
+        stale, so the next request sees the change. Listeners run in the thread that wrote
+        (`CustomerService`, never the event loop), so they may wait briefly (a Redis delete);
+        an exception fails the call that triggered it (the write itself is kept, and retrying
+        it is harmless because writes are idempotent).
         """
         self._activity_listeners.append(listener)
 

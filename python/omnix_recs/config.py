@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Mapping
 
 from omnix_recs.errors import InvalidArgumentError
+from omnix_recs.limits import Limits  # Settings.limits; also importable from here
 
 DEFAULT_STORE_URL = "sqlite:///./var/omnix.db"
 DEFAULT_GRPC_PORT = 50051
@@ -40,18 +41,6 @@ def _parse_int(name: str, raw: str, minimum: int, maximum: int) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class Limits:
-    """Request limits enforced by the API layer (ids, list lengths, message sizes)."""
-
-    max_id_length: int = 128
-    max_page_size: int = 1000
-    default_page_size: int = 100
-    max_batch_items: int = 10_000
-    max_recommendations: int = 200
-    max_message_bytes: int = 16 * 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True)
 class Settings:
     store_url: str = DEFAULT_STORE_URL
     redis_url: str | None = None
@@ -68,7 +57,7 @@ class Settings:
     bedrock_timeout_s: float = 8.0
     shutdown_grace_s: float = 10.0
     log_level: str = "INFO"
-    # Cache (store/cache.py): lifetime of per-shopper entries (0 = no caching), the in-process
+    # Cache (store/cache/): lifetime of per-shopper entries (0 = no caching), the in-process
     # cache's size, and how long a Redis call may take before the cache is skipped.
     cache_ttl_s: int = 300
     cache_max_entries: int = 50_000

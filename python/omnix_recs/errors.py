@@ -43,6 +43,14 @@ class FailedPreconditionError(OmnixError):
     """The system is not in a state that allows the operation (e.g. no trained model yet)."""
 
 
+class ModelFormatError(FailedPreconditionError):
+    """A model artifact is missing, corrupt or of an unknown format version.
+
+    A failed precondition, not an internal error: the request was sound and the server works,
+    but the version it names cannot be served until it is rebuilt or uploaded again (retrying
+    the same call will not help). Model holders catch it and keep the version they serve."""
+
+
 class ConflictError(OmnixError):
     """A conditional write lost a race: the entity changed since it was read. Read again and
     retry (the API does so itself; a caller sees it only when retries keep losing)."""

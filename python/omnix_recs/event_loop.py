@@ -1,11 +1,9 @@
 """The event loop servers and the load generator run on: uvloop where it is installed.
 
-uvloop (libuv, in Cython) does the loop's own work (waking up, scheduling callbacks, futures)
-in C. Measured with `omnix serve --workers 2` under the shoppers' mix at 700 calls/s (after the
-warm-up of benches/bench_load.py), alternating the two loops twice: the event-loop thread's CPU
-per call fell by 6% (1.13 to 1.05 ms) and the server's by 5% (2.01 to 1.92 ms); gRPC's asyncio
-stack runs on it unchanged. It is a dependency except on Windows; where it is missing, or with
-OMNIX_EVENT_LOOP=asyncio, the standard loop serves the same way, only slower.
+uvloop does the loop's own work (waking up, scheduling callbacks, futures) in C, which takes
+less CPU per call than the standard loop (README, "Configuration"); gRPC's asyncio stack runs on
+it unchanged. It is a dependency except on Windows; where it is missing, or with
+`OMNIX_EVENT_LOOP=asyncio`, the standard loop serves the same way.
 """
 
 from __future__ import annotations

@@ -1,25 +1,11 @@
 """`omnix loadgen`: an open-loop load generator for the gRPC API, for this machine's servers.
 
-    report = run_loadgen("127.0.0.1:50051", rate=500, duration_s=20, channels=32,
-                         mix=DEFAULT_MIX, customers=customer_ids, products=product_ids)
-    print(report.render())
-
-Open loop: calls start at scheduled times (a Poisson process of `rate` per second, or evenly
-spaced), whether or not earlier calls have answered, the way independent shoppers arrive. A
-server that falls behind therefore shows its queue as latency. Latency is measured from the
-scheduled start, so a load generator that itself falls behind cannot hide it either (no
-"coordinated omission"); the report gives the client's own send lag so that case is visible.
-
-The mix is weights over kinds of call (`KINDS`): the shopper's list, similar products, basket
-completion, a recorded interaction (30% cart additions, which invalidate the shopper's cart and
-cached lists, as real shopping does; the rest views), and the bare health check (the server's ceiling). Each channel is its own TCP
-connection, so the kernel spreads them over the workers of `omnix serve --workers N`. A call's
-shopper is drawn at random, or with `shoppers_in_turn` from a shuffled round of all of them
-(every shopper once per round: what a benchmark's warm-up wants).
-
-Bounded: at most `MAX_DURATION_S` seconds and `max_requests` calls, at most `max_outstanding`
-calls in flight (beyond that a call is counted as not sent rather than queued in the client),
-each with a deadline; targets on this machine only (it is a benchmark tool, not a weapon).
+Open loop: calls start at scheduled times (a Poisson process, or evenly spaced) whether or not
+earlier calls have answered, the way independent shoppers arrive, so a server that falls behind
+shows its queue as latency. Latency is measured from the scheduled start, so a client that falls
+behind cannot hide it either (no coordinated omission), and the client's own send lag is reported.
+Each channel is its own TCP connection, so the kernel spreads them over the workers of
+`omnix serve --workers N`. Bounded in time, calls and calls in flight; local targets only.
 """
 
 from __future__ import annotations
@@ -41,6 +27,7 @@ from omnix_recs.store.base import Store
 from omnix_recs._proto.omnix.v1 import customer_pb2, customer_pb2_grpc
 from omnix_recs._proto.omnix.v1 import recommendation_pb2, recommendation_pb2_grpc
 
+# `health` is the bare health check: the server's ceiling, to read the other kinds against.
 KINDS = ("recommendations", "similar", "basket", "interaction", "health")
 # A shopping session: mostly lists, some product pages and basket completion, some browsing.
 DEFAULT_MIX: dict[str, float] = {"recommendations": 6, "similar": 2, "basket": 1, "interaction": 1}
@@ -124,7 +111,12 @@ def run_loadgen(
     seed: int = 1,
     shoppers_in_turn: bool = False,
 ) -> LoadReport:
-    """Send the mix at `rate` calls per second for `duration_s` seconds; see the module doc."""
+    """Send the mix at `rate` calls per second for `duration_s` seconds (see the module docstring).
+
+    A call's shopper is drawn at random, or with `shoppers_in_turn` from shuffled rounds of all of
+    them (every shopper once per round: what a warm-up wants). A call due while `max_outstanding`
+    are in flight is counted as not sent rather than queued in the client.
+    """
     _check_target(target)
     if not 0 < rate <= MAX_RATE:
         raise InvalidArgumentError("rate", f"must be in (0, {MAX_RATE:g}] calls per second, got {rate}")
@@ -234,6 +226,7 @@ class _RequestMaker:
                 basket_product_ids=basket, limit=10, customer_id=customer
             )
         if kind == "interaction":
+            # Cart additions invalidate the shopper's cart and cached lists, as real shopping does.
             to_cart = rng.random() < 0.3
             interaction = customer_pb2.Interaction(
                 kind=customer_pb2.INTERACTION_KIND_CART_ADD if to_cart else customer_pb2.INTERACTION_KIND_VIEW,

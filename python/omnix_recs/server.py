@@ -1,28 +1,11 @@
 """The gRPC server: assembly, start-up and graceful shutdown.
 
-    serve(settings)                    # `omnix serve`: blocks until SIGTERM/SIGINT
-    server, port = await build_server(settings, store)   # tests: a configured, unstarted server
-
-`OmnixServer` is the whole assembly (grpc.aio server, health, the shared `AppContext`), with
-`start()` and `shutdown()`. Shutdown is graceful: every health status turns NOT_SERVING (load
-balancers watching health stop sending traffic), then the server stops accepting calls and
-gives in-flight ones `settings.shutdown_grace_s` to finish before cancelling them.
-
-With `settings.workers > 1`, `serve` starts that many server processes on the same port
-(SO_REUSEPORT; the kernel spreads connections), each with its own store connection and
-caches, because one Python process uses one core. They are spawned fresh, so no gRPC state is
-shared across a fork. Without Redis, the workers share one table of cache generations (a
-mapped file), so a purchase recorded by one worker invalidates the others' cached entries
-(store/cache.py). The parent forwards SIGTERM/SIGINT to every worker and waits for them (killing
-any still running `shutdown_grace_s` + `KILL_AFTER_GRACE_S` later); if a worker dies on its own,
-the parent stops the others and exits with an error, so a supervisor restarts a whole server.
-
-Overload: each process serves at most `settings.max_inflight` calls at once; gRPC answers the
-rest at once with RESOURCE_EXHAUSTED ("Concurrent RPC limit exceeded!", a status clients may
-retry with backoff) instead of queueing them, so latency stays bounded and a load balancer can
-move traffic. Health checks count too: a saturated process looks busy to its prober.
-Keepalive: the server pings idle connections (`keepalive_time_ms`) to notice dead peers, and
-accepts clients' keepalive pings down to `MIN_CLIENT_PING_INTERVAL_MS` apart.
+`OmnixServer` is the whole assembly (grpc.aio server, health, the shared `AppContext`). Shutdown
+turns every health status NOT_SERVING first, so load balancers stop sending traffic, then lets
+in-flight calls drain. One Python process uses one core, so `workers > 1` spawns processes on one
+port (SO_REUSEPORT), fresh so no gRPC state crosses a fork; they share cache invalidations and
+stop together, so a supervisor restarts a whole server. Past `max_inflight` calls a process
+answers RESOURCE_EXHAUSTED at once instead of queueing, so latency stays bounded.
 """
 
 from __future__ import annotations
@@ -50,7 +33,8 @@ from omnix_recs.api.interceptors import ServerInterceptor
 from omnix_recs.app import AppContext
 from omnix_recs.config import Settings
 from omnix_recs.errors import InvalidArgumentError, UnavailableError
-from omnix_recs.store.base import Store, open_store
+from omnix_recs.store import open_store
+from omnix_recs.store.base import Store
 from omnix_recs.store.cache import GenerationTable
 
 log = logging.getLogger("omnix.server")
@@ -78,7 +62,7 @@ class OmnixServer:
     ) -> "OmnixServer":
         """Build and bind (not start) a server on `settings.grpc_host:grpc_port` (port 0 = any
         free port; the bound one is in `.port`). Call from inside the event loop that will run it.
-        `generations`: cache generations shared with sibling workers (see module docstring)."""
+        `generations`: cache generations shared with sibling workers (without Redis)."""
         limits = settings.limits
         server = grpc.aio.server(
             interceptors=[ServerInterceptor()],
@@ -94,6 +78,7 @@ class OmnixServer:
                 ("grpc.http2.min_ping_interval_without_data_ms", MIN_CLIENT_PING_INTERVAL_MS),
                 ("grpc.http2.max_pings_without_data", 0),  # keep pinging an idle connection
             ],
+            # Health checks count too: a saturated process looks busy to its prober.
             maximum_concurrent_rpcs=settings.max_inflight or None,
         )
         app = AppContext.create(settings, store, generations=generations)
@@ -168,14 +153,10 @@ async def _serve_process(settings: Settings, *, reuse_port: bool, generations: G
 def settle_garbage_collector() -> None:
     """Tune Python's cyclic garbage collector for a long-running server, once it has started.
 
-    A collection stops every call of the process while it runs, and a full one scans every
-    object still tracked. Measured on one server process over a minute of the shoppers' mix
-    (10,000 shoppers cached): with the defaults, 11 full collections of up to 250 ms each, 1.8 s
-    of collecting in all, most of its p99 latency. The objects made at start-up (modules, the
-    catalog snapshot, the model's ids) live as long as the process, so they are frozen out of
-    every later scan; and young collections run every 5,000 net allocations instead of 700, so
-    fewer objects that live a little while (a call's) reach the generations full collections
-    scan. With both: one full collection of 30 ms, 0.36 s of collecting in all.
+    A collection stops every call of the process, and a full one scans every tracked object.
+    The objects made at start-up (modules, the catalog snapshot, the model's ids) live as long
+    as the process, so they are frozen out of every later scan; young collections run less
+    often, so fewer short-lived objects (a call's) reach the generations full collections scan.
     """
     gc.collect()
     gc.freeze()

@@ -7,16 +7,18 @@ use pyo3::exceptions::PyException;
 use pyo3::PyErr;
 
 create_exception!(_core, CoreError, PyException, "Base class of every error raised by the Rust core.");
-create_exception!(_core, InvalidInputError, CoreError, "An argument was malformed (wrong length, out of range, unsorted...).");
-create_exception!(_core, ModelFormatError, CoreError, "A model artifact is corrupt or of an unknown version.");
+create_exception!(
+    _core,
+    InvalidInputError,
+    CoreError,
+    "An argument was malformed (wrong length, out of range, unsorted...)."
+);
 create_exception!(_core, CoreIoError, CoreError, "Reading or writing a file failed.");
 
 #[derive(Debug, thiserror::Error)]
 pub enum CoreErrorKind {
     #[error("invalid input: {0}")]
     InvalidInput(String),
-    #[error("model format: {0}")]
-    ModelFormat(String),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -28,7 +30,6 @@ impl From<CoreErrorKind> for PyErr {
         let message = err.to_string();
         match err {
             CoreErrorKind::InvalidInput(_) => InvalidInputError::new_err(message),
-            CoreErrorKind::ModelFormat(_) => ModelFormatError::new_err(message),
             CoreErrorKind::Io(_) => CoreIoError::new_err(message),
         }
     }

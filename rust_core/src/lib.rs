@@ -17,7 +17,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("CoreError", py.get_type::<errors::CoreError>())?;
     m.add("InvalidInputError", py.get_type::<errors::InvalidInputError>())?;
-    m.add("ModelFormatError", py.get_type::<errors::ModelFormatError>())?;
     m.add("CoreIoError", py.get_type::<errors::CoreIoError>())?;
     synth::register(m)?;
     engine::register(m)?;

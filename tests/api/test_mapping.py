@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from omnix_recs._proto.omnix.v1 import common_pb2, customer_pb2
 from omnix_recs.api import mapping
 from omnix_recs.api.validation import Validator
-from omnix_recs.config import Limits
 from omnix_recs.domain.models import (
     Consent,
     Customer,
@@ -21,10 +21,10 @@ from omnix_recs.domain.models import (
     ServedRecommendation,
 )
 from omnix_recs.errors import InvalidArgumentError
-from omnix_recs._proto.omnix.v1 import common_pb2, customer_pb2
+from omnix_recs.limits import Limits
 
 V = Validator(Limits())
-NOW = datetime(2026, 11, 25, 12, 30, 15, 250_000, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 25, 12, 30, 15, 250_000, tzinfo=UTC)
 
 
 def ts(moment: datetime):
@@ -61,7 +61,7 @@ def test_product_round_trip():
         updated_at=NOW,
     )
     msg = mapping.product_to_proto(product)
-    assert msg.updated_at.ToDatetime(tzinfo=timezone.utc) == NOW
+    assert msg.updated_at.ToDatetime(tzinfo=UTC) == NOW
     assert mapping.product_from_proto(V, "products[0]", msg, now=NOW) == product
 
 

@@ -28,11 +28,29 @@ def register_with(monkeypatch: pytest.MonkeyPatch, modules: tuple[str, ...]) -> 
     return asyncio.run(register())
 
 
-def test_missing_modules_are_skipped_and_their_services_get_placeholders(monkeypatch):
-    registered = register_with(monkeypatch, ("omnix_recs.api.customer", "omnix_recs.api.not_written_yet"))
+def test_every_listed_module_registers_and_declared_services_without_one_get_placeholders(monkeypatch):
+    registered = register_with(monkeypatch, api.SERVICE_MODULES)
+    assert registered.implemented == [
+        "omnix.v1.CustomerService",
+        "omnix.v1.CatalogService",
+        "omnix.v1.RecommendationService",
+        "omnix.v1.InsightsService",
+        "omnix.v1.AdminService",
+    ]
+    assert "omnix.v1.MarketingService" in registered.placeholders  # declared, not served yet
+    assert not set(registered.implemented) & set(registered.placeholders)
+
+
+def test_services_no_listed_module_registers_get_placeholders(monkeypatch):
+    registered = register_with(monkeypatch, ("omnix_recs.api.customer",))
     assert registered.implemented == ["omnix.v1.CustomerService"]
     assert "omnix.v1.CatalogService" in registered.placeholders
     assert "omnix.v1.CustomerService" not in registered.placeholders
+
+
+def test_a_listed_module_that_does_not_exist_fails_loudly(monkeypatch):
+    with pytest.raises(ModuleNotFoundError, match="not_written_yet"):
+        register_with(monkeypatch, ("omnix_recs.api.customer", "omnix_recs.api.not_written_yet"))
 
 
 def test_a_module_with_a_broken_import_fails_loudly(monkeypatch, tmp_path: Path):

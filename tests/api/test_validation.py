@@ -1,14 +1,14 @@
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from omnix_recs._proto.omnix.v1 import customer_pb2
 from omnix_recs.api import validation as check
 from omnix_recs.api.validation import Validator
-from omnix_recs.config import Limits
 from omnix_recs.errors import InvalidArgumentError
-from omnix_recs._proto.omnix.v1 import customer_pb2
+from omnix_recs.limits import Limits
 
 V = Validator(Limits(max_id_length=10, max_page_size=50, default_page_size=20, max_batch_items=3))
 
@@ -117,7 +117,7 @@ def test_enum_value_accepts_defined():
     assert check.enum_value("kind", customer_pb2.INTERACTION_KIND_SEARCH, customer_pb2.InteractionKind) == 4
 
 
-NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
 def interaction_at(seconds: int | None, nanos: int = 0) -> customer_pb2.Interaction:
@@ -130,7 +130,7 @@ def interaction_at(seconds: int | None, nanos: int = 0) -> customer_pb2.Interact
 
 def test_timestamp_round_trip():
     moment = check.timestamp("occurred_at", interaction_at(int(NOW.timestamp())), "occurred_at", required=True)
-    assert moment == NOW and moment.tzinfo is timezone.utc
+    assert moment == NOW and moment.tzinfo is UTC
 
 
 def test_timestamp_unset():

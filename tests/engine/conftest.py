@@ -8,18 +8,19 @@ each test can reason about what should come back.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pytest
 
 from omnix_recs.domain.models import Customer, Product, Purchase
-from omnix_recs.store.base import Store, open_store
+from omnix_recs.engine.artifact import LoadedModel
+from omnix_recs.store import open_store
+from omnix_recs.store.base import Store
 
-NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 PRODUCTS = [
     Product("pasta", "Spaghetti", "pantry", "pasta", "Roma", 1.5, dietary_tags=("vegan", "vegetarian"), allergens=("gluten",)),
@@ -46,51 +47,52 @@ def _neighbours(pairs: dict[str, list[tuple[str, float]]]) -> tuple[np.ndarray, 
     return idx, score
 
 
-@dataclass
-class HandMadeModel:
-    """Duck-types `engine.artifact.LoadedModel` (same attribute names as the artifact)."""
-
-    version: str = "v-test-1"
-    item_ids: list[str] = field(default_factory=lambda: list(IDS))
-    manifest: dict = field(default_factory=lambda: {"parameters": {"trending_window_days": 14}})
-
-    def __post_init__(self) -> None:
-        self.index_of = {p: i for i, p in enumerate(self.item_ids)}
-        self.cooc_idx, self.cooc_sim = _neighbours({
-            "pasta": [("sauce", 0.9), ("bread", 0.4)],
-            "milk": [("bread", 0.6), ("oat", 0.3), ("steak", 0.5)],
-            "sauce": [("pasta", 0.9)],
-            "bread": [("milk", 0.6), ("steak", 0.5), ("peanut", 0.4), ("caviar", 0.4)],
-        })
-        self.fbt_idx, self.fbt_score = _neighbours({
-            "pasta": [("sauce", 5.0), ("steak", 1.0), ("peanut", 0.5)],
-            "sauce": [("pasta", 5.0)],
-        })
-        self.content_idx, self.content_sim = _neighbours({
-            "milk": [("oat", 0.8)],
-            "pasta": [("bread", 0.3)],
-            "oat": [("milk", 0.8)],
-        })
-        self.popularity = np.array([0.9, 0.7, 1.0, 0.6, 0.5, 0.1, 0.4, 0.8], dtype=np.float32)
-        self.trending = np.array([0.0, 0.1, 0.0, 0.0, 1.5, 0.0, 2.0, 0.0], dtype=np.float32)
-        self.seasonal_lift = np.ones((N, 53), dtype=np.float32)
-        self.seasonal_lift[IDS.index("caviar"), 46:52] = 4.0  # before Christmas
-        self.seasonal_lift[IDS.index("sauce"), 46:52] = 1.6
-        self.population_cycle_days = np.array([14, 14, 7, 21, 30, np.nan, 7, 5], dtype=np.float32)
-        self.repurchase_rate = np.array([0.5, 0.5, 0.9, 0.3, 0.4, 0.05, 0.8, 0.9], dtype=np.float32)
+def make_hand_made_model(version: str = "v-test-1") -> LoadedModel:
+    """The tiny shop's model, built as `engine.artifact` would load it."""
+    cooc_idx, cooc_sim = _neighbours({
+        "pasta": [("sauce", 0.9), ("bread", 0.4)],
+        "milk": [("bread", 0.6), ("oat", 0.3), ("steak", 0.5)],
+        "sauce": [("pasta", 0.9)],
+        "bread": [("milk", 0.6), ("steak", 0.5), ("peanut", 0.4), ("caviar", 0.4)],
+    })
+    fbt_idx, fbt_score = _neighbours({
+        "pasta": [("sauce", 5.0), ("steak", 1.0), ("peanut", 0.5)],
+        "sauce": [("pasta", 5.0)],
+    })
+    content_idx, content_sim = _neighbours({
+        "milk": [("oat", 0.8)],
+        "pasta": [("bread", 0.3)],
+        "oat": [("milk", 0.8)],
+    })
+    seasonal_lift = np.ones((N, 53), dtype=np.float32)
+    seasonal_lift[IDS.index("caviar"), 46:52] = 4.0  # before Christmas
+    seasonal_lift[IDS.index("sauce"), 46:52] = 1.6
+    return LoadedModel(
+        version=version,
+        manifest={"parameters": {"trending_window_days": 14}},
+        item_ids=list(IDS),
+        cooc_idx=cooc_idx, cooc_sim=cooc_sim,
+        fbt_idx=fbt_idx, fbt_score=fbt_score,
+        content_idx=content_idx, content_sim=content_sim,
+        popularity=np.array([0.9, 0.7, 1.0, 0.6, 0.5, 0.1, 0.4, 0.8], dtype=np.float32),
+        trending=np.array([0.0, 0.1, 0.0, 0.0, 1.5, 0.0, 2.0, 0.0], dtype=np.float32),
+        population_cycle_days=np.array([14, 14, 7, 21, 30, np.nan, 7, 5], dtype=np.float32),
+        repurchase_rate=np.array([0.5, 0.5, 0.9, 0.3, 0.4, 0.05, 0.8, 0.9], dtype=np.float32),
+        seasonal_lift=seasonal_lift,
         # Two tastes: the pasta-and-bread kitchen, and the milk-and-meat one.
-        self.taste_factors = np.array(
+        taste_factors=np.array(
             [[0.6, 0.0], [0.5, 0.0], [0.0, 0.6], [0.0, 0.5], [0.3, 0.0], [0.0, 0.2], [0.1, 0.4], [0.5, 0.1]], dtype=np.float32
-        )
+        ),
+    )
 
 
 class FixedModels:
     """A `ModelHolder` stand-in serving whatever model the test sets."""
 
-    def __init__(self, model: object | None) -> None:
+    def __init__(self, model: LoadedModel | None) -> None:
         self.model = model
 
-    def reload_if_changed(self) -> None:
+    def reload_if_changed(self, *, force: bool = False) -> None:
         return None
 
 
@@ -137,8 +139,8 @@ def shop(store: Store) -> Shop:
 
 
 @pytest.fixture
-def hand_made_model() -> HandMadeModel:
-    return HandMadeModel()
+def hand_made_model() -> LoadedModel:
+    return make_hand_made_model()
 
 
 @pytest.fixture

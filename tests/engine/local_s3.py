@@ -7,8 +7,9 @@ here it lives for one test module, and each test gets a bucket of its own.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import boto3
 import pytest

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
+import grpc
 import numpy as np
 import pytest
 
-from omnix_recs._core import ModelFormatError
-from omnix_recs.engine.artifact import ARRAY_NAMES, FORMAT_VERSION, in_memory_model, load_model, new_version, write_model
+from omnix_recs.api.interceptors import status_for
+from omnix_recs.engine.artifact import (
+    ARRAY_NAMES,
+    FORMAT_VERSION,
+    in_memory_model,
+    load_model,
+    new_version,
+    write_model,
+)
 from omnix_recs.engine.build import BuildParameters, BuiltModel
-from omnix_recs.errors import AlreadyExistsError
+from omnix_recs.errors import AlreadyExistsError, ModelFormatError
 
 N, K = 4, 3
 
@@ -32,7 +40,7 @@ def built_model() -> BuiltModel:
     return BuiltModel(
         item_ids=["a", "b", "c", "d"],
         arrays=arrays,
-        data_as_of=datetime(2026, 11, 1, tzinfo=timezone.utc),
+        data_as_of=datetime(2026, 11, 1, tzinfo=UTC),
         counts={"items": N, "customers": 2, "order_lines": 9, "baskets": 3},
         parameters=BuildParameters(neighbours=K),
     )
@@ -67,7 +75,7 @@ def test_in_memory_model_matches_the_loaded_one(tmp_path: Path) -> None:
 
 
 def test_versions_sort_by_time_and_never_overwrite(tmp_path: Path) -> None:
-    assert new_version(datetime(2026, 11, 25, 9, 30, tzinfo=timezone.utc)).startswith("20261125T093000Z-")
+    assert new_version(datetime(2026, 11, 25, 9, 30, tzinfo=UTC)).startswith("20261125T093000Z-")
     write_model(built_model(), tmp_path, version="v1")
     with pytest.raises(AlreadyExistsError):
         write_model(built_model(), tmp_path, version="v1")
@@ -108,6 +116,8 @@ def save_array(name: str, array: np.ndarray) -> Callable[[Path], None]:
         (save_array("content_idx", np.full((N, K), 7, dtype=np.int32)), "item indices outside -1..3"),
         (lambda p: (p / "taste_factors.npy").unlink(), "taste_factors.npy: missing"),
         (save_array("taste_factors", np.zeros((N + 1, 2), dtype=np.float32)), r"taste_factors is float32\[5, 2\]"),
+        # Shapes fine, but the ranking kernel refuses the tables: refused at load, not at the first request.
+        (save_array("taste_factors", np.full((N, 2), np.nan, dtype=np.float32)), "taste_factors must be finite"),
     ],
 )
 def test_corrupt_artifacts_raise_model_format_error(tmp_path: Path, corrupt: Callable[[Path], None], message: str) -> None:
@@ -129,3 +139,9 @@ def test_a_format_1_artifact_loads_without_taste_factors(tmp_path: Path) -> None
 def test_no_artifact_at_all(tmp_path: Path) -> None:
     with pytest.raises(ModelFormatError, match="is this a model artifact"):
         load_model(tmp_path / "nowhere")
+
+
+def test_a_corrupt_artifact_is_a_failed_precondition_not_an_internal_error() -> None:
+    # The request was sound; the version it names cannot be served until rebuilt or re-uploaded.
+    code, message = status_for(ModelFormatError("v1/trending.npy: missing"), "/omnix.v1.AdminService/ActivateModel", "r1")
+    assert (code, message) == (grpc.StatusCode.FAILED_PRECONDITION, "v1/trending.npy: missing")

@@ -11,16 +11,17 @@ from __future__ import annotations
 import json
 import logging
 import socket
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
 from botocore.exceptions import EndpointConnectionError
-
 from local_s3 import LocalS3, bucket, local_s3  # noqa: F401  (fixtures)
+
 from omnix_recs import cli
 from omnix_recs._proto.omnix.v1 import recommendation_pb2 as pb
 from omnix_recs._proto.omnix.v1 import recommendation_pb2_grpc

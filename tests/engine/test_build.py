@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pytest
@@ -13,6 +13,7 @@ import scipy.sparse as sp
 
 from omnix_recs import _core
 from omnix_recs.domain.models import Product, Purchase
+from omnix_recs.domain.purchases import PurchaseColumns
 from omnix_recs.engine.build import (
     DAY_SECONDS,
     BuildParameters,
@@ -26,7 +27,8 @@ from omnix_recs.engine.build import (
 )
 from omnix_recs.engine.matrix import PurchaseLines, read_purchase_lines
 from omnix_recs.errors import FailedPreconditionError
-from omnix_recs.store.base import PurchaseColumns, Store, open_store
+from omnix_recs.store import open_store
+from omnix_recs.store.base import Store
 
 # --- references --------------------------------------------------------------------------------
 
@@ -200,7 +202,7 @@ def test_trending_compares_recent_rate_with_the_weeks_before() -> None:
 
 
 def test_iso_week_columns() -> None:
-    moments = [datetime(2026, 1, 1, tzinfo=timezone.utc), datetime(2026, 12, 31, 23, 59, tzinfo=timezone.utc), datetime(2027, 1, 4, tzinfo=timezone.utc)]
+    moments = [datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 12, 31, 23, 59, tzinfo=UTC), datetime(2027, 1, 4, tzinfo=UTC)]
     seconds = np.array([int(m.timestamp()) for m in moments], dtype=np.int64)
     assert iso_week_columns(seconds).tolist() == [m.isocalendar().week - 1 for m in moments]
 
@@ -208,8 +210,8 @@ def test_iso_week_columns() -> None:
 def test_seasonal_lift_is_shrunk_towards_one() -> None:
     # Item 0 sells 50 a week but 200 in one week; item 1 sells once, in that week; item 2 is
     # the rest of the shop, 500 a week.
-    peak = datetime(2025, 12, 17, tzinfo=timezone.utc)
-    days_before = (datetime.fromtimestamp(AS_OF, tz=timezone.utc) - peak).days
+    peak = datetime(2025, 12, 17, tzinfo=UTC)
+    days_before = (datetime.fromtimestamp(AS_OF, tz=UTC) - peak).days
     rows = [(0, 0, days_before - 7 * w) for w in range(-20, 30) for _ in range(50) if w != 0]
     rows += [(0, 2, days_before - 7 * w) for w in range(-20, 30) for _ in range(500)]
     rows += [(0, 0, days_before)] * 200 + [(1, 1, days_before)]
@@ -240,7 +242,7 @@ PRODUCTS = [
     Product("oat", "Oat Milk", "dairy", "milk", "Oaty", 1.8),
     Product("never", "Never Bought", "dairy", "milk", "Oaty", 1.9),
 ]
-NOW = datetime(2026, 11, 20, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 20, tzinfo=UTC)
 PARAMS = BuildParameters(neighbours=3, basket_min_support=2, basket_prior=1.0, copurchase_shrink=1.0)
 
 

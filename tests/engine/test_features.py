@@ -5,28 +5,28 @@ Rust core); a list of `Purchase` rows (`Store.purchases_of`) is summarised by
 `summarize_purchases`. Random histories with the awkward cases (several lines per order, a
 product twice in one order, products outside the model, orders placed at the same moment, an
 order whose lines carry different times) must give identical summaries both ways, and agree
-with `history_reference.reference_summary`, the per-line Python code serving used before.
+with `reference.history.reference_summary`, the per-line Python code serving used before.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from datetime import datetime, timedelta, timezone
-from typing import Iterator
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+from reference.history import reference_summary
 
 from omnix_recs import _core
 from omnix_recs.domain.models import Purchase
+from omnix_recs.domain.purchases import OrderLines
 from omnix_recs.engine.features import HABIT_DECAY, PurchaseSummary, summarize_lines, summarize_purchases
-from omnix_recs.engine.history_reference import reference_summary
 from omnix_recs.errors import InvalidArgumentError
-from omnix_recs.store.base import OrderLines
 from omnix_recs.store.sqlite import SqliteStore
 
-T0 = datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 PRODUCTS = [f"p{k}" for k in range(15)]
 # The model knows ten of the fifteen products, at indices unrelated to their names.
 INDEX_OF = {product: index for product, index in zip(PRODUCTS[:10], [7, 2, 9, 0, 5, 1, 8, 3, 6, 4])}

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
 from omnix_recs.domain.models import Product
+from omnix_recs.domain.purchases import PurchaseColumns
 from omnix_recs.engine.matrix import (
     basket_item_matrix,
     csr_counts,
@@ -18,7 +19,6 @@ from omnix_recs.engine.matrix import (
     product_features,
     read_purchase_lines,
 )
-from omnix_recs.store.base import PurchaseColumns
 
 T0 = 1_790_000_000  # epoch seconds, a Tuesday in 2026
 
@@ -59,7 +59,7 @@ def test_lines_are_factorised_with_sorted_item_ids() -> None:
 
 
 def test_lines_before_a_moment_only() -> None:
-    before = datetime.fromtimestamp(T0 + 86_400, tz=timezone.utc)
+    before = datetime.fromtimestamp(T0 + 86_400, tz=UTC)
     lines = read_purchase_lines([columns(LINES)], ["tea"], before=before)
     assert len(lines) == 3
     assert lines.item_ids == ["bread", "milk", "tea"]  # eggs were only bought later

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pytest
+from reference.rank import rank_reference
 
 from omnix_recs._core import RANK_SIGNALS, InvalidInputError, RankTables
-from omnix_recs.engine.rank_reference import rank_reference
 
 
 def random_tables(

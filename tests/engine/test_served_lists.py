@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -11,7 +11,7 @@ from omnix_recs.domain.models import RecommendedItem, ServedRecommendation
 from omnix_recs.engine.served_lists import ServedListWriter
 from omnix_recs.errors import NotFoundError
 
-NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 
 def served(n: int) -> ServedRecommendation:

@@ -12,9 +12,10 @@ from fake_bedrock import FakeBedrock
 from shop import MODEL_ID, seed_shop
 from omnix_recs.insights.analyst import InsightsService
 from omnix_recs.insights.bedrock import BedrockAnalyst
-from omnix_recs.insights.breaker import CircuitBreaker
+from omnix_recs.breaker import CircuitBreaker
 from omnix_recs.config import Settings
-from omnix_recs.store.base import Store, open_store
+from omnix_recs.store import open_store
+from omnix_recs.store.base import Store
 
 
 @pytest.fixture(autouse=True)

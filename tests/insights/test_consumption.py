@@ -19,7 +19,7 @@ from omnix_recs.domain.consumption import (
     to_day,
 )
 from omnix_recs.domain.models import Purchase
-from omnix_recs.store.base import PurchaseColumns
+from omnix_recs.domain.purchases import PurchaseColumns
 
 
 def test_history_joins_the_catalog_and_keeps_unknown_products():

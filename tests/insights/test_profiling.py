@@ -24,7 +24,7 @@ from omnix_recs.domain.profiling import (
     product_signals,
     profile_customer,
 )
-from omnix_recs.store.base import PurchaseColumns
+from omnix_recs.domain.purchases import PurchaseColumns
 
 AS_OF_DAY = 84
 MIXED = ("milk", "bananas", "coffee", "chicken", "chips", "soap")

@@ -15,7 +15,7 @@ from omnix_recs.config import Settings
 from omnix_recs.data.generate import generate_instacart
 from omnix_recs.data.instacart import import_instacart
 from omnix_recs.engine.train import train_model
-from omnix_recs.store.base import open_store
+from omnix_recs.store import open_store
 
 SMALL_SHOP = dict(customers=80, products=200, days=120, seed=3)
 

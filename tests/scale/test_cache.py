@@ -11,8 +11,8 @@ from typing import Callable
 import pytest
 
 from omnix_recs.config import Settings
-from omnix_recs.store import cache as cache_module
 from omnix_recs.store.cache import Cache, Codec, GenerationTable, LocalCache, RedisCache, open_cache
+from omnix_recs.store.cache.local import LOCAL_SWEEP_EVERY_S
 
 TEXT: Codec[str] = Codec(lambda s: s.encode(), lambda b: b.decode())
 
@@ -211,7 +211,7 @@ def test_the_sweep_removes_what_other_workers_invalidated(tmp_path):
     worker, other = (LocalCache(ttl_s=600, max_entries=100, generations=generations, clock=lambda: now[0]) for _ in range(2))
     worker.fetch("erased", "profile", TEXT, lambda: "personal data")
     other.forget_customer("erased")
-    now[0] += cache_module.LOCAL_SWEEP_EVERY_S
+    now[0] += LOCAL_SWEEP_EVERY_S
     worker.fetch("someone-else", "profile", TEXT, lambda: "x")  # writes start the sweep, on its own thread
     for _ in range(500):
         if len(worker) == 1:

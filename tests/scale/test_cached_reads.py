@@ -11,8 +11,9 @@ from omnix_recs.domain.models import CustomerChange, Interaction, InteractionKin
 from omnix_recs.engine.cached_reads import ShopperReads, forget
 from omnix_recs.engine.features import summarize_purchases
 from omnix_recs.engine.registry import ModelHolder
-from omnix_recs.engine.serving import Recommender, Strategy
-from omnix_recs.store.base import open_store
+from omnix_recs.engine.blends import Strategy
+from omnix_recs.engine.recommender import Recommender
+from omnix_recs.store import open_store
 from omnix_recs.store.cache import LocalCache, RedisCache
 
 

@@ -10,7 +10,7 @@ from omnix_recs.cli import main as omnix
 from omnix_recs.domain.models import ProductFilter
 from omnix_recs.errors import InvalidArgumentError
 from omnix_recs.loadgen import _RequestMaker, parse_mix, run_loadgen, sample_ids
-from omnix_recs.store.base import open_store
+from omnix_recs.store import open_store
 
 
 def test_a_second_of_load_is_counted_by_kind_and_status(running_server):

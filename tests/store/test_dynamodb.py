@@ -22,7 +22,7 @@ from moto_server import LocalDynamoDB
 
 from omnix_recs.domain.models import Product, ProductFilter, Purchase
 from omnix_recs.errors import FailedPreconditionError, InvalidArgumentError, UnavailableError
-from omnix_recs.store.base import open_store
+from omnix_recs.store import open_store
 from omnix_recs.store.dynamodb import TABLES, DynamoStore, RetryPolicy, table_name
 
 T0 = datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc)

@@ -12,9 +12,9 @@ import pytest
 
 from omnix_recs.domain.models import Customer, Feedback, FeedbackEvent, Purchase
 from omnix_recs.errors import FailedPreconditionError, InvalidArgumentError, UnavailableError
-from omnix_recs.store.base import open_store
+from omnix_recs.store import open_store
 from omnix_recs.store.sqlite import SqliteStore
-from omnix_recs.store.sqlite_schema import MIGRATIONS, Migration, apply_migrations, schema_version
+from omnix_recs.store.sqlite.schema import MIGRATIONS, Migration, apply_migrations, schema_version
 
 T0 = datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc)
 Connect = Callable[[Path], sqlite3.Connection]

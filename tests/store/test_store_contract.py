@@ -29,6 +29,7 @@ from omnix_recs.domain.models import (
     RecommendedItem,
     ServedRecommendation,
 )
+from omnix_recs.domain.purchases import OrderLines, PurchaseColumns
 from omnix_recs.errors import (
     AlreadyExistsError,
     ConflictError,
@@ -36,7 +37,7 @@ from omnix_recs.errors import (
     InvalidArgumentError,
     NotFoundError,
 )
-from omnix_recs.store.base import ModelRecord, OrderLines, PurchaseColumns, Store
+from omnix_recs.store.base import ModelRecord, Store
 
 T0 = datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc)
 PAGE_SIZES = [1, 2, 3, 7, 100]

@@ -1,25 +1,11 @@
-"""gRPC servicers: one module per service (validate, call the store or domain, map to protobuf).
+"""gRPC servicers: one module per service (validate, call a service or the engine, map back).
 
-How a service plugs into the server
------------------------------------
-1. Write `omnix_recs/api/<service>.py` with a servicer subclassing the generated
-   `<Name>Servicer` and a module-level function
-
-       def register(server: grpc.aio.Server, app: AppContext) -> list[str]:
-           recommendation_pb2_grpc.add_RecommendationServiceServicer_to_server(
-               RecommendationServicer(app), server)
-           return [recommendation_pb2.DESCRIPTOR.services_by_name["RecommendationService"].full_name]
-
-   returning the full names of the services it added (for health and reflection).
-2. Make sure the module is listed in `SERVICE_MODULES` below (the planned ones already are;
-   a listed module that does not exist yet is skipped).
-
-Nothing else: the interceptor (`api/interceptors.py`) wraps every method, so servicers just
-raise `omnix_recs.errors` exceptions. An RPC a servicer does not override answers
-UNIMPLEMENTED "<Rpc> is not implemented yet in this server version" (the generated base
-raises NotImplementedError; raising it yourself does the same). Every service declared in the
-protos but not registered by a module gets a placeholder servicer, so all of its RPCs answer
-that way too instead of gRPC's bare "Method not found!".
+A module plugs in by defining `register(server, app) -> list[str]` (add its servicer, return the
+full names of the services added, for health and reflection) and being listed in
+`SERVICE_MODULES`; a listed module that cannot be imported stops the server at start-up rather
+than leaving a service silently missing. A service declared in the protos that no module
+registers gets the generated base servicer, so its RPCs answer UNIMPLEMENTED, not gRPC's bare
+"Method not found!"; the interceptor (`api/interceptors.py`) wraps every method.
 """
 
 from __future__ import annotations
@@ -30,8 +16,8 @@ from dataclasses import dataclass
 
 import grpc
 
-from omnix_recs.app import AppContext
 import omnix_recs._proto.omnix.v1 as generated
+from omnix_recs.app import AppContext
 
 # The servicer modules, in registration order.
 SERVICE_MODULES: tuple[str, ...] = (
@@ -40,7 +26,6 @@ SERVICE_MODULES: tuple[str, ...] = (
     "omnix_recs.api.recommendation",
     "omnix_recs.api.insights",
     "omnix_recs.api.admin",
-    "omnix_recs.api.marketing",
 )
 
 
@@ -53,13 +38,7 @@ class RegisteredServices:
 def register_services(server: grpc.aio.Server, app: AppContext) -> RegisteredServices:
     implemented: list[str] = []
     for module_name in SERVICE_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:  # the module exists but one of its imports is missing
-                raise
-            continue
-        implemented += module.register(server, app)
+        implemented += importlib.import_module(module_name).register(server, app)
     placeholders = _register_placeholders(server, set(implemented))
     return RegisteredServices(implemented=implemented, placeholders=placeholders)
 

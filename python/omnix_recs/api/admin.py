@@ -1,8 +1,8 @@
 """AdminService: the model lifecycle (retrain, list, activate, roll back).
 
-The business-intelligence reports (performance, ROI, impact) are declared in the contract and
-answer UNIMPLEMENTED until their issue lands: the base servicer raises NotImplementedError and
-the interceptor turns that into a clear status.
+Activating or rolling back also reloads the model in this process at once, so the caller's next
+request is served by the version it chose; other processes follow on their own. The reports
+declared in the contract are not overridden and answer UNIMPLEMENTED through the interceptor.
 """
 
 from __future__ import annotations

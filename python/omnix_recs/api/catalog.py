@@ -1,22 +1,27 @@
-"""CatalogService: batch upserts, look-ups and filtered listing of products."""
+"""CatalogService: batch upserts, look-ups and filtered listing of products.
+
+An upsert refreshes this process's catalog snapshot before answering, so the caller's next
+recommendations already filter with the new prices and stock; other processes notice the change
+on their own (engine/filters.py).
+"""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import grpc
 
+from omnix_recs._proto.omnix.v1 import catalog_pb2, catalog_pb2_grpc
 from omnix_recs.api import mapping
 from omnix_recs.api import validation as check
 from omnix_recs.api.validation import Validator
 from omnix_recs.app import AppContext
 from omnix_recs.domain.models import DIETARY_TAGS, ProductFilter
 from omnix_recs.errors import InvalidArgumentError
-from omnix_recs._proto.omnix.v1 import catalog_pb2, catalog_pb2_grpc
+from omnix_recs.limits import MAX_FILTER_VALUES, MAX_LABEL_LENGTH
 
 SERVICE_NAME = catalog_pb2.DESCRIPTOR.services_by_name["CatalogService"].full_name
-MAX_FILTER_VALUES = 100
 
 
 def register(server: grpc.aio.Server, app: AppContext) -> list[str]:
@@ -32,7 +37,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
 
     async def UpsertProducts(self, request, context):
         self.v.batch("products", request.products)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         products = []
         first_index_of: dict[str, int] = {}
         for i, msg in enumerate(request.products):
@@ -56,13 +61,13 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
     async def ListProducts(self, request, context):
         product_filter = ProductFilter(
             departments=check.text_list(
-                "departments", request.departments, max_items=MAX_FILTER_VALUES, max_length=mapping.MAX_LABEL_LENGTH
+                "departments", request.departments, max_items=MAX_FILTER_VALUES, max_length=MAX_LABEL_LENGTH
             ),
             aisles=check.text_list(
-                "aisles", request.aisles, max_items=MAX_FILTER_VALUES, max_length=mapping.MAX_LABEL_LENGTH
+                "aisles", request.aisles, max_items=MAX_FILTER_VALUES, max_length=MAX_LABEL_LENGTH
             ),
             brands=check.text_list(
-                "brands", request.brands, max_items=MAX_FILTER_VALUES, max_length=mapping.MAX_LABEL_LENGTH
+                "brands", request.brands, max_items=MAX_FILTER_VALUES, max_length=MAX_LABEL_LENGTH
             ),
             dietary_tags=check.vocabulary("dietary_tags", request.dietary_tags, DIETARY_TAGS),
             in_stock_only=request.in_stock_only,

@@ -1,20 +1,20 @@
-"""InsightsService: consumption predictions and customer insights (see insights/analyst.py).
+"""InsightsService: consumption predictions and customer insights (insights/analyst.py).
 
-Each RPC validates, calls one `InsightsService` method in a worker thread (the request's
-deadline follows it through `request_context`, which is what bounds Bedrock), and maps back.
+Each RPC validates, calls one `InsightsService` method in a worker thread and maps back. The
+request's deadline follows the call into that thread (`request_context`), which is what lets a
+slow Bedrock answer give way to the local analyst in time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
 
 from omnix_recs._proto.omnix.v1 import insights_pb2, insights_pb2_grpc
-from omnix_recs.insights.analyst import AnalysisResult, InsightsService
 from omnix_recs.api import validation as check
 from omnix_recs.api.mapping import timestamp_to_proto
 from omnix_recs.api.validation import Validator
@@ -22,14 +22,18 @@ from omnix_recs.app import AppContext
 from omnix_recs.domain.models import CustomerChange
 from omnix_recs.domain.predictions import AccuracySummary
 from omnix_recs.errors import InvalidArgumentError
+from omnix_recs.insights.analyst import AnalysisResult, InsightsService
+from omnix_recs.limits import (
+    MAX_BATCH_CUSTOMERS,
+    MAX_CLOCK_SKEW,
+    MAX_CONCURRENCY,
+    MAX_PREDICTIONS,
+    MAX_PROGRESS_EVERY,
+)
 
 SERVICE_NAME = insights_pb2.DESCRIPTOR.services_by_name["InsightsService"].full_name
 DEFAULT_PREDICTIONS = 20
-MAX_PREDICTIONS = 200
 DEFAULT_CONCURRENCY = 4
-MAX_CONCURRENCY = 16
-MAX_BATCH_CUSTOMERS = 1_000_000
-MAX_PROGRESS_EVERY = 100_000
 DEFAULT_ACCURACY_WINDOW = timedelta(days=90)
 BUCKETS = {
     insights_pb2.ACCURACY_BUCKET_UNSPECIFIED: "week",
@@ -54,7 +58,7 @@ def register(server: grpc.aio.Server, app: AppContext) -> list[str]:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class InsightsServicer(insights_pb2_grpc.InsightsServiceServicer):
@@ -74,7 +78,7 @@ class InsightsServicer(insights_pb2_grpc.InsightsServiceServicer):
 
     async def GetConsumptionPredictions(self, request, context):
         customer_id = self.v.require_id("customer_id", request.customer_id)
-        as_of = check.timestamp("as_of", request, "as_of", required=False, not_after=_now() + timedelta(days=1))
+        as_of = check.timestamp("as_of", request, "as_of", required=False, not_after=_now() + MAX_CLOCK_SKEW)
         limit = check.integer("limit", request.limit, minimum=0, maximum=MAX_PREDICTIONS) or DEFAULT_PREDICTIONS
         forecast = await asyncio.to_thread(self.service.predictions, customer_id, as_of=as_of)
         products = forecast.due_now if request.due_only else forecast.products

@@ -1,23 +1,10 @@
 """The one interceptor every call goes through: request id, deadline, error mapping, access log.
 
-Why an interceptor rather than a decorator on servicer methods: it sees every registered
-service (health, reflection, and servicers other modules add) without their cooperation, so
-there is no method that can forget it. It wraps each method handler once (cached by method)
-according to its streaming shape, keeping the generated (de)serialisers.
-
-Per call it:
-1. takes the request id from the `x-request-id` metadata (or makes one), binds it and the
-   caller's deadline in `omnix_recs.request_context`, and returns the id in the trailing
-   metadata;
-2. refuses a call whose deadline has already passed (DEADLINE_EXCEEDED; a call gRPC core has
-   already ended ends quietly, without a second status);
-3. maps exceptions to status codes: domain errors (`omnix_recs.errors`) to their code with
-   their message (INVALID_ARGUMENT also carries a google.rpc.BadRequest naming the field),
-   `NotImplementedError` (what generated base servicers raise) to UNIMPLEMENTED saying which
-   RPC, and anything else to INTERNAL with a generic message — the traceback goes to the log,
-   never to the caller;
-4. writes one JSON access-log line (logger `omnix.access`): method, code, duration, request
-   id, peer.
+An interceptor rather than a decorator on servicer methods, because it sees every registered
+service (health and reflection included) without their cooperation: no method can forget it.
+Domain errors (`omnix_recs.errors`) become their status code and message, INVALID_ARGUMENT with
+a BadRequest naming the field; anything unexpected becomes INTERNAL with the request id, and
+its traceback goes to the log, never to the caller.
 """
 
 from __future__ import annotations
@@ -29,7 +16,8 @@ import logging
 import os
 import re
 import time
-from typing import Any, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import grpc
 import orjson
@@ -46,10 +34,11 @@ from omnix_recs.errors import (
     ResourceExhaustedError,
     UnavailableError,
 )
+from omnix_recs.limits import MAX_REQUEST_ID_LENGTH
 
 REQUEST_ID_KEY = "x-request-id"
 STATUS_DETAILS_KEY = "grpc-status-details-bin"  # where gRPC's rich error model travels
-_REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # a caller's id we are willing to log
+_REQUEST_ID_RE = re.compile(rf"[A-Za-z0-9._:-]{{1,{MAX_REQUEST_ID_LENGTH}}}")  # a caller's id we are willing to log
 
 access_log = logging.getLogger("omnix.access")
 log = logging.getLogger("omnix.server")

@@ -1,18 +1,19 @@
 """Domain objects ↔ protobuf messages.
 
-`*_to_proto` functions render domain objects for responses. `*_from_proto` functions read
-request messages into domain objects and validate them on the way (parse, don't validate
-twice): every field rule written in the .proto comments is enforced here, and each error names
-the field with the `field` prefix the caller passes (e.g. "rows[3].purchase").
+`*_to_proto` render domain objects for responses; `*_from_proto` read request messages into
+domain objects and validate them on the way, so nothing downstream checks a field twice. Every
+field rule written in the .proto comments is enforced here, and each error names the field
+with the prefix the caller passes (e.g. "rows[3].purchase").
 """
 
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
+from omnix_recs._proto.omnix.v1 import common_pb2, customer_pb2
 from omnix_recs.api import validation as check
 from omnix_recs.api.validation import Validator
 from omnix_recs.domain.models import (
@@ -29,24 +30,23 @@ from omnix_recs.domain.models import (
     ServedRecommendation,
 )
 from omnix_recs.errors import InvalidArgumentError
-from omnix_recs._proto.omnix.v1 import common_pb2, customer_pb2
+from omnix_recs.limits import (
+    MAX_BUDGET,
+    MAX_CLOCK_SKEW,
+    MAX_DIETARY_ENTRIES,
+    MAX_DISLIKED_PRODUCTS,
+    MAX_EMAIL_LENGTH,
+    MAX_HOUSEHOLD_SIZE,
+    MAX_LABEL_LENGTH,
+    MAX_NAME_LENGTH,
+    MAX_PACK_SIZE_LENGTH,
+    MAX_POSTCODE_LENGTH,
+    MAX_PREFERENCE_ITEMS,
+    MAX_PRICE,
+    MAX_QUANTITY,
+    MAX_QUERY_LENGTH,
+)
 
-# How far ahead of the server clock an event time may be (client clocks drift; time zones get
-# mixed up); anything later is a mistake in the caller's data.
-MAX_CLOCK_SKEW = timedelta(days=1)
-MAX_QUANTITY = 10_000
-MAX_PRICE = 1_000_000.0
-MAX_BUDGET = 100_000.0
-MAX_HOUSEHOLD_SIZE = 20
-MAX_PREFERENCE_ITEMS = 50
-MAX_DISLIKED_PRODUCTS = 1_000
-MAX_NAME_LENGTH = 200
-MAX_LABEL_LENGTH = 100  # departments, aisles, brands
-MAX_PACK_SIZE_LENGTH = 50
-MAX_EMAIL_LENGTH = 254
-MAX_POSTCODE_LENGTH = 16
-MAX_QUERY_LENGTH = 500
-MAX_DIETARY_ENTRIES = 20  # a customer's restrictions or allergens
 _AGE_BAND_RE = re.compile(r"(\d{1,3})-(\d{1,3})|(\d{1,3})\+")
 _POSTCODE_RE = re.compile(r"[A-Za-z0-9 -]*")
 

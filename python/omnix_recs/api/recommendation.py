@@ -1,27 +1,39 @@
-"""RecommendationService: validate the request, ask the `Recommender`, map the answer."""
+"""RecommendationService: validate the request, ask the `Recommender`, map the answer.
+
+Lists are answered on the event loop when everything they need is in this process's memory,
+and in a worker thread only when they would wait (blocking.py); with Redis every read waits, so
+they always go to a thread.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import grpc
 
-from omnix_recs.api import mapping
+from omnix_recs._proto.omnix.v1 import recommendation_pb2 as pb
+from omnix_recs._proto.omnix.v1 import recommendation_pb2_grpc
 from omnix_recs.api import validation as check
 from omnix_recs.api.validation import Validator
 from omnix_recs.app import AppContext
 from omnix_recs.blocking import run_memory_first
 from omnix_recs.domain.models import ALLERGENS, DIETARY_TAGS, Feedback, FeedbackEvent, RecommendedItem
+from omnix_recs.engine.blends import Strategy
+from omnix_recs.engine.recommender import Lifecycle, Recommender, RequestFilters
+from omnix_recs.engine.served_lists import Recommendations
 from omnix_recs.errors import InvalidArgumentError
-from omnix_recs.engine.serving import Lifecycle, Recommendations, Recommender, RequestFilters, Strategy
-from omnix_recs._proto.omnix.v1 import recommendation_pb2 as pb
-from omnix_recs._proto.omnix.v1 import recommendation_pb2_grpc
+from omnix_recs.limits import (
+    MAX_BASKET,
+    MAX_CLOCK_SKEW,
+    MAX_DEPARTMENTS,
+    MAX_LABEL_LENGTH,
+    MAX_PRICE,
+    MAX_TRENDING_WINDOW_DAYS,
+)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RecommendationService"].full_name
 DEFAULT_LIMIT = 10
-MAX_BASKET = 100
-MAX_DEPARTMENTS = 50
 NO_FILTERS = RequestFilters()
 
 _STRATEGIES = {
@@ -115,8 +127,8 @@ class RecommendationServicer(recommendation_pb2_grpc.RecommendationServiceServic
 
     async def GetTrending(self, request, context):
         limit = self._limit(request.limit)
-        department = check.text("department", request.department, max_length=mapping.MAX_LABEL_LENGTH)
-        window_days = check.integer("window_days", request.window_days, minimum=0, maximum=366)
+        department = check.text("department", request.department, max_length=MAX_LABEL_LENGTH)
+        window_days = check.integer("window_days", request.window_days, minimum=0, maximum=MAX_TRENDING_WINDOW_DAYS)
         customer_id = self.v.optional_id("customer_id", request.customer_id)
         filters = self._filters(request.filters)
         answer, window = await self._answer(
@@ -131,8 +143,8 @@ class RecommendationServicer(recommendation_pb2_grpc.RecommendationServiceServic
 
     async def GetSeasonal(self, request, context):
         limit = self._limit(request.limit)
-        as_of = self._as_of(request, "as_of") or datetime.now(timezone.utc)
-        department = check.text("department", request.department, max_length=mapping.MAX_LABEL_LENGTH)
+        as_of = self._as_of(request, "as_of") or datetime.now(UTC)
+        department = check.text("department", request.department, max_length=MAX_LABEL_LENGTH)
         customer_id = self.v.optional_id("customer_id", request.customer_id)
         filters = self._filters(request.filters)
         answer = await self._answer(
@@ -150,7 +162,7 @@ class RecommendationServicer(recommendation_pb2_grpc.RecommendationServiceServic
         customer_id = self.v.optional_id("customer_id", request.customer_id)
         product_id = self.v.require_id("product_id", request.product_id)
         event = _EVENTS[check.enum_value("event", request.event, pb.FeedbackEvent)]
-        occurred_at = self._as_of(request, "occurred_at") or datetime.now(timezone.utc)
+        occurred_at = self._as_of(request, "occurred_at") or datetime.now(UTC)
         feedback = Feedback(recommendation_id, customer_id, product_id, event, occurred_at)
         await asyncio.to_thread(self.recommender.record_feedback, feedback)
         return pb.RecordFeedbackResponse()
@@ -167,23 +179,23 @@ class RecommendationServicer(recommendation_pb2_grpc.RecommendationServiceServic
         if not request.HasField(name):
             return None  # the usual case: now
         return check.timestamp(
-            name, request, name, required=False, not_after=datetime.now(timezone.utc) + mapping.MAX_CLOCK_SKEW
+            name, request, name, required=False, not_after=datetime.now(UTC) + MAX_CLOCK_SKEW
         )
 
     @staticmethod
     def _filters(msg: pb.RecommendationFilters) -> RequestFilters:
         if not msg.ByteSize():
             return NO_FILTERS  # the usual case: the profile's restrictions only
-        max_price = check.number("filters.max_price", msg.max_price, minimum=0.0, maximum=mapping.MAX_PRICE)
+        max_price = check.number("filters.max_price", msg.max_price, minimum=0.0, maximum=MAX_PRICE)
         return RequestFilters(
             max_price=max_price or None,
             include_departments=check.text_list(
                 "filters.include_departments", msg.include_departments,
-                max_items=MAX_DEPARTMENTS, max_length=mapping.MAX_LABEL_LENGTH,
+                max_items=MAX_DEPARTMENTS, max_length=MAX_LABEL_LENGTH,
             ),
             exclude_departments=check.text_list(
                 "filters.exclude_departments", msg.exclude_departments,
-                max_items=MAX_DEPARTMENTS, max_length=mapping.MAX_LABEL_LENGTH,
+                max_items=MAX_DEPARTMENTS, max_length=MAX_LABEL_LENGTH,
             ),
             dietary=check.vocabulary("filters.dietary_restrictions", msg.dietary_restrictions, DIETARY_TAGS),
             allergens=check.vocabulary("filters.allergens", msg.allergens, ALLERGENS),

@@ -1,31 +1,26 @@
-"""Request validation shared by every servicer.
+"""Request checks shared by every servicer.
 
-Each check either returns the value in the form the domain wants or raises
-`InvalidArgumentError(field, message)`, where `field` is the dotted path of the offending
-field as the caller wrote it (`purchase.quantity`, `rows[3].customer_id`,
-`products[2].dietary_tags[0]`). The interceptor turns that into INVALID_ARGUMENT.
-
-Checks that depend on configured limits (id length, page size, batch length) are methods of
-`Validator`, built once from `settings.limits`; the others are plain functions.
+Each returns the value in the form the domain wants, or raises `InvalidArgumentError` naming
+the field as the caller wrote it (`rows[3].customer_id`), so a bad request says what to fix and
+changes nothing. Checks whose limits a deployment may change are methods of `Validator`, built
+from `settings.limits`; the limits themselves live in `omnix_recs.limits`.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from datetime import datetime, timezone
-from typing import Collection, Iterable, Sequence, Sized
+from collections.abc import Collection, Iterable, Sequence, Sized
+from datetime import UTC, datetime
 
 from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 from google.protobuf.message import Message
 
-from omnix_recs.config import Limits
 from omnix_recs.errors import InvalidArgumentError
+from omnix_recs.limits import MAX_PAGE_TOKEN_LENGTH, MAX_VOCABULARY_ITEMS, Limits
 
 ID_CHARACTERS = "letters, digits and . _ : @ -"
 _ID_RE = re.compile(r"[A-Za-z0-9._:@-]+")
-# Page tokens are produced by our stores (short, opaque); anything much longer is not one.
-MAX_PAGE_TOKEN_LENGTH = 1024
 # Timestamps we accept: the Unix epoch up to the end of year 9999 (what datetime can hold).
 _MIN_SECONDS = 0
 _MAX_SECONDS = 253_402_300_799
@@ -103,7 +98,7 @@ def text_list(field: str, values: Sequence[str], *, max_items: int, max_length: 
 
 
 def vocabulary(
-    field: str, values: Sequence[str], known: Collection[str], *, max_items: int = 100
+    field: str, values: Sequence[str], known: Collection[str], *, max_items: int = MAX_VOCABULARY_ITEMS
 ) -> tuple[str, ...]:
     """Distinct words from a closed vocabulary (dietary tags, allergens)."""
     count(field, values, maximum=max_items)
@@ -153,7 +148,7 @@ def timestamp(
     ts = getattr(parent, name)
     if not (_MIN_SECONDS <= ts.seconds <= _MAX_SECONDS and 0 <= ts.nanos < 1_000_000_000):
         raise InvalidArgumentError(field, "must be between 1970-01-01 and 9999-12-31 with valid nanos")
-    moment = ts.ToDatetime(tzinfo=timezone.utc)
+    moment = ts.ToDatetime(tzinfo=UTC)
     if not_after is not None and moment > not_after:
         raise InvalidArgumentError(field, f"must not be after {not_after.isoformat()}, got {moment.isoformat()}")
     return moment

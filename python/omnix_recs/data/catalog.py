@@ -1,21 +1,11 @@
 """The synthetic supermarket's catalogue: concrete products built from the shelf plan.
 
-`build_catalog(n_products, days, seed)` fills every aisle of `taxonomy.AISLES` with products
-(brand × variant × pack, some organic lines), in proportion to the aisle's breadth, and gives
-each product what the shelf label and the simulation need:
-- shelf: name, brand, price, pack size, dietary tags, allergens, in-stock flag;
-- simulation: consumption cycle of one pack, season, launch day, base popularity, price
-  relative to the aisle (budget households prefer cheap brands), diet and allergen bit masks.
-
-Dietary tags are derived from the recipe flags, never drawn at random, so they cannot lie:
-a tag says who may buy the product (`vegan` = no animal ingredient, `gluten_free` = no gluten,
-`lactose_free` = no milk or a lactose-free claim, `nut_free` = no peanuts or tree nuts). That
-holds for non-food too (detergent is vegan): a customer's restriction keeps exactly the products
-carrying the tag (domain/models.py). `halal` and `kosher` are certifications carried by a share
-of eligible food; `organic`, `sugar_free`, `low_sodium` are label claims.
-
-Deterministic: every aisle and department draws from its own `random.Random` seeded by
-(seed, name), so the catalogue depends only on (n_products, days, seed).
+`build_catalog` fills every aisle of `taxonomy.AISLES` with products carrying what a shelf label
+shows (name, brand, price, pack size, dietary tags, allergens) and what the simulation needs
+(consumption cycle, season, launch day, appeal). Dietary tags are derived from the recipe flags,
+never drawn at random, so a tag cannot lie: a customer's restriction keeps exactly the products
+carrying it. Every aisle draws from its own seeded generator, so the catalogue depends only on
+`(n_products, days, seed)`.
 """
 
 from __future__ import annotations

@@ -1,65 +1,11 @@
 """`omnix generate`: a synthetic supermarket in the public Instacart CSV layout.
 
-Every later quality measurement (recommendations, consumption predictions, profiling) runs on
-this data, so it is built from learnable structure plus noise, and each kind of structure is
-something a real grocer would recognise:
-
-Catalogue (`taxonomy.py`, `catalog.py`): 18 departments, 90 aisles, brands with price tiers
-and a store brand, pack sizes, prices, dietary tags and allergens derived from recipes (meat
-is never vegan, bread contains gluten unless it says otherwise). About 12% of products launch
-during the period (they do not exist before their launch day).
-
-Households (rust_core/src/synth/household.rs): size 1–6 (children, babies), budget tier,
-diet (3% vegan, 7% vegetarian), allergies (10%), organic preference, pets, drinking adults,
-one of `taste_segments` taste segments, a shopping rhythm (days between trips, favourite
-weekdays with a weekend peak, usual hour; median 13 days between trips), a start day (45%
-shop from the beginning, the rest join during the period) and, for about 45%, a day they leave
-(churn) a few months later.
-
-Shopping (rust_core/src/synth/shopping.rs), per trip:
-- Consumption cycles. A household keeps a repertoire of regular needs: for each aisle it
-  uses, one or more products it is loyal to. Each need has a cycle (the product's days per
-  pack for a household of two × (2 / household size)^0.6 × a personal factor) and a stock
-  level. Stock is used up between trips, faster in the product's season; a need goes into the
-  basket when it would run out before the next trip (forgotten 7% of the time). Inter-purchase
-  gaps of a staple therefore cluster around its cycle, rounded to the household's trips.
-- Brand loyalty. The need keeps its product; at each purchase there is a small chance
-  (2–6%, highest for low budgets) of switching to another product of the aisle.
-- Taste segments. Households of a segment share product and aisle preferences (log-normal
-  appeal per segment × product): the co-preference that item-to-item and "customers like
-  you" models learn. Each household also likes some brands more (hashed per household), and
-  weighs price by budget, organic by preference, kids' products by children.
-- Complements. What is in the basket pulls its companions in with aisle-level probabilities
-  (pasta → pasta sauce, chips → dips, cereal → milk, hot dogs → buns), always the household's
-  usual product of that aisle: the structure "frequently bought together" must find.
-- Occasions. A few whim purchases per trip from impulse aisles (ice cream, candy), weighted
-  by season: barbecue in summer, baking and candy canes in December, soup in winter.
-- Discovery. Occasionally a product never bought before, drawn from what the segment likes,
-  with freshly launched products boosted; 10% are adopted into the repertoire. This is the
-  signal a "discover" recommender can learn: households adopt what similar households buy.
-- Volume. How many aisles become regular needs varies a lot between households (top-up
-  shoppers to big weekly shops), giving baskets of about 10 lines (median 9, p90 18), about 17
-  orders per customer and a reorder share near 0.65 — close to the public Instacart data.
-- Rhythm. Days between trips vary log-normally around the household's interval and are
-  nudged towards its favourite weekdays; hours scatter around its usual hour.
-
-Hard rules, never broken: vegetarian and vegan households only buy products tagged for
-their diet; allergic households never buy a product containing their allergen; products are
-never bought before their launch day; pet, baby and alcohol aisles only by households with
-a pet, a baby, or drinking adults.
-
-Files (the public Instacart layout, so Instacart tooling reads them): orders.csv,
-order_products__prior.csv, order_products__train.csv (each customer's last order is
-"train", the others "prior"), products.csv (with extra columns brand, price, pack_size,
-dietary_tags, allergens, in_stock), aisles.csv, departments.csv. Like the public files, the
-hour is zero-padded ("08"), days_since_prior_order is written as a float ("7.0") and is empty
-on a customer's first order; unlike them it is not capped at 30. order_dow is 0 = Sunday.
-Extras: households.csv, the ground truth of each customer (the importer fills customer
-profiles from it; its days_since_last_order lets churned customers end before the last day),
-and generation.json (parameters, counts and the period's last date, the natural --as-of).
-
-Deterministic: the same arguments give byte-identical files, whatever the number of threads
-(each household has its own seeded random stream; order ids follow household order).
+Quality is measured on this data too, so it is learnable structure plus noise, each kind of
+structure something a grocer would recognise: consumption cycles, brand loyalty, taste segments,
+complements, seasonal whims, discovery, and hard rules (diets, allergies, launch days) that are
+never broken. Python builds the catalogue (`catalog.py`) and the calendar; `rust_core/src/synth`
+simulates the households. The files keep the public files' quirks so Instacart tooling reads
+them, and the same arguments give byte-identical files whatever the number of threads.
 """
 
 from __future__ import annotations

@@ -1,34 +1,11 @@
 """`omnix import instacart DIR`: load the public Instacart CSV layout into a `Store`.
 
-What the files mean for us (DESIGN.md):
-- Ids are kept exactly as written: `user_id` becomes `customer_id`, `product_id` and
-  `order_id` stay, as strings. The layout's ids are positive whole numbers, so that is what
-  the importer accepts (no sign, no leading zero): the text is then the id, unchanged.
-- Instacart has only relative days. Each customer's most recent order is placed on `as_of`
-  at its `order_hour_of_day`; earlier orders are rebuilt backwards with
-  `days_since_prior_order` (integral floats such as "7.0" are accepted, as the public files
-  write them). Orders of one customer on the same day keep their order: an earlier order
-  whose hour is not before the next one's is placed a minute before it.
-- Every order line is one unit (`quantity` 1) at the product's price (0 when unknown).
-- Extras written by `omnix generate`, used when present: product columns brand, price,
-  pack_size, dietary_tags, allergens, in_stock (tags checked against the vocabularies in
-  domain/models.py); households.csv, a retailer's loyalty data, fills each customer's profile
-  (household size, age band, diet as dietary restriction, allergens, organic preference) and
-  its days_since_last_order ends a churned customer's history that many days before `as_of`,
-  so the calendar stays shared across customers (seasons, launches).
-
-Guarantees:
-- All or nothing. Everything is validated; the whole import is one `store.import_session()`.
-  A malformed file is rejected whole with `InvalidArgumentError` whose field names the file,
-  the line and the column ("order_products__prior.csv:line 1234:product_id"), and the store
-  is left unchanged.
-- Idempotent: importing the same directory with the same `as_of` twice changes nothing (every
-  row is an upsert on its key). A different `as_of` moves every timestamp, which makes new rows:
-  keep `as_of` fixed for a directory (`default_as_of` reads a generated directory's end date).
-- Bounded memory: orders are held as numpy arrays (about 100 bytes an order); order lines
-  are streamed in blocks of `BLOCK_BYTES`, parsed and checked by numpy's C parser and
-  vectorised tests (a block the fast path does not accept is re-read row by row with the
-  exact rules, which name the bad line and column), and written as `PurchaseColumns`.
+Ids are kept exactly as written (DESIGN.md), so only canonical positive whole numbers are
+accepted. Instacart has only relative days: each customer's last order is placed on `as_of` and
+earlier ones are rebuilt from `days_since_prior_order`. One `store.import_session()` makes the
+import all or nothing and, for a fixed `as_of`, idempotent. Order lines stream in blocks through
+a vectorised fast path; a block it refuses is re-read row by row with the exact rules, so an
+error names the file, line and column.
 """
 
 from __future__ import annotations
@@ -47,8 +24,9 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from omnix_recs.domain.models import ALLERGENS, DIETARY_TAGS, Customer, Preferences, Product
+from omnix_recs.domain.purchases import PurchaseColumns
 from omnix_recs.errors import InvalidArgumentError
-from omnix_recs.store.base import PurchaseColumns, Store
+from omnix_recs.store.base import Store
 
 BLOCK_BYTES = 8 << 20  # ~500k order lines per batch written to the store
 MAX_ID_DIGITS = 18  # fits int64
@@ -577,6 +555,8 @@ class _Household:
 
 
 def _read_households(directory: Path, orders: _Orders) -> dict[str, _Household]:
+    """households.csv, when present (a retailer's loyalty data; `omnix generate` writes it): each
+    customer's profile, and how many days before `as_of` a churned customer's history ends."""
     name = "households.csv"
     if not (directory / name).is_file():
         return {}
@@ -742,6 +722,7 @@ def _read_order_lines(directory: Path, name: str, clock: _OrderClock, prices: _P
                 # Ids were checked to be canonical whole numbers, so their text is str(number).
                 order_ids=list(map(str, numbers[:, 0].tolist())),
                 product_ids=[products[k] for k in product_row.tolist()],
+                # The layout has no quantity or price: one unit at the catalogue price (0 if none).
                 quantities=[1] * len(numbers),
                 unit_prices=prices.prices[product_row].tolist(),
                 purchased_at=clock.purchased_at[order_row].tolist(),

@@ -1,25 +1,9 @@
 """The shelf plan of the synthetic supermarket: departments, aisles, what is on each shelf.
 
-Pure data plus the small grammar that reads it. `catalog.py` turns this plan into concrete
-products (brands, packs, prices, tags); `rust_core/src/synth` simulates households shopping it.
-
-Each aisle says how a regular buyer uses it:
-- `cycle`: days a household of two takes to use up the base pack (milk 4, detergent 35);
-  larger packs last proportionally longer, larger households use things up faster.
-- `penetration`: share of households for whom the aisle is a regular need; `needs`: how many
-  different products such a household keeps buying there (fruit 3, milk 1).
-- `impulse`: how often it is bought on a whim rather than on a cycle (ice cream, candy).
-- `season`: when it sells (see `SEASONS`); a variant may carry its own season (candy canes).
-- `audience`: who can buy it at all (pet owners, baby households, adults who drink).
-- `complements`: aisles whose products go into the same basket with the given probability
-  (pasta → pasta sauce): the structure "frequently bought together" must learn.
-
-Variant flags say what a product contains and claims; `catalog.py` derives dietary tags and
-allergens from them, so tags can never contradict the recipe (meat is never vegan, bread has
-gluten unless it says gluten free). Flags: the allergen names of `domain.models.ALLERGENS`, the
-content flags `meat pork honey gelatin alcohol nonfood`, the claims `lactose_free sugar_free
-low_sodium`, the household hints `kids plant`, and season names. `-flag` removes an aisle flag
-for one variant ("Gluten Free Penne|-gluten").
+Pure data plus the small grammar that reads it, kept apart from the code so the plan reads as a
+grocer would write it. `catalog.py` turns it into concrete products; `rust_core/src/synth`
+simulates households shopping it. Variants say what a product contains and claims, never its
+dietary tags: `catalog.py` derives those, so a tag can never contradict the recipe.
 """
 
 from __future__ import annotations
@@ -34,6 +18,9 @@ SEASONS: tuple[str, ...] = ("none", "summer", "bbq", "winter", "december", "hall
 # Who may buy an aisle's products. Index order is part of the contract with rust_core (u8 codes).
 AUDIENCES: tuple[str, ...] = ("all", "dog", "cat", "baby", "alcohol")
 
+# Flags say what a product contains and claims: allergen names, content, label claims, household
+# hints and season names. A variant adds its own after "|" and removes an aisle flag with "-"
+# ("Gluten Free Penne|-gluten").
 CONTENT_FLAGS = frozenset({"meat", "pork", "honey", "gelatin", "alcohol", "nonfood"})
 CLAIM_FLAGS = frozenset({"lactose_free", "sugar_free", "low_sodium"})
 HINT_FLAGS = frozenset({"kids", "plant"})
@@ -51,19 +38,19 @@ class Variant:
 class Aisle:
     name: str
     department: str
-    cycle: float
-    price: float
-    packs: tuple[tuple[str, float], ...]
+    cycle: float  # days a household of two takes to use up the base pack
+    price: float  # the base pack's standard price
+    packs: tuple[tuple[str, float], ...]  # (label, size relative to the base pack)
     variants: tuple[Variant, ...]
-    flags: frozenset[str]
-    season: str
-    penetration: float
-    needs: float
-    impulse: float
-    breadth: float
-    audience: str
+    flags: frozenset[str]  # shared by every variant
+    season: str  # when it sells (SEASONS); a variant may carry its own
+    penetration: float  # share of households for whom the aisle is a regular need
+    needs: float  # how many different products such a household keeps buying there
+    impulse: float  # how often it is bought on a whim rather than on a cycle
+    breadth: float  # relative number of products on the shelf
+    audience: str  # who may buy it at all (AUDIENCES)
     organic_share: float
-    complements: tuple[tuple[str, float], ...]
+    complements: tuple[tuple[str, float], ...]  # (aisle, chance its product joins this one's basket)
 
     def variant_flags(self, variant: Variant) -> frozenset[str]:
         return (self.flags - variant.removed) | variant.flags

@@ -1,13 +1,10 @@
 """A customer's purchase history joined with the catalog, and their consumption cycles.
 
-A consumption cycle is how often the customer buys a product (or shops at all). The numbers
-come from the Rust core (`omnix_recs._core.consumption_cycles`): the Huber location of the gaps
-between trips, shrunk towards the product's population cycle when the customer has few gaps,
-with a confidence from the number of gaps and their dispersion. This module prepares the inputs
-(purchases as day numbers, population priors) and names the outputs.
-
-Population cycles (`PopulationCycles`) are computed here too, from every customer's purchases,
-so insights need no trained recommendation model.
+A consumption cycle is how often a customer buys a product (or shops at all). The Rust core
+estimates it robustly from the gaps between trips, shrunk towards the product's population cycle
+when the customer has few gaps; this module prepares its inputs and names its outputs.
+Population cycles are computed here too, from every customer's purchases, so insights need no
+trained recommendation model.
 """
 
 from __future__ import annotations
@@ -23,7 +20,7 @@ import numpy as np
 
 from omnix_recs import _core
 from omnix_recs.domain.models import Product, Purchase
-from omnix_recs.store.base import PurchaseColumns
+from omnix_recs.domain.purchases import PurchaseColumns
 
 SECONDS_PER_DAY = 86_400.0
 UNKNOWN = "unknown"  # department / aisle / name of a product missing from the catalog

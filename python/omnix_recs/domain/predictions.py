@@ -1,15 +1,10 @@
 """Consumption predictions: the next shopping trip, the next purchase of each product, what is due.
 
-Built on `CustomerCycles` (see `consumption.py`):
-- next trip: the last trip plus the customer's shopping cadence; when that moment has already
-  passed the customer is late, and we expect them within a quarter of a cadence; a weekday
-  habit then moves the date to the nearest habitual weekday;
-- next purchase of a product: the last purchase plus its cycle, moved onto the nearest predicted
-  trip (people buy milk when they shop, not on the day the old carton runs out);
-- due now: products whose next purchase lands on the next trip.
-
-Forecasts are stored (`to_document`) and later scored against what the customer really bought
-(`score_forecast`), both by `GetPredictionAccuracy` and by the offline evaluation.
+Built on `CustomerCycles`. A product's next purchase is moved onto the nearest predicted trip,
+because people buy milk when they shop, not on the day the old carton runs out; a customer who
+is late for their usual trip is expected soon, not a whole cadence later. Forecasts are stored
+(`to_document`) so that they can be scored later against what the customer really bought
+(`score_forecast`).
 """
 
 from __future__ import annotations
@@ -40,7 +35,6 @@ METHOD = "cycles-v1"
 OVERDUE_FRACTION = 0.25
 # A customer expected less than half a day ago is on time, not late.
 ON_TIME_DAYS = 0.5
-# The weekday habit may move a predicted trip by at most this many days.
 MAX_HABIT_SHIFT_DAYS = 3
 # A product bought only once is forecast when at least this share of its buyers buy it again.
 MIN_REPEAT_RATE = 0.3

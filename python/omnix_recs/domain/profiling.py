@@ -1,12 +1,10 @@
 """Who the customer is, as their shopping shows it: household, budget, lifestyle, lifecycle.
 
 Every judgement compares the customer with the population of shoppers (`PopulationProfile`):
-"buys 40 % more units a week than the median household" says something; "buys 23 units a
-week" does not. The per-customer measurements (`ShopperMetrics`) are computed by one vectorised
-function for the whole population and for a single customer alike, so the two always agree.
-
-Each inference carries its evidence (short sentences) and a confidence in [0, 1]: how much
-history it rests on and how far the customer is from the nearest boundary.
+"buys more than the median household" says something, a bare count does not. One vectorised
+function measures the whole population and a single customer alike (`ShopperMetrics`), so the
+two always agree. Each inference carries its evidence (short sentences) and a confidence in
+[0, 1]: how much history it rests on and how far the customer is from the nearest boundary.
 """
 
 from __future__ import annotations

@@ -1,22 +1,10 @@
-"""The model artifact: one directory of flat arrays per model version.
+"""The model artifact: the contract between the build and serving, one directory per version.
 
-Layout of `<model_dir>/<version>/` (the contract between the build and serving):
-- `manifest.json`: format_version, version, created_at, data_as_of (ISO, the newest purchase
-  used, null if none), counts (items, customers, order_lines, baskets), parameters, metrics.
-- `item_ids.json`: product ids; position = item index in every array.
-- neighbour tables, int32 item indices [n_items, K] (-1 = padding) with float32 scores, best
-  first: `cooc_idx`/`cooc_sim` (co-purchase cosine), `fbt_idx`/`fbt_score` (basket lift > 1),
-  `content_idx`/`content_sim` (feature cosine).
-- float32 [n_items]: `popularity` (decayed, top = 1), `trending` (log rate ratio),
-  `population_cycle_days` (NaN = unknown), `repurchase_rate`; float32 [n_items, 53]
-  `seasonal_lift` (column w - 1 = ISO week w).
-- float32 [n_items, dims] `taste_factors` (format 2 on; dims may be 0). Format 1 artifacts,
-  written before taste factors existed, still load, with no dimensions (no taste signal).
-
-Arrays are `.npy` files opened with `mmap_mode="r"`: every server process maps the same pages,
-and loading costs no copy. An artifact is written to a temporary directory and renamed into
-place, so a directory named like a version is always complete. Anything unexpected on load
-raises `ModelFormatError`, before a server could serve from it.
+A version is `manifest.json`, `item_ids.json` (position = item index in every array) and one
+`.npy` per array of `ARRAY_NAMES`, opened memory-mapped: the server processes of a host share
+the pages, and loading copies nothing. It is written under a temporary name and renamed into
+place, so a directory named like a version is complete; anything unexpected on load raises
+`ModelFormatError` before a server could serve from it.
 """
 
 from __future__ import annotations
@@ -27,31 +15,40 @@ import secrets
 import shutil
 import tempfile
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from omnix_recs._core import ModelFormatError
+from omnix_recs._core import InvalidInputError, RankTables
 from omnix_recs.engine.build import ISO_WEEKS, BuiltModel
-from omnix_recs.errors import AlreadyExistsError
+from omnix_recs.errors import AlreadyExistsError, ModelFormatError
 
 FORMAT_VERSION = 2
-# Readable older formats: 1 lacks `taste_factors`.
+# Readable older formats: 1 lacks `taste_factors` (it loads with no taste dimensions).
 READABLE_FORMATS = (1, FORMAT_VERSION)
 
-# (index array, score array) of each neighbour table.
+# Neighbour tables, best first: (int32 item indices [n_items, K], -1 = padding; float32 scores).
+# cooc = co-purchase cosine, fbt = basket lift > 1, content = feature cosine.
 NEIGHBOUR_TABLES = (("cooc_idx", "cooc_sim"), ("fbt_idx", "fbt_score"), ("content_idx", "content_sim"))
+# float32 [n_items]: decayed popularity (top = 1), trending (log rate ratio), the population's
+# repurchase cycle (NaN = unknown) and repurchase rate.
 ITEM_VECTORS = ("popularity", "trending", "population_cycle_days", "repurchase_rate")
-SEASONAL = "seasonal_lift"
-TASTE = "taste_factors"
+SEASONAL = "seasonal_lift"  # float32 [n_items, ISO_WEEKS]: column w - 1 = ISO week w
+TASTE = "taste_factors"  # float32 [n_items, dims], dims may be 0
 ARRAY_NAMES = tuple(name for table in NEIGHBOUR_TABLES for name in table) + ITEM_VECTORS + (SEASONAL, TASTE)
+
+# Shop-wide candidates every request considers besides the shopper's own, per signal.
+POPULAR_CANDIDATES = 100
+TRENDING_CANDIDATES = 50
+SEASONAL_CANDIDATES = 50
 
 
 @dataclass(frozen=True, eq=False)
 class LoadedModel:
-    """A model ready to serve. Arrays are read-only (memory-mapped when loaded from disk)."""
+    """A model ready to serve. Arrays are read-only (memory-mapped when loaded from disk);
+    `index_of` and the ranking kernel's `tables` are built once, here, not per request."""
 
     version: str
     manifest: dict[str, Any]
@@ -69,22 +66,60 @@ class LoadedModel:
     seasonal_lift: np.ndarray
     taste_factors: np.ndarray
     index_of: dict[str, int] = field(init=False, repr=False)
+    tables: RankTables = field(init=False, repr=False)
+    _candidates_by_week: dict[int, np.ndarray] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "index_of", {product_id: n for n, product_id in enumerate(self.item_ids)})
+        try:
+            tables = RankTables(**{name: getattr(self, name) for name in ARRAY_NAMES})
+        except InvalidInputError as err:  # tables that disagree with each other: a broken artifact
+            raise ModelFormatError(f"model {self.version}: {err}") from None
+        object.__setattr__(self, "tables", tables)
+        object.__setattr__(self, "_candidates_by_week", {})
 
     @property
     def n_items(self) -> int:
         return len(self.item_ids)
 
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """The build parameters recorded in the manifest."""
+        return dict(self.manifest.get("parameters", {}))
+
+    def shop_wide_candidates(self, week: int) -> np.ndarray:
+        """Items every request in ISO week `week + 1` considers: the most popular, trending and
+        seasonal ones (computed once per week column)."""
+        candidates = self._candidates_by_week.get(week)
+        if candidates is None:
+            candidates = np.unique(np.concatenate([
+                top_items(self.popularity, POPULAR_CANDIDATES),
+                top_items(self.trending, TRENDING_CANDIDATES),
+                top_items(self.seasonal_lift[:, week], SEASONAL_CANDIDATES),
+            ])).astype(np.int32)
+            self._candidates_by_week[week] = candidates
+        return candidates
+
+
+def top_items(values: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the `k` largest values, best first (ties: lower index first; NaN last)."""
+    values = np.nan_to_num(np.asarray(values, dtype=np.float32), nan=-np.inf)
+    k = min(k, len(values))
+    if k == 0:
+        return np.zeros(0, dtype=np.int64)
+    part = np.argpartition(-values, k - 1)[:k]
+    return part[np.lexsort((part, -values[part]))]
+
 
 def new_version(now: datetime | None = None) -> str:
     """A sortable, unique version name: UTC build time plus a random suffix."""
-    now = now or datetime.now(timezone.utc)
-    return f"{now.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
+    now = now or datetime.now(UTC)
+    return f"{now.astimezone(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
 
 
 def manifest_of(built: BuiltModel, version: str, created_at: datetime, metrics: dict[str, float]) -> dict[str, Any]:
+    """`manifest.json`: format and version, when it was built, `data_as_of` (ISO, the newest
+    purchase used; null if none), counts, build parameters and metrics."""
     return {
         "format_version": FORMAT_VERSION,
         "version": version,
@@ -100,7 +135,7 @@ def write_model(
     built: BuiltModel, model_dir: str | Path, *, version: str | None = None, metrics: dict[str, float] | None = None
 ) -> tuple[str, Path]:
     """Write `built` as `<model_dir>/<version>/`, atomically; returns (version, its path)."""
-    created_at = datetime.now(timezone.utc)
+    created_at = datetime.now(UTC)
     version = version or new_version(created_at)
     root = Path(model_dir)
     root.mkdir(parents=True, exist_ok=True)
@@ -127,7 +162,7 @@ def write_model(
 
 def in_memory_model(built: BuiltModel, version: str) -> LoadedModel:
     """The model `built` would load as, without writing it (for tests and experiments)."""
-    manifest = manifest_of(built, version, datetime.now(timezone.utc), {})
+    manifest = manifest_of(built, version, datetime.now(UTC), {})
     arrays = {name: built.arrays[name].view() for name in ARRAY_NAMES}
     for view in arrays.values():
         view.flags.writeable = False
@@ -180,7 +215,8 @@ def _check_shapes(arrays: dict[str, np.ndarray], n_items: int) -> None:
 
 def _open_array(path: Path) -> np.ndarray:
     try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
+        array: np.ndarray = np.load(path, mmap_mode="r", allow_pickle=False)
+        return array
     except FileNotFoundError:
         raise ModelFormatError(f"{path}: missing") from None
     except (OSError, ValueError, EOFError) as err:

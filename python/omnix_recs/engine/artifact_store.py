@@ -1,23 +1,10 @@
-"""Where model artifacts live: a local directory (the default) or S3.
+"""Where model artifacts live: a local directory (the default) or S3, through a cache per host.
 
-`Settings.model_dir` (`OMNIX_MODEL_DIR`) says where `omnix train` puts a new version:
-- a directory: `<dir>/<version>/`, written atomically by engine/artifact.py. The model's record
-  points at its absolute path, so every server process must see that filesystem.
-- `s3://bucket/prefix[?endpoint=URL&region=NAME]`: the artifact is written to local disk first,
-  into the cache below (so a server on the training host needs no download), then uploaded to
-  `s3://bucket/prefix/<version>/` (engine/s3_artifacts.py). The record points at
-  `s3://bucket/prefix/<version>` with the same parameters, which a process on any host follows.
-
-An `s3://` version is read through a cache on each host, `Settings.model_cache_dir`
-(`OMNIX_MODEL_CACHE_DIR`), as `<cache>/<version>/`: downloaded into a staging directory and
-renamed into place once every file matched its recorded size and hash, so a directory named
-like a version is complete. A process finding it there loads it without asking S3, and the
-server processes of one host share its pages (memory-mapped, as local artifacts are).
-
-The cache keeps the `CACHED_VERSIONS_KEPT` versions used most recently (downloading, training or
-opening a version counts as a use) and removes older ones after each download or training: the
-active version, the one before it (a rollback needs no download) and one more. A process still
-serving a removed version keeps its mapped files; a version needed again is downloaded again.
+`Settings.model_dir` names a directory, which every server process must see, or an `s3://`
+prefix, for servers on several hosts. An S3 version is read through a cache on each host
+(`Settings.model_cache_dir`), checked file by file before it is renamed into place, so a
+host's server processes share one copy's pages and a rollback needs no download; the cache
+keeps the versions used last (`CACHED_VERSIONS_KEPT`) and removes older ones.
 """
 
 from __future__ import annotations
@@ -32,17 +19,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from omnix_recs._core import ModelFormatError
 from omnix_recs.config import Settings
 from omnix_recs.engine.artifact import LoadedModel, fsync_directory, load_model, write_model
 from omnix_recs.engine.build import BuiltModel
-from omnix_recs.errors import InvalidArgumentError, UnavailableError
+from omnix_recs.errors import InvalidArgumentError, ModelFormatError, UnavailableError
 
 if TYPE_CHECKING:  # s3_artifacts imports boto3, which only S3 users should pay for
     from omnix_recs.engine.s3_artifacts import S3Location
 
 log = logging.getLogger(__name__)
 
+# Versions a host's cache keeps: the active one, the one before it (a rollback needs no
+# download) and one more. A process still serving a removed version keeps its mapped files.
 CACHED_VERSIONS_KEPT = 3
 
 
@@ -114,7 +102,7 @@ class ArtifactReader:
         self._cache_dir = Path(cache_dir)
 
     @classmethod
-    def from_settings(cls, settings: Settings | None) -> "ArtifactReader":
+    def from_settings(cls, settings: Settings | None) -> ArtifactReader:
         """None: the default settings (all a local artifact needs)."""
         return cls((settings or Settings()).model_cache_dir)
 
@@ -150,7 +138,7 @@ class ArtifactReader:
         self.open(artifact_uri)
 
     @staticmethod
-    def _location(artifact_uri: str) -> "S3Location":
+    def _location(artifact_uri: str) -> S3Location:
         from omnix_recs.engine.s3_artifacts import FILE_NAME, S3Location
 
         try:
@@ -161,7 +149,7 @@ class ArtifactReader:
             raise ModelFormatError(f"artifact_uri {location.display}: does not end in a version name")
         return location
 
-    def _download(self, location: "S3Location") -> Path:
+    def _download(self, location: S3Location) -> Path:
         """`<cache>/<version>/`, downloaded and checked in a staging directory, renamed into place."""
         from omnix_recs.engine import s3_artifacts
 

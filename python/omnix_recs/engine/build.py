@@ -1,32 +1,22 @@
 """The model build: from order lines and the catalog to every item-side table serving reads.
 
-Three neighbour tables, computed by the Rust core in parallel with the GIL released:
-- co-purchase: items bought by the same customers (cosine with shrinkage over customer × item),
-- basket complements ("frequently bought together"): items in the same baskets more often than
-  chance (shrunk lift over basket × item), which puts pasta sauce, not another pasta, next to pasta,
-- content: items that look alike on the shelf (cosine over department, aisle, brand, price
-  band, dietary tags and name words),
-taste factors (the top singular vectors of customer × item: which kinds of households buy each
-item, engine/taste.rs) and per-item signals computed with numpy: time-decayed popularity,
-trending velocity, seasonal lift by ISO week, the population's repurchase cycle and repurchase
-rate.
-
-Everything is measured against `data_as_of`, the newest purchase used, never the wall clock,
-so a build as of a past moment (`as_of`, for offline evaluation) sees the shop as it was then.
-The output is a `BuiltModel`; `engine.artifact` writes and loads it.
+Neighbour tables (co-purchase, basket complements, content) and taste factors come from the
+Rust core, in parallel with the GIL released; per-item signals (popularity, trend, seasonal
+lift, repurchase cycles) from numpy. Everything is measured against `data_as_of`, the newest
+purchase used, never the wall clock, so a build as of a past moment sees the shop as it was
+then. The output is a `BuiltModel`; engine/artifact.py writes it.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
-from datetime import date, datetime, timezone
-from typing import TYPE_CHECKING, Sequence
+from datetime import UTC, date, datetime
 
 import numpy as np
 
 from omnix_recs import _core
-from omnix_recs.config import Settings
 from omnix_recs.domain.models import Product
 from omnix_recs.engine.matrix import (
     PurchaseLines,
@@ -37,10 +27,7 @@ from omnix_recs.engine.matrix import (
     read_purchase_lines,
 )
 from omnix_recs.errors import FailedPreconditionError
-from omnix_recs.store.base import PurchaseColumns, Store
-
-if TYPE_CHECKING:
-    from omnix_recs.engine.artifact import LoadedModel
+from omnix_recs.store.base import Store
 
 DAY_SECONDS = 86_400
 ISO_WEEKS = 53  # seasonal_lift column w - 1 holds ISO week w
@@ -100,16 +87,6 @@ def build_model(
     return replace(built, stage_seconds={"read_purchases": read_seconds, **built.stage_seconds})
 
 
-def build_model_from_columns(columns: PurchaseColumns, products: list[Product], settings: Settings) -> LoadedModel:
-    """Build from order lines already in memory, write the artifact under `settings.model_dir`
-    and load it back: the offline evaluation scores exactly what a server would load."""
-    from omnix_recs.engine.artifact import load_model, write_model  # artifact imports this module
-
-    lines = read_purchase_lines([columns], (p.product_id for p in products), expected_rows=len(columns))
-    _, path = write_model(build_from_lines(lines, products, BuildParameters()), settings.model_dir)
-    return load_model(path)
-
-
 def build_from_lines(lines: PurchaseLines, products: Sequence[Product], parameters: BuildParameters) -> BuiltModel:
     if lines.n_items == 0:
         raise FailedPreconditionError("nothing to train on: the catalog and the purchase history are empty")
@@ -143,7 +120,7 @@ def build_from_lines(lines: PurchaseLines, products: Sequence[Product], paramete
     return BuiltModel(
         item_ids=lines.item_ids,
         arrays=arrays,
-        data_as_of=None if as_of is None else datetime.fromtimestamp(as_of, tz=timezone.utc),
+        data_as_of=None if as_of is None else datetime.fromtimestamp(as_of, tz=UTC),
         counts={
             "items": lines.n_items,
             "customers": lines.n_customers,
@@ -159,6 +136,7 @@ def build_from_lines(lines: PurchaseLines, products: Sequence[Product], paramete
 
 
 def copurchase_neighbours(customers: SparseMatrix, p: BuildParameters) -> tuple[np.ndarray, np.ndarray]:
+    """Items bought by the same customers: cosine with shrinkage over customer × item."""
     return _core.cosine_item_neighbours(
         customers.indptr, customers.indices, customers.data, customers.n_cols, p.neighbours, p.copurchase_shrink
     )
@@ -173,11 +151,15 @@ def taste_factors(customers: SparseMatrix, p: BuildParameters) -> np.ndarray:
 
 
 def basket_complements(lines: PurchaseLines, p: BuildParameters) -> tuple[np.ndarray, np.ndarray]:
+    """"Frequently bought together": items in the same baskets more often than chance (shrunk
+    lift over basket × item), which puts pasta sauce, not another pasta, next to pasta."""
     matrix = basket_item_matrix(lines)
     return _core.basket_complements(matrix.indptr, matrix.indices, matrix.n_cols, p.neighbours, p.basket_min_support, p.basket_prior)
 
 
 def content_neighbours(products: Sequence[Product], item_ids: Sequence[str], p: BuildParameters) -> tuple[np.ndarray, np.ndarray]:
+    """Items that look alike on the shelf: cosine over department, aisle, brand, price band,
+    dietary tags and name words."""
     matrix = product_feature_matrix(products, item_ids, max_feature_share=p.max_feature_share)
     return _core.cosine_item_neighbours(matrix.indptr, matrix.indices, matrix.data, matrix.n_cols, p.neighbours, p.content_shrink)
 

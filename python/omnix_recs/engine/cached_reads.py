@@ -1,31 +1,21 @@
-"""What a recommendation request reads from the store, through caches.
+"""What a recommendation request reads from the store, through the cache.
 
-Profiling GetRecommendations on a 20k-household store (`python benches/bench_load.py` prints
-the profile) showed where a request's server time goes besides ranking: the shopper's side
-(profile, purchase history turned into kernel features, recent cart events: about 40%). It is
-cached here. (The live catalog re-check of the ranked products, another 30% then, is gone: a
-server trusts its catalog snapshot, engine/filters.py.)
-
-`ShopperReads.shopper(customer_id, ...)` → `Shopper`: the profile, and history and cart as of
-any moment. With a cache (store/cache.py) they come from two per-customer entries:
-"shopper:<model version>" holds the profile and the `PurchaseSummary` of all the shopper's
-purchases (features before ageing: ageing per request keeps "days since last bought" exact);
-"cart" holds their recent cart events. They are invalidated separately (`forget`), because
-shoppers add to their cart far more often than they buy: a purchase, a profile change or an
-erasure drops both in every server process, so a purchase counts for the very next list; a
-cart event drops only the cart (a cheap read), and a view, search or wishlist event nothing.
-The cart entry belongs to the cache owner `cart_owner(customer_id)`, and so do the served
-lists (engine/serving.py), which depend on the cart as well. A moment the snapshot cannot
-answer exactly (a backtest's `as_of` before some purchases) is read from the store as before.
-Without a cache every read goes to the store.
+Besides ranking, a request's time goes to the shopper's side: profile, purchase history turned
+into kernel features, recent cart events. `ShopperReads` keeps them in two per-customer cache
+entries, because they change at different rates: the "shopper" entry (profile and purchase
+summary, aged per request so "days since last bought" stays exact) changes when the shopper
+buys; the "cart" entry, owned by `cart_owner(customer_id)` like the served lists that depend on
+it, changes with every cart event. `forget` drops only what a change made stale.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import TypeVar
 
 import numpy as np
 import orjson
@@ -49,8 +39,30 @@ from omnix_recs.engine.features import (
 from omnix_recs.store.base import Store
 from omnix_recs.store.cache import Cache, Codec
 
+T = TypeVar("T")
+
 # Interactions read to rebuild a cart: far more than a real cart sees in CART_WINDOW.
 RECENT_EVENTS_LIMIT = 200
+
+
+class NoCache(Cache):
+    """A cache that keeps nothing: every fetch loads. For callers without a server's cache
+    (tests, the CLI), so they take the server's code path and only miss where it would hit."""
+
+    def __init__(self) -> None:
+        super().__init__(ttl_s=0.0)  # `Cache.fetch` loads at once when nothing may be kept
+
+    def forget_customers(self, customer_ids: Sequence[str]) -> None:
+        return None
+
+    def _read(self, customer_id: str, name: str, codec: Codec[T]) -> tuple[None, None]:
+        return None, None
+
+    def _write(self, customer_id: str, name: str, generation: int, entry: object, codec: Codec[T]) -> None:
+        return None
+
+
+NO_CACHE = NoCache()
 
 
 def cart_owner(customer_id: str) -> str:
@@ -60,7 +72,10 @@ def cart_owner(customer_id: str) -> str:
 
 
 def forget(cache: Cache, customer_id: str, change: CustomerChange) -> None:
-    """Drop, in every server process, the customer's entries that `change` made stale."""
+    """Drop, in every server process, the customer's entries that `change` made stale: a
+    purchase, a profile change or an erasure drops both (so a purchase counts for the very next
+    list), a cart event only the cart (shoppers add to carts far more often than they buy), a
+    view, search or wishlist event nothing."""
     if change is CustomerChange.DATA:
         cache.forget_customers([customer_id, cart_owner(customer_id)])
     elif change is CustomerChange.CART:
@@ -120,15 +135,14 @@ class Shopper:
 class ShopperReads:
     def __init__(self, store: Store, cache: Cache | None = None) -> None:
         self._store = store
-        self._cache = cache
+        # None reads like `NO_CACHE`: the same code path, nothing kept.
+        self._cache = NO_CACHE if cache is None else cache
 
     def shopper(
         self, customer_id: str, model_version: str, index_of: dict[str, int], as_of: datetime | None = None
     ) -> Shopper:
         """The shopper, for a request about `as_of` (default now). `NotFoundError` for an unknown
         customer (never cached)."""
-        if self._cache is None:
-            return Shopper(self._store, index_of, self._store.get_customer(customer_id), None, None)
         snapshot = self._cache.fetch(
             customer_id, f"shopper:{model_version}", SNAPSHOT_CODEC, lambda: self._snapshot(customer_id, index_of)
         )
@@ -136,6 +150,13 @@ class ShopperReads:
         since = min(as_of or _now(), _now())
         cart = self._cache.fetch(cart_owner(customer_id), "cart", CART_CODEC, lambda: self._cart(customer_id, since))
         return Shopper(self._store, index_of, snapshot.customer, snapshot, cart)
+
+    def shopper_as_of(self, customer_id: str, index_of: dict[str, int], as_of: datetime) -> Shopper:
+        """The shopper for a moment in the past, read from the store alone (an offline
+        evaluation's backtest): a snapshot holds the later purchases too, so a backtest reads the
+        lines before `as_of` in any case, and one that asks about each shopper once would only
+        pay for a snapshot it never uses."""
+        return Shopper(self._store, index_of, self._store.get_customer(customer_id), None, None)
 
     def _snapshot(self, customer_id: str, index_of: dict[str, int]) -> ShopperSnapshot:
         customer = self._store.get_customer(customer_id)
@@ -150,7 +171,7 @@ class ShopperReads:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _recent_interactions(store: Store, customer_id: str, as_of: datetime) -> list[Interaction]:
@@ -189,7 +210,7 @@ def _decode_cart(raw: bytes) -> CartEvents:
     return CartEvents(
         loaded_as_of_s,
         tuple(
-            Interaction("", "", InteractionKind(kind), datetime.fromtimestamp(at, timezone.utc), product_id)
+            Interaction("", "", InteractionKind(kind), datetime.fromtimestamp(at, UTC), product_id)
             for at, kind, product_id in events
         ),
     )
@@ -210,8 +231,8 @@ def _customer_from_json(raw: bytes) -> Customer:
     for name in ("favorite_departments", "favorite_brands", "disliked_products"):
         prefs[name] = tuple(prefs[name])
     body.update(
-        created_at=datetime.fromtimestamp(body["created_at"], timezone.utc),
-        updated_at=datetime.fromtimestamp(body["updated_at"], timezone.utc),
+        created_at=datetime.fromtimestamp(body["created_at"], UTC),
+        updated_at=datetime.fromtimestamp(body["updated_at"], UTC),
         dietary_restrictions=tuple(body["dietary_restrictions"]),
         allergens=tuple(body["allergens"]),
         consent=Consent(**body["consent"]),

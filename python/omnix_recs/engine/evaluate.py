@@ -1,25 +1,9 @@
 """`omnix evaluate`: offline quality on each shopper's held-out last basket.
 
-Protocol (no peeking):
-- Shoppers with at least 3 trips are evaluated (optionally a seeded sample of them). Their last
-  trip is the test basket; the trip before it is the validation basket.
-- Test model: built from every order line except the test baskets. Validation model: built
-  from every line except the test and the validation baskets. Lines of other shoppers stay in
-  (they are the population the model learns from); no evaluated shopper's target is ever seen.
-- Answers are given as of one second before the target trip, from the shopper's history before
-  it (the serving code path: `Recommender`, request-time features, catalog filters).
-- The engine's blends are tuned on the validation baskets only (coordinate ascent on NDCG@10
-  over the signal weights, how many neighbours each history product contributes and the
-  per-aisle cap), then applied unchanged to the test baskets. The defaults are reported too.
-- Baselines (engine/baselines.py) learn from exactly the lines the test model is built from
-  (every shopper's trips but the test baskets, sampled-out shoppers included) and answer from
-  the same histories.
-
-Tasks: REPLENISH predicts the whole next basket; DISCOVER predicts only its products new to the
-shopper (shoppers whose basket has none are skipped) and every method excludes past purchases.
-Metrics at K: Recall, NDCG (binary relevance), hit rate (at least one right), catalog coverage
-(share of the catalog appearing in any list) and personalization (1 − mean overlap of two
-shoppers' lists, over sampled pairs).
+What `omnix train` ships must win on the data it was given, so the engine is scored the way it
+serves (the `Recommender`, request-time features, catalog filters), on baskets no model saw,
+against simple baselines, with its blends tuned on an earlier basket than the one it is judged
+on. `run_evaluation` spells out the protocol.
 """
 
 from __future__ import annotations
@@ -30,23 +14,29 @@ import random
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
+from omnix_recs._core import RANK_SIGNALS
 from omnix_recs.config import Settings
 from omnix_recs.domain.models import Product
+from omnix_recs.domain.purchases import PurchaseColumns
 from omnix_recs.engine import baselines
-from omnix_recs._core import RANK_SIGNALS
-from omnix_recs.engine.serving import DEFAULT_BLENDS, Blend, PreparedShopper, Recommender, Strategy
-from omnix_recs.store.base import PurchaseColumns, Store
+from omnix_recs.engine.artifact import LoadedModel, load_model, write_model
+from omnix_recs.engine.blends import DEFAULT_BLENDS, Blend, Strategy
+from omnix_recs.engine.build import BuildParameters, build_from_lines
+from omnix_recs.engine.matrix import read_purchase_lines
+from omnix_recs.engine.recommender import PreparedShopper, Recommender
+from omnix_recs.store.base import Store
 
 # Builds a model from order lines: (training lines, catalog, settings with a scratch model_dir).
-ModelBuilder = Callable[[PurchaseColumns, list[Product], Settings], object]
+ModelBuilder = Callable[[PurchaseColumns, list[Product], Settings], LoadedModel]
 
 MIN_TRIPS = 3
 PERSONALIZATION_PAIRS = 2000
@@ -99,7 +89,27 @@ def run_evaluation(
 ) -> str:
     """Evaluate the engine against the baselines; returns the printable table.
 
-    `build` defaults to the production model build (`engine.build`); tests pass their own."""
+    Protocol (no peeking):
+    - Shoppers with at least `MIN_TRIPS` trips are evaluated (optionally a seeded sample of
+      them). Their last trip is the test basket; the trip before it is the validation basket.
+    - Test model: built from every order line except the test baskets. Validation model: built
+      from every line except the test and the validation baskets. Lines of other shoppers stay
+      in (they are the population the model learns from); no evaluated shopper's target is seen.
+    - Answers are given as of one second before the target trip, from the shopper's history
+      before it, through the serving code path.
+    - The blends are tuned on the validation baskets only (coordinate ascent on NDCG@10 over
+      the signal weights, neighbours per history product and the per-aisle cap), then applied
+      unchanged to the test baskets. The defaults are reported too.
+    - Baselines (engine/baselines.py) learn from exactly the lines the test model is built from
+      and answer from the same histories.
+
+    Tasks: REPLENISH predicts the whole next basket; DISCOVER predicts only its products new to
+    the shopper (shoppers whose basket has none are skipped) and every method excludes past
+    purchases. Metrics at K: Recall, NDCG (binary relevance), hit rate (at least one right),
+    catalog coverage (share of the catalog in any list) and personalization (1 − mean overlap
+    of two shoppers' lists, over sampled pairs).
+
+    `build` defaults to the production build (written and loaded back); tests pass their own."""
     build = build or _production_build
     started = time.perf_counter()
     columns = _all_lines(store)
@@ -153,11 +163,11 @@ def run_evaluation(
 
 
 def _all_lines(store: Store) -> PurchaseColumns:
-    parts: dict[str, list] = defaultdict(list)
+    parts: dict[str, list[Any]] = defaultdict(list)
     for batch in store.scan_purchases():
-        for name in PurchaseColumns.__slots__:  # type: ignore[attr-defined]
+        for name in PurchaseColumns.__slots__:
             parts[name] += getattr(batch, name)
-    return PurchaseColumns(**{name: parts[name] for name in PurchaseColumns.__slots__})  # type: ignore[attr-defined]
+    return PurchaseColumns(**{name: parts[name] for name in PurchaseColumns.__slots__})
 
 
 def _trips_by_customer(columns: PurchaseColumns) -> dict[str, list[Trip]]:
@@ -169,7 +179,7 @@ def _trips_by_customer(columns: PurchaseColumns) -> dict[str, list[Trip]]:
         items[key].add(product)
     trips: dict[str, list[Trip]] = defaultdict(list)
     for (customer, order), when in at.items():
-        trips[customer].append(Trip(order, datetime.fromtimestamp(when, tz=timezone.utc), frozenset(items[(customer, order)])))
+        trips[customer].append(Trip(order, datetime.fromtimestamp(when, tz=UTC), frozenset(items[(customer, order)])))
     for customer_trips in trips.values():
         customer_trips.sort(key=lambda t: (t.at, t.order_id))
     return trips
@@ -212,28 +222,30 @@ def train_without(
     columns: PurchaseColumns,
     held_out: set[tuple[str, str]],
     model_dir: Path,
-) -> object:
+) -> LoadedModel:
     """Build a model from every order line except the held-out (customer, order) baskets."""
     keep = [i for i, key in enumerate(zip(columns.customer_ids, columns.order_ids)) if key not in held_out]
     train = PurchaseColumns(**{
-        name: [getattr(columns, name)[i] for i in keep] for name in PurchaseColumns.__slots__  # type: ignore[attr-defined]
+        name: [getattr(columns, name)[i] for i in keep] for name in PurchaseColumns.__slots__
     })
     return build(train, list(store.iter_products()), replace(settings, model_dir=str(model_dir)))
 
 
-def _production_build(lines: PurchaseColumns, products: list[Product], settings: Settings) -> object:
-    from omnix_recs.engine.build import build_model_from_columns  # the build side's entry point
-
-    return build_model_from_columns(lines, products, settings)
+def _production_build(columns: PurchaseColumns, products: list[Product], settings: Settings) -> LoadedModel:
+    """The production build, written under `settings.model_dir` and loaded back: the evaluation
+    scores exactly what a server would load."""
+    lines = read_purchase_lines([columns], (p.product_id for p in products), expected_rows=len(columns))
+    _, path = write_model(build_from_lines(lines, products, BuildParameters()), settings.model_dir)
+    return load_model(path)
 
 
 class _Fixed:
     """A model holder that always serves one model (the evaluation's own build)."""
 
-    def __init__(self, model: object) -> None:
+    def __init__(self, model: LoadedModel) -> None:
         self.model = model
 
-    def reload_if_changed(self) -> None:
+    def reload_if_changed(self, *, force: bool = False) -> None:
         return None
 
 

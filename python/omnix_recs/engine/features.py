@@ -1,29 +1,23 @@
 """A shopper's history as the ranking kernel sees it, computed at request time.
 
-History is read from the store on every request (`store.order_lines_of(customer, before=as_of)`,
-summarised by `summarize_lines`; servers cache the summary per shopper and drop it when the
-shopper buys: see `PurchaseSummary`), so a purchase recorded through the API
-changes the very next answer: its product's "days since last purchase" drops to zero and its
-replenishment due-ness resets, with no retraining. The model only supplies item-side knowledge.
-
-Per distinct product (model item) the kernel gets: days since the last purchase, the shopper's
-mean gap between purchases of it, how many trips contained it, and its habit weight (the
-time-decayed share of the shopper's trips that contained it: recent trips count more, which is
-what makes next-basket methods such as TIFU-KNN strong).
+History is read per request (through the cache, engine/cached_reads.py) instead of being baked
+into the model, so a purchase recorded through the API changes the very next answer: its
+"days since last bought" drops to zero and its due-ness resets, with no retraining. The model
+supplies only item-side knowledge; `HistoryFeatures` lists what the kernel gets per product.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import repeat
-from typing import Iterable, Sequence
 
 import numpy as np
 
 from omnix_recs import _core
 from omnix_recs.domain.models import Interaction, InteractionKind, Purchase
-from omnix_recs.store.base import OrderLines
+from omnix_recs.domain.purchases import OrderLines
 
 SECONDS_PER_DAY = 86_400.0
 # Weight of a trip k trips before the latest one is HABIT_DECAY**k: 0.9 means the last ~10 trips
@@ -41,14 +35,16 @@ class HistoryFeatures:
     days_since_last: np.ndarray  # float32
     mean_gap_days: np.ndarray  # float32, NaN when bought in one trip only
     orders: np.ndarray  # float32, trips containing the item
-    habit: np.ndarray  # float32 in [0, 1]
+    # float32 in [0, 1]: the time-decayed share of the shopper's trips that contained the item
+    # (recent trips count more, which is what makes next-basket methods such as TIFU-KNN strong)
+    habit: np.ndarray
     trips: int  # distinct trips (orders) before as_of, including products not in the model
     trips_last_90_days: int
     spend: float  # total spent before as_of
     last_trip_at: datetime | None
 
     @classmethod
-    def empty(cls) -> "HistoryFeatures":
+    def empty(cls) -> HistoryFeatures:
         f32 = np.zeros(0, dtype=np.float32)
         return cls(np.zeros(0, dtype=np.int32), f32, f32, f32, f32, 0, 0, 0.0, None)
 

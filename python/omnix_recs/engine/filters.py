@@ -1,19 +1,9 @@
 """Hard filters: which of the model's products a shopper may be shown at all.
 
-The catalog changes without retraining (stock, prices, new tags), so filtering reads the
-catalog, not the model artifact. `CatalogIndex` lays the catalog out as arrays aligned with the
-model's item indices; `CatalogIndex.allowed(filters)` turns a shopper's restrictions into a
-boolean mask the ranking kernel applies. Masks are cached per distinct restriction set (most
-shoppers share a handful: none, vegan, gluten-free...), so a request usually costs a dict look-up.
-
-Rules (DESIGN.md, domain/models.py):
-- dietary restriction "vegan" keeps only products tagged vegan (every restriction must hold);
-- an allergen excludes every product that contains it;
-- out-of-stock products and products the shopper disliked are never shown;
-- a price ceiling (the request's `max_price`, or the shopper's whole-trip budget: a product
-  dearer than the trip cannot be in it) excludes dearer products;
-- departments can be required (include) or excluded; names compare case-insensitively.
-Products in the model but no longer in the catalog are excluded (nothing to show).
+The catalog changes without retraining (stock, prices, tags), so filters read the catalog, not
+the model. `CatalogIndex` lays it out as arrays aligned with the model's items and turns a
+shopper's restrictions into the mask the kernel applies, cached per set of restrictions (most
+shoppers share a handful); `CatalogCache` keeps that snapshot current in a server.
 """
 
 from __future__ import annotations
@@ -21,8 +11,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -61,7 +51,7 @@ class ShopperFilters:
         max_price: float | None = None,
         include_departments: Iterable[str] = (),
         exclude_departments: Iterable[str] = (),
-    ) -> "ShopperFilters":
+    ) -> ShopperFilters:
         """The request's filters plus what the shopper's profile says about them."""
         ceiling = max_price
         if customer is not None:
@@ -123,7 +113,7 @@ class CatalogIndex:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
-    def build(cls, item_ids: Sequence[str], products: Iterable[Product]) -> "CatalogIndex":
+    def build(cls, item_ids: Sequence[str], products: Iterable[Product]) -> CatalogIndex:
         n = len(item_ids)
         position = {product_id: i for i, product_id in enumerate(item_ids)}
         present = np.zeros(n, dtype=bool)
@@ -186,7 +176,14 @@ class CatalogIndex:
         return np.isin(self.department_ids, list(wanted))
 
     def allowed(self, filters: ShopperFilters, index_of: dict[str, int]) -> np.ndarray:
-        """Boolean mask over model items: True = may be shown. Do not modify the result."""
+        """Boolean mask over model items: True = may be shown. Do not modify the result.
+
+        A dietary restriction ("vegan") keeps only products tagged with it (every restriction
+        must hold); an allergen excludes every product that contains it; out-of-stock products,
+        products the shopper disliked and products no longer in the catalog are never shown; a
+        price ceiling (the request's, or the shopper's whole-trip budget: a product dearer than
+        the trip cannot be in it) excludes dearer products; departments can be required or
+        excluded, compared case-insensitively."""
         key = (
             filters.dietary,
             filters.allergens,

@@ -1,26 +1,23 @@
 """Purchase history and catalog as arrays: what the model build reads.
 
-The store hands order lines over as strings, in batches (`Store.scan_purchases`). Here they
-become parallel integer arrays, one entry per line (`PurchaseLines`), and sparse matrices in
-the CSR layout the Rust kernels take: customer × item, basket × item, feature × item.
-
-Sized for Instacart (32M order lines): ids are factorised once with dicts (customers, products)
-or hashed (orders, which are too many to keep as Python strings), codes are int32, and the
-arrays are preallocated instead of concatenated. numpy only; scipy is a test dependency.
+The store hands order lines over as strings, in batches; the Rust kernels take integer arrays
+and CSR matrices (customer × item, basket × item, feature × item). The conversion is built for
+Instacart-sized histories: ids are factorised once (orders are hashed: too many to keep as
+Python strings), codes are int32, and arrays are preallocated rather than concatenated.
 """
 
 from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable, Sequence
 
 import numpy as np
 
 from omnix_recs.domain.models import Product
-from omnix_recs.store.base import PurchaseColumns
+from omnix_recs.domain.purchases import PurchaseColumns
 
 # Mixes the customer into an order's hash, so two customers' orders with the same id stay
 # separate baskets (order ids are only unique per customer). Any odd 64-bit constant works.

@@ -13,13 +13,12 @@ import logging
 import math
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
-from omnix_recs._core import ModelFormatError
 from omnix_recs.config import Settings
 from omnix_recs.engine.artifact import LoadedModel
 from omnix_recs.engine.artifact_store import ArtifactReader
-from omnix_recs.errors import FailedPreconditionError, NotFoundError, OmnixError, UnavailableError
+from omnix_recs.errors import FailedPreconditionError, ModelFormatError, NotFoundError, OmnixError, UnavailableError
 from omnix_recs.store.base import ModelRecord, Store
 
 log = logging.getLogger(__name__)

@@ -1,21 +1,11 @@
 """Model artifacts in S3: `s3://` locations, the upload (manifest last) and the checked download.
 
-A version lives under `s3://bucket/prefix/<version>/` as the same files as on disk
-(engine/artifact.py), plus `contents.json`: every file's size and SHA-256, measured on the
-local copy before anything is sent. The manifest goes up last, so a version whose manifest is
-there is complete; a download checks every file against `contents.json`, so a truncated or
-altered object never reaches a server.
-
-A location is `s3://bucket/prefix?endpoint=URL&region=NAME`; both parameters are optional and,
-when absent, boto3's usual configuration applies (`AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`,
-`AWS_REGION`, profiles). Credentials always come from boto3's chain: a URL that tries to carry
-them is refused, so URLs can be stored in model records and printed.
-
-Failures: what will not fix itself (missing bucket or object, access denied, no credentials, a
-file that does not match its recorded size or hash) raises `ModelFormatError` when reading (the
-version cannot be served) and `FailedPreconditionError` when writing (the configuration needs
-fixing); an unreachable endpoint, throttling or server errors, after botocore's retries, raise
-`UnavailableError` (the same call may succeed later).
+A version is the disk layout plus `contents.json` (each file's size and SHA-256); the manifest
+goes up last, so a version that has one is complete, and a download checked against the
+contents never hands a truncated or altered file to a server. Credentials come only from
+boto3's chain, never the URL, so URLs can be stored and printed. What will not fix itself
+raises `ModelFormatError` (reading) or `FailedPreconditionError` (writing); the rest, after
+botocore's retries, `UnavailableError`.
 """
 
 from __future__ import annotations
@@ -26,19 +16,25 @@ import logging
 import os
 import re
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    HTTPClientError,
+    IncompleteReadError,
+    NoRegionError,
+    ResponseStreamingError,
+)
 from botocore.exceptions import ConnectionError as BotoConnectionError
-from botocore.exceptions import HTTPClientError, IncompleteReadError, ResponseStreamingError
 
-from omnix_recs._core import ModelFormatError
-from omnix_recs.errors import FailedPreconditionError, UnavailableError
+from omnix_recs.errors import FailedPreconditionError, ModelFormatError, UnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +54,9 @@ TRANSIENT_CODES = frozenset({"SlowDown", "Throttling", "ThrottlingException", "R
 
 @dataclass(frozen=True)
 class S3Location:
-    """`s3://bucket/prefix`, and where to reach it. `prefix` has no leading or trailing slash."""
+    """`s3://bucket/prefix?endpoint=URL&region=NAME`, and where to reach it. Both parameters are
+    optional: without them boto3's usual configuration applies (`AWS_ENDPOINT_URL_S3`,
+    `AWS_ENDPOINT_URL`, `AWS_REGION`, profiles). `prefix` has no leading or trailing slash."""
 
     bucket: str
     prefix: str = ""
@@ -66,7 +64,7 @@ class S3Location:
     region: str | None = None
 
     @classmethod
-    def parse(cls, url: str) -> "S3Location":
+    def parse(cls, url: str) -> S3Location:
         """`ValueError` saying what is wrong; the message never repeats the URL, which could
         hold something secret by mistake."""
         parts = urlsplit(url)
@@ -116,7 +114,7 @@ class S3Location:
         """The last segment of the prefix: the version, for a version's location."""
         return self.prefix.rsplit("/", 1)[-1]
 
-    def child(self, name: str) -> "S3Location":
+    def child(self, name: str) -> S3Location:
         return replace(self, prefix=f"{self.prefix}/{name}" if self.prefix else name)
 
     def key(self, file_name: str) -> str:

@@ -1,27 +1,28 @@
-"""Served lists written behind the answer: a bounded queue that a thread writes in batches.
+"""Served lists: the answer as served, how it travels through the cache, how it is stored.
 
-Every recommendation answer is stored as a `ServedRecommendation` so that feedback can refer
-to it. Written on the request path, that was one write transaction per call, the largest
-share of the store's time under load. `ServedListWriter` takes the list into a bounded
-in-process queue instead; a background thread writes what has gathered with one
-`Store.save_recommendations` batch (one transaction) every `flush_every_s`, or sooner when
-`batch_size` lists wait. `close()` (graceful shutdown) writes what is left.
-
-Reading a list (`get_recommendation`, for RecordFeedback) looks in the queue and in the batch
-being written before the store, so feedback on a list served a moment ago works.
-
-It offers the store's own two served-list methods, so the `Recommender` takes either.
+Every answer is kept twice. In the cache, briefly, so an identical request (a refresh, a
+retry) gets the same list and id back for nothing. In the store, so feedback can refer to it:
+`ServedListWriter` writes behind the answer, in batches from a background thread, because one
+write transaction per call would be the store's largest cost under load. Reads look in its queue
+before the store, so feedback on a list served a moment ago works.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
 from collections import OrderedDict
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
-from omnix_recs.domain.models import ServedRecommendation
+import orjson
+
+from omnix_recs.domain.models import RecommendedItem, ServedRecommendation
 from omnix_recs.store.base import Store
+from omnix_recs.store.cache import Codec
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,49 @@ BATCH_SIZE = 500
 FLUSH_EVERY_S = 0.5
 
 
+@dataclass(frozen=True, slots=True)
+class Recommendations:
+    """One answer of the recommender, as served."""
+
+    recommendation_id: str
+    model_version: str
+    strategy: str
+    items: tuple[RecommendedItem, ...]
+    lifecycle: str = ""
+
+
+def new_recommendation_id() -> str:
+    """32 hex digits: the time in nanoseconds, then 64 random bits (unique like a UUID4's 122).
+
+    Time first, like a UUIDv7, so ids sort by when the list was served and each new stored list
+    lands at the end of the store's id index instead of on a random page of it, which is
+    cheaper to write."""
+    return f"{time.time_ns():016x}{os.urandom(8).hex()}"
+
+
+def _encode_recommendations(answer: Recommendations) -> bytes:
+    items = [[i.product_id, i.score, i.confidence, i.reasons] for i in answer.items]
+    body = [answer.recommendation_id, answer.model_version, answer.strategy, answer.lifecycle, items]
+    return orjson.dumps(body)
+
+
+def _decode_recommendations(raw: bytes) -> Recommendations:
+    recommendation_id, model_version, strategy, lifecycle, items = orjson.loads(raw)
+    return Recommendations(
+        recommendation_id,
+        model_version,
+        strategy,
+        tuple(RecommendedItem(p, score, confidence, tuple(reasons)) for p, score, confidence, reasons in items),
+        lifecycle,
+    )
+
+
+# Encoded in-process too: a list is some sixty objects, and it is rarely asked for again.
+RECOMMENDATIONS_CODEC: Codec[Recommendations] = Codec(
+    _encode_recommendations, _decode_recommendations, encoded_in_process=True
+)
+
+
 class ServedLists(Protocol):
     """Where the `Recommender` keeps served lists: a `Store`, or a `ServedListWriter` before one."""
 
@@ -40,6 +84,11 @@ class ServedLists(Protocol):
 
 
 class ServedListWriter:
+    """A bounded queue of served lists before the store: a background thread writes what has
+    gathered as one `Store.save_recommendations` batch every `flush_every_s`, or sooner when
+    `batch_size` lists wait; `close()` (graceful shutdown) writes what is left. It offers the
+    store's own two served-list methods, so the `Recommender` takes either."""
+
     def __init__(
         self,
         store: Store,

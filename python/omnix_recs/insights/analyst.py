@@ -1,19 +1,10 @@
 """`InsightsService`: consumption predictions and customer insights over the store.
 
-What it does for one customer:
-- `predictions`: the consumption forecast (next trip, next purchase per product, what is due);
-  live forecasts are stored ("predictions" documents) so they can be scored later;
-- `analyze`: a fresh insights document, from Bedrock when it is enabled and answers in time
-  with a valid document, otherwise from the local analyst; stored ("analyses") and cached;
-- `insights`: the latest analysis if the customer has bought nothing since, else `analyze`.
-
-For many customers: `batch_analyze` (bounded concurrency, progress, resumable) and
-`prediction_accuracy` (stored forecasts against what the customers did next).
-
-Freshness of a stored or cached analysis is its `data_version`: the time of the customer's
-newest purchase, read from the store on every request, so every server process sees new
-purchases. The in-process cache is also dropped at once by `forget` (subscribed to the server's
-customer-activity hook), which covers erasure and back-dated purchases in this process.
+For one customer: the consumption forecast (stored, so it can be scored later), and an insights
+document written by Bedrock when it is enabled and answers in time with a valid document, else
+by the local analyst. For many: `batch_analyze` and `prediction_accuracy`. A stored or cached
+analysis stays fresh while the customer's newest purchase is the one it was built from; that is
+read from the store on every request, so every server process sees new purchases.
 """
 
 from __future__ import annotations

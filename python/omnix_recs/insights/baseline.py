@@ -3,11 +3,8 @@
 A baseline holds the population's product cycles and shopping cadence (priors for the
 per-customer cycles), the reference distributions of shopper metrics (for profiling) and the
 catalog signals. It is computed from the store itself, so insights work before any
-recommendation model has been trained.
-
-Building it scans every purchase (seconds for a million order lines), so each server process
-keeps one and rebuilds it when it is older than `max_age_s`, or when the number of purchases
-has moved by more than 2 % (checked at most every `check_every_s`).
+recommendation model has been trained. Building it scans the purchases, so each server process
+keeps one and rebuilds it when it is old or the store's purchases have moved (`BaselineCache`).
 """
 
 from __future__ import annotations

@@ -1,17 +1,11 @@
 """The Bedrock analyst: AWS Bedrock's Converse API writes the insights document.
 
-One request per attempt: the PII-free facts as the user message, and a `toolConfig` with one
-tool whose input schema is `INSIGHTS_SCHEMA`, forced through `toolChoice`, so the answer is the
-tool call's `input`, validated like any untrusted input.
-
-Time is the caller's: `analyse(facts, budget_s=...)` never takes longer than `budget_s`.
-- botocore's own retries are off; the client's connect and read timeouts are cut from the
-  budget, and a hard wait on the call catches answers that trickle in too slowly;
-- a failed attempt is retried (at most `max_attempts` in all) only when the failure is
-  transient (throttling, 5xx, connection refused) and the budget still holds a jittered
-  backoff plus a useful attempt;
-- a circuit breaker skips Bedrock entirely after repeated failures.
-Every failure raises `BedrockError`; the caller then asks the local analyst.
+The PII-free facts are the user message, and one tool whose input schema is `INSIGHTS_SCHEMA` is
+forced through `toolChoice`, so the answer is the tool call's `input`, validated like any
+untrusted input. Time is the caller's: `analyse(facts, budget_s=...)` never takes longer than
+`budget_s` (timeouts are cut from it, a retry comes only after a transient failure it can still
+afford, a circuit breaker stops calls after repeated failures). Every failure raises
+`BedrockError`; the caller then asks the local analyst.
 """
 
 from __future__ import annotations
@@ -36,7 +30,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from omnix_recs.insights.breaker import CircuitBreaker
+from omnix_recs.breaker import CircuitBreaker
 from omnix_recs.insights.schema import (
     INSIGHTS_SCHEMA,
     TOOL_DESCRIPTION,

@@ -1,15 +1,11 @@
 """Offline evaluation of consumption predictions: predict as of a cut-off, compare with what the
 customers did in the held-out days after it, next to simple baselines.
 
-Everything before the cut-off (the last `holdout_days` of the data) is the past: the population
-baseline is rebuilt from it alone, so nothing from the future leaks in. For each customer with
-at least `MIN_TRIPS` trips before the cut-off and one after it:
-- next trip: |predicted - first trip after the cut-off|, in days;
-- next purchase: per product the customer had bought on two or more trips, that we forecast and
-  that they bought again in the held-out days: |predicted - first purchase after the cut-off|.
-Baselines (the same customers and products): the last trip or purchase plus the customer's mean
-gap, plus their median gap, plus the product's population cycle (the population cadence for
-trips). A prediction before the cut-off is moved to the cut-off for every method alike.
+Everything before the cut-off (the last `holdout_days`) is the past, and the population baseline
+is rebuilt from it alone, so nothing from the future leaks in. Errors are in days: the next trip,
+and the next purchase of each product bought on two or more trips and again after the cut-off.
+The baselines (mean gap, median gap, population cycle) answer for the same customers and
+products, and a prediction before the cut-off is moved to it for every method alike.
 """
 
 from __future__ import annotations

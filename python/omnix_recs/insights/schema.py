@@ -1,14 +1,10 @@
 """The customer-insights document: its JSON schema and the validator every writer passes.
 
-Bedrock receives `INSIGHTS_SCHEMA` as the input schema of the one tool it must call, and the
+Bedrock receives `INSIGHTS_SCHEMA` as the input schema of the one tool it must call and the
 local analyst writes the same structure, so callers cannot tell the two apart except by
-`source`. Validation is strict (no unknown keys, bounded lengths) and also semantic: a model
-may only cite products that were in the facts it was given.
-
-The validator covers the part of JSON Schema the document uses (type, properties, required,
-additionalProperties: false, enum, minimum/maximum, minLength/maxLength, minItems/maxItems,
-items). It is hand-written to keep `jsonschema` out of the runtime dependencies; the tests
-check it agrees with `jsonschema` on valid and invalid documents.
+`source`. Validation is strict (no unknown keys, bounded lengths) and semantic: a model may only
+cite products that were in its facts. The validator covers just the part of JSON Schema the
+document uses, to keep `jsonschema` out of the runtime dependencies; the tests check they agree.
 """
 
 from __future__ import annotations

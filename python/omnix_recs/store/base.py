@@ -1,29 +1,19 @@
 """The `Store` protocol: everything the product persists, behind one interface.
 
-Two implementations: `sqlite.SqliteStore` (embedded default) and, later, `dynamodb.DynamoStore`.
-One contract test suite (`tests/store/`) runs against every implementation.
-
-Rules every implementation follows:
-- Methods are synchronous and thread-safe; the async server calls them through
-  `asyncio.to_thread` (or inline when they are index look-ups of a few rows).
-- Every multi-row write is atomic: it happens whole or not at all.
-- Missing entities raise `NotFoundError`; creating a taken key raises `AlreadyExistsError`.
-- Lists come back newest first where they have a time, with opaque page tokens.
-- Timestamps go in and come out as timezone-aware UTC datetimes; a naive one is an
-  `InvalidArgumentError` naming the field.
-- A `page_size` or `limit` below 1, or a page token not returned by the same listing, is an
-  `InvalidArgumentError` naming `page_size`, `limit` or `page_token`.
+Serving, imports and model builds are written once against this protocol, and the embedded
+SQLite store and the DynamoDB store both keep it; one contract suite (`tests/store/`) holds
+them to it. Only the protocol and its record types live here, so that importing it loads
+neither implementation (`omnix_recs.store.open_store` picks one).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ContextManager, Iterable, Iterator, Protocol, Sequence
+from typing import Any, Protocol
 
-import numpy as np
-
-from omnix_recs.errors import InvalidArgumentError
 from omnix_recs.domain.models import (
     Customer,
     Feedback,
@@ -34,73 +24,7 @@ from omnix_recs.domain.models import (
     Purchase,
     ServedRecommendation,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class PurchaseColumns:
-    """A batch of order lines in columnar form, for model builds and analysis scans.
-
-    `purchased_at` is in epoch seconds (UTC). All lists have the same length.
-    """
-
-    customer_ids: list[str]
-    order_ids: list[str]
-    product_ids: list[str]
-    quantities: list[int]
-    unit_prices: list[float]
-    purchased_at: list[int]
-
-    def __len__(self) -> int:
-        return len(self.product_ids)
-
-    def rows(self) -> Iterator[tuple[str, str, str, int, float, int]]:
-        """(customer_id, order_id, product_id, quantity, unit_price, purchased_at) per line;
-        `InvalidArgumentError("columns")` when the columns differ in length."""
-        columns = (
-            self.customer_ids, self.order_ids, self.product_ids, self.quantities, self.unit_prices, self.purchased_at
-        )
-        lengths = {len(column) for column in columns}
-        if len(lengths) != 1:
-            raise InvalidArgumentError("columns", f"all columns must have the same length, got lengths {sorted(lengths)}")
-        return zip(*columns)
-
-
-@dataclass(frozen=True, slots=True)
-class OrderLines:
-    """One customer's order lines as columns, in no particular order (`Store.order_lines_of`).
-
-    The request path's read of a shopper's history: a miss of the shopper cache summarises it
-    at once (`engine.features.summarize_lines`), so no `Purchase` or `datetime` is built per
-    line. `purchased_at_s` is float64 epoch seconds (UTC), equal to `purchased_at.timestamp()`
-    of the same line: the nearest float to the exact microsecond, so until the year 2242
-    distinct microseconds stay distinct and comparing with a request's `as_of.timestamp()`
-    agrees with comparing the datetimes.
-    """
-
-    order_ids: Sequence[str]
-    product_ids: Sequence[str]
-    quantities: np.ndarray  # int64
-    unit_prices: np.ndarray  # float64
-    purchased_at_s: np.ndarray  # float64 epoch seconds
-
-    def __post_init__(self) -> None:
-        lengths = {len(self.order_ids), len(self.product_ids), len(self.quantities), len(self.unit_prices),
-                   len(self.purchased_at_s)}
-        if len(lengths) != 1:
-            raise InvalidArgumentError("order_lines", f"all columns must have the same length, got lengths {sorted(lengths)}")
-
-    def __len__(self) -> int:
-        return len(self.purchased_at_s)
-
-    @classmethod
-    def from_purchases(cls, purchases: Sequence[Purchase]) -> "OrderLines":
-        return cls(
-            order_ids=[p.order_id for p in purchases],
-            product_ids=[p.product_id for p in purchases],
-            quantities=np.array([p.quantity for p in purchases], dtype=np.int64),
-            unit_prices=np.array([p.unit_price for p in purchases], dtype=np.float64),
-            purchased_at_s=np.array([p.purchased_at.timestamp() for p in purchases], dtype=np.float64),
-        )
+from omnix_recs.domain.purchases import OrderLines, PurchaseColumns
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,11 +59,24 @@ class ImportSession(Protocol):
     def add_purchases(self, purchases: Iterable[Purchase]) -> None: ...
     def add_purchase_columns(self, columns: PurchaseColumns) -> None: ...
     def commit(self) -> None: ...
-    def __enter__(self) -> "ImportSession": ...
+    def __enter__(self) -> ImportSession: ...
     def __exit__(self, *exc: object) -> None: ...
 
 
 class Store(Protocol):
+    """What every implementation promises:
+
+    - Methods are synchronous and thread-safe; the async server calls them through
+      `asyncio.to_thread` (or inline when they are index look-ups of a few rows).
+    - Every multi-row write is atomic: it happens whole or not at all.
+    - Missing entities raise `NotFoundError`; creating a taken key raises `AlreadyExistsError`.
+    - Lists come back newest first where they have a time, with opaque page tokens.
+    - Timestamps go in and come out as timezone-aware UTC datetimes; a naive one is an
+      `InvalidArgumentError` naming the field.
+    - A `page_size` or `limit` below 1, or a page token not returned by the same listing, is an
+      `InvalidArgumentError` naming `page_size`, `limit` or `page_token`.
+    """
+
     # --- lifecycle ---------------------------------------------------------------------
     def close(self) -> None: ...
 
@@ -270,20 +207,6 @@ class Store(Protocol):
         """(customer_id, created_at, body), newest first, across customers; `since` inclusive."""
 
     # --- bulk ----------------------------------------------------------------------------
-    def import_session(self) -> ContextManager[ImportSession]:
+    def import_session(self) -> AbstractContextManager[ImportSession]:
         """Open an all-or-nothing bulk write (see `ImportSession`)."""
 
-
-def open_store(url: str) -> Store:
-    """Open the store named by an `OMNIX_STORE` URL (`sqlite:///path` or `dynamodb://?...`)."""
-    if url.startswith("sqlite://"):
-        from omnix_recs.store.sqlite import SqliteStore
-
-        return SqliteStore.from_url(url)
-    if url.startswith("dynamodb://"):
-        try:
-            from omnix_recs.store.dynamodb import DynamoStore
-        except ImportError:
-            raise InvalidArgumentError("OMNIX_STORE", "the DynamoDB store is not available in this build") from None
-        return DynamoStore.from_url(url)
-    raise InvalidArgumentError("OMNIX_STORE", f"unknown store URL scheme in {url!r} (use sqlite:/// or dynamodb://)")

@@ -82,20 +82,22 @@ where
     // Padded to whole scan blocks (see `Scratch`); padding slots are never touched.
     let mut stats_by_rank: Vec<f32> = ranks.item_at_rank.iter().map(|&item| item_stats[item as usize]).collect();
     stats_by_rank.resize(n_items.next_multiple_of(SCAN_BLOCK), 1.0);
-    let kernel = Kernel { by_item: &by_item, by_group: &by_group, item_at_rank: &ranks.item_at_rank, stats_by_rank: &stats_by_rank, score };
+    let kernel = Kernel {
+        by_item: &by_item,
+        by_group: &by_group,
+        item_at_rank: &ranks.item_at_rank,
+        stats_by_rank: &stats_by_rank,
+        score,
+    };
 
     let mut items = vec![-1i32; n_items * k];
     let mut scores = vec![0f32; n_items * k];
-    items
-        .par_chunks_mut(k)
-        .zip(scores.par_chunks_mut(k))
-        .enumerate()
-        .for_each_init(
-            || Scratch::new(n_items),
-            |scratch, (item, (item_row, score_row))| {
-                kernel.neighbours_of(ranks.rank_of_item[item] as usize, scratch, item_row, score_row);
-            },
-        );
+    items.par_chunks_mut(k).zip(scores.par_chunks_mut(k)).enumerate().for_each_init(
+        || Scratch::new(n_items),
+        |scratch, (item, (item_row, score_row))| {
+            kernel.neighbours_of(ranks.rank_of_item[item] as usize, scratch, item_row, score_row);
+        },
+    );
     Neighbours { k, items, scores }
 }
 
@@ -454,7 +456,8 @@ mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(11);
         let (mut indptr, mut indices, mut data) = (vec![0i64], Vec::new(), Vec::new());
         for _ in 0..n_groups {
-            let mut row: Vec<i32> = (0..rng.random_range(1..40)).map(|_| (rng.random::<f64>().powi(3) * n_items as f64) as i32).collect();
+            let mut row: Vec<i32> =
+                (0..rng.random_range(1..40)).map(|_| (rng.random::<f64>().powi(3) * n_items as f64) as i32).collect();
             row.sort_unstable();
             row.dedup();
             data.extend(row.iter().map(|_| rng.random_range(0.5f32..3.0)));
@@ -483,7 +486,11 @@ mod tests {
             for slot in 0..k {
                 match expected.get(slot) {
                     Some(&(sim, _)) => {
-                        assert!((sims[slot] as f64 - sim).abs() < 1e-5, "item {i} slot {slot}: {} vs {sim}", sims[slot]);
+                        assert!(
+                            (sims[slot] as f64 - sim).abs() < 1e-5,
+                            "item {i} slot {slot}: {} vs {sim}",
+                            sims[slot]
+                        );
                         let j = items[slot] as usize;
                         assert!((dots[i * n_items + j] / (norm(i) * norm(j) + 1.0) - sim).abs() < 1e-5);
                     }

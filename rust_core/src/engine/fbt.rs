@@ -25,7 +25,11 @@ pub fn basket_lift_neighbours(baskets: &Csr<Ones>, k: usize, min_support: u32, p
         let expected = holding_i * (holding_j / n_baskets);
         let lift = (together + prior) / (expected + prior);
         // Selects, not early returns: the kernel vectorises this for popular items.
-        if together >= min_support && lift > 1.0 { lift } else { f32::NEG_INFINITY }
+        if together >= min_support && lift > 1.0 {
+            lift
+        } else {
+            f32::NEG_INFINITY
+        }
     })
 }
 
@@ -74,7 +78,8 @@ mod tests {
     /// Ten baskets over pasta (0), sauce (1), milk A (2), milk B (3):
     /// 4 × {pasta, sauce}, 1 × {pasta, milk A}, 2 × {milk A}, 2 × {milk B}, 1 × {sauce, milk B}.
     fn baskets() -> Csr<Ones> {
-        let rows: Vec<Vec<i32>> = [vec![vec![0, 1]; 4], vec![vec![0, 2]], vec![vec![2]; 2], vec![vec![3]; 2], vec![vec![1, 3]]].concat();
+        let rows: Vec<Vec<i32>> =
+            [vec![vec![0, 1]; 4], vec![vec![0, 2]], vec![vec![2]; 2], vec![vec![3]; 2], vec![vec![1, 3]]].concat();
         let mut indptr = vec![0i64];
         let mut indices = Vec::new();
         for row in rows {

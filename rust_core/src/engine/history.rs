@@ -54,7 +54,9 @@ fn validate(lines: &OrderLines, habit_decay: f64) -> CoreResult<()> {
     let n = lines.trip.len();
     let lengths = [lines.item.len(), lines.quantity.len(), lines.unit_price.len(), lines.purchased_at_s.len()];
     if lengths.iter().any(|&len| len != n) {
-        return invalid!("order line columns differ in length: trip {n}, item/quantity/unit_price/purchased_at_s {lengths:?}");
+        return invalid!(
+            "order line columns differ in length: trip {n}, item/quantity/unit_price/purchased_at_s {lengths:?}"
+        );
     }
     if let Some(&trip) = lines.trip.iter().find(|&&t| !(0..lines.trips as i64).contains(&t)) {
         return invalid!("trip {trip} is outside 0..{}", lines.trips);
@@ -146,9 +148,7 @@ fn spend(quantity: &[i64], unit_price: &[f64]) -> f64 {
 }
 
 fn slice<'a, T: numpy::Element>(array: &'a PyReadonlyArray1<'_, T>, name: &str) -> CoreResult<&'a [T]> {
-    array
-        .as_slice()
-        .map_err(|_| CoreErrorKind::InvalidInput(format!("{name} must be a C-contiguous array")))
+    array.as_slice().map_err(|_| CoreErrorKind::InvalidInput(format!("{name} must be a C-contiguous array")))
 }
 
 type SummaryArrays<'py> = (
@@ -218,14 +218,23 @@ mod tests {
 
     const DAY: f64 = SECONDS_PER_DAY;
 
-    /// Lines as (trip, item, quantity, unit price, day).
-    fn summarize_rows(rows: &[(i64, i64, i64, f64, f64)], trips: usize, habit_decay: f64) -> CoreResult<HistorySummary> {
+    /// An order line as (trip, item, quantity, unit price, day).
+    type Row = (i64, i64, i64, f64, f64);
+
+    fn summarize_rows(rows: &[Row], trips: usize, habit_decay: f64) -> CoreResult<HistorySummary> {
         let trip: Vec<i64> = rows.iter().map(|r| r.0).collect();
         let item: Vec<i64> = rows.iter().map(|r| r.1).collect();
         let quantity: Vec<i64> = rows.iter().map(|r| r.2).collect();
         let unit_price: Vec<f64> = rows.iter().map(|r| r.3).collect();
         let at: Vec<f64> = rows.iter().map(|r| r.4 * DAY).collect();
-        let lines = OrderLines { trip: &trip, trips, item: &item, quantity: &quantity, unit_price: &unit_price, purchased_at_s: &at };
+        let lines = OrderLines {
+            trip: &trip,
+            trips,
+            item: &item,
+            quantity: &quantity,
+            unit_price: &unit_price,
+            purchased_at_s: &at,
+        };
         summarize(&lines, habit_decay)
     }
 
@@ -275,7 +284,7 @@ mod tests {
     #[test]
     fn spend_does_not_depend_on_line_order() {
         let prices = [0.1, 1e16, 0.2, -1e16, 0.3, 3.3];
-        let forward: Vec<(i64, i64, i64, f64, f64)> = prices.iter().map(|&p| (0, -1, 1, p, 0.0)).collect();
+        let forward: Vec<Row> = prices.iter().map(|&p| (0, -1, 1, p, 0.0)).collect();
         let backward: Vec<_> = forward.iter().rev().copied().collect();
         let a = summarize_rows(&forward, 1, 0.9).unwrap();
         let b = summarize_rows(&backward, 1, 0.9).unwrap();
@@ -284,7 +293,7 @@ mod tests {
 
     #[test]
     fn malformed_lines_are_refused() {
-        let cases: [(&[(i64, i64, i64, f64, f64)], usize, f64, &str); 6] = [
+        let cases: [(&[Row], usize, f64, &str); 6] = [
             (&[(2, 0, 1, 1.0, 0.0)], 2, 0.9, "trip 2 is outside"),
             (&[(-1, 0, 1, 1.0, 0.0)], 2, 0.9, "trip -1 is outside"),
             (&[(0, -2, 1, 1.0, 0.0)], 1, 0.9, "item -2"),
@@ -297,7 +306,14 @@ mod tests {
             assert!(err.contains(message), "{err} should mention {message}");
         }
         let trip = [0i64, 0];
-        let lines = OrderLines { trip: &trip, trips: 1, item: &[0], quantity: &[1, 1], unit_price: &[1.0, 1.0], purchased_at_s: &[0.0, 0.0] };
+        let lines = OrderLines {
+            trip: &trip,
+            trips: 1,
+            item: &[0],
+            quantity: &[1, 1],
+            unit_price: &[1.0, 1.0],
+            purchased_at_s: &[0.0, 0.0],
+        };
         assert!(summarize(&lines, 0.9).unwrap_err().to_string().contains("differ in length"));
     }
 }

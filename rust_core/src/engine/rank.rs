@@ -257,9 +257,7 @@ pub fn expected_cycle(mean_gap_days: f32, orders: f32, population_cycle_days: f3
     let own_known = mean_gap_days.is_finite() && gaps > 0.0;
     let population_known = population_cycle_days.is_finite() && population_cycle_days > 0.0;
     match (own_known, population_known) {
-        (true, true) => {
-            (gaps * mean_gap_days + CYCLE_PRIOR_GAPS * population_cycle_days) / (gaps + CYCLE_PRIOR_GAPS)
-        }
+        (true, true) => (gaps * mean_gap_days + CYCLE_PRIOR_GAPS * population_cycle_days) / (gaps + CYCLE_PRIOR_GAPS),
         (true, false) => mean_gap_days,
         (false, true) => population_cycle_days,
         (false, false) => f32::NAN,
@@ -593,31 +591,73 @@ fn rank_with(t: &ItemTables, r: &Request, s: &mut Scratch) -> Ranked {
 
     let mut out = Ranked::default();
     let mut per_category: Vec<(i32, usize)> = Vec::new();
+    // Products the aisle cap held back, best first: the cap is a preference for variety, not a
+    // reason to answer short, so a catalog with few aisles still fills the list from these.
+    let mut held_back: Vec<Scored> = Vec::new();
     let mut pos = 0;
     while out.items.len() < r.k && pos < scored.len() {
         if pos == head {
             scored[head..].sort_unstable_by(better); // the caps used up the head: rank the rest
         }
-        let (score, item, slot) = scored[pos];
+        let entry = scored[pos];
         pos += 1;
-        if r.per_category_cap > 0 {
-            let category = r.category[item as usize];
-            if category >= 0 {
-                match per_category.iter_mut().find(|(c, _)| *c == category) {
-                    Some((_, n)) if *n >= r.per_category_cap => continue,
-                    Some((_, n)) => *n += 1,
-                    None => per_category.push((category, 1)),
-                }
+        if !within_cap(r, &mut per_category, entry.1, r.per_category_cap) {
+            held_back.push(entry);
+            continue;
+        }
+        push_item(&mut out, entry, &s.candidates, &score_of, weight_total);
+    }
+    // Relax the cap a step at a time (2x, 3x, ...) so the fill still spreads over the aisles
+    // there are. Each round takes at least the best held-back product, so this ends.
+    let mut cap = r.per_category_cap;
+    while out.items.len() < r.k && !held_back.is_empty() {
+        cap += r.per_category_cap;
+        let mut still_held = Vec::with_capacity(held_back.len());
+        for entry in held_back {
+            if out.items.len() < r.k && within_cap(r, &mut per_category, entry.1, cap) {
+                push_item(&mut out, entry, &s.candidates, &score_of, weight_total);
+            } else {
+                still_held.push(entry);
             }
         }
-        let c = &s.candidates[slot as usize];
-        let (contributions, _) = score_of(c);
-        out.items.push(item as i32);
-        out.scores.push(score);
-        out.confidence.push(confidence(score, weight_total));
-        push_reasons(&mut out, &contributions, score, c);
+        held_back = still_held;
     }
     out
+}
+
+/// Counts `item` against its aisle's allowance when the aisle has room under `cap` (0 = no cap;
+/// products without an aisle are never capped).
+fn within_cap(r: &Request, per_category: &mut Vec<(i32, usize)>, item: u32, cap: usize) -> bool {
+    let category = r.category[item as usize];
+    if cap == 0 || category < 0 {
+        return true;
+    }
+    match per_category.iter_mut().find(|(c, _)| *c == category) {
+        Some((_, n)) if *n >= cap => false,
+        Some((_, n)) => {
+            *n += 1;
+            true
+        }
+        None => {
+            per_category.push((category, 1));
+            true
+        }
+    }
+}
+
+fn push_item(
+    out: &mut Ranked,
+    (score, item, slot): Scored,
+    candidates: &[Candidate],
+    score_of: &impl Fn(&Candidate) -> ([f32; N_SIGNALS], f32),
+    weight_total: f32,
+) {
+    let c = &candidates[slot as usize];
+    let (contributions, _) = score_of(c);
+    out.items.push(item as i32);
+    out.scores.push(score);
+    out.confidence.push(confidence(score, weight_total));
+    push_reasons(out, &contributions, score, c);
 }
 
 /// Confidence in [0, 1): a saturating function of the score relative to the total weight (a
@@ -802,11 +842,36 @@ mod tests {
         req.extra_candidates = &extra;
         req.category = &category;
         req.per_category_cap = 1;
-        let ranked = rank(&tables(&f), &req).unwrap();
-        assert_eq!(ranked.items, vec![4, 2]);
+        req.k = 2;
+        assert_eq!(rank(&tables(&f), &req).unwrap().items, vec![4, 2], "one per aisle while the aisles last");
         req.per_category_cap = 0;
         req.k = 3;
         assert_eq!(rank(&tables(&f), &req).unwrap().items, vec![4, 3, 2]);
+    }
+
+    #[test]
+    fn a_capped_list_is_filled_when_the_aisles_run_out() {
+        let f = fixture();
+        let allowed = [true; 5];
+        let one_aisle = [7; 5];
+        let mut req = request(NO_HISTORY, &[], &allowed, &ALL_ON);
+        let extra = [0, 1, 2, 3, 4];
+        req.extra_candidates = &extra;
+        req.category = &one_aisle;
+        req.per_category_cap = 2;
+        let capped = rank(&tables(&f), &req).unwrap();
+        req.per_category_cap = 0;
+        let uncapped = rank(&tables(&f), &req).unwrap();
+        assert_eq!(capped.items.len(), 5, "every eligible product, as with no cap");
+        assert_eq!(capped.items, uncapped.items, "one aisle: the cap cannot change the order");
+
+        let two_aisles = [7, 7, 7, 7, 8];
+        req.category = &two_aisles;
+        req.per_category_cap = 1;
+        req.k = 4;
+        let ranked = rank(&tables(&f), &req).unwrap();
+        assert_eq!(ranked.items.len(), 4);
+        assert_eq!(&ranked.items[..2], &[4, 3], "the cap still decides the head of the list");
     }
 
     fn only(signal: usize) -> [f32; N_SIGNALS] {
@@ -873,13 +938,8 @@ pub mod py {
     use crate::errors::{CoreErrorKind, CoreResult};
     use crate::gil::without_gil;
 
-    fn slice<'a, T: Element, D: Dimension>(
-        array: &'a PyReadonlyArray<'_, T, D>,
-        name: &str,
-    ) -> CoreResult<&'a [T]> {
-        array
-            .as_slice()
-            .map_err(|_| CoreErrorKind::InvalidInput(format!("{name} must be a C-contiguous array")))
+    fn slice<'a, T: Element, D: Dimension>(array: &'a PyReadonlyArray<'_, T, D>, name: &str) -> CoreResult<&'a [T]> {
+        array.as_slice().map_err(|_| CoreErrorKind::InvalidInput(format!("{name} must be a C-contiguous array")))
     }
 
     /// The active model's item-side tables, held by reference (no copy: the arrays are usually

@@ -252,7 +252,9 @@ mod tests {
 
     #[test]
     fn rejects_bad_weights() {
-        for (data, expected) in [(vec![1.0], "indices has 2"), (vec![1.0, 0.0], "data[1] = 0"), (vec![f32::NAN, 1.0], "data[0]")] {
+        for (data, expected) in
+            [(vec![1.0], "indices has 2"), (vec![1.0, 0.0], "data[1] = 0"), (vec![f32::NAN, 1.0], "data[0]")]
+        {
             let err = Csr::from_parts(vec![0, 2], vec![0, 1], data, 2).unwrap_err().to_string();
             assert!(err.contains(expected), "{err:?} should mention {expected:?}");
         }

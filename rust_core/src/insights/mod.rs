@@ -16,9 +16,7 @@ pub mod robust;
 use cycles::{estimate_cycles, CycleParams};
 
 fn contiguous<'a, T: numpy::Element>(array: &'a PyReadonlyArray1<'_, T>, name: &str) -> CoreResult<&'a [T]> {
-    array
-        .as_slice()
-        .map_err(|_| CoreErrorKind::InvalidInput(format!("{name} must be a contiguous 1-d array")))
+    array.as_slice().map_err(|_| CoreErrorKind::InvalidInput(format!("{name} must be a contiguous 1-d array")))
 }
 
 /// Robust consumption cycles of many groups (customer × product, or a customer's orders).

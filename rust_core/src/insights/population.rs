@@ -39,9 +39,9 @@ const MAX_PRIOR_STRENGTH: f64 = 20.0;
 struct Spread {
     buyers: f64,
     items: f64,
-    within: f64,          // Σ s² (sample variance of a buyer's log gaps)
-    within_over_n: f64,   // Σ s² / n (the noise in each buyer's mean)
-    between: f64,         // Σ (buyer mean - item mean)²
+    within: f64,        // Σ s² (sample variance of a buyer's log gaps)
+    within_over_n: f64, // Σ s² / n (the noise in each buyer's mean)
+    between: f64,       // Σ (buyer mean - item mean)²
 }
 
 impl Spread {

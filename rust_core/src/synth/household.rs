@@ -121,7 +121,8 @@ impl Household {
         let cat = rng.random::<f64>() < 0.2;
         let drinks = rng.random::<f64>() < 0.6;
         let segment = rng.random_range(0..segments as u32);
-        let repertoire = (LogNormal::new((0.18f64).ln(), 0.55).unwrap().sample(rng) * (size as f64 / 2.0).powf(0.3)) as f32;
+        let repertoire =
+            (LogNormal::new((0.18f64).ln(), 0.55).unwrap().sample(rng) * (size as f64 / 2.0).powf(0.3)) as f32;
 
         // Bigger households shop a little more often; everyone has their own rhythm.
         let interval = LogNormal::new((13.0f64).ln(), 0.6).unwrap().sample(rng) * (2.0 / size as f64).powf(0.15);

@@ -74,7 +74,8 @@ pub fn write_households(run: &Run<'_>, out_dir: &Path) -> CoreResult<Counts> {
             .map(|index| {
                 let mut rng = ChaCha8Rng::seed_from_u64(run.seed);
                 rng.set_stream(index as u64);
-                let household = Household::draw(&mut rng, index as u32, run.calendar.days, run.shelf.segments, run.seed);
+                let household =
+                    Household::draw(&mut rng, index as u32, run.calendar.days, run.shelf.segments, run.seed);
                 let history = shop(&household, run.shelf, run.calendar, &mut rng);
                 (household, history)
             })
@@ -90,7 +91,14 @@ pub fn write_households(run: &Run<'_>, out_dir: &Path) -> CoreResult<Counts> {
             .zip(first_ids.par_iter())
             .enumerate()
             .map(|(k, ((household, history), &first_id))| {
-                format_household((start + k) as u64 + 1, first_id, household, history, &run.calendar.weekday, &allergen_names)
+                format_household(
+                    (start + k) as u64 + 1,
+                    first_id,
+                    household,
+                    history,
+                    &run.calendar.weekday,
+                    &allergen_names,
+                )
             })
             .collect();
         for text in texts {

@@ -1,8 +1,9 @@
 //! synth: the synthetic supermarket's households, simulated at Instacart scale.
 //!
-//! Python builds the catalogue and the calendar (python/omnix_recs/data/generate.py, which
-//! documents the model); this module simulates every household's shopping and writes
-//! orders.csv, order_products__prior.csv, order_products__train.csv and households.csv.
+//! Python builds the catalogue and the calendar (python/omnix_recs/data/generate.py; the
+//! README's "Generated data" describes the model); this module simulates every household's
+//! shopping and writes orders.csv, order_products__prior.csv, order_products__train.csv and
+//! households.csv.
 //!
 //! - `shelf`: catalogue, taste segments and calendar, shared read-only by all threads;
 //! - `household`: who shops (size, diet, budget, rhythm);
@@ -161,9 +162,8 @@ fn synth_simulate_households<'py>(
     let table = season_multiplier.as_array();
     let n_seasons = table.nrows();
     let calendar = Calendar::new(table.iter().copied().collect(), n_seasons, weekday.as_array().to_vec())?;
-    let counts = without_gil(py, move || {
-        simulate(input, calendar, out_dir, households, seed, taste_segments, allergen_names)
-    })?;
+    let counts =
+        without_gil(py, move || simulate(input, calendar, out_dir, households, seed, taste_segments, allergen_names))?;
     let result = PyDict::new(py);
     result.set_item("customers", counts.customers)?;
     result.set_item("orders", counts.orders)?;

@@ -237,8 +237,8 @@ impl<'a> Trip<'a> {
         for _ in 0..count {
             let Some(aisle) = self.seasonal_aisle(&self.impulse_weight, day, rng) else { return };
             let usual = self.usual[aisle as usize];
-            let in_season = usual != u32::MAX
-                && self.calendar.multiplier(self.shelf.products[usual as usize].season, day) >= 0.6;
+            let in_season =
+                usual != u32::MAX && self.calendar.multiplier(self.shelf.products[usual as usize].season, day) >= 0.6;
             let product = if in_season && rng.random::<f64>() < 0.6 {
                 Some(usual)
             } else {
@@ -277,10 +277,7 @@ impl<'a> Trip<'a> {
 
     /// When nothing is due the household still came for something: the need closest to running out.
     fn add_most_due(&self, basket: &mut Vec<u32>) {
-        let most_due = self
-            .needs
-            .iter()
-            .min_by(|a, b| (a.stock * a.cycle).total_cmp(&(b.stock * b.cycle)));
+        let most_due = self.needs.iter().min_by(|a, b| (a.stock * a.cycle).total_cmp(&(b.stock * b.cycle)));
         if let Some(need) = most_due {
             basket.push(need.product);
         }

@@ -2,7 +2,8 @@
 
 Throttling, 5xx and connection errors are retried with exponential backoff and full jitter,
 and so are the UnprocessedItems of BatchWriteItem and the UnprocessedKeys of BatchGetItem.
-botocore's own retries are off (`client_from_url`), so `RetryPolicy` is the only one.
+botocore's own retries are off (`client_from_url`), so `RetryPolicy` is the only one; when it
+gives up the call raises `UnavailableError`, and a missing table asks for `omnix init-tables`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """How the DynamoDB store writes things down: domain objects as items, keys, page tokens.
 
-Encoding a caller's object validates it on the way (`InvalidArgumentError` naming the field)
-before anything is sent. The package docstring describes the key layout these produce.
+Encoding validates a caller's object on the way (`InvalidArgumentError` naming the field), so
+nothing malformed is sent. Keys are built so that string order is the order the protocol reads
+in: fixed-width UTC timestamps, and ids escaped so `#` separates the parts of a sort key. Floats
+are `Decimal(repr(x))` and free-form maps JSON text, so values read back exactly as written.
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ from omnix_recs.domain.models import (
     RecommendedItem,
     ServedRecommendation,
 )
+from omnix_recs.domain.purchases import OrderLines
 from omnix_recs.errors import InvalidArgumentError
-from omnix_recs.store.base import ModelRecord, OrderLines
+from omnix_recs.store.base import ModelRecord
 
 MAX_PAGE_TOKEN_CHARS = 4096
 HISTORY_HEADER = "#history"  # sort key of a customer's marker row in purchase-history

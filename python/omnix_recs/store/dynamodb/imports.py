@@ -1,6 +1,11 @@
 """Large writes and `import_session()`: validated row by row, idempotent, undone on failure.
 
-What is and is not guaranteed is in "Multi-row writes and imports" in the package docstring.
+A DynamoDB transaction holds a few dozen items at most (`TRANSACTION_MAX`), not an import. So
+every key is derived from its row (importing again rewrites identical rows), and before each
+chunk is written the rows it overwrites are read into an undo journal; an import that fails or
+ends without `commit()` replays it newest first. Not promised: isolation (rows show as their
+chunks land; the undo assumes no other writer of those rows), nor undo when the process itself
+dies (run the import again).
 """
 
 from __future__ import annotations
@@ -13,16 +18,14 @@ import threading
 import zlib
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
-from typing import IO, TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
+from typing import IO, Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequence
 
 from omnix_recs.domain.models import Customer, Product, Purchase
+from omnix_recs.domain.purchases import PurchaseColumns
 from omnix_recs.errors import FailedPreconditionError, InvalidArgumentError, UnavailableError
-from omnix_recs.store.base import PurchaseColumns
+from omnix_recs.store.dynamodb.client import DynamoClient
 from omnix_recs.store.dynamodb.codec import customer_item, product_item, purchase_item, with_history_headers
 from omnix_recs.store.dynamodb.tables import CUSTOMERS, PRODUCTS, PURCHASES, TableSpec, without_duplicates
-
-if TYPE_CHECKING:
-    from omnix_recs.store.dynamodb.store import DynamoStore
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +68,22 @@ class UndoJournal:
             self._file.close()
 
 
+class ImportTarget(Protocol):
+    """What a session needs of the store it writes into. Not `DynamoStore` itself: the store
+    opens sessions, so naming it here would tie the two modules in a circle."""
+
+    @property
+    def db(self) -> DynamoClient: ...
+    @property
+    def table_names(self) -> Mapping[str, str]: ...
+    def bump_catalog_version(self) -> None: ...
+
+
 class DynamoImportSession:
     """An `ImportSession` on DynamoDB: idempotent, undone on failure or abandonment, not
-    isolated (see "Multi-row writes and imports" in the package docstring)."""
+    isolated (see the module docstring)."""
 
-    def __init__(self, store: DynamoStore, writers: int = 4) -> None:
+    def __init__(self, store: ImportTarget, writers: int = 4) -> None:
         self._store = store
         self._journal = UndoJournal()
         self._writers = writers

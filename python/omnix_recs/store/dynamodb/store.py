@@ -1,7 +1,9 @@
 """`DynamoStore`: the `Store` protocol's methods as DynamoDB requests.
 
 The tables (`tables`), item and key encodings (`codec`), retries and batches (`client`) and
-large writes (`imports`) have their own modules; the package docstring says what is guaranteed.
+large writes (`imports`) have their own modules. Writes small enough for one transaction are
+atomic; larger ones go through an import session. Erasure deletes derived rows before the
+profile, so an erasure cut short is finished by calling it again.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ from omnix_recs.domain.models import (
     Purchase,
     ServedRecommendation,
 )
+from omnix_recs.domain.purchases import OrderLines, PurchaseColumns
 from omnix_recs.errors import AlreadyExistsError, ConflictError, InvalidArgumentError, NotFoundError
-from omnix_recs.store.base import CustomerErasure, ModelRecord, OrderLines, PurchaseColumns
+from omnix_recs.store.base import CustomerErasure, ModelRecord
 from omnix_recs.store.dynamodb.client import (
     TRANSACTION_MAX,
     DynamoClient,
@@ -93,7 +96,7 @@ MAX_DOCUMENT_BYTES = 350_000  # DynamoDB items stop at 400 KB; keys and names ne
 
 
 class DynamoStore:
-    """The `Store` protocol over DynamoDB (see the package docstring for tables and guarantees)."""
+    """The `Store` protocol over DynamoDB (see `tables` for the tables, `imports` for large writes)."""
 
     def __init__(
         self,
@@ -663,7 +666,7 @@ class DynamoStore:
 
     def _write_all(self, spec: TableSpec, items: list[dict[str, Any]]) -> None:
         """Write distinct-key items: atomically when one transaction holds them, otherwise
-        through an import session (undone if it fails; see the package docstring)."""
+        through an import session (undone if it fails; see `imports`)."""
         if len(items) <= TRANSACTION_MAX:
             if items:
                 self.db.transact_puts([(self._name(spec), item, None) for item in items])

@@ -1,6 +1,10 @@
 """The store's DynamoDB tables and indexes, named `omnix-ai-<table>-<env>`, and creating them.
 
-The package docstring says what each table holds and why each index exists.
+The seed's indexes (KEYS_ONLY) are kept for the seed's readers; our reads use the base tables,
+which are read consistently and sort by the same attributes. Each index we add answers one
+question of the `Store` protocol that a Scan cannot; reads through it are eventually consistent,
+as every GSI's are. Every key attribute is a string; timestamps and ids inside sort keys are
+encoded by `codec` so that string order is time order.
 """
 
 from __future__ import annotations
@@ -52,6 +56,8 @@ CUSTOMERS = TableSpec(
     "customerId",
     indexes=(
         IndexSpec("customerId-updatedAt-index", "customerId", "updatedAt", "KEYS_ONLY"),
+        # Listings in id order, which a Scan (hash order) cannot give: rows carry a constant
+        # `listing` attribute. One partition per listing, so its writes share one partition's limit.
         IndexSpec("listing-customerId-index", "listing", "customerId", "KEYS_ONLY"),
     ),
 )
@@ -62,6 +68,8 @@ PURCHASES = TableSpec(
     (
         IndexSpec("customerId-purchaseDate-index", "customerId", "purchaseDate", "KEYS_ONLY"),
         IndexSpec("productId-purchaseDate-index", "productId", "purchaseDate", "KEYS_ONLY"),
+        # Sparse: only each purchaser's "#history" row carries `listing`, so `scan_purchases`
+        # walks histories in customer order without holding the table in memory.
         IndexSpec("listing-customerId-index", "listing", "customerId", "KEYS_ONLY"),
     ),
 )
@@ -80,12 +88,14 @@ RECOMMENDATIONS = TableSpec(
     "sk",
     (IndexSpec("customerId-generatedAt-index", "customerId", "generatedAt", "KEYS_ONLY"),),
 )
+# Written in the same transaction as the list, with attribute_not_exists: that makes
+# recommendation ids unique (an index cannot refuse a duplicate) and readable consistently.
 RECOMMENDATION_IDS = TableSpec("recommendation-ids", "recommendationId")
 PRODUCTS = TableSpec(
     "products",
     "productId",
     indexes=(
-        IndexSpec("category-index", "department", "productId", "ALL"),
+        IndexSpec("category-index", "department", "productId", "ALL"),  # one department, no filter
         IndexSpec("listing-productId-index", "listing", "productId", "ALL"),
     ),
 )

@@ -1,4 +1,4 @@
-"""Recommender over the real SQLite store and a hand-made model: hard rules, freshness, reasons."""
+"""Recommender (engine/recommender.py) over the real SQLite store and a hand-made model: hard rules, freshness, reasons."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from datetime import timedelta
 import pytest
 
 from omnix_recs.domain.models import Feedback, FeedbackEvent, Preferences, Product, Purchase
-from omnix_recs.engine.serving import Lifecycle, Recommender, RequestFilters, Strategy, new_recommendation_id
+from omnix_recs.engine.blends import Strategy
+from omnix_recs.engine.recommender import Lifecycle, Recommender, RequestFilters
+from omnix_recs.engine.served_lists import new_recommendation_id
 from omnix_recs.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
 
 
@@ -99,11 +101,16 @@ def test_as_of_hides_later_purchases(shop, recommender):
     assert "you usually buy this every 7 days; last bought 2 days ago" in milk.reasons
 
 
-def test_out_of_stock_after_the_snapshot_is_still_excluded(shop, recommender):
+@pytest.mark.parametrize("path", ["server-refreshes-its-snapshot", "live-catalog-recheck"])
+def test_out_of_stock_after_the_snapshot_is_still_excluded(shop, store, fixed_models, hand_made_model, path):
+    recheck = path == "live-catalog-recheck"
+    recommender = Recommender(store, fixed_models(hand_made_model), recheck_live_catalog=recheck)
     shop.weekly_milk_shopper()
     recommender.recommend("alice", limit=20, as_of=shop.now)  # the catalog snapshot is taken here
     milk = shop.products["milk"]
     shop.store.upsert_products([Product(**{**{f: getattr(milk, f) for f in milk.__slots__}, "in_stock": False})])
+    if not recheck:
+        assert recommender.catalog.refresh()  # what a server's refresher (and its UpsertProducts) does
     assert "milk" not in ids(recommender.recommend("alice", limit=20, as_of=shop.now))
 
 

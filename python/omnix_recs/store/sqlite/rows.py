@@ -1,17 +1,18 @@
 """How the SQLite store lays entities out in rows: the columns, the conversions, the statements.
 
-Internal to `store.sqlite`. Pure functions and SQL text, no connection: one place to read
-when a column or a domain field changes. Conventions (see `sqlite_schema`): timestamps are
-INTEGER microseconds since the epoch, UTC; lists and small value objects are JSON text.
-Conversions that can fail on caller input raise `InvalidArgumentError` naming the field.
+Pure functions and SQL text, no connection, so there is one place to read when a column or a
+domain field changes. Conventions (see `schema`): timestamps are INTEGER microseconds since the
+epoch, UTC; lists and small value objects are JSON text. Conversions that can fail on caller
+input raise `InvalidArgumentError` naming the field.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import datetime, timedelta, timezone
-from typing import Any, Sequence, TypeVar
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 import orjson
 
@@ -31,7 +32,7 @@ from omnix_recs.domain.models import (
 from omnix_recs.errors import InvalidArgumentError
 from omnix_recs.store.base import ModelRecord
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _T = TypeVar("_T")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from omnix_recs.insights.breaker import CircuitBreaker, CircuitState
+from omnix_recs.breaker import CircuitBreaker, CircuitState
 
 
 class Clock:

@@ -1,18 +1,11 @@
 """The SQLite store's schema and how it evolves: an ordered list of migrations and their runner.
 
-A migration is never edited once released: a schema change is a new entry at the end of
-`MIGRATIONS`. The runner records each applied version in `schema_migrations`, applies the
-missing ones in order (each in its own transaction, so a failure leaves the database at the
-previous version), and refuses a database written by newer code rather than guessing.
-
-Tables mirror the seed's DynamoDB tables (DESIGN.md "Data"); their indexes serve the same
-queries as the seed's GSIs. Conventions:
-- Timestamps are INTEGER microseconds since the Unix epoch, UTC.
-- Lists and nested value objects are JSON text (tags, preferences, recommended items, metrics).
-- Tables keyed by a composite key are WITHOUT ROWID, so rows are stored clustered by that key
-  (a customer's purchases sit together, newest-first pages are a range read).
-- No foreign keys between tables: purchase history may exist before (or without) a profile,
-  as an import creates it, and the DynamoDB store could not enforce them either.
+Databases outlive the code that wrote them, so a released migration is never edited: a change
+is a new entry at the end of `MIGRATIONS`, applied in order, each in its own transaction (a
+failure leaves the previous version), and a database written by newer code is refused rather
+than guessed at. Tables mirror the seed's DynamoDB tables (DESIGN.md "Data"); composite-keyed
+ones are WITHOUT ROWID so a customer's rows sit together, and there are no foreign keys because
+an import may write purchase history before (or without) a profile.
 """
 
 from __future__ import annotations
@@ -26,6 +19,9 @@ from omnix_recs.errors import FailedPreconditionError
 
 @dataclass(frozen=True, slots=True)
 class Migration:
+    """One schema step. Conventions of the statements: timestamps are INTEGER microseconds since
+    the Unix epoch, UTC; lists and nested value objects are JSON text."""
+
     version: int
     description: str
     statements: tuple[str, ...]

@@ -2,8 +2,8 @@
 
 The same blend written the numpy way (dense vectors over the whole catalog), used by the tests
 to check the kernel and by `benches/bench_scoring.py` as the baseline the kernel is timed
-against. It is not used for serving. Anchors (which history item led to a neighbour) are left
-out: they are bookkeeping, tested on the kernel directly.
+against. Anchors (which history item led to a neighbour) are left out: they are bookkeeping,
+tested on the kernel directly.
 """
 
 from __future__ import annotations

@@ -1,18 +1,9 @@
-"""The embedded store: one SQLite file through the standard library (the product's default).
+"""`SqliteStore`: the `Store` protocol's methods over one SQLite database file.
 
-How it behaves under load:
-- WAL journal: readers never wait for the writer and always see a committed snapshot; one
-  writer at a time holds the write lock. A second writer waits up to `busy_timeout_ms`, then
-  gets `UnavailableError` (e.g. a `RecordPurchase` arriving while a bulk import runs).
-- One connection per thread (the async server calls in through `asyncio.to_thread`); streaming
-  reads (`scan_purchases`, `iter_products`) and import sessions get their own connection, so a
-  consumer may interleave other store calls with them, on any thread.
-- Every write is one `BEGIN IMMEDIATE ... COMMIT`: it takes the write lock up front, so it
-  never fails half-way for lack of it.
-- `synchronous=NORMAL`: a commit survives a crash of the process; a power loss may lose the last
-  few commits, never corrupt the file.
-
-The tables and their migrations are in `sqlite_schema`; how entities map to rows, in `sqlite_rows`.
+SQLite's one-writer, many-readers model fits a server that mostly reads: WAL lets every read
+see a committed snapshot without waiting for a write, and taking the write lock up front makes
+a write wait or fail whole instead of half-way. The tables are in `schema`, the row mapping in
+`rows`; this module is connections, transactions and queries.
 """
 
 from __future__ import annotations
@@ -24,10 +15,11 @@ import sqlite3
 import tempfile
 import threading
 import weakref
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -41,6 +33,7 @@ from omnix_recs.domain.models import (
     Purchase,
     ServedRecommendation,
 )
+from omnix_recs.domain.purchases import OrderLines, PurchaseColumns
 from omnix_recs.errors import (
     AlreadyExistsError,
     ConflictError,
@@ -49,8 +42,8 @@ from omnix_recs.errors import (
     NotFoundError,
     UnavailableError,
 )
-from omnix_recs.store.base import CustomerErasure, ModelRecord, OrderLines, PurchaseColumns
-from omnix_recs.store.sqlite_rows import (
+from omnix_recs.store.base import CustomerErasure, ModelRecord
+from omnix_recs.store.sqlite.rows import (
     CUSTOMER_SELECT,
     FEEDBACK_SELECT,
     INSERT_NEW_CUSTOMER,
@@ -86,7 +79,7 @@ from omnix_recs.store.sqlite_rows import (
     recommendation_row,
     to_json,
 )
-from omnix_recs.store.sqlite_schema import apply_migrations
+from omnix_recs.store.sqlite.schema import apply_migrations
 
 DEFAULT_BUSY_TIMEOUT_MS = 5_000
 # An import session's own page cache (KiB). Bulk loads insert at random places in the
@@ -181,7 +174,20 @@ def _database_errors_as_unavailable() -> Iterator[None]:
 
 
 class SqliteStore:
-    """The `Store` protocol over one SQLite database file (see the module docstring)."""
+    """The `Store` protocol over one SQLite database file.
+
+    How it behaves under load:
+    - WAL journal: readers never wait for the writer and always see a committed snapshot; one
+      writer at a time holds the write lock. A second writer waits up to `busy_timeout_ms`, then
+      gets `UnavailableError` (e.g. a `RecordPurchase` arriving while a bulk import runs).
+    - One connection per thread (the async server calls in through `asyncio.to_thread`); streaming
+      reads (`scan_purchases`, `iter_products`) and import sessions get their own connection, so a
+      consumer may interleave other store calls with them, on any thread.
+    - Every write is one `BEGIN IMMEDIATE ... COMMIT`: it takes the write lock up front, so it
+      never fails half-way for lack of it.
+    - `synchronous=NORMAL`: a commit survives a crash of the process; a power loss may lose the last
+      few commits, never corrupt the file.
+    """
 
     def __init__(self, path: str | Path, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> None:
         self.path = Path(path)
@@ -190,7 +196,7 @@ class SqliteStore:
         self._connections: dict[threading.Thread, sqlite3.Connection] = {}
         self._local = threading.local()
         self._closed = False
-        self._remove_temporary_directory: weakref.finalize | None = None
+        self._remove_temporary_directory: weakref.finalize[..., SqliteStore] | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = self._conn()
@@ -262,7 +268,7 @@ class SqliteStore:
             conn = self._connect()
             with self._lock:
                 if self._closed:  # closed while we connected
-                    conn.close()
+                    conn.close()  # type: ignore[unreachable]  # mypy cannot see another thread's close()
                     raise UnavailableError("the store is closed")
                 # Threads come and go (thread pools shrink): drop the connections of dead ones.
                 for thread in [t for t in self._connections if not t.is_alive()]:

@@ -3,6 +3,8 @@
 closed → (N consecutive failures) → open → (cool-down elapsed) → half-open: one trial call is
 let through; its success closes the circuit, its failure opens it for another cool-down.
 While open, callers skip the dependency at once instead of spending their deadline on it.
+Callers make the call themselves (`allow`, then `record_success` or `record_failure`), so no
+lock is held while a call is in flight and concurrent callers never queue behind each other.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import enum
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 
 class CircuitState(enum.StrEnum):

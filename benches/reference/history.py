@@ -2,13 +2,12 @@
 
 The summary as serving computed it before the Rust core: a `Purchase` per line, a loop in
 Python, numpy for the per-item reductions. The tests check `features.summarize_lines` against
-it, and `benches/bench_history.py` times the old shopper-cache miss path with it. It is not
-used for serving.
+it, and `benches/bench_history.py` times the old shopper-cache miss path with it.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

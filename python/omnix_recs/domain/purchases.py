@@ -1,0 +1,84 @@
+"""Order lines in columnar form: how purchase history travels in bulk.
+
+A model build, an import or a shopper's history read moves thousands of lines at a time, and
+one object per line would cost more than the work done on it. These are plain data types that
+every store produces and the domain, the engine and the importers consume, so they live here,
+below all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from omnix_recs.domain.models import Purchase
+from omnix_recs.errors import InvalidArgumentError
+
+
+@dataclass(frozen=True, slots=True)
+class PurchaseColumns:
+    """A batch of order lines in columnar form, for model builds and analysis scans.
+
+    `purchased_at` is in epoch seconds (UTC). All lists have the same length.
+    """
+
+    customer_ids: list[str]
+    order_ids: list[str]
+    product_ids: list[str]
+    quantities: list[int]
+    unit_prices: list[float]
+    purchased_at: list[int]
+
+    def __len__(self) -> int:
+        return len(self.product_ids)
+
+    def rows(self) -> Iterator[tuple[str, str, str, int, float, int]]:
+        """(customer_id, order_id, product_id, quantity, unit_price, purchased_at) per line;
+        `InvalidArgumentError("columns")` when the columns differ in length."""
+        columns = (
+            self.customer_ids, self.order_ids, self.product_ids, self.quantities, self.unit_prices, self.purchased_at
+        )
+        lengths = {len(column) for column in columns}
+        if len(lengths) != 1:
+            raise InvalidArgumentError("columns", f"all columns must have the same length, got lengths {sorted(lengths)}")
+        return zip(*columns)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderLines:
+    """One customer's order lines as columns, in no particular order (`Store.order_lines_of`).
+
+    The request path's read of a shopper's history: a miss of the shopper cache summarises it
+    at once (`engine.features.summarize_lines`), so no `Purchase` or `datetime` is built per
+    line. `purchased_at_s` is float64 epoch seconds (UTC), equal to `purchased_at.timestamp()`
+    of the same line: the nearest float to the exact microsecond, so until the year 2242
+    distinct microseconds stay distinct and comparing with a request's `as_of.timestamp()`
+    agrees with comparing the datetimes.
+    """
+
+    order_ids: Sequence[str]
+    product_ids: Sequence[str]
+    quantities: np.ndarray  # int64
+    unit_prices: np.ndarray  # float64
+    purchased_at_s: np.ndarray  # float64 epoch seconds
+
+    def __post_init__(self) -> None:
+        lengths = {len(self.order_ids), len(self.product_ids), len(self.quantities), len(self.unit_prices),
+                   len(self.purchased_at_s)}
+        if len(lengths) != 1:
+            raise InvalidArgumentError("order_lines", f"all columns must have the same length, got lengths {sorted(lengths)}")
+
+    def __len__(self) -> int:
+        return len(self.purchased_at_s)
+
+    @classmethod
+    def from_purchases(cls, purchases: Sequence[Purchase]) -> OrderLines:
+        return cls(
+            order_ids=[p.order_id for p in purchases],
+            product_ids=[p.product_id for p in purchases],
+            quantities=np.array([p.quantity for p in purchases], dtype=np.int64),
+            unit_prices=np.array([p.unit_price for p in purchases], dtype=np.float64),
+            purchased_at_s=np.array([p.purchased_at.timestamp() for p in purchases], dtype=np.float64),
+        )

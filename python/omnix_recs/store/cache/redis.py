@@ -1,0 +1,217 @@
+"""The cache in Redis, shared by every process that uses the same Redis.
+
+Independent servers can only invalidate each other's entries through a shared place; Redis is
+that place. Redis trouble must never fail a request: a failing Redis is skipped and requests
+read the store directly until it answers again.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import struct
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from omnix_recs.breaker import CircuitBreaker
+from omnix_recs.store.cache.base import Cache, Codec, Entry
+
+log = logging.getLogger("omnix.cache")
+
+T = TypeVar("T")
+
+# After a Redis failure the cache is skipped this long before one trial call probes Redis.
+REDIS_RETRY_AFTER_S = 5.0
+FAILURE_LOG_INTERVAL_S = 30.0
+# Invalidations kept while Redis is unreachable; beyond this the oldest are dropped (and logged).
+MAX_UNSENT_INVALIDATIONS = 100_000
+# A generation counter outlives the entries it guards by far; it only has to outlive a load.
+REDIS_GENERATION_TTL_S = 7 * 24 * 3600
+REDIS_KEY_PREFIX = "omnix:v1"
+
+# KEYS: entries hash, generation counter. ARGV: generation read before loading, field, payload,
+# seconds the hash should live at least. Writes only if the generation is unchanged.
+_STORE_IF_CURRENT = """
+local generation = redis.call('GET', KEYS[2]) or '0'
+if generation ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+if redis.call('TTL', KEYS[1]) < tonumber(ARGV[4]) then redis.call('EXPIRE', KEYS[1], ARGV[4]) end
+return 1
+"""
+# Every stored value starts with its expiry (time.time()) and its load time, both float64.
+_ENTRY_HEADER = struct.Struct("<dd")
+
+
+class RedisCache(Cache):
+    """Entries in Redis, shared by every process that uses the same Redis.
+
+    A customer's entries are the fields of one hash, `<prefix>:c:<customer>`, and the
+    generation is a counter beside it, `<prefix>:g:<customer>`. Forgetting is one transaction
+    (INCR the counter, DEL the hash); storing is a Lua script that writes only if the counter
+    still holds the generation read before loading.
+
+    Every call has a short socket timeout and no retries; a failure opens a circuit breaker and
+    the cache is skipped for `retry_after_s`, then one trial call probes Redis. Failures are
+    logged at most once per `FAILURE_LOG_INTERVAL_S`, with a count. Invalidations that could not
+    be sent are kept (bounded) and sent first once Redis answers again, so another process that
+    could still reach Redis does not keep serving what this one meant to invalidate.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        ttl_s: float,
+        timeout_s: float,
+        retry_after_s: float = REDIS_RETRY_AFTER_S,
+        key_prefix: str = REDIS_KEY_PREFIX,
+        clock: Callable[[], float] = time.time,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        import redis  # only servers configured with Redis need the package loaded
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        super().__init__(ttl_s=ttl_s, clock=clock, rng=rng)
+        self._redis_errors = redis.RedisError
+        self._client = redis.Redis.from_url(
+            url,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            retry=Retry(NoBackoff(), 0),  # a retry would double the time a failing call costs
+        )
+        self._store_if_current = self._client.register_script(_STORE_IF_CURRENT)
+        self._prefix = key_prefix
+        self._retry_after_s = retry_after_s
+        self._breaker = CircuitBreaker(failure_threshold=1, cool_down_s=retry_after_s)
+        self._failure_log = _ThrottledLog(log, FAILURE_LOG_INTERVAL_S)
+        self._unsent: OrderedDict[str, None] = OrderedDict()  # customers whose invalidation failed
+        self._unsent_lock = threading.Lock()
+        self._outage = False
+
+    def close(self) -> None:
+        self._client.close()
+
+    def forget_customers(self, customer_ids: Sequence[str]) -> None:
+        """One Redis transaction, so at most one socket timeout when Redis is slow (the activity
+        hook calls this on the event loop, before the write's answer goes out)."""
+        if self._call(lambda: self._invalidate(list(customer_ids))) is None:
+            with self._unsent_lock:
+                for customer_id in customer_ids:
+                    self._unsent[customer_id] = None
+                    self._unsent.move_to_end(customer_id)
+                while len(self._unsent) > MAX_UNSENT_INVALIDATIONS:
+                    dropped, _ = self._unsent.popitem(last=False)
+                    self._failure_log.warning("too many invalidations waiting for Redis; dropped %s's", dropped)
+
+    def _read(self, customer_id: str, name: str, codec: Codec[T]) -> tuple[Entry | None, int | None]:
+        def read() -> list[bytes | None]:
+            with self._client.pipeline(transaction=False) as pipe:
+                pipe.get(self._generation_key(customer_id))
+                pipe.hget(self._entries_key(customer_id), name)
+                return pipe.execute()
+
+        answer = self._call(read)
+        if answer is None:
+            return None, None
+        generation_raw, payload = answer
+        generation = int(generation_raw or 0)
+        if payload is None:
+            return None, generation
+        try:
+            expires_at, load_s = _ENTRY_HEADER.unpack_from(payload)
+            if expires_at <= self._clock():
+                return None, generation
+            value = codec.decode(payload[_ENTRY_HEADER.size:])
+        except Exception as exc:  # a value written by another version of the code: just reload it
+            self._failure_log.warning("undecodable cache entry %s of %s: %s", name, customer_id, exc)
+            return None, generation
+        return Entry(value, expires_at, load_s), generation
+
+    def _write(self, customer_id: str, name: str, generation: int, entry: Entry, codec: Codec[T]) -> None:
+        payload = _ENTRY_HEADER.pack(entry.expires_at, entry.load_s) + codec.encode(entry.value)  # type: ignore[arg-type]
+        keep_s = max(1, math.ceil(entry.expires_at - self._clock()))
+        stored = self._call(
+            lambda: self._store_if_current(
+                keys=[self._entries_key(customer_id), self._generation_key(customer_id)],
+                args=[generation, name, payload, keep_s],
+            )
+        )
+        if stored == 0:
+            self.stats.stale_writes += 1
+
+    def _invalidate(self, customer_ids: list[str]) -> None:
+        with self._client.pipeline(transaction=True) as pipe:
+            for customer_id in customer_ids:
+                pipe.incr(self._generation_key(customer_id))
+                pipe.expire(self._generation_key(customer_id), REDIS_GENERATION_TTL_S)
+                pipe.delete(self._entries_key(customer_id))
+            pipe.execute()
+
+    def _call(self, operation: Callable[[], T]) -> T | None:
+        """`operation()`, or None when Redis is skipped (circuit open) or fails."""
+        if not self._breaker.allow():
+            return None
+        try:
+            self._send_unsent()
+            result = operation()
+        except self._redis_errors as exc:
+            self._breaker.record_failure()
+            self.stats.failures += 1
+            self._outage = True
+            self._failure_log.warning(
+                "Redis unavailable (%s: %s); serving without the cache, retrying in %g s",
+                type(exc).__name__, exc, self._retry_after_s,
+            )
+            return None
+        self._breaker.record_success()
+        if self._outage:
+            self._outage = False
+            log.info("Redis reachable again; cache in use")
+        return result
+
+    def _send_unsent(self) -> None:
+        with self._unsent_lock:
+            if not self._unsent:
+                return
+            pending = list(self._unsent)
+            self._unsent.clear()
+        try:
+            self._invalidate(pending)
+        except BaseException:
+            with self._unsent_lock:
+                for customer_id in pending:
+                    self._unsent.setdefault(customer_id, None)
+            raise
+
+    def _entries_key(self, customer_id: str) -> str:
+        return f"{self._prefix}:c:{customer_id}"
+
+    def _generation_key(self, customer_id: str) -> str:
+        return f"{self._prefix}:g:{customer_id}"
+
+
+class _ThrottledLog:
+    """A warning at most once per interval, saying how many were held back."""
+
+    def __init__(self, logger: logging.Logger, interval_s: float) -> None:
+        self._logger = logger
+        self._interval_s = interval_s
+        self._last = -math.inf
+        self._suppressed = 0
+        self._lock = threading.Lock()
+
+    def warning(self, message: str, *args: object) -> None:
+        with self._lock:
+            now = time.monotonic()
+            if now - self._last < self._interval_s:
+                self._suppressed += 1
+                return
+            suppressed, self._suppressed, self._last = self._suppressed, 0, now
+        if suppressed:
+            message += f" ({suppressed} similar messages suppressed)"
+        self._logger.warning(message, *args)
