@@ -103,7 +103,9 @@ def rust_neighbours(m: dict[str, np.ndarray], k: int, shrink: float) -> tuple[np
     return _core.cosine_item_neighbours(m["indptr"], m["indices"], m["data"], int(m["n_items"]), k, shrink)
 
 
-def reference_neighbours(m: dict[str, np.ndarray], k: int, shrink: float, items: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def reference_neighbours(
+    m: dict[str, np.ndarray], k: int, shrink: float, items: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """The same computation in numpy/scipy, a block of items at a time: dots = X[:, B]ᵀ X,
     sim = dots / (‖x_i‖‖x_j‖ + shrink), pairs with no shared customer and self-pairs dropped,
     top-k by argpartition, then sorted. `items` restricts it to some rows (for checking)."""
@@ -120,7 +122,11 @@ def reference_neighbours(m: dict[str, np.ndarray], k: int, shrink: float, items:
         sims = dots / (np.outer(norms[block], norms) + shrink)
         sims[dots == 0] = -np.inf
         sims[np.arange(len(block)), block] = -np.inf
-        top = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < n_items else np.tile(np.arange(n_items), (len(block), 1))
+        top = (
+            np.argpartition(-sims, k - 1, axis=1)[:, :k]
+            if k < n_items
+            else np.tile(np.arange(n_items), (len(block), 1))
+        )
         top_sims = np.take_along_axis(sims, top, axis=1)
         order = np.argsort(-top_sims, axis=1, kind="stable")
         top, top_sims = np.take_along_axis(top, order, axis=1), np.take_along_axis(top_sims, order, axis=1)
@@ -204,7 +210,18 @@ def peak_resident_mib() -> float:
 
 def timed_child(method: str, matrix_path: Path, k: int, shrink: float) -> tuple[float, float]:
     """(seconds, peak resident MiB) of `method` run in a fresh process."""
-    command = [sys.executable, __file__, "--worker", method, "--matrix", str(matrix_path), "--k", str(k), "--shrink", str(shrink)]
+    command = [
+        sys.executable,
+        __file__,
+        "--worker",
+        method,
+        "--matrix",
+        str(matrix_path),
+        "--k",
+        str(k),
+        "--shrink",
+        str(shrink),
+    ]
     result = json.loads(subprocess.run(command, check=True, stdout=subprocess.PIPE).stdout)
     return result["seconds"], result["peak_mib"]
 
@@ -247,13 +264,17 @@ def main() -> None:
             f"Σ|row|² = {float((rows.astype(np.float64) ** 2).sum()):.3g} multiply-adds "
             f"(made in {time.perf_counter() - started:.1f} s); k = {args.k}, shrink = {args.shrink}; {os.cpu_count()} cores"
         )
-        sample = np.random.default_rng(0).choice(int(m["n_items"]), size=min(args.check_items, int(m["n_items"])), replace=False)
+        sample = np.random.default_rng(0).choice(
+            int(m["n_items"]), size=min(args.check_items, int(m["n_items"])), replace=False
+        )
         print(check_against_reference(m, args.k, args.shrink, sample))
         if not args.skip_implicit:
             print(check_against_implicit(m, args.k, sample))
 
         results = {"load matrix only": timed_child("load", matrix_path, args.k, args.shrink)}
-        results["Rust (a)"] = min((timed_child("rust", matrix_path, args.k, args.shrink) for _ in range(args.rust_runs)), key=lambda r: r[0])
+        results["Rust (a)"] = min(
+            (timed_child("rust", matrix_path, args.k, args.shrink) for _ in range(args.rust_runs)), key=lambda r: r[0]
+        )
         if not args.skip_reference:
             results["numpy/scipy reference (a)"] = timed_child("reference", matrix_path, args.k, args.shrink)
         if not args.skip_implicit:

@@ -60,7 +60,9 @@ def main() -> None:
     parser.add_argument("--products", type=int, default=50_000)
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--workdir", type=Path, default=None, help="scratch parent directory (default: the system temp)")
+    parser.add_argument(
+        "--workdir", type=Path, default=None, help="scratch parent directory (default: the system temp)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the generated files and database")
     args = parser.parse_args()
 

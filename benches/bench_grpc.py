@@ -23,14 +23,14 @@ from pathlib import Path
 import grpc
 import numpy as np
 
+from omnix_recs._proto.omnix.v1 import recommendation_pb2 as pb
+from omnix_recs._proto.omnix.v1 import recommendation_pb2_grpc
 from omnix_recs.config import Settings
 from omnix_recs.data.generate import generate_instacart
 from omnix_recs.data.instacart import import_instacart
 from omnix_recs.engine.train import train_model
 from omnix_recs.server import build_server
 from omnix_recs.store import open_store
-from omnix_recs._proto.omnix.v1 import recommendation_pb2 as pb
-from omnix_recs._proto.omnix.v1 import recommendation_pb2_grpc
 
 
 def main() -> None:
@@ -81,8 +81,10 @@ def main() -> None:
             call()
             latencies[i] = (time.perf_counter() - start) * 1e3
         print(f"GetRecommendations, 1 client, {args.calls} calls over {len(customers)} customers")
-        print(f"p50 {np.percentile(latencies, 50):.2f} ms  p99 {np.percentile(latencies, 99):.2f} ms  "
-              f"mean {latencies.mean():.2f} ms  ({1e3 / latencies.mean():.0f} calls/s)")
+        print(
+            f"p50 {np.percentile(latencies, 50):.2f} ms  p99 {np.percentile(latencies, 99):.2f} ms  "
+            f"mean {latencies.mean():.2f} ms  ({1e3 / latencies.mean():.0f} calls/s)"
+        )
         print(f"peak RSS (client + server process) {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
         channel.close()
         asyncio.run_coroutine_threadsafe(holder["server"].stop(1.0), loop).result(10)  # type: ignore[union-attr]

@@ -99,7 +99,10 @@ def report(group: str, lines: list[int], times: dict[str, np.ndarray]) -> None:
     print(f"  {'path':<12}" + "".join(f"{stage + ' p50':>16}{'p99':>10}" for stage in STAGES))
     for name, row in (("old", old), ("new", new)):
         print(f"  {name:<12}" + "".join(f"{row[s][0]:>16,.0f}{row[s][1]:>10,.0f}" for s in STAGES))
-    print(f"  {'old / new':<12}" + "".join(f"{old[s][0] / new[s][0]:>15.1f}x{old[s][1] / new[s][1]:>9.1f}x" for s in STAGES))
+    print(
+        f"  {'old / new':<12}"
+        + "".join(f"{old[s][0] / new[s][0]:>15.1f}x{old[s][1] / new[s][1]:>9.1f}x" for s in STAGES)
+    )
 
 
 def main() -> None:
@@ -115,7 +118,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="omnix-bench-history-") as tmp:
         data = Path(tmp) / "instacart"
-        generated = generate_instacart(data, customers=args.customers, products=args.products, days=args.days, seed=args.seed)
+        generated = generate_instacart(
+            data, customers=args.customers, products=args.products, days=args.days, seed=args.seed
+        )
         store = SqliteStore(Path(tmp) / "omnix.db")
         try:
             import_instacart(store, data, as_of=date.fromisoformat(generated["end_date"]))

@@ -24,20 +24,21 @@ import statistics
 import tempfile
 import time
 from collections import Counter
-from datetime import datetime, time as day_time, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from datetime import time as day_time
 from pathlib import Path
 
 import numpy as np
 
 from omnix_recs import _core
-from omnix_recs.insights.analyst import InsightsService
-from omnix_recs.insights.evaluate import evaluate_predictions
-from omnix_recs.insights.facts import customer_facts
-from omnix_recs.insights.local import write_insights
 from omnix_recs.config import Settings
 from omnix_recs.data.generate import generate_instacart
 from omnix_recs.data.instacart import default_as_of, import_instacart
 from omnix_recs.domain.consumption import PurchaseTable
+from omnix_recs.insights.analyst import InsightsService
+from omnix_recs.insights.evaluate import evaluate_predictions
+from omnix_recs.insights.facts import customer_facts
+from omnix_recs.insights.local import write_insights
 from omnix_recs.store import open_store
 
 TIERS = {"low": "value", "mid": "mid", "high": "premium"}
@@ -152,7 +153,9 @@ def pick_examples(service: InsightsService, truth: dict[str, dict[str, str]], as
             else (
                 "family or pets"
                 if traits & {"young_children", "pets"} and segment == "regular"
-                else "regular" if segment == "regular" and len(analysis.history.visits) >= 10 else None
+                else "regular"
+                if segment == "regular" and len(analysis.history.visits) >= 10
+                else None
             )
         )
         if kind and wanted[kind] is None:
@@ -189,7 +192,7 @@ def main() -> None:
             f"in {time.perf_counter() - started:.1f} s (seed {args.seed})\n"
         )
         # Analyse as of the morning after the last day of data.
-        as_of = datetime.combine(end + timedelta(days=1), day_time(6), tzinfo=timezone.utc)
+        as_of = datetime.combine(end + timedelta(days=1), day_time(6), tzinfo=UTC)
         service = InsightsService(store, Settings(bedrock_enabled=False))
         with open(directory / "households.csv", newline="", encoding="utf-8") as fh:
             truth = {row["user_id"]: row for row in csv.DictReader(fh)}

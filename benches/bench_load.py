@@ -43,9 +43,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Callable
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -71,6 +71,7 @@ REFINEMENTS = 2
 MAX_STEPS = 12
 SERVER_START_TIMEOUT_S = 60.0
 
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=20_000)
@@ -82,7 +83,9 @@ def main() -> None:
     parser.add_argument("--p99-ms", type=float, default=200.0)
     parser.add_argument("--keep", help="directory for the generated store and model (reused when present)")
     parser.add_argument("--no-ceiling", action="store_true", help="skip the health-check ceiling (measured before)")
-    parser.add_argument("--rate", type=float, help="no search: run the mix at this rate (after a warm-up), with a profile")
+    parser.add_argument(
+        "--rate", type=float, help="no search: run the mix at this rate (after a warm-up), with a profile"
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     print(f"machine: {os.cpu_count()} CPUs, load average {', '.join(f'{x:.1f}' for x in os.getloadavg())} at start")
@@ -112,17 +115,23 @@ def main() -> None:
                 print("shoppers' mix (recommendations 6 : similar 2 : basket 1 : interaction 1):")
                 best = load.search("mix")
                 capacity = load.cpu_bound_rate()
-                profile = server.profile(lambda: load.step("mix", round((best or START_RATE["mix"]) * 0.7)), args.step_seconds)
+                profile = server.profile(
+                    lambda: load.step("mix", round((best or START_RATE["mix"]) * 0.7)), args.step_seconds
+                )
                 print(profile)
                 summary.append((config, best, capacity))
         print(f"\n=== summary (open loop, load generator on the same machine, {len(customers)} shoppers)")
         if ceiling is not None:
-            print(f"health checks (the ceiling): {ceiling[0] or 0:.0f}/s at p99 < {args.p99_ms:g} ms, no errors; "
-                  f"CPU-bound estimate on 2 cores {ceiling[1]:.0f}/s")
+            print(
+                f"health checks (the ceiling): {ceiling[0] or 0:.0f}/s at p99 < {args.p99_ms:g} ms, no errors; "
+                f"CPU-bound estimate on 2 cores {ceiling[1]:.0f}/s"
+            )
         for config, best, capacity in summary:
             share = f" ({best / ceiling[0]:.0%} of the ceiling)" if best and ceiling and ceiling[0] else ""
-            print(f"{config:<8} shoppers' mix: {best or 0:.0f}/s at p99 < {args.p99_ms:g} ms, no errors{share}; "
-                  f"CPU-bound estimate on 2 cores {capacity:.0f}/s")
+            print(
+                f"{config:<8} shoppers' mix: {best or 0:.0f}/s at p99 < {args.p99_ms:g} ms, no errors{share}; "
+                f"CPU-bound estimate on 2 cores {capacity:.0f}/s"
+            )
     print(f"bench time {time.perf_counter() - started:.0f} s")
 
 
@@ -144,8 +153,10 @@ def prepare_shop(root: Path, args: argparse.Namespace) -> Settings:
         import_instacart(store, root / "data", as_of=last_day)
         record = train_model(store, settings)
         shutil.rmtree(root / "data")
-        print(f"setup: {args.customers} households, {summary['order_lines']} order lines, model {record.version} "
-              f"in {time.perf_counter() - started:.0f} s")
+        print(
+            f"setup: {args.customers} households, {summary['order_lines']} order lines, model {record.version} "
+            f"in {time.perf_counter() - started:.0f} s"
+        )
         return settings
     finally:
         store.close()
@@ -170,12 +181,23 @@ class Server:
         self.redis: subprocess.Popen[bytes] | None = None
         self.process: subprocess.Popen[bytes] | None = None
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         if self.config == "redis":
             redis_port = free_port()
             self.redis = subprocess.Popen(
-                [shutil.which("redis-server") or "redis-server", "--port", str(redis_port), "--bind", "127.0.0.1",
-                 "--save", "", "--appendonly", "no", "--dir", str(self.scratch)],
+                [
+                    shutil.which("redis-server") or "redis-server",
+                    "--port",
+                    str(redis_port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(self.scratch),
+                ],
                 stdout=subprocess.DEVNULL,
             )
             self.env["OMNIX_REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
@@ -209,8 +231,23 @@ class Server:
         assert self.process is not None
         raw = self.scratch / f"profile-{self.config}.txt"
         sampler = subprocess.Popen(
-            [py_spy, "record", "--pid", str(self.process.pid), "--subprocesses", "--duration", str(int(seconds)),
-             "--rate", "200", "--gil", "--format", "raw", "--nonblocking", "--output", str(raw)],
+            [
+                py_spy,
+                "record",
+                "--pid",
+                str(self.process.pid),
+                "--subprocesses",
+                "--duration",
+                str(int(seconds)),
+                "--rate",
+                "200",
+                "--gil",
+                "--format",
+                "raw",
+                "--nonblocking",
+                "--output",
+                str(raw),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -236,8 +273,13 @@ class Load:
         mix = {"health": 1.0} if kind == "health" else DEFAULT_MIX
         server_cpu, client_cpu = self.server.cpu_seconds(), process_cpu_seconds()
         report = run_loadgen(
-            self.server.address, rate=rate, duration_s=self.seconds, channels=CHANNELS, mix=mix,
-            customers=self.customers, products=self.products,
+            self.server.address,
+            rate=rate,
+            duration_s=self.seconds,
+            channels=CHANNELS,
+            mix=mix,
+            customers=self.customers,
+            products=self.products,
         )
         calls = max(1, report.answered)
         self.cpu_ms_per_call = (
@@ -252,9 +294,12 @@ class Load:
     def print_step(self, report: LoadReport, ok: bool) -> None:
         errors = ", ".join(f"{code} {n}" for code, n in sorted(report.errors.items())) or "no errors"
         server_ms, client_ms = self.cpu_ms_per_call
-        print(f"  {report.rate:>6.0f}/s  {'pass' if ok else 'FAIL'}  OK {report.throughput:7.1f}/s  "
-              f"{report.latency.render()}  {errors}  CPU/call server {server_ms:.2f} ms, loadgen {client_ms:.2f} ms  "
-              f"(send lag p99 {report.send_lag_p99_ms:.1f} ms)", flush=True)
+        print(
+            f"  {report.rate:>6.0f}/s  {'pass' if ok else 'FAIL'}  OK {report.throughput:7.1f}/s  "
+            f"{report.latency.render()}  {errors}  CPU/call server {server_ms:.2f} ms, loadgen {client_ms:.2f} ms  "
+            f"(send lag p99 {report.send_lag_p99_ms:.1f} ms)",
+            flush=True,
+        )
 
     def passes(self, report: LoadReport) -> bool:
         return report.latency.p99_ms < self.p99_ms and report.ok == report.scheduled
@@ -265,12 +310,21 @@ class Load:
         self.step("mix", 30)
         started = time.perf_counter()
         report = run_loadgen(
-            self.server.address, rate=WARM_UP_RATE, duration_s=WARM_UP_ROUNDS * len(self.customers) / WARM_UP_RATE,
-            channels=CHANNELS, mix=DEFAULT_MIX, customers=self.customers, products=self.products, seed=2,
+            self.server.address,
+            rate=WARM_UP_RATE,
+            duration_s=WARM_UP_ROUNDS * len(self.customers) / WARM_UP_RATE,
+            channels=CHANNELS,
+            mix=DEFAULT_MIX,
+            customers=self.customers,
+            products=self.products,
+            seed=2,
             shoppers_in_turn=True,
         )
-        print(f"  warm-up: {report.ok} calls answered for {len(self.customers)} shoppers in "
-              f"{time.perf_counter() - started:.0f} s", flush=True)
+        print(
+            f"  warm-up: {report.ok} calls answered for {len(self.customers)} shoppers in "
+            f"{time.perf_counter() - started:.0f} s",
+            flush=True,
+        )
         time.sleep(1.0)
 
     def cpu_bound_rate(self) -> float:
@@ -344,11 +398,15 @@ def summarise_profile(raw: str) -> str:
         frames = stack.split(";")
         total += count
         leaves[frames[-1]] += count
-        buckets[next((name for frame in reversed(frames) for name, pattern in BUCKETS if pattern.search(frame)), "other")] += count
+        buckets[
+            next((name for frame in reversed(frames) for name, pattern in BUCKETS if pattern.search(frame)), "other")
+        ] += count
     if not total:
         return "  (no samples)"
-    lines = [f"  {total} samples of threads holding the GIL; share by where the innermost known frame is"
-             " (the Rust kernel and SQLite release the GIL, so they show only through their callers):"]
+    lines = [
+        f"  {total} samples of threads holding the GIL; share by where the innermost known frame is"
+        " (the Rust kernel and SQLite release the GIL, so they show only through their callers):"
+    ]
     lines += [f"    {share / total:6.1%}  {name}" for name, share in buckets.most_common()]
     lines.append("  functions most often on CPU themselves:")
     lines += [f"    {count / total:6.1%}  {frame}" for frame, count in leaves.most_common(12)]
@@ -387,7 +445,10 @@ def wait_until_serving(address: str, process: subprocess.Popen[bytes]) -> None:
         health = health_pb2_grpc.HealthStub(channel)
         while True:
             try:
-                if health.Check(health_pb2.HealthCheckRequest(), timeout=1).status == health_pb2.HealthCheckResponse.SERVING:
+                if (
+                    health.Check(health_pb2.HealthCheckRequest(), timeout=1).status
+                    == health_pb2.HealthCheckResponse.SERVING
+                ):
                     return
             except grpc.RpcError:
                 pass

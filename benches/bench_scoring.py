@@ -31,9 +31,12 @@ def tables(rng: np.random.Generator, n: int, k: int, taste_dims: int) -> dict[st
     fbt_idx, fbt_score = neighbours()
     content_idx, content_sim = neighbours()
     return {
-        "cooc_idx": cooc_idx, "cooc_sim": cooc_sim,
-        "fbt_idx": fbt_idx, "fbt_score": fbt_score * 3,
-        "content_idx": content_idx, "content_sim": content_sim,
+        "cooc_idx": cooc_idx,
+        "cooc_sim": cooc_sim,
+        "fbt_idx": fbt_idx,
+        "fbt_score": fbt_score * 3,
+        "content_idx": content_idx,
+        "content_sim": content_sim,
         "popularity": rng.random(n, dtype=np.float32) ** 4,
         "trending": rng.normal(0, 0.5, n).astype(np.float32),
         "seasonal_lift": rng.lognormal(0, 0.2, (n, 53)).astype(np.float32),
@@ -49,12 +52,22 @@ def request(rng: np.random.Generator, n: int, history: int, basket: int) -> dict
     gaps = np.where(orders > 1, rng.uniform(3, 30, history), np.nan).astype(np.float32)
     weights = np.ones(len(RANK_SIGNALS), dtype=np.float32)
     return {
-        "history_items": items[:history], "days_since_last": rng.uniform(0, 90, history).astype(np.float32),
-        "mean_gap_days": gaps, "orders": orders, "habit": rng.random(history, dtype=np.float32),
-        "basket": items[history:], "allowed": rng.random(n) < 0.9,
-        "category_ids": rng.integers(0, 134, n, dtype=np.int32), "brand_ids": rng.integers(-1, 3000, n, dtype=np.int32),
-        "extra_candidates": rng.choice(n, 200, replace=False).astype(np.int32), "weights": weights,
-        "week": 50, "k": 20, "exclude_history": False, "per_category_cap": 3, "neighbours_per_item": 20,
+        "history_items": items[:history],
+        "days_since_last": rng.uniform(0, 90, history).astype(np.float32),
+        "mean_gap_days": gaps,
+        "orders": orders,
+        "habit": rng.random(history, dtype=np.float32),
+        "basket": items[history:],
+        "allowed": rng.random(n) < 0.9,
+        "category_ids": rng.integers(0, 134, n, dtype=np.int32),
+        "brand_ids": rng.integers(-1, 3000, n, dtype=np.int32),
+        "extra_candidates": rng.choice(n, 200, replace=False).astype(np.int32),
+        "weights": weights,
+        "week": 50,
+        "k": 20,
+        "exclude_history": False,
+        "per_category_cap": 3,
+        "neighbours_per_item": 20,
     }
 
 

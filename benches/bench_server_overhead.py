@@ -23,7 +23,9 @@ import multiprocessing
 import os
 import statistics
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -53,7 +55,7 @@ def run_intercepted_server(ready: Any, stop: Any) -> None:
 
 
 def run_omnix_server(ready: Any, stop: Any) -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from omnix_recs.config import Settings
     from omnix_recs.domain.models import Customer
@@ -64,7 +66,7 @@ def run_omnix_server(ready: Any, stop: Any) -> None:
 
     async def main() -> None:
         store = SqliteStore.temporary()
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         store.create_customer(Customer("c1", created_at=now, updated_at=now))
         built = await OmnixServer.create(Settings(grpc_port=0), store)
         await built.start()

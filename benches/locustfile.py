@@ -22,7 +22,8 @@ from __future__ import annotations
 import os
 import random
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import grpc
 import grpc.experimental.gevent as grpc_gevent
@@ -30,10 +31,9 @@ from locust import User, between, events, task
 
 grpc_gevent.init_gevent()
 
+from omnix_recs._proto.omnix.v1 import customer_pb2, customer_pb2_grpc, recommendation_pb2, recommendation_pb2_grpc  # noqa: E402  # noqa: E402
 from omnix_recs.loadgen import sample_ids  # noqa: E402  (after gevent is set up)
 from omnix_recs.store import open_store  # noqa: E402
-from omnix_recs._proto.omnix.v1 import customer_pb2, customer_pb2_grpc  # noqa: E402
-from omnix_recs._proto.omnix.v1 import recommendation_pb2, recommendation_pb2_grpc  # noqa: E402
 
 CALL_TIMEOUT_S = 5.0
 CHANNELS = int(os.environ.get("OMNIX_LOCUST_CHANNELS", "32"))
@@ -129,7 +129,9 @@ class Shopper(GrpcUser):
         self.call(
             "GetSimilarProducts",
             self.recommendations.GetSimilarProducts,
-            recommendation_pb2.GetSimilarProductsRequest(product_id=self._product(), limit=10, customer_id=self.customer_id),
+            recommendation_pb2.GetSimilarProductsRequest(
+                product_id=self._product(), limit=10, customer_id=self.customer_id
+            ),
         )
 
     @task(1)

@@ -53,7 +53,9 @@ def generate(out_dir: Path) -> None:
             path.write_text(fixed)
     for package in [out_dir, *(d for d in out_dir.rglob("*") if d.is_dir())]:
         (package / "__init__.py").touch()
-    (out_dir / "__init__.py").write_text('"""Generated protobuf and gRPC code (scripts/gen_protos.py). Do not edit."""\n')
+    (out_dir / "__init__.py").write_text(
+        '"""Generated protobuf and gRPC code (scripts/gen_protos.py). Do not edit."""\n'
+    )
 
 
 def _tree(root: Path) -> set[str]:

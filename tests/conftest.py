@@ -30,8 +30,9 @@ import asyncio
 import concurrent.futures
 import dataclasses
 import threading
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import Any, Callable, Coroutine, Iterator, TypeVar
+from typing import Any, TypeVar
 
 import grpc
 import pytest
@@ -107,13 +108,9 @@ class RunningServer:
 def running_server(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
     started: list[tuple[RunningServer, Store]] = []
 
-    def start(
-        *, settings: Settings | None = None, prepare: Callable[[Store], None] | None = None
-    ) -> RunningServer:
+    def start(*, settings: Settings | None = None, prepare: Callable[[Store], None] | None = None) -> RunningServer:
         store_url = f"sqlite:///{tmp_path / f'omnix-{len(started)}.db'}"
-        settings = dataclasses.replace(
-            settings or Settings(), grpc_host="127.0.0.1", grpc_port=0, store_url=store_url
-        )
+        settings = dataclasses.replace(settings or Settings(), grpc_host="127.0.0.1", grpc_port=0, store_url=store_url)
         store = open_store(store_url)
         try:
             if prepare is not None:

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from omnix_recs.blocking import WouldBlock, ensure_may_block, guard_store, run_memory_first
+from omnix_recs.blocking import ensure_may_block, guard_store, run_memory_first
 from omnix_recs.store.cache import Codec, LocalCache, RedisCache
 
 

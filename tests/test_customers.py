@@ -55,8 +55,14 @@ def service(store: SqliteStore, published: Published) -> CustomerService:
     return CustomerService(store, publish=published)
 
 
-def line(customer_id: str = "c1", product_id: str = "p1", *, order_id: str = "o1", unit_price: float = 0.0,
-         at: datetime = BOUGHT) -> Purchase:
+def line(
+    customer_id: str = "c1",
+    product_id: str = "p1",
+    *,
+    order_id: str = "o1",
+    unit_price: float = 0.0,
+    at: datetime = BOUGHT,
+) -> Purchase:
     return Purchase(customer_id, order_id, product_id, quantity=1, unit_price=unit_price, purchased_at=at)
 
 
@@ -68,9 +74,11 @@ def test_an_update_that_raced_another_is_redone_over_the_newer_profile(store, se
 
     def change(customer: Customer) -> Customer:
         if not calls:  # another request writes between this update's read and its write
-            store.put_customer(dataclasses.replace(
-                customer, display_name="written meanwhile", updated_at=customer.updated_at + timedelta(seconds=1)
-            ))
+            store.put_customer(
+                dataclasses.replace(
+                    customer, display_name="written meanwhile", updated_at=customer.updated_at + timedelta(seconds=1)
+                )
+            )
         calls.append(customer)
         return dataclasses.replace(customer, household_size=4)
 
@@ -135,7 +143,9 @@ def test_registering_publishes_nothing(store, service, published) -> None:
 
 
 def test_a_basket_is_priced_from_the_catalog_and_published_once(store, service, published) -> None:
-    stored = service.record_purchases("c1", [line(), line(product_id="p9"), line(product_id="p1", order_id="o2", unit_price=2.0)])
+    stored = service.record_purchases(
+        "c1", [line(), line(product_id="p9"), line(product_id="p1", order_id="o2", unit_price=2.0)]
+    )
     # 0 = the catalog price; a product the catalog does not know keeps 0; a given price is kept.
     assert [p.unit_price for p in stored] == [1.5, 0.0, 2.0]
     assert store.purchases_of("c1") == sorted(stored, key=lambda p: (p.purchased_at, p.order_id, p.product_id))

@@ -38,7 +38,9 @@ def _squash(x: np.ndarray) -> np.ndarray:
     return x / (1.0 + x)
 
 
-def _accumulate(idx: np.ndarray, score: np.ndarray, anchors: np.ndarray, weights: np.ndarray, take: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+def _accumulate(
+    idx: np.ndarray, score: np.ndarray, anchors: np.ndarray, weights: np.ndarray, take: int, n: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Sum of weight x neighbour score over the anchors' first `take` neighbours, and which items were reached."""
     total = np.zeros(n, dtype=np.float32)
     reached = np.zeros(n, dtype=bool)
@@ -68,7 +70,9 @@ def rank_reference(tables: dict[str, np.ndarray], **request: object) -> Referenc
 
     co_purchase, reached_cooc = _accumulate(tables["cooc_idx"], tables["cooc_sim"], context, once, take, n)
     similar, reached_content = _accumulate(tables["content_idx"], tables["content_sim"], context, once, take, n)
-    complement, reached_fbt = _accumulate(tables["fbt_idx"], tables["fbt_score"], basket, np.ones(len(basket), np.float32), take, n)
+    complement, reached_fbt = _accumulate(
+        tables["fbt_idx"], tables["fbt_score"], basket, np.ones(len(basket), np.float32), take, n
+    )
 
     candidate = reached_cooc | reached_content | reached_fbt
     candidate[hist] = True
@@ -151,4 +155,6 @@ def rank_reference(tables: dict[str, np.ndarray], **request: object) -> Referenc
     order = np.argsort(-top_contrib, axis=1, kind="stable")[:, :REASONS_PER_ITEM]
     picked = np.take_along_axis(top_contrib, order, axis=1)
     reasons = np.where((picked > 0) & (picked >= REASON_MIN_SHARE * top_scores[:, None]), order, -1).astype(np.int8)
-    return ReferenceRanking(items.astype(np.int32), top_scores.astype(np.float32), confidence.astype(np.float32), reasons)
+    return ReferenceRanking(
+        items.astype(np.int32), top_scores.astype(np.float32), confidence.astype(np.float32), reasons
+    )

@@ -53,7 +53,6 @@ def synth_simulate_households(
     Raises InvalidInputError on inconsistent columns, CoreIoError when a file cannot be written.
     """
 
-
 # --- engine (rust_core/src/engine) -----------------------------------------------------------
 
 # engine/cooccurrence.rs, engine/fbt.rs: model build (see omnix_recs/engine/build.py)

@@ -9,8 +9,8 @@ model holder, the insights service, ...), add an attribute with a default here a
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from omnix_recs.blocking import guard_store
 from omnix_recs.config import Settings
@@ -18,9 +18,9 @@ from omnix_recs.customers import CustomerService
 from omnix_recs.domain.models import CustomerChange
 from omnix_recs.engine import cached_reads
 from omnix_recs.engine.filters import CatalogCache
+from omnix_recs.engine.recommender import ModelSource, NoActiveModel
 from omnix_recs.engine.registry import ModelHolder
 from omnix_recs.engine.served_lists import ServedListWriter
-from omnix_recs.engine.recommender import ModelSource, NoActiveModel
 from omnix_recs.store.base import Store
 from omnix_recs.store.cache import Cache, GenerationTable, open_cache
 
@@ -49,12 +49,10 @@ class AppContext:
     customers: CustomerService = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.customers = CustomerService(
-            self.store, publish=self.on_customer_activity, served_lists=self.served_lists
-        )
+        self.customers = CustomerService(self.store, publish=self.on_customer_activity, served_lists=self.served_lists)
 
     @classmethod
-    def create(cls, settings: Settings, store: Store, *, generations: GenerationTable | None = None) -> "AppContext":
+    def create(cls, settings: Settings, store: Store, *, generations: GenerationTable | None = None) -> AppContext:
         """`generations`: the cache generations shared with sibling worker processes, if any."""
         # Guarded so that a call answered on the event loop cannot block on it (blocking.py).
         store = guard_store(store)

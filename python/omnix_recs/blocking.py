@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Callable
 from contextvars import ContextVar
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Mapping
 
 from omnix_recs.errors import InvalidArgumentError
 from omnix_recs.limits import Limits  # Settings.limits; also importable from here
@@ -73,9 +73,7 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
 
     @classmethod
-    def from_env(
-        cls, environ: Mapping[str, str] | None = None, toml_path: str | Path | None = None
-    ) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None, toml_path: str | Path | None = None) -> Settings:
         """Build settings from a TOML file (optional, `OMNIX_CONFIG`) overridden by the environment."""
         env = dict(os.environ if environ is None else environ)
         values: dict[str, object] = {}
@@ -118,7 +116,9 @@ class Settings:
         if "OMNIX_EVENT_LOOP" in env:
             values["event_loop"] = env["OMNIX_EVENT_LOOP"].lower()
         if values.get("event_loop", "uvloop") not in EVENT_LOOPS:
-            raise InvalidArgumentError("OMNIX_EVENT_LOOP", f"must be one of {', '.join(EVENT_LOOPS)}, got {values['event_loop']!r}")
+            raise InvalidArgumentError(
+                "OMNIX_EVENT_LOOP", f"must be one of {', '.join(EVENT_LOOPS)}, got {values['event_loop']!r}"
+            )
         if "OMNIX_BEDROCK_MODEL_ID" in env:
             values["bedrock_model_id"] = env["OMNIX_BEDROCK_MODEL_ID"]
         if env.get("OMNIX_BEDROCK_ENDPOINT_URL"):

@@ -119,9 +119,7 @@ class CustomerService:
             return updated
         raise AssertionError("unreachable")
 
-    def update_preferences(
-        self, customer_id: str, preferences: Preferences, fields: Sequence[str] = ()
-    ) -> Customer:
+    def update_preferences(self, customer_id: str, preferences: Preferences, fields: Sequence[str] = ()) -> Customer:
         """Replace the named preference `fields` with those of `preferences`; no names = all."""
 
         def change(customer: Customer) -> Customer:

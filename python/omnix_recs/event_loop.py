@@ -9,7 +9,8 @@ it unchanged. It is a dependency except on Windows; where it is missing, or with
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Coroutine, TypeVar
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 

@@ -14,18 +14,18 @@ import asyncio
 import itertools
 import random
 from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import grpc
 import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from omnix_recs import event_loop
+from omnix_recs._proto.omnix.v1 import customer_pb2, customer_pb2_grpc, recommendation_pb2, recommendation_pb2_grpc
 from omnix_recs.errors import InvalidArgumentError
 from omnix_recs.store.base import Store
-from omnix_recs._proto.omnix.v1 import customer_pb2, customer_pb2_grpc
-from omnix_recs._proto.omnix.v1 import recommendation_pb2, recommendation_pb2_grpc
 
 # `health` is the bare health check: the server's ceiling, to read the other kinds against.
 KINDS = ("recommendations", "similar", "basket", "interaction", "health")
@@ -48,7 +48,7 @@ class LatencySummary:
     max_ms: float
 
     @classmethod
-    def of(cls, seconds: Sequence[float]) -> "LatencySummary":
+    def of(cls, seconds: Sequence[float]) -> LatencySummary:
         if not len(seconds):
             return cls(0, 0.0, 0.0, 0.0, 0.0)
         ms = np.asarray(seconds) * 1000.0
@@ -126,7 +126,11 @@ def run_loadgen(
         raise InvalidArgumentError("channels", f"must be between 1 and 1000, got {channels}")
     if arrival not in ("poisson", "fixed"):
         raise InvalidArgumentError("arrival", f"must be 'poisson' or 'fixed', got {arrival!r}")
-    for name, value in (("max_requests", max_requests), ("max_outstanding", max_outstanding), ("deadline_s", deadline_s)):
+    for name, value in (
+        ("max_requests", max_requests),
+        ("max_outstanding", max_outstanding),
+        ("deadline_s", deadline_s),
+    ):
         if value <= 0:
             raise InvalidArgumentError(name, f"must be positive, got {value}")
     weights = _check_mix(mix, customers, products)
@@ -160,7 +164,7 @@ def sample_ids(store: Store, *, customers: int, products: int) -> tuple[list[str
 
 
 def parse_mix(text: str) -> dict[str, float]:
-    """"recommendations=6,similar=2" → {"recommendations": 6.0, "similar": 2.0}."""
+    """ "recommendations=6,similar=2" → {"recommendations": 6.0, "similar": 2.0}."""
     mix: dict[str, float] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         kind, _, weight = part.partition("=")
@@ -177,7 +181,9 @@ def parse_mix(text: str) -> dict[str, float]:
 def _check_target(target: str) -> None:
     host, _, port = target.rpartition(":")
     if host not in LOCAL_HOSTS or not port.isdigit():
-        raise InvalidArgumentError("target", f"must be HOST:PORT with HOST one of {', '.join(LOCAL_HOSTS)}, got {target!r}")
+        raise InvalidArgumentError(
+            "target", f"must be HOST:PORT with HOST one of {', '.join(LOCAL_HOSTS)}, got {target!r}"
+        )
 
 
 def _check_mix(mix: Mapping[str, float], customers: Sequence[str], products: Sequence[str]) -> dict[str, float]:

@@ -59,7 +59,7 @@ class OmnixServer:
     @classmethod
     async def create(
         cls, settings: Settings, store: Store, *, reuse_port: bool = False, generations: GenerationTable | None = None
-    ) -> "OmnixServer":
+    ) -> OmnixServer:
         """Build and bind (not start) a server on `settings.grpc_host:grpc_port` (port 0 = any
         free port; the bound one is in `.port`). Call from inside the event loop that will run it.
         `generations`: cache generations shared with sibling workers (without Redis)."""
@@ -141,7 +141,9 @@ async def _serve_process(settings: Settings, *, reuse_port: bool, generations: G
             loop.add_signal_handler(signum, stopping.set)
         await built.start()
         settle_garbage_collector()
-        log.info("serving %s on %s:%d (%s)", ", ".join(built.services), settings.grpc_host, built.port, event_loop.name())
+        log.info(
+            "serving %s on %s:%d (%s)", ", ".join(built.services), settings.grpc_host, built.port, event_loop.name()
+        )
         await stopping.wait()
         log.info("shutting down: draining in-flight calls for up to %.1f s", settings.shutdown_grace_s)
         await built.shutdown()
@@ -191,7 +193,9 @@ def _serve_workers(settings: Settings) -> None:
         log.info("started %d server processes on port %d", settings.workers, settings.grpc_port)
         failed = group.wait()
     if failed is not None:
-        raise UnavailableError(f"server process {failed.name} exited unexpectedly (exit code {failed.exitcode}); stopped the others")
+        raise UnavailableError(
+            f"server process {failed.name} exited unexpectedly (exit code {failed.exitcode}); stopped the others"
+        )
 
 
 class _WorkerGroup:
@@ -226,10 +230,18 @@ class _WorkerGroup:
                 running.remove(process)
                 process.join()
                 if self.stop_requested_at is None:
-                    log.error("server process %s exited unexpectedly (exit code %s); stopping the others", process.name, process.exitcode)
+                    log.error(
+                        "server process %s exited unexpectedly (exit code %s); stopping the others",
+                        process.name,
+                        process.exitcode,
+                    )
                     failed = process
                     self.stop()
-            if running and self.stop_requested_at is not None and time.monotonic() - self.stop_requested_at > self.kill_after_s:
+            if (
+                running
+                and self.stop_requested_at is not None
+                and time.monotonic() - self.stop_requested_at > self.kill_after_s
+            ):
                 for process in running:
                     log.error("server process %s did not stop within its grace period; killing it", process.name)
                     process.kill()

@@ -74,16 +74,26 @@ def raising(exc: BaseException):
 @pytest.mark.parametrize(
     ("exc", "code", "details"),
     [
-        (InvalidArgumentError("rows[3].purchase.quantity", "must be at least 1"), grpc.StatusCode.INVALID_ARGUMENT,
-         "rows[3].purchase.quantity: must be at least 1"),
+        (
+            InvalidArgumentError("rows[3].purchase.quantity", "must be at least 1"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "rows[3].purchase.quantity: must be at least 1",
+        ),
         (NotFoundError("customer", "c9"), grpc.StatusCode.NOT_FOUND, "customer 'c9' not found"),
         (AlreadyExistsError("customer", "c1"), grpc.StatusCode.ALREADY_EXISTS, "customer 'c1' already exists"),
-        (ConflictError("customer", "c1"), grpc.StatusCode.ABORTED, "customer 'c1' was changed by another request at the same time; try again"),
+        (
+            ConflictError("customer", "c1"),
+            grpc.StatusCode.ABORTED,
+            "customer 'c1' was changed by another request at the same time; try again",
+        ),
         (FailedPreconditionError("no trained model yet"), grpc.StatusCode.FAILED_PRECONDITION, "no trained model yet"),
         (ResourceExhaustedError("too many rows"), grpc.StatusCode.RESOURCE_EXHAUSTED, "too many rows"),
         (UnavailableError("database is locked"), grpc.StatusCode.UNAVAILABLE, "database is locked"),
-        (NotImplementedError("Method not implemented!"), grpc.StatusCode.UNIMPLEMENTED,
-         "Call is not implemented yet in this server version"),
+        (
+            NotImplementedError("Method not implemented!"),
+            grpc.StatusCode.UNIMPLEMENTED,
+            "Call is not implemented yet in this server version",
+        ),
     ],
 )
 def test_domain_errors_map_to_status(exc, code, details):

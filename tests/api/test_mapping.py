@@ -66,7 +66,9 @@ def test_product_round_trip():
 
 
 def test_product_from_proto_ignores_callers_updated_at():
-    msg = common_pb2.Product(product_id="p", name="n", department="d", aisle="a", updated_at=ts(NOW - timedelta(days=9)))
+    msg = common_pb2.Product(
+        product_id="p", name="n", department="d", aisle="a", updated_at=ts(NOW - timedelta(days=9))
+    )
     assert mapping.product_from_proto(V, "", msg, now=NOW).updated_at == NOW
 
 
@@ -142,7 +144,11 @@ def test_export_pieces():
         "r1", "c1", NOW, "balanced", "v1", (RecommendedItem("p1", 0.9, 0.7, ("often bought with Pasta",)),)
     )
     msg = mapping.recommendation_to_proto(served)
-    assert (msg.recommendation_id, msg.items[0].reasons[0], msg.items[0].score) == ("r1", "often bought with Pasta", 0.9)
+    assert (msg.recommendation_id, msg.items[0].reasons[0], msg.items[0].score) == (
+        "r1",
+        "often bought with Pasta",
+        0.9,
+    )
     feedback = mapping.feedback_to_proto(Feedback("r1", "c1", "p1", FeedbackEvent.CLICKED, NOW))
     assert feedback.event == "clicked"
     document = mapping.document_to_proto("predictions", NOW, {"items": [{"product_id": "p1", "days": 3}], "ok": True})
@@ -207,7 +213,9 @@ def test_product_rejections(changes, field):
     [(["vegan", "paleo"], [], "products[0].dietary_tags[1]"), ([], ["nuts"], "products[0].allergens[0]")],
 )
 def test_product_vocabulary(tags, allergens, field):
-    msg = common_pb2.Product(product_id="p", name="n", department="d", aisle="a", dietary_tags=tags, allergens=allergens)
+    msg = common_pb2.Product(
+        product_id="p", name="n", department="d", aisle="a", dietary_tags=tags, allergens=allergens
+    )
     assert field_of_error(mapping.product_from_proto, V, "products[0]", msg, now=NOW) == field
 
 

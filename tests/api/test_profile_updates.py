@@ -38,9 +38,11 @@ class RacedOnce:
             self.conditional_writes += 1
             if self.conditional_writes == 1:
                 current = self._store.get_customer(customer.customer_id)
-                self._store.put_customer(dataclasses.replace(
-                    current, display_name="written meanwhile", updated_at=current.updated_at + timedelta(seconds=1)
-                ))
+                self._store.put_customer(
+                    dataclasses.replace(
+                        current, display_name="written meanwhile", updated_at=current.updated_at + timedelta(seconds=1)
+                    )
+                )
         self._store.put_customer(customer, replaces=replaces)
 
 

@@ -19,7 +19,6 @@ from omnix_recs.data.generate import generate_instacart
 from omnix_recs.data.taxonomy import AISLES, SEASONS
 from omnix_recs.errors import InvalidArgumentError
 
-
 TINY = dict(customers=150, products=400, days=90, seed=3)
 FILES = (
     "aisles.csv",

@@ -14,7 +14,6 @@ from omnix_recs.data.instacart import default_as_of, import_instacart
 from omnix_recs.errors import InvalidArgumentError, NotFoundError
 from omnix_recs.store.sqlite import SqliteStore
 
-
 AS_OF = date(2026, 3, 1)
 ORDERS_HEADER = "order_id,user_id,eval_set,order_number,order_dow,order_hour_of_day,days_since_prior_order\n"
 LINES_HEADER = "order_id,product_id,add_to_cart_order,reordered\n"
@@ -104,7 +103,10 @@ def test_products_keep_names_tags_and_stock(store: SqliteStore, tmp_path: Path) 
 
 
 def test_plain_instacart_files_without_extras(store: SqliteStore, tmp_path: Path) -> None:
-    files = {**BASE, "products.csv": "product_id,product_name,aisle_id,department_id\n10,Milk,1,1\n20,Bread,2,2\n30,Oats,1,1\n"}
+    files = {
+        **BASE,
+        "products.csv": "product_id,product_name,aisle_id,department_id\n10,Milk,1,1\n20,Bread,2,2\n30,Oats,1,1\n",
+    }
     del files["order_products__train.csv"]
     report = import_instacart(store, write(tmp_path / "in", files), as_of=AS_OF)
     assert (report.orders, report.order_lines) == (3, 4)
@@ -216,9 +218,17 @@ MALFORMED = [
     ("unknown eval set", replace("orders.csv", "train,3", "later,3"), "orders.csv:line 4:eval_set"),
     ("hour out of range", replace("orders.csv", ",18,", ",24,"), "orders.csv:line 4:order_hour_of_day"),
     ("duplicate order id", replace("orders.csv", "201,2,train", "200,2,train"), "orders.csv:line 6:order_id"),
-    ("duplicate order number", replace("orders.csv", "201,2,train,2", "201,2,train,1"), "orders.csv:line 6:order_number"),
+    (
+        "duplicate order number",
+        replace("orders.csv", "201,2,train,2", "201,2,train,1"),
+        "orders.csv:line 6:order_number",
+    ),
     ("negative user", replace("orders.csv", "300,3,", "300,-3,"), "orders.csv:line 7:user_id"),
-    ("unknown dietary tag", replace("products.csv", "vegan;vegetarian", "vegan;keto"), "products.csv:line 3:dietary_tags"),
+    (
+        "unknown dietary tag",
+        replace("products.csv", "vegan;vegetarian", "vegan;keto"),
+        "products.csv:line 3:dietary_tags",
+    ),
     ("unknown allergen", replace("products.csv", ",milk,1", ",lactose,1"), "products.csv:line 2:allergens"),
     ("negative price", replace("products.csv", "3.49", "-3.49"), "products.csv:line 3:price"),
     ("unknown aisle", replace("products.csv", "30,Oat Milk,1,", "30,Oat Milk,7,"), "products.csv:line 4:aisle_id"),

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import grpc
 import pytest
@@ -12,7 +13,7 @@ from google.rpc import error_details_pb2, status_pb2
 
 from omnix_recs._proto.omnix.v1 import common_pb2
 
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
+NOW = datetime.now(UTC).replace(microsecond=0)
 
 
 def ts(moment: datetime) -> timestamp_pb2.Timestamp:
@@ -25,10 +26,19 @@ def days_ago(days: float) -> datetime:
     return NOW - timedelta(days=days)
 
 
-def purchase(order_id: str = "o1", product_id: str = "p1", *, quantity: int = 1, unit_price: float = 1.5,
-             at: datetime | None = None) -> common_pb2.Purchase:
+def purchase(
+    order_id: str = "o1",
+    product_id: str = "p1",
+    *,
+    quantity: int = 1,
+    unit_price: float = 1.5,
+    at: datetime | None = None,
+) -> common_pb2.Purchase:
     return common_pb2.Purchase(
-        order_id=order_id, product_id=product_id, quantity=quantity, unit_price=unit_price,
+        order_id=order_id,
+        product_id=product_id,
+        quantity=quantity,
+        unit_price=unit_price,
         purchased_at=ts(at or days_ago(1)),
     )
 

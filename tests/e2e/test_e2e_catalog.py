@@ -6,24 +6,69 @@ import dataclasses
 
 import grpc
 import pytest
-
 from e2e_support import bad_field, rpc_error
-from omnix_recs.config import Limits, Settings
+
 from omnix_recs._proto.omnix.v1 import catalog_pb2 as pb
 from omnix_recs._proto.omnix.v1 import catalog_pb2_grpc
 from omnix_recs._proto.omnix.v1.common_pb2 import Product
+from omnix_recs.config import Limits, Settings
 
 SHELF = [
-    Product(product_id="p1", name="Whole milk", department="dairy eggs", aisle="milk", brand="Arla", price=1.1,
-            pack_size="1 L", allergens=["milk"], in_stock=True),
-    Product(product_id="p2", name="Oat drink", department="dairy eggs", aisle="milk", brand="Oatly", price=1.9,
-            pack_size="1 L", dietary_tags=["vegan", "lactose_free"], allergens=["gluten"], in_stock=True),
-    Product(product_id="p3", name="Soy yoghurt", department="dairy eggs", aisle="yogurt", brand="Alpro", price=2.2,
-            dietary_tags=["vegan", "lactose_free", "gluten_free"], allergens=["soy"], in_stock=False),
-    Product(product_id="p4", name="Sourdough", department="bakery", aisle="bread", brand="", price=3.0,
-            dietary_tags=["vegan"], allergens=["gluten"], in_stock=True),
-    Product(product_id="p5", name="Rye bread", department="bakery", aisle="bread", brand="Arla", price=2.5,
-            dietary_tags=["vegan"], in_stock=True),
+    Product(
+        product_id="p1",
+        name="Whole milk",
+        department="dairy eggs",
+        aisle="milk",
+        brand="Arla",
+        price=1.1,
+        pack_size="1 L",
+        allergens=["milk"],
+        in_stock=True,
+    ),
+    Product(
+        product_id="p2",
+        name="Oat drink",
+        department="dairy eggs",
+        aisle="milk",
+        brand="Oatly",
+        price=1.9,
+        pack_size="1 L",
+        dietary_tags=["vegan", "lactose_free"],
+        allergens=["gluten"],
+        in_stock=True,
+    ),
+    Product(
+        product_id="p3",
+        name="Soy yoghurt",
+        department="dairy eggs",
+        aisle="yogurt",
+        brand="Alpro",
+        price=2.2,
+        dietary_tags=["vegan", "lactose_free", "gluten_free"],
+        allergens=["soy"],
+        in_stock=False,
+    ),
+    Product(
+        product_id="p4",
+        name="Sourdough",
+        department="bakery",
+        aisle="bread",
+        brand="",
+        price=3.0,
+        dietary_tags=["vegan"],
+        allergens=["gluten"],
+        in_stock=True,
+    ),
+    Product(
+        product_id="p5",
+        name="Rye bread",
+        department="bakery",
+        aisle="bread",
+        brand="Arla",
+        price=2.5,
+        dietary_tags=["vegan"],
+        in_stock=True,
+    ),
 ]
 
 

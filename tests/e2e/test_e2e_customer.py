@@ -7,9 +7,10 @@ from datetime import timedelta
 
 import grpc
 import pytest
+from e2e_support import NOW, bad_field, days_ago, purchase, rpc_error, ts
 from google.protobuf import field_mask_pb2
 
-from e2e_support import NOW, bad_field, days_ago, purchase, rpc_error, ts
+from omnix_recs._proto.omnix.v1 import customer_pb2 as pb
 from omnix_recs.domain.models import (
     CustomerChange,
     Feedback,
@@ -18,7 +19,6 @@ from omnix_recs.domain.models import (
     RecommendedItem,
     ServedRecommendation,
 )
-from omnix_recs._proto.omnix.v1 import customer_pb2 as pb
 
 Code = grpc.StatusCode
 
@@ -76,8 +76,11 @@ def test_profile_round_trip(customers):
         household_size=3,
         postcode="SW1A 1AA",
         preferences=pb.Preferences(
-            favorite_departments=["bakery", "produce"], favorite_brands=["Oatly"], disliked_products=["p9"],
-            budget_per_trip=60.0, organic_preference=True,
+            favorite_departments=["bakery", "produce"],
+            favorite_brands=["Oatly"],
+            disliked_products=["p9"],
+            budget_per_trip=60.0,
+            organic_preference=True,
         ),
         dietary_restrictions=["vegetarian"],
         allergens=["peanuts", "sesame"],
@@ -165,7 +168,9 @@ def test_dietary_restrictions(customers):
 def test_purchases_are_listed_newest_first_in_pages(customers):
     register(customers)
     for day in range(5):  # o0 is the newest
-        customers.RecordPurchase(pb.RecordPurchaseRequest(customer_id="c1", purchase=purchase(f"o{day}", at=days_ago(day + 1))))
+        customers.RecordPurchase(
+            pb.RecordPurchaseRequest(customer_id="c1", purchase=purchase(f"o{day}", at=days_ago(day + 1)))
+        )
     first = customers.ListPurchases(pb.ListPurchasesRequest(customer_id="c1", page_size=2))
     assert [p.order_id for p in first.purchases] == ["o0", "o1"] and first.next_page_token
     assert list_all(customers, "c1", page_size=2) == [(f"o{d}", "p1") for d in range(5)]
@@ -174,7 +179,9 @@ def test_purchases_are_listed_newest_first_in_pages(customers):
 def test_purchases_in_a_date_range(customers):
     register(customers)
     for day in (1, 3, 5, 7):
-        customers.RecordPurchase(pb.RecordPurchaseRequest(customer_id="c1", purchase=purchase(f"o{day}", at=days_ago(day))))
+        customers.RecordPurchase(
+            pb.RecordPurchaseRequest(customer_id="c1", purchase=purchase(f"o{day}", at=days_ago(day)))
+        )
     in_range = list_all(customers, "c1", start_time=ts(days_ago(5)), end_time=ts(days_ago(1)))
     assert in_range == [("o3", "p1"), ("o5", "p1")]  # start inclusive, end exclusive
     assert list_all(customers, "c1", start_time=ts(days_ago(2))) == [("o1", "p1")]
@@ -263,11 +270,18 @@ def test_recording_notifies_activity_listeners_of_what_changed(server, customers
     server.app.subscribe_customer_activity(lambda customer_id, change: seen.append((customer_id, change)))
     register(customers)
     customers.RecordPurchase(pb.RecordPurchaseRequest(customer_id="c1", purchase=purchase()))
-    for kind, quantity in ((pb.INTERACTION_KIND_VIEW, 0), (pb.INTERACTION_KIND_CART_ADD, 1), (pb.INTERACTION_KIND_CART_REMOVE, 1)):
+    for kind, quantity in (
+        (pb.INTERACTION_KIND_VIEW, 0),
+        (pb.INTERACTION_KIND_CART_ADD, 1),
+        (pb.INTERACTION_KIND_CART_REMOVE, 1),
+    ):
         interaction = pb.Interaction(kind=kind, product_id="p1", quantity=quantity)
         customers.RecordInteraction(pb.RecordInteractionRequest(customer_id="c1", interaction=interaction))
     assert seen == [
-        ("c1", CustomerChange.DATA), ("c1", CustomerChange.BROWSING), ("c1", CustomerChange.CART), ("c1", CustomerChange.CART)
+        ("c1", CustomerChange.DATA),
+        ("c1", CustomerChange.BROWSING),
+        ("c1", CustomerChange.CART),
+        ("c1", CustomerChange.CART),
     ]
 
 
@@ -283,9 +297,7 @@ def test_interactions_are_recorded(server, customers):
         pb.Interaction(kind=pb.INTERACTION_KIND_SEARCH, query="oat milk"),
         pb.Interaction(kind=pb.INTERACTION_KIND_WISHLIST, product_id="p2"),
     ]
-    recorded = [
-        customers.RecordInteraction(pb.RecordInteractionRequest(customer_id="c1", interaction=i)) for i in sent
-    ]
+    recorded = [customers.RecordInteraction(pb.RecordInteractionRequest(customer_id="c1", interaction=i)) for i in sent]
     assert len({r.interaction_id for r in recorded}) == 5
     assert recorded[3].occurred_at.seconds > 0  # unset = now
     kinds = [i.kind.value for i in server.store.list_interactions("c1")]
@@ -305,7 +317,9 @@ def test_interactions_are_recorded(server, customers):
 )
 def test_bad_interaction_is_rejected_and_nothing_written(server, customers, interaction, field):
     register(customers)
-    error = rpc_error(customers.RecordInteraction, pb.RecordInteractionRequest(customer_id="c1", interaction=interaction))
+    error = rpc_error(
+        customers.RecordInteraction, pb.RecordInteractionRequest(customer_id="c1", interaction=interaction)
+    )
     assert bad_field(error) == field
     assert server.store.list_interactions("c1") == []
 
@@ -369,7 +383,9 @@ def fill_everything(server, customers) -> None:
     )
     customers.RecordPurchase(pb.RecordPurchaseRequest(customer_id="c2", purchase=purchase("o3")))
     customers.RecordInteraction(
-        pb.RecordInteractionRequest(customer_id="c1", interaction=pb.Interaction(kind=pb.INTERACTION_KIND_SEARCH, query="bread"))
+        pb.RecordInteractionRequest(
+            customer_id="c1", interaction=pb.Interaction(kind=pb.INTERACTION_KIND_SEARCH, query="bread")
+        )
     )
     served = ServedRecommendation(
         "r1", "c1", days_ago(1), "balanced", "v1", (RecommendedItem("p3", 0.8, 0.6, ("trending in Dairy",)),)
@@ -384,13 +400,17 @@ def test_export_contains_everything(server, customers):
     export = customers.ExportCustomerData(pb.ExportCustomerDataRequest(customer_id="c1"))
     assert export.format_version == 1 and export.exported_at.seconds > 0
     assert (export.profile.customer_id, export.profile.display_name, list(export.profile.allergens)) == (
-        "c1", "Ada", ["milk"]
+        "c1",
+        "Ada",
+        ["milk"],
     )
     assert [(p.order_id, p.product_id) for p in export.purchases] == [("o2", "p2"), ("o1", "p1")]
     assert [(i.kind, i.query) for i in export.interactions] == [(pb.INTERACTION_KIND_SEARCH, "bread")]
     [served] = export.recommendations
     assert (served.recommendation_id, served.items[0].product_id, list(served.items[0].reasons)) == (
-        "r1", "p3", ["trending in Dairy"]
+        "r1",
+        "p3",
+        ["trending in Dairy"],
     )
     assert [(f.recommendation_id, f.product_id, f.event) for f in export.feedback] == [("r1", "p3", "clicked")]
     [document] = export.documents
@@ -403,8 +423,12 @@ def test_delete_leaves_nothing(server, customers):
     assert erased["profile"] == 1 and erased["purchases"] == 2 and erased["interactions"] == 1
     assert erased["recommendations"] == 1 and erased["feedback"] == 1 and erased["documents"] == 1
 
-    assert rpc_error(customers.ExportCustomerData, pb.ExportCustomerDataRequest(customer_id="c1")).code() is Code.NOT_FOUND
-    assert rpc_error(customers.GetCustomerProfile, pb.GetCustomerProfileRequest(customer_id="c1")).code() is Code.NOT_FOUND
+    assert (
+        rpc_error(customers.ExportCustomerData, pb.ExportCustomerDataRequest(customer_id="c1")).code() is Code.NOT_FOUND
+    )
+    assert (
+        rpc_error(customers.GetCustomerProfile, pb.GetCustomerProfileRequest(customer_id="c1")).code() is Code.NOT_FOUND
+    )
     assert list_all(customers, "c1") == []
     store = server.store
     assert store.purchases_of("c1") == [] and store.list_interactions("c1") == []

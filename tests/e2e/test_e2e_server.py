@@ -13,15 +13,15 @@ from pathlib import Path
 
 import grpc
 import pytest
+from e2e_support import purchase, rpc_error
 from google.protobuf.descriptor_pool import DescriptorPool
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
-from e2e_support import purchase, rpc_error
-from omnix_recs.config import Limits, Settings
-from omnix_recs.errors import InvalidArgumentError
 from omnix_recs._proto.omnix.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2
 from omnix_recs._proto.omnix.v1 import customer_pb2 as pb
+from omnix_recs.config import Limits, Settings
+from omnix_recs.errors import InvalidArgumentError
 
 HEALTH = "grpc.health.v1.Health"
 REFLECTION = "grpc.reflection.v1alpha.ServerReflection"
@@ -59,9 +59,7 @@ def test_declared_but_unimplemented_services_say_so(server):
     pool = DescriptorPool(database)
     for name in placeholders:
         assert name.startswith("omnix.v1.")
-        method = next(
-            m for m in pool.FindServiceByName(name).methods if not (m.client_streaming or m.server_streaming)
-        )
+        method = next(m for m in pool.FindServiceByName(name).methods if not (m.client_streaming or m.server_streaming))
         error = rpc_error(server.channel.unary_unary(f"/{name}/{method.name}"), b"")
         assert error.code() is grpc.StatusCode.UNIMPLEMENTED
         assert error.details() == f"{method.name} is not implemented yet in this server version"
@@ -72,17 +70,18 @@ def test_request_id_comes_back(customers):
     request = pb.GetCustomerProfileRequest(customer_id="c1")
     _, call = customers.GetCustomerProfile.with_call(request, metadata=(("x-request-id", "till-7-0042"),))
     assert ("x-request-id", "till-7-0042") in call.trailing_metadata()
-    error = rpc_error(customers.GetCustomerProfile, pb.GetCustomerProfileRequest(customer_id="ghost"),
-                      metadata=(("x-request-id", "till-7-0043"),))
+    error = rpc_error(
+        customers.GetCustomerProfile,
+        pb.GetCustomerProfileRequest(customer_id="ghost"),
+        metadata=(("x-request-id", "till-7-0043"),),
+    )
     assert ("x-request-id", "till-7-0043") in error.trailing_metadata()
 
 
 def test_oversized_messages_are_refused(running_server):
     server = running_server(settings=Settings(limits=dataclasses.replace(Limits(), max_message_bytes=4096)))
     catalog = server.stub(catalog_pb2_grpc.CatalogServiceStub)
-    products = [
-        common_pb2.Product(product_id=f"p{i}", name="n" * 100, department="d", aisle="a") for i in range(60)
-    ]
+    products = [common_pb2.Product(product_id=f"p{i}", name="n" * 100, department="d", aisle="a") for i in range(60)]
     error = rpc_error(catalog.UpsertProducts, catalog_pb2.UpsertProductsRequest(products=products))
     assert error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
     assert server.store.get_products([p.product_id for p in products]) == {}

@@ -10,13 +10,13 @@ from datetime import timedelta
 
 import grpc
 import pytest
-
 from e2e_support import NOW, bad_field, days_ago, rpc_error, ts
+
 from omnix_recs._proto.omnix.v1 import insights_pb2 as pb
 from omnix_recs._proto.omnix.v1 import insights_pb2_grpc
-from omnix_recs.insights.analyst import InsightsService
 from omnix_recs.config import Settings
 from omnix_recs.domain.models import Consent, Customer, Product, Purchase
+from omnix_recs.insights.analyst import InsightsService
 from omnix_recs.store.base import Store
 
 

@@ -6,24 +6,41 @@ the seeded purchases before the server starts, and switched through AdminService
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
 from google.protobuf import timestamp_pb2
 
+from omnix_recs._proto.omnix.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    common_pb2,
+    customer_pb2,
+    customer_pb2_grpc,
+    recommendation_pb2_grpc,
+)
+from omnix_recs._proto.omnix.v1 import recommendation_pb2 as pb
 from omnix_recs.config import Settings
 from omnix_recs.domain.models import Customer, Product, Purchase
 from omnix_recs.engine.train import train_model
-from omnix_recs._proto.omnix.v1 import admin_pb2, admin_pb2_grpc, common_pb2, customer_pb2, customer_pb2_grpc
-from omnix_recs._proto.omnix.v1 import recommendation_pb2 as pb
-from omnix_recs._proto.omnix.v1 import recommendation_pb2_grpc
 
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
+NOW = datetime.now(UTC).replace(microsecond=0)
 PRODUCTS = [
-    Product("milk", "Whole Milk", "dairy eggs", "milk", "Dairyland", 1.2, dietary_tags=("vegetarian",), allergens=("milk",)),
+    Product(
+        "milk", "Whole Milk", "dairy eggs", "milk", "Dairyland", 1.2, dietary_tags=("vegetarian",), allergens=("milk",)
+    ),
     Product("oat", "Oat Drink", "dairy eggs", "milk", "Oaty", 1.8, dietary_tags=("vegan", "vegetarian")),
-    Product("pasta", "Spaghetti", "pantry", "pasta", "Roma", 1.5, dietary_tags=("vegan", "vegetarian"), allergens=("gluten",)),
+    Product(
+        "pasta",
+        "Spaghetti",
+        "pantry",
+        "pasta",
+        "Roma",
+        1.5,
+        dietary_tags=("vegan", "vegetarian"),
+        allergens=("gluten",),
+    ),
     Product("sauce", "Tomato Sauce", "pantry", "sauces", "Roma", 2.0, dietary_tags=("vegan", "vegetarian")),
     Product("steak", "Ribeye Steak", "meat seafood", "beef", "Butcher", 12.0),
     Product("caviar", "Caviar", "meat seafood", "seafood", "Lux", 90.0, allergens=("fish",)),
@@ -34,12 +51,16 @@ IDS = [p.product_id for p in PRODUCTS]
 def seed(store) -> None:
     store.upsert_products(PRODUCTS)
     for customer_id, diet in (("alice", ()), ("vera", ("vegan",))):
-        store.create_customer(Customer(customer_id, NOW - timedelta(days=90), NOW - timedelta(days=90), dietary_restrictions=diet))
-        store.add_purchases([
-            Purchase(customer_id, f"{customer_id}-{d}", p, 1, 1.0, NOW - timedelta(days=d))
-            for d in (28, 21, 14, 7)
-            for p in ("milk", "pasta", "oat")
-        ])
+        store.create_customer(
+            Customer(customer_id, NOW - timedelta(days=90), NOW - timedelta(days=90), dietary_restrictions=diet)
+        )
+        store.add_purchases(
+            [
+                Purchase(customer_id, f"{customer_id}-{d}", p, 1, 1.0, NOW - timedelta(days=d))
+                for d in (28, 21, 14, 7)
+                for p in ("milk", "pasta", "oat")
+            ]
+        )
 
 
 @pytest.fixture
@@ -78,7 +99,10 @@ def test_recommendations_carry_model_version_and_are_stored(server, stub):
 @pytest.mark.parametrize("strategy", [pb.STRATEGY_BALANCED, pb.STRATEGY_REPLENISH, pb.STRATEGY_DISCOVER])
 def test_vegan_basket_and_price_rules_hold(stub, strategy):
     request = pb.GetRecommendationsRequest(
-        customer_id="vera", limit=10, strategy=strategy, basket_product_ids=["sauce"],
+        customer_id="vera",
+        limit=10,
+        strategy=strategy,
+        basket_product_ids=["sauce"],
         filters=pb.RecommendationFilters(max_price=50.0),
     )
     for product_id in ids(stub.GetRecommendations(request)):
@@ -104,10 +128,14 @@ def test_a_purchase_recorded_through_the_api_counts_at_once(server, stub):
     customers = server.stub(customer_pb2_grpc.CustomerServiceStub)
     at = timestamp_pb2.Timestamp()
     at.FromDatetime(NOW - timedelta(minutes=1))
-    customers.RecordPurchase(customer_pb2.RecordPurchaseRequest(
-        customer_id="alice",
-        purchase=common_pb2.Purchase(order_id="now", product_id="milk", quantity=1, unit_price=1.2, purchased_at=at),
-    ))
+    customers.RecordPurchase(
+        customer_pb2.RecordPurchaseRequest(
+            customer_id="alice",
+            purchase=common_pb2.Purchase(
+                order_id="now", product_id="milk", quantity=1, unit_price=1.2, purchased_at=at
+            ),
+        )
+    )
     assert milk_score() < due
 
 
@@ -152,30 +180,76 @@ def test_every_list_rpc_answers(stub):
 
 def test_feedback_is_recorded(server, stub):
     served = stub.GetRecommendations(pb.GetRecommendationsRequest(customer_id="alice", limit=2))
-    stub.RecordFeedback(pb.RecordFeedbackRequest(
-        recommendation_id=served.recommendation_id, product_id=served.items[0].product_id, event=pb.FEEDBACK_EVENT_CLICKED,
-    ))
+    stub.RecordFeedback(
+        pb.RecordFeedbackRequest(
+            recommendation_id=served.recommendation_id,
+            product_id=served.items[0].product_id,
+            event=pb.FEEDBACK_EVENT_CLICKED,
+        )
+    )
     assert len(server.store.list_feedback(served.recommendation_id)) == 1
 
 
 @pytest.mark.parametrize(
     ("call", "request_message", "code", "field"),
     [
-        ("GetRecommendations", pb.GetRecommendationsRequest(customer_id="alice", strategy=99), grpc.StatusCode.INVALID_ARGUMENT, "strategy"),
-        ("GetRecommendations", pb.GetRecommendationsRequest(customer_id="alice", limit=500), grpc.StatusCode.INVALID_ARGUMENT, "limit"),
-        ("GetRecommendations", pb.GetRecommendationsRequest(customer_id="alice", limit=-1), grpc.StatusCode.INVALID_ARGUMENT, "limit"),
-        ("GetRecommendations", pb.GetRecommendationsRequest(customer_id=""), grpc.StatusCode.INVALID_ARGUMENT, "customer_id"),
+        (
+            "GetRecommendations",
+            pb.GetRecommendationsRequest(customer_id="alice", strategy=99),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "strategy",
+        ),
+        (
+            "GetRecommendations",
+            pb.GetRecommendationsRequest(customer_id="alice", limit=500),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "limit",
+        ),
+        (
+            "GetRecommendations",
+            pb.GetRecommendationsRequest(customer_id="alice", limit=-1),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "limit",
+        ),
+        (
+            "GetRecommendations",
+            pb.GetRecommendationsRequest(customer_id=""),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "customer_id",
+        ),
         ("GetRecommendations", pb.GetRecommendationsRequest(customer_id="nobody"), grpc.StatusCode.NOT_FOUND, "nobody"),
-        ("GetRecommendations", pb.GetRecommendationsRequest(customer_id="alice", filters=pb.RecommendationFilters(allergens=["dust"])),
-         grpc.StatusCode.INVALID_ARGUMENT, "filters.allergens[0]"),
-        ("GetRecommendations", pb.GetRecommendationsRequest(customer_id="alice", filters=pb.RecommendationFilters(max_price=-1)),
-         grpc.StatusCode.INVALID_ARGUMENT, "filters.max_price"),
+        (
+            "GetRecommendations",
+            pb.GetRecommendationsRequest(customer_id="alice", filters=pb.RecommendationFilters(allergens=["dust"])),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "filters.allergens[0]",
+        ),
+        (
+            "GetRecommendations",
+            pb.GetRecommendationsRequest(customer_id="alice", filters=pb.RecommendationFilters(max_price=-1)),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "filters.max_price",
+        ),
         ("GetSimilarProducts", pb.GetSimilarProductsRequest(product_id="nope"), grpc.StatusCode.NOT_FOUND, "nope"),
-        ("GetFrequentlyBoughtTogether", pb.GetFrequentlyBoughtTogetherRequest(), grpc.StatusCode.INVALID_ARGUMENT, "basket_product_ids"),
+        (
+            "GetFrequentlyBoughtTogether",
+            pb.GetFrequentlyBoughtTogetherRequest(),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "basket_product_ids",
+        ),
         ("GetTrending", pb.GetTrendingRequest(window_days=3), grpc.StatusCode.INVALID_ARGUMENT, "window_days"),
-        ("RecordFeedback", pb.RecordFeedbackRequest(recommendation_id="r", product_id="milk"), grpc.StatusCode.INVALID_ARGUMENT, "event"),
-        ("RecordFeedback", pb.RecordFeedbackRequest(recommendation_id="r", product_id="milk", event=pb.FEEDBACK_EVENT_SHOWN),
-         grpc.StatusCode.NOT_FOUND, "r"),
+        (
+            "RecordFeedback",
+            pb.RecordFeedbackRequest(recommendation_id="r", product_id="milk"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "event",
+        ),
+        (
+            "RecordFeedback",
+            pb.RecordFeedbackRequest(recommendation_id="r", product_id="milk", event=pb.FEEDBACK_EVENT_SHOWN),
+            grpc.StatusCode.NOT_FOUND,
+            "r",
+        ),
     ],
 )
 def test_bad_input_names_the_field_and_changes_nothing(server, stub, call, request_message, code, field):

@@ -23,14 +23,56 @@ from omnix_recs.store.base import Store
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 PRODUCTS = [
-    Product("pasta", "Spaghetti", "pantry", "pasta", "Roma", 1.5, dietary_tags=("vegan", "vegetarian"), allergens=("gluten",)),
-    Product("sauce", "Tomato Sauce", "pantry", "sauces", "Roma", 2.0, dietary_tags=("vegan", "vegetarian", "gluten_free")),
-    Product("milk", "Whole Milk", "dairy eggs", "milk", "Dairyland", 1.2, dietary_tags=("vegetarian", "gluten_free"), allergens=("milk",)),
+    Product(
+        "pasta",
+        "Spaghetti",
+        "pantry",
+        "pasta",
+        "Roma",
+        1.5,
+        dietary_tags=("vegan", "vegetarian"),
+        allergens=("gluten",),
+    ),
+    Product(
+        "sauce", "Tomato Sauce", "pantry", "sauces", "Roma", 2.0, dietary_tags=("vegan", "vegetarian", "gluten_free")
+    ),
+    Product(
+        "milk",
+        "Whole Milk",
+        "dairy eggs",
+        "milk",
+        "Dairyland",
+        1.2,
+        dietary_tags=("vegetarian", "gluten_free"),
+        allergens=("milk",),
+    ),
     Product("steak", "Ribeye Steak", "meat seafood", "beef", "Butcher", 12.0, dietary_tags=("gluten_free",)),
-    Product("peanut", "Peanut Butter", "pantry", "spreads", "Nutty", 3.0, dietary_tags=("vegan", "vegetarian"), allergens=("peanuts",)),
-    Product("caviar", "Caviar", "meat seafood", "seafood", "Lux", 90.0, dietary_tags=("gluten_free",), allergens=("fish",)),
-    Product("oat", "Oat Drink", "dairy eggs", "milk", "Oaty", 1.8, dietary_tags=("vegan", "vegetarian", "lactose_free")),
-    Product("bread", "Sourdough", "bakery", "bread", "Baker", 3.5, dietary_tags=("vegan", "vegetarian"), allergens=("gluten",)),
+    Product(
+        "peanut",
+        "Peanut Butter",
+        "pantry",
+        "spreads",
+        "Nutty",
+        3.0,
+        dietary_tags=("vegan", "vegetarian"),
+        allergens=("peanuts",),
+    ),
+    Product(
+        "caviar", "Caviar", "meat seafood", "seafood", "Lux", 90.0, dietary_tags=("gluten_free",), allergens=("fish",)
+    ),
+    Product(
+        "oat", "Oat Drink", "dairy eggs", "milk", "Oaty", 1.8, dietary_tags=("vegan", "vegetarian", "lactose_free")
+    ),
+    Product(
+        "bread",
+        "Sourdough",
+        "bakery",
+        "bread",
+        "Baker",
+        3.5,
+        dietary_tags=("vegan", "vegetarian"),
+        allergens=("gluten",),
+    ),
 ]
 IDS = [p.product_id for p in PRODUCTS]
 N = len(PRODUCTS)
@@ -49,21 +91,27 @@ def _neighbours(pairs: dict[str, list[tuple[str, float]]]) -> tuple[np.ndarray, 
 
 def make_hand_made_model(version: str = "v-test-1") -> LoadedModel:
     """The tiny shop's model, built as `engine.artifact` would load it."""
-    cooc_idx, cooc_sim = _neighbours({
-        "pasta": [("sauce", 0.9), ("bread", 0.4)],
-        "milk": [("bread", 0.6), ("oat", 0.3), ("steak", 0.5)],
-        "sauce": [("pasta", 0.9)],
-        "bread": [("milk", 0.6), ("steak", 0.5), ("peanut", 0.4), ("caviar", 0.4)],
-    })
-    fbt_idx, fbt_score = _neighbours({
-        "pasta": [("sauce", 5.0), ("steak", 1.0), ("peanut", 0.5)],
-        "sauce": [("pasta", 5.0)],
-    })
-    content_idx, content_sim = _neighbours({
-        "milk": [("oat", 0.8)],
-        "pasta": [("bread", 0.3)],
-        "oat": [("milk", 0.8)],
-    })
+    cooc_idx, cooc_sim = _neighbours(
+        {
+            "pasta": [("sauce", 0.9), ("bread", 0.4)],
+            "milk": [("bread", 0.6), ("oat", 0.3), ("steak", 0.5)],
+            "sauce": [("pasta", 0.9)],
+            "bread": [("milk", 0.6), ("steak", 0.5), ("peanut", 0.4), ("caviar", 0.4)],
+        }
+    )
+    fbt_idx, fbt_score = _neighbours(
+        {
+            "pasta": [("sauce", 5.0), ("steak", 1.0), ("peanut", 0.5)],
+            "sauce": [("pasta", 5.0)],
+        }
+    )
+    content_idx, content_sim = _neighbours(
+        {
+            "milk": [("oat", 0.8)],
+            "pasta": [("bread", 0.3)],
+            "oat": [("milk", 0.8)],
+        }
+    )
     seasonal_lift = np.ones((N, 53), dtype=np.float32)
     seasonal_lift[IDS.index("caviar"), 46:52] = 4.0  # before Christmas
     seasonal_lift[IDS.index("sauce"), 46:52] = 1.6
@@ -71,9 +119,12 @@ def make_hand_made_model(version: str = "v-test-1") -> LoadedModel:
         version=version,
         manifest={"parameters": {"trending_window_days": 14}},
         item_ids=list(IDS),
-        cooc_idx=cooc_idx, cooc_sim=cooc_sim,
-        fbt_idx=fbt_idx, fbt_score=fbt_score,
-        content_idx=content_idx, content_sim=content_sim,
+        cooc_idx=cooc_idx,
+        cooc_sim=cooc_sim,
+        fbt_idx=fbt_idx,
+        fbt_score=fbt_score,
+        content_idx=content_idx,
+        content_sim=content_sim,
         popularity=np.array([0.9, 0.7, 1.0, 0.6, 0.5, 0.1, 0.4, 0.8], dtype=np.float32),
         trending=np.array([0.0, 0.1, 0.0, 0.0, 1.5, 0.0, 2.0, 0.0], dtype=np.float32),
         population_cycle_days=np.array([14, 14, 7, 21, 30, np.nan, 7, 5], dtype=np.float32),
@@ -81,7 +132,8 @@ def make_hand_made_model(version: str = "v-test-1") -> LoadedModel:
         seasonal_lift=seasonal_lift,
         # Two tastes: the pasta-and-bread kitchen, and the milk-and-meat one.
         taste_factors=np.array(
-            [[0.6, 0.0], [0.5, 0.0], [0.0, 0.6], [0.0, 0.5], [0.3, 0.0], [0.0, 0.2], [0.1, 0.4], [0.5, 0.1]], dtype=np.float32
+            [[0.6, 0.0], [0.5, 0.0], [0.0, 0.6], [0.0, 0.5], [0.3, 0.0], [0.0, 0.2], [0.1, 0.4], [0.5, 0.1]],
+            dtype=np.float32,
         ),
     )
 
@@ -122,7 +174,9 @@ class Shop:
     def weekly_milk_shopper(self, customer_id: str = "alice", **profile: object) -> None:
         """Milk every 7 days for 7 weeks (last 7 days before NOW); pasta every other trip."""
         self.customer(customer_id, **profile)
-        self.trips(customer_id, [(d, ["milk", "pasta"] if d % 14 == 7 else ["milk"]) for d in (49, 42, 35, 28, 21, 14, 7)])
+        self.trips(
+            customer_id, [(d, ["milk", "pasta"] if d % 14 == 7 else ["milk"]) for d in (49, 42, 35, 28, 21, 14, 7)]
+        )
 
 
 @pytest.fixture
@@ -146,4 +200,3 @@ def hand_made_model() -> LoadedModel:
 @pytest.fixture
 def fixed_models() -> type[FixedModels]:
     return FixedModels
-

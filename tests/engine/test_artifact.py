@@ -110,9 +110,15 @@ def save_array(name: str, array: np.ndarray) -> Callable[[Path], None]:
         (rewrite_json("item_ids.json", lambda ids: [1, 2, 3, 4]), "list of product id strings"),
         (lambda p: (p / "trending.npy").unlink(), "trending.npy: missing"),
         (lambda p: (p / "trending.npy").write_bytes(b"\x93NUMPY garbage"), "not a readable .npy"),
-        (lambda p: (p / "seasonal_lift.npy").write_bytes((p / "seasonal_lift.npy").read_bytes()[:200]), "seasonal_lift.npy"),
+        (
+            lambda p: (p / "seasonal_lift.npy").write_bytes((p / "seasonal_lift.npy").read_bytes()[:200]),
+            "seasonal_lift.npy",
+        ),
         (save_array("cooc_idx", np.zeros((N, K), dtype=np.int64)), "cooc_idx is int64"),
-        (save_array("fbt_score", np.zeros((N, K + 1), dtype=np.float32)), r"fbt_score is float32\[4, 4\], expected float32\[4, 3\]"),
+        (
+            save_array("fbt_score", np.zeros((N, K + 1), dtype=np.float32)),
+            r"fbt_score is float32\[4, 4\], expected float32\[4, 3\]",
+        ),
         (save_array("content_idx", np.full((N, K), 7, dtype=np.int32)), "item indices outside -1..3"),
         (lambda p: (p / "taste_factors.npy").unlink(), "taste_factors.npy: missing"),
         (save_array("taste_factors", np.zeros((N + 1, 2), dtype=np.float32)), r"taste_factors is float32\[5, 2\]"),
@@ -120,7 +126,9 @@ def save_array(name: str, array: np.ndarray) -> Callable[[Path], None]:
         (save_array("taste_factors", np.full((N, 2), np.nan, dtype=np.float32)), "taste_factors must be finite"),
     ],
 )
-def test_corrupt_artifacts_raise_model_format_error(tmp_path: Path, corrupt: Callable[[Path], None], message: str) -> None:
+def test_corrupt_artifacts_raise_model_format_error(
+    tmp_path: Path, corrupt: Callable[[Path], None], message: str
+) -> None:
     _, path = write_model(built_model(), tmp_path)
     corrupt(path)
     with pytest.raises(ModelFormatError, match=message):
@@ -143,5 +151,7 @@ def test_no_artifact_at_all(tmp_path: Path) -> None:
 
 def test_a_corrupt_artifact_is_a_failed_precondition_not_an_internal_error() -> None:
     # The request was sound; the version it names cannot be served until rebuilt or re-uploaded.
-    code, message = status_for(ModelFormatError("v1/trending.npy: missing"), "/omnix.v1.AdminService/ActivateModel", "r1")
+    code, message = status_for(
+        ModelFormatError("v1/trending.npy: missing"), "/omnix.v1.AdminService/ActivateModel", "r1"
+    )
     assert (code, message) == (grpc.StatusCode.FAILED_PRECONDITION, "v1/trending.npy: missing")

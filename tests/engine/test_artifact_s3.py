@@ -85,27 +85,37 @@ def on_upload(model_dir: str, handler: Callable[[str], None]) -> Iterator[None]:
         events.unregister("provide-client-params.s3.PutObject", before_put)
 
 
-def test_training_uploads_every_file_with_the_manifest_last(shoppers: Any, trainer: Settings, local_s3: LocalS3, bucket: str) -> None:
+def test_training_uploads_every_file_with_the_manifest_last(
+    shoppers: Any, trainer: Settings, local_s3: LocalS3, bucket: str
+) -> None:
     uploaded: list[str] = []
     with on_upload(trainer.model_dir, uploaded.append):
         record = train(shoppers.store, trainer)
 
-    assert record.artifact_uri == f"s3://{bucket}/{PREFIX}/{record.version}?endpoint={local_s3.endpoint}&region=us-east-1"
+    assert (
+        record.artifact_uri == f"s3://{bucket}/{PREFIX}/{record.version}?endpoint={local_s3.endpoint}&region=us-east-1"
+    )
     assert shoppers.store.active_model() == record
     assert local_s3.keys(bucket) == [version_key(record, name) for name in ARTIFACT_FILES]
     assert uploaded[-2:] == [version_key(record, "contents.json"), version_key(record, "manifest.json")]
     assert sorted(uploaded) == local_s3.keys(bucket)
 
     local_copy = Path(trainer.model_cache_dir) / record.version  # the trainer's copy, kept as its cache
-    contents = json.loads(local_s3.client.get_object(Bucket=bucket, Key=version_key(record, "contents.json"))["Body"].read())
+    contents = json.loads(
+        local_s3.client.get_object(Bucket=bucket, Key=version_key(record, "contents.json"))["Body"].read()
+    )
     assert {name: entry["bytes"] for name, entry in contents["files"].items()} == {
         path.name: path.stat().st_size for path in local_copy.iterdir()
     }
-    manifest = json.loads(local_s3.client.get_object(Bucket=bucket, Key=version_key(record, "manifest.json"))["Body"].read())
+    manifest = json.loads(
+        local_s3.client.get_object(Bucket=bucket, Key=version_key(record, "manifest.json"))["Body"].read()
+    )
     assert manifest["version"] == record.version and manifest["metrics"] == record.metrics
 
 
-def test_another_host_downloads_the_version_into_its_cache(shoppers: Any, trainer: Settings, other_host: Settings) -> None:
+def test_another_host_downloads_the_version_into_its_cache(
+    shoppers: Any, trainer: Settings, other_host: Settings
+) -> None:
     record = train(shoppers.store, trainer)
     holder = ModelHolder(shoppers.store, settings=other_host, check_every_s=0.0)
     assert holder.reload_if_changed() is True
@@ -163,7 +173,9 @@ def garble(local_s3: LocalS3, bucket: str, key: str) -> None:
 DAMAGES = [
     pytest.param(delete, "popularity.npy", r"popularity\.npy: not found", id="deleted array"),
     pytest.param(delete, "manifest.json", r"manifest\.json: missing \(the upload did not finish", id="no manifest"),
-    pytest.param(truncate, "cooc_sim.npy", r"cooc_sim\.npy: \d+ bytes, the upload wrote \d+ \(truncated", id="truncated array"),
+    pytest.param(
+        truncate, "cooc_sim.npy", r"cooc_sim\.npy: \d+ bytes, the upload wrote \d+ \(truncated", id="truncated array"
+    ),
     pytest.param(alter, "seasonal_lift.npy", r"seasonal_lift\.npy: the content differs .*SHA-256", id="altered array"),
     pytest.param(garble, "contents.json", r"contents\.json: not a list of files", id="garbled contents"),
 ]
@@ -171,8 +183,14 @@ DAMAGES = [
 
 @pytest.mark.parametrize(("damage", "file_name", "message"), DAMAGES)
 def test_activation_refuses_a_damaged_upload(
-    shoppers: Any, trainer: Settings, other_host: Settings, local_s3: LocalS3, bucket: str,
-    damage: Callable[[LocalS3, str, str], None], file_name: str, message: str,
+    shoppers: Any,
+    trainer: Settings,
+    other_host: Settings,
+    local_s3: LocalS3,
+    bucket: str,
+    damage: Callable[[LocalS3, str, str], None],
+    file_name: str,
+    message: str,
 ) -> None:
     store = shoppers.store
     good = train(store, trainer)
@@ -187,7 +205,12 @@ def test_activation_refuses_a_damaged_upload(
 
 @pytest.mark.parametrize(("damage", "message"), [(delete, "not found"), (truncate, "truncated")])
 def test_the_trainers_own_copy_does_not_hide_a_damaged_upload(
-    shoppers: Any, trainer: Settings, local_s3: LocalS3, bucket: str, damage: Callable[[LocalS3, str, str], None], message: str
+    shoppers: Any,
+    trainer: Settings,
+    local_s3: LocalS3,
+    bucket: str,
+    damage: Callable[[LocalS3, str, str], None],
+    message: str,
 ) -> None:
     good = train(shoppers.store, trainer)
     damaged = train(shoppers.store, trainer, activate=False)
@@ -198,7 +221,12 @@ def test_the_trainers_own_copy_does_not_hide_a_damaged_upload(
 
 
 def test_a_server_keeps_its_model_when_the_active_upload_is_damaged(
-    shoppers: Any, trainer: Settings, other_host: Settings, local_s3: LocalS3, bucket: str, caplog: pytest.LogCaptureFixture
+    shoppers: Any,
+    trainer: Settings,
+    other_host: Settings,
+    local_s3: LocalS3,
+    bucket: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     store = shoppers.store
     good = train(store, trainer)
@@ -222,16 +250,22 @@ def closed_port() -> int:
 
 
 def test_unreachable_s3_is_unavailable_and_retried_later(
-    shoppers: Any, trainer: Settings, other_host: Settings, local_s3: LocalS3,
-    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+    shoppers: Any,
+    trainer: Settings,
+    other_host: Settings,
+    local_s3: LocalS3,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # no backoff between attempts at a closed port
     store = shoppers.store
     good = train(store, trainer)
     elsewhere = train(store, trainer, activate=False)
-    unreachable = replace(elsewhere, version="unreachable", artifact_uri=elsewhere.artifact_uri.replace(
-        local_s3.endpoint, f"http://127.0.0.1:{closed_port()}"
-    ))
+    unreachable = replace(
+        elsewhere,
+        version="unreachable",
+        artifact_uri=elsewhere.artifact_uri.replace(local_s3.endpoint, f"http://127.0.0.1:{closed_port()}"),
+    )
     store.save_model(unreachable)
 
     with pytest.raises(UnavailableError, match="S3 is unavailable"):
@@ -261,7 +295,9 @@ def test_unreachable_s3_is_unavailable_and_retried_later(
         pytest.param("s3://models/omnix?region=us-east-1&region=eu-west-1", id="twice"),
     ],
 )
-def test_a_malformed_s3_model_dir_is_named_before_anything_happens(shoppers: Any, tmp_path: Path, model_dir: str) -> None:
+def test_a_malformed_s3_model_dir_is_named_before_anything_happens(
+    shoppers: Any, tmp_path: Path, model_dir: str
+) -> None:
     settings = Settings(model_dir=model_dir, model_cache_dir=str(tmp_path / "cache"))
     with pytest.raises(InvalidArgumentError) as raised:
         train(shoppers.store, settings)
@@ -286,8 +322,9 @@ def test_a_failed_upload_removes_what_it_sent_and_records_nothing(
         sent.append(key)
         fail_at("item_ids.json")(key)
 
-    with on_upload(trainer.model_dir, connection_lost_at_item_ids), pytest.raises(
-        UnavailableError, match=r"cannot upload model \S+ to s3://.*EndpointConnectionError"
+    with (
+        on_upload(trainer.model_dir, connection_lost_at_item_ids),
+        pytest.raises(UnavailableError, match=r"cannot upload model \S+ to s3://.*EndpointConnectionError"),
     ):
         train(shoppers.store, trainer)
     assert len(sent) > 1  # some files had gone up before the failure
@@ -295,7 +332,9 @@ def test_a_failed_upload_removes_what_it_sent_and_records_nothing(
     assert list(Path(trainer.model_cache_dir).iterdir()) == []
 
 
-def test_a_version_that_could_not_be_recorded_is_removed(shoppers: Any, trainer: Settings, local_s3: LocalS3, bucket: str) -> None:
+def test_a_version_that_could_not_be_recorded_is_removed(
+    shoppers: Any, trainer: Settings, local_s3: LocalS3, bucket: str
+) -> None:
     destination = ModelDestination(trainer)
     saved = destination.save(build_model(shoppers.store, parameters=PARAMS), {})
     assert len(local_s3.keys(bucket)) == len(ARTIFACT_FILES) and saved.local_path.is_dir()
@@ -327,8 +366,13 @@ def test_the_cache_directory_is_configurable() -> None:
 
 
 def test_omnix_train_to_s3_then_a_server_answers_from_its_own_copy(
-    shop: Any, running_server: Any, local_s3: LocalS3, bucket: str, tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    shop: Any,
+    running_server: Any,
+    local_s3: LocalS3,
+    bucket: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     model_dir = local_s3.url(bucket, PREFIX)
     monkeypatch.setenv("OMNIX_MODEL_CACHE_DIR", str(tmp_path / "trainer-cache"))

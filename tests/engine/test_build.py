@@ -110,7 +110,10 @@ def test_complements_outrank_substitutes() -> None:
     for household in range(20):
         baskets += [[pasta, sauce], [milk_a], [milk_b]]
         customers.append([pasta, sauce, milk_a, milk_b] if household % 2 else [milk_a, milk_b])
-    as_csr = lambda rows: sp.csr_matrix((np.ones(sum(map(len, rows)), dtype=np.float32), np.concatenate(rows), np.cumsum([0] + [len(r) for r in rows])), shape=(len(rows), 4))  # noqa: E731
+    as_csr = lambda rows: sp.csr_matrix(
+        (np.ones(sum(map(len, rows)), dtype=np.float32), np.concatenate(rows), np.cumsum([0] + [len(r) for r in rows])),
+        shape=(len(rows), 4),
+    )  # noqa: E731
     fbt_idx, _ = _core.basket_complements(*csr_args(as_csr(baskets))[:2], 4, 3, 1, 1.0)
     cooc_idx, _ = _core.cosine_item_neighbours(*csr_args(as_csr(customers)), 4, 3, 0.0)
     assert fbt_idx[pasta].tolist() == [sauce, -1, -1]
@@ -123,7 +126,10 @@ def test_kernels_run_concurrently_from_threads() -> None:
     x = random_matrix(7, n_rows=2000, n_items=300)
     expected = _core.cosine_item_neighbours(*csr_args(x), 300, 20, 1.0)
     results: list[tuple[np.ndarray, np.ndarray]] = []
-    threads = [threading.Thread(target=lambda: results.append(_core.cosine_item_neighbours(*csr_args(x), 300, 20, 1.0))) for _ in range(4)]
+    threads = [
+        threading.Thread(target=lambda: results.append(_core.cosine_item_neighbours(*csr_args(x), 300, 20, 1.0)))
+        for _ in range(4)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -134,7 +140,11 @@ def test_kernels_run_concurrently_from_threads() -> None:
         np.testing.assert_array_equal(sim, expected[1])
 
 
-GOOD = dict(indptr=np.array([0, 2, 3], dtype=np.int64), indices=np.array([0, 1, 1], dtype=np.int32), data=np.ones(3, dtype=np.float32))
+GOOD = dict(
+    indptr=np.array([0, 2, 3], dtype=np.int64),
+    indices=np.array([0, 1, 1], dtype=np.int32),
+    data=np.ones(3, dtype=np.float32),
+)
 
 
 @pytest.mark.parametrize(
@@ -156,15 +166,26 @@ GOOD = dict(indptr=np.array([0, 2, 3], dtype=np.int64), indices=np.array([0, 1, 
 )
 def test_cosine_rejects_bad_input(change: dict, message: str) -> None:
     args = {**GOOD, "n_items": 2, "k": 2, "shrink": 0.0, **change}
-    with pytest.raises(_core.InvalidInputError, match=message.replace("[", r"\[").replace("]", r"\]").replace(".", r"\.")):
+    with pytest.raises(
+        _core.InvalidInputError, match=message.replace("[", r"\[").replace("]", r"\]").replace(".", r"\.")
+    ):
         _core.cosine_item_neighbours(**args)
 
 
 @pytest.mark.parametrize(
-    ("change", "message"), [({"min_support": 0}, "min_support must be at least 1"), ({"prior": float("nan")}, "prior must be a finite")]
+    ("change", "message"),
+    [({"min_support": 0}, "min_support must be at least 1"), ({"prior": float("nan")}, "prior must be a finite")],
 )
 def test_basket_complements_reject_bad_input(change: dict, message: str) -> None:
-    args = {"indptr": GOOD["indptr"], "indices": GOOD["indices"], "n_items": 2, "k": 2, "min_support": 1, "prior": 1.0, **change}
+    args = {
+        "indptr": GOOD["indptr"],
+        "indices": GOOD["indices"],
+        "n_items": 2,
+        "k": 2,
+        "min_support": 1,
+        "prior": 1.0,
+        **change,
+    }
     with pytest.raises(_core.InvalidInputError, match=message):
         _core.basket_complements(**args)
 
@@ -202,7 +223,11 @@ def test_trending_compares_recent_rate_with_the_weeks_before() -> None:
 
 
 def test_iso_week_columns() -> None:
-    moments = [datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 12, 31, 23, 59, tzinfo=UTC), datetime(2027, 1, 4, tzinfo=UTC)]
+    moments = [
+        datetime(2026, 1, 1, tzinfo=UTC),
+        datetime(2026, 12, 31, 23, 59, tzinfo=UTC),
+        datetime(2027, 1, 4, tzinfo=UTC),
+    ]
     seconds = np.array([int(m.timestamp()) for m in moments], dtype=np.int64)
     assert iso_week_columns(seconds).tolist() == [m.isocalendar().week - 1 for m in moments]
 

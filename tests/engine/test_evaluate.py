@@ -15,7 +15,9 @@ def small_shop(shop) -> None:
     for n in range(8):
         c = f"c{n}"
         shop.customer(c)
-        shop.trips(c, [(d + n, ["milk", "pasta", "sauce"] if (d // 7) % 2 else ["milk", "bread"]) for d in range(7, 64, 7)])
+        shop.trips(
+            c, [(d + n, ["milk", "pasta", "sauce"] if (d // 7) % 2 else ["milk", "bread"]) for d in range(7, 64, 7)]
+        )
 
 
 def test_evaluation_never_trains_on_held_out_baskets(shop, tmp_path, hand_made_model):
@@ -33,8 +35,14 @@ def test_evaluation_never_trains_on_held_out_baskets(shop, tmp_path, hand_made_m
         last, before_last = f"{c}-{7 + n}", f"{c}-{14 + n}"
         assert (c, last) not in test_lines and (c, before_last) in test_lines
         assert (c, last) not in validation_lines and (c, before_last) not in validation_lines
-    for method in ("OMNIX engine (default weights)", "OMNIX engine (tuned on validation)", "TIFU-KNN", "item-kNN (cosine)",
-                   "global popularity", "personal top frequency"):
+    for method in (
+        "OMNIX engine (default weights)",
+        "OMNIX engine (tuned on validation)",
+        "TIFU-KNN",
+        "item-kNN (cosine)",
+        "global popularity",
+        "personal top frequency",
+    ):
         assert method in table
     assert "REPLENISH (8 customers)" in table
 
@@ -42,7 +50,9 @@ def test_evaluation_never_trains_on_held_out_baskets(shop, tmp_path, hand_made_m
 def test_evaluation_with_too_little_history(shop, tmp_path, hand_made_model):
     shop.customer("new")
     shop.trips("new", [(3, ["milk"])])
-    assert "nothing to evaluate" in run_evaluation(shop.store, Settings(model_dir=str(tmp_path)), build=lambda *a: hand_made_model)
+    assert "nothing to evaluate" in run_evaluation(
+        shop.store, Settings(model_dir=str(tmp_path)), build=lambda *a: hand_made_model
+    )
 
 
 @pytest.mark.parametrize(
@@ -70,6 +80,11 @@ def test_tifu_user_vector_decays_within_and_across_groups():
 
 def test_baselines_rank_the_obvious_first():
     histories = [[np.array([0, 1]), np.array([0])], [np.array([0, 2])], [np.array([2, 3])]]
-    for baseline in (baselines.GlobalPopularity(), baselines.PersonalFrequency(), baselines.ItemKNN(), baselines.TifuKNN(neighbours=1)):
+    for baseline in (
+        baselines.GlobalPopularity(),
+        baselines.PersonalFrequency(),
+        baselines.ItemKNN(),
+        baselines.TifuKNN(neighbours=1),
+    ):
         baseline.fit(histories, 4)
         assert 0 in np.argsort(-baseline.scores(0), kind="stable")[:2], baseline.name

@@ -42,8 +42,14 @@ def random_history(customer_id: str, seed: int) -> list[Purchase]:
         for product_id in rng.choices(PRODUCTS, k=rng.randint(1, 6)):  # repeats: one product twice
             late = timedelta(minutes=rng.choice([0, 0, 0, 5]))  # a line recorded after the order was placed
             purchases.append(
-                Purchase(customer_id, f"o{seed}-{order}", product_id, rng.randint(1, 4), rng.choice([0.99, 2.5, 3.1, 12.75]),
-                         placed_at + late)
+                Purchase(
+                    customer_id,
+                    f"o{seed}-{order}",
+                    product_id,
+                    rng.randint(1, 4),
+                    rng.choice([0.99, 2.5, 3.1, 12.75]),
+                    placed_at + late,
+                )
             )
     return purchases
 

@@ -51,4 +51,3 @@ def test_the_background_refresher_picks_up_a_change(shop):
         assert catalog.index_for(ids).price[0] == 0.5
     finally:
         catalog.close()
-

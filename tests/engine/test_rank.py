@@ -41,7 +41,9 @@ def random_tables(
     }
 
 
-def random_request(rng: np.random.Generator, n: int, history_size: int, basket_size: int, **overrides: object) -> dict[str, object]:
+def random_request(
+    rng: np.random.Generator, n: int, history_size: int, basket_size: int, **overrides: object
+) -> dict[str, object]:
     items = rng.choice(n, size=history_size + basket_size, replace=False).astype(np.int32)
     history = history_size
     orders = rng.integers(1, 12, history).astype(np.float32)

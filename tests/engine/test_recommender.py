@@ -48,7 +48,11 @@ def test_a_vegan_never_gets_animal_products(shop, recommender, strategy):
         (RequestFilters(), {"preferences": Preferences(budget_per_trip=10.0)}, lambda p: p.price <= 10.0),
         (RequestFilters(include_departments=("Pantry",)), {}, lambda p: p.department == "pantry"),
         (RequestFilters(exclude_departments=("dairy eggs",)), {}, lambda p: p.department != "dairy eggs"),
-        (RequestFilters(), {"preferences": Preferences(disliked_products=("bread",))}, lambda p: p.product_id != "bread"),
+        (
+            RequestFilters(),
+            {"preferences": Preferences(disliked_products=("bread",))},
+            lambda p: p.product_id != "bread",
+        ),
     ],
     ids=["request-allergen", "profile-allergen", "price-ceiling", "budget", "include-dept", "exclude-dept", "disliked"],
 )
@@ -71,7 +75,9 @@ def test_cart_events_count_as_the_basket(shop, recommender):
     from omnix_recs.domain.models import Interaction, InteractionKind
 
     shop.weekly_milk_shopper()
-    shop.store.add_interaction(Interaction("alice", "i1", InteractionKind.CART_ADD, shop.now - timedelta(minutes=5), product_id="pasta"))
+    shop.store.add_interaction(
+        Interaction("alice", "i1", InteractionKind.CART_ADD, shop.now - timedelta(minutes=5), product_id="pasta")
+    )
     assert "pasta" not in ids(recommender.recommend("alice", limit=20, as_of=shop.now))
 
 
@@ -79,7 +85,9 @@ def test_discover_never_returns_a_purchased_product(shop, recommender):
     shop.weekly_milk_shopper()
     answer = recommender.recommend("alice", strategy=Strategy.DISCOVER, limit=20, as_of=shop.now)
     assert answer.items and not {"milk", "pasta"} & set(ids(answer))
-    assert not {"milk", "pasta"} & set(ids(recommender.recommend("alice", limit=20, as_of=shop.now, exclude_purchased=True)))
+    assert not {"milk", "pasta"} & set(
+        ids(recommender.recommend("alice", limit=20, as_of=shop.now, exclude_purchased=True))
+    )
 
 
 def test_a_purchase_counts_at_once(shop, recommender):

@@ -115,7 +115,9 @@ def test_holder_swaps_in_a_newly_activated_version(trained_shop: Any, settings: 
     assert holder.reload_if_changed(force=True) is True and holder.model.version == v1  # type: ignore[union-attr]
 
 
-def test_holder_keeps_serving_when_the_active_artifact_is_broken(trained_shop: Any, settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+def test_holder_keeps_serving_when_the_active_artifact_is_broken(
+    trained_shop: Any, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
     store = trained_shop.store
     v1 = train(store, settings)
     holder = ModelHolder(store, check_every_s=0.0)

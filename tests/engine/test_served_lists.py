@@ -15,8 +15,14 @@ NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 
 def served(n: int) -> ServedRecommendation:
-    return ServedRecommendation(f"r{n}", "alice", NOW + timedelta(seconds=n), "balanced", "v1",
-                                (RecommendedItem("milk", 0.9, 0.5, ("you usually buy this",)),))
+    return ServedRecommendation(
+        f"r{n}",
+        "alice",
+        NOW + timedelta(seconds=n),
+        "balanced",
+        "v1",
+        (RecommendedItem("milk", 0.9, 0.5, ("you usually buy this",)),),
+    )
 
 
 def test_a_queued_list_is_readable_before_it_is_written_and_flush_writes_it(store):
@@ -38,7 +44,9 @@ def test_a_full_queue_drops_the_oldest_and_counts_them(store, max_pending, saved
         writer.save_recommendation(served(n))
     writer.flush()
     assert writer.dropped == dropped
-    assert [s.recommendation_id for s in store.list_recommendations("alice", limit=10)] == [f"r{n}" for n in reversed(kept)]
+    assert [s.recommendation_id for s in store.list_recommendations("alice", limit=10)] == [
+        f"r{n}" for n in reversed(kept)
+    ]
 
 
 def test_the_background_thread_writes_batches_and_close_writes_the_rest(store):

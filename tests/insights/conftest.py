@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
-
 from fake_bedrock import FakeBedrock
 from shop import MODEL_ID, seed_shop
-from omnix_recs.insights.analyst import InsightsService
-from omnix_recs.insights.bedrock import BedrockAnalyst
+
 from omnix_recs.breaker import CircuitBreaker
 from omnix_recs.config import Settings
+from omnix_recs.insights.analyst import InsightsService
+from omnix_recs.insights.bedrock import BedrockAnalyst
 from omnix_recs.store import open_store
 from omnix_recs.store.base import Store
 

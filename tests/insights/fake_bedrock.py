@@ -120,7 +120,7 @@ class FakeBedrock:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> "FakeBedrock":
+    def start(self) -> FakeBedrock:
         self._thread.start()
         return self
 

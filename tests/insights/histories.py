@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-from typing import Iterable
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 
 from omnix_recs.domain.consumption import CustomerHistory, PopulationCycles, enrich_history
 from omnix_recs.domain.models import Product, Purchase
 
 # A Saturday, 10:00 UTC: weekly shoppers in these tests shop on Saturdays.
-START = datetime(2025, 1, 4, 10, 0, tzinfo=timezone.utc)
+START = datetime(2025, 1, 4, 10, 0, tzinfo=UTC)
 
 CATALOG = {
     p.product_id: p

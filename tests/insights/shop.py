@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from omnix_recs.domain.models import Consent, Customer, Product, Purchase
 from omnix_recs.store.base import Store
 
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
+NOW = datetime.now(UTC).replace(microsecond=0)
 MODEL_ID = "anthropic.claude-3-5-haiku-20241022-v1:0"
 PRODUCTS = (
     Product(

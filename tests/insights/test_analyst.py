@@ -7,14 +7,14 @@ import json
 from datetime import timedelta
 
 import pytest
-
 from shop import NOW, PRIVATE_DETAILS
-from omnix_recs.insights.analyst import InsightsService, analyze_customer_cli
-from omnix_recs.insights.facts import customer_facts
-from omnix_recs.insights.local import write_insights
+
 from omnix_recs.config import Settings
 from omnix_recs.domain.models import Purchase
 from omnix_recs.errors import FailedPreconditionError, NotFoundError
+from omnix_recs.insights.analyst import InsightsService, analyze_customer_cli
+from omnix_recs.insights.facts import customer_facts
+from omnix_recs.insights.local import write_insights
 
 
 @pytest.fixture

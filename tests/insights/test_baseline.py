@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from shop import NOW
-from omnix_recs.insights.baseline import BaselineCache
+
 from omnix_recs.domain.models import Purchase
+from omnix_recs.insights.baseline import BaselineCache
 
 
 def test_baseline_is_reused_until_purchases_drift(shop):

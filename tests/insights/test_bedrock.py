@@ -8,12 +8,12 @@ import socket
 import time
 
 import pytest
-
-from shop import MODEL_ID, PRIVATE_DETAILS
 from fake_bedrock import VALID_INSIGHTS, Reply, error
+from shop import MODEL_ID, PRIVATE_DETAILS
+
 from omnix_recs import request_context
-from omnix_recs.insights.analyst import AnalysisResult
 from omnix_recs.breaker import CircuitBreaker, CircuitState
+from omnix_recs.insights.analyst import AnalysisResult
 from omnix_recs.insights.schema import INSIGHTS_SCHEMA, TOOL_NAME
 
 DEADLINE_S = 1.5

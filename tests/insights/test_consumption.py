@@ -7,8 +7,8 @@ import re
 
 import numpy as np
 import pytest
-
 from histories import NO_POPULATION, at, history_of, purchases, weekly
+
 from omnix_recs import _core
 from omnix_recs.domain.consumption import (
     UNKNOWN,

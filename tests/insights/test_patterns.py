@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from histories import NO_POPULATION, history_of, purchases, weekly
+
 from omnix_recs.domain.consumption import customer_cycles
 from omnix_recs.domain.patterns import Trend, detect_patterns
 

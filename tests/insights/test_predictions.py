@@ -6,8 +6,8 @@ import math
 from datetime import timedelta
 
 import pytest
-
 from histories import NO_POPULATION, at, history_of, purchases, weekly
+
 from omnix_recs.domain.consumption import PopulationCycles, customer_cycles
 from omnix_recs.domain.predictions import ConsumptionForecast, forecast_consumption, score_forecast, summarise_scores
 

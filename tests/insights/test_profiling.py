@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from histories import CATALOG, NO_POPULATION, at, purchases
+
 from omnix_recs.domain.consumption import (
     PurchaseTable,
     customer_cycles,
@@ -154,9 +154,7 @@ SHELF_CATALOG = {
     )
     for k in range(SHELVES)
     for name, factor in OPTIONS
-} | {
-    "loose": Product("loose", "Loose Beans", "pantry", "bulk beans", price=0.0)
-}  # weighed at the till
+} | {"loose": Product("loose", "Loose Beans", "pantry", "bulk beans", price=0.0)}  # weighed at the till
 
 
 def shelf_baskets(customer_id: str, picks: dict[int, str]):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import copy
 
 import pytest
-
 from fake_bedrock import VALID_INSIGHTS
+
 from omnix_recs.insights.schema import INSIGHTS_SCHEMA, InsightsValidationError, validate_insights
 
 jsonschema = pytest.importorskip("jsonschema")

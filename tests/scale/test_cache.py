@@ -5,8 +5,8 @@ from __future__ import annotations
 import multiprocessing
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -150,7 +150,9 @@ def test_slow_entries_are_refreshed_before_they_expire(make_cache, draw, refresh
 def test_concurrent_misses_share_one_load(make_cache):
     cache, load = make_cache(), Loads(delay_s=0.3)
     results: list[str] = []
-    threads = [threading.Thread(target=lambda: results.append(cache.fetch("c1", "profile", TEXT, load))) for _ in range(8)]
+    threads = [
+        threading.Thread(target=lambda: results.append(cache.fetch("c1", "profile", TEXT, load))) for _ in range(8)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -208,7 +210,9 @@ def test_the_sweep_removes_what_other_workers_invalidated(tmp_path):
     # An erased customer's data must leave every worker's memory, not just become unreachable.
     now = [0.0]
     generations = GenerationTable.create_shared(tmp_path / "generations")
-    worker, other = (LocalCache(ttl_s=600, max_entries=100, generations=generations, clock=lambda: now[0]) for _ in range(2))
+    worker, other = (
+        LocalCache(ttl_s=600, max_entries=100, generations=generations, clock=lambda: now[0]) for _ in range(2)
+    )
     worker.fetch("erased", "profile", TEXT, lambda: "personal data")
     other.forget_customer("erased")
     now[0] += LOCAL_SWEEP_EVERY_S

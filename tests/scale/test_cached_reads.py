@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 
 from omnix_recs.domain.models import CustomerChange, Interaction, InteractionKind, Purchase
+from omnix_recs.engine.blends import Strategy
 from omnix_recs.engine.cached_reads import ShopperReads, forget
 from omnix_recs.engine.features import summarize_purchases
-from omnix_recs.engine.registry import ModelHolder
-from omnix_recs.engine.blends import Strategy
 from omnix_recs.engine.recommender import Recommender
+from omnix_recs.engine.registry import ModelHolder
 from omnix_recs.store import open_store
 from omnix_recs.store.cache import LocalCache, RedisCache
 
@@ -42,14 +42,17 @@ def cache(request):
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def assert_same_history(actual, expected) -> None:
     for name in ("items", "days_since_last", "mean_gap_days", "orders", "habit"):
         np.testing.assert_allclose(getattr(actual, name), getattr(expected, name), rtol=1e-6, err_msg=name)
     assert (actual.trips, actual.trips_last_90_days, actual.last_trip_at) == (
-        expected.trips, expected.trips_last_90_days, expected.last_trip_at)
+        expected.trips,
+        expected.trips_last_90_days,
+        expected.last_trip_at,
+    )
     assert actual.spend == pytest.approx(expected.spend)
 
 
@@ -87,8 +90,9 @@ def test_the_cart_follows_interactions_once_the_cache_is_told(store, model, cach
     reads = ShopperReads(store, cache)
     version, index_of = model.model.version, model.model.index_of
     assert reads.shopper(customer_id, version, index_of).cart(now()) == []
-    for n, (kind, product) in enumerate([(InteractionKind.CART_ADD, bread), (InteractionKind.CART_ADD, milk),
-                                          (InteractionKind.CART_REMOVE, bread)]):
+    for n, (kind, product) in enumerate(
+        [(InteractionKind.CART_ADD, bread), (InteractionKind.CART_ADD, milk), (InteractionKind.CART_REMOVE, bread)]
+    ):
         store.add_interaction(Interaction(customer_id, f"i{n}", kind, now() - timedelta(minutes=10 - n), product))
     forget(cache, customer_id, CustomerChange.CART)  # what the API's activity hook does after a cart event
     assert reads.shopper(customer_id, version, index_of).cart(now()) == [milk]
@@ -126,10 +130,15 @@ def test_an_identical_request_gets_the_same_list_until_the_shopper_changes(store
     first = recommender.recommend(customer_id, strategy=Strategy.DISCOVER, limit=5)
     again = recommender.recommend(customer_id, strategy=Strategy.DISCOVER, limit=5)
     assert again == first
-    assert recommender.recommend(customer_id, strategy=Strategy.DISCOVER, limit=6).recommendation_id != first.recommendation_id
+    assert (
+        recommender.recommend(customer_id, strategy=Strategy.DISCOVER, limit=6).recommendation_id
+        != first.recommendation_id
+    )
 
     bought = first.items[0].product_id
-    store.add_interaction(Interaction(customer_id, "cart-1", InteractionKind.CART_ADD, now() - timedelta(seconds=2), bought))
+    store.add_interaction(
+        Interaction(customer_id, "cart-1", InteractionKind.CART_ADD, now() - timedelta(seconds=2), bought)
+    )
     forget(cache, customer_id, CustomerChange.CART)
     with_cart = recommender.recommend(customer_id, strategy=Strategy.DISCOVER, limit=5)
     assert with_cart.recommendation_id != first.recommendation_id  # a list follows the cart too

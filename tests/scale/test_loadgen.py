@@ -35,8 +35,24 @@ def test_a_second_of_load_is_counted_by_kind_and_status(running_server):
 
 def test_the_command_draws_ids_from_the_store_and_prints_the_report(running_server, trained_shop, capsys):
     server = running_server()
-    assert omnix(["loadgen", "--store", f"sqlite:///{trained_shop.database}", "--target", server.address,
-                  "--rate", "20", "--duration", "0.5", "--mix", "health=1,similar=1"]) == 0
+    assert (
+        omnix(
+            [
+                "loadgen",
+                "--store",
+                f"sqlite:///{trained_shop.database}",
+                "--target",
+                server.address,
+                "--rate",
+                "20",
+                "--duration",
+                "0.5",
+                "--mix",
+                "health=1,similar=1",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert f"loadgen {server.address}: 20/s scheduled (poisson)" in printed
     assert "health" in printed and "similar" in printed  # similar: NOT_FOUND, the server's store is empty

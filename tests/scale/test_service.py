@@ -11,11 +11,10 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from scale_support import ServerProcess, free_port
 
+from omnix_recs._proto.omnix.v1 import common_pb2, customer_pb2, customer_pb2_grpc, recommendation_pb2_grpc
+from omnix_recs._proto.omnix.v1 import recommendation_pb2 as pb
 from omnix_recs.config import Settings
 from omnix_recs.store.cache import REDIS_KEY_PREFIX
-from omnix_recs._proto.omnix.v1 import common_pb2, customer_pb2, customer_pb2_grpc
-from omnix_recs._proto.omnix.v1 import recommendation_pb2 as pb
-from omnix_recs._proto.omnix.v1 import recommendation_pb2_grpc
 
 
 @pytest.fixture

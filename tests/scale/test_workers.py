@@ -44,8 +44,18 @@ def serve_workers(tmp_path):
     env = {**os.environ, "OMNIX_LOG_LEVEL": "WARNING", "OMNIX_MODEL_DIR": str(tmp_path / "models")}
     env.pop("OMNIX_REDIS_URL", None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "omnix_recs.cli", "serve", "--workers", "2", "--port", str(port),
-         "--store", f"sqlite:///{tmp_path / 'omnix.db'}"],
+        [
+            sys.executable,
+            "-m",
+            "omnix_recs.cli",
+            "serve",
+            "--workers",
+            "2",
+            "--port",
+            str(port),
+            "--store",
+            f"sqlite:///{tmp_path / 'omnix.db'}",
+        ],
         env=env,
         stderr=subprocess.PIPE,
         text=True,

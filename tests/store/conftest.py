@@ -8,11 +8,10 @@ session-scoped local server (tests/store/moto_server.py) with tables unique to t
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
-
 from moto_server import dynamo_store, local_dynamodb  # noqa: F401  (local_dynamodb: a session fixture)
 
 from omnix_recs.store.base import Store

@@ -12,9 +12,9 @@ The server and its fake credentials come from tests/local_aws.py, shared with th
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import boto3
 import pytest

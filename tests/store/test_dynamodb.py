@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from botocore.awsrequest import AWSResponse
@@ -25,7 +26,7 @@ from omnix_recs.errors import FailedPreconditionError, InvalidArgumentError, Una
 from omnix_recs.store import open_store
 from omnix_recs.store.dynamodb import TABLES, DynamoStore, RetryPolicy, table_name
 
-T0 = datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 FAST_RETRIES = RetryPolicy(max_attempts=4, base_delay_s=0.001, max_delay_s=0.004)
 THROTTLING_CODES = ["ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"]
 
@@ -75,9 +76,7 @@ def product(product_id: str, **changes: object) -> Product:
 
 
 def lines(count: int, customer_id: str = "c1") -> list[Purchase]:
-    return [
-        Purchase(customer_id, f"o{n // 5}", f"p{n % 5}", 1, 2.5, T0 + timedelta(days=n // 5)) for n in range(count)
-    ]
+    return [Purchase(customer_id, f"o{n // 5}", f"p{n % 5}", 1, 2.5, T0 + timedelta(days=n // 5)) for n in range(count)]
 
 
 @pytest.fixture

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 
@@ -16,7 +16,7 @@ from omnix_recs.store import open_store
 from omnix_recs.store.sqlite import SqliteStore
 from omnix_recs.store.sqlite.schema import MIGRATIONS, Migration, apply_migrations, schema_version
 
-T0 = datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 Connect = Callable[[Path], sqlite3.Connection]
 
 

@@ -10,7 +10,7 @@ import base64
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import numpy as np
 import pytest
@@ -39,7 +39,7 @@ from omnix_recs.errors import (
 )
 from omnix_recs.store.base import ModelRecord, Store
 
-T0 = datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 PAGE_SIZES = [1, 2, 3, 7, 100]
 
 
@@ -150,8 +150,16 @@ def history(store: Store) -> Store:
     "profile",
     [
         customer(),
-        customer("c-minimal", display_name="", email="", preferences=Preferences(), consent=Consent(),
-                 dietary_restrictions=(), allergens=(), household_size=0),
+        customer(
+            "c-minimal",
+            display_name="",
+            email="",
+            preferences=Preferences(),
+            consent=Consent(),
+            dietary_restrictions=(),
+            allergens=(),
+            household_size=0,
+        ),
     ],
     ids=["every-field", "defaults"],
 )
@@ -420,7 +428,11 @@ def test_order_lines_are_the_purchases_as_columns(history: Store, customer_id: s
     expected = [(p.order_id, p.product_id, p.quantity, p.unit_price, p.purchased_at.timestamp()) for p in purchases]
     assert order_line_rows(lines) == sorted(expected)
     assert len(lines) == len(purchases)
-    assert (lines.quantities.dtype, lines.unit_prices.dtype, lines.purchased_at_s.dtype) == (np.int64, np.float64, np.float64)
+    assert (lines.quantities.dtype, lines.unit_prices.dtype, lines.purchased_at_s.dtype) == (
+        np.int64,
+        np.float64,
+        np.float64,
+    )
 
 
 def test_order_lines_before_a_naive_moment_are_refused_naming_the_field(history: Store) -> None:

@@ -63,12 +63,8 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
             departments=check.text_list(
                 "departments", request.departments, max_items=MAX_FILTER_VALUES, max_length=MAX_LABEL_LENGTH
             ),
-            aisles=check.text_list(
-                "aisles", request.aisles, max_items=MAX_FILTER_VALUES, max_length=MAX_LABEL_LENGTH
-            ),
-            brands=check.text_list(
-                "brands", request.brands, max_items=MAX_FILTER_VALUES, max_length=MAX_LABEL_LENGTH
-            ),
+            aisles=check.text_list("aisles", request.aisles, max_items=MAX_FILTER_VALUES, max_length=MAX_LABEL_LENGTH),
+            brands=check.text_list("brands", request.brands, max_items=MAX_FILTER_VALUES, max_length=MAX_LABEL_LENGTH),
             dietary_tags=check.vocabulary("dietary_tags", request.dietary_tags, DIETARY_TAGS),
             in_stock_only=request.in_stock_only,
         )

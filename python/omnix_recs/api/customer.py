@@ -74,9 +74,7 @@ class CustomerServicer(customer_pb2_grpc.CustomerServiceServicer):
             "restrictions", request.restrictions, DIETARY_TAGS, max_items=MAX_DIETARY_ENTRIES
         )
         allergens = check.vocabulary("allergens", request.allergens, ALLERGENS, max_items=MAX_DIETARY_ENTRIES)
-        updated = await asyncio.to_thread(
-            self.customers.set_dietary_restrictions, customer_id, restrictions, allergens
-        )
+        updated = await asyncio.to_thread(self.customers.set_dietary_restrictions, customer_id, restrictions, allergens)
         return mapping.customer_to_proto(updated)
 
     async def ListPurchases(self, request, context):

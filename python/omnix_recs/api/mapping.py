@@ -243,9 +243,7 @@ def customer_from_register(
         display_name=check.text("display_name", request.display_name, max_length=MAX_NAME_LENGTH),
         email=_email("email", request.email),
         age_band=_age_band("age_band", request.age_band),
-        household_size=check.integer(
-            "household_size", request.household_size, minimum=0, maximum=MAX_HOUSEHOLD_SIZE
-        ),
+        household_size=check.integer("household_size", request.household_size, minimum=0, maximum=MAX_HOUSEHOLD_SIZE),
         postcode=_postcode("postcode", request.postcode),
         preferences=preferences_from_proto(v, "preferences", request.preferences),
         dietary_restrictions=check.vocabulary(

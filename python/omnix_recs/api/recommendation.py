@@ -58,8 +58,12 @@ _EVENTS = {
 
 
 def register(server: grpc.aio.Server, app: AppContext) -> list[str]:
-    recommender = Recommender(app.store, app.models, cache=app.cache, catalog=app.catalog, served_lists=app.served_lists)
-    recommendation_pb2_grpc.add_RecommendationServiceServicer_to_server(RecommendationServicer(app, recommender), server)
+    recommender = Recommender(
+        app.store, app.models, cache=app.cache, catalog=app.catalog, served_lists=app.served_lists
+    )
+    recommendation_pb2_grpc.add_RecommendationServiceServicer_to_server(
+        RecommendationServicer(app, recommender), server
+    )
     return [SERVICE_NAME]
 
 
@@ -75,7 +79,9 @@ class RecommendationServicer(recommendation_pb2_grpc.RecommendationServiceServic
         customer_id = self.v.require_id("customer_id", request.customer_id)
         limit = self._limit(request.limit)
         if request.strategy not in _STRATEGIES:
-            raise InvalidArgumentError("strategy", f"unknown value {request.strategy} (one of {', '.join(pb.Strategy.keys())})")
+            raise InvalidArgumentError(
+                "strategy", f"unknown value {request.strategy} (one of {', '.join(pb.Strategy.keys())})"
+            )
         strategy = _STRATEGIES[request.strategy]
         as_of = self._as_of(request, "as_of")
         filters = self._filters(request.filters)
@@ -178,9 +184,7 @@ class RecommendationServicer(recommendation_pb2_grpc.RecommendationServiceServic
     def _as_of(request, name: str) -> datetime | None:  # type: ignore[no-untyped-def]
         if not request.HasField(name):
             return None  # the usual case: now
-        return check.timestamp(
-            name, request, name, required=False, not_after=datetime.now(UTC) + MAX_CLOCK_SKEW
-        )
+        return check.timestamp(name, request, name, required=False, not_after=datetime.now(UTC) + MAX_CLOCK_SKEW)
 
     @staticmethod
     def _filters(msg: pb.RecommendationFilters) -> RequestFilters:
@@ -190,12 +194,16 @@ class RecommendationServicer(recommendation_pb2_grpc.RecommendationServiceServic
         return RequestFilters(
             max_price=max_price or None,
             include_departments=check.text_list(
-                "filters.include_departments", msg.include_departments,
-                max_items=MAX_DEPARTMENTS, max_length=MAX_LABEL_LENGTH,
+                "filters.include_departments",
+                msg.include_departments,
+                max_items=MAX_DEPARTMENTS,
+                max_length=MAX_LABEL_LENGTH,
             ),
             exclude_departments=check.text_list(
-                "filters.exclude_departments", msg.exclude_departments,
-                max_items=MAX_DEPARTMENTS, max_length=MAX_LABEL_LENGTH,
+                "filters.exclude_departments",
+                msg.exclude_departments,
+                max_items=MAX_DEPARTMENTS,
+                max_length=MAX_LABEL_LENGTH,
             ),
             dietary=check.vocabulary("filters.dietary_restrictions", msg.dietary_restrictions, DIETARY_TAGS),
             allergens=check.vocabulary("filters.allergens", msg.allergens, ALLERGENS),

@@ -56,9 +56,7 @@ class Validator:
     def page_size(self, field: str, value: int) -> int:
         """0 means the default page size; negative or above the maximum is an error."""
         if value < 0 or value > self.limits.max_page_size:
-            raise InvalidArgumentError(
-                field, f"must be between 0 and {self.limits.max_page_size}, got {value}"
-            )
+            raise InvalidArgumentError(field, f"must be between 0 and {self.limits.max_page_size}, got {value}")
         return value or self.limits.default_page_size
 
     def page_token(self, field: str, value: str) -> str:
@@ -92,9 +90,7 @@ def text(field: str, value: str, *, max_length: int, required: bool = False) -> 
 def text_list(field: str, values: Sequence[str], *, max_items: int, max_length: int) -> tuple[str, ...]:
     """Distinct non-empty texts, in first-seen order."""
     count(field, values, maximum=max_items)
-    return _distinct(
-        text(f"{field}[{i}]", v, max_length=max_length, required=True) for i, v in enumerate(values)
-    )
+    return _distinct(text(f"{field}[{i}]", v, max_length=max_length, required=True) for i, v in enumerate(values))
 
 
 def vocabulary(
@@ -104,9 +100,7 @@ def vocabulary(
     count(field, values, maximum=max_items)
     for i, value in enumerate(values):
         if value not in known:
-            raise InvalidArgumentError(
-                f"{field}[{i}]", f"unknown value {value!r} (known: {', '.join(sorted(known))})"
-            )
+            raise InvalidArgumentError(f"{field}[{i}]", f"unknown value {value!r} (known: {', '.join(sorted(known))})")
     return _distinct(values)
 
 
@@ -154,9 +148,7 @@ def timestamp(
     return moment
 
 
-def time_range(
-    start_field: str, start: datetime | None, end_field: str, end: datetime | None
-) -> None:
+def time_range(start_field: str, start: datetime | None, end_field: str, end: datetime | None) -> None:
     if start is not None and end is not None and end <= start:
         raise InvalidArgumentError(end_field, f"must be after {start_field}")
 

@@ -182,9 +182,7 @@ def _brand_name(rng: random.Random, department: str) -> str:
     return f"{rng.choice(_PREFIXES)} {word}"
 
 
-def _fill_aisle(
-    a: int, aisle: Aisle, n: int, pool: list[tuple[str, float, float]], rng: random.Random
-) -> list[_Draft]:
+def _fill_aisle(a: int, aisle: Aisle, n: int, pool: list[tuple[str, float, float]], rng: random.Random) -> list[_Draft]:
     n_brands = min(len(pool), _brands_in_aisle(n))
     brands = rng.sample(pool, n_brands)
     if aisle.audience != "alcohol":
@@ -330,4 +328,3 @@ def write_catalog(catalog: Catalog, out_dir: Path) -> None:
                     int(catalog.in_stock[i]),
                 )
             )
-

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -32,7 +32,7 @@ def to_day(moment: datetime) -> float:
 
 
 def from_day(day: float) -> datetime:
-    return datetime.fromtimestamp(day * SECONDS_PER_DAY, tz=timezone.utc)
+    return datetime.fromtimestamp(day * SECONDS_PER_DAY, tz=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +188,7 @@ class PurchaseTable:
         return len(self.day)
 
     @classmethod
-    def from_columns(cls, batches: Iterable[PurchaseColumns], *, customer_share: float = 1.0) -> "PurchaseTable":
+    def from_columns(cls, batches: Iterable[PurchaseColumns], *, customer_share: float = 1.0) -> PurchaseTable:
         """Concatenate scan batches (`Store.scan_purchases`) into one coded table.
 
         `customer_share` < 1 keeps that share of customers, whole histories, chosen by a stable
@@ -227,7 +227,7 @@ class PurchaseTable:
         )
 
     @classmethod
-    def from_history(cls, history: CustomerHistory) -> "PurchaseTable":
+    def from_history(cls, history: CustomerHistory) -> PurchaseTable:
         """One customer's history as a table (product codes in order of first purchase)."""
         product_ids = tuple(history.product_lines)
         code_of = {pid: i for i, pid in enumerate(product_ids)}
@@ -246,7 +246,7 @@ class PurchaseTable:
             product_ids=product_ids,
         )
 
-    def before(self, day: float) -> "PurchaseTable":
+    def before(self, day: float) -> PurchaseTable:
         """Only the lines bought before `day` (codes and id lists unchanged)."""
         keep = self.day < day
         return PurchaseTable(

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from omnix_recs.domain.consumption import (
     SECONDS_PER_DAY,
@@ -88,7 +89,7 @@ class ConsumptionForecast:
         }
 
     @classmethod
-    def from_document(cls, customer_id: str, body: Mapping[str, Any]) -> "ConsumptionForecast":
+    def from_document(cls, customer_id: str, body: Mapping[str, Any]) -> ConsumptionForecast:
         visit_cycle = body.get("visit_cycle_days")
         return cls(
             customer_id=customer_id,

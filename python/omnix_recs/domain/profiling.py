@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import enum
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -106,7 +106,7 @@ class CatalogSignals:
     log_price: np.ndarray  # float64 [products]; NaN = no price
 
     @classmethod
-    def from_products(cls, products: Iterable[Product]) -> "CatalogSignals":
+    def from_products(cls, products: Iterable[Product]) -> CatalogSignals:
         products = list(products)
         flags = np.zeros((len(products), len(SIGNALS)), dtype=bool)
         for row, product in enumerate(products):

@@ -38,11 +38,18 @@ class PurchaseColumns:
         """(customer_id, order_id, product_id, quantity, unit_price, purchased_at) per line;
         `InvalidArgumentError("columns")` when the columns differ in length."""
         columns = (
-            self.customer_ids, self.order_ids, self.product_ids, self.quantities, self.unit_prices, self.purchased_at
+            self.customer_ids,
+            self.order_ids,
+            self.product_ids,
+            self.quantities,
+            self.unit_prices,
+            self.purchased_at,
         )
         lengths = {len(column) for column in columns}
         if len(lengths) != 1:
-            raise InvalidArgumentError("columns", f"all columns must have the same length, got lengths {sorted(lengths)}")
+            raise InvalidArgumentError(
+                "columns", f"all columns must have the same length, got lengths {sorted(lengths)}"
+            )
         return zip(*columns)
 
 
@@ -65,10 +72,17 @@ class OrderLines:
     purchased_at_s: np.ndarray  # float64 epoch seconds
 
     def __post_init__(self) -> None:
-        lengths = {len(self.order_ids), len(self.product_ids), len(self.quantities), len(self.unit_prices),
-                   len(self.purchased_at_s)}
+        lengths = {
+            len(self.order_ids),
+            len(self.product_ids),
+            len(self.quantities),
+            len(self.unit_prices),
+            len(self.purchased_at_s),
+        }
         if len(lengths) != 1:
-            raise InvalidArgumentError("order_lines", f"all columns must have the same length, got lengths {sorted(lengths)}")
+            raise InvalidArgumentError(
+                "order_lines", f"all columns must have the same length, got lengths {sorted(lengths)}"
+            )
 
     def __len__(self) -> int:
         return len(self.purchased_at_s)

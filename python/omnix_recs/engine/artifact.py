@@ -92,11 +92,15 @@ class LoadedModel:
         seasonal ones (computed once per week column)."""
         candidates = self._candidates_by_week.get(week)
         if candidates is None:
-            candidates = np.unique(np.concatenate([
-                top_items(self.popularity, POPULAR_CANDIDATES),
-                top_items(self.trending, TRENDING_CANDIDATES),
-                top_items(self.seasonal_lift[:, week], SEASONAL_CANDIDATES),
-            ])).astype(np.int32)
+            candidates = np.unique(
+                np.concatenate(
+                    [
+                        top_items(self.popularity, POPULAR_CANDIDATES),
+                        top_items(self.trending, TRENDING_CANDIDATES),
+                        top_items(self.seasonal_lift[:, week], SEASONAL_CANDIDATES),
+                    ]
+                )
+            ).astype(np.int32)
             self._candidates_by_week[week] = candidates
         return candidates
 
@@ -180,7 +184,9 @@ def load_model(path: str | Path) -> LoadedModel:
     if not isinstance(item_ids, list) or not all(isinstance(i, str) for i in item_ids):
         raise ModelFormatError(f"{path}/item_ids.json: expected a list of product id strings")
     if manifest.get("counts", {}).get("items") != len(item_ids):
-        raise ModelFormatError(f"{path}: the manifest counts {manifest.get('counts', {}).get('items')} items, item_ids.json {len(item_ids)}")
+        raise ModelFormatError(
+            f"{path}: the manifest counts {manifest.get('counts', {}).get('items')} items, item_ids.json {len(item_ids)}"
+        )
     stored = ARRAY_NAMES if manifest["format_version"] >= 2 else tuple(n for n in ARRAY_NAMES if n != TASTE)
     arrays = {name: _open_array(path / f"{name}.npy") for name in stored}
     if TASTE not in arrays:
@@ -200,7 +206,9 @@ def _check_shapes(arrays: dict[str, np.ndarray], n_items: int) -> None:
         if array is None:
             raise ModelFormatError(f"model array {name} is missing")
         if array.dtype != dtype or array.shape != shape:
-            raise ModelFormatError(f"model array {name} is {array.dtype}{list(array.shape)}, expected {np.dtype(dtype)}{list(shape)}")
+            raise ModelFormatError(
+                f"model array {name} is {array.dtype}{list(array.shape)}, expected {np.dtype(dtype)}{list(shape)}"
+            )
 
     for index_name, score_name in NEIGHBOUR_TABLES:
         k = arrays[index_name].shape[1] if index_name in arrays and arrays[index_name].ndim == 2 else -1

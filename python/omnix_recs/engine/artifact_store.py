@@ -186,8 +186,11 @@ def prune_cache(cache_dir: Path, keep: int = CACHED_VERSIONS_KEPT) -> list[str]:
     the names removed. Only complete versions (a directory with a manifest) are considered:
     staging and evicted directories are hidden, and anything else there is left alone."""
     try:
-        versions = [entry for entry in cache_dir.iterdir()
-                    if not entry.name.startswith(".") and (entry / "manifest.json").is_file()]
+        versions = [
+            entry
+            for entry in cache_dir.iterdir()
+            if not entry.name.startswith(".") and (entry / "manifest.json").is_file()
+        ]
         versions.sort(key=lambda entry: entry.stat().st_mtime, reverse=True)
     except OSError as err:  # a cache that cannot be listed is no reason to fail a model load
         log.warning("model cache %s could not be pruned: %s", cache_dir, err)

@@ -49,21 +49,46 @@ class Blend:
 # BALANCED sits between them by hand: mostly replenishment, with some taste.
 DEFAULT_BLENDS: dict[str, Blend] = {
     Strategy.REPLENISH: Blend(
-        {"replenishment": 4.0, "habit": 1.0, "repurchase": 0.4, "co_purchase": 0.3, "basket_complement": 0.2,
-         "popularity": 0.05, "category_affinity": 0.05},
+        {
+            "replenishment": 4.0,
+            "habit": 1.0,
+            "repurchase": 0.4,
+            "co_purchase": 0.3,
+            "basket_complement": 0.2,
+            "popularity": 0.05,
+            "category_affinity": 0.05,
+        },
     ),
     # Content similarity and popularity only fill the list where nothing else knows a product
     # (a catalogue nobody has bought from yet); at 0.02 they do not reorder the rest.
     Strategy.DISCOVER: Blend(
-        {"taste": 1.0, "co_purchase": 0.3, "basket_complement": 0.3, "seasonal": 0.4, "category_affinity": 0.4,
-         "similar": 0.02, "popularity": 0.02},
+        {
+            "taste": 1.0,
+            "co_purchase": 0.3,
+            "basket_complement": 0.3,
+            "seasonal": 0.4,
+            "category_affinity": 0.4,
+            "similar": 0.02,
+            "popularity": 0.02,
+        },
         exclude_history=True,
         per_category_cap=3,
     ),
     Strategy.BALANCED: Blend(
-        {"replenishment": 3.0, "habit": 1.0, "repurchase": 0.3, "co_purchase": 0.2, "basket_complement": 0.3,
-         "similar": 0.05, "popularity": 0.05, "trending": 0.05, "seasonal": 0.1, "category_affinity": 0.1,
-         "brand_affinity": 0.05, "taste": 0.2},
+        {
+            "replenishment": 3.0,
+            "habit": 1.0,
+            "repurchase": 0.3,
+            "co_purchase": 0.2,
+            "basket_complement": 0.3,
+            "similar": 0.05,
+            "popularity": 0.05,
+            "trending": 0.05,
+            "seasonal": 0.1,
+            "category_affinity": 0.1,
+            "brand_affinity": 0.05,
+            "taste": 0.2,
+        },
         per_category_cap=4,
     ),
 }

@@ -112,7 +112,9 @@ def build_from_lines(lines: PurchaseLines, products: Sequence[Product], paramete
         arrays["repurchase_rate"] = zeros.copy()
     else:
         arrays["popularity"] = decayed_popularity(lines, as_of, p.popularity_half_life_days)
-        arrays["trending"] = trending_velocity(lines, as_of, p.trending_window_days, p.trending_baseline_days, p.trending_prior)
+        arrays["trending"] = trending_velocity(
+            lines, as_of, p.trending_window_days, p.trending_baseline_days, p.trending_prior
+        )
         arrays["seasonal_lift"] = seasonal_lift(lines, p.seasonal_prior)
         clock.lap("popularity_trending_seasonal")
         arrays["population_cycle_days"], arrays["repurchase_rate"] = repeat_purchases(lines, p.same_trip_days)
@@ -151,17 +153,23 @@ def taste_factors(customers: SparseMatrix, p: BuildParameters) -> np.ndarray:
 
 
 def basket_complements(lines: PurchaseLines, p: BuildParameters) -> tuple[np.ndarray, np.ndarray]:
-    """"Frequently bought together": items in the same baskets more often than chance (shrunk
+    """ "Frequently bought together": items in the same baskets more often than chance (shrunk
     lift over basket × item), which puts pasta sauce, not another pasta, next to pasta."""
     matrix = basket_item_matrix(lines)
-    return _core.basket_complements(matrix.indptr, matrix.indices, matrix.n_cols, p.neighbours, p.basket_min_support, p.basket_prior)
+    return _core.basket_complements(
+        matrix.indptr, matrix.indices, matrix.n_cols, p.neighbours, p.basket_min_support, p.basket_prior
+    )
 
 
-def content_neighbours(products: Sequence[Product], item_ids: Sequence[str], p: BuildParameters) -> tuple[np.ndarray, np.ndarray]:
+def content_neighbours(
+    products: Sequence[Product], item_ids: Sequence[str], p: BuildParameters
+) -> tuple[np.ndarray, np.ndarray]:
     """Items that look alike on the shelf: cosine over department, aisle, brand, price band,
     dietary tags and name words."""
     matrix = product_feature_matrix(products, item_ids, max_feature_share=p.max_feature_share)
-    return _core.cosine_item_neighbours(matrix.indptr, matrix.indices, matrix.data, matrix.n_cols, p.neighbours, p.content_shrink)
+    return _core.cosine_item_neighbours(
+        matrix.indptr, matrix.indices, matrix.data, matrix.n_cols, p.neighbours, p.content_shrink
+    )
 
 
 # --- per-item signals (numpy) ------------------------------------------------------------------
@@ -176,7 +184,9 @@ def decayed_popularity(lines: PurchaseLines, as_of: int, half_life_days: float) 
     return (popularity / top if top > 0 else popularity).astype(np.float32)
 
 
-def trending_velocity(lines: PurchaseLines, as_of: int, window_days: int, baseline_days: int, prior: float) -> np.ndarray:
+def trending_velocity(
+    lines: PurchaseLines, as_of: int, window_days: int, baseline_days: int, prior: float
+) -> np.ndarray:
     """ln of the item's purchase rate in the last `window_days` over its rate in the
     `baseline_days` before, both counts padded with `prior` pseudo-purchases so that going from 1
     sale to 3 is not a trend. 0 = steady, > 0 = rising."""

@@ -241,15 +241,17 @@ def _customer_from_json(raw: bytes) -> Customer:
 
 
 def _encode_summary(s: PurchaseSummary) -> bytes:
-    return b"".join([
-        _SUMMARY_HEADER.pack(len(s.items), len(s.trip_times_s), s.spend, s.newest_line_s),
-        np.ascontiguousarray(s.items, dtype="<i4").tobytes(),
-        np.ascontiguousarray(s.last_bought_s, dtype="<f8").tobytes(),
-        np.ascontiguousarray(s.mean_gap_days, dtype="<f4").tobytes(),
-        np.ascontiguousarray(s.orders, dtype="<f4").tobytes(),
-        np.ascontiguousarray(s.habit, dtype="<f4").tobytes(),
-        np.ascontiguousarray(s.trip_times_s, dtype="<f8").tobytes(),
-    ])
+    return b"".join(
+        [
+            _SUMMARY_HEADER.pack(len(s.items), len(s.trip_times_s), s.spend, s.newest_line_s),
+            np.ascontiguousarray(s.items, dtype="<i4").tobytes(),
+            np.ascontiguousarray(s.last_bought_s, dtype="<f8").tobytes(),
+            np.ascontiguousarray(s.mean_gap_days, dtype="<f4").tobytes(),
+            np.ascontiguousarray(s.orders, dtype="<f4").tobytes(),
+            np.ascontiguousarray(s.habit, dtype="<f4").tobytes(),
+            np.ascontiguousarray(s.trip_times_s, dtype="<f8").tobytes(),
+        ]
+    )
 
 
 def _decode_summary(raw: bytes) -> PurchaseSummary:

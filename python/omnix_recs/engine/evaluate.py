@@ -129,7 +129,9 @@ def run_evaluation(
         tuned: dict[str, Blend] = {}
         if tune:
             validation = _split(trips, eligible, back=2)
-            val_model = train_without(build, store, settings, columns, validation.held_out | test.held_out, Path(workdir) / "validation")
+            val_model = train_without(
+                build, store, settings, columns, validation.held_out | test.held_out, Path(workdir) / "validation"
+            )
             recommender = Recommender(store, _Fixed(val_model))
             tuning = _sample(validation, TUNING_MAX_SHOPPERS, seed)
             prepared = _prepare(recommender, tuning)
@@ -173,7 +175,9 @@ def _all_lines(store: Store) -> PurchaseColumns:
 def _trips_by_customer(columns: PurchaseColumns) -> dict[str, list[Trip]]:
     at: dict[tuple[str, str], int] = {}
     items: dict[tuple[str, str], set[str]] = defaultdict(set)
-    for customer, order, product, when in zip(columns.customer_ids, columns.order_ids, columns.product_ids, columns.purchased_at):
+    for customer, order, product, when in zip(
+        columns.customer_ids, columns.order_ids, columns.product_ids, columns.purchased_at
+    ):
         key = (customer, order)
         at[key] = min(when, at.get(key, when))
         items[key].add(product)
@@ -212,7 +216,9 @@ def _sample(split: Split, n: int, seed: int) -> Split:
 def _truth(split: Split, task: Strategy) -> list[frozenset[str]]:
     if task is Strategy.REPLENISH:
         return [t.products for t in split.targets]
-    return [t.products - frozenset().union(*(h.products for h in hist)) for t, hist in zip(split.targets, split.histories)]
+    return [
+        t.products - frozenset().union(*(h.products for h in hist)) for t, hist in zip(split.targets, split.histories)
+    ]
 
 
 def train_without(
@@ -225,9 +231,7 @@ def train_without(
 ) -> LoadedModel:
     """Build a model from every order line except the held-out (customer, order) baskets."""
     keep = [i for i, key in enumerate(zip(columns.customer_ids, columns.order_ids)) if key not in held_out]
-    train = PurchaseColumns(**{
-        name: [getattr(columns, name)[i] for i in keep] for name in PurchaseColumns.__slots__
-    })
+    train = PurchaseColumns(**{name: [getattr(columns, name)[i] for i in keep] for name in PurchaseColumns.__slots__})
     return build(train, list(store.iter_products()), replace(settings, model_dir=str(model_dir)))
 
 
@@ -357,11 +361,15 @@ def _ndcg(ranked: Sequence[str], truth: frozenset[str], k: int) -> float:
     return dcg / ideal if ideal else 0.0
 
 
-def _metrics(lists: list[list[str]], truth: list[frozenset[str]], k_values: Sequence[int], catalog_size: int, seed: int) -> dict[str, float]:
+def _metrics(
+    lists: list[list[str]], truth: list[frozenset[str]], k_values: Sequence[int], catalog_size: int, seed: int
+) -> dict[str, float]:
     pairs = [(ranked, t) for ranked, t in zip(lists, truth) if t]
     out: dict[str, float] = {"customers": float(len(pairs))}
     if not pairs:
-        return out | {f"{m}@{k}": 0.0 for k in k_values for m in ("recall", "ndcg", "hit", "coverage", "personalization")}
+        return out | {
+            f"{m}@{k}": 0.0 for k in k_values for m in ("recall", "ndcg", "hit", "coverage", "personalization")
+        }
     rng = random.Random(seed)
     for k in k_values:
         hits = [len(set(r[:k]) & t) for r, t in pairs]
@@ -401,4 +409,3 @@ def _describe(blend: Blend) -> str:
     weights = ", ".join(f"{name} {blend.weights[name]:g}" for name in RANK_SIGNALS if blend.weights.get(name, 0) > 0)
     cap = blend.per_category_cap or "none"
     return f"{weights}; {blend.neighbours_per_item} neighbours per product, per-aisle cap {cap}"
-

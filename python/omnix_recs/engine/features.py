@@ -97,7 +97,9 @@ def summarize_purchases(
     return summarize_lines(OrderLines.from_purchases(purchases), index_of, habit_decay=habit_decay)
 
 
-def summarize_lines(lines: OrderLines, index_of: dict[str, int], *, habit_decay: float = HABIT_DECAY) -> PurchaseSummary:
+def summarize_lines(
+    lines: OrderLines, index_of: dict[str, int], *, habit_decay: float = HABIT_DECAY
+) -> PurchaseSummary:
     """`summarize_purchases` of the same lines given as columns (`Store.order_lines_of`, the read
     of a shopper-cache miss). A trip is an order, placed at its earliest line's time; what the
     summary holds per product is computed in the Rust core (rust_core/src/engine/history.rs).
@@ -105,14 +107,16 @@ def summarize_lines(lines: OrderLines, index_of: dict[str, int], *, habit_decay:
     n = len(lines)
     # Trips numbered in order-id order: trips placed at the same moment are ranked by number.
     trip_of = {order: k for k, order in enumerate(sorted(set(lines.order_ids)))}
-    items, last_bought_s, mean_gap_days, orders, habit, trip_times_s, spend, newest_line_s = _core.summarize_order_lines(
-        trip=np.fromiter(map(trip_of.__getitem__, lines.order_ids), np.int64, n),
-        trips=len(trip_of),
-        item=np.fromiter(map(index_of.get, lines.product_ids, repeat(-1)), np.int64, n),  # -1: not in the model
-        quantity=lines.quantities,
-        unit_price=lines.unit_prices,
-        purchased_at_s=lines.purchased_at_s,
-        habit_decay=habit_decay,
+    items, last_bought_s, mean_gap_days, orders, habit, trip_times_s, spend, newest_line_s = (
+        _core.summarize_order_lines(
+            trip=np.fromiter(map(trip_of.__getitem__, lines.order_ids), np.int64, n),
+            trips=len(trip_of),
+            item=np.fromiter(map(index_of.get, lines.product_ids, repeat(-1)), np.int64, n),  # -1: not in the model
+            quantity=lines.quantities,
+            unit_price=lines.unit_prices,
+            purchased_at_s=lines.purchased_at_s,
+            habit_decay=habit_decay,
+        )
     )
     return PurchaseSummary(items, last_bought_s, mean_gap_days, orders, habit, trip_times_s, spend, newest_line_s)
 

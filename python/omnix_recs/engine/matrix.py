@@ -135,7 +135,9 @@ def read_purchase_lines(
 
     # Customers with a kept line; items in the catalog or in a kept line, renumbered in id order
     # so the artifact does not depend on the order of the scan.
-    customer_code, customer_ids = _renumber(list(customers.codes), np.bincount(customer, minlength=len(customers.codes)) > 0)
+    customer_code, customer_ids = _renumber(
+        list(customers.codes), np.bincount(customer, minlength=len(customers.codes)) > 0
+    )
     wanted_items = np.bincount(item, minlength=len(items.codes)) > 0
     wanted_items[:n_catalog] = True
     item_code, item_ids = _renumber(list(items.codes), wanted_items, by_id=True)
@@ -252,7 +254,9 @@ def price_bands(products: Sequence[Product]) -> list[int | None]:
     for p in products:
         if p.price > 0:
             prices_by_aisle[p.aisle].append(p.price)
-    cuts = {aisle: np.quantile(prices, np.arange(1, PRICE_BANDS) / PRICE_BANDS) for aisle, prices in prices_by_aisle.items()}
+    cuts = {
+        aisle: np.quantile(prices, np.arange(1, PRICE_BANDS) / PRICE_BANDS) for aisle, prices in prices_by_aisle.items()
+    }
     return [int(np.searchsorted(cuts[p.aisle], p.price, side="right")) if p.price > 0 else None for p in products]
 
 
@@ -282,7 +286,9 @@ def product_feature_matrix(
         for feature in dict.fromkeys(product_features(product, band)):
             rows.append(feature_ids.setdefault(feature, len(feature_ids)))
             cols.append(item)
-    incidence = csr_counts(np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int32), len(feature_ids), len(item_ids))
+    incidence = csr_counts(
+        np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int32), len(feature_ids), len(item_ids)
+    )
     document_frequency = incidence.row_lengths()
     n_items = max(len(item_ids), 1)
     kind_weight = np.array([FEATURE_WEIGHTS[kind] for kind, _ in feature_ids], dtype=np.float64)

@@ -30,7 +30,9 @@ class ReasonWriter:
         # Where each listed item is in the history, found at once (one search, not one per reason).
         found = np.searchsorted(history.items, items) if len(history.items) else np.zeros(0, dtype=np.int64)
         self._position = {
-            item: pos for item, pos in zip(items, found.tolist()) if pos < len(history.items) and history.items[pos] == item
+            item: pos
+            for item, pos in zip(items, found.tolist())
+            if pos < len(history.items) and history.items[pos] == item
         }
 
     def __call__(self, item: int, code: int, anchor: int) -> str:

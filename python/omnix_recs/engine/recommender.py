@@ -155,7 +155,9 @@ class Recommender:
         model = self._active()
 
         def answer() -> Recommendations:
-            return self._recommend(model, customer_id, strategy, limit, as_of or _now(), basket, filters, exclude_purchased)
+            return self._recommend(
+                model, customer_id, strategy, limit, as_of or _now(), basket, filters, exclude_purchased
+            )
 
         if as_of is not None:  # a backtest: never answered from, or kept in, the cache
             return answer()
@@ -182,8 +184,13 @@ class Recommender:
             blend = replace(blend, exclude_history=True)
         shopper = self._filters(customer, filters)
         index = self.catalog.index_for(model.item_ids)
-        items = self._rank_and_check(model, index, shopper, limit, lambda k: self._rank(
-            model, index, shopper, history, basket_items, blend, as_of, k))
+        items = self._rank_and_check(
+            model,
+            index,
+            shopper,
+            limit,
+            lambda k: self._rank(model, index, shopper, history, basket_items, blend, as_of, k),
+        )
         return self._serve(customer_id, str(strategy), model, index, history, items, as_of)
 
     def personalized(
@@ -202,18 +209,34 @@ class Recommender:
         index = self.catalog.index_for(model.item_ids)
         stage = lifecycle(history)
         if stage is Lifecycle.NEW or not customer.consent.personalization:
-            items = self._rank_and_check(model, index, shopper, limit, lambda k: self._cold_start(
-                model, index, shopper, customer, as_of, k))
+            items = self._rank_and_check(
+                model, index, shopper, limit, lambda k: self._cold_start(model, index, shopper, customer, as_of, k)
+            )
             history = HistoryFeatures.empty()
         elif stage is Lifecycle.REGULAR:
-            items = self._rank_and_check(model, index, shopper, limit, lambda k: self._rank(
-                model, index, shopper, history, basket, self.blends[Strategy.BALANCED], as_of, k))
+            items = self._rank_and_check(
+                model,
+                index,
+                shopper,
+                limit,
+                lambda k: self._rank(model, index, shopper, history, basket, self.blends[Strategy.BALANCED], as_of, k),
+            )
         else:
             discover = max(1, round(limit * VIP_DISCOVERY_SHARE))
-            familiar = self._rank_and_check(model, index, shopper, limit - discover, lambda k: self._rank(
-                model, index, shopper, history, basket, self.blends[Strategy.BALANCED], as_of, k))
-            new = self._rank_and_check(model, index, shopper, limit, lambda k: self._rank(
-                model, index, shopper, history, basket, self.blends[Strategy.DISCOVER], as_of, k))
+            familiar = self._rank_and_check(
+                model,
+                index,
+                shopper,
+                limit - discover,
+                lambda k: self._rank(model, index, shopper, history, basket, self.blends[Strategy.BALANCED], as_of, k),
+            )
+            new = self._rank_and_check(
+                model,
+                index,
+                shopper,
+                limit,
+                lambda k: self._rank(model, index, shopper, history, basket, self.blends[Strategy.DISCOVER], as_of, k),
+            )
             items = _interleave(familiar, new, limit)
         served = self._serve(customer_id, f"personalized:{stage}", model, index, history, items, as_of)
         return replace(served, lifecycle=str(stage))
@@ -231,8 +254,13 @@ class Recommender:
         items: list[Picked] = []
         if item is not None:  # None: in the catalog but newer than the model, so nothing is known about it
             anchor = np.array([item], dtype=np.int32)
-            items = self._rank_and_check(model, index, shopper, limit, lambda k: self._rank(
-                model, index, shopper, HistoryFeatures.empty(), anchor, SIMILAR_BLEND, _now(), k))
+            items = self._rank_and_check(
+                model,
+                index,
+                shopper,
+                limit,
+                lambda k: self._rank(model, index, shopper, HistoryFeatures.empty(), anchor, SIMILAR_BLEND, _now(), k),
+            )
         return self._serve(customer_id, "similar", model, index, HistoryFeatures.empty(), items, _now())
 
     def frequently_bought_together(
@@ -250,9 +278,18 @@ class Recommender:
         customer = self._customer(model, customer_id)
         shopper = self._filters(customer, filters)
         items_in_model = np.array([model.index_of[p] for p in basket if p in model.index_of], dtype=np.int32)
-        items = self._rank_and_check(model, index, shopper, limit, lambda k: self._rank(
-            model, index, shopper, HistoryFeatures.empty(), items_in_model, COMPLEMENT_BLEND, _now(), k))
-        return self._serve(customer_id, "frequently_bought_together", model, index, HistoryFeatures.empty(), items, _now())
+        items = self._rank_and_check(
+            model,
+            index,
+            shopper,
+            limit,
+            lambda k: self._rank(
+                model, index, shopper, HistoryFeatures.empty(), items_in_model, COMPLEMENT_BLEND, _now(), k
+            ),
+        )
+        return self._serve(
+            customer_id, "frequently_bought_together", model, index, HistoryFeatures.empty(), items, _now()
+        )
 
     def trending(
         self,
@@ -268,7 +305,9 @@ class Recommender:
         The window is fixed when the model is built; `window_days` 0 means that one."""
         window = int(self._active().parameters.get("trending_window_days", 0))
         if window_days and window_days != window:
-            raise InvalidArgumentError("window_days", f"the active model measures trends over {window} days: use 0 or {window}")
+            raise InvalidArgumentError(
+                "window_days", f"the active model measures trends over {window} days: use 0 or {window}"
+            )
         return self._shop_wide("trending", limit, department, customer_id, filters, None), window
 
     def seasonal(
@@ -289,7 +328,9 @@ class Recommender:
         if served.customer_id and feedback.customer_id and served.customer_id != feedback.customer_id:
             raise InvalidArgumentError("customer_id", "does not match the customer the list was served to")
         if feedback.product_id not in {item.product_id for item in served.items}:
-            raise InvalidArgumentError("product_id", f"{feedback.product_id!r} was not in recommendation {served.recommendation_id!r}")
+            raise InvalidArgumentError(
+                "product_id", f"{feedback.product_id!r} was not in recommendation {served.recommendation_id!r}"
+            )
         self._store.add_feedback(replace(feedback, customer_id=feedback.customer_id or served.customer_id))
 
     @property
@@ -375,27 +416,35 @@ class Recommender:
         k: int,
     ) -> _Ranked:
         week = week_column(as_of)
-        return _Ranked(*model.tables.rank(
-            history_items=history.items,
-            days_since_last=history.days_since_last,
-            mean_gap_days=history.mean_gap_days,
-            orders=history.orders,
-            habit=history.habit,
-            basket=basket,
-            allowed=index.allowed(shopper, model.index_of),
-            category_ids=index.aisle_ids,
-            brand_ids=index.brand_ids,
-            extra_candidates=model.shop_wide_candidates(week),
-            weights=blend.vector,
-            week=week,
-            k=k,
-            exclude_history=blend.exclude_history,
-            per_category_cap=blend.per_category_cap,
-            neighbours_per_item=blend.neighbours_per_item,
-        ))
+        return _Ranked(
+            *model.tables.rank(
+                history_items=history.items,
+                days_since_last=history.days_since_last,
+                mean_gap_days=history.mean_gap_days,
+                orders=history.orders,
+                habit=history.habit,
+                basket=basket,
+                allowed=index.allowed(shopper, model.index_of),
+                category_ids=index.aisle_ids,
+                brand_ids=index.brand_ids,
+                extra_candidates=model.shop_wide_candidates(week),
+                weights=blend.vector,
+                week=week,
+                k=k,
+                exclude_history=blend.exclude_history,
+                per_category_cap=blend.per_category_cap,
+                neighbours_per_item=blend.neighbours_per_item,
+            )
+        )
 
     def _cold_start(
-        self, model: LoadedModel, index: CatalogIndex, shopper: ShopperFilters, customer: Customer, as_of: datetime, k: int
+        self,
+        model: LoadedModel,
+        index: CatalogIndex,
+        shopper: ShopperFilters,
+        customer: Customer,
+        as_of: datetime,
+        k: int,
     ) -> _Ranked:
         """Shop-wide signals, lifted by the departments and brands the shopper says they like."""
         week = week_column(as_of)
@@ -404,12 +453,22 @@ class Recommender:
         seasonal = _squash(model.seasonal_lift[:, week] - 1.0)
         prefs = customer.preferences
         liked_department = index.department_mask(prefs.favorite_departments)
-        liked_brand = np.isin(index.brand_ids, [index.brands.index(b) for b in prefs.favorite_brands if b in index.brands])
+        liked_brand = np.isin(
+            index.brand_ids, [index.brands.index(b) for b in prefs.favorite_brands if b in index.brands]
+        )
         score = popularity + 0.3 * trending + 0.3 * seasonal + 1.0 * liked_department + 0.5 * liked_brand
-        return _shop_wide_ranked(score, index.allowed(shopper, model.index_of), k, [
-            ("popularity", popularity), ("trending", 0.3 * trending), ("seasonal", 0.3 * seasonal),
-            ("category_affinity", 1.0 * liked_department), ("brand_affinity", 0.5 * liked_brand),
-        ])
+        return _shop_wide_ranked(
+            score,
+            index.allowed(shopper, model.index_of),
+            k,
+            [
+                ("popularity", popularity),
+                ("trending", 0.3 * trending),
+                ("seasonal", 0.3 * seasonal),
+                ("category_affinity", 1.0 * liked_department),
+                ("brand_affinity", 0.5 * liked_brand),
+            ],
+        )
 
     def _shop_wide(
         self, kind: str, limit: int, department: str, customer_id: str, filters: RequestFilters, as_of: datetime | None
@@ -427,12 +486,22 @@ class Recommender:
             signal = np.nan_to_num(model.seasonal_lift[:, week_column(as_of)] - 1.0, nan=0.0)
         # Popularity breaks near-ties so that a spike on three sales does not top the list.
         score = np.where(signal > 0, _squash(signal) + 0.1 * np.nan_to_num(model.popularity), 0.0)
-        items = self._rank_and_check(model, index, shopper, limit, lambda k: _shop_wide_ranked(
-            score, index.allowed(shopper, model.index_of), k, [(kind, score)]))
+        items = self._rank_and_check(
+            model,
+            index,
+            shopper,
+            limit,
+            lambda k: _shop_wide_ranked(score, index.allowed(shopper, model.index_of), k, [(kind, score)]),
+        )
         return self._serve(customer_id, kind, model, index, HistoryFeatures.empty(), items, as_of or _now())
 
     def _rank_and_check(
-        self, model: LoadedModel, index: CatalogIndex, shopper: ShopperFilters, limit: int, rank: Callable[[int], _Ranked]
+        self,
+        model: LoadedModel,
+        index: CatalogIndex,
+        shopper: ShopperFilters,
+        limit: int,
+        rank: Callable[[int], _Ranked],
     ) -> list[Picked]:
         """The top `limit`; re-checked against the live catalog when the snapshot may be old
         (rank `limit + margin`, drop what the live rows no longer admit, keep `limit`)."""
@@ -442,7 +511,9 @@ class Recommender:
         keep: Sequence[int] = range(len(items))
         if self._recheck_live_catalog:
             live = self._store.get_products([model.item_ids[i] for i in items])
-            keep = [pos for pos in keep if (p := live.get(model.item_ids[items[pos]])) is not None and shopper.admits(p)]
+            keep = [
+                pos for pos in keep if (p := live.get(model.item_ids[items[pos]])) is not None and shopper.admits(p)
+            ]
         return [
             (items[pos], scores[pos], confidence[pos], [(c, a) for c, a in zip(reasons[pos], anchors[pos]) if c >= 0])
             for pos in keep[:limit]

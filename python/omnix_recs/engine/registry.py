@@ -123,10 +123,14 @@ class ModelHolder:
                 model = self._artifacts.open(record.artifact_uri)
             except ModelFormatError as err:
                 self._broken_version = record.version
-                log.error("model %s is active but cannot be loaded (keeping %s): %s", record.version, self._version, err)
+                log.error(
+                    "model %s is active but cannot be loaded (keeping %s): %s", record.version, self._version, err
+                )
                 return False
             except UnavailableError as err:
-                log.warning("model %s is active but cannot be fetched now (keeping %s): %s", record.version, self._version, err)
+                log.warning(
+                    "model %s is active but cannot be fetched now (keeping %s): %s", record.version, self._version, err
+                )
                 return False
             self._model, self._version = model, record.version
             log.info("serving model %s", record.version)

@@ -49,7 +49,9 @@ REGION_NAME = re.compile(r"[a-z0-9-]{1,32}")
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 CHUNK_BYTES = 1 << 20
 # Error codes after which the same request may succeed later (botocore already retried them).
-TRANSIENT_CODES = frozenset({"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "InternalError", "ServiceUnavailable"})
+TRANSIENT_CODES = frozenset(
+    {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "InternalError", "ServiceUnavailable"}
+)
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,11 @@ class S3Location:
         endpoint = parameters.get("endpoint") or None
         if endpoint is not None:
             endpoint_parts = urlsplit(endpoint)
-            if endpoint_parts.scheme not in ("http", "https") or not endpoint_parts.netloc or "@" in endpoint_parts.netloc:
+            if (
+                endpoint_parts.scheme not in ("http", "https")
+                or not endpoint_parts.netloc
+                or "@" in endpoint_parts.netloc
+            ):
                 raise ValueError("endpoint must be an http:// or https:// URL without credentials")
         region = parameters.get("region") or None
         if region is not None and not REGION_NAME.fullmatch(region):
@@ -159,7 +165,9 @@ class _Clients:
                         "s3", endpoint_url=location.endpoint, region_name=location.region, config=config
                     )
                 except NoRegionError:
-                    raise FailedPreconditionError("no AWS region for S3: add ?region=... to the URL or set AWS_REGION") from None
+                    raise FailedPreconditionError(
+                        "no AWS region for S3: add ?region=... to the URL or set AWS_REGION"
+                    ) from None
                 self._clients[key] = client
             return client
 
@@ -214,7 +222,9 @@ def remove(location: S3Location, file_names: Iterable[str]) -> None:
         )
     except (ClientError, BotoCoreError) as err:
         if _code(err) != "NoSuchBucket":  # then nothing was written either
-            log.warning("could not delete the objects of %s (delete them by hand): %s", location.display, _describe(err))
+            log.warning(
+                "could not delete the objects of %s (delete them by hand): %s", location.display, _describe(err)
+            )
 
 
 # --- reading ------------------------------------------------------------------------------------
@@ -269,7 +279,9 @@ def _get_bytes(client: Any, location: S3Location, name: str) -> bytes:
         return client.get_object(Bucket=location.bucket, Key=location.key(name))["Body"].read()
     except (ClientError, BotoCoreError) as err:
         if name == MANIFEST and _code(err) in ("NoSuchKey", "404"):
-            raise ModelFormatError(f"{uri}: missing (the upload did not finish, or this is not a model artifact)") from err
+            raise ModelFormatError(
+                f"{uri}: missing (the upload did not finish, or this is not a model artifact)"
+            ) from err
         raise _read_error(err, uri) from err
 
 
@@ -293,7 +305,9 @@ def _download_file(client: Any, location: S3Location, name: str, entry: FileEntr
     except (ClientError, BotoCoreError) as err:
         raise _read_error(err, uri) from err
     if size != entry.size:
-        raise ModelFormatError(f"{uri}: {'more than ' if size > entry.size else ''}{size} bytes, the upload wrote {entry.size} (truncated or replaced)")
+        raise ModelFormatError(
+            f"{uri}: {'more than ' if size > entry.size else ''}{size} bytes, the upload wrote {entry.size} (truncated or replaced)"
+        )
     if digest.hexdigest() != entry.sha256:
         raise ModelFormatError(f"{uri}: the content differs from what was uploaded (SHA-256 mismatch)")
 

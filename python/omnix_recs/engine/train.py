@@ -50,7 +50,9 @@ def train_model(
     except BaseException:
         destination.discard(saved)
         raise
-    log.info("trained model %s in %.1f s (%s)", saved.version, metrics["build_seconds"], "active" if activate else "inactive")
+    log.info(
+        "trained model %s in %.1f s (%s)", saved.version, metrics["build_seconds"], "active" if activate else "inactive"
+    )
     return record
 
 

@@ -15,15 +15,12 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, AsyncIterator, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from omnix_recs import request_context
-from omnix_recs.insights.baseline import BaselineCache
-from omnix_recs.insights.bedrock import BedrockAnalyst, BedrockError
-from omnix_recs.insights.facts import CustomerAnalysis, analyse_history, cited_product_ids, customer_facts
-from omnix_recs.insights.local import write_insights
 from omnix_recs.config import Settings
 from omnix_recs.domain.consumption import CustomerHistory, customer_cycles, enrich_history
 from omnix_recs.domain.models import Customer, Purchase
@@ -35,6 +32,10 @@ from omnix_recs.domain.predictions import (
     summarise_scores,
 )
 from omnix_recs.errors import FailedPreconditionError, NotFoundError
+from omnix_recs.insights.baseline import BaselineCache
+from omnix_recs.insights.bedrock import BedrockAnalyst, BedrockError
+from omnix_recs.insights.facts import CustomerAnalysis, analyse_history, cited_product_ids, customer_facts
+from omnix_recs.insights.local import write_insights
 from omnix_recs.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ CACHE_SIZE = 10_000
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ class AnalysisResult:
         }
 
     @classmethod
-    def from_document(cls, customer_id: str, created_at: datetime, body: dict[str, Any]) -> "AnalysisResult":
+    def from_document(cls, customer_id: str, created_at: datetime, body: dict[str, Any]) -> AnalysisResult:
         return cls(
             customer_id=customer_id,
             summary=body["summary"],
@@ -382,7 +383,7 @@ def _version_of(history: CustomerHistory) -> str:
 
 
 def _bucket_start(moment: datetime, bucket: str) -> datetime:
-    day = moment.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    day = moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     if bucket == "week":
         return day - timedelta(days=day.weekday())
     if bucket == "month":

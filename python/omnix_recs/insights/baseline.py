@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Iterable
+from datetime import UTC, datetime
 
 from omnix_recs.domain.consumption import PopulationCycles, PurchaseTable, population_cycles, to_day
 from omnix_recs.domain.models import Product
@@ -88,7 +88,7 @@ class BaselineCache:
         self._built_count = self._store.count_purchases()
         share = min(1.0, MAX_BASELINE_LINES / max(1, self._built_count))
         table = PurchaseTable.from_columns(self._store.scan_purchases(), customer_share=share)
-        baseline = build_baseline(table, self._store.iter_products(), as_of=datetime.now(timezone.utc))
+        baseline = build_baseline(table, self._store.iter_products(), as_of=datetime.now(UTC))
         log.info(
             "population baseline built",
             extra={"purchases": baseline.purchases, "seconds": round(time.perf_counter() - started, 3)},

@@ -17,7 +17,8 @@ import random
 import threading
 import time
 from collections import OrderedDict
-from typing import Any, Collection
+from collections.abc import Collection
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -31,6 +32,7 @@ from botocore.exceptions import (
 )
 
 from omnix_recs.breaker import CircuitBreaker
+from omnix_recs.config import Settings
 from omnix_recs.insights.schema import (
     INSIGHTS_SCHEMA,
     TOOL_DESCRIPTION,
@@ -38,7 +40,6 @@ from omnix_recs.insights.schema import (
     InsightsValidationError,
     validate_insights,
 )
-from omnix_recs.config import Settings
 
 log = logging.getLogger(__name__)
 

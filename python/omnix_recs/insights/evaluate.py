@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable
 
 import numpy as np
 
-from omnix_recs.insights.baseline import build_baseline
 from omnix_recs.domain.consumption import (
     PurchaseTable,
     customer_cycles,
@@ -34,6 +33,7 @@ from omnix_recs.domain.predictions import (
     score_forecast,
     summarise_scores,
 )
+from omnix_recs.insights.baseline import build_baseline
 from omnix_recs.store.base import Store
 
 MIN_TRIPS = 3

@@ -13,12 +13,12 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from omnix_recs.insights.baseline import PopulationBaseline
 from omnix_recs.domain.consumption import CustomerCycles, CustomerHistory, customer_cycles, days_between
 from omnix_recs.domain.models import Customer
 from omnix_recs.domain.patterns import MONTHS, WEEKDAYS, PurchasePatterns, detect_patterns
 from omnix_recs.domain.predictions import ConsumptionForecast, forecast_consumption
 from omnix_recs.domain.profiling import CustomerProfile, profile_customer
+from omnix_recs.insights.baseline import PopulationBaseline
 
 TOP_PRODUCTS = 8
 TOP_DEPARTMENTS = 5

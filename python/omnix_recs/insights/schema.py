@@ -9,7 +9,8 @@ document uses, to keep `jsonschema` out of the runtime dependencies; the tests c
 
 from __future__ import annotations
 
-from typing import Any, Collection
+from collections.abc import Collection
+from typing import Any
 
 from omnix_recs.domain.profiling import BudgetTier, Lifestyle, PriceSensitivity, Segment
 

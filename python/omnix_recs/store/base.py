@@ -111,9 +111,7 @@ class Store(Protocol):
     def get_products(self, product_ids: Sequence[str]) -> dict[str, Product]:
         """The ones that exist; missing ids are simply absent from the result."""
 
-    def list_products(
-        self, product_filter: ProductFilter, page_size: int, page_token: str = ""
-    ) -> Page[Product]:
+    def list_products(self, product_filter: ProductFilter, page_size: int, page_token: str = "") -> Page[Product]:
         """Ordered by product id."""
 
     def iter_products(self) -> Iterator[Product]:
@@ -209,4 +207,3 @@ class Store(Protocol):
     # --- bulk ----------------------------------------------------------------------------
     def import_session(self) -> AbstractContextManager[ImportSession]:
         """Open an all-or-nothing bulk write (see `ImportSession`)."""
-

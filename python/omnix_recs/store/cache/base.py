@@ -97,7 +97,9 @@ class Cache(abc.ABC):
     # servers answer such calls on the event loop). Misses may still block: loads read the store.
     in_memory: bool = False
 
-    def __init__(self, *, ttl_s: float, clock: Callable[[], float] = time.time, rng: Callable[[], float] = random.random) -> None:
+    def __init__(
+        self, *, ttl_s: float, clock: Callable[[], float] = time.time, rng: Callable[[], float] = random.random
+    ) -> None:
         self.ttl_s = ttl_s
         self.stats = CacheStats()
         self._clock = clock

@@ -126,7 +126,7 @@ class RedisCache(Cache):
             expires_at, load_s = _ENTRY_HEADER.unpack_from(payload)
             if expires_at <= self._clock():
                 return None, generation
-            value = codec.decode(payload[_ENTRY_HEADER.size:])
+            value = codec.decode(payload[_ENTRY_HEADER.size :])
         except Exception as exc:  # a value written by another version of the code: just reload it
             self._failure_log.warning("undecodable cache entry %s of %s: %s", name, customer_id, exc)
             return None, generation
@@ -165,7 +165,9 @@ class RedisCache(Cache):
             self._outage = True
             self._failure_log.warning(
                 "Redis unavailable (%s: %s); serving without the cache, retrying in %g s",
-                type(exc).__name__, exc, self._retry_after_s,
+                type(exc).__name__,
+                exc,
+                self._retry_after_s,
             )
             return None
         self._breaker.record_success()

@@ -14,9 +14,10 @@ import json
 import math
 import numbers
 import operator
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -57,10 +58,7 @@ def timestamp(value: datetime, field: str) -> str:
     if not isinstance(value, datetime) or value.utcoffset() is None:
         raise InvalidArgumentError(field, "must be a timezone-aware datetime")
     t = value.astimezone(UTC)
-    return (
-        f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
-        f".{t.microsecond:06d}Z"
-    )
+    return f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}.{t.microsecond:06d}Z"
 
 
 def parse_timestamp(text: str) -> datetime:

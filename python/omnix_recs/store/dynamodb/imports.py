@@ -16,9 +16,10 @@ import struct
 import tempfile
 import threading
 import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
-from typing import IO, Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequence
+from typing import IO, Any, Protocol
 
 from omnix_recs.domain.models import Customer, Product, Purchase
 from omnix_recs.domain.purchases import PurchaseColumns

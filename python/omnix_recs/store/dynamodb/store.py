@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
@@ -40,8 +41,8 @@ from omnix_recs.store.dynamodb.client import (
 )
 from omnix_recs.store.dynamodb.codec import (
     ACTIVE_MODEL_POINTER,
-    CATALOG_VERSION_ROW,
     CATALOG_LISTING,
+    CATALOG_VERSION_ROW,
     CUSTOMERS_LISTING,
     FIRST_PURCHASE_KEY,
     HISTORY_HEADER,
@@ -160,9 +161,7 @@ class DynamoStore:
             return
         expected = timestamp(replaces, "replaces")
         try:
-            self._put_customer(
-                customer, "updatedAt = :expected", ConflictError, {":expected": wire_string(expected)}
-            )
+            self._put_customer(customer, "updatedAt = :expected", ConflictError, {":expected": wire_string(expected)})
         except ConflictError:
             # The condition fails for a missing profile too: say which of the two it was.
             self.get_customer(customer.customer_id)  # NotFoundError when gone
@@ -563,7 +562,11 @@ class DynamoStore:
         items = list(self.db.items("scan", TableName=self._name(MODELS), ConsistentRead=True))
         pointer = next((i for i in items if i["version"]["S"] == ACTIVE_MODEL_POINTER), None)
         active = None if pointer is None else pointer["activeVersion"]["S"]
-        records = [model_from_item(i, i["version"]["S"] == active) for i in items if i["version"]["S"] not in RESERVED_MODEL_ROWS]
+        records = [
+            model_from_item(i, i["version"]["S"] == active)
+            for i in items
+            if i["version"]["S"] not in RESERVED_MODEL_ROWS
+        ]
         return sorted(records, key=lambda r: (r.created_at, r.version), reverse=True)
 
     def activate_model(self, version: str) -> ModelRecord:

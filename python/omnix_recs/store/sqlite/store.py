@@ -329,9 +329,7 @@ class SqliteStore:
                 raise AlreadyExistsError("customer", customer.customer_id)
 
     def get_customer(self, customer_id: str) -> Customer:
-        rows = self._fetch(
-            f"{CUSTOMER_SELECT} WHERE customer_id = ?", (customer_id,)
-        )
+        rows = self._fetch(f"{CUSTOMER_SELECT} WHERE customer_id = ?", (customer_id,))
         if not rows:
             raise NotFoundError("customer", customer_id)
         return customer_from_row(rows[0])
@@ -412,8 +410,7 @@ class SqliteStore:
         if product_filter.in_stock_only:
             conditions.append("in_stock = 1")
         rows = self._fetch(
-            f"{PRODUCT_SELECT} WHERE {' AND '.join(conditions)}"
-            " ORDER BY product_id LIMIT :limit",
+            f"{PRODUCT_SELECT} WHERE {' AND '.join(conditions)} ORDER BY product_id LIMIT :limit",
             params,
         )
         products = tuple(product_from_row(r) for r in rows[:page_size])
@@ -562,8 +559,7 @@ class SqliteStore:
     def list_recommendations(self, customer_id: str, limit: int = 20) -> list[ServedRecommendation]:
         _check_at_least_one("limit", limit)
         rows = self._fetch(
-            f"{RECOMMENDATION_SELECT} WHERE customer_id = ?"
-            " ORDER BY generated_at DESC, recommendation_id DESC LIMIT ?",
+            f"{RECOMMENDATION_SELECT} WHERE customer_id = ? ORDER BY generated_at DESC, recommendation_id DESC LIMIT ?",
             (customer_id, limit),
         )
         return list(map(recommendation_from_row, rows))
@@ -575,8 +571,7 @@ class SqliteStore:
 
     def list_feedback(self, recommendation_id: str) -> list[Feedback]:
         rows = self._fetch(
-            f"{FEEDBACK_SELECT} WHERE recommendation_id = ?"
-            " ORDER BY occurred_at DESC, product_id DESC, event DESC",
+            f"{FEEDBACK_SELECT} WHERE recommendation_id = ? ORDER BY occurred_at DESC, product_id DESC, event DESC",
             (recommendation_id,),
         )
         return list(map(feedback_from_row, rows))
