@@ -231,7 +231,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print(f"demo: generating a synthetic supermarket into {data_dir} ...", flush=True)
             today = datetime.now(timezone.utc).date()  # the simulated year ends today
             generate_instacart(
-                data_dir, customers=DEMO_CUSTOMERS, products=DEMO_PRODUCTS, days=DEMO_DAYS, seed=args.seed, end_date=today
+                data_dir,
+                customers=DEMO_CUSTOMERS,
+                products=DEMO_PRODUCTS,
+                days=DEMO_DAYS,
+                seed=args.seed,
+                end_date=today,
             )
             print("demo: importing it ...", flush=True)
             import_instacart(store, data_dir, as_of=today)
@@ -309,8 +314,11 @@ def build_parser() -> argparse.ArgumentParser:
     loadgen.add_argument("--rate", type=float, default=200.0, help="calls per second (default 200)")
     loadgen.add_argument("--duration", type=float, default=10.0, help="seconds (default 10, at most 600)")
     loadgen.add_argument("--channels", type=int, default=16, help="connections (default 16)")
-    loadgen.add_argument("--mix", default="recommendations=6,similar=2,basket=1,interaction=1",
-                         help="weights over recommendations, similar, basket, interaction, health")
+    loadgen.add_argument(
+        "--mix",
+        default="recommendations=6,similar=2,basket=1,interaction=1",
+        help="weights over recommendations, similar, basket, interaction, health",
+    )
     loadgen.add_argument("--arrival", choices=("poisson", "fixed"), default="poisson")
     loadgen.add_argument("--customers", type=int, default=10_000, help="customer ids drawn from the store")
     loadgen.add_argument("--products", type=int, default=5_000, help="product ids drawn from the store")
