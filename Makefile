@@ -13,7 +13,7 @@ help:
 	@echo "make test     set up, then run every test (proto check, cargo test, pytest)"
 	@echo "make build    rebuild the Rust extension in place after changing rust_core/"
 	@echo "make protos   regenerate python/omnix_recs/_proto from proto/"
-	@echo "make lint     proto freshness, cargo clippy, compile check"
+	@echo "make lint     set up, then proto freshness, ruff, mypy, stubtest, clippy, rustfmt (CI runs it)"
 	@echo "make bench    run the benchmarks in benches/ (minutes; prints numbers)"
 
 # System packages (servers some tests start) and the virtualenv with the package and its
@@ -47,9 +47,15 @@ test-python: setup
 
 test: protos-check test-rust test-python
 
-lint: protos-check
+# Stops at the first check that fails. Needs the venv (pinned ruff and mypy, type stubs) and the
+# built extension (mypy and stubtest import omnix_recs._core), hence `setup`.
+lint: setup protos-check
+	$(BIN)/ruff check
+	$(BIN)/ruff format --check
+	$(BIN)/mypy
+	$(BIN)/python -m mypy.stubtest omnix_recs._core
 	cargo clippy -p omnix_core --all-targets -- -D warnings
-	$(BIN)/python -m compileall -q python/omnix_recs
+	cargo fmt --all -- --check
 
 bench: setup
 	@for b in benches/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

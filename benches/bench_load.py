@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import os
 import re
 import shutil
@@ -107,7 +108,7 @@ def main() -> None:
                 load = Load(server, customers, products, args.step_seconds, args.p99_ms)
                 load.warm_up()
                 if args.rate:
-                    print(server.profile(lambda: load.step("mix", args.rate, show=True), args.step_seconds))
+                    print(server.profile(functools.partial(load.step, "mix", args.rate, show=True), args.step_seconds))
                     continue
                 if ceiling is None and not args.no_ceiling:
                     print("health checks (the ceiling):")
@@ -116,7 +117,7 @@ def main() -> None:
                 best = load.search("mix")
                 capacity = load.cpu_bound_rate()
                 profile = server.profile(
-                    lambda: load.step("mix", round((best or START_RATE["mix"]) * 0.7)), args.step_seconds
+                    functools.partial(load.step, "mix", round((best or START_RATE["mix"]) * 0.7)), args.step_seconds
                 )
                 print(profile)
                 summary.append((config, best, capacity))
@@ -370,7 +371,7 @@ BUCKETS: list[tuple[str, re.Pattern[str]]] = [
     ("ranking kernel (Rust, RankTables.rank)", re.compile(r"^Recommender\._rank |_shop_wide_ranked")),
     ("store reads/writes (SQLite)", re.compile(r"omnix_recs/store/sqlite")),
     ("Redis client (redis-py)", re.compile(r"\(redis/")),
-    ("cache (store/cache.py, codecs)", re.compile(r"omnix_recs/store/cache\.py|omnix_recs/engine/cached_reads\.py")),
+    ("cache (store/cache/, codecs)", re.compile(r"omnix_recs/store/cache/|omnix_recs/engine/cached_reads\.py")),
     ("history features", re.compile(r"omnix_recs/engine/features\.py")),
     ("catalog filters and masks", re.compile(r"omnix_recs/engine/filters\.py")),
     ("reasons and served-list assembly", re.compile(r"omnix_recs/engine/reasons\.py|Recommender\._serve ")),

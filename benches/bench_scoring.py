@@ -12,6 +12,7 @@ before anything is timed. Prints p50/p99 per call and the ratio.
 from __future__ import annotations
 
 import argparse
+import functools
 import resource
 import time
 
@@ -99,8 +100,8 @@ def main() -> None:
         np.testing.assert_array_equal(got[0], want.items)
         np.testing.assert_allclose(got[1], want.scores, rtol=1e-5, atol=1e-6)
         np.testing.assert_array_equal(got[3], want.reasons)
-        rust = timed(lambda: kernel.rank(**req), args.calls)
-        reference = timed(lambda: rank_reference(model, **req), max(args.calls // 20, 20))
+        rust = timed(functools.partial(kernel.rank, **req), args.calls)
+        reference = timed(functools.partial(rank_reference, model, **req), max(args.calls // 20, 20))
         print(
             f"{label:<10}{np.percentile(rust, 50):>9.3f}ms{np.percentile(rust, 99):>9.3f}ms"
             f"{np.percentile(reference, 50):>10.2f}ms{np.percentile(reference, 99):>10.2f}ms"

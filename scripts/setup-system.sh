@@ -1,7 +1,16 @@
 #!/usr/bin/env bash
 # Installs the system packages the product's tests and demo use (Debian/Ubuntu, as root or
-# with sudo). Safe to run again: it skips what is already there.
+# with sudo), and the Rust components lint uses. Safe to run again: it skips what is there.
 set -euo pipefail
+
+# `make lint` runs cargo clippy and cargo fmt: rustup toolchains may come without them.
+components=()
+cargo clippy --version >/dev/null 2>&1 || components+=(clippy)
+cargo fmt --version >/dev/null 2>&1 || components+=(rustfmt)
+if [ ${#components[@]} -gt 0 ]; then
+  echo "setup-system: adding rust components ${components[*]}"
+  rustup component add "${components[@]}"
+fi
 
 packages=()
 command -v redis-server >/dev/null 2>&1 || packages+=(redis-server)

@@ -17,6 +17,7 @@ from omnix_recs.config import Settings
 from omnix_recs.customers import CustomerService
 from omnix_recs.domain.models import CustomerChange
 from omnix_recs.engine import cached_reads
+from omnix_recs.engine.cached_reads import NO_CACHE
 from omnix_recs.engine.filters import CatalogCache
 from omnix_recs.engine.recommender import ModelSource, NoActiveModel
 from omnix_recs.engine.registry import ModelHolder
@@ -36,8 +37,8 @@ class AppContext:
     # The active recommendation model (`create` gives an `engine.registry.ModelHolder`, which
     # follows activations made by any process; the default serves no model).
     models: ModelSource = field(default_factory=NoActiveModel)
-    # Hot per-shopper reads (store/cache.py); None = every read goes to the store.
-    cache: Cache | None = None
+    # Hot per-shopper reads (store/cache/); `NO_CACHE` keeps nothing, so every read goes to the store.
+    cache: Cache = NO_CACHE
     # The catalog snapshot serving filters with, rebuilt off the request path when the catalog
     # changes (engine/filters.py); None = each `Recommender` keeps its own.
     catalog: CatalogCache | None = None

@@ -13,12 +13,16 @@ import json
 import logging
 import sys
 import time
-from datetime import date, datetime, timezone
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from omnix_recs.config import Settings
 from omnix_recs.errors import InvalidArgumentError, OmnixError
+
+if TYPE_CHECKING:  # imported lazily at run time: keeps `omnix --help` fast
+    from omnix_recs.store.base import Store
 
 log = logging.getLogger("omnix.cli")
 
@@ -31,7 +35,7 @@ DEMO_DAYS = 365
 
 def _settings(args: argparse.Namespace) -> Settings:
     settings = Settings.from_env()
-    overrides: dict[str, object] = {}
+    overrides: dict[str, Any] = {}  # values as argparse parsed them
     if getattr(args, "store", None):
         overrides["store_url"] = args.store
     if getattr(args, "host", None):
@@ -45,7 +49,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     return dataclasses.replace(settings, **overrides) if overrides else settings
 
 
-def _open_store(settings: Settings):  # -> Store (imported lazily: keeps `omnix --help` fast)
+def _open_store(settings: Settings) -> Store:
     from omnix_recs.store import open_store
 
     return open_store(settings.store_url)
@@ -229,7 +233,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             data_dir = Path(args.data_dir)
             started = time.perf_counter()
             print(f"demo: generating a synthetic supermarket into {data_dir} ...", flush=True)
-            today = datetime.now(timezone.utc).date()  # the simulated year ends today
+            today = datetime.now(UTC).date()  # the simulated year ends today
             generate_instacart(
                 data_dir,
                 customers=DEMO_CUSTOMERS,
@@ -347,7 +351,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             level=(args.log_level or Settings.from_env().log_level).upper(),
             format="%(asctime)s %(levelname)s %(name)s %(message)s",
         )
-        return args.handler(args)
+        handler: Callable[[argparse.Namespace], int] = args.handler
+        return handler(args)
     except InvalidArgumentError as exc:
         print(f"omnix {args.command}: invalid input: {exc}", file=sys.stderr)
         return 2

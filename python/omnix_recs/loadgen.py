@@ -330,5 +330,6 @@ def _methods(channel: grpc.aio.Channel) -> dict[str, Callable[..., Any]]:
         "similar": recommendations.GetSimilarProducts,
         "basket": recommendations.GetFrequentlyBoughtTogether,
         "interaction": customers.RecordInteraction,
-        "health": health_pb2_grpc.HealthStub(channel).Check,
+        # types-grpcio-health-checking's HealthStub lists no methods; the generated one sets Check.
+        "health": health_pb2_grpc.HealthStub(channel).Check,  # type: ignore[attr-defined]
     }

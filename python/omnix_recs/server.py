@@ -109,9 +109,8 @@ class OmnixServer:
         grace = self.app.settings.shutdown_grace_s if grace_s is None else grace_s
         await self.server.stop(grace)
         await asyncio.to_thread(self.app.close)  # after the last call: writes the queued served lists
-        if self.app.cache is not None:
-            log.info("cache: %s", self.app.cache.stats.summary())
-            self.app.cache.close()
+        log.info("cache: %s", self.app.cache.stats.summary())
+        self.app.cache.close()
 
 
 async def build_server(settings: Settings, store: Store) -> tuple[grpc.aio.Server, int]:

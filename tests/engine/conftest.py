@@ -3,7 +3,8 @@
 Products (model item index = position in PRODUCTS): pasta and its sauce are bought together,
 milk is a weekly staple, steak is meat (not vegan), peanut butter contains peanuts, caviar is
 expensive, the oat drink is the vegan twin of milk. The model tables are written by hand so
-each test can reason about what should come back.
+each test can reason about what should come back. S3 for the artifact tests: a local server per
+test module and a bucket per test (local_s3.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from local_s3 import LocalS3, running_local_s3
 
 from omnix_recs.domain.models import Customer, Product, Purchase
 from omnix_recs.engine.artifact import LoadedModel
@@ -200,3 +202,16 @@ def hand_made_model() -> LoadedModel:
 @pytest.fixture
 def fixed_models() -> type[FixedModels]:
     return FixedModels
+
+
+@pytest.fixture(scope="module")
+def local_s3() -> Iterator[LocalS3]:
+    """A local S3 server for the test module."""
+    with running_local_s3() as s3:
+        yield s3
+
+
+@pytest.fixture
+def bucket(local_s3: LocalS3) -> str:
+    """An empty bucket of the test's own."""
+    return local_s3.new_bucket()

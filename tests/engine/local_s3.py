@@ -1,18 +1,19 @@
 """A local S3-compatible server for the model artifact tests: moto's server mode on 127.0.0.1.
 
-The server and its fake credentials come from tests/local_aws.py, as for the DynamoDB tests;
-here it lives for one test module, and each test gets a bucket of its own.
+The server and its fake credentials come from tests/local_aws.py, as for the DynamoDB tests.
+The fixtures that start it (`local_s3`, one server per test module) and give each test a bucket
+of its own (`bucket`) are in conftest.py, so that tests receive them without importing them.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
-import pytest
 from local_aws import moto_server
 
 _bucket_numbers = itertools.count()
@@ -36,14 +37,8 @@ class LocalS3:
         return sorted(o["Key"] for o in self.client.list_objects_v2(Bucket=bucket).get("Contents", []))
 
 
-@pytest.fixture(scope="module")
-def local_s3() -> Iterator[LocalS3]:
-    """A moto server on 127.0.0.1 for the test module (tests/local_aws.py)."""
+@contextmanager
+def running_local_s3() -> Iterator[LocalS3]:
+    """A moto server on 127.0.0.1 (tests/local_aws.py), stopped on leaving."""
     with moto_server() as endpoint:
         yield LocalS3(endpoint, boto3.session.Session().client("s3", endpoint_url=endpoint, region_name="us-east-1"))
-
-
-@pytest.fixture
-def bucket(local_s3: LocalS3) -> str:
-    """An empty bucket of the test's own."""
-    return local_s3.new_bucket()

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 from botocore.exceptions import EndpointConnectionError
-from local_s3 import LocalS3, bucket, local_s3  # noqa: F401  (fixtures)
+from local_s3 import LocalS3
 
 from omnix_recs import cli
 from omnix_recs._proto.omnix.v1 import recommendation_pb2 as pb

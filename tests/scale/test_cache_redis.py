@@ -33,7 +33,8 @@ def test_while_redis_is_down_calls_load_uncached_and_it_is_used_again_once_back(
     redis_server.stop()
     with caplog.at_level(logging.WARNING, logger="omnix.cache"):
         for attempt in range(5):
-            assert cache.fetch("c1", "profile", TEXT, lambda: f"uncached {attempt}") == f"uncached {attempt}"
+            uncached = f"uncached {attempt}"
+            assert cache.fetch("c1", "profile", TEXT, lambda uncached=uncached: uncached) == uncached
             time.sleep(RETRY_AFTER_S / 2)  # some of these calls probe Redis again, and fail
     assert cache.stats.bypassed == 5
     assert len([r for r in caplog.records if r.name == "omnix.cache"]) == 1  # logged once per interval

@@ -9,7 +9,7 @@ import pytest
 
 from omnix_recs.domain.models import CustomerChange, Interaction, InteractionKind, Purchase
 from omnix_recs.engine.blends import Strategy
-from omnix_recs.engine.cached_reads import ShopperReads, forget
+from omnix_recs.engine.cached_reads import NO_CACHE, ShopperReads, forget
 from omnix_recs.engine.features import summarize_purchases
 from omnix_recs.engine.recommender import Recommender
 from omnix_recs.engine.registry import ModelHolder
@@ -59,7 +59,7 @@ def assert_same_history(actual, expected) -> None:
 @pytest.mark.parametrize("days_back", [0, 3, 40], ids=["now", "three-days-ago", "forty-days-ago"])
 def test_cached_shoppers_equal_the_store_read_ones(store, model, cache, trained_shop, days_back):
     version, index_of = model.model.version, model.model.index_of
-    cached, direct = ShopperReads(store, cache), ShopperReads(store, None)
+    cached, direct = ShopperReads(store, cache), ShopperReads(store, NO_CACHE)
     as_of = now() - timedelta(days=days_back)
     for customer_id in trained_shop.customers[:10]:
         for _ in range(2):  # the first read fills the cache, the second is served from it

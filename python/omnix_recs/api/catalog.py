@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import grpc
 
-from omnix_recs._proto.omnix.v1 import catalog_pb2, catalog_pb2_grpc
+from omnix_recs._proto.omnix.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2
 from omnix_recs.api import mapping
 from omnix_recs.api import validation as check
 from omnix_recs.api.validation import Validator
@@ -35,7 +35,11 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         self.catalog = app.catalog
         self.v = Validator(app.settings.limits)
 
-    async def UpsertProducts(self, request, context):
+    async def UpsertProducts(
+        self,
+        request: catalog_pb2.UpsertProductsRequest,
+        context: grpc.aio.ServicerContext[catalog_pb2.UpsertProductsRequest, catalog_pb2.UpsertProductsResponse],
+    ) -> catalog_pb2.UpsertProductsResponse:
         self.v.batch("products", request.products)
         now = datetime.now(UTC)
         products = []
@@ -53,12 +57,20 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
             await asyncio.to_thread(self.catalog.refresh)
         return catalog_pb2.UpsertProductsResponse(upserted=upserted)
 
-    async def GetProduct(self, request, context):
+    async def GetProduct(
+        self,
+        request: catalog_pb2.GetProductRequest,
+        context: grpc.aio.ServicerContext[catalog_pb2.GetProductRequest, common_pb2.Product],
+    ) -> common_pb2.Product:
         product_id = self.v.require_id("product_id", request.product_id)
         product = await asyncio.to_thread(self.store.get_product, product_id)
         return mapping.product_to_proto(product)
 
-    async def ListProducts(self, request, context):
+    async def ListProducts(
+        self,
+        request: catalog_pb2.ListProductsRequest,
+        context: grpc.aio.ServicerContext[catalog_pb2.ListProductsRequest, catalog_pb2.ListProductsResponse],
+    ) -> catalog_pb2.ListProductsResponse:
         product_filter = ProductFilter(
             departments=check.text_list(
                 "departments", request.departments, max_items=MAX_FILTER_VALUES, max_length=MAX_LABEL_LENGTH

@@ -43,19 +43,31 @@ class CustomerServicer(customer_pb2_grpc.CustomerServiceServicer):
         self.customers: CustomerService = app.customers
         self.v = Validator(app.settings.limits)
 
-    async def RegisterCustomer(self, request, context):
+    async def RegisterCustomer(
+        self,
+        request: customer_pb2.RegisterCustomerRequest,
+        context: grpc.aio.ServicerContext[customer_pb2.RegisterCustomerRequest, customer_pb2.CustomerProfile],
+    ) -> customer_pb2.CustomerProfile:
         now = _now()
         customer_id = self.v.optional_id("customer_id", request.customer_id) or uuid.uuid4().hex
         customer = mapping.customer_from_register(self.v, request, customer_id=customer_id, now=now)
         registered = await asyncio.to_thread(self.customers.register, customer)
         return mapping.customer_to_proto(registered)
 
-    async def GetCustomerProfile(self, request, context):
+    async def GetCustomerProfile(
+        self,
+        request: customer_pb2.GetCustomerProfileRequest,
+        context: grpc.aio.ServicerContext[customer_pb2.GetCustomerProfileRequest, customer_pb2.CustomerProfile],
+    ) -> customer_pb2.CustomerProfile:
         customer_id = self.v.require_id("customer_id", request.customer_id)
         customer = await asyncio.to_thread(self.store.get_customer, customer_id)
         return mapping.customer_to_proto(customer)
 
-    async def UpdatePreferences(self, request, context):
+    async def UpdatePreferences(
+        self,
+        request: customer_pb2.UpdatePreferencesRequest,
+        context: grpc.aio.ServicerContext[customer_pb2.UpdatePreferencesRequest, customer_pb2.CustomerProfile],
+    ) -> customer_pb2.CustomerProfile:
         customer_id = self.v.require_id("customer_id", request.customer_id)
         paths = list(request.update_mask.paths)
         for i, path in enumerate(paths):
@@ -68,7 +80,11 @@ class CustomerServicer(customer_pb2_grpc.CustomerServiceServicer):
         updated = await asyncio.to_thread(self.customers.update_preferences, customer_id, preferences, paths)
         return mapping.customer_to_proto(updated)
 
-    async def SetDietaryRestrictions(self, request, context):
+    async def SetDietaryRestrictions(
+        self,
+        request: customer_pb2.SetDietaryRestrictionsRequest,
+        context: grpc.aio.ServicerContext[customer_pb2.SetDietaryRestrictionsRequest, customer_pb2.CustomerProfile],
+    ) -> customer_pb2.CustomerProfile:
         customer_id = self.v.require_id("customer_id", request.customer_id)
         restrictions = check.vocabulary(
             "restrictions", request.restrictions, DIETARY_TAGS, max_items=MAX_DIETARY_ENTRIES
@@ -77,7 +93,11 @@ class CustomerServicer(customer_pb2_grpc.CustomerServiceServicer):
         updated = await asyncio.to_thread(self.customers.set_dietary_restrictions, customer_id, restrictions, allergens)
         return mapping.customer_to_proto(updated)
 
-    async def ListPurchases(self, request, context):
+    async def ListPurchases(
+        self,
+        request: customer_pb2.ListPurchasesRequest,
+        context: grpc.aio.ServicerContext[customer_pb2.ListPurchasesRequest, customer_pb2.ListPurchasesResponse],
+    ) -> customer_pb2.ListPurchasesResponse:
         customer_id = self.v.require_id("customer_id", request.customer_id)
         page_size = self.v.page_size("page_size", request.page_size)
         page_token = self.v.page_token("page_token", request.page_token)
@@ -89,7 +109,11 @@ class CustomerServicer(customer_pb2_grpc.CustomerServiceServicer):
             purchases=[mapping.purchase_to_proto(p) for p in page.items], next_page_token=page.next_page_token
         )
 
-    async def RecordPurchase(self, request, context):
+    async def RecordPurchase(
+        self,
+        request: customer_pb2.RecordPurchaseRequest,
+        context: grpc.aio.ServicerContext[customer_pb2.RecordPurchaseRequest, customer_pb2.RecordPurchaseResponse],
+    ) -> customer_pb2.RecordPurchaseResponse:
         customer_id = self.v.require_id("customer_id", request.customer_id)
         if not request.HasField("purchase"):
             raise InvalidArgumentError("purchase", "is required")
@@ -97,7 +121,11 @@ class CustomerServicer(customer_pb2_grpc.CustomerServiceServicer):
         (stored,) = await asyncio.to_thread(self.customers.record_purchases, customer_id, [purchase])
         return customer_pb2.RecordPurchaseResponse(purchase=mapping.purchase_to_proto(stored))
 
-    async def RecordPurchases(self, request, context):
+    async def RecordPurchases(
+        self,
+        request: customer_pb2.RecordPurchasesRequest,
+        context: grpc.aio.ServicerContext[customer_pb2.RecordPurchasesRequest, customer_pb2.RecordPurchasesResponse],
+    ) -> customer_pb2.RecordPurchasesResponse:
         customer_id = self.v.require_id("customer_id", request.customer_id)
         self.v.batch("purchases", request.purchases, maximum=MAX_BASKET_LINES)
         now = _now()
@@ -108,7 +136,11 @@ class CustomerServicer(customer_pb2_grpc.CustomerServiceServicer):
         stored = await asyncio.to_thread(self.customers.record_purchases, customer_id, purchases)
         return customer_pb2.RecordPurchasesResponse(purchases=[mapping.purchase_to_proto(p) for p in stored])
 
-    async def RecordInteraction(self, request, context):
+    async def RecordInteraction(
+        self,
+        request: customer_pb2.RecordInteractionRequest,
+        context: grpc.aio.ServicerContext[customer_pb2.RecordInteractionRequest, customer_pb2.Interaction],
+    ) -> customer_pb2.Interaction:
         customer_id = self.v.require_id("customer_id", request.customer_id)
         if not request.HasField("interaction"):
             raise InvalidArgumentError("interaction", "is required")
@@ -118,7 +150,11 @@ class CustomerServicer(customer_pb2_grpc.CustomerServiceServicer):
         recorded = await asyncio.to_thread(self.customers.record_interaction, interaction)
         return mapping.interaction_to_proto(recorded)
 
-    async def ImportPurchases(self, request_iterator: AsyncIterator[customer_pb2.ImportPurchasesRow], context):
+    async def ImportPurchases(
+        self,
+        request_iterator: AsyncIterator[customer_pb2.ImportPurchasesRow],
+        context: grpc.aio.ServicerContext[customer_pb2.ImportPurchasesRow, customer_pb2.ImportPurchasesResponse],
+    ) -> customer_pb2.ImportPurchasesResponse:
         try:
             purchases = await self._read_import(request_iterator)
             summary = await asyncio.to_thread(self.customers.import_purchases, purchases)
@@ -146,12 +182,22 @@ class CustomerServicer(customer_pb2_grpc.CustomerServiceServicer):
             raise InvalidArgumentError("rows", "the stream is empty; send at least one row")
         return purchases
 
-    async def ExportCustomerData(self, request, context):
+    async def ExportCustomerData(
+        self,
+        request: customer_pb2.ExportCustomerDataRequest,
+        context: grpc.aio.ServicerContext[
+            customer_pb2.ExportCustomerDataRequest, customer_pb2.ExportCustomerDataResponse
+        ],
+    ) -> customer_pb2.ExportCustomerDataResponse:
         customer_id = self.v.require_id("customer_id", request.customer_id)
         export = await asyncio.to_thread(self.customers.export, customer_id)
         return _export_to_proto(export)
 
-    async def DeleteCustomer(self, request, context):
+    async def DeleteCustomer(
+        self,
+        request: customer_pb2.DeleteCustomerRequest,
+        context: grpc.aio.ServicerContext[customer_pb2.DeleteCustomerRequest, customer_pb2.DeleteCustomerResponse],
+    ) -> customer_pb2.DeleteCustomerResponse:
         customer_id = self.v.require_id("customer_id", request.customer_id)
         erasure = await asyncio.to_thread(self.customers.erase, customer_id)
         return customer_pb2.DeleteCustomerResponse(erased=erasure.counts)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -66,17 +67,31 @@ class InsightsServicer(insights_pb2_grpc.InsightsServiceServicer):
         self.service = service
         self.v = validator
 
-    async def AnalyzeCustomer(self, request, context):
+    async def AnalyzeCustomer(
+        self,
+        request: insights_pb2.AnalyzeCustomerRequest,
+        context: grpc.aio.ServicerContext[insights_pb2.AnalyzeCustomerRequest, insights_pb2.AnalyzeCustomerResponse],
+    ) -> insights_pb2.AnalyzeCustomerResponse:
         customer_id = self.v.require_id("customer_id", request.customer_id)
         result = await asyncio.to_thread(self.service.analyze, customer_id)
         return insights_pb2.AnalyzeCustomerResponse(**_analysis_fields(result))
 
-    async def GetInsights(self, request, context):
+    async def GetInsights(
+        self,
+        request: insights_pb2.GetInsightsRequest,
+        context: grpc.aio.ServicerContext[insights_pb2.GetInsightsRequest, insights_pb2.GetInsightsResponse],
+    ) -> insights_pb2.GetInsightsResponse:
         customer_id = self.v.require_id("customer_id", request.customer_id)
         result = await asyncio.to_thread(self.service.insights, customer_id)
         return insights_pb2.GetInsightsResponse(**_analysis_fields(result))
 
-    async def GetConsumptionPredictions(self, request, context):
+    async def GetConsumptionPredictions(
+        self,
+        request: insights_pb2.GetConsumptionPredictionsRequest,
+        context: grpc.aio.ServicerContext[
+            insights_pb2.GetConsumptionPredictionsRequest, insights_pb2.GetConsumptionPredictionsResponse
+        ],
+    ) -> insights_pb2.GetConsumptionPredictionsResponse:
         customer_id = self.v.require_id("customer_id", request.customer_id)
         as_of = check.timestamp("as_of", request, "as_of", required=False, not_after=_now() + MAX_CLOCK_SKEW)
         limit = check.integer("limit", request.limit, minimum=0, maximum=MAX_PREDICTIONS) or DEFAULT_PREDICTIONS
@@ -102,7 +117,11 @@ class InsightsServicer(insights_pb2_grpc.InsightsServiceServicer):
             response.next_visit_at.CopyFrom(timestamp_to_proto(forecast.next_visit_at))
         return response
 
-    async def BatchAnalyze(self, request, context):
+    async def BatchAnalyze(
+        self,
+        request: insights_pb2.BatchAnalyzeRequest,
+        context: grpc.aio.ServicerContext[insights_pb2.BatchAnalyzeRequest, insights_pb2.BatchAnalyzeProgress],
+    ) -> AsyncIterator[insights_pb2.BatchAnalyzeProgress]:
         customer_ids = self.v.id_list("customer_ids", request.customer_ids, self.v.limits.max_batch_items)
         max_customers = check.integer("max_customers", request.max_customers, minimum=0, maximum=MAX_BATCH_CUSTOMERS)
         concurrency = check.integer("concurrency", request.concurrency, minimum=0, maximum=MAX_CONCURRENCY)
@@ -128,7 +147,13 @@ class InsightsServicer(insights_pb2_grpc.InsightsServiceServicer):
                 last_error=progress.last_error,
             )
 
-    async def GetPredictionAccuracy(self, request, context):
+    async def GetPredictionAccuracy(
+        self,
+        request: insights_pb2.GetPredictionAccuracyRequest,
+        context: grpc.aio.ServicerContext[
+            insights_pb2.GetPredictionAccuracyRequest, insights_pb2.GetPredictionAccuracyResponse
+        ],
+    ) -> insights_pb2.GetPredictionAccuracyResponse:
         now = _now()
         since = check.timestamp("since", request, "since", required=False) or now - DEFAULT_ACCURACY_WINDOW
         until = check.timestamp("until", request, "until", required=False)

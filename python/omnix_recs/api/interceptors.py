@@ -70,10 +70,11 @@ def _bad_request_details(code: grpc.StatusCode, message: str, exc: InvalidArgume
     violation = error_details_pb2.BadRequest.FieldViolation(field=exc.field, description=exc.message)
     detail = any_pb2.Any()
     detail.Pack(error_details_pb2.BadRequest(field_violations=[violation]))
-    return status_pb2.Status(code=code.value[0], message=message, details=[detail]).SerializeToString()
+    status: bytes = status_pb2.Status(code=code.value[0], message=message, details=[detail]).SerializeToString()
+    return status
 
 
-def _request_id(context: grpc.aio.ServicerContext) -> str:
+def _request_id(context: grpc.aio.ServicerContext[Any, Any]) -> str:
     for key, value in context.invocation_metadata() or ():
         if key == REQUEST_ID_KEY and isinstance(value, str) and _REQUEST_ID_RE.fullmatch(value):
             return value
@@ -83,13 +84,13 @@ def _request_id(context: grpc.aio.ServicerContext) -> str:
 class ServerInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self) -> None:
         # method → (the handler we were given, our wrapper of it)
-        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler[Any, Any], grpc.RpcMethodHandler[Any, Any]]] = {}
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
         if handler is None:  # unknown method: gRPC answers UNIMPLEMENTED itself
             return handler
@@ -101,25 +102,25 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         return cached[1]
 
 
-def wrap_handler(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+def wrap_handler(handler: grpc.RpcMethodHandler[Any, Any], method: str) -> grpc.RpcMethodHandler[Any, Any]:
     """The same handler with `_served` around every call, for each of the four RPC shapes."""
-    serializers = {
-        "request_deserializer": handler.request_deserializer,
-        "response_serializer": handler.response_serializer,
-    }
+    decode, encode = handler.request_deserializer, handler.response_serializer
     if handler.request_streaming and handler.response_streaming:
-        return grpc.stream_stream_rpc_method_handler(_streaming(handler.stream_stream, method), **serializers)
+        return grpc.stream_stream_rpc_method_handler(_streaming(handler.stream_stream, method), decode, encode)
     if handler.request_streaming:
-        return grpc.stream_unary_rpc_method_handler(_unary(handler.stream_unary, method), **serializers)
+        return grpc.stream_unary_rpc_method_handler(_unary(handler.stream_unary, method), decode, encode)
     if handler.response_streaming:
-        return grpc.unary_stream_rpc_method_handler(_streaming(handler.unary_stream, method), **serializers)
-    return grpc.unary_unary_rpc_method_handler(_unary(handler.unary_unary, method), **serializers)
+        return grpc.unary_stream_rpc_method_handler(_streaming(handler.unary_stream, method), decode, encode)
+    return grpc.unary_unary_rpc_method_handler(_unary(handler.unary_unary, method), decode, encode)
 
 
-def _unary(behavior: Callable[..., Any], method: str) -> Callable[..., Awaitable[Any]]:
+# gRPC sets the one behaviour that matches the handler's shape; the type says any may be None.
+def _unary(behavior: Callable[..., Any] | None, method: str) -> Callable[..., Awaitable[Any]]:
     """For handlers returning one response (the request may be a message or a stream)."""
+    if behavior is None:
+        raise TypeError(f"{method}: the handler has no behaviour for its shape")
 
-    async def serve(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def serve(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         async with _served(method, context):
             response = behavior(request, context)
             # Generated base servicers are plain functions (they raise NotImplementedError).
@@ -128,13 +129,13 @@ def _unary(behavior: Callable[..., Any], method: str) -> Callable[..., Awaitable
     return serve
 
 
-def _streaming(behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
+def _streaming(behavior: Callable[..., Any] | None, method: str) -> Callable[..., Any]:
     """For handlers streaming responses: either async generators or coroutines that call
     `context.write` (like the health Watch). gRPC treats the two differently, so the wrapper
     takes the same shape as the handler it wraps."""
     if inspect.isasyncgenfunction(behavior):
 
-        async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
             async with _served(method, context):
                 async for response in behavior(request, context):
                     yield response
@@ -144,7 +145,7 @@ def _streaming(behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
 
 
 @contextlib.asynccontextmanager
-async def _served(method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+async def _served(method: str, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
     started = time.perf_counter()
     request_id = _request_id(context)
     remaining = context.time_remaining()
@@ -158,7 +159,8 @@ async def _served(method: str, context: grpc.aio.ServicerContext) -> AsyncIterat
             await context.abort(code, "the deadline expired before the call started", trailing)
         yield
     except grpc.aio.AbortError:  # the handler (or we, above) ended the call with a status
-        code = context.code() or grpc.StatusCode.UNKNOWN
+        # The stubs say code() is never None; it is None until a status has been set.
+        code = context.code() or grpc.StatusCode.UNKNOWN  # type: ignore[unreachable]
         raise
     except asyncio.CancelledError:  # the caller went away or its deadline passed
         code = grpc.StatusCode.CANCELLED

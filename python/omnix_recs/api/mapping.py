@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
@@ -338,7 +339,7 @@ def feedback_to_proto(feedback: Feedback) -> customer_pb2.ExportedFeedback:
     )
 
 
-def document_to_proto(kind: str, created_at: datetime, body: dict) -> customer_pb2.StoredDocument:
+def document_to_proto(kind: str, created_at: datetime, body: dict[str, Any]) -> customer_pb2.StoredDocument:
     struct = struct_pb2.Struct()
     # json_format handles nested lists/objects and rejects what JSON cannot represent.
     json_format.ParseDict(body, struct)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from typing import TypedDict
 
 import grpc
+from google.protobuf.message import Message
 
 from omnix_recs._proto.omnix.v1 import recommendation_pb2 as pb
 from omnix_recs._proto.omnix.v1 import recommendation_pb2_grpc
@@ -73,9 +75,13 @@ class RecommendationServicer(recommendation_pb2_grpc.RecommendationServiceServic
         self.recommender = recommender
         # Lists come from memory when the shopper is in this process's cache: answer those on
         # the event loop (blocking.py). With Redis every read is a network round trip.
-        self._answer = run_memory_first if app.cache is not None and app.cache.in_memory else asyncio.to_thread
+        self._answer = run_memory_first if app.cache.in_memory else asyncio.to_thread
 
-    async def GetRecommendations(self, request, context):
+    async def GetRecommendations(
+        self,
+        request: pb.GetRecommendationsRequest,
+        context: grpc.aio.ServicerContext[pb.GetRecommendationsRequest, pb.GetRecommendationsResponse],
+    ) -> pb.GetRecommendationsResponse:
         customer_id = self.v.require_id("customer_id", request.customer_id)
         limit = self._limit(request.limit)
         if request.strategy not in _STRATEGIES:
@@ -98,7 +104,13 @@ class RecommendationServicer(recommendation_pb2_grpc.RecommendationServiceServic
         )
         return pb.GetRecommendationsResponse(**_list_fields(answer), strategy=_STRATEGY_TO_PROTO[strategy])
 
-    async def GetPersonalizedRecommendations(self, request, context):
+    async def GetPersonalizedRecommendations(
+        self,
+        request: pb.GetPersonalizedRecommendationsRequest,
+        context: grpc.aio.ServicerContext[
+            pb.GetPersonalizedRecommendationsRequest, pb.GetPersonalizedRecommendationsResponse
+        ],
+    ) -> pb.GetPersonalizedRecommendationsResponse:
         customer_id = self.v.require_id("customer_id", request.customer_id)
         limit = self._limit(request.limit)
         as_of = self._as_of(request, "as_of")
@@ -110,7 +122,11 @@ class RecommendationServicer(recommendation_pb2_grpc.RecommendationServiceServic
             **_list_fields(answer), lifecycle=_LIFECYCLE_TO_PROTO[Lifecycle(answer.lifecycle)]
         )
 
-    async def GetSimilarProducts(self, request, context):
+    async def GetSimilarProducts(
+        self,
+        request: pb.GetSimilarProductsRequest,
+        context: grpc.aio.ServicerContext[pb.GetSimilarProductsRequest, pb.GetSimilarProductsResponse],
+    ) -> pb.GetSimilarProductsResponse:
         product_id = self.v.require_id("product_id", request.product_id)
         limit = self._limit(request.limit)
         customer_id = self.v.optional_id("customer_id", request.customer_id)
@@ -120,7 +136,13 @@ class RecommendationServicer(recommendation_pb2_grpc.RecommendationServiceServic
         )
         return pb.GetSimilarProductsResponse(**_list_fields(answer))
 
-    async def GetFrequentlyBoughtTogether(self, request, context):
+    async def GetFrequentlyBoughtTogether(
+        self,
+        request: pb.GetFrequentlyBoughtTogetherRequest,
+        context: grpc.aio.ServicerContext[
+            pb.GetFrequentlyBoughtTogetherRequest, pb.GetFrequentlyBoughtTogetherResponse
+        ],
+    ) -> pb.GetFrequentlyBoughtTogetherResponse:
         self.v.batch("basket_product_ids", request.basket_product_ids, maximum=MAX_BASKET)
         basket = self.v.id_list("basket_product_ids", request.basket_product_ids, MAX_BASKET)
         limit = self._limit(request.limit)
@@ -131,7 +153,11 @@ class RecommendationServicer(recommendation_pb2_grpc.RecommendationServiceServic
         )
         return pb.GetFrequentlyBoughtTogetherResponse(**_list_fields(answer))
 
-    async def GetTrending(self, request, context):
+    async def GetTrending(
+        self,
+        request: pb.GetTrendingRequest,
+        context: grpc.aio.ServicerContext[pb.GetTrendingRequest, pb.GetTrendingResponse],
+    ) -> pb.GetTrendingResponse:
         limit = self._limit(request.limit)
         department = check.text("department", request.department, max_length=MAX_LABEL_LENGTH)
         window_days = check.integer("window_days", request.window_days, minimum=0, maximum=MAX_TRENDING_WINDOW_DAYS)
@@ -147,7 +173,11 @@ class RecommendationServicer(recommendation_pb2_grpc.RecommendationServiceServic
         )
         return pb.GetTrendingResponse(**_list_fields(answer), window_days=window)
 
-    async def GetSeasonal(self, request, context):
+    async def GetSeasonal(
+        self,
+        request: pb.GetSeasonalRequest,
+        context: grpc.aio.ServicerContext[pb.GetSeasonalRequest, pb.GetSeasonalResponse],
+    ) -> pb.GetSeasonalResponse:
         limit = self._limit(request.limit)
         as_of = self._as_of(request, "as_of") or datetime.now(UTC)
         department = check.text("department", request.department, max_length=MAX_LABEL_LENGTH)
@@ -163,7 +193,11 @@ class RecommendationServicer(recommendation_pb2_grpc.RecommendationServiceServic
         )
         return pb.GetSeasonalResponse(**_list_fields(answer), week_of_year=as_of.isocalendar().week)
 
-    async def RecordFeedback(self, request, context):
+    async def RecordFeedback(
+        self,
+        request: pb.RecordFeedbackRequest,
+        context: grpc.aio.ServicerContext[pb.RecordFeedbackRequest, pb.RecordFeedbackResponse],
+    ) -> pb.RecordFeedbackResponse:
         recommendation_id = self.v.require_id("recommendation_id", request.recommendation_id)
         customer_id = self.v.optional_id("customer_id", request.customer_id)
         product_id = self.v.require_id("product_id", request.product_id)
@@ -181,7 +215,7 @@ class RecommendationServicer(recommendation_pb2_grpc.RecommendationServiceServic
         return check.integer("limit", value, minimum=1, maximum=self.v.limits.max_recommendations)
 
     @staticmethod
-    def _as_of(request, name: str) -> datetime | None:  # type: ignore[no-untyped-def]
+    def _as_of(request: Message, name: str) -> datetime | None:
         if not request.HasField(name):
             return None  # the usual case: now
         return check.timestamp(name, request, name, required=False, not_after=datetime.now(UTC) + MAX_CLOCK_SKEW)
@@ -216,7 +250,15 @@ def _item_to_proto(item: RecommendedItem) -> pb.Recommendation:
     )
 
 
-def _list_fields(answer: Recommendations) -> dict[str, object]:
+class _ListFields(TypedDict):
+    """The fields every list response shares."""
+
+    items: list[pb.Recommendation]
+    model_version: str
+    recommendation_id: str
+
+
+def _list_fields(answer: Recommendations) -> _ListFields:
     return {
         "items": [_item_to_proto(item) for item in answer.items],
         "model_version": answer.model_version,

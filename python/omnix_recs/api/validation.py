@@ -12,9 +12,11 @@ import math
 import re
 from collections.abc import Collection, Iterable, Sequence, Sized
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from omnix_recs.errors import InvalidArgumentError
 from omnix_recs.limits import MAX_PAGE_TOKEN_LENGTH, MAX_VOCABULARY_ITEMS, Limits
@@ -24,6 +26,8 @@ _ID_RE = re.compile(r"[A-Za-z0-9._:@-]+")
 # Timestamps we accept: the Unix epoch up to the end of year 9999 (what datetime can hold).
 _MIN_SECONDS = 0
 _MAX_SECONDS = 253_402_300_799
+
+EnumValue = TypeVar("EnumValue", bound=int)  # a generated enum type, e.g. `FeedbackEvent`
 
 
 class Validator:
@@ -116,7 +120,7 @@ def integer(field: str, value: int, *, minimum: int, maximum: int) -> int:
     return value
 
 
-def enum_value(field: str, value: int, enum: EnumTypeWrapper) -> int:
+def enum_value(field: str, value: EnumValue, enum: EnumTypeWrapper) -> EnumValue:
     """A defined, non-zero value of a proto enum (0 is always UNSPECIFIED, i.e. missing)."""
     if value == 0:
         raise InvalidArgumentError(field, f"is required (one of {', '.join(enum.keys()[1:])})")
@@ -139,7 +143,7 @@ def timestamp(
         if required:
             raise InvalidArgumentError(field, "is required")
         return None
-    ts = getattr(parent, name)
+    ts: Timestamp = getattr(parent, name)
     if not (_MIN_SECONDS <= ts.seconds <= _MAX_SECONDS and 0 <= ts.nanos < 1_000_000_000):
         raise InvalidArgumentError(field, "must be between 1970-01-01 and 9999-12-31 with valid nanos")
     moment = ts.ToDatetime(tzinfo=UTC)

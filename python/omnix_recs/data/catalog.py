@@ -155,7 +155,7 @@ def _brand_pools(counts: list[int], seed: int) -> dict[str, list[tuple[str, floa
     for department in DEPARTMENTS:
         rng = random.Random(f"{seed}:brands:{department}")
         needed = sum(_brands_in_aisle(counts[a]) for a, aisle in enumerate(AISLES) if aisle.department == department)
-        pool = []
+        pool: list[tuple[str, float, float]] = []
         while len(pool) < max(3, math.ceil(0.7 * needed)):
             name = _brand_name(rng, department)
             if name in taken:

@@ -108,7 +108,9 @@ def _season_profile(name: str, doy: np.ndarray) -> np.ndarray:
         d = np.abs(doy - peak)
         return np.minimum(d, 365.25 - d)
 
-    wave = lambda peak: np.cos(2 * math.pi * (doy - peak) / 365.25)  # noqa: E731
+    def wave(peak: float) -> np.ndarray:  # 1 at the peak day, -1 half a year away
+        return np.cos(2 * math.pi * (doy - peak) / 365.25)
+
     if name == "none":
         return np.ones_like(doy)
     if name == "summer":

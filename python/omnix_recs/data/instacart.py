@@ -17,7 +17,7 @@ import math
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -180,7 +180,7 @@ def _where(file: str, line: int, column: str) -> str:
     return f"{file}:line {line}:{column}"
 
 
-_ID = re.compile(r"[1-9][0-9]{0,%d}" % (MAX_ID_DIGITS - 1))
+_ID = re.compile(rf"[1-9][0-9]{{0,{MAX_ID_DIGITS - 1}}}")
 _WHOLE = re.compile(r"[0-9]{1,9}")
 _INTEGRAL_FLOAT = re.compile(r"([0-9]{1,9})(?:\.0*)?")
 
@@ -655,24 +655,22 @@ def _customers(orders: _Orders, clock: _OrderClock, households: dict[str, _House
     last_at = clock.purchased_at[last].tolist()
     customers = []
     for k, name in enumerate(clock.customer_names):
+        customer = Customer(
+            customer_id=name,
+            created_at=datetime.fromtimestamp(first_at[k], UTC),
+            updated_at=datetime.fromtimestamp(last_at[k], UTC),
+        )
         household = households.get(name)
-        profile = {}
         if household is not None:
-            profile = dict(
+            customer = replace(
+                customer,
                 household_size=household.household_size,
                 age_band=household.age_band,
                 dietary_restrictions=household.dietary_restrictions,
                 allergens=household.allergens,
                 preferences=Preferences(organic_preference=household.organic_preference),
             )
-        customers.append(
-            Customer(
-                customer_id=name,
-                created_at=datetime.fromtimestamp(first_at[k], UTC),
-                updated_at=datetime.fromtimestamp(last_at[k], UTC),
-                **profile,
-            )
-        )
+        customers.append(customer)
     return customers
 
 

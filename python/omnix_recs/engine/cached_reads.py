@@ -133,10 +133,10 @@ class Shopper:
 
 
 class ShopperReads:
-    def __init__(self, store: Store, cache: Cache | None = None) -> None:
+    def __init__(self, store: Store, cache: Cache) -> None:
+        """`cache`: the server's, or `NO_CACHE` (the same code path, nothing kept)."""
         self._store = store
-        # None reads like `NO_CACHE`: the same code path, nothing kept.
-        self._cache = NO_CACHE if cache is None else cache
+        self._cache = cache
 
     def shopper(
         self, customer_id: str, model_version: str, index_of: dict[str, int], as_of: datetime | None = None

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 CATALOG_CHECK_EVERY_S = 1.0
 # Distinct restriction sets whose masks are kept (a mask is one byte per product).
 MASK_CACHE_SIZE = 256
+# What a shared mask depends on: dietary, allergens, max price, included and excluded departments.
+MaskKey = tuple[frozenset[str], frozenset[str], float | None, frozenset[str], frozenset[str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +111,7 @@ class CatalogIndex:
     aisles: list[str]
     brands: list[str]
     names: list[str]
-    _masks: OrderedDict[tuple, np.ndarray] = field(default_factory=OrderedDict, repr=False)
+    _masks: OrderedDict[MaskKey, np.ndarray] = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
@@ -184,7 +186,7 @@ class CatalogIndex:
         price ceiling (the request's, or the shopper's whole-trip budget: a product dearer than
         the trip cannot be in it) excludes dearer products; departments can be required or
         excluded, compared case-insensitively."""
-        key = (
+        key: MaskKey = (
             filters.dietary,
             filters.allergens,
             filters.max_price,
@@ -209,7 +211,7 @@ class CatalogIndex:
         return mask
 
     def _shared_mask(self, filters: ShopperFilters) -> np.ndarray:
-        mask = self.present & self.in_stock
+        mask: np.ndarray = self.present & self.in_stock
         required = _bits(filters.dietary, DIETARY_TAGS)
         if len(filters.dietary) > bin(required).count("1"):
             # A restriction outside the vocabulary can never be satisfied by a tag.

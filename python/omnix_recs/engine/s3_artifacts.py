@@ -19,7 +19,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import boto3
@@ -35,6 +35,9 @@ from botocore.exceptions import (
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from omnix_recs.errors import FailedPreconditionError, ModelFormatError, UnavailableError
+
+if TYPE_CHECKING:  # type information only (the dev extra's types-boto3)
+    from types_boto3_s3.client import S3Client
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +149,7 @@ class _Clients:
     Retries are botocore's standard mode: 3 attempts unless `AWS_MAX_ATTEMPTS` says otherwise."""
 
     def __init__(self) -> None:
-        self._clients: dict[tuple[str | None, str | None], Any] = {}
+        self._clients: dict[tuple[str | None, str | None], S3Client] = {}
         self._lock = threading.Lock()
         os.register_at_fork(after_in_child=self._forget)
 
@@ -154,7 +157,7 @@ class _Clients:
         self._clients = {}
         self._lock = threading.Lock()
 
-    def get(self, location: S3Location) -> Any:
+    def get(self, location: S3Location) -> S3Client:
         key = (location.endpoint, location.region)
         with self._lock:
             client = self._clients.get(key)
@@ -175,7 +178,7 @@ class _Clients:
 _clients = _Clients()
 
 
-def s3_client(location: S3Location) -> Any:
+def s3_client(location: S3Location) -> S3Client:
     """The boto3 S3 client this process uses for `location`."""
     return _clients.get(location)
 
@@ -255,7 +258,7 @@ def download(location: S3Location, directory: Path) -> None:
         _download_file(client, location, name, entry, directory / name)
 
 
-def read_contents(client: Any, location: S3Location) -> dict[str, FileEntry]:
+def read_contents(client: S3Client, location: S3Location) -> dict[str, FileEntry]:
     """`contents.json` of a version whose upload finished (its manifest is there)."""
     _get_bytes(client, location, MANIFEST)  # absent while an upload runs, or after one failed
     raw = _get_bytes(client, location, CONTENTS)
@@ -273,7 +276,7 @@ def read_contents(client: Any, location: S3Location) -> dict[str, FileEntry]:
     return contents
 
 
-def _get_bytes(client: Any, location: S3Location, name: str) -> bytes:
+def _get_bytes(client: S3Client, location: S3Location, name: str) -> bytes:
     uri = f"{location.display}/{name}"
     try:
         return client.get_object(Bucket=location.bucket, Key=location.key(name))["Body"].read()
@@ -285,7 +288,7 @@ def _get_bytes(client: Any, location: S3Location, name: str) -> bytes:
         raise _read_error(err, uri) from err
 
 
-def _download_file(client: Any, location: S3Location, name: str, entry: FileEntry, path: Path) -> None:
+def _download_file(client: S3Client, location: S3Location, name: str, entry: FileEntry, path: Path) -> None:
     uri = f"{location.display}/{name}"
     digest, size = hashlib.sha256(), 0
     try:

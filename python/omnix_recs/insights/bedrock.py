@@ -17,8 +17,8 @@ import random
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Collection
-from typing import Any
+from collections.abc import Collection, Mapping
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
@@ -40,6 +40,9 @@ from omnix_recs.insights.schema import (
     InsightsValidationError,
     validate_insights,
 )
+
+if TYPE_CHECKING:  # type information only (the dev extra's types-boto3)
+    from types_boto3_bedrock_runtime.client import BedrockRuntimeClient
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +99,7 @@ def converse_request(model_id: str, facts: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def tool_input(response: dict[str, Any]) -> Any:
+def tool_input(response: Mapping[str, Any]) -> Any:
     """The input of our tool's call in a Converse response."""
     content = response.get("output", {}).get("message", {}).get("content", [])
     for block in content:
@@ -122,7 +125,7 @@ class BedrockAnalyst:
         self._rng = rng or random.Random()
         self._lock = threading.Lock()
         self._session: boto3.session.Session | None = None
-        self._clients: OrderedDict[tuple[int, int], Any] = OrderedDict()
+        self._clients: OrderedDict[tuple[int, int], BedrockRuntimeClient] = OrderedDict()
         # Calls run here so that a hard wait can bound them (see `_call`).
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="bedrock")
 
@@ -150,7 +153,7 @@ class BedrockAnalyst:
         self._breaker.record_success()
         return insights
 
-    def _attempts(self, request: dict[str, Any], deadline: float) -> dict[str, Any]:
+    def _attempts(self, request: dict[str, Any], deadline: float) -> Mapping[str, Any]:
         for attempt in range(1, self._max_attempts + 1):
             try:
                 return self._call(request, deadline - time.monotonic())
@@ -165,7 +168,7 @@ class BedrockAnalyst:
                 time.sleep(pause)
         raise AssertionError("unreachable")
 
-    def _call(self, request: dict[str, Any], budget_s: float) -> dict[str, Any]:
+    def _call(self, request: dict[str, Any], budget_s: float) -> Mapping[str, Any]:
         if budget_s < MIN_ATTEMPT_S:
             raise BedrockError("not enough time left for Bedrock")
         connect_s = min(MAX_CONNECT_S, budget_s / 3)
@@ -189,7 +192,7 @@ class BedrockAnalyst:
         except BotoCoreError as exc:
             raise BedrockError(f"Bedrock client error: {type(exc).__name__}") from exc
 
-    def _client(self, connect_s: float, read_s: float) -> Any:
+    def _client(self, connect_s: float, read_s: float) -> BedrockRuntimeClient:
         key = (max(1, int(connect_s / TIMEOUT_STEP_S)), max(1, int(read_s / TIMEOUT_STEP_S)))
         with self._lock:
             client = self._clients.get(key)

@@ -128,7 +128,7 @@ def customer_facts(analysis: CustomerAnalysis) -> dict[str, Any]:
 
 def cited_product_ids(facts: dict[str, Any]) -> set[str]:
     """Every product id the facts mention (the only ones an analyst may cite)."""
-    ids = set()
+    ids: set[str] = set()
     for section in ("top_products", "due_now", "coming_up", "trends"):
         ids.update(item["product_id"] for item in facts[section])
     return ids

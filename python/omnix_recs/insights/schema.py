@@ -166,7 +166,8 @@ def validate_insights(document: Any, known_product_ids: Collection[str]) -> dict
     """Return `document` if it satisfies `INSIGHTS_SCHEMA` and cites only known products;
     otherwise raise `InsightsValidationError` naming the first offending path."""
     _check(document, INSIGHTS_SCHEMA, "")
-    for i, need in enumerate(document["needs"]):
+    valid: dict[str, Any] = document  # the schema's top level is an object
+    for i, need in enumerate(valid["needs"]):
         if need["product_id"] not in known_product_ids:
             raise InsightsValidationError(f"needs[{i}].product_id", f"{need['product_id']!r} is not in the facts")
-    return document
+    return valid

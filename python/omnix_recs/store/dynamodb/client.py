@@ -149,7 +149,8 @@ class DynamoClient:
             if attempt:
                 time.sleep(self.retry.delay_s(attempt - 1))
             try:
-                return method(**parameters)
+                response: dict[str, Any] = method(**parameters)
+                return response
             except ClientError as error:
                 if error_code(error) == "ResourceNotFoundException":
                     table = parameters.get("TableName") or ", ".join(parameters.get("RequestItems", {}))

@@ -86,7 +86,7 @@ def _integer(value: int, field: str) -> int:
         raise InvalidArgumentError(field, f"must be an integer, got {value!r}") from None
 
 
-def _number(value: float, field: str) -> Decimal:
+def _number(value: object, field: str) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise InvalidArgumentError(field, f"must be a finite number, got {value!r}")
     number = Decimal(repr(float(value)))

@@ -61,8 +61,7 @@ class UndoJournal:
                 self._file.seek(offset)
                 (size,) = struct.unpack("<I", self._file.read(4))
                 record = self._file.read(size)
-            for table, key, old in reversed(json.loads(zlib.decompress(record))):
-                yield table, key, old
+            yield from map(tuple, reversed(json.loads(zlib.decompress(record))))  # JSON gave lists
 
     def close(self) -> None:
         if self._file is not None:

@@ -547,7 +547,9 @@ class DynamoStore:
     def save_model(self, record: ModelRecord) -> None:
         """A new version (`AlreadyExistsError` when taken); saved active, it also becomes the
         active one, in the same transaction."""
-        puts = [(self._name(MODELS), model_item(record), "attribute_not_exists(version)")]
+        puts: list[tuple[str, dict[str, Any], str | None]] = [
+            (self._name(MODELS), model_item(record), "attribute_not_exists(version)")
+        ]
         if record.active:
             puts.append((self._name(MODELS), self._active_pointer(record.version), None))
         try:

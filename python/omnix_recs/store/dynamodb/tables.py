@@ -184,7 +184,7 @@ def create_missing_tables(db: DynamoClient, env: str, wait_s: float) -> list[str
 def _wait_active(db: DynamoClient, name: str, wait_s: float) -> dict[str, Any]:
     deadline = time.monotonic() + wait_s
     while True:
-        table = db.call("describe_table", TableName=name)["Table"]
+        table: dict[str, Any] = db.call("describe_table", TableName=name)["Table"]
         if _is_active(table):
             return table
         if time.monotonic() > deadline:
