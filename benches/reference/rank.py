@@ -74,7 +74,15 @@ def rank_reference(tables: dict[str, np.ndarray], **request: object) -> Referenc
         tables["fbt_idx"], tables["fbt_score"], basket, np.ones(len(basket), np.float32), take, n
     )
 
+    like_you = np.zeros(n, dtype=np.float32)
+    like_you_items = np.asarray(
+        req["like_you_items"] if req.get("like_you_items") is not None else np.zeros(0), dtype=np.int64
+    )
+    if len(like_you_items):
+        like_you[like_you_items] = np.asarray(req["like_you_scores"], dtype=np.float32)
+
     candidate = reached_cooc | reached_content | reached_fbt
+    candidate[like_you_items] = True
     candidate[hist] = True
     candidate[np.asarray(req["extra_candidates"], dtype=np.int64)] = True
     eligible = candidate & np.asarray(req["allowed"], dtype=bool)
@@ -102,14 +110,25 @@ def rank_reference(tables: dict[str, np.ndarray], **request: object) -> Referenc
             np.where(own_known, own, np.where(pop_known, population, np.nan)),
         ).astype(np.float32)
         days = np.asarray(req["days_since_last"], dtype=np.float32)
-        ratio = np.log((days + np.float32(0.5)) / cycle)
-        width = np.where(ratio < 0, DUE_WIDTH_EARLY, DUE_WIDTH_LATE).astype(np.float32)
-        due = np.exp(-(ratio * ratio) / (2.0 * width * width))
-    due = np.where((cycle > 0) & (days >= 0), due, 0.0).astype(np.float32)
+
+        def dueness(days: np.ndarray) -> np.ndarray:
+            ratio = np.log((days + np.float32(0.5)) / cycle)
+            width = np.where(ratio < 0, DUE_WIDTH_EARLY, DUE_WIDTH_LATE).astype(np.float32)
+            due = np.exp(-(ratio * ratio) / (2.0 * width * width))
+            return np.where((cycle > 0) & (days >= 0), due, 0.0).astype(np.float32)
+
+        due = dueness(days)
+        due_next = dueness(days + np.float32(req.get("days_to_next_trip", 0.0)))  # type: ignore[arg-type]
     signals[hist, _signal("replenishment")] = habit * due
+    signals[hist, _signal("due_by_next_trip")] = habit * due_next
     signals[hist, _signal("habit")] = habit
     signals[hist, _signal("repurchase")] = np.clip(tables["repurchase_rate"][hist], 0.0, 1.0)
-    for name, evidence in (("co_purchase", co_purchase), ("similar", similar), ("taste", taste)):
+    for name, evidence in (
+        ("co_purchase", co_purchase),
+        ("similar", similar),
+        ("taste", taste),
+        ("shoppers_like_you", like_you),
+    ):
         strongest = evidence[eligible].max(initial=0.0)
         if strongest > 0:
             signals[:, _signal(name)] = np.clip(evidence / strongest, 0.0, 1.0)

@@ -20,6 +20,8 @@ __all__ = [
     "RankTables",
     "RANK_SIGNALS",
     "item_taste_factors",
+    "shoppers_like_you_table",
+    "customer_habit_weights",
     "consumption_cycles",
     "population_cycles",
 ]
@@ -172,6 +174,9 @@ class RankTables:
         exclude_history: bool,
         per_category_cap: int,
         neighbours_per_item: int,
+        days_to_next_trip: float = 0.0,
+        like_you_items: npt.NDArray[np.int32] | None = None,
+        like_you_scores: npt.NDArray[np.float32] | None = None,
     ) -> tuple[
         npt.NDArray[np.int32],
         npt.NDArray[np.float32],
@@ -180,6 +185,40 @@ class RankTables:
         npt.NDArray[np.int32],
     ]:
         """Top-k (items, scores, confidence, reasons [k, 2], anchors [k, 2]), best first."""
+
+# engine/shoppers.rs: each customer's nearest fellow shoppers' products (model build)
+
+def shoppers_like_you_table(
+    customer: npt.NDArray[np.int32],
+    basket: npt.NDArray[np.int32],
+    item: npt.NDArray[np.int32],
+    purchased_at: npt.NDArray[np.int64],
+    n_customers: int,
+    n_items: int,
+    *,
+    habit_decay: float,
+    neighbours: int,
+    items: int,
+    postings_cap: int,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.float32]]:
+    """From every customer's order lines (codes, epoch seconds): per customer, the top `items`
+    products of the similarity-weighted mean habit row of their `neighbours` nearest customers
+    (cosine over habit weights, through an inverted index keeping each product's `postings_cap`
+    heaviest buyers; 0 = all, exact), as CSR (indptr, items, scores), each row best first.
+    InvalidInputError on mismatched lengths or codes out of range."""
+
+def customer_habit_weights(
+    customer: npt.NDArray[np.int32],
+    basket: npt.NDArray[np.int32],
+    item: npt.NDArray[np.int32],
+    purchased_at: npt.NDArray[np.int64],
+    n_customers: int,
+    n_items: int,
+    *,
+    habit_decay: float,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.float32]]:
+    """The customer x item habit weights `shoppers_like_you_table` compares, as CSR (indptr,
+    indices ascending per row, data): the decayed share of the customer's trips holding the item."""
 
 # --- insights (rust_core/src/insights) -------------------------------------------------------
 

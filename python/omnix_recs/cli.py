@@ -22,7 +22,7 @@ from omnix_recs.config import Settings
 from omnix_recs.errors import InvalidArgumentError, OmnixError
 
 if TYPE_CHECKING:  # imported lazily at run time: keeps `omnix --help` fast
-    from omnix_recs.store.base import Store
+    from omnix_recs.store.base import ModelRecord, Store
 
 log = logging.getLogger("omnix.cli")
 
@@ -31,6 +31,9 @@ log = logging.getLogger("omnix.cli")
 DEMO_CUSTOMERS = 2_000
 DEMO_PRODUCTS = 3_000
 DEMO_DAYS = 365
+# Shoppers `omnix train` tunes the blends on (engine/tuning.py's TUNING_SHOPPERS; not imported:
+# keeps `omnix --help` fast).
+TUNING_CUSTOMERS = 2_000
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -124,23 +127,35 @@ def cmd_init_tables(args: argparse.Namespace) -> int:
     return 0
 
 
-def _model_summary(record) -> dict[str, object]:
+def _model_summary(record: ModelRecord) -> dict[str, object]:
+    from omnix_recs.engine.registry import tuned_settings
+
+    tuning, blends = tuned_settings(record)
     return {
         "version": record.version,
         "active": record.active,
         "created_at": record.created_at.isoformat(),
         "artifact_uri": record.artifact_uri,
         "metrics": record.metrics,
+        "tuning": tuning,
+        "blends": {strategy: blend.to_json() for strategy, blend in blends.items()},
     }
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from omnix_recs.engine.registry import ActivationRefusedError
     from omnix_recs.engine.train import train_model
 
     settings = _settings(args)
     store = _open_store(settings)
     try:
-        record = train_model(store, settings)
+        record = train_model(
+            store, settings, tune=not args.no_tune, force=args.force, tuning_shoppers=args.tuning_customers
+        )
+    except ActivationRefusedError as refused:  # saved but inactive: show it, then say why
+        _print_json(_model_summary(refused.record))
+        print(f"omnix train: {refused}", file=sys.stderr)
+        return 2
     finally:
         store.close()
     _print_json(_model_summary(record))
@@ -156,7 +171,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         if args.models_command == "list":
             _print_json([_model_summary(r) for r in registry.list_versions(store)])
         elif args.models_command == "activate":
-            _print_json(_model_summary(registry.activate(store, args.version, settings=settings)))
+            _print_json(_model_summary(registry.activate(store, args.version, settings=settings, force=args.force)))
         else:
             _print_json(_model_summary(registry.rollback(store, settings=settings)))
     finally:
@@ -297,14 +312,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("init-tables", cmd_init_tables, "create the DynamoDB tables and indexes (no-op on SQLite)")
 
-    train = add("train", cmd_train, "build a model version from the store and activate it")
+    train = add("train", cmd_train, "tune the blends, build a model version from the store and activate it")
     train.add_argument("--model-dir", help="where artifacts go (default: $OMNIX_MODEL_DIR or ./var/models)")
+    train.add_argument(
+        "--no-tune", action="store_true", help="skip tuning the blends on held-out baskets: ship the defaults"
+    )
+    train.add_argument(
+        "--tuning-customers",
+        type=int,
+        default=TUNING_CUSTOMERS,
+        help="customers whose latest basket the blends are tuned on, and as many to validate them "
+        f"(default {TUNING_CUSTOMERS})",
+    )
+    train.add_argument(
+        "--force", action="store_true", help="activate the new version even if its validation falls short"
+    )
 
     models = add("models", cmd_models, "list, activate or roll back model versions")
     models_commands = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     models_commands.add_parser("list", help="every version, newest first")
     activate = models_commands.add_parser("activate", help="serve VERSION")
     activate.add_argument("version")
+    activate.add_argument("--force", action="store_true", help="activate it even if its validation falls short")
     models_commands.add_parser("rollback", help="serve the previously active version")
 
     evaluate = add("evaluate", cmd_evaluate, "offline evaluation on a held-out last basket per customer")

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from reference.shoppers import habit_weights, shoppers_like_you
 
 from omnix_recs import _core
 from omnix_recs.domain.models import Product, Purchase
@@ -308,6 +309,9 @@ def test_build_from_the_store(pasta_shop: Store) -> None:
     assert a["repurchase_rate"][ids.index("sauce")] == pytest.approx(1.0)
     assert np.isnan(a["population_cycle_days"][ids.index("never")])
     assert a["seasonal_lift"].shape == (n, 53)
+    customers = a["like_you_customers"].tolist()
+    assert sorted(customers) == sorted(f"c{n}" for n in range(10)) and len(a["like_you_indptr"]) == 11
+    assert (np.diff(a["like_you_indptr"]) > 0).all(), "every shopper has fellow shoppers here"
 
 
 def test_build_as_of_a_past_moment_ignores_later_purchases(pasta_shop: Store) -> None:
@@ -316,6 +320,78 @@ def test_build_as_of_a_past_moment_ignores_later_purchases(pasta_shop: Store) ->
     assert "extra" not in built.item_ids
     assert built.data_as_of is not None and built.data_as_of < as_of
     assert built.counts["order_lines"] == 10 * 5 * 3  # weeks 3..7 before NOW
+
+
+def random_lines(seed: int, n_customers: int = 40, n_items: int = 30) -> tuple[np.ndarray, ...]:
+    """Order lines of a small shop with two tastes: (customer, basket, item, purchased_at)."""
+    rng = np.random.default_rng(seed)
+    customer, basket, item, at = [], [], [], []
+    code = 0
+    for c in range(n_customers):
+        shelf = np.arange(n_items // 2) + (n_items // 2 if c % 2 else 0)
+        for _ in range(int(rng.integers(1, 7))):
+            when = int(rng.integers(0, 10**6))
+            for i in rng.choice(shelf, size=int(rng.integers(1, 6))):  # repeats: a product twice in a trip
+                customer.append(c), basket.append(code), item.append(i), at.append(when + int(rng.integers(0, 60)))
+            code += 1
+    order = rng.permutation(len(item))  # lines in any order
+    return tuple(
+        np.asarray(column, dtype=dtype)[order]
+        for column, dtype in ((customer, np.int32), (basket, np.int32), (item, np.int32), (at, np.int64))
+    )
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_customer_habit_weights_match_numpy(seed: int) -> None:
+    customer, basket, item, at = random_lines(seed)
+    indptr, indices, data = _core.customer_habit_weights(customer, basket, item, at, 40, 30, habit_decay=0.8)
+    got = sp.csr_matrix((data, indices, indptr), shape=(40, 30)).toarray()
+    np.testing.assert_allclose(got, habit_weights(customer, basket, item, at, 40, 30, 0.8), rtol=1e-5)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize(("neighbours", "items"), [(3, 5), (10, 20)])
+def test_shoppers_like_you_match_numpy(seed: int, neighbours: int, items: int) -> None:
+    customer, basket, item, at = random_lines(seed)
+    indptr, got_items, got_scores = _core.shoppers_like_you_table(
+        customer, basket, item, at, 40, 30, habit_decay=0.9, neighbours=neighbours, items=items, postings_cap=0
+    )
+    expected = shoppers_like_you(habit_weights(customer, basket, item, at, 40, 30, 0.9), neighbours, items)
+    for c, row in enumerate(expected):
+        start, stop = indptr[c], indptr[c + 1]
+        np.testing.assert_allclose(got_scores[start:stop], [s for _, s in row], rtol=1e-4)
+        # Items in the same order, except where scores tie to within rounding.
+        assert sorted(got_items[start:stop].tolist()) == sorted(i for i, _ in row) or len(row) == items
+        assert all(i // 15 == c % 2 for i in got_items[start:stop]), "a neighbour's products share their taste"
+
+
+def test_a_capped_index_still_finds_close_neighbours() -> None:
+    customer, basket, item, at = random_lines(3, n_customers=120)
+    exact = _core.shoppers_like_you_table(
+        customer, basket, item, at, 120, 30, habit_decay=0.9, neighbours=5, items=10, postings_cap=0
+    )
+    capped = _core.shoppers_like_you_table(
+        customer, basket, item, at, 120, 30, habit_decay=0.9, neighbours=5, items=10, postings_cap=8
+    )
+    assert len(capped[0]) == 121 and (np.diff(capped[0]) > 0).all()
+    for c in range(120):  # the same taste on either side, whatever the cap left out
+        assert all(i // 15 == c % 2 for i in capped[1][capped[0][c] : capped[0][c + 1]])
+    assert not np.array_equal(exact[1], capped[1]) or np.array_equal(exact[2], capped[2])
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [({"item": np.array([99], dtype=np.int32)}, "item codes"), ({"basket": np.array([], dtype=np.int32)}, "length")],
+)
+def test_shoppers_like_you_rejects_bad_lines(change: dict, message: str) -> None:
+    args = {
+        "customer": np.array([0], dtype=np.int32),
+        "basket": np.array([0], dtype=np.int32),
+        "item": np.array([1], dtype=np.int32),
+        "purchased_at": np.array([5], dtype=np.int64),
+    } | change
+    with pytest.raises(_core.InvalidInputError, match=message):
+        _core.shoppers_like_you_table(*args.values(), 1, 2, habit_decay=0.9, neighbours=2, items=2, postings_cap=0)
 
 
 def test_build_with_a_catalog_but_no_purchases() -> None:

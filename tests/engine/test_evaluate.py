@@ -1,13 +1,17 @@
-"""Offline evaluation: the protocol (no held-out basket is ever trained on), metrics and baselines."""
+"""Offline evaluation: the protocol (no held-out basket is ever trained on), both moments of
+asking, metrics and baselines."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 import numpy as np
 import pytest
 
 from omnix_recs.config import Settings
 from omnix_recs.engine import baselines
-from omnix_recs.engine.evaluate import _ndcg, run_evaluation
+from omnix_recs.engine.evaluate import run_evaluation
+from omnix_recs.engine.holdout import ndcg
 
 
 def small_shop(shop) -> None:
@@ -25,16 +29,20 @@ def test_evaluation_never_trains_on_held_out_baskets(shop, tmp_path, hand_made_m
     seen_lines = []
 
     def build(lines, products, settings):
-        seen_lines.append(set(zip(lines.customer_ids, lines.order_ids)))
+        seen_lines.append({(lines.customer_ids[c], t) for c, t in zip(lines.customer, lines.purchased_at.tolist())})
         return hand_made_model
 
     table = run_evaluation(shop.store, Settings(model_dir=str(tmp_path)), build=build)
     validation_lines, test_lines = seen_lines
+
+    def trip(c, days_ago):
+        return (c, int((shop.now - timedelta(days=days_ago)).timestamp()))
+
     for n in range(8):
         c = f"c{n}"
-        last, before_last = f"{c}-{7 + n}", f"{c}-{14 + n}"
-        assert (c, last) not in test_lines and (c, before_last) in test_lines
-        assert (c, last) not in validation_lines and (c, before_last) not in validation_lines
+        last, before_last, earlier = trip(c, 7 + n), trip(c, 14 + n), trip(c, 21 + n)
+        assert last not in test_lines and before_last in test_lines
+        assert last not in validation_lines and before_last not in validation_lines and earlier in validation_lines
     for method in (
         "OMNIX engine (default weights)",
         "OMNIX engine (tuned on validation)",
@@ -44,7 +52,9 @@ def test_evaluation_never_trains_on_held_out_baskets(shop, tmp_path, hand_made_m
         "personal top frequency",
     ):
         assert method in table
-    assert "REPLENISH (8 customers)" in table
+    assert table.count("REPLENISH (8 customers)") == 2 and table.count("BALANCED (8 customers)") == 2
+    assert "asked at the end of the last trip's day" in table and "asked one second before the next trip" in table
+    assert "tuned replenish blend:" in table
 
 
 def test_evaluation_with_too_little_history(shop, tmp_path, hand_made_model):
@@ -65,7 +75,7 @@ def test_evaluation_with_too_little_history(shop, tmp_path, hand_made_model):
     ],
 )
 def test_ndcg(ranked, truth, expected):
-    assert _ndcg(ranked, frozenset(truth), 10) == pytest.approx(expected)
+    assert ndcg(ranked, frozenset(truth), 10) == pytest.approx(expected)
 
 
 def test_tifu_user_vector_decays_within_and_across_groups():

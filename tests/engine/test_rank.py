@@ -66,6 +66,9 @@ def random_request(
         "exclude_history": False,
         "per_category_cap": 0,
         "neighbours_per_item": 8,
+        "days_to_next_trip": float(rng.uniform(0, 10)),
+        "like_you_items": rng.choice(n, size=25, replace=False).astype(np.int32),
+        "like_you_scores": rng.random(25).astype(np.float32),
     }
     request.update(overrides)
     return request
@@ -80,6 +83,10 @@ CASES = [
     pytest.param(dict(history=60, basket=2, per_category_cap=2), id="aisle-cap"),
     pytest.param(dict(history=200, basket=10, k=200), id="long-list"),
     pytest.param(dict(history=60, basket=2, exclude_history=True, taste_dims=0), id="no-taste-factors"),
+    pytest.param(
+        dict(history=40, basket=2, days_to_next_trip=0.0, like_you_items=None, like_you_scores=None),
+        id="no-rhythm-no-shoppers-like-you",
+    ),
 ]
 
 

@@ -44,7 +44,8 @@ def trained_shop(tmp_path_factory: pytest.TempPathFactory) -> TrainedShop:
     store = open_store(settings.store_url)
     try:
         import_instacart(store, root / "data", as_of=date.today())
-        train_model(store, settings)
+        # These tests are about serving across processes, not quality: the defaults are enough.
+        train_model(store, settings, tune=False)
         customers = list(store.list_customer_ids(page_size=1000).items)
         products = [p.product_id for p in store.iter_products()]
     finally:

@@ -4,7 +4,9 @@ A version is `manifest.json`, `item_ids.json` (position = item index in every ar
 `.npy` per array of `ARRAY_NAMES`, opened memory-mapped: the server processes of a host share
 the pages, and loading copies nothing. It is written under a temporary name and renamed into
 place, so a directory named like a version is complete; anything unexpected on load raises
-`ModelFormatError` before a server could serve from it.
+`ModelFormatError` before a server could serve from it. The manifest also carries the blends
+`omnix train` tuned for the version and their validation, so a version serves what was tuned
+with it; a version without blends serves the defaults of engine/blends.py.
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ from typing import Any
 import numpy as np
 
 from omnix_recs._core import InvalidInputError, RankTables
-from omnix_recs.engine.build import ISO_WEEKS, BuiltModel
+from omnix_recs.engine.blends import Blend, blends_from_json
+from omnix_recs.engine.build import ISO_WEEKS, BuiltModel, no_shoppers_like_you
 from omnix_recs.errors import AlreadyExistsError, ModelFormatError
 
-FORMAT_VERSION = 2
-# Readable older formats: 1 lacks `taste_factors` (it loads with no taste dimensions).
-READABLE_FORMATS = (1, FORMAT_VERSION)
+FORMAT_VERSION = 3
+# Readable older formats: 1 lacks `taste_factors` (it loads with no taste dimensions); 1 and 2
+# lack the "shoppers like you" table (they load knowing no customers).
+READABLE_FORMATS = (1, 2, FORMAT_VERSION)
 
 # Neighbour tables, best first: (int32 item indices [n_items, K], -1 = padding; float32 scores).
 # cooc = co-purchase cosine, fbt = basket lift > 1, content = feature cosine.
@@ -37,7 +41,12 @@ NEIGHBOUR_TABLES = (("cooc_idx", "cooc_sim"), ("fbt_idx", "fbt_score"), ("conten
 ITEM_VECTORS = ("popularity", "trending", "population_cycle_days", "repurchase_rate")
 SEASONAL = "seasonal_lift"  # float32 [n_items, ISO_WEEKS]: column w - 1 = ISO week w
 TASTE = "taste_factors"  # float32 [n_items, dims], dims may be 0
-ARRAY_NAMES = tuple(name for table in NEIGHBOUR_TABLES for name in table) + ITEM_VECTORS + (SEASONAL, TASTE)
+# What the ranking kernel holds (`RankTables`).
+RANK_ARRAYS = tuple(name for table in NEIGHBOUR_TABLES for name in table) + ITEM_VECTORS + (SEASONAL, TASTE)
+# Shoppers like you (engine/shoppers.rs): customer ids (unicode [n_customers]), then CSR rows
+# (int64 indptr [n_customers + 1] into int32 item indices and float32 scores), best first.
+LIKE_YOU = ("like_you_customers", "like_you_indptr", "like_you_items", "like_you_scores")
+ARRAY_NAMES = RANK_ARRAYS + LIKE_YOU
 
 # Shop-wide candidates every request considers besides the shopper's own, per signal.
 POPULAR_CANDIDATES = 100
@@ -65,18 +74,32 @@ class LoadedModel:
     repurchase_rate: np.ndarray
     seasonal_lift: np.ndarray
     taste_factors: np.ndarray
+    like_you_customers: np.ndarray = field(default_factory=lambda: no_shoppers_like_you()["like_you_customers"])
+    like_you_indptr: np.ndarray = field(default_factory=lambda: no_shoppers_like_you()["like_you_indptr"])
+    like_you_items: np.ndarray = field(default_factory=lambda: no_shoppers_like_you()["like_you_items"])
+    like_you_scores: np.ndarray = field(default_factory=lambda: no_shoppers_like_you()["like_you_scores"])
     index_of: dict[str, int] = field(init=False, repr=False)
     tables: RankTables = field(init=False, repr=False)
+    # The blends tuned with this version, by strategy (empty: it serves the defaults).
+    blends: dict[str, Blend] = field(init=False, repr=False)
     _candidates_by_week: dict[int, np.ndarray] = field(init=False, repr=False)
+    _like_you_row: dict[str, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "index_of", {product_id: n for n, product_id in enumerate(self.item_ids)})
         try:
-            tables = RankTables(**{name: getattr(self, name) for name in ARRAY_NAMES})
+            tables = RankTables(**{name: getattr(self, name) for name in RANK_ARRAYS})
         except InvalidInputError as err:  # tables that disagree with each other: a broken artifact
             raise ModelFormatError(f"model {self.version}: {err}") from None
         object.__setattr__(self, "tables", tables)
+        try:
+            raw = self.manifest.get("blends")
+            blends = {} if raw is None else blends_from_json(raw)
+        except ValueError as err:
+            raise ModelFormatError(f"model {self.version}: manifest.json {err}") from None
+        object.__setattr__(self, "blends", blends)
         object.__setattr__(self, "_candidates_by_week", {})
+        object.__setattr__(self, "_like_you_row", {c: n for n, c in enumerate(self.like_you_customers.tolist())})
 
     @property
     def n_items(self) -> int:
@@ -86,6 +109,15 @@ class LoadedModel:
     def parameters(self) -> dict[str, Any]:
         """The build parameters recorded in the manifest."""
         return dict(self.manifest.get("parameters", {}))
+
+    def shoppers_like(self, customer_id: str) -> tuple[np.ndarray, np.ndarray]:
+        """The customer's "shoppers like you" products and scores (empty when the model was
+        built without them)."""
+        row = self._like_you_row.get(customer_id)
+        if row is None:
+            return _NO_ITEMS, _NO_SCORES
+        start, stop = int(self.like_you_indptr[row]), int(self.like_you_indptr[row + 1])
+        return self.like_you_items[start:stop], self.like_you_scores[start:stop]
 
     def shop_wide_candidates(self, week: int) -> np.ndarray:
         """Items every request in ISO week `week + 1` considers: the most popular, trending and
@@ -105,6 +137,10 @@ class LoadedModel:
         return candidates
 
 
+_NO_ITEMS = np.zeros(0, dtype=np.int32)
+_NO_SCORES = np.zeros(0, dtype=np.float32)
+
+
 def top_items(values: np.ndarray, k: int) -> np.ndarray:
     """Indices of the `k` largest values, best first (ties: lower index first; NaN last)."""
     values = np.nan_to_num(np.asarray(values, dtype=np.float32), nan=-np.inf)
@@ -121,10 +157,19 @@ def new_version(now: datetime | None = None) -> str:
     return f"{now.astimezone(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
 
 
-def manifest_of(built: BuiltModel, version: str, created_at: datetime, metrics: dict[str, float]) -> dict[str, Any]:
+def manifest_of(
+    built: BuiltModel,
+    version: str,
+    created_at: datetime,
+    metrics: dict[str, float],
+    *,
+    blends: dict[str, Blend] | None = None,
+    validation: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """`manifest.json`: format and version, when it was built, `data_as_of` (ISO, the newest
-    purchase used; null if none), counts, build parameters and metrics."""
-    return {
+    purchase used; null if none), counts, build parameters and metrics; and when the version was
+    tuned, `blends` ({strategy: `Blend.to_json()`}) and `validation` (how they were judged)."""
+    manifest: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "version": version,
         "created_at": created_at.isoformat(),
@@ -133,12 +178,24 @@ def manifest_of(built: BuiltModel, version: str, created_at: datetime, metrics: 
         "parameters": built.manifest_parameters(),
         "metrics": dict(metrics),
     }
+    if blends:
+        manifest["blends"] = {str(strategy): blend.to_json() for strategy, blend in blends.items()}
+    if validation is not None:
+        manifest["validation"] = validation
+    return manifest
 
 
 def write_model(
-    built: BuiltModel, model_dir: str | Path, *, version: str | None = None, metrics: dict[str, float] | None = None
+    built: BuiltModel,
+    model_dir: str | Path,
+    *,
+    version: str | None = None,
+    metrics: dict[str, float] | None = None,
+    blends: dict[str, Blend] | None = None,
+    validation: dict[str, Any] | None = None,
 ) -> tuple[str, Path]:
-    """Write `built` as `<model_dir>/<version>/`, atomically; returns (version, its path)."""
+    """Write `built` as `<model_dir>/<version>/`, atomically; returns (version, its path).
+    `blends` and `validation`: what tuning chose, for the manifest (see `manifest_of`)."""
     created_at = datetime.now(UTC)
     version = version or new_version(created_at)
     root = Path(model_dir)
@@ -154,7 +211,8 @@ def write_model(
                 np.save(fh, np.ascontiguousarray(built.arrays[name]), allow_pickle=False)
                 _flush(fh)
         _write_json(staging / "item_ids.json", built.item_ids)
-        _write_json(staging / "manifest.json", manifest_of(built, version, created_at, metrics or {}))
+        manifest = manifest_of(built, version, created_at, metrics or {}, blends=blends, validation=validation)
+        _write_json(staging / "manifest.json", manifest)
         staging.chmod(0o755)
         os.rename(staging, final)
     except BaseException:
@@ -164,9 +222,10 @@ def write_model(
     return version, final
 
 
-def in_memory_model(built: BuiltModel, version: str) -> LoadedModel:
-    """The model `built` would load as, without writing it (for tests and experiments)."""
-    manifest = manifest_of(built, version, datetime.now(UTC), {})
+def in_memory_model(built: BuiltModel, version: str, *, blends: dict[str, Blend] | None = None) -> LoadedModel:
+    """The model `built` would load as, without writing it (for tests, experiments and the
+    validation builds of training)."""
+    manifest = manifest_of(built, version, datetime.now(UTC), {}, blends=blends)
     arrays = {name: built.arrays[name].view() for name in ARRAY_NAMES}
     for view in arrays.values():
         view.flags.writeable = False
@@ -187,11 +246,14 @@ def load_model(path: str | Path) -> LoadedModel:
         raise ModelFormatError(
             f"{path}: the manifest counts {manifest.get('counts', {}).get('items')} items, item_ids.json {len(item_ids)}"
         )
-    stored = ARRAY_NAMES if manifest["format_version"] >= 2 else tuple(n for n in ARRAY_NAMES if n != TASTE)
-    arrays = {name: _open_array(path / f"{name}.npy") for name in stored}
+    missing = {1: (TASTE, *LIKE_YOU), 2: LIKE_YOU}.get(manifest["format_version"], ())
+    arrays = {name: _open_array(path / f"{name}.npy") for name in ARRAY_NAMES if name not in missing}
     if TASTE not in arrays:
         arrays[TASTE] = np.zeros((len(item_ids), 0), dtype=np.float32)
-        arrays[TASTE].flags.writeable = False
+    for name, empty in no_shoppers_like_you().items():
+        arrays.setdefault(name, empty)
+    for array in arrays.values():
+        array.flags.writeable = False
     _check_shapes(arrays, len(item_ids))
     for index_name, _ in NEIGHBOUR_TABLES:
         index = arrays[index_name]
@@ -219,6 +281,19 @@ def _check_shapes(arrays: dict[str, np.ndarray], n_items: int) -> None:
     expect(SEASONAL, np.float32, (n_items, ISO_WEEKS))
     dims = arrays[TASTE].shape[1] if TASTE in arrays and arrays[TASTE].ndim == 2 else -1
     expect(TASTE, np.float32, (n_items, dims))
+    customers = arrays.get("like_you_customers")
+    if customers is None or customers.ndim != 1 or customers.dtype.kind != "U":
+        raise ModelFormatError("model array like_you_customers must be a 1-d array of customer ids")
+    expect("like_you_indptr", np.int64, (len(customers) + 1,))
+    indptr = arrays["like_you_indptr"]
+    entries = int(indptr[-1])
+    expect("like_you_items", np.int32, (entries,))
+    expect("like_you_scores", np.float32, (entries,))
+    if indptr[0] != 0 or np.any(np.diff(indptr) < 0):
+        raise ModelFormatError("model array like_you_indptr must start at 0 and never decrease")
+    items = arrays["like_you_items"]
+    if entries and (items.min() < 0 or items.max() >= n_items):
+        raise ModelFormatError(f"model array like_you_items holds item indices outside 0..{n_items - 1}")
 
 
 def _open_array(path: Path) -> np.ndarray:

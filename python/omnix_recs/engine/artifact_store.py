@@ -17,10 +17,11 @@ import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from omnix_recs.config import Settings
 from omnix_recs.engine.artifact import LoadedModel, fsync_directory, load_model, write_model
+from omnix_recs.engine.blends import Blend
 from omnix_recs.engine.build import BuiltModel
 from omnix_recs.errors import InvalidArgumentError, ModelFormatError, UnavailableError
 
@@ -65,10 +66,19 @@ class ModelDestination:
             except ValueError as err:
                 raise InvalidArgumentError("OMNIX_MODEL_DIR", str(err)) from None
 
-    def save(self, built: BuiltModel, metrics: dict[str, float]) -> SavedModel:
-        """Write `built` as a new version, check it reads back, and upload it for S3. On
-        failure nothing is left behind (locally, and in the bucket as far as S3 allows)."""
-        version, path = write_model(built, self._cache_dir if self._bucket else self._model_dir, metrics=metrics)
+    def save(
+        self,
+        built: BuiltModel,
+        metrics: dict[str, float],
+        *,
+        blends: dict[str, Blend] | None = None,
+        validation: dict[str, Any] | None = None,
+    ) -> SavedModel:
+        """Write `built` as a new version (with the blends tuned for it, see `write_model`),
+        check it reads back, and upload it for S3. On failure nothing is left behind (locally,
+        and in the bucket as far as S3 allows)."""
+        directory = self._cache_dir if self._bucket else self._model_dir
+        version, path = write_model(built, directory, metrics=metrics, blends=blends, validation=validation)
         try:
             model = load_model(path)  # proves the artifact reads back before anything points at it
             artifact_uri = str(path.resolve())

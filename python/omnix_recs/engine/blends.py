@@ -2,8 +2,9 @@
 
 A strategy is a blend: signal weights (`_core.RANK_SIGNALS`) plus list rules (leave out what
 the shopper bought, cap products per aisle, neighbours taken per history product). They are
-data, not code, so `omnix evaluate` can tune them on the shop at hand and report the result
-beside these defaults.
+data, not code: `omnix train` tunes them on the shop at hand and ships them inside the model
+(as JSON, `Blend.to_json`), and `omnix evaluate` reports them beside these defaults, which
+serve models that carry none.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import enum
 import functools
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -36,6 +38,34 @@ class Blend:
         unknown = set(self.weights) - set(RANK_SIGNALS)
         if unknown:
             raise ValueError(f"unknown signals {sorted(unknown)}; known: {RANK_SIGNALS}")
+
+    def to_json(self) -> dict[str, Any]:
+        """The blend as the model's manifest stores it (signals in kernel order, unused left out)."""
+        return {
+            "weights": {name: self.weights[name] for name in RANK_SIGNALS if self.weights.get(name, 0.0) != 0.0},
+            "exclude_history": self.exclude_history,
+            "per_category_cap": self.per_category_cap,
+            "neighbours_per_item": self.neighbours_per_item,
+        }
+
+    @classmethod
+    def from_json(cls, value: object) -> Blend:
+        """Read `to_json`'s output back; `ValueError` naming what is wrong otherwise."""
+        if not isinstance(value, dict) or not isinstance(value.get("weights"), dict):
+            raise ValueError("a blend is an object with a 'weights' object")
+        weights = value["weights"]
+        if not all(isinstance(w, int | float) and not isinstance(w, bool) and w >= 0 for w in weights.values()):
+            raise ValueError("blend weights must be numbers >= 0")
+        rules = {"exclude_history": bool, "per_category_cap": int, "neighbours_per_item": int}
+        for name, kind in rules.items():
+            if name in value and type(value[name]) is not kind:
+                raise ValueError(f"blend {name} must be {kind.__name__}")
+        if value.get("per_category_cap", 0) < 0 or value.get("neighbours_per_item", 1) < 1:
+            raise ValueError("blend per_category_cap must be >= 0 and neighbours_per_item >= 1")
+        return cls(
+            {name: float(w) for name, w in weights.items()},
+            **{name: value[name] for name in rules if name in value},
+        )
 
     @functools.cached_property
     def vector(self) -> np.ndarray:
@@ -95,3 +125,27 @@ DEFAULT_BLENDS: dict[str, Blend] = {
 # GetSimilarProducts and GetFrequentlyBoughtTogether: lists around the products asked about.
 SIMILAR_BLEND = Blend({"similar": 1.0, "co_purchase": 0.6, "popularity": 0.05})
 COMPLEMENT_BLEND = Blend({"basket_complement": 1.0, "co_purchase": 0.4, "popularity": 0.05}, per_category_cap=3)
+
+
+def blends_from_json(value: object) -> dict[str, Blend]:
+    """A manifest's `blends` object ({strategy: blend}); `ValueError` naming what is wrong."""
+    if not isinstance(value, dict):
+        raise ValueError("blends must be an object keyed by strategy")
+    unknown = set(value) - {str(s) for s in Strategy}
+    if unknown:
+        raise ValueError(f"blends for unknown strategies {sorted(unknown)}")
+    out: dict[str, Blend] = {}
+    for strategy, blend in value.items():
+        try:
+            out[Strategy(strategy)] = Blend.from_json(blend)
+        except ValueError as err:
+            raise ValueError(f"blend {strategy}: {err}") from None
+    return out
+
+
+def describe(blend: Blend) -> str:
+    """One line for people: the weights in use and the list rules."""
+    weights = ", ".join(f"{name} {blend.weights[name]:g}" for name in RANK_SIGNALS if blend.weights.get(name, 0) > 0)
+    cap = blend.per_category_cap or "none"
+    excluded = "; leaves out past purchases" if blend.exclude_history else ""
+    return f"{weights}; {blend.neighbours_per_item} neighbours per product, per-aisle cap {cap}{excluded}"

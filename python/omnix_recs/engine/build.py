@@ -1,8 +1,8 @@
 """The model build: from order lines and the catalog to every item-side table serving reads.
 
-Neighbour tables (co-purchase, basket complements, content) and taste factors come from the
-Rust core, in parallel with the GIL released; per-item signals (popularity, trend, seasonal
-lift, repurchase cycles) from numpy. Everything is measured against `data_as_of`, the newest
+Neighbour tables (co-purchase, basket complements, content), taste factors and each
+customer's "shoppers like you" products come from the Rust core, in parallel with the GIL
+released; per-item signals (popularity, trend, seasonal lift, repurchase cycles) from numpy. Everything is measured against `data_as_of`, the newest
 purchase used, never the wall clock, so a build as of a past moment sees the shop as it was
 then. The output is a `BuiltModel`; engine/artifact.py writes it.
 """
@@ -18,6 +18,7 @@ import numpy as np
 
 from omnix_recs import _core
 from omnix_recs.domain.models import Product
+from omnix_recs.engine.features import HABIT_DECAY
 from omnix_recs.engine.matrix import (
     PurchaseLines,
     SparseMatrix,
@@ -53,6 +54,10 @@ class BuildParameters:
     same_trip_days: float = 0.5  # purchases this close together are one shopping trip
     taste_dimensions: int = 32  # taste factors per item (0 = none)
     taste_iterations: int = 4  # rounds of subspace iteration: more = closer to the exact SVD
+    like_you_neighbours: int = 50  # nearest customers averaged per customer (0 = no table)
+    like_you_items: int = 50  # products kept per customer
+    like_you_postings_cap: int = 64  # heaviest buyers per product the neighbour search walks (0 = all)
+    habit_decay: float = HABIT_DECAY  # per trip back, in the customers' habit vectors
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +70,11 @@ class BuiltModel:
     counts: dict[str, int]
     parameters: BuildParameters
     stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # A model built without customers (or by hand) has an empty "shoppers like you" table.
+        for name, empty in no_shoppers_like_you().items():
+            self.arrays.setdefault(name, empty)
 
     def manifest_parameters(self) -> dict[str, object]:
         return asdict(self.parameters)
@@ -98,6 +108,8 @@ def build_from_lines(lines: PurchaseLines, products: Sequence[Product], paramete
     clock.lap("copurchase")
     arrays["taste_factors"] = taste_factors(customers, p)
     clock.lap("taste")
+    arrays.update(shoppers_like_you(lines, p))
+    clock.lap("shoppers_like_you")
     arrays["fbt_idx"], arrays["fbt_score"] = basket_complements(lines, p)
     clock.lap("basket_complements")
     arrays["content_idx"], arrays["content_sim"] = content_neighbours(products, lines.item_ids, p)
@@ -150,6 +162,41 @@ def taste_factors(customers: SparseMatrix, p: BuildParameters) -> np.ndarray:
     return _core.item_taste_factors(
         customers.indptr, customers.indices, customers.n_cols, p.taste_dimensions, p.taste_iterations, TASTE_SEED
     )
+
+
+def no_shoppers_like_you() -> dict[str, np.ndarray]:
+    """The "shoppers like you" table of a model that knows no customers."""
+    return {
+        "like_you_customers": np.zeros(0, dtype="<U1"),
+        "like_you_indptr": np.zeros(1, dtype=np.int64),
+        "like_you_items": np.zeros(0, dtype=np.int32),
+        "like_you_scores": np.zeros(0, dtype=np.float32),
+    }
+
+
+def shoppers_like_you(lines: PurchaseLines, p: BuildParameters) -> dict[str, np.ndarray]:
+    """Per customer, the products of the shoppers whose habits are nearest theirs (cosine over
+    habit vectors; the other half of TIFU-KNN): candidates and a signal for their lists."""
+    if p.like_you_neighbours <= 0 or p.like_you_items <= 0 or lines.n_customers == 0:
+        return no_shoppers_like_you()
+    indptr, items, scores = _core.shoppers_like_you_table(
+        lines.customer,
+        lines.basket,
+        lines.item,
+        lines.purchased_at,
+        lines.n_customers,
+        lines.n_items,
+        habit_decay=p.habit_decay,
+        neighbours=p.like_you_neighbours,
+        items=p.like_you_items,
+        postings_cap=p.like_you_postings_cap,
+    )
+    return {
+        "like_you_customers": np.array(lines.customer_ids, dtype=str),
+        "like_you_indptr": indptr,
+        "like_you_items": items,
+        "like_you_scores": scores,
+    }
 
 
 def basket_complements(lines: PurchaseLines, p: BuildParameters) -> tuple[np.ndarray, np.ndarray]:
@@ -208,7 +255,8 @@ def iso_week_columns(purchased_at: np.ndarray) -> np.ndarray:
         [date.fromordinal(epoch + first + d).isocalendar().week - 1 for d in range(int(day.max()) - first + 1)],
         dtype=np.int64,
     )
-    return week_of_day[day - first]
+    columns: np.ndarray = week_of_day[day - first]
+    return columns
 
 
 def seasonal_lift(lines: PurchaseLines, prior: float) -> np.ndarray:
@@ -226,7 +274,8 @@ def seasonal_lift(lines: PurchaseLines, prior: float) -> np.ndarray:
 
 def _smooth_weeks(per_week: np.ndarray) -> np.ndarray:
     """Weights 1-2-1 over each week and its neighbours; the year wraps around."""
-    return (np.roll(per_week, 1, axis=1) + 2 * per_week + np.roll(per_week, -1, axis=1)) / 4
+    smoothed: np.ndarray = (np.roll(per_week, 1, axis=1) + 2 * per_week + np.roll(per_week, -1, axis=1)) / 4
+    return smoothed
 
 
 def repeat_purchases(lines: PurchaseLines, same_trip_days: float) -> tuple[np.ndarray, np.ndarray]:

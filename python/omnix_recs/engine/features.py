@@ -3,13 +3,14 @@
 History is read per request (through the cache, engine/cached_reads.py) instead of being baked
 into the model, so a purchase recorded through the API changes the very next answer: its
 "days since last bought" drops to zero and its due-ness resets, with no retraining. The model
-supplies only item-side knowledge; `HistoryFeatures` lists what the kernel gets per product.
+supplies item-side knowledge and, for the customers it was built from, the products of the
+shoppers like them; `HistoryFeatures` lists what the kernel gets.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from itertools import repeat
 
@@ -25,6 +26,12 @@ SECONDS_PER_DAY = 86_400.0
 HABIT_DECAY = 0.9
 # Cart additions this recent (and not removed since) count as the basket when none is given.
 CART_WINDOW = timedelta(hours=3)
+# A shopper's rhythm is the median of their latest gaps between trips: recent enough to follow a
+# change of habit, and a median so that one long holiday does not move it.
+RHYTHM_GAPS = 8
+
+_NO_ITEMS = np.zeros(0, dtype=np.int32)
+_NO_SCORES = np.zeros(0, dtype=np.float32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,11 +49,25 @@ class HistoryFeatures:
     trips_last_90_days: int
     spend: float  # total spent before as_of
     last_trip_at: datetime | None
+    # Days from as_of to the shopper's next trip expected from their rhythm (0: due now, or unknown):
+    # a list asked for right after a trip is for the next one.
+    days_to_next_trip: float = 0.0
+    # The model's "shoppers like you" row for this shopper (engine/shoppers.rs); empty when the
+    # model does not know them (`with_shoppers_like_you` fills it in).
+    like_you_items: np.ndarray = field(default_factory=lambda: _NO_ITEMS)
+    like_you_scores: np.ndarray = field(default_factory=lambda: _NO_SCORES)
 
     @classmethod
     def empty(cls) -> HistoryFeatures:
         f32 = np.zeros(0, dtype=np.float32)
         return cls(np.zeros(0, dtype=np.int32), f32, f32, f32, f32, 0, 0, 0.0, None)
+
+    def with_shoppers_like_you(self, items: np.ndarray, scores: np.ndarray) -> HistoryFeatures:
+        """The same history with the model's "shoppers like you" row (none for an empty history:
+        a shopper who shares nothing, by consent or by having bought nothing, gets nothing)."""
+        if not self.trips:
+            return self
+        return replace(self, like_you_items=items, like_you_scores=scores)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +108,19 @@ class PurchaseSummary:
             trips_last_90_days=int(np.count_nonzero(self.trip_times_s >= recent)),
             spend=self.spend,
             last_trip_at=datetime.fromtimestamp(self.trip_times_s[-1], tz=as_of.tzinfo),
+            days_to_next_trip=days_to_next_trip(self.trip_times_s, as_of_s),
         )
+
+
+def days_to_next_trip(trip_times_s: np.ndarray, as_of_s: float) -> float:
+    """Days from `as_of_s` until the shopper's next trip is expected: their last trip plus their
+    rhythm (median of the last `RHYTHM_GAPS` gaps); 0 when that moment has passed or the shopper
+    has made only one trip."""
+    past = trip_times_s[trip_times_s < as_of_s]
+    if len(past) < 2:
+        return 0.0
+    rhythm_days = float(np.median(np.diff(past[-(RHYTHM_GAPS + 1) :]))) / SECONDS_PER_DAY
+    return max(0.0, rhythm_days - (as_of_s - float(past[-1])) / SECONDS_PER_DAY)
 
 
 def summarize_purchases(

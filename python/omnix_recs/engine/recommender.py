@@ -125,7 +125,8 @@ class Recommender:
         """`cache`: the server's; `NO_CACHE` (the default) runs the same code keeping nothing.
         `recheck_live_catalog`: re-read the listed products' catalog rows and drop those the
         shopper may no longer see, for a caller whose catalog snapshot nothing keeps fresh
-        (a server refreshes it, `CatalogCache.start`, and trusts it)."""
+        (a server refreshes it, `CatalogCache.start`, and trusts it). `blends`: serve these
+        instead of the blends each model carries (which fall back to `DEFAULT_BLENDS`)."""
         # Guarded: `run_memory_first` answers calls on the event loop until they would block.
         self._store = store = guard_store(store)
         # Where served lists go (for feedback): the store itself, or the server's write-behind
@@ -136,7 +137,7 @@ class Recommender:
         self._reads = ShopperReads(store, cache)
         self._recheck_live_catalog = recheck_live_catalog
         self.catalog = catalog or CatalogCache(store)
-        self.blends = dict(DEFAULT_BLENDS if blends is None else blends)
+        self._blends = None if blends is None else dict(blends)
 
     # --- the questions --------------------------------------------------------------------------
 
@@ -179,7 +180,7 @@ class Recommender:
         exclude_purchased: bool,
     ) -> Recommendations:
         customer, history, basket_items = self._shopper(model, customer_id, as_of, basket)
-        blend = self.blends[strategy]
+        blend = self.blend_for(model, strategy)
         if exclude_purchased:
             blend = replace(blend, exclude_history=True)
         shopper = self._filters(customer, filters)
@@ -208,6 +209,7 @@ class Recommender:
         shopper = self._filters(customer, filters)
         index = self.catalog.index_for(model.item_ids)
         stage = lifecycle(history)
+        balanced, discover_blend = self.blend_for(model, Strategy.BALANCED), self.blend_for(model, Strategy.DISCOVER)
         if stage is Lifecycle.NEW or not customer.consent.personalization:
             items = self._rank_and_check(
                 model, index, shopper, limit, lambda k: self._cold_start(model, index, shopper, customer, as_of, k)
@@ -219,7 +221,7 @@ class Recommender:
                 index,
                 shopper,
                 limit,
-                lambda k: self._rank(model, index, shopper, history, basket, self.blends[Strategy.BALANCED], as_of, k),
+                lambda k: self._rank(model, index, shopper, history, basket, balanced, as_of, k),
             )
         else:
             discover = max(1, round(limit * VIP_DISCOVERY_SHARE))
@@ -228,14 +230,14 @@ class Recommender:
                 index,
                 shopper,
                 limit - discover,
-                lambda k: self._rank(model, index, shopper, history, basket, self.blends[Strategy.BALANCED], as_of, k),
+                lambda k: self._rank(model, index, shopper, history, basket, balanced, as_of, k),
             )
             new = self._rank_and_check(
                 model,
                 index,
                 shopper,
                 limit,
-                lambda k: self._rank(model, index, shopper, history, basket, self.blends[Strategy.DISCOVER], as_of, k),
+                lambda k: self._rank(model, index, shopper, history, basket, discover_blend, as_of, k),
             )
             items = _interleave(familiar, new, limit)
         served = self._serve(customer_id, f"personalized:{stage}", model, index, history, items, as_of)
@@ -333,6 +335,12 @@ class Recommender:
             )
         self._store.add_feedback(replace(feedback, customer_id=feedback.customer_id or served.customer_id))
 
+    def blend_for(self, model: LoadedModel, strategy: Strategy) -> Blend:
+        """The blend a list of `strategy` is ranked with: the one tuned with the model, else the default."""
+        if self._blends is not None:
+            return self._blends[strategy]
+        return model.blends.get(strategy) or DEFAULT_BLENDS[strategy]
+
     @property
     def model_version(self) -> str:
         return self._active().version
@@ -351,6 +359,12 @@ class Recommender:
         index = self.catalog.index_for(model.item_ids)
         ranked = self._rank(model, index, shopper.filters, shopper.history, shopper.basket, blend, shopper.as_of, k)
         return [model.item_ids[i] for i in ranked.items]
+
+    def shown(self, shopper: PreparedShopper) -> np.ndarray:
+        """Which of the model's items the cached catalog filters let a prepared shopper see (a
+        read-only mask), so that offline comparisons hold every method to the same shelf."""
+        model = self._active()
+        return self.catalog.index_for(model.item_ids).allowed(shopper.filters, model.index_of)
 
     # --- pieces ---------------------------------------------------------------------------------
 
@@ -385,7 +399,7 @@ class Recommender:
         else:
             shopper = self._reads.shopper(customer_id, model.version, model.index_of, as_of)
         if shopper.customer.consent.personalization:
-            history = shopper.history(as_of)
+            history = shopper.history(as_of).with_shoppers_like_you(*model.shoppers_like(customer_id))
         else:
             history = HistoryFeatures.empty()
         if not basket:
@@ -434,6 +448,9 @@ class Recommender:
                 exclude_history=blend.exclude_history,
                 per_category_cap=blend.per_category_cap,
                 neighbours_per_item=blend.neighbours_per_item,
+                days_to_next_trip=history.days_to_next_trip,
+                like_you_items=history.like_you_items,
+                like_you_scores=history.like_you_scores,
             )
         )
 

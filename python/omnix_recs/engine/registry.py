@@ -5,23 +5,45 @@ time); artifacts live in a directory or in S3 (`engine.artifact_store`; `setting
 host's cache directory for S3). Every server process keeps a `ModelHolder`, which notices a
 newly activated version on its own and swaps it in without a restart: activate once, and all
 processes follow within `check_every_s`.
+
+Activation is also where quality is enforced: a version `omnix train` validated must beat
+"buy what you bought most" on its own held-out baskets, and must not fall clearly behind the
+version it replaces, unless the operator forces it (`activation_refusal`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from omnix_recs.config import Settings
 from omnix_recs.engine.artifact import LoadedModel
 from omnix_recs.engine.artifact_store import ArtifactReader
+from omnix_recs.engine.blends import Blend, blends_from_json
 from omnix_recs.errors import FailedPreconditionError, ModelFormatError, NotFoundError, OmnixError, UnavailableError
 from omnix_recs.store.base import ModelRecord, Store
 
 log = logging.getLogger(__name__)
+
+# The validation figure activation judges a version by, and the baseline it must reach.
+GATE_METRIC = "validation_replenish_recall@10"
+GATE_BASELINE = "validation_replenish_top_frequency_recall@10"
+# How far (relative) a version may fall below the active one before activation refuses it: two
+# versions are validated on different baskets, and differences this small are noise.
+ACTIVE_TOLERANCE = 0.05
+
+
+class ActivationRefusedError(FailedPreconditionError):
+    """A version's validation says it should not serve; `record` is that version (saved, inactive)."""
+
+    def __init__(self, record: ModelRecord, reason: str) -> None:
+        self.record = record
+        super().__init__(reason)
 
 
 def list_versions(store: Store) -> list[ModelRecord]:
@@ -29,16 +51,22 @@ def list_versions(store: Store) -> list[ModelRecord]:
     return store.list_models()
 
 
-def activate(store: Store, version: str, *, settings: Settings | None = None) -> ModelRecord:
-    """Make `version` the active model, after checking its artifact opens (for S3: that every
-    object is in the bucket, and that it opens here).
+def activate(store: Store, version: str, *, settings: Settings | None = None, force: bool = False) -> ModelRecord:
+    """Make `version` the active model, after checking its validation (`activation_refusal`,
+    skipped when `force`) and that its artifact opens (for S3: that every object is in the
+    bucket, and that it opens here).
 
-    `NotFoundError` for an unknown version; `FailedPreconditionError` when its artifact is
-    missing or corrupt; `UnavailableError` when S3 cannot be reached to check it. The active
-    version is then left as it was."""
+    `NotFoundError` for an unknown version; `ActivationRefusedError` when its validation
+    falls short; `FailedPreconditionError` when its artifact is missing or corrupt;
+    `UnavailableError` when S3 cannot be reached to check it. The active version is then left
+    as it was."""
     record = next((r for r in store.list_models() if r.version == version), None)
     if record is None:
         raise NotFoundError("model", version)
+    if not force:
+        reason = activation_refusal(record, store.active_model())
+        if reason is not None:
+            raise ActivationRefusedError(record, f"model {version} was not activated: {reason} (force to activate it)")
     try:
         ArtifactReader.from_settings(settings).verify(record.artifact_uri)
     except ModelFormatError as err:
@@ -46,8 +74,65 @@ def activate(store: Store, version: str, *, settings: Settings | None = None) ->
     return store.activate_model(version)
 
 
+def activation_refusal(candidate: ModelRecord, active: ModelRecord | None) -> str | None:
+    """Why `candidate` should not replace `active`, or None when it may: its validation REPLENISH
+    recall@10 is below personal top frequency's on the same baskets, or more than
+    `ACTIVE_TOLERANCE` below the active version's. A version without validation metrics (trained
+    untuned, or before training validated) is not judged, nor compared with."""
+    recall = candidate.metrics.get(GATE_METRIC)
+    if recall is None:
+        return None
+    baseline = candidate.metrics.get(GATE_BASELINE)
+    if baseline is not None and recall < baseline:
+        return (
+            f"its validation REPLENISH recall@10 {recall:.4f} is below personal top frequency's {baseline:.4f} "
+            "on the same held-out baskets"
+        )
+    if active is None or active.version == candidate.version:
+        return None
+    current = active.metrics.get(GATE_METRIC)
+    if current is not None and recall < (1.0 - ACTIVE_TOLERANCE) * current:
+        return (
+            f"its validation REPLENISH recall@10 {recall:.4f} is more than {ACTIVE_TOLERANCE:.0%} below "
+            f"the active model {active.version}'s {current:.4f}"
+        )
+    return None
+
+
+def record_notes(blends: dict[str, Blend] | None, tuning: str, *, refused: str | None = None) -> str:
+    """A model record's notes: the blends the version serves, how they were chosen and, when
+    training refused to activate it, why; as JSON, so that listing versions reads no artifact
+    (`tuned_settings` reads them back)."""
+    tuned = {str(s): b.to_json() for s, b in blends.items()} if blends else {}
+    notes: dict[str, object] = {"tuning": tuning, "blends": tuned}
+    if refused is not None:
+        notes["refused"] = refused
+    return json.dumps(notes, sort_keys=True)
+
+
+def _notes(record: ModelRecord) -> dict[str, Any]:
+    try:
+        notes = json.loads(record.notes) if record.notes else {}
+    except ValueError:
+        return {}
+    return notes if isinstance(notes, dict) else {}
+
+
+def tuned_settings(record: ModelRecord) -> tuple[str, dict[str, Blend]]:
+    """(how the blends were chosen, the blends by strategy) from a record's notes; ("", {}) for
+    a version trained before versions carried them."""
+    notes = _notes(record)
+    try:
+        return str(notes.get("tuning", "")), blends_from_json(notes.get("blends") or {})
+    except ValueError:
+        return "", {}
+
+
 def rollback(store: Store, *, settings: Settings | None = None) -> ModelRecord:
-    """Activate the version built just before the active one."""
+    """Activate the newest version built before the active one that may have served: versions
+    training refused to activate, or that validated below personal top frequency, are passed
+    over. Not compared with the active version: going back is the operator's undo, usually
+    because the active one is wrong."""
     records = store.list_models()
     active = next((r for r in records if r.active), None)
     if active is None:
@@ -55,7 +140,13 @@ def rollback(store: Store, *, settings: Settings | None = None) -> ModelRecord:
     older = [r for r in records if (r.created_at, r.version) < (active.created_at, active.version)]
     if not older:
         raise FailedPreconditionError(f"model {active.version} is the oldest version; there is nothing to roll back to")
-    return activate(store, max(older, key=lambda r: (r.created_at, r.version)).version, settings=settings)
+    fit = [r for r in older if "refused" not in _notes(r) and activation_refusal(r, None) is None]
+    if not fit:
+        raise FailedPreconditionError(
+            f"every version older than {active.version} failed its validation; "
+            "activate one by name, with force, to serve it anyway"
+        )
+    return activate(store, max(fit, key=lambda r: (r.created_at, r.version)).version, settings=settings, force=True)
 
 
 class ModelHolder:

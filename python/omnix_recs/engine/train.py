@@ -1,21 +1,30 @@
-"""Train a model version: build, write the artifact, record it in the store, activate it.
+"""Train a model version: tune the blends, build, write the artifact, record it, activate it.
 
-Called by `omnix train`, and by a server that retrains on a schedule. From async code run it
-in a worker thread, `await asyncio.to_thread(train_model, store, settings)`: the heavy parts
-(the Rust kernels, numpy) release the GIL, so the event loop keeps answering requests, and
-every server process picks the new version up through its `ModelHolder`.
+Called by `omnix train`, and by AdminService.RetrainModel. What ships must win on the data it
+was given, not on the shop the defaults were tuned on: training first holds out shoppers'
+latest baskets, tunes the blends on them and compares them with the baselines
+(engine/tuning.py), then builds from all the data and ships the tuned blends inside the
+version; activation then refuses a version that validated badly (engine/registry.py). From
+async code run it in a worker thread (`asyncio.to_thread`): the heavy parts release the GIL.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from datetime import datetime
 
 from omnix_recs.config import Settings
-from omnix_recs.engine.artifact import NEIGHBOUR_TABLES
+from omnix_recs.domain.models import Product
+from omnix_recs.engine import registry
+from omnix_recs.engine.artifact import NEIGHBOUR_TABLES, LoadedModel, in_memory_model
 from omnix_recs.engine.artifact_store import ModelDestination
-from omnix_recs.engine.build import BuildParameters, BuiltModel, build_model
+from omnix_recs.engine.build import BuildParameters, BuiltModel, build_from_lines
+from omnix_recs.engine.holdout import MIN_TRIPS
+from omnix_recs.engine.matrix import PurchaseLines, read_purchase_lines
+from omnix_recs.engine.tuning import TUNING_SHOPPERS, Validation, validate
+from omnix_recs.errors import InvalidArgumentError
 from omnix_recs.store.base import ModelRecord, Store
 
 log = logging.getLogger(__name__)
@@ -28,37 +37,97 @@ def train_model(
     as_of: datetime | None = None,
     activate: bool = True,
     parameters: BuildParameters = BuildParameters(),
+    tune: bool = True,
+    force: bool = False,
+    tuning_shoppers: int = TUNING_SHOPPERS,
+    seed: int = 0,
 ) -> ModelRecord:
     """Build from the store (purchases before `as_of`, when given), write the artifact under
-    `settings.model_dir` (a directory or S3, see engine/artifact_store.py), save its record
-    with build metrics and, unless `activate=False`, make it the active version. Returns the
-    saved record."""
+    `settings.model_dir` (a directory or S3, see engine/artifact_store.py), save its record and,
+    unless `activate=False`, make it the active version. Returns the saved record.
+
+    `tune`: first tune the blends on the latest basket of up to `tuning_shoppers` shoppers and
+    validate them on as many others (seeded, `tuning.validate`), and ship them, with their
+    validation metrics in the record; without enough history the version ships the default
+    blends, and says so in its notes (`registry.tuned_settings`). Activation then applies
+    `registry.activation_refusal` unless `force`: a refused version is saved, inactive, and
+    `registry.ActivationRefusedError` (carrying its record) says why."""
+    if tune and tuning_shoppers < 1:
+        raise InvalidArgumentError("tuning_shoppers", f"must be at least 1, got {tuning_shoppers}")
     destination = ModelDestination(settings)  # a malformed OMNIX_MODEL_DIR fails before the build
     started = time.perf_counter()
-    built = build_model(store, as_of=as_of, parameters=parameters)
-    metrics = build_metrics(built, seconds=time.perf_counter() - started)
-    saved = destination.save(built, metrics)
-    try:
-        record = ModelRecord(
-            version=saved.version,
-            created_at=saved.created_at,
-            artifact_uri=saved.artifact_uri,
-            metrics=metrics,
-            active=activate,
+    products = list(store.iter_products())
+    lines = read_purchase_lines(
+        store.scan_purchases(),
+        (p.product_id for p in products),
+        before=as_of,
+        expected_rows=store.count_purchases(),
+    )
+    stage_seconds = {"read_purchases": round(time.perf_counter() - started, 3)}
+    validation: Validation | None = None
+    if tune:
+        validation = validate(
+            store,
+            lines,
+            products,
+            lambda kept: _validation_model(kept, products, parameters),
+            max_shoppers=tuning_shoppers,
+            seed=seed,
         )
+    built = build_from_lines(lines, products, parameters)
+    built = replace(built, stage_seconds={**stage_seconds, **built.stage_seconds})
+    metrics = build_metrics(built, seconds=time.perf_counter() - started)
+    blends = validation.blends if validation else None
+    if validation is not None:
+        metrics.update(validation.metrics())
+        tuning = (
+            f"tuned on {validation.tuning_customers} shoppers' latest baskets, "
+            f"validated on {validation.customers} others'"
+        )
+    elif tune:
+        tuning = f"default blends: too little history to tune (fewer than 2 customers have {MIN_TRIPS} or more trips)"
+        log.warning("%s", tuning)
+    else:
+        tuning = "default blends: trained without tuning"
+    saved = destination.save(built, metrics, blends=blends, validation=validation.to_json() if validation else None)
+    record = ModelRecord(
+        version=saved.version,
+        created_at=saved.created_at,
+        artifact_uri=saved.artifact_uri,
+        metrics=metrics,
+    )
+    refusal = None
+    if activate and not force:
+        refusal = registry.activation_refusal(record, store.active_model())
+    notes = registry.record_notes(blends, tuning, refused=refusal)
+    record = replace(record, active=activate and refusal is None, notes=notes)
+    try:
         store.save_model(record)
     except BaseException:
         destination.discard(saved)
         raise
     log.info(
-        "trained model %s in %.1f s (%s)", saved.version, metrics["build_seconds"], "active" if activate else "inactive"
+        "trained model %s in %.1f s (%s; %s)",
+        saved.version,
+        metrics["build_seconds"],
+        "active" if record.active else "inactive",
+        tuning,
     )
+    if refusal is not None:
+        raise registry.ActivationRefusedError(
+            record, f"model {record.version} was saved but not activated: {refusal} (force to activate it)"
+        )
     return record
+
+
+def _validation_model(lines: PurchaseLines, products: list[Product], parameters: BuildParameters) -> LoadedModel:
+    """The model the blends are tuned on: the production build, kept in memory."""
+    return in_memory_model(build_from_lines(lines, products, parameters), "validation")
 
 
 def build_metrics(built: BuiltModel, *, seconds: float) -> dict[str, float]:
     """What the build can say about itself: sizes, time per stage, and the share of items
-    that got at least one neighbour in each table (offline quality comes from evaluation)."""
+    that got at least one neighbour in each table (offline quality comes from validation)."""
     metrics: dict[str, float] = {"build_seconds": round(seconds, 3)}
     metrics.update({name: float(count) for name, count in built.counts.items()})
     metrics.update({f"seconds_{stage}": s for stage, s in built.stage_seconds.items()})

@@ -1,7 +1,8 @@
 //! engine: the numbers behind recommendations. See lib.rs for how modules are exposed to Python.
 //!
 //! Build side: `sparse` (CSR matrices), `cooccurrence` (item–item neighbours: co-purchase and
-//! content cosine), `fbt` (basket complements by lift), `taste` (low-rank item factors).
+//! content cosine), `fbt` (basket complements by lift), `taste` (low-rank item factors),
+//! `shoppers` (each customer's nearest fellow shoppers' products).
 //! Serving side: `history` (a shopper's order lines summarised per product), `rank`.
 use pyo3::prelude::*;
 
@@ -9,6 +10,7 @@ pub mod cooccurrence;
 pub mod fbt;
 pub mod history;
 pub mod rank;
+pub mod shoppers;
 pub mod sparse;
 pub mod taste;
 
@@ -18,6 +20,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     fbt::register(m)?;
     history::register(m)?;
     rank::py::register(m)?;
+    shoppers::register(m)?;
     taste::register(m)?;
     Ok(())
 }

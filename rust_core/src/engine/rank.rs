@@ -5,15 +5,17 @@
 //! Python from their purchases at request time, so a new purchase counts at once), the basket
 //! and a per-item "allowed" mask (the hard filters, computed in Python from catalog + profile +
 //! request). The work is one pass over a few thousand candidates: gather candidates from the
-//! history, the basket and the model's neighbours, score each as a weighted blend of signals,
-//! drop what the filters forbid, and take the top k with a per-aisle cap for diversity.
+//! history, the basket, the model's neighbours and the shopper's "shoppers like you" row, score
+//! each as a weighted blend of signals, drop what the filters forbid, and take the top k with a
+//! per-aisle cap for diversity.
 //!
 //! Every signal is scaled to [0, 1] so that the blend weights are comparable. The signals that
 //! read the whole history at once (co-purchase, content similarity, taste) are sums whose size
-//! depends on how long the history is, so they are scaled per request by their largest value
-//! among the products this list may show: 1 = the strongest evidence for this shopper now.
+//! depends on how long the history is, and "shoppers like you" depends on how alike they are,
+//! so these are scaled per request by their largest value among the products this list may
+//! show: 1 = the strongest evidence for this shopper now.
 //! The weights are the strategy (REPLENISH leans on replenishment and habit, DISCOVER on taste
-//! and co-purchase). `numpy` reference: `omnix_recs/engine/rank_reference.py`.
+//! and co-purchase). `numpy` reference: `benches/reference/rank.py`.
 use std::cell::RefCell;
 
 use super::sparse::prefetch;
@@ -21,7 +23,7 @@ use crate::errors::CoreResult;
 use crate::invalid;
 
 /// The signals of the blend, in the order of the weight vector and of the reason codes.
-pub const SIGNALS: [&str; 12] = [
+pub const SIGNALS: [&str; 14] = [
     "replenishment",     // due now: habit x how far along the shopper's own cycle they are
     "habit",             // how often the shopper's recent trips contained the product
     "repurchase",        // how often the product's buyers buy it again (history items only)
@@ -34,6 +36,8 @@ pub const SIGNALS: [&str; 12] = [
     "category_affinity", // share of the shopper's habit in the product's aisle
     "brand_affinity",    // share of the shopper's habit in the product's brand
     "taste",             // liked by households who buy what this shopper buys (taste factors)
+    "due_by_next_trip",  // replenishment as of the shopper's next trip, expected from their rhythm
+    "shoppers_like_you", // bought by the shoppers whose habits are nearest this one's (build time)
 ];
 pub const N_SIGNALS: usize = SIGNALS.len();
 const REPLENISHMENT: usize = 0;
@@ -48,6 +52,8 @@ const SEASONAL: usize = 8;
 const CATEGORY_AFFINITY: usize = 9;
 const BRAND_AFFINITY: usize = 10;
 const TASTE: usize = 11;
+const DUE_BY_NEXT_TRIP: usize = 12;
+const SHOPPERS_LIKE_YOU: usize = 13;
 
 /// Reason slots returned per item (the strongest contributing signals).
 pub const REASONS_PER_ITEM: usize = 2;
@@ -121,6 +127,9 @@ pub struct History<'a> {
     pub orders: &'a [f32],
     /// Time-decayed share of the shopper's orders containing the product, in [0, 1].
     pub habit: &'a [f32],
+    /// Days from the request to the shopper's next trip, expected from their rhythm (0 = now).
+    /// A list asked for right after a trip is for the next one: what will be due by then.
+    pub days_to_next_trip: f32,
 }
 
 /// Everything about one request besides the model.
@@ -135,6 +144,10 @@ pub struct Request<'a> {
     pub brand: &'a [i32],
     /// Items always considered: the shop's popular, trending and seasonal products.
     pub extra_candidates: &'a [i32],
+    /// The model's "shoppers like you" row for this customer (engine/shoppers.rs): products
+    /// and their scores; empty for a customer the model does not know.
+    pub like_you_items: &'a [i32],
+    pub like_you_scores: &'a [f32],
     pub weights: &'a [f32],
     /// Column of `seasonal_lift` for the week of the request.
     pub week: usize,
@@ -175,6 +188,7 @@ struct Candidate {
     similar_anchor: i32,
     similar_best: f32,
     taste: f32,
+    like_you: f32,
 }
 
 const NOT_IN_HISTORY: u32 = u32::MAX;
@@ -196,6 +210,7 @@ impl Candidate {
             similar_anchor: -1,
             similar_best: 0.0,
             taste: 0.0,
+            like_you: 0.0,
         }
     }
 }
@@ -348,6 +363,15 @@ fn validate_request(t: &ItemTables, r: &Request) -> CoreResult<()> {
     if [h.days_since_last.len(), h.mean_gap_days.len(), h.orders.len(), h.habit.len()].iter().any(|l| *l != len) {
         return invalid!("history arrays must all have {len} entries");
     }
+    if !(h.days_to_next_trip.is_finite() && h.days_to_next_trip >= 0.0) {
+        return invalid!("days_to_next_trip must be finite and >= 0, got {}", h.days_to_next_trip);
+    }
+    if r.like_you_items.len() != r.like_you_scores.len() {
+        return invalid!("like_you_items and like_you_scores differ in length");
+    }
+    if r.like_you_scores.iter().any(|x| !x.is_finite() || *x < 0.0) {
+        return invalid!("like_you_scores must be finite and >= 0");
+    }
     for (name, l) in [("allowed", r.allowed.len()), ("category", r.category.len()), ("brand", r.brand.len())] {
         if l != n {
             return invalid!("{name} has {l} entries for {n} items");
@@ -362,7 +386,12 @@ fn validate_request(t: &ItemTables, r: &Request) -> CoreResult<()> {
     if r.week >= t.weeks {
         return invalid!("week column {} outside 0..{}", r.week, t.weeks);
     }
-    for (what, items) in [("history", h.items), ("basket", r.basket), ("extra candidate", r.extra_candidates)] {
+    for (what, items) in [
+        ("history", h.items),
+        ("basket", r.basket),
+        ("extra candidate", r.extra_candidates),
+        ("shoppers like you", r.like_you_items),
+    ] {
         for item in items {
             check_index(what, *item, n)?;
         }
@@ -426,6 +455,9 @@ fn gather_candidates(t: &ItemTables, r: &Request, s: &mut Scratch) {
     for item in r.extra_candidates {
         s.entry(*item as usize);
     }
+    for (item, score) in r.like_you_items.iter().zip(r.like_you_scores) {
+        s.entry(*item as usize).like_you = *score;
+    }
 }
 
 /// The products the shopper's co-purchase, similarity and taste evidence starts from: the
@@ -485,6 +517,7 @@ struct Strongest {
     co_purchase: f32,
     similar: f32,
     taste: f32,
+    like_you: f32,
 }
 
 impl Strongest {
@@ -493,6 +526,7 @@ impl Strongest {
             co_purchase: m.co_purchase.max(c.co_purchase),
             similar: m.similar.max(c.similar),
             taste: m.taste.max(c.taste),
+            like_you: m.like_you.max(c.like_you),
         })
     }
 }
@@ -520,12 +554,14 @@ fn signals_of(
         let p = c.history_pos as usize;
         let cycle = expected_cycle(h.mean_gap_days[p], h.orders[p], t.population_cycle_days[i]);
         v[REPLENISHMENT] = h.habit[p] * dueness(h.days_since_last[p], cycle);
+        v[DUE_BY_NEXT_TRIP] = h.habit[p] * dueness(h.days_since_last[p] + h.days_to_next_trip, cycle);
         v[HABIT] = h.habit[p];
         v[REPURCHASE] = t.repurchase_rate[i].clamp(0.0, 1.0);
     }
     v[CO_PURCHASE] = scaled(c.co_purchase, strongest.co_purchase);
     v[SIMILAR] = scaled(c.similar, strongest.similar);
     v[TASTE] = scaled(c.taste, strongest.taste);
+    v[SHOPPERS_LIKE_YOU] = scaled(c.like_you, strongest.like_you);
     v[BASKET_COMPLEMENT] = positive_squash(c.complement);
     v[POPULARITY] = t.popularity[i].clamp(0.0, 1.0);
     v[TRENDING] = positive_squash(t.trending[i]);
@@ -773,6 +809,8 @@ mod tests {
             category: &CATEGORY,
             brand: &BRAND,
             extra_candidates: &EXTRA,
+            like_you_items: &[],
+            like_you_scores: &[],
             weights,
             week: 0,
             k: 10,
@@ -782,8 +820,14 @@ mod tests {
         }
     }
 
-    const NO_HISTORY: History<'static> =
-        History { items: &[], days_since_last: &[], mean_gap_days: &[], orders: &[], habit: &[] };
+    const NO_HISTORY: History<'static> = History {
+        items: &[],
+        days_since_last: &[],
+        mean_gap_days: &[],
+        orders: &[],
+        habit: &[],
+        days_to_next_trip: 0.0,
+    };
 
     #[test]
     fn dueness_peaks_on_the_expected_day() {
@@ -822,6 +866,7 @@ mod tests {
             mean_gap_days: &[7.0, f32::NAN],
             orders: &[4.0, 1.0],
             habit: &[0.8, 0.2],
+            days_to_next_trip: 0.0,
         };
         let mut req = request(history, &[], &allowed, &ALL_ON);
         let ranked = rank(&tables(&f), &req).unwrap();
@@ -884,8 +929,14 @@ mod tests {
     fn neighbour_evidence_is_scaled_by_the_strongest_shown() {
         let f = fixture();
         let allowed = [true; 5];
-        let history =
-            History { items: &[0], days_since_last: &[3.0], mean_gap_days: &[f32::NAN], orders: &[1.0], habit: &[0.5] };
+        let history = History {
+            items: &[0],
+            days_since_last: &[3.0],
+            mean_gap_days: &[f32::NAN],
+            orders: &[1.0],
+            habit: &[0.5],
+            days_to_next_trip: 0.0,
+        };
         let weights = only(CO_PURCHASE);
         let ranked = rank(&tables(&f), &request(history, &[], &allowed, &weights)).unwrap();
         // Cosine 0.8 from item 0 is the strongest co-purchase evidence: it scales to 1.
@@ -897,8 +948,14 @@ mod tests {
     fn taste_finds_what_households_like_this_one_buy() {
         let f = fixture();
         let allowed = [true; 5];
-        let history =
-            History { items: &[0], days_since_last: &[3.0], mean_gap_days: &[f32::NAN], orders: &[1.0], habit: &[0.5] };
+        let history = History {
+            items: &[0],
+            days_since_last: &[3.0],
+            mean_gap_days: &[f32::NAN],
+            orders: &[1.0],
+            habit: &[0.5],
+            days_to_next_trip: 0.0,
+        };
         let weights = only(TASTE);
         let mut req = request(history, &[], &allowed, &weights);
         req.exclude_history = true;
@@ -912,12 +969,60 @@ mod tests {
     }
 
     #[test]
+    fn due_by_next_trip_looks_ahead_to_the_expected_trip() {
+        let f = fixture();
+        let allowed = [true; 5];
+        // Bought half a day ago on a 7-day cycle: hardly due now, due at a trip 6 days away.
+        let mut history = History {
+            items: &[0],
+            days_since_last: &[0.5],
+            mean_gap_days: &[7.0],
+            orders: &[5.0],
+            habit: &[1.0],
+            days_to_next_trip: 0.0,
+        };
+        let weights = only(DUE_BY_NEXT_TRIP);
+        let now = rank(&tables(&f), &request(history, &[], &allowed, &weights)).unwrap();
+        history.days_to_next_trip = 6.0;
+        let ahead = rank(&tables(&f), &request(history, &[], &allowed, &weights)).unwrap();
+        assert!(now.scores[0] < 0.05, "{:?}", now.scores);
+        assert!(ahead.scores[0] > 0.99, "{:?}", ahead.scores);
+        let replenishment = rank(&tables(&f), &request(history, &[], &allowed, &only(REPLENISHMENT))).unwrap();
+        assert_eq!(replenishment.scores, now.scores, "replenishment stays as of the request");
+    }
+
+    #[test]
+    fn shoppers_like_you_bring_their_products() {
+        let f = fixture();
+        let allowed = [true; 5];
+        let weights = only(SHOPPERS_LIKE_YOU);
+        let mut req = request(NO_HISTORY, &[], &allowed, &weights);
+        req.extra_candidates = &[];
+        req.like_you_items = &[3, 2];
+        req.like_you_scores = &[0.6, 0.3];
+        let ranked = rank(&tables(&f), &req).unwrap();
+        assert_eq!(ranked.items, vec![3, 2], "candidates from the row alone, scaled by the strongest");
+        assert!((ranked.scores[0] - 1.0).abs() < 1e-6 && (ranked.scores[1] - 0.5).abs() < 1e-6);
+        assert_eq!(ranked.reasons[0], SHOPPERS_LIKE_YOU as i8);
+    }
+
+    #[test]
     fn bad_input_is_rejected() {
         let f = fixture();
         let allowed = [true; 5];
         assert!(rank(&tables(&f), &request(NO_HISTORY, &[9], &allowed, &ALL_ON)).is_err());
         assert!(rank(&tables(&f), &request(NO_HISTORY, &[], &allowed[..4], &ALL_ON)).is_err());
         assert!(rank(&tables(&f), &request(NO_HISTORY, &[], &allowed, &ALL_ON[..3])).is_err());
+        let mut req = request(NO_HISTORY, &[], &allowed, &ALL_ON);
+        req.like_you_items = &[1, 2];
+        req.like_you_scores = &[0.5];
+        assert!(rank(&tables(&f), &req).is_err());
+        req.like_you_items = &[7];
+        req.like_you_scores = &[0.5];
+        assert!(rank(&tables(&f), &req).is_err());
+        let mut late = NO_HISTORY;
+        late.days_to_next_trip = -1.0;
+        assert!(rank(&tables(&f), &request(late, &[], &allowed, &ALL_ON)).is_err());
         let mut t = tables(&f);
         t.taste_dims = 2;
         assert!(validate_tables(&t).is_err());
@@ -1086,9 +1191,13 @@ pub mod py {
         /// Rank products for one request; see `rust_core/src/engine/rank.rs` for the blend.
         /// Returns (items int32[k'], scores float32[k'], confidence float32[k'],
         /// reasons int8[k', 2], anchors int32[k', 2]) with k' <= k, best first.
+        /// `days_to_next_trip` and the "shoppers like you" row (`like_you_items` int32,
+        /// `like_you_scores` float32) are optional: without them those signals are as of now
+        /// and empty.
         #[pyo3(signature = (*, history_items, days_since_last, mean_gap_days, orders, habit, basket,
                             allowed, category_ids, brand_ids, extra_candidates, weights, week, k,
-                            exclude_history, per_category_cap, neighbours_per_item))]
+                            exclude_history, per_category_cap, neighbours_per_item,
+                            days_to_next_trip=0.0, like_you_items=None, like_you_scores=None))]
         #[allow(clippy::too_many_arguments)]
         fn rank<'py>(
             &self,
@@ -1109,8 +1218,19 @@ pub mod py {
             exclude_history: bool,
             per_category_cap: usize,
             neighbours_per_item: usize,
+            days_to_next_trip: f32,
+            like_you_items: Option<PyReadonlyArray1<'py, i32>>,
+            like_you_scores: Option<PyReadonlyArray1<'py, f32>>,
         ) -> PyResult<RankOutput<'py>> {
             let borrowed = self.borrow(py);
+            let like_you_items = match &like_you_items {
+                Some(array) => slice(array, "like_you_items")?,
+                None => &[],
+            };
+            let like_you_scores = match &like_you_scores {
+                Some(array) => slice(array, "like_you_scores")?,
+                None => &[],
+            };
             let tables = borrowed.tables(self.n_items)?;
             let request = Request {
                 history: History {
@@ -1119,12 +1239,15 @@ pub mod py {
                     mean_gap_days: slice(&mean_gap_days, "mean_gap_days")?,
                     orders: slice(&orders, "orders")?,
                     habit: slice(&habit, "habit")?,
+                    days_to_next_trip,
                 },
                 basket: slice(&basket, "basket")?,
                 allowed: slice(&allowed, "allowed")?,
                 category: slice(&category_ids, "category_ids")?,
                 brand: slice(&brand_ids, "brand_ids")?,
                 extra_candidates: slice(&extra_candidates, "extra_candidates")?,
+                like_you_items,
+                like_you_scores,
                 weights: slice(&weights, "weights")?,
                 week,
                 k,

@@ -26,7 +26,7 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14omnix/v1/admin.proto\x12\x08omnix.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdb\x01\n\x0cModelVersion\x12\x0f\n\x07version\x18\x01 \x01(\t\x12.\n\ncreated_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x61\x63tive\x18\x03 \x01(\x08\x12\x34\n\x07metrics\x18\x04 \x03(\x0b\x32#.omnix.v1.ModelVersion.MetricsEntry\x12\x14\n\x0c\x61rtifact_uri\x18\x05 \x01(\t\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\".\n\x13RetrainModelRequest\x12\x17\n\x0fskip_activation\x18\x01 \x01(\x08\"=\n\x14RetrainModelResponse\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x16.omnix.v1.ModelVersion\"\x13\n\x11ListModelsRequest\"<\n\x12ListModelsResponse\x12&\n\x06models\x18\x01 \x03(\x0b\x32\x16.omnix.v1.ModelVersion\"\'\n\x14\x41\x63tivateModelRequest\x12\x0f\n\x07version\x18\x01 \x01(\t\"\x16\n\x14RollbackModelRequest\"l\n\x0cReportPeriod\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"_\n#GetRecommendationPerformanceRequest\x12&\n\x06period\x18\x01 \x01(\x0b\x32\x16.omnix.v1.ReportPeriod\x12\x10\n\x08strategy\x18\x02 \x01(\t\"\x86\x01\n$GetRecommendationPerformanceResponse\x12\x14\n\x0clists_served\x18\x01 \x01(\x03\x12\x13\n\x0bimpressions\x18\x02 \x01(\x03\x12\x1a\n\x12\x63lick_through_rate\x18\x03 \x01(\x01\x12\x17\n\x0f\x63onversion_rate\x18\x04 \x01(\x01\"E\n\x1bGetRecommendationRoiRequest\x12&\n\x06period\x18\x01 \x01(\x0b\x32\x16.omnix.v1.ReportPeriod\"Q\n\x1cGetRecommendationRoiResponse\x12\x1a\n\x12\x61ttributed_revenue\x18\x01 \x01(\x01\x12\x15\n\rrevenue_share\x18\x02 \x01(\x01\"H\n\x1eGetRecommendationImpactRequest\x12&\n\x06period\x18\x01 \x01(\x0b\x32\x16.omnix.v1.ReportPeriod\"\xa5\x01\n\x1fGetRecommendationImpactResponse\x12#\n\x1b\x61verage_order_value_exposed\x18\x01 \x01(\x01\x12#\n\x1b\x61verage_order_value_control\x18\x02 \x01(\x01\x12\x1b\n\x13\x62\x61sket_size_exposed\x18\x03 \x01(\x01\x12\x1b\n\x13\x62\x61sket_size_control\x18\x04 \x01(\x01\x32\xaf\x07\n\x0c\x41\x64minService\x12{\n\x0cRetrainModel\x12\x1d.omnix.v1.RetrainModelRequest\x1a\x1e.omnix.v1.RetrainModelResponse\",\x82\xd3\xe4\x93\x02&\"!/v1/admin/recommendations/retrain:\x01*\x12\x61\n\nListModels\x12\x1b.omnix.v1.ListModelsRequest\x1a\x1c.omnix.v1.ListModelsResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/admin/models\x12w\n\rActivateModel\x12\x1e.omnix.v1.ActivateModelRequest\x1a\x16.omnix.v1.ModelVersion\".\x82\xd3\xe4\x93\x02(\"#/v1/admin/models/{version}:activate:\x01*\x12m\n\rRollbackModel\x12\x1e.omnix.v1.RollbackModelRequest\x1a\x16.omnix.v1.ModelVersion\"$\x82\xd3\xe4\x93\x02\x1e\"\x19/v1/admin/models:rollback:\x01*\x12\xac\x01\n\x1cGetRecommendationPerformance\x12-.omnix.v1.GetRecommendationPerformanceRequest\x1a..omnix.v1.GetRecommendationPerformanceResponse\"-\x82\xd3\xe4\x93\x02\'\x12%/v1/admin/recommendations/performance\x12\x8c\x01\n\x14GetRecommendationRoi\x12%.omnix.v1.GetRecommendationRoiRequest\x1a&.omnix.v1.GetRecommendationRoiResponse\"%\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/admin/recommendations/roi\x12\x98\x01\n\x17GetRecommendationImpact\x12(.omnix.v1.GetRecommendationImpactRequest\x1a).omnix.v1.GetRecommendationImpactResponse\"(\x82\xd3\xe4\x93\x02\"\x12 /v1/admin/recommendations/impactB\x0f\n\x0b\x61i.omnix.v1P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14omnix/v1/admin.proto\x12\x08omnix.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdf\x02\n\x0cModelVersion\x12\x0f\n\x07version\x18\x01 \x01(\t\x12.\n\ncreated_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x61\x63tive\x18\x03 \x01(\x08\x12\x34\n\x07metrics\x18\x04 \x03(\x0b\x32#.omnix.v1.ModelVersion.MetricsEntry\x12\x14\n\x0c\x61rtifact_uri\x18\x05 \x01(\t\x12\x32\n\x06\x62lends\x18\x06 \x03(\x0b\x32\".omnix.v1.ModelVersion.BlendsEntry\x12\x0e\n\x06tuning\x18\x07 \x01(\t\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a>\n\x0b\x42lendsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x1e\n\x05value\x18\x02 \x01(\x0b\x32\x0f.omnix.v1.Blend:\x02\x38\x01\"\xb6\x01\n\x05\x42lend\x12-\n\x07weights\x18\x01 \x03(\x0b\x32\x1c.omnix.v1.Blend.WeightsEntry\x12\x17\n\x0f\x65xclude_history\x18\x02 \x01(\x08\x12\x18\n\x10per_category_cap\x18\x03 \x01(\x05\x12\x1b\n\x13neighbours_per_item\x18\x04 \x01(\x05\x1a.\n\x0cWeightsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"=\n\x13RetrainModelRequest\x12\x17\n\x0fskip_activation\x18\x01 \x01(\x08\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\"=\n\x14RetrainModelResponse\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x16.omnix.v1.ModelVersion\"\x13\n\x11ListModelsRequest\"<\n\x12ListModelsResponse\x12&\n\x06models\x18\x01 \x03(\x0b\x32\x16.omnix.v1.ModelVersion\"6\n\x14\x41\x63tivateModelRequest\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\"\x16\n\x14RollbackModelRequest\"l\n\x0cReportPeriod\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"_\n#GetRecommendationPerformanceRequest\x12&\n\x06period\x18\x01 \x01(\x0b\x32\x16.omnix.v1.ReportPeriod\x12\x10\n\x08strategy\x18\x02 \x01(\t\"\x86\x01\n$GetRecommendationPerformanceResponse\x12\x14\n\x0clists_served\x18\x01 \x01(\x03\x12\x13\n\x0bimpressions\x18\x02 \x01(\x03\x12\x1a\n\x12\x63lick_through_rate\x18\x03 \x01(\x01\x12\x17\n\x0f\x63onversion_rate\x18\x04 \x01(\x01\"E\n\x1bGetRecommendationRoiRequest\x12&\n\x06period\x18\x01 \x01(\x0b\x32\x16.omnix.v1.ReportPeriod\"Q\n\x1cGetRecommendationRoiResponse\x12\x1a\n\x12\x61ttributed_revenue\x18\x01 \x01(\x01\x12\x15\n\rrevenue_share\x18\x02 \x01(\x01\"H\n\x1eGetRecommendationImpactRequest\x12&\n\x06period\x18\x01 \x01(\x0b\x32\x16.omnix.v1.ReportPeriod\"\xa5\x01\n\x1fGetRecommendationImpactResponse\x12#\n\x1b\x61verage_order_value_exposed\x18\x01 \x01(\x01\x12#\n\x1b\x61verage_order_value_control\x18\x02 \x01(\x01\x12\x1b\n\x13\x62\x61sket_size_exposed\x18\x03 \x01(\x01\x12\x1b\n\x13\x62\x61sket_size_control\x18\x04 \x01(\x01\x32\xaf\x07\n\x0c\x41\x64minService\x12{\n\x0cRetrainModel\x12\x1d.omnix.v1.RetrainModelRequest\x1a\x1e.omnix.v1.RetrainModelResponse\",\x82\xd3\xe4\x93\x02&\"!/v1/admin/recommendations/retrain:\x01*\x12\x61\n\nListModels\x12\x1b.omnix.v1.ListModelsRequest\x1a\x1c.omnix.v1.ListModelsResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/admin/models\x12w\n\rActivateModel\x12\x1e.omnix.v1.ActivateModelRequest\x1a\x16.omnix.v1.ModelVersion\".\x82\xd3\xe4\x93\x02(\"#/v1/admin/models/{version}:activate:\x01*\x12m\n\rRollbackModel\x12\x1e.omnix.v1.RollbackModelRequest\x1a\x16.omnix.v1.ModelVersion\"$\x82\xd3\xe4\x93\x02\x1e\"\x19/v1/admin/models:rollback:\x01*\x12\xac\x01\n\x1cGetRecommendationPerformance\x12-.omnix.v1.GetRecommendationPerformanceRequest\x1a..omnix.v1.GetRecommendationPerformanceResponse\"-\x82\xd3\xe4\x93\x02\'\x12%/v1/admin/recommendations/performance\x12\x8c\x01\n\x14GetRecommendationRoi\x12%.omnix.v1.GetRecommendationRoiRequest\x1a&.omnix.v1.GetRecommendationRoiResponse\"%\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/admin/recommendations/roi\x12\x98\x01\n\x17GetRecommendationImpact\x12(.omnix.v1.GetRecommendationImpactRequest\x1a).omnix.v1.GetRecommendationImpactResponse\"(\x82\xd3\xe4\x93\x02\"\x12 /v1/admin/recommendations/impactB\x0f\n\x0b\x61i.omnix.v1P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,6 +36,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'\n\013ai.omnix.v1P\001'
   _globals['_MODELVERSION_METRICSENTRY']._loaded_options = None
   _globals['_MODELVERSION_METRICSENTRY']._serialized_options = b'8\001'
+  _globals['_MODELVERSION_BLENDSENTRY']._loaded_options = None
+  _globals['_MODELVERSION_BLENDSENTRY']._serialized_options = b'8\001'
+  _globals['_BLEND_WEIGHTSENTRY']._loaded_options = None
+  _globals['_BLEND_WEIGHTSENTRY']._serialized_options = b'8\001'
   _globals['_ADMINSERVICE'].methods_by_name['RetrainModel']._loaded_options = None
   _globals['_ADMINSERVICE'].methods_by_name['RetrainModel']._serialized_options = b'\202\323\344\223\002&\"!/v1/admin/recommendations/retrain:\001*'
   _globals['_ADMINSERVICE'].methods_by_name['ListModels']._loaded_options = None
@@ -51,35 +55,41 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ADMINSERVICE'].methods_by_name['GetRecommendationImpact']._loaded_options = None
   _globals['_ADMINSERVICE'].methods_by_name['GetRecommendationImpact']._serialized_options = b'\202\323\344\223\002\"\022 /v1/admin/recommendations/impact'
   _globals['_MODELVERSION']._serialized_start=98
-  _globals['_MODELVERSION']._serialized_end=317
-  _globals['_MODELVERSION_METRICSENTRY']._serialized_start=271
-  _globals['_MODELVERSION_METRICSENTRY']._serialized_end=317
-  _globals['_RETRAINMODELREQUEST']._serialized_start=319
-  _globals['_RETRAINMODELREQUEST']._serialized_end=365
-  _globals['_RETRAINMODELRESPONSE']._serialized_start=367
-  _globals['_RETRAINMODELRESPONSE']._serialized_end=428
-  _globals['_LISTMODELSREQUEST']._serialized_start=430
-  _globals['_LISTMODELSREQUEST']._serialized_end=449
-  _globals['_LISTMODELSRESPONSE']._serialized_start=451
-  _globals['_LISTMODELSRESPONSE']._serialized_end=511
-  _globals['_ACTIVATEMODELREQUEST']._serialized_start=513
-  _globals['_ACTIVATEMODELREQUEST']._serialized_end=552
-  _globals['_ROLLBACKMODELREQUEST']._serialized_start=554
-  _globals['_ROLLBACKMODELREQUEST']._serialized_end=576
-  _globals['_REPORTPERIOD']._serialized_start=578
-  _globals['_REPORTPERIOD']._serialized_end=686
-  _globals['_GETRECOMMENDATIONPERFORMANCEREQUEST']._serialized_start=688
-  _globals['_GETRECOMMENDATIONPERFORMANCEREQUEST']._serialized_end=783
-  _globals['_GETRECOMMENDATIONPERFORMANCERESPONSE']._serialized_start=786
-  _globals['_GETRECOMMENDATIONPERFORMANCERESPONSE']._serialized_end=920
-  _globals['_GETRECOMMENDATIONROIREQUEST']._serialized_start=922
-  _globals['_GETRECOMMENDATIONROIREQUEST']._serialized_end=991
-  _globals['_GETRECOMMENDATIONROIRESPONSE']._serialized_start=993
-  _globals['_GETRECOMMENDATIONROIRESPONSE']._serialized_end=1074
-  _globals['_GETRECOMMENDATIONIMPACTREQUEST']._serialized_start=1076
-  _globals['_GETRECOMMENDATIONIMPACTREQUEST']._serialized_end=1148
-  _globals['_GETRECOMMENDATIONIMPACTRESPONSE']._serialized_start=1151
-  _globals['_GETRECOMMENDATIONIMPACTRESPONSE']._serialized_end=1316
-  _globals['_ADMINSERVICE']._serialized_start=1319
-  _globals['_ADMINSERVICE']._serialized_end=2262
+  _globals['_MODELVERSION']._serialized_end=449
+  _globals['_MODELVERSION_METRICSENTRY']._serialized_start=339
+  _globals['_MODELVERSION_METRICSENTRY']._serialized_end=385
+  _globals['_MODELVERSION_BLENDSENTRY']._serialized_start=387
+  _globals['_MODELVERSION_BLENDSENTRY']._serialized_end=449
+  _globals['_BLEND']._serialized_start=452
+  _globals['_BLEND']._serialized_end=634
+  _globals['_BLEND_WEIGHTSENTRY']._serialized_start=588
+  _globals['_BLEND_WEIGHTSENTRY']._serialized_end=634
+  _globals['_RETRAINMODELREQUEST']._serialized_start=636
+  _globals['_RETRAINMODELREQUEST']._serialized_end=697
+  _globals['_RETRAINMODELRESPONSE']._serialized_start=699
+  _globals['_RETRAINMODELRESPONSE']._serialized_end=760
+  _globals['_LISTMODELSREQUEST']._serialized_start=762
+  _globals['_LISTMODELSREQUEST']._serialized_end=781
+  _globals['_LISTMODELSRESPONSE']._serialized_start=783
+  _globals['_LISTMODELSRESPONSE']._serialized_end=843
+  _globals['_ACTIVATEMODELREQUEST']._serialized_start=845
+  _globals['_ACTIVATEMODELREQUEST']._serialized_end=899
+  _globals['_ROLLBACKMODELREQUEST']._serialized_start=901
+  _globals['_ROLLBACKMODELREQUEST']._serialized_end=923
+  _globals['_REPORTPERIOD']._serialized_start=925
+  _globals['_REPORTPERIOD']._serialized_end=1033
+  _globals['_GETRECOMMENDATIONPERFORMANCEREQUEST']._serialized_start=1035
+  _globals['_GETRECOMMENDATIONPERFORMANCEREQUEST']._serialized_end=1130
+  _globals['_GETRECOMMENDATIONPERFORMANCERESPONSE']._serialized_start=1133
+  _globals['_GETRECOMMENDATIONPERFORMANCERESPONSE']._serialized_end=1267
+  _globals['_GETRECOMMENDATIONROIREQUEST']._serialized_start=1269
+  _globals['_GETRECOMMENDATIONROIREQUEST']._serialized_end=1338
+  _globals['_GETRECOMMENDATIONROIRESPONSE']._serialized_start=1340
+  _globals['_GETRECOMMENDATIONROIRESPONSE']._serialized_end=1421
+  _globals['_GETRECOMMENDATIONIMPACTREQUEST']._serialized_start=1423
+  _globals['_GETRECOMMENDATIONIMPACTREQUEST']._serialized_end=1495
+  _globals['_GETRECOMMENDATIONIMPACTRESPONSE']._serialized_start=1498
+  _globals['_GETRECOMMENDATIONIMPACTRESPONSE']._serialized_end=1663
+  _globals['_ADMINSERVICE']._serialized_start=1666
+  _globals['_ADMINSERVICE']._serialized_end=2609
 # @@protoc_insertion_point(module_scope)

@@ -11,7 +11,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ModelVersion(_message.Message):
-    __slots__ = ("version", "created_at", "active", "metrics", "artifact_uri")
+    __slots__ = ("version", "created_at", "active", "metrics", "artifact_uri", "blends", "tuning")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -19,23 +19,55 @@ class ModelVersion(_message.Message):
         key: str
         value: float
         def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class BlendsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: Blend
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Blend, _Mapping]] = ...) -> None: ...
     VERSION_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_FIELD_NUMBER: _ClassVar[int]
     METRICS_FIELD_NUMBER: _ClassVar[int]
     ARTIFACT_URI_FIELD_NUMBER: _ClassVar[int]
+    BLENDS_FIELD_NUMBER: _ClassVar[int]
+    TUNING_FIELD_NUMBER: _ClassVar[int]
     version: str
     created_at: _timestamp_pb2.Timestamp
     active: bool
     metrics: _containers.ScalarMap[str, float]
     artifact_uri: str
-    def __init__(self, version: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., active: _Optional[bool] = ..., metrics: _Optional[_Mapping[str, float]] = ..., artifact_uri: _Optional[str] = ...) -> None: ...
+    blends: _containers.MessageMap[str, Blend]
+    tuning: str
+    def __init__(self, version: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., active: _Optional[bool] = ..., metrics: _Optional[_Mapping[str, float]] = ..., artifact_uri: _Optional[str] = ..., blends: _Optional[_Mapping[str, Blend]] = ..., tuning: _Optional[str] = ...) -> None: ...
+
+class Blend(_message.Message):
+    __slots__ = ("weights", "exclude_history", "per_category_cap", "neighbours_per_item")
+    class WeightsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDE_HISTORY_FIELD_NUMBER: _ClassVar[int]
+    PER_CATEGORY_CAP_FIELD_NUMBER: _ClassVar[int]
+    NEIGHBOURS_PER_ITEM_FIELD_NUMBER: _ClassVar[int]
+    weights: _containers.ScalarMap[str, float]
+    exclude_history: bool
+    per_category_cap: int
+    neighbours_per_item: int
+    def __init__(self, weights: _Optional[_Mapping[str, float]] = ..., exclude_history: _Optional[bool] = ..., per_category_cap: _Optional[int] = ..., neighbours_per_item: _Optional[int] = ...) -> None: ...
 
 class RetrainModelRequest(_message.Message):
-    __slots__ = ("skip_activation",)
+    __slots__ = ("skip_activation", "force")
     SKIP_ACTIVATION_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
     skip_activation: bool
-    def __init__(self, skip_activation: _Optional[bool] = ...) -> None: ...
+    force: bool
+    def __init__(self, skip_activation: _Optional[bool] = ..., force: _Optional[bool] = ...) -> None: ...
 
 class RetrainModelResponse(_message.Message):
     __slots__ = ("model",)
@@ -54,10 +86,12 @@ class ListModelsResponse(_message.Message):
     def __init__(self, models: _Optional[_Iterable[_Union[ModelVersion, _Mapping]]] = ...) -> None: ...
 
 class ActivateModelRequest(_message.Message):
-    __slots__ = ("version",)
+    __slots__ = ("version", "force")
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
     version: str
-    def __init__(self, version: _Optional[str] = ...) -> None: ...
+    force: bool
+    def __init__(self, version: _Optional[str] = ..., force: _Optional[bool] = ...) -> None: ...
 
 class RollbackModelRequest(_message.Message):
     __slots__ = ()

@@ -76,7 +76,11 @@ class AdminServiceServicer:
 
     def RetrainModel(self, request, context):
         """Build a new model version from all purchases recorded so far and (by default) activate
-        it. Runs synchronously; at Instacart scale this takes minutes, so give a long deadline.
+        it. Training first tunes the blends on shoppers' held-out latest baskets and validates
+        them against personal top frequency and TIFU-KNN; activation is refused (the version is
+        kept, inactive: FAILED_PRECONDITION naming both recalls) when the validation falls short,
+        unless `force`. Runs synchronously; at Instacart scale this takes minutes, so give a long
+        deadline.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -91,6 +95,8 @@ class AdminServiceServicer:
 
     def ActivateModel(self, request, context):
         """Make a stored version the active one; every server process switches to it within seconds.
+        FAILED_PRECONDITION, naming both recalls, when its validation REPLENISH recall@10 is below
+        personal top frequency's or more than 5% below the active version's, unless `force`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

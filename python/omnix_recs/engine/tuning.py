@@ -1,0 +1,486 @@
+"""Tuning the blends on held-out baskets, and the validation report that goes with it.
+
+How much each signal should count depends on the shop: weekly staples reward due-ness, a shop
+of one-off purchases rewards co-purchase. So the blends are searched for on each shop's own
+data (coordinate ascent over the signal weights and list rules, judged by NDCG@10 on baskets
+the model never saw) rather than fixed in code. Each shopper of the search is asked either at
+the end of their last trip's day or just before their next trip (seeded, half each), so the
+winner is good at both moments. `omnix train` ships what wins, after comparing it with the
+defaults and the baselines on the same baskets (`validate`); `omnix evaluate` reports it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from omnix_recs._core import RANK_SIGNALS
+from omnix_recs.domain.models import Product
+from omnix_recs.engine import baselines
+from omnix_recs.engine.artifact import LoadedModel
+from omnix_recs.engine.blends import DEFAULT_BLENDS, Blend, Strategy
+from omnix_recs.engine.holdout import AskedAt, Split, Trips, hold_out, lines_without, list_metrics, ndcg
+from omnix_recs.engine.matrix import PurchaseLines
+from omnix_recs.engine.recommender import PreparedShopper, Recommender
+from omnix_recs.store.base import Store
+
+TASKS = (Strategy.REPLENISH, Strategy.DISCOVER, Strategy.BALANCED)
+TUNING_METRIC_K = 10
+# Coordinate ascent: each weight is tried at these multiples of its value (0 drops the signal;
+# passes compound, so two reach x4) and an unused signal at these weights (signals are on
+# [0, 1]: "a tie-breaker" and "a real say"); passes repeat while any change helped, a third
+# rarely finding what is worth its cost.
+TUNING_FACTORS = (0.0, 0.5, 2.0)
+TUNING_NEW_WEIGHTS = (0.05, 0.25)
+TUNING_MAX_PASSES = 2
+TUNING_NEIGHBOURS = (10, 20, 50)
+TUNING_CATEGORY_CAPS = (0, 3)
+# A change is kept only when it adds at least this much mean NDCG@10, and more than this many
+# standard errors of the shopper-by-shopper gain: smaller gains are noise of the sample (they
+# do not carry over to other baskets), and chasing them costs passes.
+TUNING_MIN_GAIN = 1e-4
+TUNING_MIN_STANDARD_ERRORS = 1.0
+# Shoppers in the heat a step must win before it is ranked for every tuning shopper.
+TUNING_HEAT_SHOPPERS = 300
+# Shoppers the blends are tuned on (a seeded sample when there are more): each trial ranks them
+# all, and a couple of thousand already separates blends far beyond what tuning can use.
+TUNING_SHOPPERS = 2000
+# The kernel gives these only to products in the shopper's history: no weight of theirs can
+# change a list that excludes the history.
+HISTORY_ONLY_SIGNALS = ("replenishment", "habit", "repurchase")
+# The other start of the search for whole-basket lists: the shopper's habit, popularity to break ties.
+HABIT_START = {"habit": 1.0, "popularity": 0.01}
+# The kernel releases the GIL: rank the shoppers of one trial blend on every core.
+RANKING_THREADS = min(os.cpu_count() or 1, 8)
+
+ENGINE_DEFAULT = "OMNIX engine (default weights)"
+ENGINE_TUNED = "OMNIX engine (tuned on validation)"
+# How each method is spelled in a model version's flat metrics: validation_<task>_<key><metric>.
+METRIC_KEYS = {
+    ENGINE_TUNED: "",
+    ENGINE_DEFAULT: "default_",
+    baselines.PersonalFrequency.name: "top_frequency_",
+    baselines.TifuKNN.name: "tifu_knn_",
+    baselines.ItemKNN.name: "item_knn_",
+    baselines.GlobalPopularity.name: "popularity_",
+}
+VALIDATION_K = 10
+# Shoppers training's baselines learn from at most (the judged ones and a sample of the others):
+# their fit is per shopper in Python, and a big shop would pay more for it than for the tuning.
+BASELINE_SHOPPERS = 20_000
+
+log = logging.getLogger(__name__)
+
+# metrics of each method, per task, per moment of asking
+Results = dict[AskedAt, dict[Strategy, dict[str, dict[str, float]]]]
+
+
+class FixedModel:
+    """A model source that always serves one model (a validation or test build)."""
+
+    def __init__(self, model: LoadedModel) -> None:
+        self.model = model
+
+    def reload_if_changed(self, *, force: bool = False) -> None:
+        return None
+
+
+# --- ranking held-out shoppers ---------------------------------------------------------------------
+
+
+def prepare(recommender: Recommender, split: Split, moments: Sequence[datetime]) -> list[PreparedShopper]:
+    """Each shopper's kernel inputs at their moment of asking (from the store: lines before it)."""
+    return [recommender.shopper_at(c, at) for c, at in zip(split.customer_ids, moments)]
+
+
+def rank_all(recommender: Recommender, shoppers: Sequence[PreparedShopper], blend: Blend, k: int) -> list[list[str]]:
+    """Every shopper's top k, the shoppers dealt out round-robin to the ranking threads."""
+    shares = [shoppers[i::RANKING_THREADS] for i in range(RANKING_THREADS)]
+    with ThreadPoolExecutor(RANKING_THREADS) as pool:
+        ranked = list(pool.map(lambda share: [recommender.rank_ids(s, blend, k) for s in share], shares))
+    # Undo the interleaving: shopper i is entry i // threads of share i % threads.
+    return [ranked[i % RANKING_THREADS][i // RANKING_THREADS] for i in range(len(shoppers))]
+
+
+# --- the search ----------------------------------------------------------------------------------
+
+
+def tune_blends(
+    recommender: Recommender, split: Split, *, seed: int = 0, start: Mapping[str, Blend] = DEFAULT_BLENDS
+) -> dict[str, Blend]:
+    """Every strategy's blend tuned on the split's held-out baskets, from `start`.
+
+    REPLENISH and BALANCED are judged on the whole basket, DISCOVER on its products new to the
+    shopper. BALANCED keeps its per-aisle cap and DISCOVER its exclusion of past purchases: those
+    are what the strategies promise, not something for the data to decide."""
+    shoppers = prepare(recommender, split, mixed_moments(split, seed))
+    tuned: dict[str, Blend] = {}
+    for task in TASKS:
+        blend = start[task]
+        # The shopper's own habit alone is the strong simple answer for a whole basket (what
+        # personal top frequency and TIFU-KNN build on): the search may start there instead.
+        habit = [] if blend.exclude_history else [replace(blend, weights=dict(HABIT_START))]
+        truth = split.truth(task)
+        tuned[task] = tune(recommender, shoppers, truth, blend, also_from=habit, tune_cap=task is not Strategy.BALANCED)
+    return tuned
+
+
+def mixed_moments(split: Split, seed: int) -> list[datetime]:
+    """Half the shoppers (seeded) asked at the end of their last trip's day, the others one
+    second before their next trip: one ranking per shopper, yet the winner is judged at both."""
+    order = list(range(len(split)))
+    random.Random(seed).shuffle(order)
+    after_trip = set(order[: len(order) // 2])
+    end_of_day, next_trip = split.asked_at(AskedAt.END_OF_TRIP_DAY), split.asked_at(AskedAt.NEXT_TRIP)
+    return [end_of_day[i] if i in after_trip else next_trip[i] for i in range(len(split))]
+
+
+def tune(
+    recommender: Recommender,
+    shoppers: Sequence[PreparedShopper],
+    truth: Sequence[frozenset[str]],
+    start: Blend,
+    *,
+    also_from: Sequence[Blend] = (),
+    tune_cap: bool = True,
+) -> Blend:
+    """Coordinate ascent from `start` (or from the best of `also_from`, when better): each weight, the neighbours per product and (when
+    `tune_cap`) the per-aisle cap in turn, keeping a coordinate's best value when it beats the
+    current blend clearly (`_Judge.clearly_better`). Shoppers with empty truth are skipped.
+
+    Most steps make the list worse, so a step is first ranked for a heat of the shoppers
+    (`TUNING_HEAT_SHOPPERS`, spread over the sample) and for all of them only when it beats the
+    current blend there: the comparison is paired, so a heat already tells a loser."""
+    evaluated = [(s, t) for s, t in zip(shoppers, truth) if t]
+    if not evaluated:
+        return start
+    judge = _Judge(recommender, [s for s, _ in evaluated], [t for _, t in evaluated])
+    coordinates = [*RANK_SIGNALS, "neighbours_per_item", *(["per_category_cap"] if tune_cap else [])]
+    best_quality, best = max(((judge.quality(b), b) for b in (start, *also_from)), key=lambda pair: pair[0])
+    started, trials = judge.quality(start), 0
+    for _ in range(TUNING_MAX_PASSES):
+        improved = False
+        for coordinate in coordinates:
+            moves = _moves(best, coordinate)
+            trials += len(moves)
+            contenders = [m for m in moves if judge.heat(m) > judge.heat(best)]
+            if not contenders:
+                continue
+            q, trial = max(((judge.quality(m), m) for m in contenders), key=lambda pair: pair[0])
+            if judge.clearly_better(trial, best):
+                best, best_quality, improved = trial, q, True
+        if not improved:
+            break
+    log.info(
+        "tuned a blend on %d shoppers: NDCG@%d %.4f -> %.4f (%d steps tried, %d ranked for all)",
+        len(evaluated),
+        TUNING_METRIC_K,
+        started,
+        best_quality,
+        trials,
+        judge.full_rankings,
+    )
+    return best
+
+
+class _Judge:
+    """Mean NDCG@10 of blends over the tuning shoppers, each blend ranked at most once per
+    shopper: a heat (every few shoppers) first, the rest when `quality` asks for all."""
+
+    def __init__(self, recommender: Recommender, shoppers: list[PreparedShopper], truth: list[frozenset[str]]) -> None:
+        self._recommender = recommender
+        step = max(1, len(shoppers) // TUNING_HEAT_SHOPPERS)
+        in_heat = [i % step == 0 for i in range(len(shoppers))]
+        self._parts = [
+            ([s for s, h in zip(shoppers, in_heat) if h], [t for t, h in zip(truth, in_heat) if h]),
+            ([s for s, h in zip(shoppers, in_heat) if not h], [t for t, h in zip(truth, in_heat) if not h]),
+        ]
+        self._scores: dict[tuple[Any, ...], list[list[float]]] = {}
+        self.full_rankings = 0
+
+    def heat(self, blend: Blend) -> float:
+        return float(np.mean(self._ranked(blend, parts=1)[0]))
+
+    def quality(self, blend: Blend) -> float:
+        scores = self._ranked(blend, parts=2)
+        return float(np.mean(scores[0] + scores[1]))
+
+    def clearly_better(self, trial: Blend, best: Blend) -> bool:
+        """Whether `trial` beats `best` over all the shoppers by at least `TUNING_MIN_GAIN` mean
+        NDCG@10 and by `TUNING_MIN_STANDARD_ERRORS` standard errors of the paired gain."""
+        t, b = self._ranked(trial, parts=2), self._ranked(best, parts=2)
+        gain = np.array(t[0] + t[1]) - np.array(b[0] + b[1])
+        error = float(gain.std(ddof=1) / np.sqrt(len(gain))) if len(gain) > 1 else 0.0
+        return float(gain.mean()) >= max(TUNING_MIN_GAIN, TUNING_MIN_STANDARD_ERRORS * error)
+
+    def _ranked(self, blend: Blend, *, parts: int) -> list[list[float]]:
+        key = (tuple(blend.vector.tolist()), blend.per_category_cap, blend.neighbours_per_item)
+        scores = self._scores.setdefault(key, [])
+        while len(scores) < parts:
+            shoppers, truth = self._parts[len(scores)]
+            lists = rank_all(self._recommender, shoppers, blend, TUNING_METRIC_K)
+            scores.append([ndcg(ranked, t, TUNING_METRIC_K) for ranked, t in zip(lists, truth)])
+            self.full_rankings += len(scores) == 2
+        return scores
+
+
+def _moves(blend: Blend, coordinate: str) -> list[Blend]:
+    """Blends one step away from `blend` along one coordinate (a signal's weight or a list rule)."""
+    if coordinate == "neighbours_per_item":
+        return [replace(blend, neighbours_per_item=n) for n in TUNING_NEIGHBOURS if n != blend.neighbours_per_item]
+    if coordinate == "per_category_cap":
+        return [replace(blend, per_category_cap=c) for c in TUNING_CATEGORY_CAPS if c != blend.per_category_cap]
+    if blend.exclude_history and coordinate in HISTORY_ONLY_SIGNALS:
+        return []
+    current = blend.weights.get(coordinate, 0.0)
+    values = {current * f for f in TUNING_FACTORS} if current > 0 else set(TUNING_NEW_WEIGHTS)
+    moves = []
+    for value in sorted(values - {current}):
+        weights = {name: w for name, w in {**blend.weights, coordinate: value}.items() if w > 0}
+        if weights:
+            moves.append(replace(blend, weights=weights))
+    return moves
+
+
+# --- comparing methods on the same baskets ------------------------------------------------------
+
+
+def compare(
+    recommender: Recommender,
+    split: Split,
+    trips: Trips,
+    engine: Mapping[str, Mapping[str, Blend]],
+    references: Sequence[baselines.Baseline],
+    *,
+    k_values: Sequence[int],
+    catalog_size: int,
+    seed: int = 0,
+) -> Results:
+    """Metrics of the engine under each named set of blends, asked at each moment, and of the
+    reference methods, on the split's held-out baskets (the split must hold out each shopper's
+    latest trip: a baseline learns from all of `trips` but those baskets).
+
+    The baselines do not depend on the moment: their lists are scored once and filed under both.
+    Their lists pass through the shopper's catalog filters as the engine's do (diet, allergens,
+    stock): no method is judged on products it may not show."""
+    k_max = max(k_values)
+    results: Results = {when: {task: {} for task in TASKS} for when in AskedAt}
+    shown: list[np.ndarray] = []
+    for when in AskedAt:
+        shoppers = prepare(recommender, split, split.asked_at(when))
+        shown = [recommender.shown(s) for s in shoppers]
+        for task in TASKS:
+            for name, blends in engine.items():
+                lists = rank_all(recommender, shoppers, blends[task], k_max)
+                results[when][task][name] = list_metrics(lists, split.truth(task), k_values, catalog_size, seed)
+    add_baselines(results, split, trips, references, shown, k_values=k_values, catalog_size=catalog_size, seed=seed)
+    return results
+
+
+def add_baselines(
+    results: Results,
+    split: Split,
+    trips: Trips,
+    references: Sequence[baselines.Baseline],
+    shown: Sequence[np.ndarray],
+    *,
+    k_values: Sequence[int],
+    catalog_size: int,
+    seed: int = 0,
+    leave_out: np.ndarray | None = None,
+    population: int | None = None,
+) -> int:
+    """File the reference methods' metrics on the split into `results` (see `compare`); returns
+    how many shoppers they learnt from. They learn from every basket of `trips` but `leave_out`
+    (default: the split's targets), and show each shopper only the items their mask in `shown`
+    allows. `population`: learn from at most this many shoppers, the judged ones and a seeded
+    sample of the others (what a shopper's own history gives is exact; only what others add,
+    a neighbour or a tie-break, is drawn from fewer shoppers)."""
+    n_customers = trips.lines.n_customers
+    if not references:
+        return n_customers
+    customers: Sequence[int] = range(n_customers)
+    if population is not None and n_customers > population:
+        judged = set(split.customers.tolist())
+        others = [c for c in range(n_customers) if c not in judged]
+        customers = sorted(judged | set(random.Random(seed).sample(others, max(0, population - len(judged)))))
+    histories = trips.histories(split.targets if leave_out is None else leave_out, customers)
+    row_of = {c: row for row, c in enumerate(customers)}
+    rows = [row_of[c] for c in split.customers.tolist()]
+    item_ids = trips.lines.item_ids
+    for baseline in references:
+        for task, lists in baseline_lists(baseline, histories, rows, shown, item_ids, max(k_values)).items():
+            metrics = list_metrics(lists, split.truth(task), k_values, catalog_size, seed)
+            for when in AskedAt:
+                results[when][task][baseline.name] = metrics
+    return len(customers)
+
+
+def baseline_lists(
+    baseline: baselines.Baseline,
+    histories: Sequence[Sequence[np.ndarray]],
+    rows: Sequence[int],
+    shown: Sequence[np.ndarray],
+    item_ids: Sequence[str],
+    k: int,
+) -> dict[Strategy, list[list[str]]]:
+    """Each task's lists for the judged shoppers (their `rows` in `histories`) from a baseline
+    fitted on `histories` (shoppers' baskets as item codes; a judged shopper's are their
+    history), within each shopper's `shown` mask. DISCOVER leaves out what the shopper bought;
+    BALANCED is the REPLENISH list (a baseline has no aisle rules)."""
+    baseline.fit(histories, len(item_ids))
+    lists: dict[Strategy, list[list[str]]] = {task: [] for task in TASKS}
+    for row, allowed in zip(rows, shown):
+        scores = np.where(allowed, baseline.scores(row).astype(np.float64), -np.inf)
+        top = top_k(scores, k)
+        lists[Strategy.REPLENISH].append([item_ids[i] for i in top if np.isfinite(scores[i])])
+        bought = histories[row]
+        if len(bought):
+            scores[np.concatenate(bought)] = -np.inf
+        top = top_k(scores, k)
+        lists[Strategy.DISCOVER].append([item_ids[i] for i in top if np.isfinite(scores[i])])
+    lists[Strategy.BALANCED] = lists[Strategy.REPLENISH]
+    return lists
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k best scores, best first, ties to the lower index."""
+    k = min(k, len(scores))
+    if k == 0:
+        return np.zeros(0, dtype=np.int64)
+    head = np.argpartition(-scores, k - 1)[:k]
+    return head[np.lexsort((head, -scores[head]))]
+
+
+# --- the validation `omnix train` runs ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Validation:
+    """What training learnt on held-out baskets: the tuned blends and how every method scored."""
+
+    blends: dict[str, Blend]  # by strategy
+    results: Results  # on the validation shoppers
+    tuning_customers: int
+    customers: int  # validation shoppers
+    baseline_customers: int  # shoppers the baselines learnt from
+    stage_seconds: dict[str, float]  # where the time went: build, tuning, engine, baselines
+
+    def metrics(self) -> dict[str, float]:
+        """Flat metrics for the model version: `validation_<task>_<method><metric>@10`, the mean
+        over both moments of asking (method: empty for the tuned engine, `default_`,
+        `top_frequency_`, `tifu_knn_`), and the engine's recall at each moment
+        (`validation_<task>_<method>recall@10_<moment>`)."""
+        out = {
+            "validation_customers": float(self.customers),
+            "validation_tuning_customers": float(self.tuning_customers),
+            "validation_baseline_customers": float(self.baseline_customers),
+        }
+        out["validation_seconds"] = round(sum(self.stage_seconds.values()), 3)
+        out.update({f"validation_seconds_{stage}": round(s, 3) for stage, s in self.stage_seconds.items()})
+        k = VALIDATION_K
+        for task in TASKS:
+            rows = self.results[AskedAt.NEXT_TRIP][task]
+            out[f"validation_{task}_customers"] = rows[ENGINE_TUNED]["customers"]
+            for name, key in METRIC_KEYS.items():
+                engine = name in (ENGINE_TUNED, ENGINE_DEFAULT)
+                if name not in rows or (task is Strategy.BALANCED and not engine):
+                    continue  # a baseline's BALANCED list is its REPLENISH list
+                per_moment = {when: self.results[when][task][name] for when in AskedAt}
+                for metric in (f"recall@{k}", f"ndcg@{k}"):
+                    mean = float(np.mean([m[metric] for m in per_moment.values()]))
+                    out[f"validation_{task}_{key}{metric}"] = round(mean, 6)
+                if engine:
+                    for when, m in per_moment.items():
+                        out[f"validation_{task}_{key}recall@{k}_{when}"] = round(m[f"recall@{k}"], 6)
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        """The manifest's `validation` section."""
+        return {
+            "customers": self.customers,
+            "tuning_customers": self.tuning_customers,
+            "baseline_customers": self.baseline_customers,
+            "held_out": "the latest basket of each tuning and validation shopper (two disjoint groups)",
+            "asked_at": [str(when) for when in AskedAt],
+            "metrics": self.metrics(),
+        }
+
+
+def validate(
+    store: Store,
+    lines: PurchaseLines,
+    products: Sequence[Product],
+    build: Callable[[PurchaseLines], LoadedModel],
+    *,
+    max_shoppers: int = TUNING_SHOPPERS,
+    seed: int = 0,
+    start: Mapping[str, Blend] = DEFAULT_BLENDS,
+) -> Validation | None:
+    """Tune the blends on held-out baskets and judge them on others. None when fewer than two
+    shoppers have `MIN_TRIPS` trips.
+
+    The shoppers with enough trips are shuffled (seeded) and dealt into two groups of up to
+    `max_shoppers`: the tuning shoppers and the validation shoppers. Both groups' latest
+    baskets are held out of a model built from everything else; the blends are tuned on the
+    first group's, and the tuned blends, `start` and the baselines (personal top frequency,
+    TIFU-KNN) are all scored on the second group's, which the search never saw, so the tuned
+    blend's figures are not flattered by the search. Only these baskets are held out: the model
+    tuned on differs from the one that will ship by those baskets alone."""
+    clock = _Stages()
+    trips = Trips.of(lines)
+    eligible = trips.eligible()
+    if len(eligible) < 2:
+        return None
+    random.Random(seed).shuffle(eligible)
+    group = min(max_shoppers, len(eligible) // 2)
+    tuning_group, validation_group = sorted(eligible[:group]), sorted(eligible[group : 2 * group])
+    split = hold_out(trips, tuning_group + validation_group)
+    tuning, validation = split.subset(range(group)), split.subset(range(group, 2 * group))
+    clock.lap("hold_out")
+    recommender = Recommender(store, FixedModel(build(lines_without(lines, split.targets))))
+    clock.lap("build")
+    tuned = tune_blends(recommender, tuning, seed=seed, start=start)
+    clock.lap("tuning")
+    engine = {ENGINE_DEFAULT: start, ENGINE_TUNED: tuned}
+    k_values, catalog_size = (VALIDATION_K,), len(products)
+    results = compare(
+        recommender, validation, trips, engine, [], k_values=k_values, catalog_size=catalog_size, seed=seed
+    )
+    clock.lap("engine")
+    references: list[baselines.Baseline] = [baselines.PersonalFrequency(), baselines.TifuKNN()]
+    shown = [recommender.shown(s) for s in prepare(recommender, validation, validation.asked_at(AskedAt.NEXT_TRIP))]
+    population = add_baselines(
+        results,
+        validation,
+        trips,
+        references,
+        shown,
+        k_values=k_values,
+        catalog_size=catalog_size,
+        seed=seed,
+        leave_out=split.targets,  # the lines the engine learnt from
+        population=BASELINE_SHOPPERS,
+    )
+    clock.lap("baselines")
+    return Validation(tuned, results, len(tuning), len(validation), population, clock.laps)
+
+
+class _Stages:
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.laps[stage] = now - self._last
+        self._last = now

@@ -1,0 +1,447 @@
+//! Shoppers like you: per customer, the products their nearest fellow shoppers buy.
+//!
+//! TIFU-KNN (Hu et al., SIGIR 2020) predicts a basket from the shopper's own time-decayed
+//! product vector and the mean vector of the shoppers closest to it. The own part is the
+//! ranking kernel's habit signal, computed per request; this is the other part, computed at
+//! build time: each customer's row of the customer × item matrix of habit weights is compared
+//! (cosine) with the others, and the top products of the weighted mean of the nearest rows are
+//! kept per customer, for serving to read as candidates and as a signal.
+//!
+//! Comparing every pair of customers is quadratic: at a few hundred thousand customers, the
+//! buyers of a staple alone make billions of pairs. So the search walks an inverted index whose
+//! lists keep only each product's `postings_cap` most devoted buyers (largest weight): everyone
+//! who shares a product with few buyers is still found, and a staple bought by half the shop,
+//! which says little about taste, contributes only its most telling buyers. With a cap at least
+//! the largest number of buyers of a product, the result is the exact cosine top-k.
+//!
+//! The habit weights themselves are computed here from the order lines (`habit_rows`), per
+//! customer in parallel, as the request-time habit of engine/history.rs computes them for one.
+use numpy::{PyArray1, PyReadonlyArray1};
+use pyo3::prelude::*;
+use rayon::prelude::*;
+
+use super::sparse::{copy_array, Csr};
+use crate::errors::CoreResult;
+use crate::gil::without_gil;
+use crate::invalid;
+
+/// One customer's products, best first, and their scores.
+type Row = Vec<(u32, f32)>;
+
+/// Customers per parallel task: each task reuses one pair of dense scratch vectors.
+const CUSTOMERS_PER_TASK: usize = 256;
+
+/// What `shoppers_like_you` keeps.
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    /// Nearest customers whose products are averaged.
+    pub neighbours: usize,
+    /// Products kept per customer.
+    pub items: usize,
+    /// Buyers kept per product in the inverted index (0 = all).
+    pub postings_cap: usize,
+}
+
+/// Every customer's order lines as columns of equal length, in any order.
+pub struct Lines<'a> {
+    pub customer: &'a [i32],
+    /// Basket (trip) code of each line; a basket belongs to one customer.
+    pub basket: &'a [i32],
+    pub item: &'a [i32],
+    /// Epoch seconds.
+    pub purchased_at: &'a [i64],
+    pub n_customers: usize,
+    pub n_items: usize,
+}
+
+fn check_lines(lines: &Lines) -> CoreResult<()> {
+    let n = lines.customer.len();
+    if [lines.basket.len(), lines.item.len(), lines.purchased_at.len()].iter().any(|l| *l != n) {
+        return invalid!("customer, basket, item and purchased_at must have the same length");
+    }
+    if lines.customer.iter().any(|c| *c < 0 || *c as usize >= lines.n_customers) {
+        return invalid!("customer codes must be in 0..{}", lines.n_customers);
+    }
+    if lines.item.iter().any(|i| *i < 0 || *i as usize >= lines.n_items) {
+        return invalid!("item codes must be in 0..{}", lines.n_items);
+    }
+    if lines.basket.iter().any(|b| *b < 0) {
+        return invalid!("basket codes must be >= 0");
+    }
+    Ok(())
+}
+
+/// Customer × item habit weights: the time-decayed share of the customer's trips that held the
+/// item, a trip k trips before their latest weighing `decay`^k (trips in time order, ties by
+/// basket code). Shares too small for f32 are left out.
+pub fn habit_rows(lines: &Lines, decay: f64) -> CoreResult<Csr<Vec<f32>>> {
+    check_lines(lines)?;
+    if !(decay.is_finite() && decay > 0.0) {
+        return invalid!("habit_decay must be a finite number > 0, got {decay}");
+    }
+    // Lines grouped by customer (a counting sort: one pass, no comparison).
+    let mut starts = vec![0usize; lines.n_customers + 1];
+    lines.customer.iter().for_each(|c| starts[*c as usize + 1] += 1);
+    (0..lines.n_customers).for_each(|c| starts[c + 1] += starts[c]);
+    let mut next = starts[..lines.n_customers].to_vec();
+    let mut by_customer = vec![0usize; lines.customer.len()];
+    for (line, c) in lines.customer.iter().enumerate() {
+        by_customer[next[*c as usize]] = line;
+        next[*c as usize] += 1;
+    }
+    let rows: Vec<Row> = (0..lines.n_customers)
+        .into_par_iter()
+        .map(|c| habit_row(lines, &by_customer[starts[c]..starts[c + 1]], decay))
+        .collect();
+    let mut indptr = Vec::with_capacity(rows.len() + 1);
+    indptr.push(0usize);
+    let (mut indices, mut data) = (Vec::new(), Vec::new());
+    for row in rows {
+        for (item, weight) in row {
+            indices.push(item);
+            data.push(weight);
+        }
+        indptr.push(indices.len());
+    }
+    Ok(Csr { n_cols: lines.n_items, indptr, indices, data })
+}
+
+/// One customer's habit weights (items ascending) from the positions of their lines.
+fn habit_row(lines: &Lines, own: &[usize], decay: f64) -> Row {
+    // Trips: (placed at = the basket's first line's time, basket code), oldest first.
+    let mut trips: Vec<(i64, i32)> = own.iter().map(|&l| (lines.purchased_at[l], lines.basket[l])).collect();
+    trips.sort_unstable_by_key(|t| (t.1, t.0));
+    trips.dedup_by_key(|t| t.1); // the earliest line of each basket stays
+    trips.sort_unstable();
+    let n_trips = trips.len();
+    let mut by_basket: Vec<(i32, usize)> = trips.iter().enumerate().map(|(k, t)| (t.1, n_trips - 1 - k)).collect();
+    by_basket.sort_unstable();
+    let ago_of = |basket: i32| by_basket[by_basket.binary_search_by_key(&basket, |b| b.0).expect("own basket")].1;
+    // powf, as numpy's `decay ** k`: the weights match the numpy reference.
+    let total: f64 = (0..n_trips).map(|ago| decay.powf(ago as f64)).sum();
+    let mut pairs: Vec<(u32, usize)> = own.iter().map(|&l| (lines.item[l] as u32, ago_of(lines.basket[l]))).collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    let mut row = Vec::new();
+    for bought in pairs.chunk_by(|a, b| a.0 == b.0) {
+        let weight = (bought.iter().map(|&(_, ago)| decay.powf(ago as f64)).sum::<f64>() / total) as f32;
+        if weight > 0.0 {
+            row.push((bought[0].0, weight));
+        }
+    }
+    row
+}
+
+/// CSR (customer × item) of the top products of each customer's nearest shoppers' weighted
+/// mean vector: (indptr, items, scores), each row best first (ties: lower item first).
+pub fn shoppers_like_you(weights: &Csr<Vec<f32>>, s: Settings) -> (Vec<i64>, Vec<i32>, Vec<f32>) {
+    let n_customers = weights.n_rows();
+    let unit = unit_rows(weights);
+    let postings = capped_postings(&unit, s.postings_cap);
+    let (unit, postings) = (&unit, &postings);
+    let rows: Vec<Row> = (0..n_customers)
+        .into_par_iter()
+        .chunks(CUSTOMERS_PER_TASK)
+        .flat_map_iter(|customers| {
+            let mut scratch = Scratch::new(n_customers, weights.n_cols);
+            customers.into_iter().map(move |u| {
+                let nearest = scratch.nearest(unit, postings, u, s.neighbours);
+                scratch.mean_of(weights, &nearest, s.items)
+            })
+        })
+        .collect();
+    let mut indptr = Vec::with_capacity(n_customers + 1);
+    indptr.push(0i64);
+    let total: usize = rows.iter().map(Vec::len).sum();
+    let (mut items, mut scores) = (Vec::with_capacity(total), Vec::with_capacity(total));
+    for row in rows {
+        for (item, score) in row {
+            items.push(item as i32);
+            scores.push(score);
+        }
+        indptr.push(items.len() as i64);
+    }
+    (indptr, items, scores)
+}
+
+/// Each row scaled to unit length, so dot products are cosines.
+fn unit_rows(weights: &Csr<Vec<f32>>) -> Csr<Vec<f32>> {
+    let mut unit = weights.clone();
+    for row in 0..unit.n_rows() {
+        let range = unit.row_range(row);
+        let norm = unit.data[range.clone()].iter().map(|w| w * w).sum::<f32>().sqrt();
+        if norm > 0.0 {
+            unit.data[range].iter_mut().for_each(|w| *w /= norm);
+        }
+    }
+    unit
+}
+
+/// Item × customer index of the unit weights, keeping each item's `cap` largest (ties: lower
+/// customer first); 0 keeps all.
+fn capped_postings(unit: &Csr<Vec<f32>>, cap: usize) -> Csr<Vec<f32>> {
+    let full = unit.transpose();
+    if cap == 0 {
+        return full;
+    }
+    let mut indptr = vec![0usize];
+    let (mut indices, mut data) = (Vec::new(), Vec::new());
+    for item in 0..full.n_rows() {
+        let range = full.row_range(item);
+        let mut buyers: Vec<(u32, f32)> =
+            full.indices[range.clone()].iter().copied().zip(full.data[range].iter().copied()).collect();
+        if buyers.len() > cap {
+            buyers.select_nth_unstable_by(cap - 1, |a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            buyers.truncate(cap);
+            buyers.sort_unstable_by_key(|b| b.0);
+        }
+        for (customer, weight) in buyers {
+            indices.push(customer);
+            data.push(weight);
+        }
+        indptr.push(indices.len());
+    }
+    Csr { n_cols: full.n_cols, indptr, indices, data }
+}
+
+/// Best first by score, ties to the lower index.
+fn by_score(a: &(u32, f32), b: &(u32, f32)) -> std::cmp::Ordering {
+    b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
+}
+
+/// The `k` best of `entries` with a positive score, best first.
+fn top(mut entries: Vec<(u32, f32)>, k: usize) -> Row {
+    entries.retain(|e| e.1 > 0.0);
+    if entries.len() > k && k > 0 {
+        entries.select_nth_unstable_by(k - 1, by_score);
+        entries.truncate(k);
+    }
+    entries.truncate(k);
+    entries.sort_unstable_by(by_score);
+    entries
+}
+
+/// Dense accumulators over customers and items, reset through their touched lists.
+struct Scratch {
+    by_customer: Vec<f32>,
+    customers_touched: Vec<u32>,
+    by_item: Vec<f32>,
+    items_touched: Vec<u32>,
+}
+
+impl Scratch {
+    fn new(n_customers: usize, n_items: usize) -> Self {
+        Scratch {
+            by_customer: vec![0.0; n_customers],
+            customers_touched: Vec::new(),
+            by_item: vec![0.0; n_items],
+            items_touched: Vec::new(),
+        }
+    }
+
+    /// The `k` customers most similar to `u` (cosine through the capped index), best first.
+    fn nearest(&mut self, unit: &Csr<Vec<f32>>, postings: &Csr<Vec<f32>>, u: usize, k: usize) -> Row {
+        for entry in unit.row_range(u) {
+            let (item, w) = (unit.indices[entry] as usize, unit.data[entry]);
+            for p in postings.row_range(item) {
+                let v = postings.indices[p];
+                if v as usize == u {
+                    continue;
+                }
+                let acc = &mut self.by_customer[v as usize];
+                if *acc == 0.0 {
+                    self.customers_touched.push(v);
+                }
+                *acc += w * postings.data[p];
+            }
+        }
+        let found: Vec<(u32, f32)> =
+            self.customers_touched.iter().map(|&v| (v, self.by_customer[v as usize])).collect();
+        for &v in &self.customers_touched {
+            self.by_customer[v as usize] = 0.0;
+        }
+        self.customers_touched.clear();
+        top(found, k)
+    }
+
+    /// The top `k` products of the similarity-weighted mean of the neighbours' weight rows.
+    fn mean_of(&mut self, weights: &Csr<Vec<f32>>, nearest: &Row, k: usize) -> Row {
+        let total: f32 = nearest.iter().map(|n| n.1).sum();
+        if total <= 0.0 {
+            return Vec::new();
+        }
+        for &(v, similarity) in nearest {
+            for entry in weights.row_range(v as usize) {
+                let item = weights.indices[entry];
+                let acc = &mut self.by_item[item as usize];
+                if *acc == 0.0 {
+                    self.items_touched.push(item);
+                }
+                *acc += similarity / total * weights.data[entry];
+            }
+        }
+        let found: Vec<(u32, f32)> = self.items_touched.iter().map(|&i| (i, self.by_item[i as usize])).collect();
+        for &i in &self.items_touched {
+            self.by_item[i as usize] = 0.0;
+        }
+        self.items_touched.clear();
+        top(found, k)
+    }
+}
+
+/// (indptr, items, scores) as numpy arrays.
+type Table<'py> = (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i32>>, Bound<'py, PyArray1<f32>>);
+
+/// Shoppers like you from every customer's order lines (`customer`, `basket`, `item` codes and
+/// `purchased_at` epoch seconds, as the build's `PurchaseLines` holds them): (indptr
+/// int64[n_customers + 1], items int32, scores float32), each customer's products best first.
+/// Runs in parallel with the GIL released.
+#[pyfunction]
+#[pyo3(signature = (customer, basket, item, purchased_at, n_customers, n_items, *, habit_decay, neighbours, items,
+                    postings_cap))]
+#[allow(clippy::too_many_arguments)]
+pub fn shoppers_like_you_table<'py>(
+    py: Python<'py>,
+    customer: PyReadonlyArray1<'py, i32>,
+    basket: PyReadonlyArray1<'py, i32>,
+    item: PyReadonlyArray1<'py, i32>,
+    purchased_at: PyReadonlyArray1<'py, i64>,
+    n_customers: usize,
+    n_items: usize,
+    habit_decay: f64,
+    neighbours: usize,
+    items: usize,
+    postings_cap: usize,
+) -> PyResult<Table<'py>> {
+    let (customer, basket) = (copy_array("customer", &customer)?, copy_array("basket", &basket)?);
+    let (item, purchased_at) = (copy_array("item", &item)?, copy_array("purchased_at", &purchased_at)?);
+    let (indptr, items, scores) = without_gil(py, move || {
+        let lines = Lines {
+            customer: &customer,
+            basket: &basket,
+            item: &item,
+            purchased_at: &purchased_at,
+            n_customers,
+            n_items,
+        };
+        let weights = habit_rows(&lines, habit_decay)?;
+        Ok(shoppers_like_you(&weights, Settings { neighbours, items, postings_cap }))
+    })?;
+    Ok((PyArray1::from_vec(py, indptr), PyArray1::from_vec(py, items), PyArray1::from_vec(py, scores)))
+}
+
+/// The customer × item habit weights `shoppers_like_you_table` compares, as CSR (indptr int64,
+/// indices int32, data float32), for checking against a reference.
+#[pyfunction]
+#[pyo3(signature = (customer, basket, item, purchased_at, n_customers, n_items, *, habit_decay))]
+#[allow(clippy::too_many_arguments)]
+pub fn customer_habit_weights<'py>(
+    py: Python<'py>,
+    customer: PyReadonlyArray1<'py, i32>,
+    basket: PyReadonlyArray1<'py, i32>,
+    item: PyReadonlyArray1<'py, i32>,
+    purchased_at: PyReadonlyArray1<'py, i64>,
+    n_customers: usize,
+    n_items: usize,
+    habit_decay: f64,
+) -> PyResult<Table<'py>> {
+    let (customer, basket) = (copy_array("customer", &customer)?, copy_array("basket", &basket)?);
+    let (item, purchased_at) = (copy_array("item", &item)?, copy_array("purchased_at", &purchased_at)?);
+    let weights = without_gil(py, move || {
+        let lines = Lines {
+            customer: &customer,
+            basket: &basket,
+            item: &item,
+            purchased_at: &purchased_at,
+            n_customers,
+            n_items,
+        };
+        habit_rows(&lines, habit_decay)
+    })?;
+    let indptr: Vec<i64> = weights.indptr.iter().map(|p| *p as i64).collect();
+    let indices: Vec<i32> = weights.indices.iter().map(|i| *i as i32).collect();
+    Ok((PyArray1::from_vec(py, indptr), PyArray1::from_vec(py, indices), PyArray1::from_vec(py, weights.data)))
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(shoppers_like_you_table, m)?)?;
+    m.add_function(wrap_pyfunction!(customer_habit_weights, m)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Customers 0-2 buy among items {0, 1, 2}; 3-4 among {3, 4}; customer 5 buys 2 and 3.
+    fn shop() -> Csr<Vec<f32>> {
+        let rows: [&[(i32, f32)]; 6] = [
+            &[(0, 1.0), (1, 0.5)],
+            &[(0, 0.8), (1, 0.4), (2, 0.3)],
+            &[(1, 0.9), (2, 0.6)],
+            &[(3, 1.0), (4, 0.2)],
+            &[(3, 0.7)],
+            &[(2, 0.5), (3, 0.5)],
+        ];
+        let (mut indptr, mut indices, mut data) = (vec![0i64], vec![], vec![]);
+        for row in rows {
+            for (i, w) in row {
+                indices.push(*i);
+                data.push(*w);
+            }
+            indptr.push(indices.len() as i64);
+        }
+        Csr::from_parts(indptr, indices, data, 5).unwrap()
+    }
+
+    fn row(table: &(Vec<i64>, Vec<i32>, Vec<f32>), r: usize) -> Vec<i32> {
+        table.1[table.0[r] as usize..table.0[r + 1] as usize].to_vec()
+    }
+
+    #[test]
+    fn neighbours_come_from_the_same_taste() {
+        let table = shoppers_like_you(&shop(), Settings { neighbours: 2, items: 3, postings_cap: 0 });
+        // Customer 0's nearest are 1 and 2: their products, not the other group's.
+        assert!(row(&table, 0).iter().all(|i| *i <= 2));
+        assert_eq!(row(&table, 0), vec![0, 1, 2], "the nearest neighbour's favourite first");
+        assert!(row(&table, 3).contains(&3));
+        assert_eq!(*table.0.last().unwrap() as usize, table.1.len());
+    }
+
+    #[test]
+    fn a_wide_cap_is_exact_and_a_narrow_one_still_finds_neighbours() {
+        let exact = shoppers_like_you(&shop(), Settings { neighbours: 2, items: 5, postings_cap: 0 });
+        let capped = shoppers_like_you(&shop(), Settings { neighbours: 2, items: 5, postings_cap: 6 });
+        assert_eq!(exact, capped);
+        let narrow = shoppers_like_you(&shop(), Settings { neighbours: 2, items: 5, postings_cap: 1 });
+        assert_eq!(narrow.0.len(), 7);
+    }
+
+    #[test]
+    fn habit_rows_decay_by_trips_ago() {
+        // Customer 0: trips at t=10 (basket 3: items 0, 1) and t=20 (basket 1: item 0, twice).
+        // Customer 1: one trip (basket 2: item 1).
+        let lines = Lines {
+            customer: &[0, 0, 0, 0, 1],
+            basket: &[3, 3, 1, 1, 2],
+            item: &[0, 1, 0, 0, 1],
+            purchased_at: &[10, 11, 20, 21, 5],
+            n_customers: 2,
+            n_items: 2,
+        };
+        let rows = habit_rows(&lines, 0.5).unwrap();
+        assert_eq!(rows.indptr, vec![0, 2, 3]);
+        assert_eq!(rows.indices, vec![0, 1, 1]);
+        // Item 0 in both trips: (1 + 0.5) / 1.5; item 1 only in the older: 0.5 / 1.5.
+        assert!((rows.data[0] - 1.0).abs() < 1e-6 && (rows.data[1] - 1.0 / 3.0).abs() < 1e-6);
+        assert_eq!(rows.data[2], 1.0);
+        let bad = Lines { item: &[0, 1, 0, 0, 2], ..lines };
+        assert!(habit_rows(&bad, 0.5).is_err());
+    }
+
+    #[test]
+    fn a_customer_with_nothing_in_common_gets_an_empty_row() {
+        let m = Csr::from_parts(vec![0, 1, 2], vec![0, 1], vec![1.0, 1.0], 2).unwrap();
+        let table = shoppers_like_you(&m, Settings { neighbours: 3, items: 3, postings_cap: 0 });
+        assert_eq!(table.0, vec![0, 0, 0]);
+    }
+}
