@@ -111,10 +111,17 @@ def test_complements_outrank_substitutes() -> None:
     for household in range(20):
         baskets += [[pasta, sauce], [milk_a], [milk_b]]
         customers.append([pasta, sauce, milk_a, milk_b] if household % 2 else [milk_a, milk_b])
-    as_csr = lambda rows: sp.csr_matrix(
-        (np.ones(sum(map(len, rows)), dtype=np.float32), np.concatenate(rows), np.cumsum([0] + [len(r) for r in rows])),
-        shape=(len(rows), 4),
-    )  # noqa: E731
+
+    def as_csr(rows: list[list[int]]) -> sp.csr_matrix:
+        return sp.csr_matrix(
+            (
+                np.ones(sum(map(len, rows)), dtype=np.float32),
+                np.concatenate(rows),
+                np.cumsum([0] + [len(r) for r in rows]),
+            ),
+            shape=(len(rows), 4),
+        )
+
     fbt_idx, _ = _core.basket_complements(*csr_args(as_csr(baskets))[:2], 4, 3, 1, 1.0)
     cooc_idx, _ = _core.cosine_item_neighbours(*csr_args(as_csr(customers)), 4, 3, 0.0)
     assert fbt_idx[pasta].tolist() == [sauce, -1, -1]

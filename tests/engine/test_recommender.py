@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from omnix_recs.domain.models import Feedback, FeedbackEvent, Preferences, Product, Purchase
-from omnix_recs.engine.blends import Strategy
+from omnix_recs.engine.blends import Blend, Strategy
 from omnix_recs.engine.recommender import Lifecycle, Recommender, RequestFilters
 from omnix_recs.engine.served_lists import new_recommendation_id
 from omnix_recs.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
@@ -90,16 +90,29 @@ def test_discover_never_returns_a_purchased_product(shop, recommender):
     )
 
 
-def test_a_purchase_counts_at_once(shop, recommender):
+def test_a_purchase_counts_at_once(shop, store, fixed_models, hand_made_model):
+    """Due now (the replenishment signal) resets the moment a purchase is recorded."""
+    due_now = Blend({"replenishment": 1.0, "habit": 0.1})
+    recommender = Recommender(store, fixed_models(hand_made_model), blends={s: due_now for s in Strategy})
     shop.weekly_milk_shopper()
     before = recommender.recommend("alice", strategy=Strategy.REPLENISH, limit=5, as_of=shop.now)
     shop.store.add_purchases([Purchase("alice", "today", "milk", 1, 1.2, shop.now - timedelta(minutes=1))])
     after = recommender.recommend("alice", strategy=Strategy.REPLENISH, limit=5, as_of=shop.now)
     milk_before = next(i for i in before.items if i.product_id == "milk")
     milk_after = next(i for i in after.items if i.product_id == "milk")
-    # Due-ness resets: the replenishment part of the score (weight 1, fully due before) is gone.
+    # The replenishment part of the score (weight 1, fully due before) is gone.
     assert milk_after.score < milk_before.score - 0.9
     assert not any(r.startswith("you usually buy this") for r in milk_after.reasons)
+
+
+def test_a_weekly_staple_just_bought_is_due_by_the_next_trip(shop, recommender):
+    """The default REPLENISH list is for the next trip: milk bought weekly, bought a minute ago,
+    is still what the shopper will need then, and the reason says the purchase was seen."""
+    shop.weekly_milk_shopper()
+    shop.store.add_purchases([Purchase("alice", "today", "milk", 1, 1.2, shop.now - timedelta(minutes=1))])
+    answer = recommender.recommend("alice", strategy=Strategy.REPLENISH, limit=5, as_of=shop.now)
+    assert ids(answer)[0] == "milk"
+    assert "you usually buy this every 7 days; last bought 0 days ago" in answer.items[0].reasons
 
 
 def test_as_of_hides_later_purchases(shop, recommender):

@@ -78,15 +78,18 @@ class Blend:
 # REPLENISH and DISCOVER as `omnix evaluate` tuned them on a generated shop's validation split;
 # BALANCED sits between them by hand: mostly replenishment, with some taste.
 DEFAULT_BLENDS: dict[str, Blend] = {
+    # The start of every tuning run and the blend of a model trained without tuning. Due-ness is
+    # judged at the shopper's next expected trip, so a list asked for right after a trip is for
+    # the next one; shoppers like you carries what a household's neighbours buy again.
     Strategy.REPLENISH: Blend(
         {
-            "replenishment": 4.0,
-            "habit": 1.0,
+            "habit": 2.0,
             "repurchase": 0.4,
-            "co_purchase": 0.3,
             "basket_complement": 0.2,
             "popularity": 0.05,
             "category_affinity": 0.05,
+            "due_by_next_trip": 1.0,
+            "shoppers_like_you": 0.3,
         },
     ),
     # Content similarity and popularity only fill the list where nothing else knows a product
@@ -100,6 +103,7 @@ DEFAULT_BLENDS: dict[str, Blend] = {
             "category_affinity": 0.4,
             "similar": 0.02,
             "popularity": 0.02,
+            "shoppers_like_you": 0.3,
         },
         exclude_history=True,
         per_category_cap=3,

@@ -39,7 +39,8 @@ class ReasonWriter:
         signal = RANK_SIGNALS[code]
         index, h = self.index, self.history
         pos = self._position.get(item)
-        if signal == "replenishment" and pos is not None:
+        # Due now or due by the next trip: either way the shopper's own rhythm is the reason.
+        if signal in ("replenishment", "due_by_next_trip") and pos is not None:
             since = _days(h.days_since_last[pos])
             gap = h.mean_gap_days[pos]
             if math.isfinite(gap):
@@ -70,6 +71,8 @@ class ReasonWriter:
             return f"you like {index.brand_of(item) or 'this brand'}"
         if signal == "taste":
             return "popular with shoppers who buy what you buy"
+        if signal == "shoppers_like_you":
+            return "bought by shoppers whose baskets look like yours"
         return signal.replace("_", " ")
 
 

@@ -56,7 +56,7 @@ TUNING_HEAT_SHOPPERS = 300
 TUNING_SHOPPERS = 2000
 # The kernel gives these only to products in the shopper's history: no weight of theirs can
 # change a list that excludes the history.
-HISTORY_ONLY_SIGNALS = ("replenishment", "habit", "repurchase")
+HISTORY_ONLY_SIGNALS = ("replenishment", "habit", "repurchase", "due_by_next_trip")
 # The other start of the search for whole-basket lists: the shopper's habit, popularity to break ties.
 HABIT_START = {"habit": 1.0, "popularity": 0.01}
 # The kernel releases the GIL: rank the shoppers of one trial blend on every core.
