@@ -1,18 +1,23 @@
-"""Benchmark: consumption predictions and customer profiles on a generated supermarket.
+"""Benchmark: consumption predictions and customer profiles, on generated or real shoppers.
 
-Generates a supermarket (`omnix generate`, default 2,000 households over a year), imports it
-into a scratch SQLite store, then prints:
-1. the prediction backtest (`omnix_recs.insights.evaluate.evaluate_predictions`): next-trip and
-   next-purchase MAE in days against the customer's mean gap, median gap and the population
-   cycle, and precision / recall of "due now";
-2. profiles against the generator's ground truth (households.csv): household size, budget tier,
-   diets, pets, children and churn;
-3. the cost of one customer's local analysis, and of the Rust cycle kernel against a numpy
-   reference over every customer × product of the data;
-4. three local-analyst insights for generated customers (a regular, one with children or pets,
-   one at risk).
+`--data generated` (the default) generates a supermarket (`omnix generate`, 2,000 households
+over a year) into a scratch SQLite store; `--data completejourney` imports Dunnhumby's The
+Complete Journey (the `completejourney` extra) into one, or reads `--store URL` when it is
+there already (only read: nothing is written to it). Then it prints:
+1. the prediction backtest (`omnix_recs.insights.evaluate`): next-trip and next-purchase errors
+   in days against the customer's mean gap, median gap and the population cycle, computed in
+   the same run on the last `--holdout-days`; the ranking of products bought again (AUC); and
+   precision / recall of "due now";
+2. profiles against the truth: household size, income band and age band against Complete
+   Journey's survey (accuracy and macro-F1 next to always answering the most common value), or
+   against the generator's households.csv (household size, budget tier, diets, pets, children,
+   churn);
+3. the Rust kernels against numpy references (cycles, and the survival outlook of next trips);
+4. on generated data, three local-analyst insights (a regular, one with children or pets, one at
+   risk).
 
-    python benches/bench_insights.py                       # 2,000 households, ~1 minute
+    python benches/bench_insights.py                                   # generated, ~1 minute
+    python benches/bench_insights.py --data completejourney --store sqlite:////tmp/cj/omnix.db
     python benches/bench_insights.py --customers 500 --insights-only
 """
 
@@ -35,11 +40,20 @@ from omnix_recs.config import Settings
 from omnix_recs.data.generate import generate_instacart
 from omnix_recs.data.instacart import default_as_of, import_instacart
 from omnix_recs.domain.consumption import PurchaseTable
+from omnix_recs.domain.outlook import VISIT_OUTLOOK, GapSample, outlooks
 from omnix_recs.insights.analyst import InsightsService
-from omnix_recs.insights.evaluate import evaluate_predictions
+from omnix_recs.insights.evaluate import (
+    completejourney_truth,
+    evaluate_predictions,
+    profile_answers,
+    profile_households,
+    profile_report,
+    score_attribute,
+)
 from omnix_recs.insights.facts import customer_facts
 from omnix_recs.insights.local import write_insights
 from omnix_recs.store import open_store
+from omnix_recs.store.base import Store
 
 TIERS = {"low": "value", "mid": "mid", "high": "premium"}
 
@@ -68,8 +82,11 @@ def profile_accuracy(service: InsightsService, truth: dict[str, dict[str, str]],
     mode = Counter(actual.tolist()).most_common(1)[0][0]
     n = len(sizes)
     tier_majority = Counter(t for t, _ in tiers.elements()).most_common(1)[0]
+    bands = [str(v) if v < 5 else "5+" for v in actual], [str(v) if v < 5 else "5+" for v in guess]
+    size = score_attribute("household size", dict(enumerate(bands[0])), dict(enumerate(bands[1])))
     lines = [
         f"Profiles against the generator's ground truth ({n} households)",
+        profile_report([size]),
         f"  household size: exact {np.mean(guess == actual):.0%}, within one {np.mean(abs(guess - actual) <= 1):.0%}, "
         f"MAE {np.mean(abs(guess - actual)):.2f}   (always {mode}: exact {np.mean(actual == mode):.0%}, "
         f"MAE {np.mean(abs(actual - mode)):.2f})",
@@ -93,6 +110,16 @@ def profile_accuracy(service: InsightsService, truth: dict[str, dict[str, str]],
         f"p95 {np.percentile(latencies, 95) * 1e3:.1f} ms"
     )
     return "\n".join(lines)
+
+
+def trip_days_reference(days: np.ndarray) -> np.ndarray:
+    """Sorted purchase days merged into trips as the core merges them: a purchase less than half
+    a day after the start of the current trip belongs to it."""
+    trips: list[float] = []
+    for day in days:
+        if not trips or day - trips[-1] >= 0.5:
+            trips.append(float(day))
+    return np.array(trips)
 
 
 def huber_reference(gaps: np.ndarray, k: float = 1.345) -> float:
@@ -127,13 +154,67 @@ def kernel_ratio(table: PurchaseTable) -> str:
     reference = np.full(n_groups, np.nan)
     for g in range(n_groups):
         days = table.day[order[bounds[g] : bounds[g + 1]]]
-        trips = days[np.concatenate([[True], np.diff(days) >= 0.5])] if len(days) else days
+        trips = trip_days_reference(days)
         if len(trips) >= 2:
             reference[g] = huber_reference(np.diff(trips))
     numpy_s = time.perf_counter() - started
     agree = np.allclose(out["own_cycle_days"], reference, rtol=1e-6, equal_nan=True)
     return (
         f"Cycle kernel over {n_groups} customer x product groups ({len(table)} lines): Rust {rust_s * 1e3:.1f} ms, "
+        f"numpy reference {numpy_s * 1e3:.0f} ms ({numpy_s / rust_s:.0f}x), results agree: {agree}"
+    )
+
+
+def outlook_reference(
+    days: np.ndarray, as_of: float, scale: float, sample: GapSample, weight: float, beta: float, half_life: float
+) -> float:
+    """numpy version of the core's median wait (the same as tests/insights)."""
+    trips = trip_days_reference(days[days < as_of])
+    elapsed = as_of - trips[-1]
+    gaps = np.diff(trips)
+    keep = gaps - elapsed > -1e-6
+    own = np.maximum(gaps[keep] - elapsed, 0.0)
+    own_weight = (0.5 ** ((len(gaps) - 1 - np.arange(len(gaps))) / half_life))[keep]
+    factor = (scale / sample.scales) ** beta if np.isfinite(scale) and scale > 0 and beta > 0 else 1.0
+    moved = sample.gaps * factor
+    taken = moved - elapsed > -1e-6
+    waits = np.concatenate([own, np.maximum(moved[taken] - elapsed, 0.0)])
+    weights = np.concatenate([own_weight, np.full(int(taken.sum()), weight / max(1, int(taken.sum())))])
+    if not len(waits):
+        return float("inf")
+    order = np.argsort(waits, kind="stable")
+    cumulative = np.cumsum(weights[order])
+    target = 0.5 * cumulative[-1] * (1 - 1e-12)  # exact halves go to the lower value, as in the core
+    return float(waits[order][min(np.searchsorted(cumulative, target), len(waits) - 1)])
+
+
+def outlook_ratio(table: PurchaseTable) -> str:
+    """The next-trip outlook of every customer as of the last day: Rust against numpy."""
+    as_of = float(np.floor(table.day.max()))
+    visits = _core.population_cycles(table.customer, np.zeros(len(table), dtype=np.int64), table.day, 1)
+    sample = GapSample.of(visits)
+    n = len(table.customer_ids)
+    cycles = _core.consumption_cycles(table.customer, table.day, np.full(n, np.nan))
+    scales = cycles["own_cycle_days"]
+    started = time.perf_counter()
+    rust = outlooks(table.customer, table.day, scales, as_of, sample, VISIT_OUTLOOK).median_days
+    rust_s = time.perf_counter() - started
+    order = np.lexsort((table.day, table.customer))
+    bounds = np.searchsorted(table.customer[order], np.arange(n + 1))
+    started = time.perf_counter()
+    reference = np.full(n, np.nan)
+    settings = VISIT_OUTLOOK
+    for c in range(n):
+        days = table.day[order[bounds[c] : bounds[c + 1]]]
+        if (days < as_of).any():
+            reference[c] = outlook_reference(
+                days, as_of, scales[c], sample, settings.population_weight, settings.scale_exponent,
+                settings.recency_half_life,
+            )  # fmt: skip
+    numpy_s = time.perf_counter() - started
+    agree = np.allclose(rust, reference, rtol=1e-6, atol=1e-6, equal_nan=True)
+    return (
+        f"Next-trip outlook over {n} customers ({len(sample)} population gaps): Rust {rust_s * 1e3:.1f} ms, "
         f"numpy reference {numpy_s * 1e3:.0f} ms ({numpy_s / rust_s:.0f}x), results agree: {agree}"
     )
 
@@ -168,16 +249,45 @@ def pick_examples(service: InsightsService, truth: dict[str, dict[str, str]], as
     return [text for text in wanted.values() if text]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--customers", type=int, default=2000)
-    parser.add_argument("--products", type=int, default=3000)
-    parser.add_argument("--days", type=int, default=365)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--profiles", type=int, default=1000, help="households to profile against the truth")
-    parser.add_argument("--insights-only", action="store_true", help="skip the backtest and the accuracy tables")
-    args = parser.parse_args()
+def profile_check(store: Store) -> str:
+    """Household size, income band and age band against Complete Journey's survey."""
+    from omnix_recs.data.completejourney import read_demographics
 
+    survey = read_demographics()
+    started = time.perf_counter()
+    profiles = profile_households(store, survey)
+    truth = completejourney_truth(survey)
+    answers = profile_answers(profiles)
+    scores = [score_attribute(attribute, truth[attribute], answers[attribute]) for attribute in truth]
+    return (
+        f"Profiles against Complete Journey's survey ({len(profiles)} households, from purchases only, "
+        f"{time.perf_counter() - started:.0f} s)\n{profile_report(scores)}\n"
+        + "\n".join(f"  answered {s.attribute}: {dict(sorted(s.predicted.items()))}" for s in scores)
+    )
+
+
+def kernels(store: Store) -> str:
+    table = PurchaseTable.from_columns(store.scan_purchases())
+    return f"{kernel_ratio(table)}\n{outlook_ratio(table)}"
+
+
+def run_completejourney(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="omnix-bench-insights-") as scratch:
+        if args.store:
+            store = open_store(args.store)
+        else:
+            from omnix_recs.data.completejourney import import_completejourney
+
+            store = open_store(f"sqlite:///{Path(scratch) / 'omnix.db'}")
+            report = import_completejourney(store)
+            print(f"imported Complete Journey: {report.order_lines} order lines in {report.seconds:.0f} s\n")
+        print(evaluate_predictions(store, holdout_days=args.holdout_days), end="\n\n")
+        print(profile_check(store), end="\n\n")
+        print(kernels(store))
+        store.close()
+
+
+def run_generated(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="omnix-bench-insights-") as scratch:
         directory = Path(scratch) / "data"
         started = time.perf_counter()
@@ -197,13 +307,31 @@ def main() -> None:
         with open(directory / "households.csv", newline="", encoding="utf-8") as fh:
             truth = {row["user_id"]: row for row in csv.DictReader(fh)}
         if not args.insights_only:
-            print(evaluate_predictions(store), end="\n\n")
+            print(evaluate_predictions(store, holdout_days=args.holdout_days), end="\n\n")
             print(profile_accuracy(service, truth, as_of, args.profiles), end="\n\n")
-            print(kernel_ratio(PurchaseTable.from_columns(store.scan_purchases())), end="\n\n")
+            print(kernels(store), end="\n\n")
         print("Local-analyst insights:")
         for text in pick_examples(service, truth, as_of):
             print(text, end="\n\n")
         store.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", choices=("generated", "completejourney"), default="generated")
+    parser.add_argument("--store", help="completejourney: a store that holds it already (read only)")
+    parser.add_argument("--holdout-days", type=int, default=28, help="days held out for the prediction backtest")
+    parser.add_argument("--customers", type=int, default=2000)
+    parser.add_argument("--products", type=int, default=3000)
+    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--profiles", type=int, default=1000, help="households to profile against the truth")
+    parser.add_argument("--insights-only", action="store_true", help="skip the backtest and the accuracy tables")
+    args = parser.parse_args()
+    if args.data == "completejourney":
+        run_completejourney(args)
+    else:
+        run_generated(args)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ __all__ = [
     "customer_habit_weights",
     "consumption_cycles",
     "population_cycles",
+    "next_occurrences",
 ]
 
 __version__: str
@@ -243,7 +244,28 @@ def population_cycles(
     n_items: int,
     *,
     same_trip_days: float = 0.5,
+    max_gap_sample: int = 20_000,
 ) -> dict[str, npt.NDArray[Any]]:
     """Per item: cycle_days (median over repeat buyers of their median gap; NaN = none),
     buyers and repeat_buyers (uint32); and prior_strength (float, NaN = too little data), the
-    empirical-Bayes k = within-buyer / between-buyer variance of log gaps."""
+    empirical-Bayes k = within-buyer / between-buyer variance of log gaps; sample_gaps and
+    sample_scales (float64): at most `max_gap_sample` gaps of buyers with two gaps or more, and
+    each one's buyer's median gap."""
+
+def next_occurrences(
+    group_codes: npt.NDArray[np.int64],
+    days: npt.NDArray[np.float64],
+    scales: npt.NDArray[np.float64],
+    as_of: float,
+    population_gaps: npt.NDArray[np.float64],
+    population_scales: npt.NDArray[np.float64],
+    *,
+    population_weight: float = 10.0,
+    scale_exponent: float = 1.0,
+    recency_half_life: float = 20.0,
+    horizon_days: float = 28.0,
+    same_trip_days: float = 0.5,
+) -> dict[str, npt.NDArray[Any]]:
+    """The survival outlook of groups 0..len(scales) as of `as_of` (days; later days ignored):
+    elapsed_days, median_days (inf = overdue beyond every gap seen, NaN = no trips),
+    horizon_probability, horizon_median_days (float64) and trips (uint32)."""

@@ -1,4 +1,5 @@
-"""Household, budget, lifestyle and lifecycle from hand-made shoppers against a small population."""
+"""Household, budget, income, age, lifestyle and lifecycle from hand-made shoppers against a small
+population; and the scoring of profiles against known answers."""
 
 from __future__ import annotations
 
@@ -13,18 +14,22 @@ from omnix_recs.domain.consumption import (
     population_cycles,
     to_day,
 )
-from omnix_recs.domain.models import Product, Purchase
+from omnix_recs.domain.models import Customer, Product, Purchase
 from omnix_recs.domain.profiling import (
+    AgeBand,
     BudgetTier,
     CatalogSignals,
+    IncomeBand,
     Lifestyle,
     PriceSensitivity,
     Segment,
     population_profile,
     product_signals,
     profile_customer,
+    shopper_metrics,
 )
 from omnix_recs.domain.purchases import PurchaseColumns
+from omnix_recs.insights.evaluate import completejourney_truth, score_attribute
 
 AS_OF_DAY = 84
 MIXED = ("milk", "bananas", "coffee", "chicken", "chips", "soap")
@@ -263,3 +268,127 @@ def test_top_spenders_are_vip(catalog, population):
     result = profile(weekly_baskets("c1", MIXED, quantity=5), catalog, population)
     assert result.lifecycle.segment is Segment.VIP
     assert np.isfinite(population.recent_spend_p90)
+
+
+# --- other catalogs' taxonomies ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("product", "has", "lacks"),
+    [
+        # Dunnhumby's departments and commodities (The Complete Journey).
+        (Product("bf", "BABY FOOD - JARS", "GROCERY", "BABY FOODS"), {"food", "baby"}, {"pet"}),
+        (Product("dp", "BABY DIAPERS", "DRUG GM", "DIAPERS & DISPOSABLES"), {"baby"}, {"pet"}),
+        (Product("dg", "DRY DOG FOOD", "GROCERY", "DOG FOODS"), {"pet"}, {"food", "meat"}),
+        (Product("hd", "HOT DOGS - BEEF", "MEAT-PCKGD", "HOT DOGS"), {"food", "meat", "animal"}, {"pet"}),
+        (Product("ws", "WHISKEY", "SPIRITS", "LIQUOR"), {"party"}, set()),
+        (Product("gs", "GASOLINE-REG UNLEADED", "FUEL", "GASOLINE"), set(), {"food"}),
+        (Product("sp", "Organic Baby Spinach", "produce", "fresh vegetables"), {"produce"}, {"baby"}),
+    ],
+)
+def test_product_signals_read_other_catalogs(product, has, lacks):
+    signals = product_signals(product)
+    assert has <= signals and not lacks & signals
+
+
+def test_a_metered_quantity_is_one_item(catalog):
+    fuel = Product("fuel", "Gasoline", "fuel", "gasoline", price=0.003)
+    rows = purchases("c1", [(7 * w, ("milk",)) for w in range(4)], quantity=2)
+    rows += [Purchase("c1", f"c1-day{7 * w}", "fuel", 12_000, 0.003, at(7 * w)) for w in range(4)]
+    products = {**CATALOG, "fuel": fuel}
+    table = table_of(rows)
+    metrics = shopper_metrics(
+        table,
+        CatalogSignals.from_products(products.values()),
+        to_day(at(AS_OF_DAY)),
+        price_position=np.zeros(len(products)),
+        population_cycle_days=np.full(len(table.product_ids), np.nan),
+    )
+    assert metrics.units_per_trip[0] == 3.0  # two packs of milk and one tank of fuel
+
+
+def test_children_count_only_above_what_everyone_buys(catalog):
+    # Every household buys nappies every week: nappies say nothing about this one's size.
+    everyone = [p for i in range(30) for p in weekly_baskets(f"p{i}", ("milk", "coffee", "diapers"))]
+    population = population_of(everyone, catalog)
+    result = profile(weekly_baskets("c1", ("milk", "coffee", "diapers")), catalog, population)
+    assert result.household.size == 2
+    assert "buys baby products" not in result.household.evidence
+
+
+# --- income and age bands ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("picks", "band"),
+    [
+        (everywhere("cheap"), IncomeBand.LOWER),
+        (everywhere("standard"), IncomeBand.MIDDLE),
+        (everywhere("dear"), IncomeBand.UPPER),
+    ],
+)
+def test_income_band_from_shelf_choices_and_spend(picks, band, shelf_catalog, shelf_population):
+    result = profile(shelf_baskets("c1", picks), shelf_catalog, shelf_population, products=SHELF_CATALOG)
+    assert result.income.band == band
+    assert 0 < result.income.confidence <= 0.85
+    assert result.income.evidence  # the strongest signals, in words
+
+
+def household_mix(customer_id: str, kind: str, strength: int) -> list[Purchase]:
+    """Weekly baskets of milk and coffee plus, on `strength` of 12 weeks, the kind's products."""
+    extra = {"family": ("diapers", "chips"), "fresh": ("bananas", "spinach"), "plain": ("chips",)}[kind]
+    return purchases(customer_id, [(7 * w, ("milk", "coffee", *(extra if w < strength else ()))) for w in range(12)])
+
+
+@pytest.fixture(scope="module")
+def mixed_population(catalog):
+    rows = []
+    for i in range(36):
+        kind = ("family", "fresh", "plain")[i % 3]
+        rows += household_mix(f"p{i}", kind, 2 + i % 10)
+    return population_of(rows, catalog)
+
+
+@pytest.mark.parametrize(
+    ("kind", "band"),
+    [("family", AgeBand.UNDER_35), ("plain", AgeBand.FROM_35_TO_54), ("fresh", AgeBand.FROM_55)],
+)
+def test_age_band_from_children_and_fresh_food(kind, band, catalog, mixed_population):
+    result = profile(household_mix("c1", kind, 12 if kind != "plain" else 6), catalog, mixed_population)
+    assert result.age.band == band
+
+
+def test_a_declared_age_band_is_mentioned_not_used(catalog, mixed_population):
+    history = enrich_history("c1", household_mix("c1", "family", 12), CATALOG, as_of=at(AS_OF_DAY))
+    customer = Customer("c1", at(0), at(0), age_band="65+")
+    result = profile_customer(history, customer_cycles(history, NO_POPULATION), catalog, mixed_population, customer)
+    assert result.age.band == AgeBand.UNDER_35
+    assert result.age.evidence[-1] == "the customer says 65+"
+
+
+# --- checking profiles against known answers (insights/evaluate.py) ------------------------------
+
+
+def test_attribute_scores_next_to_the_most_common_answer():
+    truth = {"a": "2", "b": "2", "c": "1", "d": "3", "e": ""}  # e did not answer
+    predicted = {"a": "2", "b": "1", "c": "1", "d": "2", "e": "2"}
+    score = score_attribute("household size", truth, predicted)
+    assert (score.households, score.accuracy, score.majority, score.majority_accuracy) == (4, 0.5, "2", 0.5)
+    # F1: "1" 2/3, "2" 1/2, "3" 0 → 7/18; always "2": "2" 2/3, "1" 0, "3" 0 → 2/9.
+    assert score.macro_f1 == pytest.approx(7 / 18)
+    assert score.majority_macro_f1 == pytest.approx(2 / 9)
+    assert score.predicted == {"2": 2, "1": 2}
+
+
+def test_completejourney_answers_map_to_the_profilers_bands():
+    truth = completejourney_truth(
+        {
+            "1": {"household_size": "5+", "income": "Under 15K", "age": "19-24"},
+            "2": {"household_size": "2", "income": "50-74K", "age": "45-54"},
+            "3": {"household_size": "1", "income": "250K+", "age": "65+"},
+            "4": {"household_size": "", "income": "", "age": ""},
+        }
+    )
+    assert truth["household size"] == {"1": "5+", "2": "2", "3": "1", "4": ""}
+    assert truth["income band"] == {"1": "lower", "2": "middle", "3": "upper", "4": ""}
+    assert truth["age band"] == {"1": "under 35", "2": "35-54", "3": "55+", "4": ""}

@@ -4,7 +4,8 @@ A consumption cycle is how often a customer buys a product (or shops at all). Th
 estimates it robustly from the gaps between trips, shrunk towards the product's population cycle
 when the customer has few gaps; this module prepares its inputs and names its outputs.
 Population cycles are computed here too, from every customer's purchases, so insights need no
-trained recommendation model.
+trained recommendation model; with them come the samples of gaps and the settings that the
+survival outlook (`outlook.py`) reads, the visit settings chosen by backtesting on the same data.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 
 from omnix_recs import _core
 from omnix_recs.domain.models import Product, Purchase
+from omnix_recs.domain.outlook import PRODUCT_OUTLOOK, VISIT_OUTLOOK, GapSample, OutlookSettings, tune_visit_outlook
 from omnix_recs.domain.purchases import PurchaseColumns
 
 SECONDS_PER_DAY = 86_400.0
@@ -153,7 +155,10 @@ class PopulationCycles:
     `product_cycle_days` holds products with at least one repeat buyer; `repeat_rate` is the
     share of a product's buyers who bought it on two or more trips. The prior strengths are the
     empirical-Bayes k of the shrinkage weight n / (n + k), estimated from the same data (NaN =
-    too little data: the core's default applies).
+    too little data: the core's default applies). `visit_gaps` and `product_gaps` are samples of
+    the gaps people took between trips and between purchases of a product, with the usual gap of
+    whoever took each; `visit_outlook` and `product_outlook` say how the survival outlook mixes
+    them with a customer's own gaps.
     """
 
     product_cycle_days: Mapping[str, float] = field(default_factory=dict)
@@ -162,6 +167,10 @@ class PopulationCycles:
     product_prior_strength: float = math.nan
     visit_prior_strength: float = math.nan
     customers: int = 0
+    visit_gaps: GapSample = field(default_factory=GapSample.empty, compare=False)
+    product_gaps: GapSample = field(default_factory=GapSample.empty, compare=False)
+    visit_outlook: OutlookSettings = VISIT_OUTLOOK
+    product_outlook: OutlookSettings = PRODUCT_OUTLOOK
 
     def prior_for(self, product_id: str) -> float:
         return self.product_cycle_days.get(product_id, math.nan)
@@ -268,8 +277,12 @@ def _sampled(customer_ids: Sequence[str], share: float) -> np.ndarray:
     return np.fromiter((zlib.crc32(c.encode()) < limit for c in customer_ids), dtype=bool, count=len(customer_ids))
 
 
-def population_cycles(table: PurchaseTable) -> PopulationCycles:
-    """Population cycle per product and the population's shopping cadence, in one pass each."""
+def population_cycles(table: PurchaseTable, *, tune: bool = True) -> PopulationCycles:
+    """Population cycle per product and the population's shopping cadence, in one pass each.
+
+    With `tune`, the visit outlook's settings are the ones that best predicted this same table's
+    next trips after cut-offs four and eight weeks before its end (`tune_visit_outlook`).
+    """
     if len(table) == 0:
         return PopulationCycles()
     per_product = _core.population_cycles(table.customer, table.product, table.day, len(table.product_ids))
@@ -287,6 +300,9 @@ def population_cycles(table: PurchaseTable) -> PopulationCycles:
         product_prior_strength=float(per_product["prior_strength"]),
         visit_prior_strength=float(trips["prior_strength"]),
         customers=len(np.unique(table.customer)),
+        visit_gaps=GapSample.of(trips),
+        product_gaps=GapSample.of(per_product),
+        visit_outlook=tune_visit_outlook(table.customer, table.day) if tune else VISIT_OUTLOOK,
     )
 
 

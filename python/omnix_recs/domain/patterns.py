@@ -18,8 +18,9 @@ WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 DAYPARTS = (("night", 0, 6), ("morning", 6, 12), ("afternoon", 12, 17), ("evening", 17, 24))
 
-# A weekday is a habit when it holds half the trips (uniform would be 1/7 = 14 %). Weaker
-# preferences did not improve next-trip predictions in backtests, so they are not reported.
+# A weekday is a habit when it holds half the trips (uniform would be 1/7 = 14 %); weaker
+# preferences are not reported. Next-trip forecasts do not need it: a Saturday shopper's gaps
+# (7 days, 14 days) already carry the weekday (outlook.py).
 HABIT_SHARE = 0.5
 MIN_TRIPS_FOR_HABIT = 4
 # Seasonality needs most of a year; shorter histories confuse season with trend.
@@ -125,12 +126,12 @@ def category_shares(history: CustomerHistory, level: str) -> tuple[CategoryShare
     """Shares per `level` ("department" or "aisle") of the customer's order lines."""
     lines: Counter[str] = Counter()
     units: Counter[str] = Counter()
-    spend: Counter[str] = Counter()
+    spend: dict[str, float] = {}
     for line in history.lines:
         key = getattr(line, level)
         lines[key] += 1
         units[key] += line.quantity
-        spend[key] += line.spend
+        spend[key] = spend.get(key, 0.0) + line.spend
     total = max(1, len(history.lines))
     rows = [
         CategoryShare(name=k, lines=n, units=units[k], spend=round(spend[k], 2), share=n / total)

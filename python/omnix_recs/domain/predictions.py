@@ -1,20 +1,22 @@
 """Consumption predictions: the next shopping trip, the next purchase of each product, what is due.
 
-Built on `CustomerCycles`. A product's next purchase is moved onto the nearest predicted trip,
-because people buy milk when they shop, not on the day the old carton runs out; a customer who
-is late for their usual trip is expected soon, not a whole cadence later. Forecasts are stored
-(`to_document`) so that they can be scored later against what the customer really bought
-(`score_forecast`).
+Both come from the survival outlook (`outlook.py`): the time already passed since the last trip
+(or purchase) rules out every shorter gap, and the forecast is the median of the wait that is
+left. A product's forecast is its purchase date if it is bought within the forecast horizon,
+with the chance that it is as the confidence; a product the customer buys on most trips is due
+on the next one. Forecasts are stored (`to_document`) so that they can be scored later against
+what the customer really bought (`score_forecast`).
 """
 
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+
+import numpy as np
 
 from omnix_recs.domain.consumption import (
     SECONDS_PER_DAY,
@@ -24,19 +26,19 @@ from omnix_recs.domain.consumption import (
     PopulationCycles,
     add_days,
     days_between,
+    to_day,
 )
 from omnix_recs.domain.models import Purchase
-from omnix_recs.domain.patterns import Trend, product_trend, shopping_rhythm
+from omnix_recs.domain.outlook import outlooks, visit_wait_days
+from omnix_recs.domain.patterns import Trend, product_trend
 
 # Written into every stored forecast, so accuracy can be compared across method changes.
-METHOD = "cycles-v1"
-# When a trip is overdue we expect the customer within this fraction of their cadence: a late
-# customer is usually about to come back. Of 0, 0.25 and 0.5, 0.25 gave the lowest backtest
-# error on generated data (benches/bench_insights.py).
-OVERDUE_FRACTION = 0.25
+METHOD = "survival-v1"
 # A customer expected less than half a day ago is on time, not late.
 ON_TIME_DAYS = 0.5
-MAX_HABIT_SHIFT_DAYS = 3
+# A product expected within this share of the customer's cadence after their next trip is
+# bought on that trip: people buy milk when they shop, not on the day the old carton runs out.
+NEXT_TRIP_SHARE = 0.5
 # A product bought only once is forecast when at least this share of its buyers buy it again.
 MIN_REPEAT_RATE = 0.3
 # Purchases this close to the first later one belong to the same trip (as in the Rust core).
@@ -112,70 +114,71 @@ class ConsumptionForecast:
         )
 
 
-def _usual_time_of_day(history: CustomerHistory) -> timedelta | None:
-    """The median time of day of the customer's trips (None without trips)."""
-    seconds = [v.at.hour * 3600 + v.at.minute * 60 + v.at.second for v in history.visits]
-    return timedelta(seconds=statistics.median_low(seconds)) if seconds else None
-
-
-def predict_next_visit(history: CustomerHistory, visits: Cycle | None) -> tuple[datetime | None, float]:
+def predict_next_visit(
+    history: CustomerHistory, visits: Cycle | None, population: PopulationCycles
+) -> tuple[datetime | None, float]:
     """When the customer will shop next, and how sure we are."""
     if visits is None or not visits.known:
         return None, 0.0
     as_of = history.as_of
+    result = outlooks(
+        np.zeros(len(history.visits), dtype=np.int64),
+        np.array([to_day(v.at) for v in history.visits]),
+        np.array([visits.own_cycle_days]),
+        to_day(as_of),
+        population.visit_gaps,
+        population.visit_outlook,
+    )
     cadence = visits.cycle_days
-    late_by = days_between(visits.last_at, as_of) - cadence
-    if late_by <= ON_TIME_DAYS:
-        expected = max(add_days(visits.last_at, cadence), as_of)
-    else:
-        expected = add_days(as_of, OVERDUE_FRACTION * cadence)
+    wait = float(visit_wait_days(result.median_days, np.array([cadence]))[0])
     confidence = visits.confidence
+    late_by = days_between(visits.last_at, as_of) - cadence
     if late_by > ON_TIME_DAYS:
         # Every cadence the customer stays away makes the habit a weaker guide.
         confidence *= cadence / (cadence + late_by)
-
-    rhythm = shopping_rhythm(history)
-    if rhythm.habit_weekday is not None:
-        expected = _nearest_habit_day(expected, as_of, rhythm.weekday_share, cadence, visits.dispersion)
-    time_of_day = _usual_time_of_day(history)
-    if time_of_day is not None:
-        at_time = expected.replace(hour=0, minute=0, second=0, microsecond=0) + time_of_day
-        # Keep the day; only move within it, and never before `as_of`.
-        expected = max(at_time, as_of)
-    return expected, confidence
+    return add_days(as_of, wait), confidence
 
 
-def _nearest_habit_day(
-    expected: datetime, as_of: datetime, weekday_share: Sequence[float], cadence: float, dispersion: float
-) -> datetime:
-    """Move `expected` to the day nearby the customer most likes to shop on.
+@dataclass(frozen=True, slots=True)
+class ProductOutlook:
+    """When a product will be bought next, as the survival outlook sees it (for every product,
+    before `forecast_consumption` leaves out the stopped and the one-off ones)."""
 
-    Each candidate day within ±min(3, cadence/3) days scores its weekday's share of trips times
-    a Gaussian of its distance from `expected` (width: the customer's own spread, at least a
-    day), so a strong habit wins over a small shift and a weak one does not.
-    """
-    reach = int(min(MAX_HABIT_SHIFT_DAYS, cadence / 3.0))
-    spread = cadence * (dispersion if math.isfinite(dispersion) else 0.5)
-    width = max(1.0, spread)
-    best, best_score = expected, -1.0
-    for offset in range(-reach, reach + 1):
-        candidate = expected + timedelta(days=offset)
-        if candidate < as_of:
-            continue
-        score = weekday_share[candidate.weekday()] * math.exp(-0.5 * (offset / width) ** 2)
-        if score > best_score:
-            best, best_score = candidate, score
-    return best
+    product_id: str
+    next_purchase_at: datetime | None  # None: overdue beyond every gap anyone took
+    horizon_probability: float  # chance of a purchase within the forecast horizon
+    within_horizon: bool  # `next_purchase_at` is the median date given a purchase within it
 
 
-def _onto_trip(
-    expected: datetime, next_visit: datetime | None, cadence: float, as_of: datetime
-) -> tuple[datetime, bool]:
-    """The predicted trip nearest to `expected`, and whether it is the next one."""
-    if next_visit is None or not math.isfinite(cadence) or cadence <= 0:
-        return max(expected, as_of), expected <= as_of
-    trips_ahead = max(0, round(days_between(next_visit, expected) / cadence))
-    return add_days(next_visit, trips_ahead * cadence), trips_ahead == 0
+def product_outlooks(
+    history: CustomerHistory, cycles: CustomerCycles, population: PopulationCycles
+) -> dict[str, ProductOutlook]:
+    """The outlook of every product in the history, each product's own gaps mixed with the
+    population's, moved towards its cycle (`Cycle.cycle_days`)."""
+    product_ids = list(history.product_lines)
+    if not product_ids:
+        return {}
+    code_of = {pid: code for code, pid in enumerate(product_ids)}
+    result = outlooks(
+        np.array([code_of[line.product_id] for line in history.lines], dtype=np.int64),
+        np.array([to_day(line.purchased_at) for line in history.lines]),
+        np.array([cycles.products[pid].cycle_days for pid in product_ids]),
+        to_day(history.as_of),
+        population.product_gaps,
+        population.product_outlook,
+    )
+    out = {}
+    for code, pid in enumerate(product_ids):
+        within = float(result.horizon_median_days[code])
+        median = float(result.median_days[code])
+        wait = within if math.isfinite(within) else median if math.isfinite(median) else None
+        out[pid] = ProductOutlook(
+            product_id=pid,
+            next_purchase_at=None if wait is None else add_days(history.as_of, wait),
+            horizon_probability=float(result.horizon_probability[code]),
+            within_horizon=math.isfinite(within),
+        )
+    return out
 
 
 def forecast_consumption(
@@ -183,12 +186,14 @@ def forecast_consumption(
 ) -> ConsumptionForecast:
     """Predict the next trip and the next purchase of every product the customer still buys.
 
-    Products left out: those with no cycle at all, those the customer has stopped buying, and
-    one-off purchases of products most people do not buy again.
+    Products left out: those with no cycle at all, those the customer has stopped buying (or is
+    overdue for beyond every gap seen), and one-off purchases of products most people do not buy
+    again.
     """
     as_of = history.as_of
-    next_visit, visit_confidence = predict_next_visit(history, cycles.visits)
+    next_visit, visit_confidence = predict_next_visit(history, cycles.visits, population)
     cadence = cycles.visits.cycle_days if cycles.visits else math.nan
+    outlook = product_outlooks(history, cycles, population)
     products = []
     for pid, cycle in cycles.products.items():
         if not cycle.known:
@@ -196,20 +201,17 @@ def forecast_consumption(
         repeat_rate = population.repeat_rate.get(pid, 0.0)
         if cycle.trips < 2 and repeat_rate < MIN_REPEAT_RATE:
             continue
-        since = days_between(cycle.last_at, as_of)
-        if product_trend(cycle, since) is Trend.STOPPED:
+        if product_trend(cycle, days_between(cycle.last_at, as_of)) is Trend.STOPPED:
             continue
-        expected = add_days(cycle.last_at, cycle.cycle_days)
-        next_purchase, on_next_trip = _onto_trip(expected, next_visit, cadence, as_of)
-        confidence = cycle.confidence * (repeat_rate if cycle.trips < 2 else 1.0)
-        overdue = since / cycle.cycle_days
-        if overdue > 1.5:
-            confidence *= 1.5 / overdue
+        expected = outlook[pid].next_purchase_at
+        if expected is None:
+            continue
+        on_next_trip = _on_next_trip(expected, next_visit, cadence)
         products.append(
             ProductForecast(
                 product_id=pid,
-                next_purchase_at=next_purchase,
-                confidence=confidence,
+                next_purchase_at=next_visit if on_next_trip and next_visit is not None else expected,
+                confidence=outlook[pid].horizon_probability * (repeat_rate if cycle.trips < 2 else 1.0),
                 cycle_days=cycle.cycle_days,
                 last_purchased_at=cycle.last_at,
                 # Only habits the customer showed themselves count as due, not population guesses.
@@ -225,6 +227,13 @@ def forecast_consumption(
         visit_cycle_days=cadence,
         products=tuple(products),
     )
+
+
+def _on_next_trip(expected: datetime, next_visit: datetime | None, cadence: float) -> bool:
+    """Whether a purchase expected at `expected` will happen on the next predicted trip."""
+    if next_visit is None or not math.isfinite(cadence):
+        return False
+    return expected <= next_visit + timedelta(days=NEXT_TRIP_SHARE * cadence)
 
 
 # --- scoring against what happened ---------------------------------------------------------

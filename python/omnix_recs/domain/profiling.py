@@ -9,6 +9,7 @@ two always agree. Each inference carries its evidence (short sentences) and a co
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -31,15 +32,23 @@ from omnix_recs.domain.models import Customer, Product
 
 # --- what products say about their buyers ----------------------------------------------------
 
-NON_FOOD_DEPARTMENTS = frozenset({"household", "personal care", "pets"})
-MEAT_DEPARTMENTS = frozenset({"meat seafood"})
+# Catalogs name their departments and aisles differently (Instacart's "babies" department,
+# Dunnhumby's "BABY FOODS" and "DIAPERS & DISPOSABLES" commodities): signals match words in
+# either, lower-cased.
+NON_FOOD_DEPARTMENTS = frozenset(
+    {"household", "personal care", "pets", "cosmetics", "floral", "garden center", "fuel", "coupon", "kiosk-gas"}
+)
+MEAT_DEPARTMENT_WORDS = ("meat", "seafood")
+BABY_WORDS = ("babies", "baby food", "babyfood", "infant", "diaper", "nappies")
+PET_WORDS = ("pets", "dog food", "cat food", "cat litter", "pet food", "pet care", "pet supplies")
+ALCOHOL_DEPARTMENTS = frozenset({"alcohol", "spirits", "liquor"})
 MEAT_WORDS = (
     "meat", "poultry", "beef", "pork", "chicken", "turkey", "bacon", "ham ", "sausage", "hot dog",
     "salami", "pepperoni", "seafood", "fish", "salmon", "tuna", "shrimp", "prosciutto",
 )  # fmt: skip
 ANIMAL_ALLERGENS = frozenset({"milk", "eggs", "fish", "shellfish"})
 TREAT_AISLE_WORDS = ("candy", "chocolate", "cookies", "chips", "soft drinks", "ice cream", "desserts", "popcorn")
-PARTY_AISLE_WORDS = ("beer", "wine", "spirits", "chips", "dips", "party", "grilling", "soft drinks")
+PARTY_AISLE_WORDS = ("beer", "wine", "spirits", "liquor", "chips", "dips", "party", "grilling", "soft drinks")
 
 # The signals a product line can carry; columns of `CatalogSignals.flags`.
 SIGNALS: tuple[str, ...] = (
@@ -71,18 +80,21 @@ def product_signals(product: Product) -> set[str]:
     department = product.department.lower()
     where = f"{product.aisle} {product.name}"
     tags = set(product.dietary_tags)
-    if department not in NON_FOOD_DEPARTMENTS:
+    shelf = f"{department} {product.aisle}"
+    baby = _contains(shelf, BABY_WORDS)
+    pet = _contains(shelf, PET_WORDS)
+    if department not in NON_FOOD_DEPARTMENTS and not pet:
         signals.add("food")
-        meaty = department in MEAT_DEPARTMENTS or _contains(where, MEAT_WORDS)
+        meaty = _contains(department, MEAT_DEPARTMENT_WORDS) or _contains(where, MEAT_WORDS)
         if meaty and "vegetarian" not in tags and "vegan" not in tags:
             signals.add("meat")
         if ("meat" in signals or ANIMAL_ALLERGENS & set(product.allergens)) and "vegan" not in tags:
             signals.add("animal")
-    if department == "babies":
+    if baby:
         signals.add("baby")
-    if _contains(product.name, ("kids", "kid's", "children")):
+    if _contains(product.name, ("kids", "kid's", "children", "toddler")):
         signals.add("kids")
-    if department == "pets":
+    if pet:
         signals.add("pet")
     if "organic" in tags:
         signals.add("organic")
@@ -90,7 +102,7 @@ def product_signals(product: Product) -> set[str]:
         signals.add("produce")
     if _contains(product.aisle, TREAT_AISLE_WORDS) or department == "snacks":
         signals.add("treat")
-    if department == "alcohol" or _contains(product.aisle, PARTY_AISLE_WORDS):
+    if department in ALCOHOL_DEPARTMENTS or _contains(product.aisle, PARTY_AISLE_WORDS):
         signals.add("party")
     return signals
 
@@ -147,7 +159,7 @@ def price_positions(table: PurchaseTable, catalog: CatalogSignals) -> np.ndarray
     lines nobody wants should not make everyone look premium. Shelves nobody bought from fall
     back on the median shelf price. NaN for products without a price.
     """
-    position = np.log(catalog.price_ratio)
+    position: np.ndarray = np.log(catalog.price_ratio)
     _, product = _distinct_choices(table)
     chosen = catalog.rows(table.product_ids)[product]
     chosen = chosen[chosen >= 0]
@@ -174,6 +186,7 @@ def _distinct_choices(table: PurchaseTable) -> tuple[np.ndarray, np.ndarray]:
 # --- measurements ----------------------------------------------------------------------------
 
 VIP_WINDOW_DAYS = 90.0
+MAX_PACKS_PER_LINE = 24
 # Products bought on this many trips show the customer's own pace of using things up.
 MIN_TRIPS_FOR_PACE = 3
 # A product shows how fast the household uses it up only when it lasts clearly longer than the
@@ -222,6 +235,9 @@ def shopper_metrics(
 
     lines = per_customer()
     spend = table.quantity * table.unit_price
+    # A quantity beyond a few dozen is a measure (grams, hundredths of a gallon of fuel), not a
+    # number of packs: such a line is one item.
+    units = np.where(table.quantity > MAX_PACKS_PER_LINE, 1, table.quantity).astype(np.float64)
     first = np.full(customers, np.inf)
     last = np.full(customers, -np.inf)
     np.minimum.at(first, table.customer, table.day)
@@ -256,10 +272,10 @@ def shopper_metrics(
             lines=lines,
             trips=trips,
             weeks=weeks,
-            units_per_week=per_customer(table.quantity.astype(np.float64)) / weeks,
+            units_per_week=per_customer(units) / weeks,
             spend_per_week=per_customer(spend) / weeks,
             lines_per_trip=lines / np.maximum(trips, 1),
-            units_per_trip=per_customer(table.quantity.astype(np.float64)) / np.maximum(trips, 1),
+            units_per_trip=per_customer(units) / np.maximum(trips, 1),
             spend_per_trip=per_customer(spend) / np.maximum(trips, 1),
             price_position=np.bincount(chooser[priced], weights=position[priced], minlength=customers)
             / priced_products,
@@ -341,6 +357,11 @@ class PopulationProfile:
     price_taste_median: float
     price_taste_spread: float
     choice_price_spread: float
+    # Income and age: per signal of `household_signals`, the population's median and robust
+    # spread; and the scores (`income_score`, `age_score`) bounding its lower and upper quarters.
+    signal_reference: Mapping[str, tuple[float, float]]
+    income_bounds: tuple[float, float]
+    age_bounds: tuple[float, float]
 
 
 def _quartiles(values: np.ndarray) -> tuple[float, float, float]:
@@ -377,6 +398,9 @@ def population_profile(
     pooled = (metrics.signal_share * metrics.lines[:, None]).sum(axis=0) / max(1.0, metrics.lines.sum())
     recent = metrics.recent_spend[established]
     taste_median, taste_spread, choice_spread = _price_taste(table, catalog, position, metrics, established)
+    shares = {name: float(pooled[i]) for i, name in enumerate(SIGNALS)}
+    signals = household_signals(metrics, shares)
+    reference = {name: _robust_centre(values[established]) for name, values in signals.items()}
     return PopulationProfile(
         customers=int(established.sum()),
         units_per_week=_quartiles(metrics.units_per_week[established]),
@@ -387,12 +411,36 @@ def population_profile(
         ),
         value_share_terciles=_terciles(metrics.share("value")[established]),
         recent_spend_p90=float(np.percentile(recent, 90)) if len(recent) else math.nan,
-        signal_share={name: float(pooled[i]) for i, name in enumerate(SIGNALS)},
+        signal_share=shares,
         price_position=position,
         price_taste_median=taste_median,
         price_taste_spread=taste_spread,
         choice_price_spread=choice_spread,
+        signal_reference=reference,
+        income_bounds=_quarters(_score(signals, reference, INCOME_SIGNALS)[established]),
+        age_bounds=_quarters(_score(signals, reference, AGE_SIGNALS)[established]),
     )
+
+
+def _robust_centre(values: np.ndarray) -> tuple[float, float]:
+    """(median, spread) of the finite values: the spread is the interquartile range over 1.349
+    (the standard deviation of normal data), or the standard deviation when most values tie."""
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return (math.nan, math.nan)
+    q1, median, q3 = np.percentile(values, [25, 50, 75])
+    spread = (q3 - q1) / 1.349
+    if spread <= 0:
+        spread = float(np.std(values))
+    return (float(median), float(spread))
+
+
+def _quarters(scores: np.ndarray) -> tuple[float, float]:
+    scores = scores[np.isfinite(scores)]
+    if not len(scores):
+        return (math.nan, math.nan)
+    low, high = np.percentile(scores, [100 * LOWER_BAND_SHARE, 100 * (1 - UPPER_BAND_SHARE)])
+    return (float(low), float(high))
 
 
 def _price_taste(
@@ -424,6 +472,64 @@ def _price_taste(
     return (float(np.median(means)), math.sqrt(max(taste_var, 0.0)), math.sqrt(choice_var))
 
 
+# --- what says something about income and age ----------------------------------------------
+
+# Bands are relative to the store's shoppers: the quarter of households whose score is lowest,
+# the middle half, the highest quarter (the middle band is the most common one, as for budgets).
+LOWER_BAND_SHARE = 0.25
+UPPER_BAND_SHARE = 0.25
+# Each signal counts in units of its population spread, with the sign that says which way it
+# points; the weights are equal because nothing but the demographics themselves could say
+# otherwise, and the profiler never sees them.
+INCOME_SIGNALS: Mapping[str, float] = {
+    "price taste": 1.0,  # chooses the dearer products on a shelf
+    "spend per week": 1.0,
+    "fresh produce": 1.0,  # fresh food is what budgets cut first
+    "value options": -1.0,  # the cheapest option on a shelf
+}
+AGE_SIGNALS: Mapping[str, float] = {  # a higher score is an older household
+    "fresh produce": 1.0,
+    "children": -1.0,  # baby and children's products
+}
+
+
+def household_signals(metrics: ShopperMetrics, signal_share: Mapping[str, float]) -> dict[str, np.ndarray]:
+    """Per customer of `metrics`, the signals `INCOME_SIGNALS` and `AGE_SIGNALS` read (NaN =
+    unknown); shares are taken relative to the population's `signal_share`."""
+
+    def lift(signal: str) -> np.ndarray:
+        base = signal_share.get(signal, 0.0)
+        if base <= 0:
+            return np.zeros(len(metrics.lines))
+        lifted: np.ndarray = np.log(np.maximum(metrics.share(signal), 0.05 * base) / base)
+        return lifted
+
+    children = (metrics.share("baby") + metrics.share("kids")) / max(
+        1e-9, signal_share.get("baby", 0.0) + signal_share.get("kids", 0.0)
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return {
+            "price taste": metrics.price_position.astype(np.float64),
+            "spend per week": np.where(metrics.spend_per_week > 0, np.log(metrics.spend_per_week), math.nan),
+            "fresh produce": lift("produce"),
+            "value options": metrics.share("value").astype(np.float64),
+            "children": np.log1p(children),
+        }
+
+
+def _score(
+    signals: Mapping[str, np.ndarray], reference: Mapping[str, tuple[float, float]], weights: Mapping[str, float]
+) -> np.ndarray:
+    """Σ weight × (signal - population median) / population spread; unknown signals count as typical."""
+    total = np.zeros(len(next(iter(signals.values()))))
+    for name, weight in weights.items():
+        median, spread = reference.get(name, (math.nan, math.nan))
+        if not (math.isfinite(spread) and spread > 0):
+            continue
+        total += weight * np.nan_to_num((signals[name] - median) / spread)
+    return total
+
+
 # --- inferences ------------------------------------------------------------------------------
 
 
@@ -453,6 +559,28 @@ class Lifestyle(enum.StrEnum):
     VEGAN = "vegan"
     HEALTH_FOCUSED = "health_focused"
     ENTERTAINS_OFTEN = "entertains_often"
+
+
+class IncomeBand(enum.StrEnum):
+    LOWER = "lower"  # the store's lower-income quarter
+    MIDDLE = "middle"
+    UPPER = "upper"
+
+
+class AgeBand(enum.StrEnum):
+    UNDER_35 = "under 35"
+    FROM_35_TO_54 = "35-54"
+    FROM_55 = "55+"
+
+
+@dataclass(frozen=True, slots=True)
+class BandEstimate:
+    """A relative band (income or age) and how sure the profiler is of it."""
+
+    band: str  # an `IncomeBand` or `AgeBand` value
+    score: float  # the signals' weighted sum, in population spreads (0 = typical)
+    confidence: float
+    evidence: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -491,6 +619,8 @@ class CustomerProfile:
     budget: BudgetEstimate
     lifestyle: tuple[LifestyleTrait, ...]  # only traits that were detected
     lifecycle: LifecycleEstimate
+    income: BandEstimate  # an `IncomeBand`
+    age: BandEstimate  # an `AgeBand`
 
 
 # The typical household the population median stands for (most households are 1-3 people;
@@ -504,8 +634,10 @@ MIN_LINES_FOR_DIET = 25
 # A diet is reported only when a meat eater would have shown meat by now with 99 % odds
 # (lower bars mistook light meat eaters for vegetarians in backtests).
 MIN_DIET_CONFIDENCE = 0.99
-# Children's products (named for kids) bought this often suggest children at home.
+# Children's products (named for kids) bought this often suggest children at home, when baby
+# and children's products together are at least this many times their share of all lines.
 MIN_KIDS_LINES = 2
+CHILDREN_LIFT = 2.0
 
 
 def _history_weight(weeks: float, full_weeks: float = 12.0) -> float:
@@ -534,7 +666,8 @@ def estimate_household(metrics: ShopperMetrics, population: PopulationProfile, d
     - pace: how fast the customer uses up products that last longer than their trip gap (a
       family of four finishes the cereal sooner); the strongest signal;
     - basket: units per trip (more people, more different needs and more packs of each);
-    - baby or children's products (a child means at least one more person).
+    - baby or children's products, clearly more than most shoppers buy (a child means at least
+      one more person).
     The confidence is the chance that the true size rounds to the estimate, given the spread of
     sizes around such estimates in a generated population.
     """
@@ -555,7 +688,10 @@ def estimate_household(metrics: ShopperMetrics, population: PopulationProfile, d
         )
     lines = float(metrics.lines[0])
     baby = metrics.share("baby")[0] * lines >= 1
-    if baby or metrics.share("kids")[0] * lines >= MIN_KIDS_LINES:
+    # Where everyone buys the odd baby wipe or children's snack, only a share well above the
+    # population's says there is a child at home.
+    children = float(household_signals(metrics, population.signal_share)["children"][0])
+    if (baby or metrics.share("kids")[0] * lines >= MIN_KIDS_LINES) and children >= math.log1p(CHILDREN_LIFT):
         log_size += CHILDREN_WEIGHT + (BABY_WEIGHT if baby else 0.0)
         evidence.append("buys baby products" if baby else "buys children's products")
     size = math.exp(log_size)
@@ -624,6 +760,70 @@ def estimate_budget(metrics: ShopperMetrics, population: PopulationProfile) -> B
     odds = {BudgetTier.VALUE: low, BudgetTier.MID: high - low, BudgetTier.PREMIUM: 1.0 - high}
     tier = max(odds, key=odds.__getitem__)
     return BudgetEstimate(tier, sensitivity, math.exp(position), round(odds[tier], 3), evidence)
+
+
+def _band_estimate(
+    score: float, bounds: tuple[float, float], bands: tuple[str, str, str], weeks: float, evidence: tuple[str, ...]
+) -> BandEstimate:
+    """The band `score` falls in between the population's quarter bounds. Confidence: how much
+    history there is, and how far the score sits from the nearest bound (in bound widths)."""
+    low, high = bounds
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return BandEstimate(bands[1], score, 0.0, ("no population to compare with",))
+    band = bands[0] if score < low else bands[2] if score > high else bands[1]
+    margin = min(abs(score - low), abs(score - high)) / max(high - low, 1e-9)
+    confidence = _history_weight(weeks) * (0.35 + 0.5 * min(1.0, margin))
+    return BandEstimate(band, round(score, 3), round(confidence, 3), evidence)
+
+
+def _signal_evidence(
+    metrics: ShopperMetrics, population: PopulationProfile, weights: Mapping[str, float]
+) -> tuple[float, tuple[str, ...]]:
+    """The customer's score over `weights`, and a sentence for each signal, strongest first."""
+    signals = household_signals(metrics, population.signal_share)
+    reference = population.signal_reference
+    score = float(_score(signals, reference, weights)[0])
+    said = []
+    for name, weight in weights.items():
+        value = float(signals[name][0])
+        median, spread = reference.get(name, (math.nan, math.nan))
+        if not (math.isfinite(value) and math.isfinite(spread) and spread > 0):
+            continue
+        pull = weight * (value - median) / spread
+        said.append((abs(pull), _describe_signal(name, value, median, metrics)))
+    said.sort(key=lambda item: -item[0])
+    return score, tuple(text for _, text in said)
+
+
+def _describe_signal(name: str, value: float, median: float, metrics: ShopperMetrics) -> str:
+    if name == "price taste":
+        return f"chooses products {_percent_dearer(value)} than shoppers typically choose"
+    if name == "spend per week":
+        return f"spends {math.exp(value):.2f} a week against a typical {math.exp(median):.2f}"
+    if name == "fresh produce":
+        return f"fresh produce {math.exp(value):.1f}x the typical share of items"
+    if name == "value options":
+        return f"{value:.0%} of items are value-priced options (typically {median:.0%})"
+    return f"baby and children's products {math.expm1(value):.1f}x the typical share"
+
+
+def estimate_income(metrics: ShopperMetrics, population: PopulationProfile) -> BandEstimate:
+    """Income band relative to the store's shoppers, from `INCOME_SIGNALS`: what they choose on
+    the shelf, how much they spend, how much fresh food they buy."""
+    score, evidence = _signal_evidence(metrics, population, INCOME_SIGNALS)
+    bands = (IncomeBand.LOWER.value, IncomeBand.MIDDLE.value, IncomeBand.UPPER.value)
+    return _band_estimate(score, population.income_bounds, bands, float(metrics.weeks[0]), evidence[:2])
+
+
+def estimate_age(metrics: ShopperMetrics, population: PopulationProfile, declared_band: str = "") -> BandEstimate:
+    """Age band from `AGE_SIGNALS`: the youngest quarter of scores is "under 35", the oldest
+    "55+". Weak evidence (shopping says little about age): confidences stay low."""
+    score, evidence = _signal_evidence(metrics, population, AGE_SIGNALS)
+    bands = (AgeBand.UNDER_35.value, AgeBand.FROM_35_TO_54.value, AgeBand.FROM_55.value)
+    estimate = _band_estimate(score, population.age_bounds, bands, float(metrics.weeks[0]), evidence[:2])
+    if declared_band:
+        estimate = dataclasses.replace(estimate, evidence=(*estimate.evidence, f"the customer says {declared_band}"))
+    return estimate
 
 
 def _percent_dearer(position: float) -> str:
@@ -781,4 +981,6 @@ def profile_customer(
         budget=estimate_budget(metrics, population),
         lifestyle=detect_lifestyle(metrics, population, history),
         lifecycle=estimate_lifecycle(history, cycles, metrics, population),
+        income=estimate_income(metrics, population),
+        age=estimate_age(metrics, population, customer.age_band if customer else ""),
     )

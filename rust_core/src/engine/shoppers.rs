@@ -25,7 +25,7 @@ use crate::errors::CoreResult;
 use crate::gil::without_gil;
 use crate::invalid;
 
-/// One customer's products, best first, and their scores.
+/// One customer's (item, score) pairs.
 type Row = Vec<(u32, f32)>;
 
 /// Customers per parallel task: each task reuses one pair of dense scratch vectors.

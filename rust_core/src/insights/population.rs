@@ -5,10 +5,15 @@
 //! These are the priors the per-customer estimate is shrunk towards; the same computation over
 //! customers' order days (one "item") gives the population's shopping cadence.
 //!
+//! The same pass keeps a sample of the gaps repeat buyers took, each with its buyer's median
+//! gap: the population's side of the survival outlook (`survival.rs`).
+//!
 //! The same pass estimates how strongly to shrink (the empirical-Bayes prior strength k in the
 //! weight n / (n + k)): k = σ² / τ², the within-buyer variance of log gaps over the variance of
 //! buyers' own log cycles around their item's mean. Habits that differ a lot between people
 //! (shopping cadence) get a small k; products everyone uses up alike get a large one.
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use super::cycles::{check_days, trip_days};
@@ -27,12 +32,17 @@ pub struct PopulationCycles {
     /// Empirical-Bayes prior strength for shrinking a buyer's cycle towards the item's; NaN when
     /// too few buyers have three or more trips to tell.
     pub prior_strength: f64,
+    /// A random sample (at most `max_gap_sample`, the same for the same input) of the gaps of
+    /// buyers with two gaps or more, and each one's buyer's median gap for that item.
+    pub sample_gaps: Vec<f64>,
+    pub sample_scales: Vec<f64>,
 }
 
 /// Bounds of the estimated prior strength: never ignore the population completely, never let
 /// it outweigh a long personal history.
 const MIN_PRIOR_STRENGTH: f64 = 0.1;
 const MAX_PRIOR_STRENGTH: f64 = 20.0;
+const SAMPLE_SEED: u64 = 0x6761_7073; // "gaps"
 
 /// Sums over buyers with at least two gaps, for the variance components of log gaps.
 #[derive(Clone, Copy, Default)]
@@ -102,6 +112,7 @@ pub fn population_cycles(
     days: &[f64],
     n_items: usize,
     same_trip_days: f64,
+    max_gap_sample: usize,
 ) -> CoreResult<PopulationCycles> {
     if customer_codes.len() != days.len() || item_codes.len() != days.len() {
         return invalid!(
@@ -132,11 +143,13 @@ pub fn population_cycles(
         item_start[i + 1] += item_start[i];
     }
 
-    let per_item: Vec<(f64, u32, u32, Spread)> = (0..n_items)
+    type ItemSummary = (f64, u32, u32, Spread, Vec<(f64, f64)>);
+    let per_item: Vec<ItemSummary> = (0..n_items)
         .into_par_iter()
         .map(|item| {
             let rows = &order[item_start[item]..item_start[item + 1]];
             let (mut buyer_cycles, mut buyers, mut moments) = (Vec::new(), 0u32, Vec::new());
+            let mut taken = Vec::new();
             for run in rows.chunk_by(|&a, &b| customer_codes[a] == customer_codes[b]) {
                 buyers += 1;
                 let run_days: Vec<f64> = run.iter().map(|&r| days[r]).collect();
@@ -147,19 +160,43 @@ pub fn population_cycles(
                     moments.push((mean, var, gaps.len() as f64));
                 }
                 if !gaps.is_empty() {
-                    buyer_cycles.push(median(&mut gaps));
+                    let in_order = gaps.clone();
+                    let usual = median(&mut gaps);
+                    buyer_cycles.push(usual);
+                    if in_order.len() >= 2 && usual > 0.0 {
+                        taken.extend(in_order.into_iter().map(|g| (g, usual)));
+                    }
                 }
             }
             let repeat_buyers = buyer_cycles.len() as u32;
-            (median(&mut buyer_cycles), buyers, repeat_buyers, spread_of(&moments))
+            (median(&mut buyer_cycles), buyers, repeat_buyers, spread_of(&moments), taken)
         })
         .collect();
+    let pooled: usize = per_item.iter().map(|t| t.4.len()).sum();
+    let keep = pooled.min(max_gap_sample);
+    let mut sample_gaps = Vec::with_capacity(keep);
+    let mut sample_scales = Vec::with_capacity(keep);
+    if keep > 0 {
+        // Random, not every n-th: gaps come grouped by buyer and in time order, and a regular
+        // stride picks the same phase of every buyer's year.
+        let all: Vec<(f64, f64)> = per_item.iter().flat_map(|t| t.4.iter().copied()).collect();
+        let mut rng = ChaCha8Rng::seed_from_u64(SAMPLE_SEED);
+        let mut chosen = rand::seq::index::sample(&mut rng, pooled, keep).into_vec();
+        chosen.sort_unstable();
+        for i in chosen {
+            let (gap, scale) = all[i];
+            sample_gaps.push(gap);
+            sample_scales.push(scale);
+        }
+    }
 
     Ok(PopulationCycles {
         cycle_days: per_item.iter().map(|t| t.0).collect(),
         buyers: per_item.iter().map(|t| t.1).collect(),
         repeat_buyers: per_item.iter().map(|t| t.2).collect(),
         prior_strength: per_item.iter().fold(Spread::default(), |acc, t| acc.add(t.3)).prior_strength(),
+        sample_gaps,
+        sample_scales,
     })
 }
 
@@ -189,13 +226,19 @@ mod tests {
         customers.push(2);
         items.push(1);
         days.push(5.0);
-        let result = population_cycles(&customers, &items, &days, 3, 0.5).unwrap();
+        let result = population_cycles(&customers, &items, &days, 3, 0.5, 1000).unwrap();
         assert_eq!(result.cycle_days[0], 10.0);
         assert_eq!(result.buyers, vec![3, 1, 0]);
         assert_eq!(result.repeat_buyers, vec![3, 0, 0]);
         assert!(result.cycle_days[1].is_nan() && result.cycle_days[2].is_nan());
         // Everyone perfectly regular: no within-buyer noise, so the population hardly matters.
         assert_eq!(result.prior_strength, MIN_PRIOR_STRENGTH);
+        // Every gap of the buyers with two gaps or more, with their buyer's usual gap.
+        assert_eq!(result.sample_gaps.len(), 19 + 2 + 2);
+        assert_eq!(&result.sample_scales[..2], &[2.0, 2.0]);
+        assert_eq!(&result.sample_gaps[19..], &[10.0; 4]);
+        let small = population_cycles(&customers, &items, &days, 3, 0.5, 5).unwrap();
+        assert_eq!(small.sample_gaps.len(), 5);
     }
 
     #[test]
@@ -212,7 +255,7 @@ mod tests {
             }
         }
         let items = vec![0i64; days.len()];
-        let result = population_cycles(&customers, &items, &days, 1, 0.5).unwrap();
+        let result = population_cycles(&customers, &items, &days, 1, 0.5, 1000).unwrap();
         // Within: each buyer's 4 log gaps vary by 4/3 ln²2. Between: means ln 2 apart, so
         // Σ (m - mean)² / 2 degrees = ln²2, less the noise of the means (4/3 ln²2 / 4).
         let ln2_sq = 2f64.ln().powi(2);
@@ -223,19 +266,19 @@ mod tests {
 
     #[test]
     fn prior_strength_is_unknown_without_enough_buyers() {
-        let result = population_cycles(&[0, 0, 0], &[0, 0, 0], &[0.0, 7.0, 14.0], 1, 0.5).unwrap();
+        let result = population_cycles(&[0, 0, 0], &[0, 0, 0], &[0.0, 7.0, 14.0], 1, 0.5, 1000).unwrap();
         assert!(result.prior_strength.is_nan());
     }
 
     #[test]
     fn same_day_repeats_are_not_a_cycle() {
-        let result = population_cycles(&[0, 0, 0], &[0, 0, 0], &[1.0, 1.1, 8.0], 1, 0.5).unwrap();
+        let result = population_cycles(&[0, 0, 0], &[0, 0, 0], &[1.0, 1.1, 8.0], 1, 0.5, 1000).unwrap();
         assert_eq!(result.cycle_days, vec![7.0]);
     }
 
     #[test]
     fn rejects_codes_outside_the_catalog() {
-        let err = population_cycles(&[0], &[5], &[1.0], 2, 0.5).unwrap_err();
+        let err = population_cycles(&[0], &[5], &[1.0], 2, 0.5, 1000).unwrap_err();
         assert!(err.to_string().contains("item code 5"), "{err}");
     }
 }
