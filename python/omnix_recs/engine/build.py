@@ -85,6 +85,14 @@ def build_model(
 ) -> BuiltModel:
     """Build from everything in the store (only purchases before `as_of`, when given)."""
     started = time.perf_counter()
+    products, lines = read_training_data(store, as_of=as_of)
+    read_seconds = round(time.perf_counter() - started, 3)
+    built = build_from_lines(lines, products, parameters)
+    return replace(built, stage_seconds={"read_purchases": read_seconds, **built.stage_seconds})
+
+
+def read_training_data(store: Store, *, as_of: datetime | None = None) -> tuple[list[Product], PurchaseLines]:
+    """The catalog and every purchase line before `as_of` (all when None), as the build reads them."""
     products = list(store.iter_products())
     lines = read_purchase_lines(
         store.scan_purchases(),
@@ -92,9 +100,7 @@ def build_model(
         before=as_of,
         expected_rows=store.count_purchases(),
     )
-    read_seconds = round(time.perf_counter() - started, 3)
-    built = build_from_lines(lines, products, parameters)
-    return replace(built, stage_seconds={"read_purchases": read_seconds, **built.stage_seconds})
+    return products, lines
 
 
 def build_from_lines(lines: PurchaseLines, products: Sequence[Product], parameters: BuildParameters) -> BuiltModel:

@@ -20,9 +20,9 @@ from omnix_recs.domain.models import Product
 from omnix_recs.engine import registry
 from omnix_recs.engine.artifact import NEIGHBOUR_TABLES, LoadedModel, in_memory_model
 from omnix_recs.engine.artifact_store import ModelDestination
-from omnix_recs.engine.build import BuildParameters, BuiltModel, build_from_lines
+from omnix_recs.engine.build import BuildParameters, BuiltModel, build_from_lines, read_training_data
 from omnix_recs.engine.holdout import MIN_TRIPS
-from omnix_recs.engine.matrix import PurchaseLines, read_purchase_lines
+from omnix_recs.engine.matrix import PurchaseLines
 from omnix_recs.engine.tuning import TUNING_SHOPPERS, Validation, validate
 from omnix_recs.errors import InvalidArgumentError
 from omnix_recs.store.base import ModelRecord, Store
@@ -56,13 +56,7 @@ def train_model(
         raise InvalidArgumentError("tuning_shoppers", f"must be at least 1, got {tuning_shoppers}")
     destination = ModelDestination(settings)  # a malformed OMNIX_MODEL_DIR fails before the build
     started = time.perf_counter()
-    products = list(store.iter_products())
-    lines = read_purchase_lines(
-        store.scan_purchases(),
-        (p.product_id for p in products),
-        before=as_of,
-        expected_rows=store.count_purchases(),
-    )
+    products, lines = read_training_data(store, as_of=as_of)
     stage_seconds = {"read_purchases": round(time.perf_counter() - started, 3)}
     validation: Validation | None = None
     if tune:
