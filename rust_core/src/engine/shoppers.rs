@@ -289,6 +289,47 @@ impl Scratch {
     }
 }
 
+/// The order-line columns copied out of numpy, so the work can run without the GIL.
+struct OwnedLines {
+    customer: Vec<i32>,
+    basket: Vec<i32>,
+    item: Vec<i32>,
+    purchased_at: Vec<i64>,
+    n_customers: usize,
+    n_items: usize,
+}
+
+impl OwnedLines {
+    fn copied(
+        customer: &PyReadonlyArray1<'_, i32>,
+        basket: &PyReadonlyArray1<'_, i32>,
+        item: &PyReadonlyArray1<'_, i32>,
+        purchased_at: &PyReadonlyArray1<'_, i64>,
+        n_customers: usize,
+        n_items: usize,
+    ) -> CoreResult<Self> {
+        Ok(Self {
+            customer: copy_array("customer", customer)?,
+            basket: copy_array("basket", basket)?,
+            item: copy_array("item", item)?,
+            purchased_at: copy_array("purchased_at", purchased_at)?,
+            n_customers,
+            n_items,
+        })
+    }
+
+    fn view(&self) -> Lines<'_> {
+        Lines {
+            customer: &self.customer,
+            basket: &self.basket,
+            item: &self.item,
+            purchased_at: &self.purchased_at,
+            n_customers: self.n_customers,
+            n_items: self.n_items,
+        }
+    }
+}
+
 /// (indptr, items, scores) as numpy arrays.
 type Table<'py> = (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i32>>, Bound<'py, PyArray1<f32>>);
 
@@ -313,18 +354,9 @@ pub fn shoppers_like_you_table<'py>(
     items: usize,
     postings_cap: usize,
 ) -> PyResult<Table<'py>> {
-    let (customer, basket) = (copy_array("customer", &customer)?, copy_array("basket", &basket)?);
-    let (item, purchased_at) = (copy_array("item", &item)?, copy_array("purchased_at", &purchased_at)?);
+    let lines = OwnedLines::copied(&customer, &basket, &item, &purchased_at, n_customers, n_items)?;
     let (indptr, items, scores) = without_gil(py, move || {
-        let lines = Lines {
-            customer: &customer,
-            basket: &basket,
-            item: &item,
-            purchased_at: &purchased_at,
-            n_customers,
-            n_items,
-        };
-        let weights = habit_rows(&lines, habit_decay)?;
+        let weights = habit_rows(&lines.view(), habit_decay)?;
         Ok(shoppers_like_you(&weights, Settings { neighbours, items, postings_cap }))
     })?;
     Ok((PyArray1::from_vec(py, indptr), PyArray1::from_vec(py, items), PyArray1::from_vec(py, scores)))
@@ -345,19 +377,8 @@ pub fn customer_habit_weights<'py>(
     n_items: usize,
     habit_decay: f64,
 ) -> PyResult<Table<'py>> {
-    let (customer, basket) = (copy_array("customer", &customer)?, copy_array("basket", &basket)?);
-    let (item, purchased_at) = (copy_array("item", &item)?, copy_array("purchased_at", &purchased_at)?);
-    let weights = without_gil(py, move || {
-        let lines = Lines {
-            customer: &customer,
-            basket: &basket,
-            item: &item,
-            purchased_at: &purchased_at,
-            n_customers,
-            n_items,
-        };
-        habit_rows(&lines, habit_decay)
-    })?;
+    let lines = OwnedLines::copied(&customer, &basket, &item, &purchased_at, n_customers, n_items)?;
+    let weights = without_gil(py, move || habit_rows(&lines.view(), habit_decay))?;
     let indptr: Vec<i64> = weights.indptr.iter().map(|p| *p as i64).collect();
     let indices: Vec<i32> = weights.indices.iter().map(|i| *i as i32).collect();
     Ok((PyArray1::from_vec(py, indptr), PyArray1::from_vec(py, indices), PyArray1::from_vec(py, weights.data)))
