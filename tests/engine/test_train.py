@@ -22,9 +22,10 @@ from omnix_recs.config import Settings
 from omnix_recs.data.generate import generate_instacart
 from omnix_recs.data.instacart import import_instacart
 from omnix_recs.engine import registry, train, tuning
-from omnix_recs.engine.artifact import load_model, write_model
+from omnix_recs.engine.artifact import load_model, with_habit_decay, write_model
 from omnix_recs.engine.blends import DEFAULT_BLENDS, Blend, Strategy
 from omnix_recs.engine.build import BuildParameters, build_from_lines
+from omnix_recs.engine.features import HABIT_DECAY
 from omnix_recs.engine.holdout import AskedAt
 from omnix_recs.engine.matrix import read_purchase_lines
 from omnix_recs.engine.recommender import Recommender
@@ -84,7 +85,7 @@ def fake_validation(recall: float, top_frequency: float) -> tuning.Validation:
         }
         for when in AskedAt
     }
-    return tuning.Validation(dict(DEFAULT_BLENDS), results, 10, 10, 100, {"tuning": 0.1})
+    return tuning.Validation(dict(DEFAULT_BLENDS), 0.8, results, 10, 10, 100, {"tuning": 0.1})
 
 
 @pytest.fixture
@@ -261,6 +262,38 @@ def test_blends_round_trip_through_the_manifest(shop: Any, tmp_path: Path) -> No
         "per_category_cap": 3,
         "neighbours_per_item": 10,
     }
+
+
+def test_the_habit_decay_round_trips_and_a_version_without_one_serves_the_default(shop: Any, tmp_path: Path) -> None:
+    shop.weekly_milk_shopper("alice")
+    _, tuned = write_model(built_model(shop), tmp_path, habit_decay=0.8)
+    _, untuned = write_model(built_model(shop), tmp_path)
+    assert load_model(tuned).habit_decay == 0.8
+    assert json.loads((tuned / "manifest.json").read_text())["history"] == {"habit_decay": 0.8}
+    assert load_model(untuned).habit_decay == HABIT_DECAY
+
+
+@pytest.mark.parametrize("history", [{"habit_decay": 0}, {"habit_decay": 1.5}, {"habit_decay": "0.8"}, []])
+def test_a_manifest_with_a_broken_habit_decay_does_not_load(shop: Any, tmp_path: Path, history: Any) -> None:
+    shop.weekly_milk_shopper("alice")
+    _, path = write_model(built_model(shop), tmp_path)
+    manifest = json.loads((path / "manifest.json").read_text())
+    (path / "manifest.json").write_text(json.dumps({**manifest, "history": history}))
+    with pytest.raises(ModelFormatError, match="history.habit_decay"):
+        load_model(path)
+
+
+def test_serving_summarises_habits_at_the_models_decay(shop: Any, hand_made_model: Any, fixed_models: Any) -> None:
+    shop.weekly_milk_shopper("alice")  # milk on every trip, pasta on every other one
+
+    def pasta_habit(habit_decay: float) -> float:
+        model = with_habit_decay(hand_made_model, habit_decay)
+        history = Recommender(shop.store, fixed_models(model)).shopper_at("alice", shop.now).history
+        return float(history.habit[list(history.items).index(model.index_of["pasta"])])
+
+    # Pasta was in the latest trip: the faster older trips fade, the more it counts (4 of 7
+    # trips when none fade).
+    assert pasta_habit(0.5) > pasta_habit(0.9) > pasta_habit(1.0) == pytest.approx(4 / 7)
 
 
 @pytest.mark.parametrize(

@@ -20,9 +20,10 @@ from omnix_recs.data.generate import generate_instacart
 from omnix_recs.data.instacart import import_instacart
 from omnix_recs.domain.models import Product
 from omnix_recs.engine import baselines, tuning
-from omnix_recs.engine.artifact import LoadedModel, in_memory_model
+from omnix_recs.engine.artifact import LoadedModel, in_memory_model, with_habit_decay
 from omnix_recs.engine.blends import DEFAULT_BLENDS, Blend, Strategy
 from omnix_recs.engine.build import BuildParameters, build_from_lines
+from omnix_recs.engine.features import HABIT_DECAY
 from omnix_recs.engine.holdout import AskedAt, Split, Trips, hold_out, lines_without, ndcg
 from omnix_recs.engine.matrix import PurchaseLines, read_purchase_lines
 from omnix_recs.engine.recommender import Recommender
@@ -86,6 +87,23 @@ def test_tuning_never_ends_below_its_start_and_keeps_the_strategies_promises(
     assert tuned[Strategy.BALANCED].per_category_cap == DEFAULT_BLENDS[Strategy.BALANCED].per_category_cap
 
 
+def test_habit_decay_is_chosen_among_the_tried_and_never_loses_to_the_default(
+    generated: Store, lines: PurchaseLines, products: list[Product]
+) -> None:
+    trips = Trips.of(lines)
+    split = hold_out(trips, trips.eligible()[:40])
+    model = build(lines_without(lines, split.targets), products)
+    start = DEFAULT_BLENDS[Strategy.REPLENISH]
+    decay = tuning.tune_habit_decay(generated, model, split, seed=0, blend=start)
+    assert decay in tuning.TUNING_HABIT_DECAYS
+
+    def quality(habit_decay: float) -> float:
+        recommender = Recommender(generated, tuning.FixedModel(with_habit_decay(model, habit_decay)))
+        return mean_ndcg(recommender, split, start, Strategy.REPLENISH)
+
+    assert quality(decay) >= quality(HABIT_DECAY)
+
+
 def test_a_poor_start_is_left_behind(held_out: tuple[Recommender, Split]) -> None:
     recommender, split = held_out
     poor = Blend({"popularity": 1.0})
@@ -142,10 +160,9 @@ def test_half_the_shoppers_are_asked_at_each_moment(held_out: tuple[Recommender,
 def test_compare_scores_every_method_at_both_moments(held_out: tuple[Recommender, Split], lines: PurchaseLines) -> None:
     recommender, split = held_out
     results = tuning.compare(
-        recommender,
         split,
         Trips.of(lines),
-        {tuning.ENGINE_DEFAULT: DEFAULT_BLENDS},
+        {tuning.ENGINE_DEFAULT: (recommender, DEFAULT_BLENDS)},
         [baselines.PersonalFrequency()],
         k_values=(10,),
         catalog_size=200,
@@ -229,6 +246,7 @@ def test_validate_tunes_on_some_shoppers_and_judges_on_others(
         assert 0 <= metrics[key] <= 1, key
     assert "validation_balanced_top_frequency_recall@10" not in metrics  # the REPLENISH list again
     assert metrics["validation_customers"] == 25 and metrics["validation_seconds"] > 0
+    assert metrics["validation_habit_decay"] == validation.habit_decay in tuning.TUNING_HABIT_DECAYS
     tuned = validation.results
     mean = np.mean([tuned[w][Strategy.REPLENISH][tuning.ENGINE_TUNED]["recall@10"] for w in AskedAt])
     assert metrics["validation_replenish_recall@10"] == pytest.approx(mean, abs=1e-6)

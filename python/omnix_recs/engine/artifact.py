@@ -16,7 +16,7 @@ import os
 import secrets
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ import numpy as np
 from omnix_recs._core import InvalidInputError, RankTables
 from omnix_recs.engine.blends import Blend, blends_from_json
 from omnix_recs.engine.build import ISO_WEEKS, BuiltModel, no_shoppers_like_you
+from omnix_recs.engine.features import HABIT_DECAY
 from omnix_recs.errors import AlreadyExistsError, ModelFormatError
 
 FORMAT_VERSION = 3
@@ -82,6 +83,9 @@ class LoadedModel:
     tables: RankTables = field(init=False, repr=False)
     # The blends tuned with this version, by strategy (empty: it serves the defaults).
     blends: dict[str, Blend] = field(init=False, repr=False)
+    # How fast a shopper's older trips fade from their habit (engine/features.py), as tuned with
+    # this version; `HABIT_DECAY` for a version that carries none.
+    habit_decay: float = field(init=False, repr=False)
     _candidates_by_week: dict[int, np.ndarray] = field(init=False, repr=False)
     _like_you_row: dict[str, int] = field(init=False, repr=False)
 
@@ -98,6 +102,11 @@ class LoadedModel:
         except ValueError as err:
             raise ModelFormatError(f"model {self.version}: manifest.json {err}") from None
         object.__setattr__(self, "blends", blends)
+        history = self.manifest.get("history", {})
+        decay = history.get("habit_decay", HABIT_DECAY) if isinstance(history, dict) else None
+        if not isinstance(decay, int | float) or isinstance(decay, bool) or not 0.0 < decay <= 1.0:
+            raise ModelFormatError(f"model {self.version}: manifest.json history.habit_decay must be in (0, 1]")
+        object.__setattr__(self, "habit_decay", float(decay))
         object.__setattr__(self, "_candidates_by_week", {})
         object.__setattr__(self, "_like_you_row", {c: n for n, c in enumerate(self.like_you_customers.tolist())})
 
@@ -141,6 +150,12 @@ _NO_ITEMS = np.zeros(0, dtype=np.int32)
 _NO_SCORES = np.zeros(0, dtype=np.float32)
 
 
+def with_habit_decay(model: LoadedModel, habit_decay: float) -> LoadedModel:
+    """The same model serving shoppers' habits at another decay (tuning tries several)."""
+    history = {**model.manifest.get("history", {}), "habit_decay": habit_decay}
+    return replace(model, manifest={**model.manifest, "history": history})
+
+
 def top_items(values: np.ndarray, k: int) -> np.ndarray:
     """Indices of the `k` largest values, best first (ties: lower index first; NaN last)."""
     values = np.nan_to_num(np.asarray(values, dtype=np.float32), nan=-np.inf)
@@ -164,11 +179,13 @@ def manifest_of(
     metrics: dict[str, float],
     *,
     blends: dict[str, Blend] | None = None,
+    habit_decay: float | None = None,
     validation: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """`manifest.json`: format and version, when it was built, `data_as_of` (ISO, the newest
     purchase used; null if none), counts, build parameters and metrics; and when the version was
-    tuned, `blends` ({strategy: `Blend.to_json()`}) and `validation` (how they were judged)."""
+    tuned, `blends` ({strategy: `Blend.to_json()`}), `history` ({"habit_decay": ...}) and
+    `validation` (how they were judged)."""
     manifest: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "version": version,
@@ -180,6 +197,8 @@ def manifest_of(
     }
     if blends:
         manifest["blends"] = {str(strategy): blend.to_json() for strategy, blend in blends.items()}
+    if habit_decay is not None:
+        manifest["history"] = {"habit_decay": habit_decay}
     if validation is not None:
         manifest["validation"] = validation
     return manifest
@@ -192,10 +211,11 @@ def write_model(
     version: str | None = None,
     metrics: dict[str, float] | None = None,
     blends: dict[str, Blend] | None = None,
+    habit_decay: float | None = None,
     validation: dict[str, Any] | None = None,
 ) -> tuple[str, Path]:
     """Write `built` as `<model_dir>/<version>/`, atomically; returns (version, its path).
-    `blends` and `validation`: what tuning chose, for the manifest (see `manifest_of`)."""
+    `blends`, `habit_decay` and `validation`: what tuning chose, for the manifest (see `manifest_of`)."""
     created_at = datetime.now(UTC)
     version = version or new_version(created_at)
     root = Path(model_dir)
@@ -211,7 +231,9 @@ def write_model(
                 np.save(fh, np.ascontiguousarray(built.arrays[name]), allow_pickle=False)
                 _flush(fh)
         _write_json(staging / "item_ids.json", built.item_ids)
-        manifest = manifest_of(built, version, created_at, metrics or {}, blends=blends, validation=validation)
+        manifest = manifest_of(
+            built, version, created_at, metrics or {}, blends=blends, habit_decay=habit_decay, validation=validation
+        )
         _write_json(staging / "manifest.json", manifest)
         staging.chmod(0o755)
         os.rename(staging, final)
@@ -222,10 +244,12 @@ def write_model(
     return version, final
 
 
-def in_memory_model(built: BuiltModel, version: str, *, blends: dict[str, Blend] | None = None) -> LoadedModel:
+def in_memory_model(
+    built: BuiltModel, version: str, *, blends: dict[str, Blend] | None = None, habit_decay: float | None = None
+) -> LoadedModel:
     """The model `built` would load as, without writing it (for tests, experiments and the
     validation builds of training)."""
-    manifest = manifest_of(built, version, datetime.now(UTC), {}, blends=blends)
+    manifest = manifest_of(built, version, datetime.now(UTC), {}, blends=blends, habit_decay=habit_decay)
     arrays = {name: built.arrays[name].view() for name in ARRAY_NAMES}
     for view in arrays.values():
         view.flags.writeable = False

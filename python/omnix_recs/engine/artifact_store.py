@@ -72,13 +72,16 @@ class ModelDestination:
         metrics: dict[str, float],
         *,
         blends: dict[str, Blend] | None = None,
+        habit_decay: float | None = None,
         validation: dict[str, Any] | None = None,
     ) -> SavedModel:
-        """Write `built` as a new version (with the blends tuned for it, see `write_model`),
+        """Write `built` as a new version (with the blends and habit decay tuned for it, see `write_model`),
         check it reads back, and upload it for S3. On failure nothing is left behind (locally,
         and in the bucket as far as S3 allows)."""
         directory = self._cache_dir if self._bucket else self._model_dir
-        version, path = write_model(built, directory, metrics=metrics, blends=blends, validation=validation)
+        version, path = write_model(
+            built, directory, metrics=metrics, blends=blends, habit_decay=habit_decay, validation=validation
+        )
         try:
             model = load_model(path)  # proves the artifact reads back before anything points at it
             artifact_uri = str(path.resolve())

@@ -31,6 +31,7 @@ from omnix_recs.domain.models import (
 )
 from omnix_recs.engine.features import (
     CART_WINDOW,
+    HABIT_DECAY,
     HistoryFeatures,
     PurchaseSummary,
     cart_from_interactions,
@@ -109,9 +110,12 @@ class Shopper:
         customer: Customer,
         snapshot: ShopperSnapshot | None,
         cart: CartEvents | None,
+        *,
+        habit_decay: float = HABIT_DECAY,
     ) -> None:
         self._store = store
         self._index_of = index_of
+        self._habit_decay = habit_decay
         self.customer = customer
         self._snapshot = snapshot
         self._cart = cart
@@ -123,7 +127,7 @@ class Shopper:
         # Purchases dated after `as_of` (a backtest, or lines an import dated later today): only
         # the lines before it count, so they are read again, in columns (the fast read).
         lines = self._store.order_lines_of(self.customer.customer_id, before=as_of)
-        return summarize_lines(lines, self._index_of).at(as_of)
+        return summarize_lines(lines, self._index_of, habit_decay=self._habit_decay).at(as_of)
 
     def cart(self, as_of: datetime) -> list[str]:
         """The products in the shopper's cart at `as_of` (see `cart_from_interactions`)."""
@@ -139,30 +143,42 @@ class ShopperReads:
         self._cache = cache
 
     def shopper(
-        self, customer_id: str, model_version: str, index_of: dict[str, int], as_of: datetime | None = None
+        self,
+        customer_id: str,
+        model_version: str,
+        index_of: dict[str, int],
+        as_of: datetime | None = None,
+        *,
+        habit_decay: float = HABIT_DECAY,
     ) -> Shopper:
-        """The shopper, for a request about `as_of` (default now). `NotFoundError` for an unknown
-        customer (never cached)."""
+        """The shopper, for a request about `as_of` (default now), their habits summarised at the
+        model's `habit_decay`. `NotFoundError` for an unknown customer (never cached)."""
         snapshot = self._cache.fetch(
-            customer_id, f"shopper:{model_version}", SNAPSHOT_CODEC, lambda: self._snapshot(customer_id, index_of)
+            customer_id,
+            f"shopper:{model_version}",
+            SNAPSHOT_CODEC,
+            lambda: self._snapshot(customer_id, index_of, habit_decay),
         )
         # The cart is read from `as_of` on, so the request that fills the cache can use it too.
         since = min(as_of or _now(), _now())
         cart = self._cache.fetch(cart_owner(customer_id), "cart", CART_CODEC, lambda: self._cart(customer_id, since))
-        return Shopper(self._store, index_of, snapshot.customer, snapshot, cart)
+        return Shopper(self._store, index_of, snapshot.customer, snapshot, cart, habit_decay=habit_decay)
 
-    def shopper_as_of(self, customer_id: str, index_of: dict[str, int], as_of: datetime) -> Shopper:
+    def shopper_as_of(
+        self, customer_id: str, index_of: dict[str, int], as_of: datetime, *, habit_decay: float = HABIT_DECAY
+    ) -> Shopper:
         """The shopper for a moment in the past, read from the store alone (an offline
         evaluation's backtest): a snapshot holds the later purchases too, so a backtest reads the
         lines before `as_of` in any case, and one that asks about each shopper once would only
         pay for a snapshot it never uses."""
-        return Shopper(self._store, index_of, self._store.get_customer(customer_id), None, None)
+        customer = self._store.get_customer(customer_id)
+        return Shopper(self._store, index_of, customer, None, None, habit_decay=habit_decay)
 
-    def _snapshot(self, customer_id: str, index_of: dict[str, int]) -> ShopperSnapshot:
+    def _snapshot(self, customer_id: str, index_of: dict[str, int], habit_decay: float) -> ShopperSnapshot:
         customer = self._store.get_customer(customer_id)
         purchases = None
         if customer.consent.personalization:
-            purchases = summarize_lines(self._store.order_lines_of(customer_id), index_of)
+            purchases = summarize_lines(self._store.order_lines_of(customer_id), index_of, habit_decay=habit_decay)
         return ShopperSnapshot(customer, purchases)
 
     def _cart(self, customer_id: str, as_of: datetime) -> CartEvents:

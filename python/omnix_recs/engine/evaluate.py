@@ -21,9 +21,10 @@ import numpy as np
 from omnix_recs.config import Settings
 from omnix_recs.domain.models import Product
 from omnix_recs.engine import baselines
-from omnix_recs.engine.artifact import LoadedModel, load_model, write_model
-from omnix_recs.engine.blends import DEFAULT_BLENDS, Blend, describe
+from omnix_recs.engine.artifact import LoadedModel, load_model, with_habit_decay, write_model
+from omnix_recs.engine.blends import DEFAULT_BLENDS, Blend, Strategy, describe
 from omnix_recs.engine.build import BuildParameters, build_from_lines
+from omnix_recs.engine.features import HABIT_DECAY
 from omnix_recs.engine.holdout import MIN_TRIPS, AskedAt, Trips, hold_out, lines_without
 from omnix_recs.engine.matrix import PurchaseLines, read_purchase_lines
 from omnix_recs.engine.recommender import Recommender
@@ -36,6 +37,7 @@ from omnix_recs.engine.tuning import (
     Results,
     compare,
     tune_blends,
+    tune_habit_decay,
 )
 from omnix_recs.store.base import Store
 
@@ -94,36 +96,34 @@ def run_evaluation(
 
     with tempfile.TemporaryDirectory(prefix="omnix-eval-") as workdir:
         tuned: dict[str, Blend] = {}
+        habit_decay = HABIT_DECAY
         if tune:
             validation = hold_out(trips, eligible, back=2)
             held_out = np.concatenate([validation.targets, test.targets])
             val_model = build(
                 lines_without(lines, held_out), products, replace(settings, model_dir=str(Path(workdir) / "validation"))
             )
-            recommender = Recommender(store, FixedModel(val_model))
-            tuned = tune_blends(recommender, validation.sample(TUNING_SHOPPERS, seed), seed=seed)
+            tuning_split = validation.sample(TUNING_SHOPPERS, seed)
+            start = DEFAULT_BLENDS[Strategy.REPLENISH]
+            habit_decay = tune_habit_decay(store, val_model, tuning_split, seed=seed, blend=start)
+            recommender = Recommender(store, FixedModel(with_habit_decay(val_model, habit_decay)))
+            tuned = tune_blends(recommender, tuning_split, seed=seed)
         test_model = build(
             lines_without(lines, test.targets), products, replace(settings, model_dir=str(Path(workdir) / "test"))
         )
-        engine: dict[str, Mapping[str, Blend]] = {ENGINE_DEFAULT: DEFAULT_BLENDS}
+        engine: dict[str, tuple[Recommender, Mapping[str, Blend]]] = {
+            ENGINE_DEFAULT: (Recommender(store, FixedModel(test_model)), DEFAULT_BLENDS)
+        }
         if tuned:
-            engine[ENGINE_TUNED] = tuned
-        results = compare(
-            Recommender(store, FixedModel(test_model)),
-            test,
-            trips,
-            engine,
-            _baselines(),
-            k_values=k_values,
-            catalog_size=len(products),
-            seed=seed,
-        )
+            tuned_model = with_habit_decay(test_model, habit_decay)
+            engine[ENGINE_TUNED] = (Recommender(store, FixedModel(tuned_model)), tuned)
+        results = compare(test, trips, engine, _baselines(), k_values=k_values, catalog_size=len(products), seed=seed)
 
     header = (
         f"Offline evaluation: {len(eligible)} customers, held-out last basket, "
         f"model {test_model.version}, {time.perf_counter() - started:.0f} s"
     )
-    return _table(header, results, k_values, tuned)
+    return _table(header, results, k_values, tuned, habit_decay)
 
 
 def _baselines() -> list[baselines.Baseline]:
@@ -137,7 +137,7 @@ def _production_build(lines: PurchaseLines, products: list[Product], settings: S
     return load_model(path)
 
 
-def _table(header: str, results: Results, k_values: Sequence[int], tuned: dict[str, Blend]) -> str:
+def _table(header: str, results: Results, k_values: Sequence[int], tuned: dict[str, Blend], habit_decay: float) -> str:
     k_max = max(k_values)
     columns = [f"{m}@{k}" for k in k_values for m in ("recall", "ndcg", "hit")]
     columns += [f"coverage@{k_max}", f"personalization@{k_max}"]
@@ -157,4 +157,6 @@ def _table(header: str, results: Results, k_values: Sequence[int], tuned: dict[s
             lines.append("")
     for strategy, blend in tuned.items():
         lines.append(f"tuned {strategy} blend: {describe(blend)}")
+    if tuned:
+        lines.append(f"tuned habit decay: {habit_decay} per trip back")
     return "\n".join(lines).rstrip() + "\n"

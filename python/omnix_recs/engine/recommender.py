@@ -395,9 +395,11 @@ class Recommender:
         """The shopper's profile, history features and basket (the cart when none is given);
         `backtest`: read past the cache (`ShopperReads.shopper_as_of`)."""
         if backtest:
-            shopper = self._reads.shopper_as_of(customer_id, model.index_of, as_of)
+            shopper = self._reads.shopper_as_of(customer_id, model.index_of, as_of, habit_decay=model.habit_decay)
         else:
-            shopper = self._reads.shopper(customer_id, model.version, model.index_of, as_of)
+            shopper = self._reads.shopper(
+                customer_id, model.version, model.index_of, as_of, habit_decay=model.habit_decay
+            )
         if shopper.customer.consent.personalization:
             history = shopper.history(as_of).with_shoppers_like_you(*model.shoppers_like(customer_id))
         else:

@@ -83,7 +83,13 @@ def train_model(
         log.warning("%s", tuning)
     else:
         tuning = "default blends: trained without tuning"
-    saved = destination.save(built, metrics, blends=blends, validation=validation.to_json() if validation else None)
+    saved = destination.save(
+        built,
+        metrics,
+        blends=blends,
+        habit_decay=validation.habit_decay if validation else None,
+        validation=validation.to_json() if validation else None,
+    )
     record = ModelRecord(
         version=saved.version,
         created_at=saved.created_at,

@@ -26,8 +26,9 @@ import numpy as np
 from omnix_recs._core import RANK_SIGNALS
 from omnix_recs.domain.models import Product
 from omnix_recs.engine import baselines
-from omnix_recs.engine.artifact import LoadedModel
+from omnix_recs.engine.artifact import LoadedModel, with_habit_decay
 from omnix_recs.engine.blends import DEFAULT_BLENDS, Blend, Strategy
+from omnix_recs.engine.features import HABIT_DECAY
 from omnix_recs.engine.holdout import AskedAt, Split, Trips, hold_out, lines_without, list_metrics, ndcg
 from omnix_recs.engine.matrix import PurchaseLines
 from omnix_recs.engine.recommender import PreparedShopper, Recommender
@@ -51,6 +52,9 @@ TUNING_MIN_GAIN = 1e-4
 TUNING_MIN_STANDARD_ERRORS = 1.0
 # Shoppers in the heat a step must win before it is ranked for every tuning shopper.
 TUNING_HEAT_SHOPPERS = 300
+# Habit decays tried (the weight of the trip k trips back is decay**k): TIFU-KNN's 0.9 suits
+# Complete Journey; a shop of steadier routines does better forgetting faster.
+TUNING_HABIT_DECAYS = (0.8, 0.9, 0.95)
 # Shoppers the blends are tuned on (a seeded sample when there are more): each trial ranks them
 # all, and a couple of thousand already separates blends far beyond what tuning can use.
 TUNING_SHOPPERS = 2000
@@ -132,6 +136,37 @@ def tune_blends(
         truth = split.truth(task)
         tuned[task] = tune(recommender, shoppers, truth, blend, also_from=habit, tune_cap=task is not Strategy.BALANCED)
     return tuned
+
+
+def tune_habit_decay(store: Store, model: LoadedModel, split: Split, *, seed: int = 0, blend: Blend) -> float:
+    """The habit decay (of `TUNING_HABIT_DECAYS`) under which `blend`'s lists rank the split's
+    held-out baskets best: `HABIT_DECAY` unless another is clearly better (`_Judge`). How fast a
+    shopper's older trips should fade is a property of the shop (how steady its shoppers' habits
+    are), so the data decides it, before the blends are tuned at the chosen decay."""
+    truth = split.truth(Strategy.REPLENISH)
+    moments = mixed_moments(split, seed)
+    judged = [i for i, t in enumerate(truth) if t]
+    if not judged:
+        return HABIT_DECAY
+    qualities: dict[float, list[float]] = {}
+    for decay in TUNING_HABIT_DECAYS:
+        recommender = Recommender(store, FixedModel(with_habit_decay(model, decay)))
+        shoppers = prepare(recommender, split.subset(judged), [moments[i] for i in judged])
+        lists = rank_all(recommender, shoppers, blend, TUNING_METRIC_K)
+        qualities[decay] = [ndcg(ranked, truth[i], TUNING_METRIC_K) for ranked, i in zip(lists, judged)]
+    best = HABIT_DECAY
+    for decay, scores in qualities.items():
+        gain = np.array(scores) - np.array(qualities[best])
+        error = float(gain.std(ddof=1) / np.sqrt(len(gain))) if len(gain) > 1 else 0.0
+        if float(gain.mean()) >= max(TUNING_MIN_GAIN, TUNING_MIN_STANDARD_ERRORS * error):
+            best = decay
+    log.info(
+        "habit decay for this shop: %s (NDCG@%d by decay: %s)",
+        best,
+        TUNING_METRIC_K,
+        {d: round(float(np.mean(q)), 4) for d, q in qualities.items()},
+    )
+    return best
 
 
 def mixed_moments(split: Split, seed: int) -> list[datetime]:
@@ -255,19 +290,19 @@ def _moves(blend: Blend, coordinate: str) -> list[Blend]:
 
 
 def compare(
-    recommender: Recommender,
     split: Split,
     trips: Trips,
-    engine: Mapping[str, Mapping[str, Blend]],
+    engine: Mapping[str, tuple[Recommender, Mapping[str, Blend]]],
     references: Sequence[baselines.Baseline],
     *,
     k_values: Sequence[int],
     catalog_size: int,
     seed: int = 0,
 ) -> Results:
-    """Metrics of the engine under each named set of blends, asked at each moment, and of the
-    reference methods, on the split's held-out baskets (the split must hold out each shopper's
-    latest trip: a baseline learns from all of `trips` but those baskets).
+    """Metrics of the engine in each named setting (a recommender, whose model fixes how habits
+    are summarised, and its blends), asked at each moment, and of the reference methods, on the
+    split's held-out baskets (the split must hold out each shopper's latest trip: a baseline
+    learns from all of `trips` but those baskets).
 
     The baselines do not depend on the moment: their lists are scored once and filed under both.
     Their lists pass through the shopper's catalog filters as the engine's do (diet, allergens,
@@ -276,10 +311,10 @@ def compare(
     results: Results = {when: {task: {} for task in TASKS} for when in AskedAt}
     shown: list[np.ndarray] = []
     for when in AskedAt:
-        shoppers = prepare(recommender, split, split.asked_at(when))
-        shown = [recommender.shown(s) for s in shoppers]
-        for task in TASKS:
-            for name, blends in engine.items():
+        for name, (recommender, blends) in engine.items():
+            shoppers = prepare(recommender, split, split.asked_at(when))
+            shown = [recommender.shown(s) for s in shoppers]  # the catalog filters: alike in every setting
+            for task in TASKS:
                 lists = rank_all(recommender, shoppers, blends[task], k_max)
                 results[when][task][name] = list_metrics(lists, split.truth(task), k_values, catalog_size, seed)
     add_baselines(results, split, trips, references, shown, k_values=k_values, catalog_size=catalog_size, seed=seed)
@@ -369,6 +404,7 @@ class Validation:
     """What training learnt on held-out baskets: the tuned blends and how every method scored."""
 
     blends: dict[str, Blend]  # by strategy
+    habit_decay: float  # how fast older trips fade from a shopper's habit (engine/features.py)
     results: Results  # on the validation shoppers
     tuning_customers: int
     customers: int  # validation shoppers
@@ -384,6 +420,7 @@ class Validation:
             "validation_customers": float(self.customers),
             "validation_tuning_customers": float(self.tuning_customers),
             "validation_baseline_customers": float(self.baseline_customers),
+            "validation_habit_decay": self.habit_decay,
         }
         out["validation_seconds"] = round(sum(self.stage_seconds.values()), 3)
         out.update({f"validation_seconds_{stage}": round(s, 3) for stage, s in self.stage_seconds.items()})
@@ -447,15 +484,15 @@ def validate(
     split = hold_out(trips, tuning_group + validation_group)
     tuning, validation = split.subset(range(group)), split.subset(range(group, 2 * group))
     clock.lap("hold_out")
-    recommender = Recommender(store, FixedModel(build(lines_without(lines, split.targets))))
+    model = build(lines_without(lines, split.targets))
     clock.lap("build")
+    habit_decay = tune_habit_decay(store, model, tuning, seed=seed, blend=start[Strategy.REPLENISH])
+    recommender = Recommender(store, FixedModel(with_habit_decay(model, habit_decay)))
     tuned = tune_blends(recommender, tuning, seed=seed, start=start)
     clock.lap("tuning")
-    engine = {ENGINE_DEFAULT: start, ENGINE_TUNED: tuned}
+    engine = {ENGINE_DEFAULT: (Recommender(store, FixedModel(model)), start), ENGINE_TUNED: (recommender, tuned)}
     k_values, catalog_size = (VALIDATION_K,), len(products)
-    results = compare(
-        recommender, validation, trips, engine, [], k_values=k_values, catalog_size=catalog_size, seed=seed
-    )
+    results = compare(validation, trips, engine, [], k_values=k_values, catalog_size=catalog_size, seed=seed)
     clock.lap("engine")
     references: list[baselines.Baseline] = [baselines.PersonalFrequency(), baselines.TifuKNN()]
     shown = [recommender.shown(s) for s in prepare(recommender, validation, validation.asked_at(AskedAt.NEXT_TRIP))]
@@ -472,7 +509,7 @@ def validate(
         population=BASELINE_SHOPPERS,
     )
     clock.lap("baselines")
-    return Validation(tuned, results, len(tuning), len(validation), population, clock.laps)
+    return Validation(tuned, habit_decay, results, len(tuning), len(validation), population, clock.laps)
 
 
 class _Stages:
