@@ -15,7 +15,7 @@ import numpy as np
 from omnix_recs._core import RANK_SIGNALS
 
 CYCLE_PRIOR_GAPS = 2.0
-DUE_WIDTH_EARLY = 0.6
+DUE_WIDTH_EARLY = 0.4
 DUE_WIDTH_LATE = 1.0
 REASON_MIN_SHARE = 0.15
 REASONS_PER_ITEM = 2
@@ -52,6 +52,19 @@ def _accumulate(
     np.add.at(total, rows_idx[valid], rows_val[valid])
     reached[rows_idx[valid]] = True
     return total, reached
+
+
+def _replaced(aisle: np.ndarray, days: np.ndarray, own: np.ndarray, orders: np.ndarray) -> np.ndarray:
+    """Which history products another repeat product (2+ trips) of their aisle, first bought
+    after they were last bought, has replaced."""
+    with np.errstate(invalid="ignore"):
+        first = (days + own * (orders - np.float32(1.0))).astype(np.float32)
+    repeat = (orders >= 2) & np.isfinite(own) & (aisle >= 0)
+    replaced = np.zeros(len(aisle), dtype=bool)
+    for k in range(len(aisle)):
+        same = repeat & (aisle == aisle[k])
+        replaced[k] = aisle[k] >= 0 and bool(same.any()) and bool(first[same].min() < days[k])
+    return replaced
 
 
 def rank_reference(tables: dict[str, np.ndarray], **request: object) -> ReferenceRanking:
@@ -123,6 +136,11 @@ def rank_reference(tables: dict[str, np.ndarray], **request: object) -> Referenc
     signals[hist, _signal("due_by_next_trip")] = habit * due_next
     signals[hist, _signal("habit")] = habit
     signals[hist, _signal("repurchase")] = np.clip(tables["repurchase_rate"][hist], 0.0, 1.0)
+    replaced_weight = np.float32(req.get("replaced_weight", 1.0))  # type: ignore[arg-type]
+    if replaced_weight < 1:
+        replaced = _replaced(np.asarray(req["category_ids"], dtype=np.int64)[hist], days, own, orders)
+        for name in ("replenishment", "due_by_next_trip", "habit", "repurchase"):
+            signals[hist[replaced], _signal(name)] *= replaced_weight
     for name, evidence in (
         ("co_purchase", co_purchase),
         ("similar", similar),

@@ -178,6 +178,7 @@ class RankTables:
         days_to_next_trip: float = 0.0,
         like_you_items: npt.NDArray[np.int32] | None = None,
         like_you_scores: npt.NDArray[np.float32] | None = None,
+        replaced_weight: float = 1.0,
     ) -> tuple[
         npt.NDArray[np.int32],
         npt.NDArray[np.float32],

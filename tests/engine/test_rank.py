@@ -69,6 +69,7 @@ def random_request(
         "days_to_next_trip": float(rng.uniform(0, 10)),
         "like_you_items": rng.choice(n, size=25, replace=False).astype(np.int32),
         "like_you_scores": rng.random(25).astype(np.float32),
+        "replaced_weight": float(rng.choice([0.0, 0.5, 1.0])),
     }
     request.update(overrides)
     return request

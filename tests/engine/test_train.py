@@ -248,7 +248,9 @@ def built_model(shop: Any) -> Any:
 def test_blends_round_trip_through_the_manifest(shop: Any, tmp_path: Path) -> None:
     shop.weekly_milk_shopper("alice")
     blends: dict[str, Blend] = {
-        Strategy.REPLENISH: Blend({"habit": 2.0, "popularity": 0.01}, per_category_cap=3, neighbours_per_item=10),
+        Strategy.REPLENISH: Blend(
+            {"habit": 2.0, "popularity": 0.01}, per_category_cap=3, neighbours_per_item=10, replaced_weight=0.5
+        ),
         Strategy.DISCOVER: Blend({"taste": 1.0}, exclude_history=True),
     }
     _, path = write_model(built_model(shop), tmp_path, blends=blends, validation={"customers": 3})
@@ -261,6 +263,7 @@ def test_blends_round_trip_through_the_manifest(shop: Any, tmp_path: Path) -> No
         "exclude_history": False,
         "per_category_cap": 3,
         "neighbours_per_item": 10,
+        "replaced_weight": 0.5,
     }
 
 
@@ -303,6 +306,8 @@ def test_serving_summarises_habits_at_the_models_decay(shop: Any, hand_made_mode
         ({"replenish": {"weights": {"habit": -1.0}}}, "weights must be numbers >= 0"),
         ({"replenish": {"weights": {"habit": 1.0}, "per_category_cap": "3"}}, "per_category_cap must be int"),
         ({"replenish": {"weights": {"habit": 1.0}, "neighbours_per_item": 0}}, "neighbours_per_item >= 1"),
+        ({"replenish": {"weights": {"habit": 1.0}, "replaced_weight": 2}}, "replaced_weight must be in"),
+        ({"replenish": {"weights": {"habit": 1.0}, "replaced_weight": "0"}}, "replaced_weight must be a number"),
         ({"weekly": {"weights": {"habit": 1.0}}}, "unknown strategies"),
         ({"replenish": []}, "an object with a 'weights' object"),
         ([], "an object keyed by strategy"),

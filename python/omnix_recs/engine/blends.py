@@ -33,11 +33,16 @@ class Blend:
     exclude_history: bool = False
     per_category_cap: int = 0  # 0 = no cap
     neighbours_per_item: int = 20
+    # How much a product still counts once the shopper has replaced it by another of its aisle
+    # (a brand switch: the kernel's `replaced_weight`), in [0, 1]; 1 = like any other.
+    replaced_weight: float = 1.0
 
     def __post_init__(self) -> None:
         unknown = set(self.weights) - set(RANK_SIGNALS)
         if unknown:
             raise ValueError(f"unknown signals {sorted(unknown)}; known: {RANK_SIGNALS}")
+        if not 0.0 <= self.replaced_weight <= 1.0:
+            raise ValueError(f"blend replaced_weight must be in [0, 1], got {self.replaced_weight}")
 
     def to_json(self) -> dict[str, Any]:
         """The blend as the model's manifest stores it (signals in kernel order, unused left out)."""
@@ -46,6 +51,7 @@ class Blend:
             "exclude_history": self.exclude_history,
             "per_category_cap": self.per_category_cap,
             "neighbours_per_item": self.neighbours_per_item,
+            "replaced_weight": self.replaced_weight,
         }
 
     @classmethod
@@ -56,15 +62,21 @@ class Blend:
         weights = value["weights"]
         if not all(isinstance(w, int | float) and not isinstance(w, bool) and w >= 0 for w in weights.values()):
             raise ValueError("blend weights must be numbers >= 0")
-        rules = {"exclude_history": bool, "per_category_cap": int, "neighbours_per_item": int}
+        rules: dict[str, type | tuple[type, ...]] = {
+            "exclude_history": bool,
+            "per_category_cap": int,
+            "neighbours_per_item": int,
+            "replaced_weight": (int, float),
+        }
         for name, kind in rules.items():
-            if name in value and type(value[name]) is not kind:
-                raise ValueError(f"blend {name} must be {kind.__name__}")
+            if name in value and (type(value[name]) not in (kind if isinstance(kind, tuple) else (kind,))):
+                raise ValueError(f"blend {name} must be {_kind_name(kind)}")
         if value.get("per_category_cap", 0) < 0 or value.get("neighbours_per_item", 1) < 1:
             raise ValueError("blend per_category_cap must be >= 0 and neighbours_per_item >= 1")
         return cls(
             {name: float(w) for name, w in weights.items()},
-            **{name: value[name] for name in rules if name in value},
+            **{name: value[name] for name in rules if name in value and name != "replaced_weight"},
+            replaced_weight=float(value.get("replaced_weight", 1.0)),
         )
 
     @functools.cached_property
@@ -152,4 +164,9 @@ def describe(blend: Blend) -> str:
     weights = ", ".join(f"{name} {blend.weights[name]:g}" for name in RANK_SIGNALS if blend.weights.get(name, 0) > 0)
     cap = blend.per_category_cap or "none"
     excluded = "; leaves out past purchases" if blend.exclude_history else ""
-    return f"{weights}; {blend.neighbours_per_item} neighbours per product, per-aisle cap {cap}{excluded}"
+    replaced = f"; a replaced product counts {blend.replaced_weight:g}" if blend.replaced_weight < 1 else ""
+    return f"{weights}; {blend.neighbours_per_item} neighbours per product, per-aisle cap {cap}{excluded}{replaced}"
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    return "a number" if isinstance(kind, tuple) else kind.__name__

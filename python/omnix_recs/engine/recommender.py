@@ -453,6 +453,7 @@ class Recommender:
                 days_to_next_trip=history.days_to_next_trip,
                 like_you_items=history.like_you_items,
                 like_you_scores=history.like_you_scores,
+                replaced_weight=blend.replaced_weight,
             )
         )
 

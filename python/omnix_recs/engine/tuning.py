@@ -45,6 +45,8 @@ TUNING_NEW_WEIGHTS = (0.05, 0.25)
 TUNING_MAX_PASSES = 2
 TUNING_NEIGHBOURS = (10, 20, 50)
 TUNING_CATEGORY_CAPS = (0, 3)
+# How much a product replaced by another of its aisle still counts (kernel `replaced_weight`).
+TUNING_REPLACED_WEIGHTS = (0.0, 0.5, 1.0)
 # A change is kept only when it adds at least this much mean NDCG@10, and more than this many
 # standard errors of the shopper-by-shopper gain: smaller gains are noise of the sample (they
 # do not carry over to other baskets), and chasing them costs passes.
@@ -199,7 +201,12 @@ def tune(
     if not evaluated:
         return start
     judge = _Judge(recommender, [s for s, _ in evaluated], [t for _, t in evaluated])
-    coordinates = [*RANK_SIGNALS, "neighbours_per_item", *(["per_category_cap"] if tune_cap else [])]
+    coordinates = [
+        *RANK_SIGNALS,
+        "neighbours_per_item",
+        *(["per_category_cap"] if tune_cap else []),
+        *([] if start.exclude_history else ["replaced_weight"]),
+    ]
     best_quality, best = max(((judge.quality(b), b) for b in (start, *also_from)), key=lambda pair: pair[0])
     started, trials = judge.quality(start), 0
     for _ in range(TUNING_MAX_PASSES):
@@ -258,7 +265,7 @@ class _Judge:
         return float(gain.mean()) >= max(TUNING_MIN_GAIN, TUNING_MIN_STANDARD_ERRORS * error)
 
     def _ranked(self, blend: Blend, *, parts: int) -> list[list[float]]:
-        key = (tuple(blend.vector.tolist()), blend.per_category_cap, blend.neighbours_per_item)
+        key = (tuple(blend.vector.tolist()), blend.per_category_cap, blend.neighbours_per_item, blend.replaced_weight)
         scores = self._scores.setdefault(key, [])
         while len(scores) < parts:
             shoppers, truth = self._parts[len(scores)]
@@ -274,6 +281,8 @@ def _moves(blend: Blend, coordinate: str) -> list[Blend]:
         return [replace(blend, neighbours_per_item=n) for n in TUNING_NEIGHBOURS if n != blend.neighbours_per_item]
     if coordinate == "per_category_cap":
         return [replace(blend, per_category_cap=c) for c in TUNING_CATEGORY_CAPS if c != blend.per_category_cap]
+    if coordinate == "replaced_weight":
+        return [replace(blend, replaced_weight=w) for w in TUNING_REPLACED_WEIGHTS if w != blend.replaced_weight]
     if blend.exclude_history and coordinate in HISTORY_ONLY_SIGNALS:
         return []
     current = blend.weights.get(coordinate, 0.0)

@@ -66,7 +66,7 @@ const CYCLE_PRIOR_GAPS: f32 = 2.0;
 /// Width (in log-ratio units) of the due-ness bump before and after the expected day. Early is
 /// narrower: a product bought yesterday is rarely needed again today, while an overdue one
 /// stays likely for a while before the habit is judged lapsed.
-const DUE_WIDTH_EARLY: f32 = 0.6;
+const DUE_WIDTH_EARLY: f32 = 0.4;
 const DUE_WIDTH_LATE: f32 = 1.0;
 /// A signal's contribution must reach this share of the item's score to be given as a reason.
 const REASON_MIN_SHARE: f32 = 0.15;
@@ -158,6 +158,10 @@ pub struct Request<'a> {
     pub per_category_cap: usize,
     /// How many of each context item's neighbours to follow.
     pub neighbours_per_item: usize,
+    /// How much a product the shopper has replaced still counts, in [0, 1] (1 = like any other):
+    /// scales its history signals. Replaced = another product of its aisle, first bought after
+    /// this one was last bought, has been bought on two or more trips since (a brand switch).
+    pub replaced_weight: f32,
 }
 
 /// The top-k, best first. `reasons`/`anchors` are `[k, REASONS_PER_ITEM]` row-major: signal
@@ -309,6 +313,32 @@ fn affinity_by_key(history: &History, keys: &[i32]) -> Vec<(i32, f32)> {
     merged
 }
 
+/// Per aisle, how many days ago the shopper first bought the newest of their repeat choices
+/// there (products bought on two or more trips), sorted by aisle. A trip's first purchase is
+/// `mean_gap_days * (orders - 1)` before its last.
+fn newest_choice_by_aisle(history: &History, category: &[i32]) -> Vec<(i32, f32)> {
+    let mut firsts: Vec<(i32, f32)> = (0..history.items.len())
+        .filter(|&p| history.orders[p] >= 2.0 && history.mean_gap_days[p].is_finite())
+        .map(|p| {
+            let first = history.days_since_last[p] + history.mean_gap_days[p] * (history.orders[p] - 1.0);
+            (category[history.items[p] as usize], first)
+        })
+        .filter(|(aisle, _)| *aisle >= 0)
+        .collect();
+    firsts.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    firsts.dedup_by_key(|p| p.0); // keeps each aisle's most recent first purchase
+    firsts
+}
+
+/// Whether a product of `aisle` last bought `days_since_last` ago has been replaced: a repeat
+/// choice of the same aisle was first bought after it.
+fn replaced(newest_choices: &[(i32, f32)], aisle: i32, days_since_last: f32) -> bool {
+    match newest_choices.binary_search_by_key(&aisle, |p| p.0) {
+        Ok(pos) => newest_choices[pos].1 < days_since_last,
+        Err(_) => false,
+    }
+}
+
 fn affinity_of(table: &[(i32, f32)], key: i32) -> f32 {
     match table.binary_search_by_key(&key, |p| p.0) {
         Ok(pos) => table[pos].1,
@@ -385,6 +415,9 @@ fn validate_request(t: &ItemTables, r: &Request) -> CoreResult<()> {
     }
     if r.week >= t.weeks {
         return invalid!("week column {} outside 0..{}", r.week, t.weeks);
+    }
+    if !(0.0..=1.0).contains(&r.replaced_weight) {
+        return invalid!("replaced_weight must be in [0, 1], got {}", r.replaced_weight);
     }
     for (what, items) in [
         ("history", h.items),
@@ -546,6 +579,7 @@ fn signals_of(
     strongest: &Strongest,
     categories: &[(i32, f32)],
     brands: &[(i32, f32)],
+    newest_choices: &[(i32, f32)],
 ) -> [f32; N_SIGNALS] {
     let i = c.item as usize;
     let mut v = [0.0f32; N_SIGNALS];
@@ -557,6 +591,11 @@ fn signals_of(
         v[DUE_BY_NEXT_TRIP] = h.habit[p] * dueness(h.days_since_last[p] + h.days_to_next_trip, cycle);
         v[HABIT] = h.habit[p];
         v[REPURCHASE] = t.repurchase_rate[i].clamp(0.0, 1.0);
+        if replaced(newest_choices, r.category[i], h.days_since_last[p]) {
+            for signal in [REPLENISHMENT, DUE_BY_NEXT_TRIP, HABIT, REPURCHASE] {
+                v[signal] *= r.replaced_weight;
+            }
+        }
     }
     v[CO_PURCHASE] = scaled(c.co_purchase, strongest.co_purchase);
     v[SIMILAR] = scaled(c.similar, strongest.similar);
@@ -597,9 +636,10 @@ fn rank_with(t: &ItemTables, r: &Request, s: &mut Scratch) -> Ranked {
     let strongest = Strongest::among(s.candidates.iter().filter(|c| eligible(c)));
     let categories = affinity_by_key(&r.history, r.category);
     let brands = affinity_by_key(&r.history, r.brand);
+    let newest_choices = if r.replaced_weight < 1.0 { newest_choice_by_aisle(&r.history, r.category) } else { vec![] };
     let weight_total: f32 = r.weights.iter().sum();
     let score_of = |c: &Candidate| -> ([f32; N_SIGNALS], f32) {
-        let v = signals_of(t, r, c, &strongest, &categories, &brands);
+        let v = signals_of(t, r, c, &strongest, &categories, &brands, &newest_choices);
         let mut contributions = [0.0f32; N_SIGNALS];
         let mut score = 0.0f32;
         for k in 0..N_SIGNALS {
@@ -817,6 +857,7 @@ mod tests {
             exclude_history: false,
             per_category_cap: 0,
             neighbours_per_item: 10,
+            replaced_weight: 1.0,
         }
     }
 
@@ -989,6 +1030,45 @@ mod tests {
         assert!(ahead.scores[0] > 0.99, "{:?}", ahead.scores);
         let replenishment = rank(&tables(&f), &request(history, &[], &allowed, &only(REPLENISHMENT))).unwrap();
         assert_eq!(replenishment.scores, now.scores, "replenishment stays as of the request");
+    }
+
+    #[test]
+    fn a_product_replaced_in_its_aisle_counts_for_less() {
+        let f = fixture();
+        let allowed = [true; 5];
+        // Aisles: items 0 and 1 share aisle 7. Item 0 was bought on 5 trips, the last 30 days
+        // ago; item 1, first bought 20 days ago (10 + 5 x 2) and on 3 trips since, replaced it.
+        // Item 2 (alone in its aisle) and item 1 itself are not replaced.
+        let category = [7, 7, 8, 3, 4];
+        let history = History {
+            items: &[0, 1, 2],
+            days_since_last: &[30.0, 10.0, 30.0],
+            mean_gap_days: &[7.0, 5.0, 7.0],
+            orders: &[5.0, 3.0, 5.0],
+            habit: &[0.5, 0.5, 0.5],
+            days_to_next_trip: 0.0,
+        };
+        let weights = only(HABIT);
+        let mut req = request(history, &[], &allowed, &weights);
+        req.category = &category;
+        let score_of = |req: &Request, item: i32| {
+            let ranked = rank(&tables(&f), req).unwrap();
+            ranked.scores[ranked.items.iter().position(|i| *i == item).unwrap()]
+        };
+        assert_eq!(score_of(&req, 0), score_of(&req, 2), "weight 1: no effect");
+        req.replaced_weight = 0.5;
+        assert!((score_of(&req, 0) - 0.5 * score_of(&req, 2)).abs() < 1e-6);
+        assert_eq!(score_of(&req, 1), score_of(&req, 2));
+        req.replaced_weight = 0.0;
+        assert!(!rank(&tables(&f), &req).unwrap().items.contains(&0), "nothing left to score it");
+        // A one-trip product does not replace anything (a whim, not a switch).
+        let one_trip = History { orders: &[5.0, 1.0, 5.0], mean_gap_days: &[7.0, f32::NAN, 7.0], ..history };
+        let mut req = request(one_trip, &[], &allowed, &weights);
+        req.category = &category;
+        req.replaced_weight = 0.0;
+        assert_eq!(score_of(&req, 0), score_of(&req, 2));
+        req.replaced_weight = 1.5;
+        assert!(rank(&tables(&f), &req).is_err());
     }
 
     #[test]
@@ -1193,11 +1273,13 @@ pub mod py {
         /// reasons int8[k', 2], anchors int32[k', 2]) with k' <= k, best first.
         /// `days_to_next_trip` and the "shoppers like you" row (`like_you_items` int32,
         /// `like_you_scores` float32) are optional: without them those signals are as of now
-        /// and empty.
+        /// and empty. `replaced_weight` (default 1: no effect) scales the history signals of
+        /// products the shopper has replaced by another of the same aisle.
         #[pyo3(signature = (*, history_items, days_since_last, mean_gap_days, orders, habit, basket,
                             allowed, category_ids, brand_ids, extra_candidates, weights, week, k,
                             exclude_history, per_category_cap, neighbours_per_item,
-                            days_to_next_trip=0.0, like_you_items=None, like_you_scores=None))]
+                            days_to_next_trip=0.0, like_you_items=None, like_you_scores=None,
+                            replaced_weight=1.0))]
         #[allow(clippy::too_many_arguments)]
         fn rank<'py>(
             &self,
@@ -1221,6 +1303,7 @@ pub mod py {
             days_to_next_trip: f32,
             like_you_items: Option<PyReadonlyArray1<'py, i32>>,
             like_you_scores: Option<PyReadonlyArray1<'py, f32>>,
+            replaced_weight: f32,
         ) -> PyResult<RankOutput<'py>> {
             let borrowed = self.borrow(py);
             let like_you_items = match &like_you_items {
@@ -1254,6 +1337,7 @@ pub mod py {
                 exclude_history,
                 per_category_cap,
                 neighbours_per_item,
+                replaced_weight,
             };
             let ranked = without_gil(py, || super::rank(&tables, &request))?;
             let n = ranked.items.len();
