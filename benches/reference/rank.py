@@ -15,7 +15,7 @@ import numpy as np
 from omnix_recs._core import RANK_SIGNALS
 
 CYCLE_PRIOR_GAPS = 2.0
-DUE_WIDTH_EARLY = 0.4
+DUE_WIDTH_EARLY = 0.6
 DUE_WIDTH_LATE = 1.0
 REASON_MIN_SHARE = 0.15
 REASONS_PER_ITEM = 2

@@ -66,7 +66,7 @@ const CYCLE_PRIOR_GAPS: f32 = 2.0;
 /// Width (in log-ratio units) of the due-ness bump before and after the expected day. Early is
 /// narrower: a product bought yesterday is rarely needed again today, while an overdue one
 /// stays likely for a while before the habit is judged lapsed.
-const DUE_WIDTH_EARLY: f32 = 0.4;
+const DUE_WIDTH_EARLY: f32 = 0.6;
 const DUE_WIDTH_LATE: f32 = 1.0;
 /// A signal's contribution must reach this share of the item's score to be given as a reason.
 const REASON_MIN_SHARE: f32 = 0.15;
