@@ -77,7 +77,7 @@ def validating_as(recall: float, top_frequency: float) -> tuning.Validation:
         }
         for when in AskedAt
     }
-    return tuning.Validation(dict(DEFAULT_BLENDS), results, 2, 2, 4, {"tuning": 0.1})
+    return tuning.Validation(dict(DEFAULT_BLENDS), 0.9, results, 2, 2, 4, {"tuning": 0.1})
 
 
 def test_retrain_tunes_and_lists_the_tuned_settings(admin: admin_pb2_grpc.AdminServiceStub) -> None:

@@ -24,6 +24,7 @@ from omnix_recs.domain.models import CustomerChange
 from omnix_recs.domain.predictions import AccuracySummary
 from omnix_recs.errors import InvalidArgumentError
 from omnix_recs.insights.analyst import AnalysisResult, InsightsService
+from omnix_recs.insights.drift import AccuracyDrift
 from omnix_recs.limits import (
     MAX_BATCH_CUSTOMERS,
     MAX_CLOCK_SKEW,
@@ -36,6 +37,7 @@ SERVICE_NAME = insights_pb2.DESCRIPTOR.services_by_name["InsightsService"].full_
 DEFAULT_PREDICTIONS = 20
 DEFAULT_CONCURRENCY = 4
 DEFAULT_ACCURACY_WINDOW = timedelta(days=90)
+MAX_ACCURACY_HORIZON_DAYS = 365
 BUCKETS = {
     insights_pb2.ACCURACY_BUCKET_UNSPECIFIED: "week",
     insights_pb2.ACCURACY_BUCKET_DAY: "day",
@@ -160,8 +162,13 @@ class InsightsServicer(insights_pb2_grpc.InsightsServiceServicer):
         check.time_range("since", since, "until", until)
         if request.bucket not in BUCKETS:
             raise InvalidArgumentError("bucket", f"unknown value {request.bucket}")
+        horizon_days = check.integer("horizon_days", request.horizon_days, minimum=0, maximum=MAX_ACCURACY_HORIZON_DAYS)
         report = await asyncio.to_thread(
-            self.service.prediction_accuracy, since=since, until=until, bucket=BUCKETS[request.bucket]
+            self.service.prediction_accuracy,
+            since=since,
+            until=until,
+            bucket=BUCKETS[request.bucket],
+            horizon=timedelta(days=horizon_days) if horizon_days else None,
         )
         return insights_pb2.GetPredictionAccuracyResponse(
             overall=_accuracy(report.overall),
@@ -169,6 +176,8 @@ class InsightsServicer(insights_pb2_grpc.InsightsServiceServicer):
                 insights_pb2.AccuracyBucketResult(start=timestamp_to_proto(start), accuracy=_accuracy(summary))
                 for start, summary in report.buckets
             ],
+            drift=_drift(report.drift),
+            scored_until=timestamp_to_proto(report.scored_until),
         )
 
 
@@ -215,3 +224,18 @@ def _accuracy(summary: AccuracySummary) -> insights_pb2.PredictionAccuracy:
         # NaN means "nothing to measure": leave the optional field unset.
         **{name: value for name, value in optional.items() if math.isfinite(value)},
     )
+
+
+def _drift(drift: AccuracyDrift) -> insights_pb2.AccuracyDrift:
+    optional = {
+        "next_visit_mae_change_days": drift.next_visit_mae_change_days,
+        "next_purchase_mae_change_days": drift.next_purchase_mae_change_days,
+        "p_value": drift.p_value,
+    }
+    result = insights_pb2.AccuracyDrift(drifting=drift.drifting)
+    for name, value in optional.items():
+        if math.isfinite(value):  # NaN: not measurable, leave the optional field unset
+            setattr(result, name, value)
+    if drift.latest_bucket is not None:
+        result.latest_bucket.CopyFrom(timestamp_to_proto(drift.latest_bucket))
+    return result

@@ -22,9 +22,10 @@ from omnix_recs.app import AppContext
 from omnix_recs.blocking import run_memory_first
 from omnix_recs.domain.models import ALLERGENS, DIETARY_TAGS, Feedback, FeedbackEvent, RecommendedItem
 from omnix_recs.engine.blends import Strategy
-from omnix_recs.engine.recommender import Lifecycle, Recommender, RequestFilters
-from omnix_recs.engine.served_lists import Recommendations
+from omnix_recs.engine.recommender import Lifecycle, ModelSource, Recommender, RequestFilters
+from omnix_recs.engine.served_lists import Recommendations, ServedLists
 from omnix_recs.errors import InvalidArgumentError
+from omnix_recs.experiments.serving import ExperimentRouter, Route
 from omnix_recs.limits import (
     MAX_BASKET,
     MAX_CLOCK_SKEW,
@@ -63,16 +64,25 @@ def register(server: grpc.aio.Server, app: AppContext) -> list[str]:
     recommender = Recommender(
         app.store, app.models, cache=app.cache, catalog=app.catalog, served_lists=app.served_lists
     )
+
+    def arm_recommender(models: ModelSource, served_lists: ServedLists) -> Recommender:
+        return Recommender(app.store, models, cache=app.cache, catalog=app.catalog, served_lists=served_lists)
+
+    router = ExperimentRouter(
+        app.store, app.models, app.served_lists or app.store, arm_recommender, settings=app.settings
+    )
+    app.experiment_listeners.append(router.refresh)
     recommendation_pb2_grpc.add_RecommendationServiceServicer_to_server(
-        RecommendationServicer(app, recommender), server
+        RecommendationServicer(app, recommender, router), server
     )
     return [SERVICE_NAME]
 
 
 class RecommendationServicer(recommendation_pb2_grpc.RecommendationServiceServicer):
-    def __init__(self, app: AppContext, recommender: Recommender) -> None:
+    def __init__(self, app: AppContext, recommender: Recommender, router: ExperimentRouter | None = None) -> None:
         self.v = Validator(app.settings.limits)
         self.recommender = recommender
+        self.router = router
         # Lists come from memory when the shopper is in this process's cache: answer those on
         # the event loop (blocking.py). With Redis every read is a network round trip.
         self._answer = run_memory_first if app.cache.in_memory else asyncio.to_thread
@@ -92,8 +102,14 @@ class RecommendationServicer(recommendation_pb2_grpc.RecommendationServiceServic
         as_of = self._as_of(request, "as_of")
         filters = self._filters(request.filters)
         basket = self.v.id_list("basket_product_ids", request.basket_product_ids, MAX_BASKET)
+        route = await self._route("recommendations", customer_id, as_of)
+        if route is not None and route.holdout:
+            answer = await self._holdout_list(route, customer_id, limit, filters)
+            return pb.GetRecommendationsResponse(**_list_fields(answer, route), strategy=_STRATEGY_TO_PROTO[strategy])
+        if route is not None and route.strategy is not None:
+            strategy = route.strategy
         answer = await self._answer(
-            self.recommender.recommend,
+            (route.recommender if route else self.recommender).recommend,
             customer_id,
             strategy=strategy,
             limit=limit,
@@ -102,7 +118,7 @@ class RecommendationServicer(recommendation_pb2_grpc.RecommendationServiceServic
             filters=filters,
             exclude_purchased=request.exclude_purchased,
         )
-        return pb.GetRecommendationsResponse(**_list_fields(answer), strategy=_STRATEGY_TO_PROTO[strategy])
+        return pb.GetRecommendationsResponse(**_list_fields(answer, route), strategy=_STRATEGY_TO_PROTO[strategy])
 
     async def GetPersonalizedRecommendations(
         self,
@@ -115,11 +131,21 @@ class RecommendationServicer(recommendation_pb2_grpc.RecommendationServiceServic
         limit = self._limit(request.limit)
         as_of = self._as_of(request, "as_of")
         filters = self._filters(request.filters)
+        route = await self._route("personalized", customer_id, as_of)
+        if route is not None and route.holdout:
+            answer = await self._holdout_list(route, customer_id, limit, filters)
+            return pb.GetPersonalizedRecommendationsResponse(
+                **_list_fields(answer, route), lifecycle=pb.LIFECYCLE_STAGE_UNSPECIFIED
+            )
         answer = await self._answer(
-            self.recommender.personalized, customer_id, limit=limit, as_of=as_of, filters=filters
+            (route.recommender if route else self.recommender).personalized,
+            customer_id,
+            limit=limit,
+            as_of=as_of,
+            filters=filters,
         )
         return pb.GetPersonalizedRecommendationsResponse(
-            **_list_fields(answer), lifecycle=_LIFECYCLE_TO_PROTO[Lifecycle(answer.lifecycle)]
+            **_list_fields(answer, route), lifecycle=_LIFECYCLE_TO_PROTO[Lifecycle(answer.lifecycle)]
         )
 
     async def GetSimilarProducts(
@@ -207,6 +233,27 @@ class RecommendationServicer(recommendation_pb2_grpc.RecommendationServiceServic
         await asyncio.to_thread(self.recommender.record_feedback, feedback)
         return pb.RecordFeedbackResponse()
 
+    # --- experiments ----------------------------------------------------------------------
+
+    async def _route(self, surface: str, customer_id: str, as_of: datetime | None) -> Route | None:
+        """The customer's arm of the experiment running on `surface`; backtests (`as_of`) are
+        never part of an experiment."""
+        if self.router is None or as_of is not None:
+            return None
+        if self.router.refresh_due():
+            await asyncio.to_thread(self.router.refresh)
+        return self.router.route(surface, customer_id)
+
+    async def _holdout_list(
+        self, route: Route, customer_id: str, limit: int, filters: RequestFilters
+    ) -> Recommendations:
+        """What a holdout customer sees: the shop-wide trending list within their diet, nothing
+        personalised, so the experiment measures what personalisation adds."""
+        answer, _ = await self._answer(
+            route.recommender.trending, limit=limit, customer_id=customer_id, filters=filters
+        )
+        return answer
+
     # --- shared checks ----------------------------------------------------------------------
 
     def _limit(self, value: int) -> int:
@@ -256,11 +303,15 @@ class _ListFields(TypedDict):
     items: list[pb.Recommendation]
     model_version: str
     recommendation_id: str
+    experiment_id: str
+    arm_id: str
 
 
-def _list_fields(answer: Recommendations) -> _ListFields:
+def _list_fields(answer: Recommendations, route: Route | None = None) -> _ListFields:
     return {
         "items": [_item_to_proto(item) for item in answer.items],
         "model_version": answer.model_version,
         "recommendation_id": answer.recommendation_id,
+        "experiment_id": route.experiment_id if route else "",
+        "arm_id": route.arm_id if route else "",
     }

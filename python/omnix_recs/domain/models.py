@@ -162,6 +162,9 @@ class ServedRecommendation:
     strategy: str
     model_version: str
     items: tuple[RecommendedItem, ...]
+    # The A/B experiment and arm that chose how the list was made; empty outside experiments.
+    experiment_id: str = ""
+    arm_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)

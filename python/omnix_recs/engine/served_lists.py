@@ -15,7 +15,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import orjson
@@ -110,6 +110,7 @@ class ServedListWriter:
         self._stop = threading.Event()  # set by `close()`; also ends the pause after a failure
         self._writer: threading.Thread | None = None
         self.dropped = 0  # lists never written because the queue was full
+        self.queued = 0  # lists ever queued (for the metrics)
 
     def save_recommendation(self, served: ServedRecommendation) -> None:
         """Queue a served list for writing; never waits for the store."""
@@ -123,6 +124,7 @@ class ServedListWriter:
                 if self.dropped == 1 or self.dropped % 1000 == 0:
                     log.warning("served-list queue full (%d): dropped %d lists so far", self._max_pending, self.dropped)
             self._pending[served.recommendation_id] = served
+            self.queued += 1
             if len(self._pending) >= self._batch_size:
                 self._batch_ready.notify()
 
@@ -193,3 +195,20 @@ class ServedListWriter:
             queued = [*batch, *self._pending.values()]
             self.dropped += max(0, len(queued) - self._max_pending)
             self._pending = OrderedDict((s.recommendation_id, s) for s in queued[-self._max_pending :])
+
+
+class ExperimentServedLists:
+    """Served lists stamped with the experiment and arm that shaped them, on their way to
+    `inner` (the store or the write-behind queue): the `Recommender` serving an arm saves
+    through one of these, so the stored list says which arm it was."""
+
+    def __init__(self, inner: ServedLists, experiment_id: str, arm_id: str) -> None:
+        self._inner = inner
+        self.experiment_id = experiment_id
+        self.arm_id = arm_id
+
+    def save_recommendation(self, served: ServedRecommendation) -> None:
+        self._inner.save_recommendation(replace(served, experiment_id=self.experiment_id, arm_id=self.arm_id))
+
+    def get_recommendation(self, recommendation_id: str) -> ServedRecommendation:
+        return self._inner.get_recommendation(recommendation_id)

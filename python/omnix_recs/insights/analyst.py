@@ -20,13 +20,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from omnix_recs import request_context
+from omnix_recs import metrics, request_context
 from omnix_recs.config import Settings
 from omnix_recs.domain.consumption import CustomerHistory, customer_cycles, enrich_history
 from omnix_recs.domain.models import Customer, Purchase
 from omnix_recs.domain.predictions import (
     AccuracySummary,
     ConsumptionForecast,
+    ForecastScore,
     forecast_consumption,
     score_forecast,
     summarise_scores,
@@ -34,6 +35,7 @@ from omnix_recs.domain.predictions import (
 from omnix_recs.errors import FailedPreconditionError, NotFoundError
 from omnix_recs.insights.baseline import BaselineCache
 from omnix_recs.insights.bedrock import BedrockAnalyst, BedrockError
+from omnix_recs.insights.drift import AccuracyDrift, accuracy_drift
 from omnix_recs.insights.facts import CustomerAnalysis, analyse_history, cited_product_ids, customer_facts
 from omnix_recs.insights.local import write_insights
 from omnix_recs.store.base import Store
@@ -108,6 +110,8 @@ class BatchProgress:
 class AccuracyReport:
     overall: AccuracySummary
     buckets: tuple[tuple[datetime, AccuracySummary], ...]  # (bucket start, summary), oldest first
+    drift: AccuracyDrift
+    scored_until: datetime  # forecasts made before this moment were considered
 
 
 @dataclass
@@ -210,13 +214,15 @@ class InsightsService:
         known = cited_product_ids(facts)
         source, model, reason = SOURCE_LOCAL, SOURCE_LOCAL, "Bedrock is disabled"
         insights: dict[str, Any] | None = None
+        outcome: str | None = None  # for the metrics: None = Bedrock disabled
         if self.bedrock is not None:
             try:
                 insights = self.bedrock.analyse(facts, known, budget_s=self._bedrock_budget())
-                source, model, reason = SOURCE_BEDROCK, self.bedrock.model_id, ""
+                source, model, reason, outcome = SOURCE_BEDROCK, self.bedrock.model_id, "", "ok"
             except BedrockError as exc:
-                reason = exc.reason
+                reason, outcome = exc.reason, exc.kind
                 log.warning("bedrock fell back to the local analyst", extra={"reason": exc.reason})
+        metrics.analysis_done(outcome, self.bedrock.breaker.state if self.bedrock is not None else None)
         if insights is None:
             insights = write_insights(facts)
         result = AnalysisResult(
@@ -343,28 +349,42 @@ class InsightsService:
         yield counts.progress(started_at, total, True)
 
     def prediction_accuracy(
-        self, *, since: datetime, until: datetime | None = None, bucket: str = "week", max_forecasts: int = 10_000
+        self,
+        *,
+        since: datetime,
+        until: datetime | None = None,
+        bucket: str = "week",
+        max_forecasts: int = 10_000,
+        horizon: timedelta | None = None,
     ) -> AccuracyReport:
         """Score stored forecasts made in [since, until) against the purchases that followed,
-        overall and per time bucket ("day", "week" starting Monday, or calendar "month")."""
-        until = until or _now()
+        overall and per time bucket ("day", "week" starting Monday, or calendar "month").
+
+        With a `horizon`, each forecast is judged on the purchases of that long after it, and
+        only forecasts at least that old count: every bucket has had the same time to come
+        true, so a trend over buckets is drift, not young forecasts judged on quick returners."""
+        now = _now()
+        until = min(until or now, now - horizon) if horizon else until or now
         documents = [
             d for d in self.store.list_documents(PREDICTIONS, since=since, limit=max_forecasts) if d[1] < until
         ]
         by_customer: dict[str, list[ConsumptionForecast]] = {}
         for customer_id, _, body in documents:
             by_customer.setdefault(customer_id, []).append(ConsumptionForecast.from_document(customer_id, body))
-        scored: list[tuple[datetime, Any]] = []
+        scored: list[tuple[datetime, ForecastScore]] = []
         for customer_id, forecasts in by_customer.items():
             later = self._purchases_since(customer_id, min(f.as_of for f in forecasts))
             for forecast in forecasts:
-                scored.append((_bucket_start(forecast.as_of, bucket), score_forecast(forecast, later)))
+                seen = [p for p in later if p.purchased_at < forecast.as_of + horizon] if horizon else later
+                scored.append((_bucket_start(forecast.as_of, bucket), score_forecast(forecast, seen)))
         buckets: dict[datetime, list[Any]] = {}
         for start, score in scored:
             buckets.setdefault(start, []).append(score)
         return AccuracyReport(
             overall=summarise_scores([s for _, s in scored]),
             buckets=tuple((start, summarise_scores(buckets[start])) for start in sorted(buckets)),
+            drift=accuracy_drift(scored),
+            scored_until=until,
         )
 
     def _purchases_since(self, customer_id: str, start: datetime) -> list[Purchase]:

@@ -69,11 +69,13 @@ MAX_TOKENS = 1500
 
 
 class BedrockError(Exception):
-    """Bedrock did not produce a valid answer. `reason` is short and safe to show and store."""
+    """Bedrock did not produce a valid answer. `reason` is short and safe to show and store;
+    `kind` is one of a few fixed words (a metrics label: free-text reasons would be unbounded)."""
 
-    def __init__(self, reason: str, *, transient: bool = False) -> None:
+    def __init__(self, reason: str, *, transient: bool = False, kind: str = "error") -> None:
         self.reason = reason
         self.transient = transient
+        self.kind = kind
         super().__init__(reason)
 
 
@@ -106,7 +108,9 @@ def tool_input(response: Mapping[str, Any]) -> Any:
         call = block.get("toolUse")
         if call and call.get("name") == TOOL_NAME:
             return call.get("input")
-    raise BedrockError(f"the answer has no {TOOL_NAME} call (stopReason {response.get('stopReason')!r})")
+    raise BedrockError(
+        f"the answer has no {TOOL_NAME} call (stopReason {response.get('stopReason')!r})", kind="invalid_answer"
+    )
 
 
 class BedrockAnalyst:
@@ -137,16 +141,16 @@ class BedrockAnalyst:
         """The validated insights document for `facts`, within `budget_s` seconds, or `BedrockError`."""
         deadline = time.monotonic() + budget_s
         if budget_s < MIN_ATTEMPT_S:
-            raise BedrockError("not enough time left for Bedrock")
+            raise BedrockError("not enough time left for Bedrock", kind="no_time")
         if not self._breaker.allow():
-            raise BedrockError("Bedrock circuit open after repeated failures")
+            raise BedrockError("Bedrock circuit open after repeated failures", kind="circuit_open")
         request = converse_request(self.model_id, facts)
         try:
             document = self._attempts(request, deadline)
             insights = validate_insights(tool_input(document), known_product_ids)
         except InsightsValidationError as exc:
             self._breaker.record_failure()
-            raise BedrockError(f"invalid tool input: {exc}") from exc
+            raise BedrockError(f"invalid tool input: {exc}", kind="invalid_answer") from exc
         except BedrockError:
             self._breaker.record_failure()
             raise
@@ -170,7 +174,7 @@ class BedrockAnalyst:
 
     def _call(self, request: dict[str, Any], budget_s: float) -> Mapping[str, Any]:
         if budget_s < MIN_ATTEMPT_S:
-            raise BedrockError("not enough time left for Bedrock")
+            raise BedrockError("not enough time left for Bedrock", kind="no_time")
         connect_s = min(MAX_CONNECT_S, budget_s / 3)
         client = self._client(connect_s, budget_s - connect_s)
         future = self._pool.submit(client.converse, **request)
@@ -178,19 +182,21 @@ class BedrockAnalyst:
             return future.result(timeout=budget_s)
         except concurrent.futures.TimeoutError:
             # The worker stops by itself at its read timeout, which is within the same budget.
-            raise BedrockError("Bedrock did not answer in time") from None
+            raise BedrockError("Bedrock did not answer in time", kind="timeout") from None
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
             raise BedrockError(
-                f"Bedrock error {code or status}", transient=code in TRANSIENT_ERRORS or status >= 500
+                f"Bedrock error {code or status}",
+                transient=code in TRANSIENT_ERRORS or status >= 500,
+                kind="throttled" if code == "ThrottlingException" else "service_error",
             ) from exc
         except (ReadTimeoutError, ConnectTimeoutError):
-            raise BedrockError("Bedrock did not answer in time") from None
+            raise BedrockError("Bedrock did not answer in time", kind="timeout") from None
         except (EndpointConnectionError, ConnectionClosedError) as exc:
-            raise BedrockError("cannot reach Bedrock", transient=True) from exc
+            raise BedrockError("cannot reach Bedrock", transient=True, kind="unreachable") from exc
         except BotoCoreError as exc:
-            raise BedrockError(f"Bedrock client error: {type(exc).__name__}") from exc
+            raise BedrockError(f"Bedrock client error: {type(exc).__name__}", kind="client_error") from exc
 
     def _client(self, connect_s: float, read_s: float) -> BedrockRuntimeClient:
         key = (max(1, int(connect_s / TIMEOUT_STEP_S)), max(1, int(read_s / TIMEOUT_STEP_S)))

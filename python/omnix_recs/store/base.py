@@ -40,6 +40,76 @@ class ModelRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class ExperimentArm:
+    """One arm of an A/B experiment: its share of customers and how their lists are made."""
+
+    arm_id: str
+    traffic_percent: int  # of the customers outside the holdout; the arms sum to 100
+    model_version: str = ""  # empty = the active version
+    strategy: str = ""  # an `engine.blends.Strategy` value; empty = as the request asks
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentRecord:
+    """An A/B experiment on one surface (a kind of list). Running until `stopped_at` is set.
+
+    `salt` makes each experiment's assignment independent of every other's; customers keep
+    their arm for the experiment's life because assignment is a pure function of it."""
+
+    experiment_id: str
+    surface: str
+    arms: tuple[ExperimentArm, ...]
+    salt: str
+    created_at: datetime
+    description: str = ""
+    primary_metric: str = "click_through_rate"
+    holdout_percent: int = 0  # of all customers: served the non-personalised list
+    attribution_window_days: int = 7
+    stopped_at: datetime | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.stopped_at is None
+
+    def body(self) -> dict[str, Any]:
+        """The fields stores keep as one JSON document (everything but id and times)."""
+        return {
+            "surface": self.surface,
+            "arms": [
+                {
+                    "arm_id": a.arm_id,
+                    "traffic_percent": a.traffic_percent,
+                    "model_version": a.model_version,
+                    "strategy": a.strategy,
+                }
+                for a in self.arms
+            ],
+            "salt": self.salt,
+            "description": self.description,
+            "primary_metric": self.primary_metric,
+            "holdout_percent": self.holdout_percent,
+            "attribution_window_days": self.attribution_window_days,
+        }
+
+    @classmethod
+    def from_body(
+        cls, experiment_id: str, created_at: datetime, stopped_at: datetime | None, body: dict[str, Any]
+    ) -> ExperimentRecord:
+        return cls(
+            experiment_id=experiment_id,
+            surface=body["surface"],
+            arms=tuple(ExperimentArm(**arm) for arm in body["arms"]),
+            salt=body["salt"],
+            created_at=created_at,
+            description=body.get("description", ""),
+            primary_metric=body.get("primary_metric", "click_through_rate"),
+            holdout_percent=int(body.get("holdout_percent", 0)),
+            attribution_window_days=int(body.get("attribution_window_days", 7)),
+            stopped_at=stopped_at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class CustomerErasure:
     """How many rows an erasure removed, per kind (for the caller's audit trail)."""
 
@@ -207,3 +277,26 @@ class Store(Protocol):
     # --- bulk ----------------------------------------------------------------------------
     def import_session(self) -> AbstractContextManager[ImportSession]:
         """Open an all-or-nothing bulk write (see `ImportSession`)."""
+
+    # --- experiments and the served lists they are judged on ---------------------------------
+    def create_experiment(self, experiment: ExperimentRecord) -> None:
+        """`AlreadyExistsError` when the id is taken; `FailedPreconditionError` when it is
+        running and another experiment runs on its surface (checked atomically)."""
+
+    def get_experiment(self, experiment_id: str) -> ExperimentRecord:
+        """`NotFoundError` when unknown."""
+
+    def list_experiments(self) -> list[ExperimentRecord]:
+        """Newest first (experiments are few: tens, not millions)."""
+
+    def stop_experiment(self, experiment_id: str, stopped_at: datetime) -> ExperimentRecord:
+        """Mark it stopped at `stopped_at`; a stopped experiment keeps its first stop time.
+        `NotFoundError` when unknown."""
+
+    def served_lists_between(
+        self, start: datetime, end: datetime, experiment_id: str = ""
+    ) -> list[ServedRecommendation]:
+        """Lists served in [start, end), oldest first; only that experiment's when given."""
+
+    def feedback_on(self, recommendation_ids: Sequence[str]) -> list[Feedback]:
+        """Feedback on any of these lists, in no particular order."""

@@ -37,7 +37,7 @@ from omnix_recs.domain.models import (
 )
 from omnix_recs.domain.purchases import OrderLines
 from omnix_recs.errors import InvalidArgumentError
-from omnix_recs.store.base import ModelRecord
+from omnix_recs.store.base import ExperimentRecord, ModelRecord
 
 MAX_PAGE_TOKEN_CHARS = 4096
 HISTORY_HEADER = "#history"  # sort key of a customer's marker row in purchase-history
@@ -319,8 +319,11 @@ def interaction_from_item(item: Mapping[str, Any]) -> Interaction:
 def recommendation_item(r: ServedRecommendation) -> dict[str, Any]:
     generated = timestamp(r.generated_at, "generated_at")
     recommendation_id = non_empty_id(r.recommendation_id, "recommendation_id")
+    # Only lists served in an experiment carry these: the experiment index stays sparse.
+    experiment = {"experimentId": r.experiment_id, "armId": r.arm_id} if r.experiment_id else {}
     return to_wire(
         {
+            **experiment,
             "customerId": non_empty_id(r.customer_id, "customer_id"),
             "sk": f"{generated}#{key_part(recommendation_id)}",
             "recommendationId": recommendation_id,
@@ -357,6 +360,30 @@ def recommendation_from_item(item: Mapping[str, Any]) -> ServedRecommendation:
             )
             for i in v["items"]
         ),
+        experiment_id=v.get("experimentId", ""),
+        arm_id=v.get("armId", ""),
+    )
+
+
+def experiment_item(e: ExperimentRecord) -> dict[str, Any]:
+    plain: dict[str, Any] = {
+        "experimentId": non_empty_id(e.experiment_id, "experiment_id"),
+        "createdAt": timestamp(e.created_at, "created_at"),
+        "body": json.dumps(e.body(), separators=(",", ":")),
+    }
+    if e.stopped_at is not None:
+        plain["stoppedAt"] = timestamp(e.stopped_at, "stopped_at")
+    return to_wire(plain)
+
+
+def experiment_from_item(item: Mapping[str, Any]) -> ExperimentRecord:
+    v = _from_wire(item)
+    stopped = v.get("stoppedAt")
+    return ExperimentRecord.from_body(
+        v["experimentId"],
+        parse_timestamp(v["createdAt"]),
+        None if stopped is None else parse_timestamp(stopped),
+        json.loads(v["body"]),
     )
 
 

@@ -29,8 +29,14 @@ from omnix_recs.domain.models import (
     ServedRecommendation,
 )
 from omnix_recs.domain.purchases import OrderLines, PurchaseColumns
-from omnix_recs.errors import AlreadyExistsError, ConflictError, InvalidArgumentError, NotFoundError
-from omnix_recs.store.base import CustomerErasure, ModelRecord
+from omnix_recs.errors import (
+    AlreadyExistsError,
+    ConflictError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+)
+from omnix_recs.store.base import CustomerErasure, ExperimentRecord, ModelRecord
 from omnix_recs.store.dynamodb.client import (
     TRANSACTION_MAX,
     DynamoClient,
@@ -54,6 +60,8 @@ from omnix_recs.store.dynamodb.codec import (
     customer_item,
     decode_page_token,
     document_from_item,
+    experiment_from_item,
+    experiment_item,
     feedback_from_item,
     feedback_item,
     interaction_from_item,
@@ -79,6 +87,7 @@ from omnix_recs.store.dynamodb.imports import DynamoImportSession
 from omnix_recs.store.dynamodb.tables import (
     CUSTOMERS,
     DOCUMENTS,
+    EXPERIMENTS,
     FEEDBACK,
     INTERACTIONS,
     MODELS,
@@ -679,6 +688,142 @@ class DynamoStore:
         with self.import_session() as session:
             session.add_items(spec, items)
             session.commit()
+
+    # --- experiments ---------------------------------------------------------------------
+
+    def create_experiment(self, experiment: ExperimentRecord) -> None:
+        """The experiment and, while it runs, its surface's lock row, in one transaction: the
+        lock's condition keeps one running experiment per surface."""
+        puts: list[tuple[str, dict[str, Any], str | None]] = [
+            (self._name(EXPERIMENTS), experiment_item(experiment), "attribute_not_exists(experimentId)")
+        ]
+        if experiment.running:
+            lock = {
+                "experimentId": wire_string(_surface_lock(experiment.surface)),
+                "holder": wire_string(experiment.experiment_id),
+            }
+            puts.append((self._name(EXPERIMENTS), lock, "attribute_not_exists(experimentId)"))
+        try:
+            self.db.transact_puts(puts)
+        except ClientError as error:
+            if not condition_failed(error):
+                raise
+            reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
+            if reasons and reasons[0] != "ConditionalCheckFailed":
+                raise FailedPreconditionError(
+                    f"another experiment is running on the {experiment.surface} surface"
+                ) from None
+            raise AlreadyExistsError("experiment", experiment.experiment_id) from None
+
+    def get_experiment(self, experiment_id: str) -> ExperimentRecord:
+        item = None
+        if experiment_id and not experiment_id.startswith(SURFACE_LOCK_PREFIX):
+            item = self._get(EXPERIMENTS, {"experimentId": wire_string(experiment_id)})
+        if item is None:
+            raise NotFoundError("experiment", experiment_id)
+        return experiment_from_item(item)
+
+    def list_experiments(self) -> list[ExperimentRecord]:
+        """Newest first (tens of experiments: one Scan, sorted here)."""
+        items = self.db.items("scan", TableName=self._name(EXPERIMENTS), ConsistentRead=True)
+        records = [experiment_from_item(i) for i in items if not i["experimentId"]["S"].startswith(SURFACE_LOCK_PREFIX)]
+        return sorted(records, key=lambda e: (e.created_at, e.experiment_id), reverse=True)
+
+    def stop_experiment(self, experiment_id: str, stopped_at: datetime) -> ExperimentRecord:
+        """Stamp the stop and release the surface's lock in one transaction; stopping a
+        stopped experiment (whose lock is gone) changes nothing."""
+        experiment = self.get_experiment(experiment_id)
+        if not experiment.running:
+            return experiment
+        stamp = Expression()
+        stopped = stamp.name("stoppedAt")
+        release = Expression()
+        try:
+            self.db.call(
+                "transact_write_items",
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self._name(EXPERIMENTS),
+                            "Key": {"experimentId": wire_string(experiment_id)},
+                            # The first stop time stays, should two operators stop it at once.
+                            "UpdateExpression": f"SET {stopped} = if_not_exists({stopped}, "
+                            f"{stamp.value(timestamp(stopped_at, 'stopped_at'))})",
+                            **stamp.parameters(),
+                        }
+                    },
+                    {
+                        "Delete": {
+                            "TableName": self._name(EXPERIMENTS),
+                            "Key": {"experimentId": wire_string(_surface_lock(experiment.surface))},
+                            "ConditionExpression": release.equals("holder", experiment_id),
+                            **release.parameters(),
+                        }
+                    },
+                ],
+                ClientRequestToken=str(uuid.uuid4()),
+            )
+        except ClientError as error:
+            if not condition_failed(error):
+                raise
+            # The lock was already released (a concurrent stop): stamp the time alone, idempotently.
+            self.db.call(
+                "update_item",
+                TableName=self._name(EXPERIMENTS),
+                Key={"experimentId": wire_string(experiment_id)},
+                UpdateExpression=f"SET {stopped} = if_not_exists({stopped}, {stamp.value(timestamp(stopped_at, 'stopped_at'))})",
+                **stamp.parameters(),
+            )
+        return self.get_experiment(experiment_id)
+
+    def served_lists_between(
+        self, start: datetime, end: datetime, experiment_id: str = ""
+    ) -> list[ServedRecommendation]:
+        expression = Expression()
+        generated = expression.name("generatedAt")
+        low, high = expression.value(timestamp(start, "start")), expression.value(timestamp(end, "end"))
+        if experiment_id:
+            items = self.db.items(
+                "query",
+                TableName=self._name(RECOMMENDATIONS),
+                IndexName="experimentId-generatedAt-index",
+                KeyConditionExpression=f"{expression.equals('experimentId', experiment_id)}"
+                f" AND {generated} BETWEEN {low} AND {high}",
+                **expression.parameters(),
+            )
+        else:  # a report over a period: every list of the period, wherever it sits
+            items = self.db.items(
+                "scan",
+                TableName=self._name(RECOMMENDATIONS),
+                FilterExpression=f"{generated} BETWEEN {low} AND {high}",
+                **expression.parameters(),
+            )
+        end_text = timestamp(end, "end")
+        served = [recommendation_from_item(item) for item in items if item["generatedAt"]["S"] < end_text]
+        return sorted(served, key=lambda r: (r.generated_at, r.recommendation_id))
+
+    def feedback_on(self, recommendation_ids: Sequence[str]) -> list[Feedback]:
+        found: list[Feedback] = []
+        for recommendation_id in dict.fromkeys(recommendation_ids):
+            expression = Expression()
+            items = self.db.items(
+                "query",
+                TableName=self._name(FEEDBACK),
+                KeyConditionExpression=expression.equals("recommendationId", recommendation_id),
+                ConsistentRead=True,
+                **expression.parameters(),
+            )
+            found += map(feedback_from_item, items)
+        return found
+
+
+# Experiment ids cannot start with "#" (ids are letters, digits and . _ : @ -), so lock rows
+# never collide with an experiment.
+SURFACE_LOCK_PREFIX = "#running#"
+
+
+def _surface_lock(surface: str) -> str:
+    return f"{SURFACE_LOCK_PREFIX}{surface}"
 
 
 def _read_from(index: str | None) -> dict[str, Any]:

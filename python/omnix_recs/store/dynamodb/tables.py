@@ -87,7 +87,11 @@ RECOMMENDATIONS = TableSpec(
     "recommendations",
     "customerId",
     "sk",
-    (IndexSpec("customerId-generatedAt-index", "customerId", "generatedAt", "KEYS_ONLY"),),
+    (
+        IndexSpec("customerId-generatedAt-index", "customerId", "generatedAt", "KEYS_ONLY"),
+        # Sparse: only lists served in an experiment carry `experimentId` (its results read them).
+        IndexSpec("experimentId-generatedAt-index", "experimentId", "generatedAt", "ALL"),
+    ),
 )
 # Written in the same transaction as the list, with attribute_not_exists: that makes
 # recommendation ids unique (an index cannot refuse a duplicate) and readable consistently.
@@ -107,6 +111,7 @@ FEEDBACK = TableSpec(
     (IndexSpec("customerId-occurredAt-index", "customerId", "occurredAt", "KEYS_ONLY"),),
 )
 MODELS = TableSpec("models", "version")
+EXPERIMENTS = TableSpec("experiments", "experimentId")
 DOCUMENTS = TableSpec(
     "documents",
     "customerId",
@@ -123,6 +128,7 @@ TABLES: tuple[TableSpec, ...] = (
     FEEDBACK,
     MODELS,
     DOCUMENTS,
+    EXPERIMENTS,
 )
 
 

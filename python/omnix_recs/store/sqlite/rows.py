@@ -259,7 +259,16 @@ def interaction_from_row(row: Sequence[Any]) -> Interaction:
 
 # --- served recommendations and feedback ---------------------------------------------------------
 
-_RECOMMENDATION_COLUMNS = ("recommendation_id", "customer_id", "generated_at", "strategy", "model_version", "items")
+_RECOMMENDATION_COLUMNS = (
+    "recommendation_id",
+    "customer_id",
+    "generated_at",
+    "strategy",
+    "model_version",
+    "items",
+    "experiment_id",
+    "arm_id",
+)
 RECOMMENDATION_SELECT = f"SELECT {', '.join(_RECOMMENDATION_COLUMNS)} FROM recommendations"
 INSERT_NEW_RECOMMENDATION = _insert_new_sql("recommendations", _RECOMMENDATION_COLUMNS, "recommendation_id")
 
@@ -277,6 +286,8 @@ def recommendation_row(served: ServedRecommendation) -> tuple[Any, ...]:
         served.model_version,
         # Built from checked strings and floats only; orjson because every served list passes here.
         orjson.dumps(items).decode(),
+        served.experiment_id,
+        served.arm_id,
     )
 
 
@@ -291,6 +302,8 @@ def recommendation_from_row(row: Sequence[Any]) -> ServedRecommendation:
             RecommendedItem(i["product_id"], i["score"], i["confidence"], tuple(i["reasons"]))
             for i in orjson.loads(row[5])
         ),
+        experiment_id=row[6],
+        arm_id=row[7],
     )
 
 

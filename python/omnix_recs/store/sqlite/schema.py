@@ -155,6 +155,28 @@ MIGRATIONS: tuple[Migration, ...] = (
             ),
         ),
     ),
+    Migration(
+        version=3,
+        description="experiments; served lists record their experiment and arm, and are read by time",
+        statements=(
+            """
+            CREATE TABLE experiments (
+                experiment_id TEXT NOT NULL PRIMARY KEY,
+                surface TEXT NOT NULL,
+                created_at INTEGER NOT NULL,
+                stopped_at INTEGER,
+                body TEXT NOT NULL
+            )
+            """,
+            # The database itself allows one running experiment per surface.
+            "CREATE UNIQUE INDEX experiments_one_running_per_surface ON experiments (surface) WHERE stopped_at IS NULL",
+            "ALTER TABLE recommendations ADD COLUMN experiment_id TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE recommendations ADD COLUMN arm_id TEXT NOT NULL DEFAULT ''",
+            # Experiment results and the reports read lists by experiment and by period.
+            "CREATE INDEX recommendations_by_experiment ON recommendations (experiment_id, generated_at)",
+            "CREATE INDEX recommendations_by_time ON recommendations (generated_at)",
+        ),
+    ),
 )
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from omnix_recs.config import DEFAULT_STORE_URL
 from omnix_recs.domain.models import (
     Customer,
     Feedback,
@@ -42,7 +43,7 @@ from omnix_recs.errors import (
     NotFoundError,
     UnavailableError,
 )
-from omnix_recs.store.base import CustomerErasure, ModelRecord
+from omnix_recs.store.base import CustomerErasure, ExperimentRecord, ModelRecord
 from omnix_recs.store.sqlite.rows import (
     CUSTOMER_SELECT,
     FEEDBACK_SELECT,
@@ -71,6 +72,7 @@ from omnix_recs.store.sqlite.rows import (
     micros,
     model_from_row,
     model_row,
+    optional_micros,
     product_from_row,
     product_row,
     purchase_from_row,
@@ -198,7 +200,11 @@ class SqliteStore:
         self._closed = False
         self._remove_temporary_directory: weakref.finalize[..., SqliteStore] | None = None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.parent.is_dir():
+                # A mistyped path must not quietly become a new, empty store.
+                raise InvalidArgumentError(
+                    "OMNIX_STORE", f"the directory {self.path.parent} does not exist (create it, or fix the path)"
+                )
             conn = self._conn()
             with _database_errors_as_unavailable():
                 (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
@@ -224,6 +230,8 @@ class SqliteStore:
             )
         if location == ":memory:":
             return cls.temporary()
+        if url == DEFAULT_STORE_URL:  # the default's own directory (./var) is created for the demo
+            Path(location).parent.mkdir(parents=True, exist_ok=True)
         return cls(Path(location))
 
     @classmethod
@@ -254,6 +262,8 @@ class SqliteStore:
                 conn.execute("PRAGMA synchronous = NORMAL")
                 conn.execute("PRAGMA foreign_keys = ON")
                 conn.execute(f"PRAGMA journal_size_limit = {_WAL_SIZE_LIMIT_BYTES}")
+                # Deleted rows are overwritten with zeros, not left in free pages (erasure).
+                conn.execute("PRAGMA secure_delete = ON")
             except BaseException:
                 conn.close()
                 raise
@@ -363,6 +373,11 @@ class SqliteStore:
             counts = {kind: conn.execute(sql, {"id": customer_id}).rowcount for kind, sql in _ERASURE_STATEMENTS}
             if not any(counts.values()):
                 raise NotFoundError("customer", customer_id)
+        # The WAL still holds the erased rows' old pages until a checkpoint copies the database
+        # over them; checkpoint and truncate it now. Best effort: a long reader may keep part of
+        # it until the next checkpoint.
+        with suppress(sqlite3.OperationalError):
+            self._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return CustomerErasure(counts)
 
     # --- catalog --------------------------------------------------------------------------------
@@ -641,6 +656,88 @@ class SqliteStore:
 
     def import_session(self) -> SqliteImportSession:
         return SqliteImportSession(self)
+
+    # --- experiments ----------------------------------------------------------------------------
+
+    def create_experiment(self, experiment: ExperimentRecord) -> None:
+        row = (
+            experiment.experiment_id,
+            experiment.surface,
+            micros(experiment.created_at, "created_at"),
+            optional_micros(experiment.stopped_at, "stopped_at"),
+            to_json(experiment.body(), "body"),
+        )
+        with self._transaction() as conn:
+            if conn.execute("SELECT 1 FROM experiments WHERE experiment_id = ?", row[:1]).fetchone():
+                raise AlreadyExistsError("experiment", experiment.experiment_id)
+            try:
+                conn.execute(
+                    "INSERT INTO experiments (experiment_id, surface, created_at, stopped_at, body)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    row,
+                )
+            except sqlite3.IntegrityError:  # experiments_one_running_per_surface
+                raise FailedPreconditionError(
+                    f"another experiment is running on the {experiment.surface} surface"
+                ) from None
+
+    def get_experiment(self, experiment_id: str) -> ExperimentRecord:
+        rows = self._fetch(f"{_EXPERIMENT_SELECT} WHERE experiment_id = ?", (experiment_id,))
+        if not rows:
+            raise NotFoundError("experiment", experiment_id)
+        return _experiment_from_row(rows[0])
+
+    def list_experiments(self) -> list[ExperimentRecord]:
+        rows = self._fetch(f"{_EXPERIMENT_SELECT} ORDER BY created_at DESC, experiment_id DESC")
+        return [_experiment_from_row(r) for r in rows]
+
+    def stop_experiment(self, experiment_id: str, stopped_at: datetime) -> ExperimentRecord:
+        stopped = micros(stopped_at, "stopped_at")
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE experiments SET stopped_at = coalesce(stopped_at, ?) WHERE experiment_id = ?",
+                (stopped, experiment_id),
+            )
+            rows = conn.execute(f"{_EXPERIMENT_SELECT} WHERE experiment_id = ?", (experiment_id,)).fetchall()
+        if not rows:
+            raise NotFoundError("experiment", experiment_id)
+        return _experiment_from_row(rows[0])
+
+    def served_lists_between(
+        self, start: datetime, end: datetime, experiment_id: str = ""
+    ) -> list[ServedRecommendation]:
+        span = (micros(start, "start"), micros(end, "end"))
+        if experiment_id:
+            rows = self._fetch(
+                f"{RECOMMENDATION_SELECT} WHERE experiment_id = ? AND generated_at >= ? AND generated_at < ?"
+                " ORDER BY generated_at, recommendation_id",
+                (experiment_id, *span),
+            )
+        else:
+            rows = self._fetch(
+                f"{RECOMMENDATION_SELECT} WHERE generated_at >= ? AND generated_at < ?"
+                " ORDER BY generated_at, recommendation_id",
+                span,
+            )
+        return list(map(recommendation_from_row, rows))
+
+    def feedback_on(self, recommendation_ids: Sequence[str]) -> list[Feedback]:
+        ids = list(dict.fromkeys(recommendation_ids))
+        found: list[Feedback] = []
+        # In chunks: SQLite caps the number of parameters of one statement.
+        for begin in range(0, len(ids), 500):
+            chunk = ids[begin : begin + 500]
+            rows = self._fetch(f"{FEEDBACK_SELECT} WHERE recommendation_id IN ({', '.join('?' * len(chunk))})", chunk)
+            found += map(feedback_from_row, rows)
+        return found
+
+
+_EXPERIMENT_SELECT = "SELECT experiment_id, created_at, stopped_at, body FROM experiments"
+
+
+def _experiment_from_row(row: Sequence[Any]) -> ExperimentRecord:
+    stopped = None if row[2] is None else from_micros(row[2])
+    return ExperimentRecord.from_body(row[0], from_micros(row[1]), stopped, json.loads(row[3]))
 
 
 class SqliteImportSession:

@@ -69,6 +69,31 @@ class AdminServiceStub:
                 request_serializer=omnix_dot_v1_dot_admin__pb2.GetRecommendationImpactRequest.SerializeToString,
                 response_deserializer=omnix_dot_v1_dot_admin__pb2.GetRecommendationImpactResponse.FromString,
                 _registered_method=True)
+        self.CreateExperiment = channel.unary_unary(
+                '/omnix.v1.AdminService/CreateExperiment',
+                request_serializer=omnix_dot_v1_dot_admin__pb2.CreateExperimentRequest.SerializeToString,
+                response_deserializer=omnix_dot_v1_dot_admin__pb2.Experiment.FromString,
+                _registered_method=True)
+        self.GetExperiment = channel.unary_unary(
+                '/omnix.v1.AdminService/GetExperiment',
+                request_serializer=omnix_dot_v1_dot_admin__pb2.GetExperimentRequest.SerializeToString,
+                response_deserializer=omnix_dot_v1_dot_admin__pb2.Experiment.FromString,
+                _registered_method=True)
+        self.ListExperiments = channel.unary_unary(
+                '/omnix.v1.AdminService/ListExperiments',
+                request_serializer=omnix_dot_v1_dot_admin__pb2.ListExperimentsRequest.SerializeToString,
+                response_deserializer=omnix_dot_v1_dot_admin__pb2.ListExperimentsResponse.FromString,
+                _registered_method=True)
+        self.StopExperiment = channel.unary_unary(
+                '/omnix.v1.AdminService/StopExperiment',
+                request_serializer=omnix_dot_v1_dot_admin__pb2.StopExperimentRequest.SerializeToString,
+                response_deserializer=omnix_dot_v1_dot_admin__pb2.Experiment.FromString,
+                _registered_method=True)
+        self.GetExperimentResults = channel.unary_unary(
+                '/omnix.v1.AdminService/GetExperimentResults',
+                request_serializer=omnix_dot_v1_dot_admin__pb2.GetExperimentResultsRequest.SerializeToString,
+                response_deserializer=omnix_dot_v1_dot_admin__pb2.GetExperimentResultsResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -130,6 +155,48 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateExperiment(self, request, context):
+        """Start an A/B experiment on a surface. Customers are split by a hash of their id and the
+        experiment's salt into 10,000 buckets: sticky across processes, hosts and restarts. Every
+        server process applies it within seconds. INVALID_ARGUMENT naming the field for a bad
+        definition; NOT_FOUND for an unknown model version; ALREADY_EXISTS for a taken id;
+        FAILED_PRECONDITION while another experiment runs on the same surface.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetExperiment(self, request, context):
+        """One experiment (NOT_FOUND when unknown).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListExperiments(self, request, context):
+        """Every experiment, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StopExperiment(self, request, context):
+        """Stop an experiment: its customers get the usual lists again (within seconds on every
+        process). Stopping a stopped experiment changes nothing. Results stay readable, and
+        purchases within the attribution window after the stop still count.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetExperimentResults(self, request, context):
+        """Per-arm figures with 95% intervals, and the verdict on the primary metric: an always-valid
+        (sequential) p-value, so reading the results every day does not inflate false positives.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -167,6 +234,31 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.GetRecommendationImpact,
                     request_deserializer=omnix_dot_v1_dot_admin__pb2.GetRecommendationImpactRequest.FromString,
                     response_serializer=omnix_dot_v1_dot_admin__pb2.GetRecommendationImpactResponse.SerializeToString,
+            ),
+            'CreateExperiment': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateExperiment,
+                    request_deserializer=omnix_dot_v1_dot_admin__pb2.CreateExperimentRequest.FromString,
+                    response_serializer=omnix_dot_v1_dot_admin__pb2.Experiment.SerializeToString,
+            ),
+            'GetExperiment': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetExperiment,
+                    request_deserializer=omnix_dot_v1_dot_admin__pb2.GetExperimentRequest.FromString,
+                    response_serializer=omnix_dot_v1_dot_admin__pb2.Experiment.SerializeToString,
+            ),
+            'ListExperiments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListExperiments,
+                    request_deserializer=omnix_dot_v1_dot_admin__pb2.ListExperimentsRequest.FromString,
+                    response_serializer=omnix_dot_v1_dot_admin__pb2.ListExperimentsResponse.SerializeToString,
+            ),
+            'StopExperiment': grpc.unary_unary_rpc_method_handler(
+                    servicer.StopExperiment,
+                    request_deserializer=omnix_dot_v1_dot_admin__pb2.StopExperimentRequest.FromString,
+                    response_serializer=omnix_dot_v1_dot_admin__pb2.Experiment.SerializeToString,
+            ),
+            'GetExperimentResults': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetExperimentResults,
+                    request_deserializer=omnix_dot_v1_dot_admin__pb2.GetExperimentResultsRequest.FromString,
+                    response_serializer=omnix_dot_v1_dot_admin__pb2.GetExperimentResultsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -358,6 +450,141 @@ class AdminService:
             '/omnix.v1.AdminService/GetRecommendationImpact',
             omnix_dot_v1_dot_admin__pb2.GetRecommendationImpactRequest.SerializeToString,
             omnix_dot_v1_dot_admin__pb2.GetRecommendationImpactResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateExperiment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omnix.v1.AdminService/CreateExperiment',
+            omnix_dot_v1_dot_admin__pb2.CreateExperimentRequest.SerializeToString,
+            omnix_dot_v1_dot_admin__pb2.Experiment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetExperiment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omnix.v1.AdminService/GetExperiment',
+            omnix_dot_v1_dot_admin__pb2.GetExperimentRequest.SerializeToString,
+            omnix_dot_v1_dot_admin__pb2.Experiment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListExperiments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omnix.v1.AdminService/ListExperiments',
+            omnix_dot_v1_dot_admin__pb2.ListExperimentsRequest.SerializeToString,
+            omnix_dot_v1_dot_admin__pb2.ListExperimentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StopExperiment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omnix.v1.AdminService/StopExperiment',
+            omnix_dot_v1_dot_admin__pb2.StopExperimentRequest.SerializeToString,
+            omnix_dot_v1_dot_admin__pb2.Experiment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetExperimentResults(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omnix.v1.AdminService/GetExperimentResults',
+            omnix_dot_v1_dot_admin__pb2.GetExperimentResultsRequest.SerializeToString,
+            omnix_dot_v1_dot_admin__pb2.GetExperimentResultsResponse.FromString,
             options,
             channel_credentials,
             insecure,

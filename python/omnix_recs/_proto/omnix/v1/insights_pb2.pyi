@@ -225,14 +225,16 @@ class BatchAnalyzeProgress(_message.Message):
     def __init__(self, started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., total: _Optional[int] = ..., done: _Optional[int] = ..., analyzed: _Optional[int] = ..., skipped: _Optional[int] = ..., failed: _Optional[int] = ..., bedrock: _Optional[int] = ..., local: _Optional[int] = ..., finished: _Optional[bool] = ..., last_error: _Optional[str] = ...) -> None: ...
 
 class GetPredictionAccuracyRequest(_message.Message):
-    __slots__ = ("since", "until", "bucket")
+    __slots__ = ("since", "until", "bucket", "horizon_days")
     SINCE_FIELD_NUMBER: _ClassVar[int]
     UNTIL_FIELD_NUMBER: _ClassVar[int]
     BUCKET_FIELD_NUMBER: _ClassVar[int]
+    HORIZON_DAYS_FIELD_NUMBER: _ClassVar[int]
     since: _timestamp_pb2.Timestamp
     until: _timestamp_pb2.Timestamp
     bucket: AccuracyBucket
-    def __init__(self, since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bucket: _Optional[_Union[AccuracyBucket, str]] = ...) -> None: ...
+    horizon_days: int
+    def __init__(self, since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bucket: _Optional[_Union[AccuracyBucket, str]] = ..., horizon_days: _Optional[int] = ...) -> None: ...
 
 class PredictionAccuracy(_message.Message):
     __slots__ = ("predictions", "scored", "next_visit_mae_days", "next_purchase_mae_days", "product_predictions_scored", "due_now_precision", "due_now_recall")
@@ -261,9 +263,27 @@ class AccuracyBucketResult(_message.Message):
     def __init__(self, start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., accuracy: _Optional[_Union[PredictionAccuracy, _Mapping]] = ...) -> None: ...
 
 class GetPredictionAccuracyResponse(_message.Message):
-    __slots__ = ("overall", "buckets")
+    __slots__ = ("overall", "buckets", "drift", "scored_until")
     OVERALL_FIELD_NUMBER: _ClassVar[int]
     BUCKETS_FIELD_NUMBER: _ClassVar[int]
+    DRIFT_FIELD_NUMBER: _ClassVar[int]
+    SCORED_UNTIL_FIELD_NUMBER: _ClassVar[int]
     overall: PredictionAccuracy
     buckets: _containers.RepeatedCompositeFieldContainer[AccuracyBucketResult]
-    def __init__(self, overall: _Optional[_Union[PredictionAccuracy, _Mapping]] = ..., buckets: _Optional[_Iterable[_Union[AccuracyBucketResult, _Mapping]]] = ...) -> None: ...
+    drift: AccuracyDrift
+    scored_until: _timestamp_pb2.Timestamp
+    def __init__(self, overall: _Optional[_Union[PredictionAccuracy, _Mapping]] = ..., buckets: _Optional[_Iterable[_Union[AccuracyBucketResult, _Mapping]]] = ..., drift: _Optional[_Union[AccuracyDrift, _Mapping]] = ..., scored_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class AccuracyDrift(_message.Message):
+    __slots__ = ("latest_bucket", "next_visit_mae_change_days", "next_purchase_mae_change_days", "p_value", "drifting")
+    LATEST_BUCKET_FIELD_NUMBER: _ClassVar[int]
+    NEXT_VISIT_MAE_CHANGE_DAYS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PURCHASE_MAE_CHANGE_DAYS_FIELD_NUMBER: _ClassVar[int]
+    P_VALUE_FIELD_NUMBER: _ClassVar[int]
+    DRIFTING_FIELD_NUMBER: _ClassVar[int]
+    latest_bucket: _timestamp_pb2.Timestamp
+    next_visit_mae_change_days: float
+    next_purchase_mae_change_days: float
+    p_value: float
+    drifting: bool
+    def __init__(self, latest_bucket: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_visit_mae_change_days: _Optional[float] = ..., next_purchase_mae_change_days: _Optional[float] = ..., p_value: _Optional[float] = ..., drifting: _Optional[bool] = ...) -> None: ...

@@ -93,16 +93,20 @@ class GetRecommendationsRequest(_message.Message):
     def __init__(self, customer_id: _Optional[str] = ..., limit: _Optional[int] = ..., strategy: _Optional[_Union[Strategy, str]] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., filters: _Optional[_Union[RecommendationFilters, _Mapping]] = ..., basket_product_ids: _Optional[_Iterable[str]] = ..., exclude_purchased: _Optional[bool] = ...) -> None: ...
 
 class GetRecommendationsResponse(_message.Message):
-    __slots__ = ("items", "model_version", "recommendation_id", "strategy")
+    __slots__ = ("items", "model_version", "recommendation_id", "strategy", "experiment_id", "arm_id")
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     RECOMMENDATION_ID_FIELD_NUMBER: _ClassVar[int]
     STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    ARM_ID_FIELD_NUMBER: _ClassVar[int]
     items: _containers.RepeatedCompositeFieldContainer[Recommendation]
     model_version: str
     recommendation_id: str
     strategy: Strategy
-    def __init__(self, items: _Optional[_Iterable[_Union[Recommendation, _Mapping]]] = ..., model_version: _Optional[str] = ..., recommendation_id: _Optional[str] = ..., strategy: _Optional[_Union[Strategy, str]] = ...) -> None: ...
+    experiment_id: str
+    arm_id: str
+    def __init__(self, items: _Optional[_Iterable[_Union[Recommendation, _Mapping]]] = ..., model_version: _Optional[str] = ..., recommendation_id: _Optional[str] = ..., strategy: _Optional[_Union[Strategy, str]] = ..., experiment_id: _Optional[str] = ..., arm_id: _Optional[str] = ...) -> None: ...
 
 class GetPersonalizedRecommendationsRequest(_message.Message):
     __slots__ = ("customer_id", "limit", "as_of", "filters")
@@ -117,16 +121,20 @@ class GetPersonalizedRecommendationsRequest(_message.Message):
     def __init__(self, customer_id: _Optional[str] = ..., limit: _Optional[int] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., filters: _Optional[_Union[RecommendationFilters, _Mapping]] = ...) -> None: ...
 
 class GetPersonalizedRecommendationsResponse(_message.Message):
-    __slots__ = ("items", "model_version", "recommendation_id", "lifecycle")
+    __slots__ = ("items", "model_version", "recommendation_id", "lifecycle", "experiment_id", "arm_id")
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     RECOMMENDATION_ID_FIELD_NUMBER: _ClassVar[int]
     LIFECYCLE_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    ARM_ID_FIELD_NUMBER: _ClassVar[int]
     items: _containers.RepeatedCompositeFieldContainer[Recommendation]
     model_version: str
     recommendation_id: str
     lifecycle: LifecycleStage
-    def __init__(self, items: _Optional[_Iterable[_Union[Recommendation, _Mapping]]] = ..., model_version: _Optional[str] = ..., recommendation_id: _Optional[str] = ..., lifecycle: _Optional[_Union[LifecycleStage, str]] = ...) -> None: ...
+    experiment_id: str
+    arm_id: str
+    def __init__(self, items: _Optional[_Iterable[_Union[Recommendation, _Mapping]]] = ..., model_version: _Optional[str] = ..., recommendation_id: _Optional[str] = ..., lifecycle: _Optional[_Union[LifecycleStage, str]] = ..., experiment_id: _Optional[str] = ..., arm_id: _Optional[str] = ...) -> None: ...
 
 class GetSimilarProductsRequest(_message.Message):
     __slots__ = ("product_id", "limit", "customer_id", "filters")
@@ -141,14 +149,18 @@ class GetSimilarProductsRequest(_message.Message):
     def __init__(self, product_id: _Optional[str] = ..., limit: _Optional[int] = ..., customer_id: _Optional[str] = ..., filters: _Optional[_Union[RecommendationFilters, _Mapping]] = ...) -> None: ...
 
 class GetSimilarProductsResponse(_message.Message):
-    __slots__ = ("items", "model_version", "recommendation_id")
+    __slots__ = ("items", "model_version", "recommendation_id", "experiment_id", "arm_id")
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     RECOMMENDATION_ID_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    ARM_ID_FIELD_NUMBER: _ClassVar[int]
     items: _containers.RepeatedCompositeFieldContainer[Recommendation]
     model_version: str
     recommendation_id: str
-    def __init__(self, items: _Optional[_Iterable[_Union[Recommendation, _Mapping]]] = ..., model_version: _Optional[str] = ..., recommendation_id: _Optional[str] = ...) -> None: ...
+    experiment_id: str
+    arm_id: str
+    def __init__(self, items: _Optional[_Iterable[_Union[Recommendation, _Mapping]]] = ..., model_version: _Optional[str] = ..., recommendation_id: _Optional[str] = ..., experiment_id: _Optional[str] = ..., arm_id: _Optional[str] = ...) -> None: ...
 
 class GetFrequentlyBoughtTogetherRequest(_message.Message):
     __slots__ = ("basket_product_ids", "limit", "customer_id", "filters")
@@ -163,14 +175,18 @@ class GetFrequentlyBoughtTogetherRequest(_message.Message):
     def __init__(self, basket_product_ids: _Optional[_Iterable[str]] = ..., limit: _Optional[int] = ..., customer_id: _Optional[str] = ..., filters: _Optional[_Union[RecommendationFilters, _Mapping]] = ...) -> None: ...
 
 class GetFrequentlyBoughtTogetherResponse(_message.Message):
-    __slots__ = ("items", "model_version", "recommendation_id")
+    __slots__ = ("items", "model_version", "recommendation_id", "experiment_id", "arm_id")
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     RECOMMENDATION_ID_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    ARM_ID_FIELD_NUMBER: _ClassVar[int]
     items: _containers.RepeatedCompositeFieldContainer[Recommendation]
     model_version: str
     recommendation_id: str
-    def __init__(self, items: _Optional[_Iterable[_Union[Recommendation, _Mapping]]] = ..., model_version: _Optional[str] = ..., recommendation_id: _Optional[str] = ...) -> None: ...
+    experiment_id: str
+    arm_id: str
+    def __init__(self, items: _Optional[_Iterable[_Union[Recommendation, _Mapping]]] = ..., model_version: _Optional[str] = ..., recommendation_id: _Optional[str] = ..., experiment_id: _Optional[str] = ..., arm_id: _Optional[str] = ...) -> None: ...
 
 class GetTrendingRequest(_message.Message):
     __slots__ = ("limit", "department", "window_days", "customer_id", "filters")
@@ -187,16 +203,20 @@ class GetTrendingRequest(_message.Message):
     def __init__(self, limit: _Optional[int] = ..., department: _Optional[str] = ..., window_days: _Optional[int] = ..., customer_id: _Optional[str] = ..., filters: _Optional[_Union[RecommendationFilters, _Mapping]] = ...) -> None: ...
 
 class GetTrendingResponse(_message.Message):
-    __slots__ = ("items", "model_version", "recommendation_id", "window_days")
+    __slots__ = ("items", "model_version", "recommendation_id", "window_days", "experiment_id", "arm_id")
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     RECOMMENDATION_ID_FIELD_NUMBER: _ClassVar[int]
     WINDOW_DAYS_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    ARM_ID_FIELD_NUMBER: _ClassVar[int]
     items: _containers.RepeatedCompositeFieldContainer[Recommendation]
     model_version: str
     recommendation_id: str
     window_days: int
-    def __init__(self, items: _Optional[_Iterable[_Union[Recommendation, _Mapping]]] = ..., model_version: _Optional[str] = ..., recommendation_id: _Optional[str] = ..., window_days: _Optional[int] = ...) -> None: ...
+    experiment_id: str
+    arm_id: str
+    def __init__(self, items: _Optional[_Iterable[_Union[Recommendation, _Mapping]]] = ..., model_version: _Optional[str] = ..., recommendation_id: _Optional[str] = ..., window_days: _Optional[int] = ..., experiment_id: _Optional[str] = ..., arm_id: _Optional[str] = ...) -> None: ...
 
 class GetSeasonalRequest(_message.Message):
     __slots__ = ("limit", "as_of", "department", "customer_id", "filters")
@@ -213,16 +233,20 @@ class GetSeasonalRequest(_message.Message):
     def __init__(self, limit: _Optional[int] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., department: _Optional[str] = ..., customer_id: _Optional[str] = ..., filters: _Optional[_Union[RecommendationFilters, _Mapping]] = ...) -> None: ...
 
 class GetSeasonalResponse(_message.Message):
-    __slots__ = ("items", "model_version", "recommendation_id", "week_of_year")
+    __slots__ = ("items", "model_version", "recommendation_id", "week_of_year", "experiment_id", "arm_id")
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     RECOMMENDATION_ID_FIELD_NUMBER: _ClassVar[int]
     WEEK_OF_YEAR_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    ARM_ID_FIELD_NUMBER: _ClassVar[int]
     items: _containers.RepeatedCompositeFieldContainer[Recommendation]
     model_version: str
     recommendation_id: str
     week_of_year: int
-    def __init__(self, items: _Optional[_Iterable[_Union[Recommendation, _Mapping]]] = ..., model_version: _Optional[str] = ..., recommendation_id: _Optional[str] = ..., week_of_year: _Optional[int] = ...) -> None: ...
+    experiment_id: str
+    arm_id: str
+    def __init__(self, items: _Optional[_Iterable[_Union[Recommendation, _Mapping]]] = ..., model_version: _Optional[str] = ..., recommendation_id: _Optional[str] = ..., week_of_year: _Optional[int] = ..., experiment_id: _Optional[str] = ..., arm_id: _Optional[str] = ...) -> None: ...
 
 class RecordFeedbackRequest(_message.Message):
     __slots__ = ("recommendation_id", "customer_id", "product_id", "event", "occurred_at")

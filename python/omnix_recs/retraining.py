@@ -1,0 +1,153 @@
+"""Retraining on a schedule: `omnix serve --retrain-every 24h`.
+
+The schedule is kept by the store, not by a clock in one process: a build starts when the
+newest stored version (active or refused) is older than the interval. So a server restart does
+not retrain at once, several hosts sharing a store retrain about once per interval between them,
+and a refused build waits a whole interval before the next try instead of retrying in a loop.
+One process per host runs the schedule (the supervising parent under `--workers N`, the
+serving process otherwise); the serving processes follow an activation as they follow any
+(engine/registry.py). Each build goes through the training pipeline's quality gate: a build
+that fails or validates worse leaves the active version serving, and is logged as an error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+
+from omnix_recs.config import Settings
+from omnix_recs.errors import InvalidArgumentError, OmnixError
+from omnix_recs.store.base import ModelRecord, Store
+
+log = logging.getLogger("omnix.retraining")
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+MIN_INTERVAL_S = 60.0
+MAX_CHECK_EVERY_S = 60.0
+# After a build that failed outright (nothing saved), wait this long (at most the interval).
+RETRY_FAILED_AFTER = timedelta(hours=1)
+
+
+def parse_interval(text: str) -> float:
+    """ "24h", "30m", "7d", "3600s" (or a plain number of seconds) as seconds."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text)
+    if match is None:
+        raise InvalidArgumentError("--retrain-every", f"expected a duration such as 24h, 30m or 7d, got {text!r}")
+    seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    if seconds < MIN_INTERVAL_S:
+        raise InvalidArgumentError("--retrain-every", f"must be at least {MIN_INTERVAL_S:.0f} s, got {text!r}")
+    return seconds
+
+
+def due(store: Store, every: timedelta, now: datetime) -> bool:
+    """Whether the newest stored version is older than `every` (or there is none)."""
+    newest = max((m.created_at for m in store.list_models()), default=None)
+    return newest is None or now - newest >= every
+
+
+Trainer = Callable[[Store, Settings], ModelRecord]
+
+
+class RetrainingSchedule:
+    """A daemon thread that checks every minute (or sooner for short intervals) whether a build is due."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        every_s: float,
+        *,
+        train: Trainer | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._store = store
+        self._settings = settings
+        self._every = timedelta(seconds=every_s)
+        self._train = train or _train
+        self._clock = clock
+        self._check_every_s = min(MAX_CHECK_EVERY_S, every_s / 10)
+        self._retry_at: datetime | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="omnix-retraining", daemon=True)
+        self.builds: list[str] = []  # what each build ended as: "activated", "refused" or "failed"
+
+    def start(self) -> None:
+        log.info("retraining every %s when the newest model is older than that", self._every)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        self._store.close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.run_once()
+            self._stop.wait(self._check_every_s)
+
+    def run_once(self) -> str | None:
+        """Build if due; what the build ended as, or None when none was due (or the store is down)."""
+        now = self._clock()
+        if self._retry_at is not None and now < self._retry_at:
+            return None
+        try:
+            if not due(self._store, self._every, now):
+                return None
+        except OmnixError as err:
+            log.warning("cannot read the model versions to decide on retraining: %s", err)
+            return None
+        from omnix_recs.engine.registry import ActivationRefusedError
+
+        started = time.perf_counter()
+        try:
+            record = self._train(self._store, self._settings)
+        except ActivationRefusedError as refused:
+            outcome = "refused"
+            log.error(
+                "scheduled retraining: version %s was not activated, the active version keeps serving: %s",
+                refused.record.version,
+                refused,
+            )
+        except Exception as err:  # a failed build must never stop the server; it is tried again later
+            outcome = "failed"
+            self._retry_at = now + min(self._every, RETRY_FAILED_AFTER)
+            # A reason the operator can act on (no data, store down) in one line; a bug with its traceback.
+            log.error(
+                "scheduled retraining failed; the active version keeps serving: %s",
+                err,
+                exc_info=not isinstance(err, OmnixError),
+            )
+        else:
+            outcome = "activated"
+            log.info("scheduled retraining: activated %s in %.1f s", record.version, time.perf_counter() - started)
+        self.builds.append(outcome)
+        return outcome
+
+
+def _train(store: Store, settings: Settings) -> ModelRecord:
+    from omnix_recs.engine.train import train_model
+
+    return train_model(store, settings)
+
+
+@contextlib.contextmanager
+def scheduled(settings: Settings) -> Iterator[RetrainingSchedule | None]:
+    """Run the schedule (over its own store connection) for the block; nothing when
+    `settings.retrain_every_s` is 0."""
+    if not settings.retrain_every_s:
+        yield None
+        return
+    from omnix_recs.store import open_store
+
+    schedule = RetrainingSchedule(open_store(settings.store_url), settings, settings.retrain_every_s)
+    schedule.start()
+    try:
+        yield schedule
+    finally:
+        schedule.close()
