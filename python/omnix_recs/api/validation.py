@@ -26,6 +26,10 @@ _ID_RE = re.compile(r"[A-Za-z0-9._:@-]+")
 # Timestamps we accept: the Unix epoch up to the end of year 9999 (what datetime can hold).
 _MIN_SECONDS = 0
 _MAX_SECONDS = 253_402_300_799
+# Control characters (C0, DEL, C1): NUL and terminal escapes have no place in a name or label.
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Characters of a caller's value quoted back in an error (messages travel in trailers).
+MAX_QUOTED = 100
 
 EnumValue = TypeVar("EnumValue", bound=int)  # a generated enum type, e.g. `FeedbackEvent`
 
@@ -49,7 +53,7 @@ class Validator:
                 field, f"must be at most {self.limits.max_id_length} characters, got {len(value)}"
             )
         if value and not _ID_RE.fullmatch(value):
-            raise InvalidArgumentError(field, f"may only contain {ID_CHARACTERS}, got {value!r}")
+            raise InvalidArgumentError(field, f"may only contain {ID_CHARACTERS}, got {quote(value)}")
         return value
 
     def id_list(self, field: str, values: Sequence[str], max_items: int) -> tuple[str, ...]:
@@ -88,7 +92,19 @@ def text(field: str, value: str, *, max_length: int, required: bool = False) -> 
         raise InvalidArgumentError(field, "is required")
     if len(value) > max_length:
         raise InvalidArgumentError(field, f"must be at most {max_length} characters, got {len(value)}")
+    control = _CONTROL_RE.search(value)
+    if control is not None:
+        raise InvalidArgumentError(
+            field, f"must not contain control characters (U+{ord(control.group()):04X} at position {control.start()})"
+        )
     return value
+
+
+def quote(value: str) -> str:
+    """`repr(value)` cut to MAX_QUOTED characters, for error messages."""
+    if len(value) <= MAX_QUOTED:
+        return repr(value)
+    return f"{value[:MAX_QUOTED]!r}... ({len(value)} characters)"
 
 
 def text_list(field: str, values: Sequence[str], *, max_items: int, max_length: int) -> tuple[str, ...]:
@@ -104,7 +120,9 @@ def vocabulary(
     count(field, values, maximum=max_items)
     for i, value in enumerate(values):
         if value not in known:
-            raise InvalidArgumentError(f"{field}[{i}]", f"unknown value {value!r} (known: {', '.join(sorted(known))})")
+            raise InvalidArgumentError(
+                f"{field}[{i}]", f"unknown value {quote(value)} (known: {', '.join(sorted(known))})"
+            )
     return _distinct(values)
 
 
