@@ -37,6 +37,9 @@ UPDATE_ATTEMPTS = 5
 # "No limit" for the store's list calls when exporting everything about a customer.
 _EVERYTHING = 1_000_000_000
 
+# Profile fields a customer may change after registration through `update_demographics`.
+DEMOGRAPHIC_FIELDS = ("display_name", "email", "age_band", "household_size", "postcode")
+
 # Told `(customer_id, what changed)` after each write (`AppContext.on_customer_activity`).
 Publish = Callable[[str, CustomerChange], None]
 ProfileChange = Callable[[Customer], Customer]
@@ -138,7 +141,17 @@ class CustomerService:
         )
 
     def set_consent(self, customer_id: str, consent: Consent) -> Customer:
+        """Published like any profile change, so cached lists built under the old consent go."""
         return self.update_profile(customer_id, lambda c: dataclasses.replace(c, consent=consent))
+
+    def update_demographics(self, customer_id: str, given: Customer, fields: Sequence[str]) -> Customer:
+        """Copy the named demographic and contact `fields` (of `DEMOGRAPHIC_FIELDS`) from `given`."""
+        unknown = [f for f in fields if f not in DEMOGRAPHIC_FIELDS]
+        if unknown:
+            raise InvalidArgumentError("fields", f"not demographic fields: {', '.join(unknown)}")
+        return self.update_profile(
+            customer_id, lambda c: dataclasses.replace(c, **{f: getattr(given, f) for f in fields})
+        )
 
     # --- purchases and behaviour -----------------------------------------------------------
 

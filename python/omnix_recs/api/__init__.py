@@ -26,6 +26,8 @@ SERVICE_MODULES: tuple[str, ...] = (
     "omnix_recs.api.recommendation",
     "omnix_recs.api.insights",
     "omnix_recs.api.admin",
+    "omnix_recs.api.marketing",
+    "omnix_recs.api.inventory",
 )
 
 

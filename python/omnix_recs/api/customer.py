@@ -19,10 +19,11 @@ from omnix_recs.api import mapping
 from omnix_recs.api import validation as check
 from omnix_recs.api.validation import Validator
 from omnix_recs.app import AppContext
-from omnix_recs.customers import CustomerExport, CustomerService
-from omnix_recs.domain.models import ALLERGENS, DIETARY_TAGS, Purchase
+from omnix_recs.customers import DEMOGRAPHIC_FIELDS, CustomerExport, CustomerService
+from omnix_recs.domain.models import ALLERGENS, DIETARY_TAGS, Consent, Customer, Page, Purchase
 from omnix_recs.errors import InvalidArgumentError
 from omnix_recs.limits import MAX_BASKET_LINES, MAX_DIETARY_ENTRIES, MAX_IMPORT_ROWS
+from omnix_recs.marketing.loyalty import LoyaltyStatus, loyalty_status
 
 SERVICE_NAME = customer_pb2.DESCRIPTOR.services_by_name["CustomerService"].full_name
 EXPORT_FORMAT_VERSION = 1
@@ -52,7 +53,7 @@ class CustomerServicer(customer_pb2_grpc.CustomerServiceServicer):
         customer_id = self.v.optional_id("customer_id", request.customer_id) or uuid.uuid4().hex
         customer = mapping.customer_from_register(self.v, request, customer_id=customer_id, now=now)
         registered = await asyncio.to_thread(self.customers.register, customer)
-        return mapping.customer_to_proto(registered)
+        return await self._profile(registered)
 
     async def GetCustomerProfile(
         self,
@@ -61,7 +62,14 @@ class CustomerServicer(customer_pb2_grpc.CustomerServiceServicer):
     ) -> customer_pb2.CustomerProfile:
         customer_id = self.v.require_id("customer_id", request.customer_id)
         customer = await asyncio.to_thread(self.store.get_customer, customer_id)
-        return mapping.customer_to_proto(customer)
+        return await self._profile(customer)
+
+    async def _profile(self, customer: Customer) -> customer_pb2.CustomerProfile:
+        """The profile as every RPC returns it: with the loyalty standing of its purchases."""
+        lines = await asyncio.to_thread(self.store.order_lines_of, customer.customer_id)
+        profile = mapping.customer_to_proto(customer)
+        profile.loyalty.CopyFrom(_loyalty_to_proto(loyalty_status(lines, _now().timestamp())))
+        return profile
 
     async def UpdatePreferences(
         self,
@@ -78,7 +86,7 @@ class CustomerServicer(customer_pb2_grpc.CustomerServiceServicer):
                 )
         preferences = mapping.preferences_from_proto(self.v, "preferences", request.preferences)
         updated = await asyncio.to_thread(self.customers.update_preferences, customer_id, preferences, paths)
-        return mapping.customer_to_proto(updated)
+        return await self._profile(updated)
 
     async def SetDietaryRestrictions(
         self,
@@ -91,7 +99,53 @@ class CustomerServicer(customer_pb2_grpc.CustomerServiceServicer):
         )
         allergens = check.vocabulary("allergens", request.allergens, ALLERGENS, max_items=MAX_DIETARY_ENTRIES)
         updated = await asyncio.to_thread(self.customers.set_dietary_restrictions, customer_id, restrictions, allergens)
-        return mapping.customer_to_proto(updated)
+        return await self._profile(updated)
+
+    async def UpdateConsent(
+        self,
+        request: customer_pb2.UpdateConsentRequest,
+        context: grpc.aio.ServicerContext[customer_pb2.UpdateConsentRequest, customer_pb2.CustomerProfile],
+    ) -> customer_pb2.CustomerProfile:
+        customer_id = self.v.require_id("customer_id", request.customer_id)
+        if not request.HasField("consent"):
+            raise InvalidArgumentError("consent", "is required (all three flags, whole)")
+        consent = Consent(
+            personalization=request.consent.personalization,
+            marketing=request.consent.marketing,
+            analytics=request.consent.analytics,
+        )
+        updated = await asyncio.to_thread(self.customers.set_consent, customer_id, consent)
+        return await self._profile(updated)
+
+    async def UpdateDemographics(
+        self,
+        request: customer_pb2.UpdateDemographicsRequest,
+        context: grpc.aio.ServicerContext[customer_pb2.UpdateDemographicsRequest, customer_pb2.CustomerProfile],
+    ) -> customer_pb2.CustomerProfile:
+        customer_id = self.v.require_id("customer_id", request.customer_id)
+        paths = list(dict.fromkeys(request.update_mask.paths))
+        if not paths:
+            raise InvalidArgumentError("update_mask", f"name at least one field ({', '.join(DEMOGRAPHIC_FIELDS)})")
+        for i, path in enumerate(paths):
+            if path not in DEMOGRAPHIC_FIELDS:
+                raise InvalidArgumentError(
+                    f"update_mask.paths[{i}]", f"unknown field {path!r} (fields: {', '.join(DEMOGRAPHIC_FIELDS)})"
+                )
+        # The registration checks, field for field: a profile changed later obeys the same rules.
+        given = mapping.customer_from_register(
+            self.v,
+            customer_pb2.RegisterCustomerRequest(
+                display_name=request.display_name,
+                email=request.email,
+                age_band=request.age_band,
+                household_size=request.household_size,
+                postcode=request.postcode,
+            ),
+            customer_id=customer_id,
+            now=_now(),
+        )
+        updated = await asyncio.to_thread(self.customers.update_demographics, customer_id, given, paths)
+        return await self._profile(updated)
 
     async def ListPurchases(
         self,
@@ -104,10 +158,20 @@ class CustomerServicer(customer_pb2_grpc.CustomerServiceServicer):
         start = check.timestamp("start_time", request, "start_time", required=False)
         end = check.timestamp("end_time", request, "end_time", required=False)
         check.time_range("start_time", start, "end_time", end)
-        page = await asyncio.to_thread(self.store.list_purchases, customer_id, page_size, page_token, start, end)
+        page = await asyncio.to_thread(self._purchases_of_known, customer_id, page_size, page_token, start, end)
         return customer_pb2.ListPurchasesResponse(
             purchases=[mapping.purchase_to_proto(p) for p in page.items], next_page_token=page.next_page_token
         )
+
+    def _purchases_of_known(
+        self, customer_id: str, page_size: int, page_token: str, start: datetime | None, end: datetime | None
+    ) -> Page[Purchase]:
+        """A page of the customer's purchases; NOT_FOUND for an unknown or erased customer, like
+        every other read (an empty list would claim the customer exists)."""
+        page = self.store.list_purchases(customer_id, page_size, page_token, start, end)
+        if not page.items:  # a customer with purchases exists: look it up only when there are none
+            self.store.get_customer(customer_id)
+        return page
 
     async def RecordPurchase(
         self,
@@ -201,6 +265,18 @@ class CustomerServicer(customer_pb2_grpc.CustomerServiceServicer):
         customer_id = self.v.require_id("customer_id", request.customer_id)
         erasure = await asyncio.to_thread(self.customers.erase, customer_id)
         return customer_pb2.DeleteCustomerResponse(erased=erasure.counts)
+
+
+def _loyalty_to_proto(status: LoyaltyStatus) -> customer_pb2.LoyaltyStatus:
+    return customer_pb2.LoyaltyStatus(
+        points=status.points,
+        tier=status.tier,
+        spend_last_year=status.spend_last_year,
+        next_tier=status.next_tier,
+        spend_to_next_tier=status.spend_to_next_tier,
+        trips_last_90_days=status.trips_last_90_days,
+        vip=status.vip,
+    )
 
 
 def _export_to_proto(export: CustomerExport) -> customer_pb2.ExportCustomerDataResponse:

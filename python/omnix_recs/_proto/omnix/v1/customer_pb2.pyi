@@ -54,7 +54,7 @@ class Consent(_message.Message):
     def __init__(self, personalization: _Optional[bool] = ..., marketing: _Optional[bool] = ..., analytics: _Optional[bool] = ...) -> None: ...
 
 class CustomerProfile(_message.Message):
-    __slots__ = ("customer_id", "display_name", "email", "age_band", "household_size", "postcode", "preferences", "dietary_restrictions", "allergens", "consent", "created_at", "updated_at")
+    __slots__ = ("customer_id", "display_name", "email", "age_band", "household_size", "postcode", "preferences", "dietary_restrictions", "allergens", "consent", "created_at", "updated_at", "loyalty")
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     EMAIL_FIELD_NUMBER: _ClassVar[int]
@@ -67,6 +67,7 @@ class CustomerProfile(_message.Message):
     CONSENT_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    LOYALTY_FIELD_NUMBER: _ClassVar[int]
     customer_id: str
     display_name: str
     email: str
@@ -79,7 +80,26 @@ class CustomerProfile(_message.Message):
     consent: Consent
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
-    def __init__(self, customer_id: _Optional[str] = ..., display_name: _Optional[str] = ..., email: _Optional[str] = ..., age_band: _Optional[str] = ..., household_size: _Optional[int] = ..., postcode: _Optional[str] = ..., preferences: _Optional[_Union[Preferences, _Mapping]] = ..., dietary_restrictions: _Optional[_Iterable[str]] = ..., allergens: _Optional[_Iterable[str]] = ..., consent: _Optional[_Union[Consent, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    loyalty: LoyaltyStatus
+    def __init__(self, customer_id: _Optional[str] = ..., display_name: _Optional[str] = ..., email: _Optional[str] = ..., age_band: _Optional[str] = ..., household_size: _Optional[int] = ..., postcode: _Optional[str] = ..., preferences: _Optional[_Union[Preferences, _Mapping]] = ..., dietary_restrictions: _Optional[_Iterable[str]] = ..., allergens: _Optional[_Iterable[str]] = ..., consent: _Optional[_Union[Consent, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., loyalty: _Optional[_Union[LoyaltyStatus, _Mapping]] = ...) -> None: ...
+
+class LoyaltyStatus(_message.Message):
+    __slots__ = ("points", "tier", "spend_last_year", "next_tier", "spend_to_next_tier", "trips_last_90_days", "vip")
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    SPEND_LAST_YEAR_FIELD_NUMBER: _ClassVar[int]
+    NEXT_TIER_FIELD_NUMBER: _ClassVar[int]
+    SPEND_TO_NEXT_TIER_FIELD_NUMBER: _ClassVar[int]
+    TRIPS_LAST_90_DAYS_FIELD_NUMBER: _ClassVar[int]
+    VIP_FIELD_NUMBER: _ClassVar[int]
+    points: int
+    tier: str
+    spend_last_year: float
+    next_tier: str
+    spend_to_next_tier: float
+    trips_last_90_days: int
+    vip: bool
+    def __init__(self, points: _Optional[int] = ..., tier: _Optional[str] = ..., spend_last_year: _Optional[float] = ..., next_tier: _Optional[str] = ..., spend_to_next_tier: _Optional[float] = ..., trips_last_90_days: _Optional[int] = ..., vip: _Optional[bool] = ...) -> None: ...
 
 class RegisterCustomerRequest(_message.Message):
     __slots__ = ("customer_id", "display_name", "email", "age_band", "household_size", "postcode", "preferences", "dietary_restrictions", "allergens", "consent")
@@ -130,6 +150,32 @@ class SetDietaryRestrictionsRequest(_message.Message):
     restrictions: _containers.RepeatedScalarFieldContainer[str]
     allergens: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, customer_id: _Optional[str] = ..., restrictions: _Optional[_Iterable[str]] = ..., allergens: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class UpdateConsentRequest(_message.Message):
+    __slots__ = ("customer_id", "consent")
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    CONSENT_FIELD_NUMBER: _ClassVar[int]
+    customer_id: str
+    consent: Consent
+    def __init__(self, customer_id: _Optional[str] = ..., consent: _Optional[_Union[Consent, _Mapping]] = ...) -> None: ...
+
+class UpdateDemographicsRequest(_message.Message):
+    __slots__ = ("customer_id", "display_name", "email", "age_band", "household_size", "postcode", "update_mask")
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    EMAIL_FIELD_NUMBER: _ClassVar[int]
+    AGE_BAND_FIELD_NUMBER: _ClassVar[int]
+    HOUSEHOLD_SIZE_FIELD_NUMBER: _ClassVar[int]
+    POSTCODE_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    customer_id: str
+    display_name: str
+    email: str
+    age_band: str
+    household_size: int
+    postcode: str
+    update_mask: _field_mask_pb2.FieldMask
+    def __init__(self, customer_id: _Optional[str] = ..., display_name: _Optional[str] = ..., email: _Optional[str] = ..., age_band: _Optional[str] = ..., household_size: _Optional[int] = ..., postcode: _Optional[str] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
 
 class ListPurchasesRequest(_message.Message):
     __slots__ = ("customer_id", "page_size", "page_token", "start_time", "end_time")

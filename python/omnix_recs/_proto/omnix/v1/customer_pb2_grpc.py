@@ -54,6 +54,16 @@ class CustomerServiceStub:
                 request_serializer=omnix_dot_v1_dot_customer__pb2.SetDietaryRestrictionsRequest.SerializeToString,
                 response_deserializer=omnix_dot_v1_dot_customer__pb2.CustomerProfile.FromString,
                 _registered_method=True)
+        self.UpdateConsent = channel.unary_unary(
+                '/omnix.v1.CustomerService/UpdateConsent',
+                request_serializer=omnix_dot_v1_dot_customer__pb2.UpdateConsentRequest.SerializeToString,
+                response_deserializer=omnix_dot_v1_dot_customer__pb2.CustomerProfile.FromString,
+                _registered_method=True)
+        self.UpdateDemographics = channel.unary_unary(
+                '/omnix.v1.CustomerService/UpdateDemographics',
+                request_serializer=omnix_dot_v1_dot_customer__pb2.UpdateDemographicsRequest.SerializeToString,
+                response_deserializer=omnix_dot_v1_dot_customer__pb2.CustomerProfile.FromString,
+                _registered_method=True)
         self.ListPurchases = channel.unary_unary(
                 '/omnix.v1.CustomerService/ListPurchases',
                 request_serializer=omnix_dot_v1_dot_customer__pb2.ListPurchasesRequest.SerializeToString,
@@ -121,6 +131,25 @@ class CustomerServiceServicer:
     def SetDietaryRestrictions(self, request, context):
         """Replaces the customer's dietary restrictions and allergens (both lists, whole).
         Recommendations never include a product that breaks them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateConsent(self, request, context):
+        """Replaces the customer's data-use consent (all three flags, whole). Withdrawing
+        personalisation takes effect on the next list, on every server process: the customer then
+        gets lists that use no purchase history. Withdrawing marketing keeps them out of every
+        campaign built afterwards. Returns the updated profile; NOT_FOUND for an unknown customer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateDemographics(self, request, context):
+        """Changes the demographic and contact fields named in `update_mask` (display_name, email,
+        age_band, household_size, postcode); the others keep their values. Same validation as
+        registration. Returns the updated profile; NOT_FOUND for an unknown customer.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -214,6 +243,16 @@ def add_CustomerServiceServicer_to_server(servicer, server):
             'SetDietaryRestrictions': grpc.unary_unary_rpc_method_handler(
                     servicer.SetDietaryRestrictions,
                     request_deserializer=omnix_dot_v1_dot_customer__pb2.SetDietaryRestrictionsRequest.FromString,
+                    response_serializer=omnix_dot_v1_dot_customer__pb2.CustomerProfile.SerializeToString,
+            ),
+            'UpdateConsent': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateConsent,
+                    request_deserializer=omnix_dot_v1_dot_customer__pb2.UpdateConsentRequest.FromString,
+                    response_serializer=omnix_dot_v1_dot_customer__pb2.CustomerProfile.SerializeToString,
+            ),
+            'UpdateDemographics': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateDemographics,
+                    request_deserializer=omnix_dot_v1_dot_customer__pb2.UpdateDemographicsRequest.FromString,
                     response_serializer=omnix_dot_v1_dot_customer__pb2.CustomerProfile.SerializeToString,
             ),
             'ListPurchases': grpc.unary_unary_rpc_method_handler(
@@ -359,6 +398,60 @@ class CustomerService:
             target,
             '/omnix.v1.CustomerService/SetDietaryRestrictions',
             omnix_dot_v1_dot_customer__pb2.SetDietaryRestrictionsRequest.SerializeToString,
+            omnix_dot_v1_dot_customer__pb2.CustomerProfile.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateConsent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omnix.v1.CustomerService/UpdateConsent',
+            omnix_dot_v1_dot_customer__pb2.UpdateConsentRequest.SerializeToString,
+            omnix_dot_v1_dot_customer__pb2.CustomerProfile.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateDemographics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omnix.v1.CustomerService/UpdateDemographics',
+            omnix_dot_v1_dot_customer__pb2.UpdateDemographicsRequest.SerializeToString,
             omnix_dot_v1_dot_customer__pb2.CustomerProfile.FromString,
             options,
             channel_credentials,

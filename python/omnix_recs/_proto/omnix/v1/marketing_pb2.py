@@ -26,7 +26,7 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18omnix/v1/marketing.proto\x12\x08omnix.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x98\x01\n\x15\x43reateCampaignRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12$\n\x04kind\x18\x02 \x01(\x0e\x32\x16.omnix.v1.CampaignKind\x12\x30\n\x0cscheduled_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11items_per_message\x18\x04 \x01(\x05\"\x9c\x01\n\x08\x43\x61mpaign\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12$\n\x04kind\x18\x03 \x01(\x0e\x32\x16.omnix.v1.CampaignKind\x12\x30\n\x0cscheduled_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\raudience_size\x18\x05 \x01(\x03\"4\n\x1dGetCampaignPerformanceRequest\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\"\x8b\x01\n\x1eGetCampaignPerformanceResponse\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x0c\n\x04sent\x18\x02 \x01(\x03\x12\x11\n\topen_rate\x18\x03 \x01(\x01\x12\x17\n\x0f\x63onversion_rate\x18\x04 \x01(\x01\x12\x1a\n\x12\x61ttributed_revenue\x18\x05 \x01(\x01*\x91\x01\n\x0c\x43\x61mpaignKind\x12\x1d\n\x19\x43\x41MPAIGN_KIND_UNSPECIFIED\x10\x00\x12$\n CAMPAIGN_KIND_PERSONALIZED_EMAIL\x10\x01\x12 \n\x1c\x43\x41MPAIGN_KIND_ABANDONED_CART\x10\x02\x12\x1a\n\x16\x43\x41MPAIGN_KIND_WIN_BACK\x10\x03\x32\xad\x02\n\x10MarketingService\x12p\n\x0e\x43reateCampaign\x12\x1f.omnix.v1.CreateCampaignRequest\x1a\x12.omnix.v1.Campaign\")\x82\xd3\xe4\x93\x02#\"\x1e/v1/marketing/campaigns/create:\x01*\x12\xa6\x01\n\x16GetCampaignPerformance\x12\'.omnix.v1.GetCampaignPerformanceRequest\x1a(.omnix.v1.GetCampaignPerformanceResponse\"9\x82\xd3\xe4\x93\x02\x33\x12\x31/v1/marketing/campaigns/{campaign_id}/performanceB\x0f\n\x0b\x61i.omnix.v1P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18omnix/v1/marketing.proto\x12\x08omnix.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"2\n\nQuietHours\x12\x12\n\nstart_hour\x18\x01 \x01(\x05\x12\x10\n\x08\x65nd_hour\x18\x02 \x01(\x05\"\xaf\x03\n\x15\x43reateCampaignRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12$\n\x04kind\x18\x02 \x01(\x0e\x32\x16.omnix.v1.CampaignKind\x12\x30\n\x0cscheduled_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11items_per_message\x18\x04 \x01(\x05\x12\x0f\n\x07\x64ry_run\x18\x05 \x01(\x08\x12)\n\x05\x61s_of\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05offer\x18\x07 \x01(\t\x12\x1c\n\x0fholdout_percent\x18\x08 \x01(\x05H\x00\x88\x01\x01\x12\x1d\n\x15max_messages_per_week\x18\t \x01(\x05\x12)\n\x0bquiet_hours\x18\n \x01(\x0b\x32\x14.omnix.v1.QuietHours\x12\x17\n\x0f\x64ue_within_days\x18\x0b \x01(\x05\x12\x18\n\x10\x63\x61rt_delay_hours\x18\x0c \x01(\x05\x12\x1b\n\x13lapsed_after_cycles\x18\r \x01(\x01\x42\x12\n\x10_holdout_percent\"P\n\x0c\x43\x61mpaignItem\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05price\x18\x03 \x01(\x01\x12\x0f\n\x07reasons\x18\x04 \x03(\t\"\xbd\x01\n\x0f\x43\x61mpaignMessage\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12\x0f\n\x07subject\x18\x03 \x01(\t\x12\x0c\n\x04\x62ody\x18\x04 \x01(\t\x12%\n\x05items\x18\x05 \x03(\x0b\x32\x16.omnix.v1.CampaignItem\x12\r\n\x05offer\x18\x06 \x01(\t\x12+\n\x07send_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x99\x03\n\x08\x43\x61mpaign\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12$\n\x04kind\x18\x03 \x01(\x0e\x32\x16.omnix.v1.CampaignKind\x12\x30\n\x0cscheduled_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\raudience_size\x18\x05 \x01(\x03\x12)\n\x05\x61s_of\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1c\n\x14\x63ustomers_considered\x18\x07 \x01(\x03\x12\x10\n\x08selected\x18\x08 \x01(\x03\x12\x0e\n\x06\x63\x61pped\x18\t \x01(\x03\x12\x14\n\x0choldout_size\x18\n \x01(\x03\x12\x0f\n\x07\x64ry_run\x18\x0b \x01(\x08\x12*\n\x07preview\x18\x0c \x03(\x0b\x32\x19.omnix.v1.CampaignMessage\x12\r\n\x05offer\x18\r \x01(\t\x12.\n\ncreated_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Y\n\x1bListCampaignMessagesRequest\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"d\n\x1cListCampaignMessagesResponse\x12+\n\x08messages\x18\x01 \x03(\x0b\x32\x19.omnix.v1.CampaignMessage\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xb7\x01\n\x1aRecordCampaignEventRequest\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12*\n\x05\x65vent\x18\x03 \x01(\x0e\x32\x1b.omnix.v1.CampaignEventKind\x12\x12\n\nproduct_id\x18\x04 \x01(\t\x12/\n\x0boccurred_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x1d\n\x1bRecordCampaignEventResponse\"4\n\x1dGetCampaignPerformanceRequest\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\"\x86\x03\n\x1eGetCampaignPerformanceResponse\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x0c\n\x04sent\x18\x02 \x01(\x03\x12\x11\n\topen_rate\x18\x03 \x01(\x01\x12\x17\n\x0f\x63onversion_rate\x18\x04 \x01(\x01\x12\x1a\n\x12\x61ttributed_revenue\x18\x05 \x01(\x01\x12\x12\n\nclick_rate\x18\x06 \x01(\x01\x12\x1c\n\x14\x61ttributed_purchases\x18\x07 \x01(\x03\x12\x14\n\x0cunsubscribes\x18\x08 \x01(\x03\x12\x14\n\x0choldout_size\x18\t \x01(\x03\x12\x1f\n\x17holdout_conversion_rate\x18\n \x01(\x01\x12\x1e\n\x16incremental_conversion\x18\x0b \x01(\x01\x12\x15\n\rrelative_lift\x18\x0c \x01(\x01\x12)\n!incremental_revenue_per_recipient\x18\r \x01(\x01\x12\x18\n\x10\x61ttribution_days\x18\x0e \x01(\x05*\x86\x02\n\x0c\x43\x61mpaignKind\x12\x1d\n\x19\x43\x41MPAIGN_KIND_UNSPECIFIED\x10\x00\x12$\n CAMPAIGN_KIND_PERSONALIZED_EMAIL\x10\x01\x12 \n\x1c\x43\x41MPAIGN_KIND_ABANDONED_CART\x10\x02\x12\x1a\n\x16\x43\x41MPAIGN_KIND_WIN_BACK\x10\x03\x12(\n$CAMPAIGN_KIND_REPLENISHMENT_REMINDER\x10\x04\x12\'\n#CAMPAIGN_KIND_NEW_PRODUCT_DISCOVERY\x10\x05\x12 \n\x1c\x43\x41MPAIGN_KIND_LOYALTY_REWARD\x10\x06*\x9a\x01\n\x11\x43\x61mpaignEventKind\x12#\n\x1f\x43\x41MPAIGN_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43\x41MPAIGN_EVENT_KIND_OPEN\x10\x01\x12\x1d\n\x19\x43\x41MPAIGN_EVENT_KIND_CLICK\x10\x02\x12#\n\x1f\x43\x41MPAIGN_EVENT_KIND_UNSUBSCRIBE\x10\x03\x32\xeb\x04\n\x10MarketingService\x12p\n\x0e\x43reateCampaign\x12\x1f.omnix.v1.CreateCampaignRequest\x1a\x12.omnix.v1.Campaign\")\x82\xd3\xe4\x93\x02#\"\x1e/v1/marketing/campaigns/create:\x01*\x12\x9d\x01\n\x14ListCampaignMessages\x12%.omnix.v1.ListCampaignMessagesRequest\x1a&.omnix.v1.ListCampaignMessagesResponse\"6\x82\xd3\xe4\x93\x02\x30\x12./v1/marketing/campaigns/{campaign_id}/messages\x12\x9b\x01\n\x13RecordCampaignEvent\x12$.omnix.v1.RecordCampaignEventRequest\x1a%.omnix.v1.RecordCampaignEventResponse\"7\x82\xd3\xe4\x93\x02\x31\",/v1/marketing/campaigns/{campaign_id}/events:\x01*\x12\xa6\x01\n\x16GetCampaignPerformance\x12\'.omnix.v1.GetCampaignPerformanceRequest\x1a(.omnix.v1.GetCampaignPerformanceResponse\"9\x82\xd3\xe4\x93\x02\x33\x12\x31/v1/marketing/campaigns/{campaign_id}/performanceB\x0f\n\x0b\x61i.omnix.v1P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,18 +36,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'\n\013ai.omnix.v1P\001'
   _globals['_MARKETINGSERVICE'].methods_by_name['CreateCampaign']._loaded_options = None
   _globals['_MARKETINGSERVICE'].methods_by_name['CreateCampaign']._serialized_options = b'\202\323\344\223\002#\"\036/v1/marketing/campaigns/create:\001*'
+  _globals['_MARKETINGSERVICE'].methods_by_name['ListCampaignMessages']._loaded_options = None
+  _globals['_MARKETINGSERVICE'].methods_by_name['ListCampaignMessages']._serialized_options = b'\202\323\344\223\0020\022./v1/marketing/campaigns/{campaign_id}/messages'
+  _globals['_MARKETINGSERVICE'].methods_by_name['RecordCampaignEvent']._loaded_options = None
+  _globals['_MARKETINGSERVICE'].methods_by_name['RecordCampaignEvent']._serialized_options = b'\202\323\344\223\0021\",/v1/marketing/campaigns/{campaign_id}/events:\001*'
   _globals['_MARKETINGSERVICE'].methods_by_name['GetCampaignPerformance']._loaded_options = None
   _globals['_MARKETINGSERVICE'].methods_by_name['GetCampaignPerformance']._serialized_options = b'\202\323\344\223\0023\0221/v1/marketing/campaigns/{campaign_id}/performance'
-  _globals['_CAMPAIGNKIND']._serialized_start=612
-  _globals['_CAMPAIGNKIND']._serialized_end=757
-  _globals['_CREATECAMPAIGNREQUEST']._serialized_start=102
-  _globals['_CREATECAMPAIGNREQUEST']._serialized_end=254
-  _globals['_CAMPAIGN']._serialized_start=257
-  _globals['_CAMPAIGN']._serialized_end=413
-  _globals['_GETCAMPAIGNPERFORMANCEREQUEST']._serialized_start=415
-  _globals['_GETCAMPAIGNPERFORMANCEREQUEST']._serialized_end=467
-  _globals['_GETCAMPAIGNPERFORMANCERESPONSE']._serialized_start=470
-  _globals['_GETCAMPAIGNPERFORMANCERESPONSE']._serialized_end=609
-  _globals['_MARKETINGSERVICE']._serialized_start=760
-  _globals['_MARKETINGSERVICE']._serialized_end=1061
+  _globals['_CAMPAIGNKIND']._serialized_start=2131
+  _globals['_CAMPAIGNKIND']._serialized_end=2393
+  _globals['_CAMPAIGNEVENTKIND']._serialized_start=2396
+  _globals['_CAMPAIGNEVENTKIND']._serialized_end=2550
+  _globals['_QUIETHOURS']._serialized_start=101
+  _globals['_QUIETHOURS']._serialized_end=151
+  _globals['_CREATECAMPAIGNREQUEST']._serialized_start=154
+  _globals['_CREATECAMPAIGNREQUEST']._serialized_end=585
+  _globals['_CAMPAIGNITEM']._serialized_start=587
+  _globals['_CAMPAIGNITEM']._serialized_end=667
+  _globals['_CAMPAIGNMESSAGE']._serialized_start=670
+  _globals['_CAMPAIGNMESSAGE']._serialized_end=859
+  _globals['_CAMPAIGN']._serialized_start=862
+  _globals['_CAMPAIGN']._serialized_end=1271
+  _globals['_LISTCAMPAIGNMESSAGESREQUEST']._serialized_start=1273
+  _globals['_LISTCAMPAIGNMESSAGESREQUEST']._serialized_end=1362
+  _globals['_LISTCAMPAIGNMESSAGESRESPONSE']._serialized_start=1364
+  _globals['_LISTCAMPAIGNMESSAGESRESPONSE']._serialized_end=1464
+  _globals['_RECORDCAMPAIGNEVENTREQUEST']._serialized_start=1467
+  _globals['_RECORDCAMPAIGNEVENTREQUEST']._serialized_end=1650
+  _globals['_RECORDCAMPAIGNEVENTRESPONSE']._serialized_start=1652
+  _globals['_RECORDCAMPAIGNEVENTRESPONSE']._serialized_end=1681
+  _globals['_GETCAMPAIGNPERFORMANCEREQUEST']._serialized_start=1683
+  _globals['_GETCAMPAIGNPERFORMANCEREQUEST']._serialized_end=1735
+  _globals['_GETCAMPAIGNPERFORMANCERESPONSE']._serialized_start=1738
+  _globals['_GETCAMPAIGNPERFORMANCERESPONSE']._serialized_end=2128
+  _globals['_MARKETINGSERVICE']._serialized_start=2553
+  _globals['_MARKETINGSERVICE']._serialized_end=3172
 # @@protoc_insertion_point(module_scope)

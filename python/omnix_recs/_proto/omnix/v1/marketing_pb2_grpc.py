@@ -39,6 +39,16 @@ class MarketingServiceStub:
                 request_serializer=omnix_dot_v1_dot_marketing__pb2.CreateCampaignRequest.SerializeToString,
                 response_deserializer=omnix_dot_v1_dot_marketing__pb2.Campaign.FromString,
                 _registered_method=True)
+        self.ListCampaignMessages = channel.unary_unary(
+                '/omnix.v1.MarketingService/ListCampaignMessages',
+                request_serializer=omnix_dot_v1_dot_marketing__pb2.ListCampaignMessagesRequest.SerializeToString,
+                response_deserializer=omnix_dot_v1_dot_marketing__pb2.ListCampaignMessagesResponse.FromString,
+                _registered_method=True)
+        self.RecordCampaignEvent = channel.unary_unary(
+                '/omnix.v1.MarketingService/RecordCampaignEvent',
+                request_serializer=omnix_dot_v1_dot_marketing__pb2.RecordCampaignEventRequest.SerializeToString,
+                response_deserializer=omnix_dot_v1_dot_marketing__pb2.RecordCampaignEventResponse.FromString,
+                _registered_method=True)
         self.GetCampaignPerformance = channel.unary_unary(
                 '/omnix.v1.MarketingService/GetCampaignPerformance',
                 request_serializer=omnix_dot_v1_dot_marketing__pb2.GetCampaignPerformanceRequest.SerializeToString,
@@ -50,14 +60,31 @@ class MarketingServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def CreateCampaign(self, request, context):
-        """Create a campaign whose audience and content come from the recommendation engine.
+        """Selects the audience, writes one message per customer and stores them (unless `dry_run`).
+        A random holdout of the audience gets no message; it is what GetCampaignPerformance
+        compares with.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCampaignMessages(self, request, context):
+        """The stored messages of a campaign, by customer id. NOT_FOUND for an unknown campaign.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordCampaignEvent(self, request, context):
+        """Records an open, a click or an unsubscribe of a message. An unsubscribe also withdraws the
+        customer's marketing consent. NOT_FOUND when the campaign sent the customer no message.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetCampaignPerformance(self, request, context):
-        """Delivery and conversion figures of one campaign.
+        """Delivery and conversion figures of one campaign, against its holdout.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -70,6 +97,16 @@ def add_MarketingServiceServicer_to_server(servicer, server):
                     servicer.CreateCampaign,
                     request_deserializer=omnix_dot_v1_dot_marketing__pb2.CreateCampaignRequest.FromString,
                     response_serializer=omnix_dot_v1_dot_marketing__pb2.Campaign.SerializeToString,
+            ),
+            'ListCampaignMessages': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCampaignMessages,
+                    request_deserializer=omnix_dot_v1_dot_marketing__pb2.ListCampaignMessagesRequest.FromString,
+                    response_serializer=omnix_dot_v1_dot_marketing__pb2.ListCampaignMessagesResponse.SerializeToString,
+            ),
+            'RecordCampaignEvent': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordCampaignEvent,
+                    request_deserializer=omnix_dot_v1_dot_marketing__pb2.RecordCampaignEventRequest.FromString,
+                    response_serializer=omnix_dot_v1_dot_marketing__pb2.RecordCampaignEventResponse.SerializeToString,
             ),
             'GetCampaignPerformance': grpc.unary_unary_rpc_method_handler(
                     servicer.GetCampaignPerformance,
@@ -104,6 +141,60 @@ class MarketingService:
             '/omnix.v1.MarketingService/CreateCampaign',
             omnix_dot_v1_dot_marketing__pb2.CreateCampaignRequest.SerializeToString,
             omnix_dot_v1_dot_marketing__pb2.Campaign.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCampaignMessages(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omnix.v1.MarketingService/ListCampaignMessages',
+            omnix_dot_v1_dot_marketing__pb2.ListCampaignMessagesRequest.SerializeToString,
+            omnix_dot_v1_dot_marketing__pb2.ListCampaignMessagesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordCampaignEvent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omnix.v1.MarketingService/RecordCampaignEvent',
+            omnix_dot_v1_dot_marketing__pb2.RecordCampaignEventRequest.SerializeToString,
+            omnix_dot_v1_dot_marketing__pb2.RecordCampaignEventResponse.FromString,
             options,
             channel_credentials,
             insecure,
