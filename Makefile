@@ -9,7 +9,7 @@ STAMP   = $(VENV)/.installed
 .PHONY: help setup build demo test test-rust test-python protos protos-check lint bench clean
 
 help:
-	@echo "make demo     set up, then serve gRPC on 127.0.0.1:50051 with generated demo data (SQLite)"
+	@echo "make demo     set up, then serve gRPC on 127.0.0.1:50051 and REST, /docs and /console/ on 127.0.0.1:8080"
 	@echo "make test     set up, then run every test (proto check, cargo test, pytest)"
 	@echo "make build    rebuild the Rust extension in place after changing rust_core/"
 	@echo "make protos   regenerate python/omnix_recs/_proto from proto/"

@@ -1,0 +1,707 @@
+"""The web console at `/console/`: server-rendered pages over the same gRPC API.
+
+Every figure on a page comes from a gRPC call on the gateway's channel (so the server's
+validation, errors and, later, authorisation apply; the browser's `authorization` header is
+forwarded), except the overview's traffic, which is what this gateway served. Pages work
+without JavaScript: actions are HTML forms that POST, then redirect back with a message
+(post/redirect/get), so reloading never repeats an activation. A call that fails shows the
+server's message in place of its panel; the rest of the page still renders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, quote, urlencode
+
+import grpc
+import jinja2
+from google.protobuf import timestamp_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from omnix_recs._proto.omnix.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    catalog_pb2,
+    catalog_pb2_grpc,
+    customer_pb2,
+    customer_pb2_grpc,
+    insights_pb2,
+    insights_pb2_grpc,
+    recommendation_pb2,
+    recommendation_pb2_grpc,
+)
+from omnix_recs.experiments.assignment import HOLDOUT_ARM
+from omnix_recs.gateway import charts
+from omnix_recs.gateway.routes import omnix_services
+from omnix_recs.gateway.transcode import HTTP_STATUS
+
+T = TypeVar("T")
+CALL_TIMEOUT_S = 15.0
+RECOMMENDATIONS_SHOWN = 8
+PURCHASE_LINES_READ = 1_000  # the timeline's most recent order lines
+PERFORMANCE_WEEKS = 8
+# How long after it a prediction is judged on (GetPredictionAccuracy's horizon_days; 0 = all since).
+HORIZONS = {0: "everything since", 7: "one week", 14: "two weeks", 28: "four weeks"}
+DEFAULT_HORIZON_DAYS = 7
+NAV = (
+    ("overview", "Overview", "/console/"),
+    ("models", "Models", "/console/models"),
+    ("customers", "Customers", "/console/customers"),
+    ("performance", "Performance", "/console/performance"),
+    ("accuracy", "Prediction accuracy", "/console/accuracy"),
+    ("experiments", "Experiments", "/console/experiments"),
+    ("campaigns", "Campaigns", "/console/campaigns"),
+)
+STRATEGIES = (
+    ("STRATEGY_REPLENISH", "Replenish", "what this shopper will buy next, repeats included"),
+    ("STRATEGY_BALANCED", "Balanced", "the everyday blend"),
+    ("STRATEGY_DISCOVER", "Discover", "products this shopper has never bought"),
+)
+# Validation metrics a model version records, against the baselines of the same run.
+# The primary metric: its label, the result field holding it, and how to print it.
+METRIC_LABELS = {
+    admin_pb2.EXPERIMENT_METRIC_UNSPECIFIED: ("Click-through rate", "click_through_rate", ".1%"),
+    admin_pb2.EXPERIMENT_METRIC_CLICK_THROUGH_RATE: ("Click-through rate", "click_through_rate", ".1%"),
+    admin_pb2.EXPERIMENT_METRIC_CONVERSION_RATE: ("Conversion rate", "conversion_rate", ".1%"),
+    admin_pb2.EXPERIMENT_METRIC_REVENUE_PER_CUSTOMER: ("Revenue per customer", "revenue_per_customer", ".2f"),
+}
+VALIDATION_TASKS = ("replenish", "balanced", "discover")
+VALIDATION_COLUMNS = (
+    ("OMNIX (tuned)", "validation_{task}_recall@10"),
+    ("OMNIX (defaults)", "validation_{task}_default_recall@10"),
+    ("Top frequency", "validation_{task}_top_frequency_recall@10"),
+    ("TIFU-KNN", "validation_{task}_tifu_knn_recall@10"),
+)
+
+_templates = jinja2.Environment(
+    loader=jinja2.PackageLoader("omnix_recs.gateway", "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+)
+
+
+@dataclass
+class Outcome:
+    """A panel's data, or the status the server answered instead."""
+
+    value: Any = None
+    error: str = ""
+    code: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+
+@dataclass
+class Page:
+    request: Request
+    active: str
+    title: str
+    context: dict[str, Any] = field(default_factory=dict)
+
+    def render(self, template: str) -> HTMLResponse:
+        params = self.request.query_params
+        body = _templates.get_template(template).render(
+            nav=NAV,
+            active=self.active,
+            title=self.title,
+            message=params.get("message", ""),
+            level="error" if params.get("level") == "error" else "info",
+            **self.context,
+        )
+        return HTMLResponse(body)
+
+
+class Console:
+    def __init__(self, gateway: Any) -> None:
+        self.gateway = gateway  # omnix_recs.gateway.app.Gateway (its channel opens at start-up)
+
+    def stub(self, stub_class: Callable[[grpc.aio.Channel], T]) -> T:
+        return stub_class(self.gateway.channel)
+
+    async def call(self, request: Request, rpc: Callable[..., Awaitable[T]], message: Any) -> Outcome:
+        metadata = [("authorization", v) for v in request.headers.getlist("authorization")]
+        try:
+            return Outcome(await rpc(message, timeout=CALL_TIMEOUT_S, metadata=metadata))
+        except grpc.aio.AioRpcError as error:
+            return Outcome(error=error.details() or error.code().name, code=error.code().name)
+
+    # --- pages --------------------------------------------------------------------------------
+
+    async def overview(self, request: Request) -> Response:
+        traffic = self.gateway.traffic
+        minutes = traffic.minutes()
+        labels = [datetime.fromtimestamp(m.start, UTC).strftime("%H:%M") for m in minutes]
+        traffic_chart = charts.line_chart(
+            "traffic-chart",
+            "REST calls per minute, last hour",
+            labels,
+            [charts.Series("calls", [m.calls for m in minutes]), charts.Series("errors", [m.errors for m in minutes])],
+            fmt=".0f",
+        )
+        rpcs = sorted(traffic.by_rpc.items(), key=lambda kv: -kv[1].calls)
+        latency_chart = charts.bar_chart(
+            "latency-chart",
+            "Latency per RPC through the gateway, ms",
+            [name.rsplit(".", 1)[-1] for name, _ in rpcs[:8]],
+            [
+                charts.Series("p50", [t.percentile(0.5) for _, t in rpcs[:8]]),
+                charts.Series("p99", [t.percentile(0.99) for _, t in rpcs[:8]]),
+            ],
+        )
+        health_stub: Any = self.stub(health_pb2_grpc.HealthStub)  # typeshed's stub lacks its methods
+        services = [s.full_name for s in omnix_services()]
+        checks = await asyncio.gather(
+            *(self.call(request, health_stub.Check, health_pb2.HealthCheckRequest(service=s)) for s in services)
+        )
+        health = [
+            (name, health_pb2.HealthCheckResponse.ServingStatus.Name(c.value.status) if c.ok else c.code)
+            for name, c in zip(services, checks)
+        ]
+        models = await self.call(
+            request, self.stub(admin_pb2_grpc.AdminServiceStub).ListModels, admin_pb2.ListModelsRequest()
+        )
+        active = next((m for m in models.value.models if m.active), None) if models.ok else None
+        return Page(
+            request,
+            "overview",
+            "Overview",
+            {
+                "traffic": traffic,
+                "rpcs": rpcs,
+                "traffic_chart": traffic_chart,
+                "latency_chart": latency_chart,
+                "health": health,
+                "models": models,
+                "active_model": active,
+            },
+        ).render("overview.html")
+
+    async def models(self, request: Request) -> Response:
+        outcome = await self.call(
+            request, self.stub(admin_pb2_grpc.AdminServiceStub).ListModels, admin_pb2.ListModelsRequest()
+        )
+        rows = []
+        chart = None
+        if outcome.ok:
+            for model in outcome.value.models:
+                validation = [
+                    (task, [(name, model.metrics.get(key.format(task=task))) for name, key in VALIDATION_COLUMNS])
+                    for task in VALIDATION_TASKS
+                ]
+                rows.append({"model": model, "created": _when(model.created_at), "validation": validation})
+            chart_model = next((m for m in outcome.value.models if m.active), None)
+            if chart_model is not None:
+                chart = charts.bar_chart(
+                    "validation-chart",
+                    f"Validation recall@10 of {chart_model.version} against baselines",
+                    [task for task in VALIDATION_TASKS],
+                    [
+                        charts.Series(
+                            name, [chart_model.metrics.get(key.format(task=t), 0.0) for t in VALIDATION_TASKS]
+                        )
+                        for name, key in VALIDATION_COLUMNS
+                    ],
+                )
+        return Page(request, "models", "Models", {"outcome": outcome, "rows": rows, "chart": chart}).render(
+            "models.html"
+        )
+
+    async def activate(self, request: Request) -> Response:
+        form = await _form(request)
+        version = form.get("version", "")
+        stub = self.stub(admin_pb2_grpc.AdminServiceStub)
+        outcome = await self.call(
+            request,
+            stub.ActivateModel,
+            admin_pb2.ActivateModelRequest(version=version, force=form.get("force") == "on"),
+        )
+        if outcome.ok:
+            return _back("/console/models", f"Version {outcome.value.version} is active.")
+        return _back("/console/models", f"Could not activate {version}: {outcome.error}", error=True)
+
+    async def rollback(self, request: Request) -> Response:
+        stub = self.stub(admin_pb2_grpc.AdminServiceStub)
+        outcome = await self.call(request, stub.RollbackModel, admin_pb2.RollbackModelRequest())
+        if outcome.ok:
+            return _back("/console/models", f"Rolled back: version {outcome.value.version} is active.")
+        return _back("/console/models", f"Could not roll back: {outcome.error}", error=True)
+
+    async def customers(self, request: Request) -> Response:
+        wanted = request.query_params.get("customer_id", "").strip()
+        if wanted:
+            return RedirectResponse(f"/console/customers/{quote(wanted, safe='')}", status_code=303)
+        return Page(request, "customers", "Customers").render("customers.html")
+
+    async def customer(self, request: Request) -> Response:
+        customer_id = request.path_params["customer_id"]
+        customers = self.stub(customer_pb2_grpc.CustomerServiceStub)
+        recommendations = self.stub(recommendation_pb2_grpc.RecommendationServiceStub)
+        insights = self.stub(insights_pb2_grpc.InsightsServiceStub)
+        profile, predictions, insight, purchases, *lists = await asyncio.gather(
+            self.call(
+                request, customers.GetCustomerProfile, customer_pb2.GetCustomerProfileRequest(customer_id=customer_id)
+            ),
+            self.call(
+                request,
+                insights.GetConsumptionPredictions,
+                insights_pb2.GetConsumptionPredictionsRequest(customer_id=customer_id, limit=10),
+            ),
+            self.call(request, insights.GetInsights, insights_pb2.GetInsightsRequest(customer_id=customer_id)),
+            self._purchases(request, customer_id),
+            *(
+                self.call(
+                    request,
+                    recommendations.GetRecommendations,
+                    recommendation_pb2.GetRecommendationsRequest(
+                        customer_id=customer_id,
+                        limit=RECOMMENDATIONS_SHOWN,
+                        strategy=strategy,
+                    ),
+                )
+                for strategy, _, _ in STRATEGIES
+            ),
+        )
+        if not profile.ok and profile.code == "NOT_FOUND":
+            page = Page(
+                request, "customers", "Customer not found", {"customer_id": customer_id, "error": profile.error}
+            )
+            response = page.render("customers.html")
+            response.status_code = 404
+            return response
+        recommended = [item.product_id for outcome in lists if outcome.ok for item in outcome.value.items]
+        similar_to = request.query_params.get("similar_to", "").strip() or (recommended[0] if recommended else "")
+        similar = (
+            await self.call(
+                request,
+                recommendations.GetSimilarProducts,
+                recommendation_pb2.GetSimilarProductsRequest(product_id=similar_to, limit=RECOMMENDATIONS_SHOWN),
+            )
+            if similar_to
+            else Outcome()
+        )
+        product_ids = set(recommended)
+        if similar.ok and similar.value is not None:
+            product_ids |= {i.product_id for i in similar.value.items}
+        if predictions.ok:
+            product_ids |= {p.product_id for p in predictions.value.predictions}
+        if similar_to:
+            product_ids.add(similar_to)
+        names = await self._product_names(request, product_ids)
+        next_visit = _when(predictions.value.next_visit_at) if predictions.ok else None
+        trips = _trips(purchases.value) if purchases.ok else []
+        timeline = charts.timeline("timeline-chart", "Shopping trips and the predicted next trip", trips, next_visit)
+        return Page(
+            request,
+            "customers",
+            f"Customer {customer_id}",
+            {
+                "customer_id": customer_id,
+                "profile": profile,
+                "lists": list(zip(STRATEGIES, lists)),
+                "similar": similar,
+                "similar_to": similar_to,
+                "insight": insight,
+                "analyzed_at": _when(insight.value.analyzed_at) if insight.ok else None,
+                "predictions": predictions,
+                "next_visit": next_visit,
+                "prediction_rows": [
+                    (p, _when(p.next_purchase_at)) for p in (predictions.value.predictions if predictions.ok else [])
+                ],
+                "purchases": purchases,
+                "trips": trips[-12:][::-1],
+                "trip_count": len(trips),
+                "timeline": timeline,
+                "names": names,
+                "recommended": sorted(set(recommended)),
+            },
+        ).render("customer.html")
+
+    async def analyze(self, request: Request) -> Response:
+        customer_id = request.path_params["customer_id"]
+        stub = self.stub(insights_pb2_grpc.InsightsServiceStub)
+        outcome = await self.call(
+            request, stub.AnalyzeCustomer, insights_pb2.AnalyzeCustomerRequest(customer_id=customer_id)
+        )
+        target = f"/console/customers/{quote(customer_id, safe='')}"
+        if outcome.ok:
+            return _back(target, f"Analysed {customer_id} ({outcome.value.source}).")
+        return _back(target, f"Could not analyse {customer_id}: {outcome.error}", error=True)
+
+    async def performance(self, request: Request) -> Response:
+        stub = self.stub(admin_pb2_grpc.AdminServiceStub)
+        now = datetime.now(UTC)
+        weeks = [now - timedelta(weeks=PERFORMANCE_WEEKS - i) for i in range(PERFORMANCE_WEEKS + 1)]
+        periods = [admin_pb2.ReportPeriod(start_time=_ts(a), end_time=_ts(b)) for a, b in zip(weeks, weeks[1:])]
+        weekly = await asyncio.gather(
+            *(
+                self.call(
+                    request, stub.GetRecommendationPerformance, admin_pb2.GetRecommendationPerformanceRequest(period=p)
+                )
+                for p in periods
+            )
+        )
+        revenue = await asyncio.gather(
+            *(
+                self.call(request, stub.GetRecommendationRoi, admin_pb2.GetRecommendationRoiRequest(period=p))
+                for p in periods
+            )
+        )
+        # The last 30 days as a whole (the server's default period): per strategy and model version.
+        impact, whole, roi = await asyncio.gather(
+            self.call(request, stub.GetRecommendationImpact, admin_pb2.GetRecommendationImpactRequest()),
+            self.call(request, stub.GetRecommendationPerformance, admin_pb2.GetRecommendationPerformanceRequest()),
+            self.call(request, stub.GetRecommendationRoi, admin_pb2.GetRecommendationRoiRequest()),
+        )
+        failed = next((o for o in [*weekly, *revenue] if not o.ok), None)
+        labels = [f"{w:%m-%d}" for w in weeks[:-1]]
+        context: dict[str, Any] = {
+            "failure": failed,
+            "impact": impact,
+            "whole": whole,
+            "roi": roi,
+            "labels": labels,
+            "rows": [],
+            "strategy_chart": None,
+        }
+        if whole.ok and whole.value.slices:
+            slices = list(whole.value.slices)[:8]
+            names = [f"{s.strategy or 'all'} {s.model_version}".strip() for s in slices]
+            context["strategy_chart"] = charts.bar_chart(
+                "strategy-chart",
+                "Click-through and conversion per strategy and model version, last 30 days",
+                names,
+                [
+                    charts.Series("click-through", [s.click_through_rate for s in slices]),
+                    charts.Series("conversion", [s.conversion_rate for s in slices]),
+                    charts.Series("dismissals", [s.dismissal_rate for s in slices]),
+                ],
+                fmt=".1%",
+            )
+        if failed is None:
+            context["rows"] = [(label, w.value, r.value) for label, w, r in zip(labels, weekly, revenue)]
+            context["rate_chart"] = charts.line_chart(
+                "rates-chart",
+                "Click-through and conversion per week",
+                labels,
+                [
+                    charts.Series("click-through", [w.value.click_through_rate for w in weekly]),
+                    charts.Series("conversion", [w.value.conversion_rate for w in weekly]),
+                ],
+            )
+            context["volume_chart"] = charts.bar_chart(
+                "impressions-chart",
+                "Impressions per week",
+                labels,
+                [charts.Series("impressions", [float(w.value.impressions) for w in weekly])],
+                fmt=".0f",
+            )
+            context["revenue_chart"] = charts.bar_chart(
+                "revenue-chart",
+                "Revenue attributed to recommendations per week",
+                labels,
+                [charts.Series("attributed revenue", [r.value.attributed_revenue for r in revenue])],
+                fmt=".2f",
+            )
+        return Page(request, "performance", "Recommendation performance", context).render("performance.html")
+
+    async def accuracy(self, request: Request) -> Response:
+        stub = self.stub(insights_pb2_grpc.InsightsServiceStub)
+        wanted = request.query_params.get("horizon_days", str(DEFAULT_HORIZON_DAYS))
+        horizon = int(wanted) if wanted.isdigit() and int(wanted) in HORIZONS else DEFAULT_HORIZON_DAYS
+        outcome = await self.call(
+            request,
+            stub.GetPredictionAccuracy,
+            insights_pb2.GetPredictionAccuracyRequest(bucket=insights_pb2.ACCURACY_BUCKET_WEEK, horizon_days=horizon),
+        )
+        chart = None
+        buckets = []
+        if outcome.ok:
+            buckets = [(f"{_when(b.start):%m-%d}", b.accuracy) for b in outcome.value.buckets]
+            chart = charts.line_chart(
+                "accuracy-chart",
+                "Mean absolute error of predictions per week, days",
+                [label for label, _ in buckets] or ["-"],
+                [
+                    charts.Series("next trip", [_measured(a, "next_visit_mae_days") for _, a in buckets] or [0.0]),
+                    charts.Series(
+                        "next purchase", [_measured(a, "next_purchase_mae_days") for _, a in buckets] or [0.0]
+                    ),
+                ],
+            )
+        drift = outcome.value.drift if outcome.ok else None
+        return Page(
+            request,
+            "accuracy",
+            "Prediction accuracy",
+            {
+                "outcome": outcome,
+                "buckets": buckets,
+                "chart": chart,
+                "drift": drift,
+                "latest_bucket": _when(drift.latest_bucket) if drift is not None else None,
+                "horizon": horizon,
+                "horizons": HORIZONS,
+                "scored_until": _when(outcome.value.scored_until) if outcome.ok else None,
+            },
+        ).render("accuracy.html")
+
+    async def experiments(self, request: Request) -> Response:
+        stub = self.stub(admin_pb2_grpc.AdminServiceStub)
+        outcome = await self.call(request, stub.ListExperiments, admin_pb2.ListExperimentsRequest())
+        rows = []
+        if outcome.ok:
+            for experiment in sorted(outcome.value.experiments, key=lambda e: (not e.running, -e.created_at.seconds)):
+                rows.append(
+                    {
+                        "experiment": experiment,
+                        "created": _when(experiment.created_at),
+                        "stopped": _when(experiment.stopped_at),
+                        "surface": _enum_label(admin_pb2.ExperimentSurface, experiment.surface, "EXPERIMENT_SURFACE_"),
+                        "metric": METRIC_LABELS[experiment.primary_metric][0],
+                    }
+                )
+        return Page(request, "experiments", "Experiments", {"outcome": outcome, "rows": rows}).render(
+            "experiments.html"
+        )
+
+    async def experiment(self, request: Request) -> Response:
+        experiment_id = request.path_params["experiment_id"]
+        stub = self.stub(admin_pb2_grpc.AdminServiceStub)
+        outcome = await self.call(
+            request, stub.GetExperimentResults, admin_pb2.GetExperimentResultsRequest(experiment_id=experiment_id)
+        )
+        if not outcome.ok:
+            # Without results the definition still shows, with its Stop button: an experiment
+            # whose figures cannot be computed must still be stoppable from here.
+            found = (
+                await self.call(
+                    request, stub.GetExperiment, admin_pb2.GetExperimentRequest(experiment_id=experiment_id)
+                )
+                if outcome.code != "NOT_FOUND"
+                else outcome
+            )
+            experiment = found.value if found.ok else None
+            page = Page(
+                request,
+                "experiments",
+                f"Experiment {experiment_id}",
+                {
+                    "outcome": outcome,
+                    "experiment_id": experiment_id,
+                    "experiment": experiment,
+                    "created": _when(experiment.created_at) if experiment is not None else None,
+                    "stopped": _when(experiment.stopped_at) if experiment is not None else None,
+                },
+            )
+            response = page.render("experiment.html")
+            response.status_code = HTTP_STATUS.get(grpc.StatusCode[outcome.code], 500)
+            return response
+        results = outcome.value
+        experiment = results.experiment
+        metric, field_name, fmt = METRIC_LABELS[experiment.primary_metric]
+        plan = _planned_shares(experiment)
+        total_customers = sum(a.customers for a in results.arms)
+        arms = [
+            {
+                "result": a,
+                "planned": plan.get(a.arm_id, 0.0),
+                "observed": a.customers / total_customers if total_customers else 0.0,
+                "primary": getattr(a, f"{field_name}_interval"),
+                "compared": a.HasField("difference"),
+            }
+            for a in results.arms
+        ]
+        primary_chart = charts.interval_chart(
+            "primary-chart",
+            f"{metric} per arm with 95% intervals",
+            [
+                charts.Estimate(r["result"].arm_id, r["primary"].value, r["primary"].low, r["primary"].high)
+                for r in arms
+            ],
+            fmt=fmt,
+        )
+        compared = [r["result"] for r in arms if r["compared"]]
+        difference_chart = (
+            charts.interval_chart(
+                "difference-chart",
+                f"{metric}: each arm minus the control, always-valid 95% intervals",
+                [charts.Estimate(a.arm_id, a.difference.value, a.difference.low, a.difference.high) for a in compared],
+                fmt=fmt,
+            )
+            if compared
+            else None
+        )
+        split_chart = charts.bar_chart(
+            "split-chart",
+            "Share of customers per arm: planned and observed",
+            [r["result"].arm_id for r in arms],
+            [
+                charts.Series("planned", [r["planned"] for r in arms]),
+                charts.Series("observed", [r["observed"] for r in arms]),
+            ],
+            fmt=".0%",
+        )
+        return Page(
+            request,
+            "experiments",
+            f"Experiment {experiment.experiment_id}",
+            {
+                "outcome": outcome,
+                "experiment_id": experiment_id,
+                "results": results,
+                "experiment": experiment,
+                "arms": arms,
+                "metric": metric,
+                "created": _when(experiment.created_at),
+                "stopped": _when(experiment.stopped_at),
+                "computed": _when(results.computed_at),
+                "primary_chart": primary_chart,
+                "difference_chart": difference_chart,
+                "split_chart": split_chart,
+                "strategy_names": {v: _enum_label(recommendation_pb2.Strategy, v, "STRATEGY_") for v in range(4)},
+            },
+        ).render("experiment.html")
+
+    async def stop_experiment(self, request: Request) -> Response:
+        experiment_id = request.path_params["experiment_id"]
+        target = f"/console/experiments/{quote(experiment_id, safe='')}"
+        stub = self.stub(admin_pb2_grpc.AdminServiceStub)
+        outcome = await self.call(
+            request, stub.StopExperiment, admin_pb2.StopExperimentRequest(experiment_id=experiment_id)
+        )
+        if outcome.ok:
+            return _back(target, f"Experiment {experiment_id} is stopped: every customer gets the usual list again.")
+        return _back(target, f"Could not stop {experiment_id}: {outcome.error}", error=True)
+
+    async def placeholder(self, request: Request) -> Response:
+        section = request.url.path.rstrip("/").rsplit("/", 1)[-1]
+        title = dict((key, label) for key, label, _ in NAV)[section]
+        return Page(request, section, title, {"section": section}).render("placeholder.html")
+
+    async def stylesheet(self, _request: Request) -> Response:
+        return Response(_STYLESHEET, media_type="text/css", headers={"cache-control": "max-age=3600"})
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    async def _purchases(self, request: Request, customer_id: str) -> Outcome:
+        stub = self.stub(customer_pb2_grpc.CustomerServiceStub)
+        lines: list[Any] = []
+        token = ""
+        while len(lines) < PURCHASE_LINES_READ:
+            page = await self.call(
+                request,
+                stub.ListPurchases,
+                customer_pb2.ListPurchasesRequest(customer_id=customer_id, page_size=500, page_token=token),
+            )
+            if not page.ok:
+                return page
+            lines += page.value.purchases
+            token = page.value.next_page_token
+            if not token:
+                break
+        return Outcome(lines)
+
+    async def _product_names(self, request: Request, product_ids: set[str]) -> dict[str, str]:
+        stub = self.stub(catalog_pb2_grpc.CatalogServiceStub)
+        ordered = sorted(product_ids)
+        found = await asyncio.gather(
+            *(self.call(request, stub.GetProduct, catalog_pb2.GetProductRequest(product_id=p)) for p in ordered)
+        )
+        return {p: (f.value.name if f.ok else p) for p, f in zip(ordered, found)}
+
+
+def _measured(message: Any, name: str) -> float:
+    """An optional figure, NaN (a gap in a chart) when the server left it unset."""
+    return float(getattr(message, name)) if message.HasField(name) else math.nan
+
+
+def _enum_label(enum: Any, value: int, prefix: str) -> str:
+    """An enum value as words (EXPERIMENT_SURFACE_PERSONALIZED -> "personalized"), else its number."""
+    try:
+        return str(enum.Name(value)).removeprefix(prefix).lower().replace("_", " ")
+    except ValueError:
+        return str(value)
+
+
+def _planned_shares(experiment: Any) -> dict[str, float]:
+    """The split the experiment planned: the holdout first, the arms share the rest."""
+    holdout = experiment.holdout_percent / 100
+    shares = {arm.arm_id: (1 - holdout) * arm.traffic_percent / 100 for arm in experiment.arms}
+    if experiment.holdout_percent:
+        shares[HOLDOUT_ARM] = holdout
+    return shares
+
+
+def _when(timestamp: timestamp_pb2.Timestamp) -> datetime | None:
+    if timestamp.seconds == 0 and timestamp.nanos == 0:
+        return None
+    return timestamp.ToDatetime(tzinfo=UTC)
+
+
+def _ts(moment: datetime) -> timestamp_pb2.Timestamp:
+    result = timestamp_pb2.Timestamp()
+    result.FromDatetime(moment)
+    return result
+
+
+def _trips(lines: list[Any]) -> list[charts.Trip]:
+    by_order: dict[str, list[Any]] = {}
+    for line in lines:
+        by_order.setdefault(line.order_id, []).append(line)
+    trips = [
+        charts.Trip(
+            at=min(line.purchased_at.ToDatetime(tzinfo=UTC) for line in order),
+            lines=len(order),
+            spend=sum(line.quantity * line.unit_price for line in order),
+        )
+        for order in by_order.values()
+    ]
+    return sorted(trips, key=lambda t: t.at)
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """An urlencoded form's fields (the console's forms post nothing else)."""
+    body = (await request.body()).decode("utf-8", errors="replace")
+    return {key: values[-1] for key, values in parse_qs(body, keep_blank_values=True).items()}
+
+
+def _back(path: str, message: str, *, error: bool = False) -> RedirectResponse:
+    query = {"message": message, **({"level": "error"} if error else {})}
+    return RedirectResponse(f"{path}?{urlencode(query)}", status_code=303)
+
+
+_STYLESHEET = resources.files("omnix_recs.gateway").joinpath("static/console.css").read_bytes()
+
+
+def console_app(gateway: Any) -> Starlette:
+    console = Console(gateway)
+    return Starlette(
+        routes=[
+            Route("/", console.overview),
+            Route("/models", console.models),
+            Route("/models/activate", console.activate, methods=["POST"]),
+            Route("/models/rollback", console.rollback, methods=["POST"]),
+            Route("/customers", console.customers),
+            Route("/customers/{customer_id}", console.customer),
+            Route("/customers/{customer_id}/analyze", console.analyze, methods=["POST"]),
+            Route("/performance", console.performance),
+            Route("/accuracy", console.accuracy),
+            Route("/experiments", console.experiments),
+            Route("/experiments/{experiment_id}", console.experiment),
+            Route("/experiments/{experiment_id}/stop", console.stop_experiment, methods=["POST"]),
+            Route("/campaigns", console.placeholder),
+            Route("/static/console.css", console.stylesheet),
+        ]
+    )
