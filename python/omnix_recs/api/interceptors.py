@@ -284,6 +284,7 @@ async def _served(
     code = grpc.StatusCode.OK
     principal: Principal | None = None
     client: str | None = None  # counted against this client's share while the call runs
+    audited = False
     try:
         if remaining is not None and remaining <= 0:
             code = grpc.StatusCode.DEADLINE_EXCEEDED
@@ -322,6 +323,11 @@ async def _served(
             trailing += ((STATUS_DETAILS_KEY, _bad_request_details(code, message, exc)),)
         elif isinstance(exc, ClientLimitError):
             trailing += ((STATUS_DETAILS_KEY, _retry_details(code, message, exc.retry_after_s)),)
+        if guard is not None and guard.audit is not None:
+            # Recorded before the caller hears the answer, as on success (below, before the
+            # response leaves): whoever saw the outcome can find it in the audit log.
+            _audit(guard.audit, method, code, principal, request, context, request_id)
+            audited = True
         await context.abort(code, message, trailing)
     finally:
         if rpc_metrics is not None:
@@ -329,7 +335,7 @@ async def _served(
         request_context.unbind(binding)
         if client is not None and guard is not None and guard.limiter is not None:
             guard.limiter.release(client)
-        if guard is not None and guard.audit is not None:
+        if guard is not None and guard.audit is not None and not audited:
             _audit(guard.audit, method, code, principal, request, context, request_id)
         if access_log.isEnabledFor(logging.INFO):
             access_log.info(
