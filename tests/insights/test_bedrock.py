@@ -18,8 +18,10 @@ from omnix_recs.insights.schema import INSIGHTS_SCHEMA, TOOL_NAME
 
 DEADLINE_S = 1.5
 # Scheduling noise on a shared 2-core machine; the behaviour under test is "well before the
-# caller gives up", not a latency figure.
-SLACK_S = 0.5
+# caller gives up", not a latency figure. The slow fake answers 2 s after the deadline, so a
+# 1 s margin still tells "did not wait for Bedrock" from "waited" (0.5 s was seen exceeded
+# under load: 2.17 s).
+SLACK_S = 1.0
 
 
 def analyse_within(service, customer_id: str, deadline_s: float = DEADLINE_S) -> tuple[AnalysisResult, float]:
