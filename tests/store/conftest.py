@@ -1,9 +1,10 @@
 """The `store` fixture: one fresh, empty store per test, for every `Store` implementation.
 
 Each implementation is a factory in `STORE_FACTORIES`; the fixture is parametrized over them,
-so every contract test runs once per implementation (test ids `[sqlite]`, `[dynamodb]`).
-A factory opens an empty store of its kind: SQLite in the test's `tmp_path`; DynamoDB on a
-session-scoped local server (tests/store/moto_server.py) with tables unique to the test.
+so every contract test runs once per implementation and DynamoDB stand-in (test ids `[sqlite]`,
+`[dynamodb]` on moto, `[dynoxide]`). A factory opens an empty store of its kind: SQLite in the
+test's `tmp_path`; DynamoDB on a session-scoped local server (tests/store/moto_server.py) with
+tables unique to the test.
 """
 
 from __future__ import annotations
@@ -12,7 +13,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from moto_server import dynamo_store, local_dynamodb  # noqa: F401  (local_dynamodb: a session fixture)
+from moto_server import (  # noqa: F401  (local_dynamodb, local_dynoxide: session fixtures)
+    dynamo_store,
+    dynoxide_store,
+    local_dynamodb,
+    local_dynoxide,
+)
 
 from omnix_recs.store.base import Store
 from omnix_recs.store.sqlite import SqliteStore
@@ -25,6 +31,7 @@ def _sqlite_store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
 STORE_FACTORIES: dict[str, Callable[[pytest.FixtureRequest, Path], Store]] = {
     "sqlite": _sqlite_store,
     "dynamodb": dynamo_store,
+    "dynoxide": dynoxide_store,
 }
 
 

@@ -1,12 +1,13 @@
-"""A local DynamoDB-compatible server for the store tests: moto's server mode on 127.0.0.1.
+"""Local DynamoDB-compatible servers for the store tests, on 127.0.0.1: moto's server mode
+(`local_dynamodb`) and dynoxide (`local_dynoxide`, an emulator over SQLite, much faster than moto
+on large tables: the one the scale tests and benches use).
 
-One server per test session (`local_dynamodb`), started in a thread of the test process and
-reached over real HTTP by real boto3 clients, so requests, errors and pagination go through
+One server of each per test session, reached over real HTTP by real boto3 clients, so requests, errors and pagination go through
 the same code as against AWS. Each store gets its own set of tables by a unique `env`
 (`omnix-ai-<table>-t<N>`), so tests share the server but never data, and its own client from
 one shared boto3 session, which loads botocore's service models once.
 
-The server and its fake credentials come from tests/local_aws.py, shared with the S3 tests.
+The servers and their fake credentials come from tests/local_aws.py, shared with the S3 tests.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from local_aws import moto_server
+from local_aws import dynoxide_server, moto_server
 
 from omnix_recs.store.dynamodb import DynamoStore
 
@@ -51,3 +52,16 @@ def local_dynamodb() -> Iterator[LocalDynamoDB]:
 def dynamo_store(request: pytest.FixtureRequest, tmp_path: Path) -> DynamoStore:
     """A `STORE_FACTORIES` entry: an empty DynamoDB store with tables of its own."""
     return request.getfixturevalue("local_dynamodb").open_store()
+
+
+@pytest.fixture(scope="session")
+def local_dynoxide() -> Iterator[LocalDynamoDB]:
+    """A dynoxide process on 127.0.0.1 for the test session (tests/local_aws.py); skips the
+    tests that use it where dynoxide is not installed, fails them in CI."""
+    with dynoxide_server() as endpoint:
+        yield LocalDynamoDB(endpoint, boto3.session.Session())
+
+
+def dynoxide_store(request: pytest.FixtureRequest, tmp_path: Path) -> DynamoStore:
+    """A `STORE_FACTORIES` entry: an empty DynamoDB store on dynoxide, with tables of its own."""
+    return request.getfixturevalue("local_dynoxide").open_store()

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from omnix_recs import progress
 from omnix_recs.domain.models import Customer, Product
 from omnix_recs.domain.purchases import PurchaseColumns
 from omnix_recs.errors import FailedPreconditionError, InvalidArgumentError
@@ -131,10 +132,11 @@ def import_completejourney(store: Store, directory: Path | str | None = None) ->
     with store.import_session() as session:
         session.add_products(products)
         session.add_customers(customers)
-        for batch in _read_order_lines(pq, directory):
+        for batch in progress.counted(_read_order_lines(pq, directory), "import order lines", unit="lines"):
             session.add_purchase_columns(batch)
             written += len(batch)
-        session.commit()
+        with progress.step("import: commit"):
+            session.commit()
     return ImportReport(
         customers=len(customers),
         products=len(products),

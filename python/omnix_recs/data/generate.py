@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from omnix_recs import _core
+from omnix_recs import _core, progress
 from omnix_recs.data.catalog import Catalog, build_catalog, write_catalog
 from omnix_recs.data.taxonomy import AISLES, AUDIENCES, SEASONS, aisle_index
 from omnix_recs.domain.models import ALLERGENS
@@ -57,19 +57,23 @@ def generate_instacart(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    catalog = build_catalog(products, days, seed)
-    write_catalog(catalog, out_dir)
-    first_day = end_date - timedelta(days=days - 1)
-    counts = _core.synth_simulate_households(
-        str(out_dir),
-        _shelf_columns(catalog),
-        households=customers,
-        seed=seed,
-        taste_segments=taste_segments,
-        season_multiplier=season_multipliers(first_day, days),
-        weekday=np.array([(first_day + timedelta(d)).isoweekday() % 7 for d in range(days)], dtype=np.uint8),
-        allergen_names=list(ALLERGENS),
-    )
+    # The households are simulated in one call to the Rust core: stages and time, not a rate.
+    with progress.stages("generate", ["catalog", "households"]) as stage:
+        stage.begin("catalog")
+        catalog = build_catalog(products, days, seed)
+        write_catalog(catalog, out_dir)
+        stage.begin("households")
+        first_day = end_date - timedelta(days=days - 1)
+        counts = _core.synth_simulate_households(
+            str(out_dir),
+            _shelf_columns(catalog),
+            households=customers,
+            seed=seed,
+            taste_segments=taste_segments,
+            season_multiplier=season_multipliers(first_day, days),
+            weekday=np.array([(first_day + timedelta(d)).isoweekday() % 7 for d in range(days)], dtype=np.uint8),
+            allergen_names=list(ALLERGENS),
+        )
     summary: dict[str, Any] = {
         "customers": counts["customers"],
         "products": len(catalog),

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from omnix_recs import progress
 from omnix_recs.domain.models import ALLERGENS, DIETARY_TAGS, Customer, Preferences, Product
 from omnix_recs.domain.purchases import PurchaseColumns
 from omnix_recs.errors import InvalidArgumentError
@@ -107,14 +108,19 @@ def import_instacart(store: Store, directory: Path, *, as_of: date) -> ImportRep
     customers = _customers(orders, clock, households)
 
     lines = 0
+    line_bytes = sum((directory / name).stat().st_size for name in line_files)
     with store.import_session() as session:
         session.add_products(products)
         session.add_customers(customers)
-        for name in line_files:
-            for batch in _read_order_lines(directory, name, clock, price_of):
-                session.add_purchase_columns(batch)
-                lines += len(batch)
-        session.commit()
+        with progress.track("import order lines", total=line_bytes, unit=progress.BYTES) as task:
+            for name in line_files:
+                for batch in _read_order_lines(directory, name, clock, price_of, task):
+                    session.add_purchase_columns(batch)
+                    lines += len(batch)
+        # After reading (so a bad file is reported as such), before anything is committed.
+        _refuse_another_as_of(store, clock, as_of)
+        with progress.step("import: commit"):
+            session.commit()
     return ImportReport(
         customers=len(customers),
         products=len(products),
@@ -135,9 +141,15 @@ class _CsvFile:
         path = directory / name
         if not path.is_file():
             raise InvalidArgumentError(name, f"file not found in {directory}")
+        self.path = path
         self._handle = open(path, newline="", encoding="utf-8-sig")
         self.reader = csv.reader(self._handle)
-        header = next(self.reader, None)
+        self.line = 1
+        try:
+            header = next(self.reader, None)
+        except (UnicodeDecodeError, csv.Error) as exc:
+            self.close()
+            raise self._unreadable(exc) from None
         if header is None:
             self.close()
             raise InvalidArgumentError(f"{name}:line 1", "the file is empty (a header line is required)")
@@ -153,12 +165,47 @@ class _CsvFile:
 
     def rows(self) -> Iterator[tuple[int, dict[str, str]]]:
         """(line number, row by column name); every row must have every column."""
-        for row in self.reader:
-            self.line = self.reader.line_num
-            if not row:
-                continue
-            self.check_width(row)
-            yield self.line, dict(zip(self.columns, row))
+        try:
+            for row in self.reader:
+                self.line = self.reader.line_num
+                if not row:
+                    continue
+                self.check_width(row)
+                yield self.line, dict(zip(self.columns, row))
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise self._unreadable(exc) from None
+
+    def _unreadable(self, exc: UnicodeDecodeError | csv.Error) -> InvalidArgumentError:
+        """The error for bytes that are not UTF-8 or CSV, naming the line and column."""
+        if isinstance(exc, csv.Error):
+            line = self.reader.line_num
+            if "field larger than field limit" in str(exc):
+                return InvalidArgumentError(
+                    f"{self.name}:line {line}", f"a field is longer than {csv.field_size_limit()} characters"
+                )
+            return InvalidArgumentError(f"{self.name}:line {line}", f"not valid CSV: {exc}")
+        # The text reader decodes ahead of the CSV reader: find the bad line from the bytes.
+        columns: list[str] = []
+        with open(self.path, "rb") as raw:
+            for number, data in enumerate(raw, start=1):
+                if number == 1:
+                    columns = next(csv.reader([data.decode("utf-8-sig", "replace")]), [])
+                try:
+                    data.decode("utf-8")
+                except UnicodeDecodeError as bad:
+                    before = data[: bad.start].decode("utf-8", "replace")
+                    fields = next(csv.reader([before]), [""])
+                    column = (
+                        columns[len(fields) - 1].strip()
+                        if number > 1 and len(fields) <= len(columns)
+                        else f"character {len(before) + 1}"
+                    )
+                    return InvalidArgumentError(
+                        _where(self.name, number, column),
+                        f"not valid UTF-8 text (byte 0x{data[bad.start]:02x} at character {len(before) + 1}); "
+                        "save the file as UTF-8",
+                    )
+        return InvalidArgumentError(self.name, "not valid UTF-8 text; save the file as UTF-8")
 
     def check_width(self, row: Sequence[str]) -> None:
         if len(row) != len(self.columns):
@@ -181,6 +228,8 @@ def _where(file: str, line: int, column: str) -> str:
 
 
 _ID = re.compile(rf"[1-9][0-9]{{0,{MAX_ID_DIGITS - 1}}}")
+# NUL, terminal escapes and other control characters (C0, DEL, C1) have no place in a name.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _WHOLE = re.compile(r"[0-9]{1,9}")
 _INTEGRAL_FLOAT = re.compile(r"([0-9]{1,9})(?:\.0*)?")
 
@@ -229,6 +278,12 @@ def _text(file: str, line: int, column: str, text: str, *, required: bool = True
         raise InvalidArgumentError(_where(file, line, column), "must not be empty")
     if len(text) > MAX_TEXT:
         raise InvalidArgumentError(_where(file, line, column), f"longer than {MAX_TEXT} characters")
+    control = _CONTROL.search(text)
+    if control is not None:
+        raise InvalidArgumentError(
+            _where(file, line, column),
+            f"must not contain control characters (U+{ord(control.group()):04X} at position {control.start()})",
+        )
     return text
 
 
@@ -401,7 +456,15 @@ class _BigCsv:
             text = block.decode("utf-8")
         except UnicodeDecodeError as exc:
             line = first_line + block[: exc.start].count(b"\n")
-            raise InvalidArgumentError(f"{self.name}:line {line}", "not valid UTF-8 text") from None
+            start = block.rfind(b"\n", 0, exc.start) + 1
+            before = block[start : exc.start].decode("utf-8", "replace")
+            character = len(before) + 1
+            fields = len(next(csv.reader([before]), [""]))
+            where = _where(self.name, line, self.columns[fields - 1]) if fields <= len(self.columns) else None
+            raise InvalidArgumentError(
+                where or f"{self.name}:line {line}",
+                f"not valid UTF-8 text (byte 0x{block[exc.start]:02x} at character {character}); save the file as UTF-8",
+            ) from None
         reader = csv.reader(io.StringIO(text))
         try:
             for row in reader:
@@ -626,6 +689,31 @@ class _OrderClock:
         return self.by_id[position], found
 
 
+def _refuse_another_as_of(store: Store, clock: _OrderClock, as_of: date, customers: int = 5) -> None:
+    """InvalidArgumentError when the store holds this folder's orders at other times: imported
+    before with another `as_of`. Importing would add every purchase a second time, shifted."""
+    user_index = clock.orders.user_index
+    first_rows = np.flatnonzero(np.r_[True, user_index[1:] != user_index[:-1]])
+    for row in first_rows[:customers].tolist():
+        k = int(user_index[row])
+        rows = np.flatnonzero(user_index == k)
+        placed = dict(zip(map(str, clock.orders.order_id[rows].tolist()), clock.purchased_at[rows].tolist()))
+        customer = clock.customer_names[k]
+        for purchase in store.purchases_of(customer):
+            at = placed.get(purchase.order_id)
+            if at is None or int(purchase.purchased_at.timestamp()) == at:
+                continue
+            shift_days = round((purchase.purchased_at.timestamp() - at) / SECONDS_PER_DAY)
+            earlier = date.fromordinal(as_of.toordinal() + shift_days)
+            raise InvalidArgumentError(
+                "--as-of",
+                f"the store already holds these orders, imported with --as-of {earlier.isoformat()} (order "
+                f"{purchase.order_id} of customer {customer} is on {purchase.purchased_at.date().isoformat()}); "
+                f"importing with --as-of {as_of.isoformat()} would add every purchase again {abs(shift_days)} days "
+                f"apart. Import again with --as-of {earlier.isoformat()} (changes nothing), or into an empty store",
+            )
+
+
 def _group_start_cumsum(values: np.ndarray, group: np.ndarray) -> np.ndarray:
     """For each row, the running sum of `values` up to the end of the previous group."""
     running = np.cumsum(values)
@@ -695,7 +783,9 @@ def _lines_fast(block: bytes) -> np.ndarray | None:
     return numbers if ok else None
 
 
-def _read_order_lines(directory: Path, name: str, clock: _OrderClock, prices: _PriceList) -> Iterator[PurchaseColumns]:
+def _read_order_lines(
+    directory: Path, name: str, clock: _OrderClock, prices: _PriceList, task: progress.Task
+) -> Iterator[PurchaseColumns]:
     with _BigCsv(directory, name, ORDER_PRODUCTS_COLUMNS) as f:
         for first_line, block in f.blocks():
             numbers = _lines_fast(block)
@@ -725,3 +815,4 @@ def _read_order_lines(directory: Path, name: str, clock: _OrderClock, prices: _P
                 unit_prices=prices.prices[product_row].tolist(),
                 purchased_at=clock.purchased_at[order_row].tolist(),
             )
+            task.advance(len(block))  # once the caller has written the block, not when it is read

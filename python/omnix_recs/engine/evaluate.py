@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from omnix_recs import progress
 from omnix_recs.config import Settings
 from omnix_recs.domain.models import Product
 from omnix_recs.engine import baselines
@@ -83,9 +84,9 @@ def run_evaluation(
     build = build or _production_build
     started = time.perf_counter()
     products = list(store.iter_products())
-    lines = read_purchase_lines(
-        store.scan_purchases(), (p.product_id for p in products), expected_rows=store.count_purchases()
-    )
+    expected = store.count_purchases()
+    batches = progress.counted(store.scan_purchases(), "evaluate: read purchases", total=expected, unit="lines")
+    lines = read_purchase_lines(batches, (p.product_id for p in products), expected_rows=expected)
     trips = Trips.of(lines)
     eligible = trips.eligible()
     if max_customers is not None and len(eligible) > max_customers:
@@ -94,10 +95,14 @@ def run_evaluation(
         return f"nothing to evaluate: no customer has {MIN_TRIPS} or more trips"
     test = hold_out(trips, eligible, back=1)
 
-    with tempfile.TemporaryDirectory(prefix="omnix-eval-") as workdir:
+    with (
+        tempfile.TemporaryDirectory(prefix="omnix-eval-") as workdir,
+        progress.stages("evaluate", ("tune", "build", "score")) as stage,
+    ):
         tuned: dict[str, Blend] = {}
         habit_decay = HABIT_DECAY
         if tune:
+            stage.begin("tune")
             validation = hold_out(trips, eligible, back=2)
             held_out = np.concatenate([validation.targets, test.targets])
             val_model = build(
@@ -108,6 +113,7 @@ def run_evaluation(
             habit_decay = tune_habit_decay(store, val_model, tuning_split, seed=seed, blend=start)
             recommender = Recommender(store, FixedModel(with_habit_decay(val_model, habit_decay)))
             tuned = tune_blends(recommender, tuning_split, seed=seed)
+        stage.begin("build")
         test_model = build(
             lines_without(lines, test.targets), products, replace(settings, model_dir=str(Path(workdir) / "test"))
         )
@@ -117,6 +123,7 @@ def run_evaluation(
         if tuned:
             tuned_model = with_habit_decay(test_model, habit_decay)
             engine[ENGINE_TUNED] = (Recommender(store, FixedModel(tuned_model)), tuned)
+        stage.begin("score")
         results = compare(test, trips, engine, _baselines(), k_values=k_values, catalog_size=len(products), seed=seed)
 
     header = (

@@ -15,6 +15,7 @@ import time
 from dataclasses import replace
 from datetime import datetime
 
+from omnix_recs import progress
 from omnix_recs.config import Settings
 from omnix_recs.domain.models import Product
 from omnix_recs.engine import registry
@@ -56,19 +57,23 @@ def train_model(
         raise InvalidArgumentError("tuning_shoppers", f"must be at least 1, got {tuning_shoppers}")
     destination = ModelDestination(settings)  # a malformed OMNIX_MODEL_DIR fails before the build
     started = time.perf_counter()
-    products, lines = read_training_data(store, as_of=as_of)
-    stage_seconds = {"read_purchases": round(time.perf_counter() - started, 3)}
-    validation: Validation | None = None
-    if tune:
-        validation = validate(
-            store,
-            lines,
-            products,
-            lambda kept: _validation_model(kept, products, parameters),
-            max_shoppers=tuning_shoppers,
-            seed=seed,
-        )
-    built = build_from_lines(lines, products, parameters)
+    with progress.stages("train", ("read purchases", "tune", "build")) as stage:
+        stage.begin("read purchases")
+        products, lines = read_training_data(store, as_of=as_of)
+        stage_seconds = {"read_purchases": round(time.perf_counter() - started, 3)}
+        validation: Validation | None = None
+        if tune:
+            stage.begin("tune")
+            validation = validate(
+                store,
+                lines,
+                products,
+                lambda kept: _validation_model(kept, products, parameters),
+                max_shoppers=tuning_shoppers,
+                seed=seed,
+            )
+        stage.begin("build")
+        built = build_from_lines(lines, products, parameters)
     built = replace(built, stage_seconds={**stage_seconds, **built.stage_seconds})
     metrics = build_metrics(built, seconds=time.perf_counter() - started)
     blends = validation.blends if validation else None

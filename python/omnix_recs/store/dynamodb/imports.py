@@ -10,6 +10,7 @@ dies (run the import again).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import struct
@@ -21,6 +22,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from typing import IO, Any, Protocol
 
+from omnix_recs import progress
 from omnix_recs.domain.models import Customer, Product, Purchase
 from omnix_recs.domain.purchases import PurchaseColumns
 from omnix_recs.errors import FailedPreconditionError, InvalidArgumentError, UnavailableError
@@ -92,11 +94,14 @@ class DynamoImportSession:
         self._purchasers: set[str] = set()  # customers whose "#history" row this session wrote
         self._wrote_products = False
         self._state = "new"  # then "open" inside `with`, then "committed" or "rolled back"
+        self._progress = contextlib.ExitStack()
+        self._written = progress.Task("", None, "items", None)  # shown once the session opens
 
     def __enter__(self) -> DynamoImportSession:
         if self._state != "new":
             raise FailedPreconditionError("an import session is used once")
         self._state = "open"
+        self._written = self._progress.enter_context(progress.track("write to DynamoDB", unit="items"))
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -106,6 +111,7 @@ class DynamoImportSession:
         finally:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._journal.close()
+            self._progress.close()
             if self._wrote_products:  # committed or undone, the catalog may have changed
                 self._store.bump_catalog_version()
 
@@ -188,6 +194,7 @@ class DynamoImportSession:
         # Write-ahead: the old images are journaled before anything is overwritten.
         self._journal.append([(name, key, before.get(spec.key_tuple(key))) for key in keys])
         db.batch_write([(name, {"PutRequest": {"Item": item}}) for item in items])
+        self._written.advance(len(items))
 
     def _drain(self) -> None:
         wait(self._in_flight)
