@@ -12,8 +12,19 @@ if [ ${#components[@]} -gt 0 ]; then
   rustup component add "${components[@]}"
 fi
 
+# dynoxide: the local DynamoDB (SQLite-backed, in Rust) the store tests and the DynamoDB demo
+# start on 127.0.0.1 (tests/local_aws.py). Built from crates.io: 6 CPU-minutes, 12 min on 2 busy cores.
+DYNOXIDE_VERSION=3.2.0
+if ! command -v dynoxide >/dev/null 2>&1 && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/dynoxide" ]; then
+  echo "setup-system: installing dynoxide ${DYNOXIDE_VERSION} (cargo install, a few minutes)"
+  cargo install --quiet --locked dynoxide-rs --version "${DYNOXIDE_VERSION}"
+fi
+
 packages=()
 command -v redis-server >/dev/null 2>&1 || packages+=(redis-server)
+# The console's browser tests (tests/gateway) drive Debian's headless chromium through its driver.
+command -v chromium >/dev/null 2>&1 || packages+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || packages+=(chromium-driver)
 
 if [ ${#packages[@]} -eq 0 ]; then
   exit 0

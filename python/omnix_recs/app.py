@@ -45,6 +45,9 @@ class AppContext:
     # Served lists written behind the answers (engine/served_lists.py); None = written at once.
     served_lists: ServedListWriter | None = None
     _activity_listeners: list[CustomerActivityListener] = field(default_factory=list, repr=False)
+    # Called (in a thread) after this process created or stopped an A/B experiment, so that its
+    # lists follow at once rather than at the next periodic check (omnix_recs.experiments).
+    experiment_listeners: list[Callable[[], None]] = field(default_factory=list, repr=False)
     # Customer writes, each published to the listeners below (customers.py). Built from this
     # context's own store and served lists, so every context has one and it cannot disagree.
     customers: CustomerService = field(init=False, repr=False)

@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from omnix_recs import progress
 from omnix_recs.config import Settings
 from omnix_recs.errors import InvalidArgumentError, OmnixError
 
@@ -34,6 +35,10 @@ DEMO_DAYS = 365
 # Shoppers `omnix train` tunes the blends on (engine/tuning.py's TUNING_SHOPPERS; not imported:
 # keeps `omnix --help` fast).
 TUNING_CUSTOMERS = 2_000
+# Where `omnix demo` serves the REST gateway and console, and `omnix gateway`'s default port.
+DEMO_HTTP_PORT = 8080
+# The batch commands that show their progress on stderr (omnix_recs/progress.py); servers do not.
+PROGRESS_COMMANDS = frozenset({"generate", "import", "train", "evaluate"})
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -49,6 +54,14 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["workers"] = args.workers
     if getattr(args, "model_dir", None):
         overrides["model_dir"] = args.model_dir
+    if getattr(args, "insecure", False):
+        overrides["insecure"] = True
+    if getattr(args, "metrics_port", None) is not None:
+        overrides["metrics_port"] = args.metrics_port
+    if getattr(args, "retrain_every", None):
+        from omnix_recs.retraining import parse_interval
+
+        overrides["retrain_every_s"] = parse_interval(args.retrain_every)
     return dataclasses.replace(settings, **overrides) if overrides else settings
 
 
@@ -206,7 +219,19 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from omnix_recs.server import serve
 
-    serve(_settings(args))
+    serve(_settings(args), http_port=args.http_port)
+    return 0
+
+
+def cmd_gateway(args: argparse.Namespace) -> int:
+    """The REST gateway, docs and console alone, in front of a running gRPC server."""
+    from omnix_recs import event_loop
+    from omnix_recs.gateway.app import GatewayConfig
+    from omnix_recs.gateway.serve import run_standalone
+
+    config = GatewayConfig(target=args.target, default_timeout_s=args.timeout)
+    print(f"gateway: REST, /docs and /console/ on http://{args.host}:{args.port}/ for gRPC {args.target}", flush=True)
+    event_loop.run(run_standalone(config, args.host, args.port), use_uvloop=Settings.from_env().event_loop == "uvloop")
     return 0
 
 
@@ -267,7 +292,112 @@ def cmd_demo(args: argparse.Namespace) -> int:
     finally:
         store.close()
     print(f"demo: serving gRPC on {settings.grpc_host}:{settings.grpc_port} (Ctrl-C to stop)", flush=True)
-    serve(settings)
+    if args.http_port is not None:
+        http = f"http://{settings.grpc_host}:{args.http_port}"
+        print(f"demo: REST gateway on {http}/v1/..., API docs on {http}/docs, console on {http}/console/", flush=True)
+    serve(settings, http_port=args.http_port)
+    return 0
+
+
+def cmd_campaigns(args: argparse.Namespace) -> int:
+    """Build a campaign (progress on stderr), export its messages, or print its performance."""
+    from omnix_recs.api.marketing import campaign_service
+    from omnix_recs.app import AppContext
+    from omnix_recs.marketing.export import write_messages
+    from omnix_recs.marketing.performance import CampaignEvents
+    from omnix_recs.marketing.records import CampaignKind, CampaignSpec
+
+    settings = _settings(args)
+    store = _open_store(settings)
+    try:
+        app = AppContext.create(settings, store)
+        campaigns = campaign_service(app)
+        if args.campaigns_command == "create":
+            as_of = datetime.now(UTC) if args.as_of is None else datetime.combine(args.as_of, datetime.min.time(), UTC)
+            spec = CampaignSpec(
+                name=args.name,
+                kind=CampaignKind(args.kind),
+                as_of=as_of,
+                items_per_message=args.items,
+                offer=args.offer,
+                holdout_percent=args.holdout_percent,
+                max_messages_per_week=args.max_per_week,
+                due_within_days=args.due_within_days,
+                cart_delay_hours=args.cart_delay_hours,
+                lapsed_after_cycles=args.lapsed_after_cycles,
+                dry_run=args.dry_run,
+            )
+            started = time.perf_counter()
+
+            def progress(done: int, total: int) -> None:
+                print(f"campaign: {done}/{total} customers", file=sys.stderr, flush=True)
+
+            campaign = campaigns.create(spec, progress=progress)
+            summary = dataclasses.asdict(campaign)
+            summary["preview"] = summary["preview"][:3]
+            summary["seconds"] = round(time.perf_counter() - started, 2)
+            _print_json(summary)
+        elif args.campaigns_command == "export":
+            messages = campaigns.all_messages(args.campaign_id)
+            if args.out:
+                with open(args.out, "w", encoding="utf-8", newline="") as out:
+                    count = write_messages(messages, out, args.format)
+                print(f"wrote {count} messages to {args.out}", file=sys.stderr)
+            else:
+                write_messages(messages, sys.stdout, args.format)
+        else:
+            performance = CampaignEvents(store, campaigns, app.customers).performance(args.campaign_id)
+            _print_json(dataclasses.asdict(performance))
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Recommendation performance, ROI and impact over a period; an experiment's results."""
+    from omnix_recs.experiments import reports
+    from omnix_recs.experiments.results import experiment_results
+
+    settings = _settings(args)
+    store = _open_store(settings)
+    try:
+        if args.experiment:
+            results = experiment_results(store, store.get_experiment(args.experiment), datetime.now(UTC))
+            _print_json(dataclasses.asdict(results))
+            return 0
+        start = None if args.start is None else datetime.combine(args.start, datetime.min.time(), UTC)
+        end = None if args.end is None else datetime.combine(args.end, datetime.min.time(), UTC)
+        start, end = reports.period(start, end)
+        if start >= end:
+            raise InvalidArgumentError("--start", "must be before --end")
+        performance = reports.recommendation_performance(store, start, end, args.strategy)
+        roi = reports.recommendation_roi(store, start, end)
+        impact = reports.recommendation_impact(store, start, end)
+        _print_json(
+            {
+                "period": {"start": start, "end": end},
+                "performance": {
+                    **dataclasses.asdict(performance.total),
+                    "click_through_rate": performance.total.click_through_rate,
+                    "conversion_rate": performance.total.conversion_rate,
+                    "dismissal_rate": performance.total.dismissal_rate,
+                    "meets_click_through_target": performance.meets_click_through_target,
+                    "repeat_purchase_rate": performance.repeat_purchase_rate,
+                    "slices": [
+                        {**dataclasses.asdict(s), "click_through_rate": s.click_through_rate}
+                        for s in performance.slices
+                    ],
+                },
+                "roi": {**dataclasses.asdict(roi), "revenue_share": roi.revenue_share},
+                "impact": {
+                    **dataclasses.asdict(impact),
+                    "order_value_uplift": impact.order_value_uplift,
+                    "basket_size_uplift": impact.basket_size_uplift,
+                },
+            }
+        )
+    finally:
+        store.close()
     return 0
 
 
@@ -277,6 +407,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="omnix", description="OMNIX supermarket recommendation service")
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING, ERROR")
+    parser.add_argument(
+        "--progress-every",
+        type=float,
+        default=progress.DEFAULT_INTERVAL_S,
+        metavar="SECONDS",
+        help="when stderr is not a terminal, log the progress of long commands this often (default: 10)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, handler: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
@@ -342,6 +479,14 @@ def build_parser() -> argparse.ArgumentParser:
     analyze = add("analyze", cmd_analyze, "analyse one customer (Bedrock when enabled, else the local analyst)")
     analyze.add_argument("customer_id")
 
+    gateway = add("gateway", cmd_gateway, "run the REST gateway, API docs and console alone, for a gRPC server")
+    gateway.add_argument("--target", required=True, help="the gRPC server, HOST:PORT")
+    gateway.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    gateway.add_argument("--port", type=int, default=DEMO_HTTP_PORT, help=f"HTTP port (default {DEMO_HTTP_PORT})")
+    gateway.add_argument(
+        "--timeout", type=float, default=30.0, help="deadline of calls without a grpc-timeout header, s (default 30)"
+    )
+
     loadgen = add("loadgen", cmd_loadgen, "open-loop load on a server on this machine; prints latency and errors")
     loadgen.add_argument("--target", help="HOST:PORT on this machine (default 127.0.0.1:$OMNIX_GRPC_PORT)")
     loadgen.add_argument("--rate", type=float, default=200.0, help="calls per second (default 200)")
@@ -357,6 +502,47 @@ def build_parser() -> argparse.ArgumentParser:
     loadgen.add_argument("--products", type=int, default=5_000, help="product ids drawn from the store")
     loadgen.add_argument("--max-requests", type=int, default=1_000_000)
 
+    campaigns = add("campaigns", cmd_campaigns, "build marketing campaigns, export their messages, measure them")
+    campaigns_commands = campaigns.add_subparsers(dest="campaigns_command", required=True, metavar="ACTION")
+    create = campaigns_commands.add_parser("create", help="select the audience and write the messages")
+    create.add_argument("--name", required=True)
+    create.add_argument(
+        "--kind",
+        required=True,
+        choices=(
+            "personalized_email",
+            "abandoned_cart",
+            "win_back",
+            "replenishment_reminder",
+            "new_product_discovery",
+            "loyalty_reward",
+        ),
+    )
+    create.add_argument("--as-of", type=_parse_date, help="build as of this day's start, UTC (default: now)")
+    create.add_argument("--dry-run", action="store_true", help="build and summarise, store nothing")
+    create.add_argument("--items", type=int, default=6, help="items per message (default 6)")
+    create.add_argument("--offer", default="", help="offer text printed in every message")
+    create.add_argument("--holdout-percent", type=int, default=10, help="share kept out of the send (default 10)")
+    create.add_argument("--max-per-week", type=int, default=2, help="frequency cap across campaigns (default 2)")
+    create.add_argument("--due-within-days", type=int, default=3, help="replenishment horizon (default 3)")
+    create.add_argument("--cart-delay-hours", type=int, default=4, help="abandoned-cart delay (default 4)")
+    create.add_argument("--lapsed-after-cycles", type=float, default=2.5, help="win-back rule (default 2.5)")
+    create.add_argument("--model-dir", help="model artifacts directory")
+    export = campaigns_commands.add_parser("export", help="the stored messages as JSON Lines or CSV")
+    export.add_argument("campaign_id")
+    export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    export.add_argument("--out", help="file to write (default: standard output)")
+    performance = campaigns_commands.add_parser("performance", help="opens, clicks, conversions against the holdout")
+    performance.add_argument("campaign_id")
+    for action in (create, export, performance):  # `omnix campaigns ACTION --store URL` reads naturally too
+        action.add_argument("--store", default=argparse.SUPPRESS, help="store URL")
+
+    report = add("report", cmd_report, "recommendation performance, ROI and impact; or an experiment's results")
+    report.add_argument("--start", type=_parse_date, help="first day, UTC (default: 30 days before --end)")
+    report.add_argument("--end", type=_parse_date, help="day after the last, UTC (default: now)")
+    report.add_argument("--strategy", default="", help="only lists of this strategy (e.g. replenish)")
+    report.add_argument("--experiment", help="print this experiment's results instead")
+
     for name, handler, text in (
         ("serve", cmd_serve, "run the gRPC server"),
         ("demo", cmd_demo, "generate demo data and train if the store is empty, then serve"),
@@ -366,6 +552,28 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--port", type=int, help="port (default: $OMNIX_GRPC_PORT or 50051)")
         sub.add_argument("--workers", type=int, help="server processes (default 1)")
         sub.add_argument("--model-dir", help="model artifacts directory")
+        sub.add_argument(
+            "--insecure",
+            action="store_true",
+            help="serve a non-loopback --host without TLS and authentication (refused otherwise)",
+        )
+        sub.add_argument(
+            "--http-port",
+            type=int,
+            default=DEMO_HTTP_PORT if name == "demo" else None,
+            help="also serve the REST gateway, /docs and the console /console/ on this port"
+            + (f" (default {DEMO_HTTP_PORT})" if name == "demo" else " (default: none)"),
+        )
+        sub.add_argument(
+            "--metrics-port",
+            type=int,
+            help="serve Prometheus metrics at /metrics on this port, summed over the workers (default: none)",
+        )
+        sub.add_argument(
+            "--retrain-every",
+            help="build a new model version when the newest is older than this (e.g. 24h; default: never);"
+            " a build that validates worse is not activated",
+        )
         if name == "demo":
             sub.add_argument("--data-dir", default="./var/demo-data", help="where the generated CSVs go")
             sub.add_argument("--seed", type=int, default=42)
@@ -381,7 +589,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             format="%(asctime)s %(levelname)s %(name)s %(message)s",
         )
         handler: Callable[[argparse.Namespace], int] = args.handler
-        return handler(args)
+        if args.command not in PROGRESS_COMMANDS:
+            return handler(args)
+        with progress.reporting(interval_s=args.progress_every):
+            return handler(args)
     except InvalidArgumentError as exc:
         print(f"omnix {args.command}: invalid input: {exc}", file=sys.stderr)
         return 2

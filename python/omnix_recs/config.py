@@ -71,6 +71,32 @@ class Settings:
     # The servers' event loop: "uvloop" (when installed) or "asyncio" (omnix_recs/event_loop.py).
     event_loop: str = "uvloop"
     limits: Limits = field(default_factory=Limits)
+    # Security (omnix_recs/security/): TLS (cert + key; a client CA makes it mTLS), bearer
+    # tokens (HS256 secret and/or a JWKS file of RS256/ES256 keys; auth is off without both),
+    # optional issuer/audience checks, client-certificate common names mapped to roles
+    # ("name=role,name=role"), the audit log file, and `insecure` (--insecure: serve a reachable
+    # address without TLS and auth).
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    tls_client_ca_file: str | None = None
+    auth_jwt_secret: str | None = field(default=None, repr=False)
+    auth_jwks_file: str | None = None
+    auth_issuer: str | None = None
+    auth_audience: str | None = None
+    auth_mtls_roles: str | None = None
+    audit_log_file: str | None = None
+    insecure: bool = False
+    # Per-client fairness (security/fairness.py): calls one client (token subject, else peer
+    # address; unauthenticated loopback callers exempt) may hold at once and start per second
+    # in one process (0 = no bound), and how long a client stream may stay silent.
+    client_max_inflight: int = 32
+    client_rate_per_s: int = 0
+    stream_idle_timeout_s: int = 30
+    # Serve Prometheus metrics at http://grpc_host:metrics_port/metrics (0 = off; omnix_recs/metrics.py).
+    metrics_port: int = 0
+    # Build a new model version when the newest is older than this many seconds (0 = never;
+    # omnix_recs/retraining.py). `OMNIX_RETRAIN_EVERY` takes a duration such as "24h".
+    retrain_every_s: float = 0.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, toml_path: str | Path | None = None) -> Settings:
@@ -108,9 +134,17 @@ class Settings:
             ("max_inflight", "OMNIX_MAX_INFLIGHT", 0, 1_000_000),
             ("keepalive_time_ms", "OMNIX_KEEPALIVE_TIME_MS", 1_000, 86_400_000),
             ("keepalive_timeout_ms", "OMNIX_KEEPALIVE_TIMEOUT_MS", 1_000, 3_600_000),
+            ("client_max_inflight", "OMNIX_CLIENT_MAX_INFLIGHT", 0, 1_000_000),
+            ("client_rate_per_s", "OMNIX_CLIENT_RATE_PER_S", 0, 1_000_000),
+            ("stream_idle_timeout_s", "OMNIX_STREAM_IDLE_TIMEOUT_S", 0, 86_400),
+            ("metrics_port", "OMNIX_METRICS_PORT", 0, 65_535),
         ):
             if variable in env:
                 values[name] = _parse_int(variable, env[variable], minimum, maximum)
+        if env.get("OMNIX_RETRAIN_EVERY"):
+            from omnix_recs.retraining import parse_interval
+
+            values["retrain_every_s"] = parse_interval(env["OMNIX_RETRAIN_EVERY"])
         if "OMNIX_LOG_LEVEL" in env:
             values["log_level"] = env["OMNIX_LOG_LEVEL"].upper()
         if "OMNIX_EVENT_LOOP" in env:
@@ -125,6 +159,21 @@ class Settings:
             values["bedrock_endpoint_url"] = env["OMNIX_BEDROCK_ENDPOINT_URL"]
         if env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"):
             values["aws_region"] = env.get("AWS_REGION") or env["AWS_DEFAULT_REGION"]
+        for name, variable in (
+            ("tls_cert_file", "OMNIX_TLS_CERT_FILE"),
+            ("tls_key_file", "OMNIX_TLS_KEY_FILE"),
+            ("tls_client_ca_file", "OMNIX_TLS_CLIENT_CA_FILE"),
+            ("auth_jwt_secret", "OMNIX_AUTH_JWT_SECRET"),
+            ("auth_jwks_file", "OMNIX_AUTH_JWKS_FILE"),
+            ("auth_issuer", "OMNIX_AUTH_ISSUER"),
+            ("auth_audience", "OMNIX_AUTH_AUDIENCE"),
+            ("auth_mtls_roles", "OMNIX_AUTH_MTLS_ROLES"),
+            ("audit_log_file", "OMNIX_AUDIT_LOG_FILE"),
+        ):
+            if env.get(variable):
+                values[name] = env[variable]
+        if "OMNIX_INSECURE" in env:
+            values["insecure"] = _parse_bool("OMNIX_INSECURE", env["OMNIX_INSECURE"])
         if "OMNIX_BEDROCK_ENABLED" in env:
             values["bedrock_enabled"] = _parse_bool("OMNIX_BEDROCK_ENABLED", env["OMNIX_BEDROCK_ENABLED"])
         elif "bedrock_enabled" not in values:

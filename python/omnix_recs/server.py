@@ -4,38 +4,50 @@
 turns every health status NOT_SERVING first, so load balancers stop sending traffic, then lets
 in-flight calls drain. One Python process uses one core, so `workers > 1` spawns processes on one
 port (SO_REUSEPORT), fresh so no gRPC state crosses a fork; they share cache invalidations and
-stop together, so a supervisor restarts a whole server. Past `max_inflight` calls a process
+are supervised by the parent: a worker that dies is restarted (with backoff), and a worker whose
+parent dies exits (parent-death signal), so no orphan keeps serving. Past `max_inflight` calls a process
 answers RESOURCE_EXHAUSTED at once instead of queueing, so latency stays bounded.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import errno
 import gc
 import logging
 import multiprocessing
 import multiprocessing.connection
+import os
 import signal
+import socket
+import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
-from omnix_recs import event_loop
+from omnix_recs import event_loop, metrics, retraining, tracing
 from omnix_recs.api import register_services
-from omnix_recs.api.interceptors import ServerInterceptor
+from omnix_recs.api.interceptors import Guard, ServerInterceptor
 from omnix_recs.app import AppContext
 from omnix_recs.config import Settings
 from omnix_recs.errors import InvalidArgumentError, UnavailableError
+from omnix_recs.security.setup import Security
 from omnix_recs.store import open_store
 from omnix_recs.store.base import Store
 from omnix_recs.store.cache import GenerationTable
+
+if TYPE_CHECKING:
+    from omnix_recs.gateway.serve import GatewayServer
 
 log = logging.getLogger("omnix.server")
 
@@ -46,6 +58,15 @@ MIN_CLIENT_PING_INTERVAL_MS = 10_000
 KILL_AFTER_GRACE_S = 5.0
 # Net allocations between young garbage collections (Python's default is 700; see settle_garbage_collector).
 GC_YOUNG_THRESHOLD = 5_000
+# A dead worker is restarted after RESTART_BACKOFF_S, doubled for each death in a row up to
+# MAX_RESTART_BACKOFF_S; a worker that served STABLE_AFTER_S resets it. A worker that dies
+# MAX_QUICK_DEATHS times in a row before STABLE_AFTER_S (a broken config, a full disk) stops
+# the server instead of restarting forever.
+RESTART_BACKOFF_S = 0.1
+MAX_RESTART_BACKOFF_S = 10.0
+STABLE_AFTER_S = 30.0
+MAX_QUICK_DEATHS = 5
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 @dataclass(eq=False)
@@ -55,6 +76,7 @@ class OmnixServer:
     app: AppContext
     health: health_aio.HealthServicer
     services: list[str]  # the implemented services, each with a health status
+    security: Security | None = None  # TLS certificates, token checks, audit log
 
     @classmethod
     async def create(
@@ -64,8 +86,14 @@ class OmnixServer:
         free port; the bound one is in `.port`). Call from inside the event loop that will run it.
         `generations`: cache generations shared with sibling workers (without Redis)."""
         limits = settings.limits
+        security = Security.from_settings(settings)
         server = grpc.aio.server(
-            interceptors=[ServerInterceptor()],
+            interceptors=[
+                *tracing.server_interceptors(),  # first, so a call's span covers everything else
+                ServerInterceptor(
+                    Guard(security.authenticator, security.audit, security.limiter, security.stream_idle_timeout_s)
+                ),
+            ],
             options=[
                 ("grpc.max_receive_message_length", limits.max_message_bytes),
                 ("grpc.max_send_message_length", limits.max_message_bytes),
@@ -93,10 +121,13 @@ class OmnixServer:
         )
         address = f"{settings.grpc_host}:{settings.grpc_port}"
         try:
-            port = server.add_insecure_port(address)
+            if security.certificates is not None:
+                port = server.add_secure_port(address, security.certificates.server_credentials())
+            else:
+                port = server.add_insecure_port(address)
         except RuntimeError as exc:  # grpc raises a bare RuntimeError when it cannot bind
             raise UnavailableError(f"cannot listen on {address}: {exc}") from None
-        return cls(server=server, port=port, app=app, health=health, services=registered.implemented)
+        return cls(server=server, port=port, app=app, health=health, services=registered.implemented, security=security)
 
     async def start(self) -> None:
         self.app.start()
@@ -111,6 +142,8 @@ class OmnixServer:
         await asyncio.to_thread(self.app.close)  # after the last call: writes the queued served lists
         log.info("cache: %s", self.app.cache.stats.summary())
         self.app.cache.close()
+        if self.security is not None:
+            self.security.close()
 
 
 async def build_server(settings: Settings, store: Store) -> tuple[grpc.aio.Server, int]:
@@ -119,18 +152,70 @@ async def build_server(settings: Settings, store: Store) -> tuple[grpc.aio.Serve
     return built.server, built.port
 
 
-def serve(settings: Settings) -> None:
-    """Serve until SIGTERM or SIGINT, then shut down gracefully (see module docstring)."""
+def serve(settings: Settings, *, http_port: int | None = None) -> None:
+    """Serve until SIGTERM or SIGINT, then shut down gracefully (see module docstring).
+    `http_port`: also serve the REST gateway and console there, in every worker. With
+    `settings.retrain_every_s`, this process (not the workers) also retrains on schedule."""
+    with retraining.scheduled(settings):
+        _serve(settings, http_port=http_port)
+
+
+def _serve(settings: Settings, *, http_port: int | None = None) -> None:
     _configure_logging(settings)
+    Security.from_settings(settings).close()  # refuse bad TLS/auth settings once, before any worker starts
     if settings.workers == 1:
-        event_loop.run(_serve_process(settings, reuse_port=False), use_uvloop=settings.event_loop == "uvloop")
+        event_loop.run(
+            _serve_process(settings, reuse_port=False, http_port=http_port),
+            use_uvloop=settings.event_loop == "uvloop",
+        )
         return
     if settings.grpc_port == 0:
         raise InvalidArgumentError("OMNIX_GRPC_PORT", "several workers need a fixed port, not 0")
-    _serve_workers(settings)
+    refuse_busy_port(settings.grpc_host, settings.grpc_port)
+    if http_port is not None:
+        refuse_busy_port(settings.grpc_host, http_port)
+    with metrics.exported_for_workers(settings):  # before the workers spawn: they inherit its directory
+        _serve_workers(settings, http_port)
 
 
-async def _serve_process(settings: Settings, *, reuse_port: bool, generations: GenerationTable | None = None) -> None:
+def refuse_busy_port(host: str, port: int) -> None:
+    """UnavailableError when something already listens on `host:port`. Workers share their port
+    (SO_REUSEPORT), so without this check a second server would bind beside the first one and
+    split its traffic; a socket without SO_REUSEPORT cannot bind a port anyone listens on."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host.strip("[]") or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise InvalidArgumentError("--host", f"cannot resolve {host!r}: {exc.strerror}") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port in TIME_WAIT is free
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise UnavailableError(
+                    f"cannot listen on {host}:{port}: another server is already listening there"
+                ) from None
+            raise UnavailableError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+def exit_with_parent() -> None:
+    """Ask Linux to SIGTERM this process when its parent dies (a killed supervisor leaves no
+    orphan serving stale data); a no-op elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return
+    parent = multiprocessing.parent_process()
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        log.warning("cannot set the parent-death signal (errno %d)", ctypes.get_errno())
+    if parent is not None and os.getppid() != parent.pid:  # the parent died before the signal was armed
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+async def _serve_process(
+    settings: Settings, *, reuse_port: bool, generations: GenerationTable | None = None, http_port: int | None = None
+) -> None:
     store = open_store(settings.store_url)
     try:
         built = await OmnixServer.create(settings, store, reuse_port=reuse_port, generations=generations)
@@ -139,13 +224,19 @@ async def _serve_process(settings: Settings, *, reuse_port: bool, generations: G
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stopping.set)
         await built.start()
+        figures = metrics.start_for_process(settings, built.app)
         settle_garbage_collector()
         log.info(
             "serving %s on %s:%d (%s)", ", ".join(built.services), settings.grpc_host, built.port, event_loop.name()
         )
+        gateway = await _start_gateway(settings, built.port, http_port, reuse_port) if http_port is not None else None
         await stopping.wait()
         log.info("shutting down: draining in-flight calls for up to %.1f s", settings.shutdown_grace_s)
+        if gateway is not None:
+            await gateway.stop()  # REST calls in flight finish first: they are gRPC calls to drain
         await built.shutdown()
+        if figures is not None:
+            figures.close()
         log.info("stopped")
     finally:
         store.close()
@@ -164,28 +255,36 @@ def settle_garbage_collector() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
-def _serve_worker(settings: Settings, generations_path: Path | None) -> None:
+async def _start_gateway(settings: Settings, grpc_port: int, http_port: int, reuse_port: bool) -> GatewayServer:
+    from omnix_recs.gateway.serve import start_beside  # starlette and uvicorn load only when asked for
+
+    return await start_beside(settings.grpc_host, grpc_port, settings.grpc_host, http_port, reuse_port=reuse_port)
+
+
+def _serve_worker(settings: Settings, generations_path: Path | None, http_port: int | None = None) -> None:
+    exit_with_parent()
     _configure_logging(settings)
     generations = GenerationTable.attach(generations_path) if generations_path else None
     event_loop.run(
-        _serve_process(settings, reuse_port=True, generations=generations), use_uvloop=settings.event_loop == "uvloop"
+        _serve_process(settings, reuse_port=True, generations=generations, http_port=http_port),
+        use_uvloop=settings.event_loop == "uvloop",
     )
 
 
-def _serve_workers(settings: Settings) -> None:
+def _serve_workers(settings: Settings, http_port: int | None = None) -> None:
     spawn = multiprocessing.get_context("spawn")
     with tempfile.TemporaryDirectory(prefix="omnix-serve-") as tmp:
         generations_path = None
         if not settings.redis_url:  # with Redis, the generations live there
             generations_path = Path(tmp) / "cache-generations"
             GenerationTable.create_shared(generations_path)
-        group = _WorkerGroup(
-            [
-                spawn.Process(target=_serve_worker, args=(settings, generations_path), name=f"omnix-worker-{i}")
-                for i in range(settings.workers)
-            ],
-            kill_after_s=settings.shutdown_grace_s + KILL_AFTER_GRACE_S,
-        )
+
+        def new_worker(slot: int) -> BaseProcess:
+            return spawn.Process(
+                target=_serve_worker, args=(settings, generations_path, http_port), name=f"omnix-worker-{slot}"
+            )
+
+        group = _WorkerGroup(new_worker, settings.workers, kill_after_s=settings.shutdown_grace_s + KILL_AFTER_GRACE_S)
         signal.signal(signal.SIGTERM, group.stop)
         signal.signal(signal.SIGINT, group.stop)
         group.start()
@@ -193,21 +292,40 @@ def _serve_workers(settings: Settings) -> None:
         failed = group.wait()
     if failed is not None:
         raise UnavailableError(
-            f"server process {failed.name} exited unexpectedly (exit code {failed.exitcode}); stopped the others"
+            f"server process {failed.name} kept exiting right after it started (exit code {failed.exitcode}); "
+            "stopped the others"
         )
 
 
-class _WorkerGroup:
-    """Server processes that live and stop together."""
+@dataclass(eq=False)
+class _Slot:
+    """One worker position: its current process and its recent deaths."""
 
-    def __init__(self, processes: list[BaseProcess], *, kill_after_s: float) -> None:
-        self.processes = processes
+    index: int
+    process: BaseProcess
+    started_at: float = 0.0
+    quick_deaths: int = 0  # deaths in a row, each before the worker served STABLE_AFTER_S
+    restart_at: float | None = None  # when the dead worker is due to be replaced
+
+
+class _WorkerGroup:
+    """Server processes on one port, restarted when they die, stopped together when asked."""
+
+    def __init__(self, new_worker: Callable[[int], BaseProcess], count: int, *, kill_after_s: float) -> None:
+        self.new_worker = new_worker
+        self.slots = [_Slot(i, new_worker(i)) for i in range(count)]
         self.kill_after_s = kill_after_s
         self.stop_requested_at: float | None = None
+        self.restarts = 0
+
+    @property
+    def processes(self) -> list[BaseProcess]:
+        return [slot.process for slot in self.slots]
 
     def start(self) -> None:
-        for process in self.processes:
-            process.start()
+        for slot in self.slots:
+            slot.process.start()
+            slot.started_at = time.monotonic()
 
     def stop(self, *_signal: object) -> None:
         """Ask every worker to shut down gracefully (SIGTERM); also the parent's signal handler."""
@@ -218,33 +336,71 @@ class _WorkerGroup:
                 process.terminate()
 
     def wait(self) -> BaseProcess | None:
-        """Wait until every worker has exited. The first to exit unasked stops the others and is
-        returned; None when they all stopped because they were asked to. Workers still running
-        `kill_after_s` after the stop request are killed."""
-        failed = None
-        running = list(self.processes)
-        while running:
-            multiprocessing.connection.wait([p.sentinel for p in running], timeout=1.0)
-            for process in [p for p in running if not p.is_alive()]:
-                running.remove(process)
-                process.join()
-                if self.stop_requested_at is None:
-                    log.error(
-                        "server process %s exited unexpectedly (exit code %s); stopping the others",
-                        process.name,
-                        process.exitcode,
-                    )
-                    failed = process
-                    self.stop()
+        """Supervise until every worker has exited after a stop request (None), or until a worker
+        died MAX_QUICK_DEATHS times in a row right after starting (that process, the others
+        stopped). A worker that dies otherwise is replaced after its backoff. Workers still
+        running `kill_after_s` after the stop request are killed."""
+        failed: BaseProcess | None = None
+        while True:
+            alive = [s.process for s in self.slots if s.process.pid is not None and s.process.is_alive()]
+            if not alive and (self.stop_requested_at is not None or failed is not None):
+                return failed
+            now = time.monotonic()
+            due = [s.restart_at for s in self.slots if s.restart_at is not None]
+            timeout = min([1.0, *(max(0.0, t - now) for t in due)])
+            multiprocessing.connection.wait([p.sentinel for p in alive], timeout=timeout)
+            now = time.monotonic()
+            for slot in self.slots:
+                process = slot.process
+                if slot.restart_at is None and process.pid is not None and not process.is_alive():
+                    process.join()
+                    metrics.worker_exited(process.pid)
+                    if self.stop_requested_at is not None or failed is not None:
+                        continue
+                    failed = self._schedule_restart(slot, now)
+                    if failed is not None:
+                        self.stop()
+                elif slot.restart_at is not None and now >= slot.restart_at:
+                    if self.stop_requested_at is not None or failed is not None:
+                        slot.restart_at = None
+                        continue
+                    slot.restart_at = None
+                    slot.process = self.new_worker(slot.index)
+                    slot.process.start()
+                    slot.started_at = now
+                    self.restarts += 1
+                    log.warning("restarted server process %s (pid %s)", slot.process.name, slot.process.pid)
             if (
-                running
+                alive
                 and self.stop_requested_at is not None
                 and time.monotonic() - self.stop_requested_at > self.kill_after_s
             ):
-                for process in running:
-                    log.error("server process %s did not stop within its grace period; killing it", process.name)
-                    process.kill()
-        return failed
+                for process in alive:
+                    if process.is_alive():
+                        log.error("server process %s did not stop within its grace period; killing it", process.name)
+                        process.kill()
+
+    def _schedule_restart(self, slot: _Slot, now: float) -> BaseProcess | None:
+        """Plan the replacement of a worker that died unasked; the process when it is hopeless."""
+        process = slot.process
+        slot.quick_deaths = slot.quick_deaths + 1 if now - slot.started_at < STABLE_AFTER_S else 1
+        if slot.quick_deaths >= MAX_QUICK_DEATHS:
+            log.error(
+                "server process %s exited %d times in a row right after starting (exit code %s); stopping the server",
+                process.name,
+                slot.quick_deaths,
+                process.exitcode,
+            )
+            return process
+        backoff = min(MAX_RESTART_BACKOFF_S, RESTART_BACKOFF_S * 2 ** (slot.quick_deaths - 1))
+        slot.restart_at = now + backoff
+        log.error(
+            "server process %s exited unexpectedly (exit code %s); restarting it in %.1f s",
+            process.name,
+            process.exitcode,
+            backoff,
+        )
+        return None
 
 
 def _configure_logging(settings: Settings) -> None:
