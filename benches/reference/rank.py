@@ -165,6 +165,10 @@ def rank_reference(tables: dict[str, np.ndarray], **request: object) -> Referenc
         signals[:, _signal(name)] = np.where(keys >= 0, share[np.maximum(keys, 0)], 0.0)
     signals[~np.isfinite(signals)] = 0.0
 
+    discount = np.float32(req.get("popularity_discount", 0.0))  # type: ignore[arg-type]
+    if discount > 0:
+        popularity = np.nan_to_num(tables["popularity"], nan=0.0, posinf=0.0, neginf=0.0)
+        signals = signals * (np.float32(1.0) - discount * np.clip(popularity, 0.0, 1.0).astype(np.float32))[:, None]
     contributions = signals * weights[None, :]
     score = contributions.sum(axis=1)
     keep = eligible & (score > 0)

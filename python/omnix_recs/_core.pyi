@@ -179,6 +179,7 @@ class RankTables:
         like_you_items: npt.NDArray[np.int32] | None = None,
         like_you_scores: npt.NDArray[np.float32] | None = None,
         replaced_weight: float = 1.0,
+        popularity_discount: float = 0.0,
     ) -> tuple[
         npt.NDArray[np.int32],
         npt.NDArray[np.float32],

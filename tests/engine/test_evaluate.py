@@ -55,6 +55,9 @@ def test_evaluation_never_trains_on_held_out_baskets(shop, tmp_path, hand_made_m
     assert table.count("REPLENISH (8 customers)") == 2 and table.count("BALANCED (8 customers)") == 2
     assert "asked at the end of the last trip's day" in table and "asked one second before the next trip" in table
     assert "tuned replenish blend:" in table
+    assert "popularity@20" in table and "long_tail@20" in table and "gini@20" in table
+    groups = table[table.index("REPLENISH recall@10 by customer group") :]
+    assert "size unknown" in groups and "TIFU-KNN" in groups  # the shop's customers give no household size
 
 
 def test_evaluation_with_too_little_history(shop, tmp_path, hand_made_model):

@@ -9,7 +9,16 @@ import numpy as np
 import pytest
 
 from omnix_recs.engine.blends import Strategy
-from omnix_recs.engine.holdout import AskedAt, Trips, end_of_day, hold_out, lines_without, list_metrics
+from omnix_recs.engine.holdout import (
+    AskedAt,
+    ItemPopularity,
+    Trips,
+    end_of_day,
+    hold_out,
+    lines_without,
+    list_metrics,
+    popularity_bias,
+)
 from omnix_recs.engine.matrix import PurchaseLines, read_purchase_lines
 from omnix_recs.store.base import Store
 
@@ -129,3 +138,31 @@ def test_list_metrics(lists: list[list[str]], truth: list[set[str]], expected: d
     metrics = list_metrics(lists, [frozenset(t) for t in truth], (2,), catalog_size=10)
     for name, value in expected.items():
         assert metrics[name] == pytest.approx(value), name
+
+
+def test_popularity_counts_shoppers_not_lines_and_leaves_out_the_held_out_baskets(trips: Trips) -> None:
+    everything = ItemPopularity.of(trips, np.zeros(0, dtype=np.int64))
+    split = hold_out(trips, trips.eligible())
+    learnt = ItemPopularity.of(trips, split.targets)
+    for product, share in everything.share.items():
+        assert 0 < share <= 1
+        assert learnt.share.get(product, 0.0) <= share  # fewer baskets, never more shoppers
+    assert everything.head and everything.head <= set(trips.lines.item_ids)
+
+
+@pytest.mark.parametrize(
+    ("lists", "expected_gini"),
+    [
+        ([["a"], ["b"], ["c"], ["d"]], 0.0),  # every product of the catalog shown once
+        ([["a"], ["a"], ["a"], ["a"]], 0.75),  # one product of four shown, every time
+    ],
+)
+def test_popularity_bias_of_lists(lists: list[list[str]], expected_gini: float) -> None:
+    popularity = ItemPopularity(share={"a": 0.8, "b": 0.1, "c": 0.1, "d": 0.1}, head=frozenset({"a"}))
+    bias = popularity_bias(lists, 1, catalog_size=4, popularity=popularity)
+    assert bias["gini@1"] == pytest.approx(expected_gini)
+    shown = [p for ranked in lists for p in ranked]
+    assert bias["popularity@1"] == pytest.approx(np.mean([popularity.share[p] for p in shown]))
+    assert bias["long_tail@1"] == pytest.approx(np.mean([p != "a" for p in shown]))
+    metrics = list_metrics(lists, [frozenset({"a"})] * len(lists), (1,), 4, popularity=popularity)
+    assert {"popularity@1", "long_tail@1", "gini@1"} <= set(metrics)

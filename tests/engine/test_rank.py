@@ -70,6 +70,7 @@ def random_request(
         "like_you_items": rng.choice(n, size=25, replace=False).astype(np.int32),
         "like_you_scores": rng.random(25).astype(np.float32),
         "replaced_weight": float(rng.choice([0.0, 0.5, 1.0])),
+        "popularity_discount": 0.0,
     }
     request.update(overrides)
     return request
@@ -99,6 +100,7 @@ def test_kernel_matches_numpy_reference(case: dict[str, object], seed: int) -> N
     params = dict(case)
     tables = random_tables(rng, n, taste_dims=int(params.pop("taste_dims", 6)))  # type: ignore[call-overload]
     request = random_request(rng, n, int(params.pop("history")), int(params.pop("basket")), **params)  # type: ignore[call-overload]
+    request["popularity_discount"] = [0.0, 0.3, 1.0][seed]
 
     items, scores, confidence, reasons, anchors = RankTables(**tables).rank(**request)
     expected = rank_reference(tables, **request)

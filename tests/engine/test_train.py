@@ -264,6 +264,7 @@ def test_blends_round_trip_through_the_manifest(shop: Any, tmp_path: Path) -> No
         "per_category_cap": 3,
         "neighbours_per_item": 10,
         "replaced_weight": 0.5,
+        "popularity_discount": 0.0,
     }
 
 
@@ -336,6 +337,33 @@ def test_serving_ranks_with_the_blends_the_model_carries(shop: Any, hand_made_mo
     assert default.blend_for(tuned, Strategy.DISCOVER) == DEFAULT_BLENDS[Strategy.DISCOVER]  # none tuned: default
     forced = Recommender(shop.store, fixed_models(tuned), blends=DEFAULT_BLENDS)
     assert forced.blend_for(tuned, Strategy.REPLENISH) == DEFAULT_BLENDS[Strategy.REPLENISH]
+
+
+def test_the_popularity_knob_discounts_every_score_by_popularity(
+    shop: Any, hand_made_model: Any, fixed_models: Any
+) -> None:
+    shop.weekly_milk_shopper("alice")
+    by_popularity = {"replenish": Blend({"popularity": 1.0}).to_json()}
+    model = replace(hand_made_model, manifest={**hand_made_model.manifest, "blends": by_popularity})
+
+    def scores(discount: float) -> dict[str, float]:
+        recommender = Recommender(shop.store, fixed_models(model), popularity_discount=discount)
+        ranked = recommender.recommend("alice", strategy=Strategy.REPLENISH, limit=5, as_of=shop.now)
+        return {item.product_id: item.score for item in ranked.items}
+
+    def factor(product: str) -> float:
+        return 1 - 0.5 * min(max(float(model.popularity[model.index_of[product]]), 0.0), 1.0)
+
+    # Served scores are relative to the list's best, so compare each product with another.
+    plain, discounted = scores(0.0), scores(0.5)
+    first, *others = discounted
+    assert others
+    for product in others:
+        expected = plain[product] / plain[first] * factor(product) / factor(first)
+        assert discounted[product] / discounted[first] == pytest.approx(expected, rel=1e-5)
+    assert Blend({"habit": 1.0}).popularity_discount == 0.0  # off unless asked for
+    with pytest.raises(ValueError, match="popularity_discount must be in"):
+        Blend({"habit": 1.0}, popularity_discount=2.0)
 
 
 @pytest.mark.parametrize("notes", ["", "not json", "[]", '{"blends": {"replenish": 3}}'])

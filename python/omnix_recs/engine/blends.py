@@ -36,13 +36,18 @@ class Blend:
     # How much a product still counts once the shopper has replaced it by another of its aisle
     # (a brand switch: the kernel's `replaced_weight`), in [0, 1]; 1 = like any other.
     replaced_weight: float = 1.0
+    # How much popularity costs, in [0, 1] (the kernel's `popularity_discount`): each score is
+    # multiplied by 1 - discount x the product's popularity; 0 = none. Less popularity bias for
+    # a little accuracy (README: its curve); operators set it with OMNIX_POPULARITY_DISCOUNT.
+    popularity_discount: float = 0.0
 
     def __post_init__(self) -> None:
         unknown = set(self.weights) - set(RANK_SIGNALS)
         if unknown:
             raise ValueError(f"unknown signals {sorted(unknown)}; known: {RANK_SIGNALS}")
-        if not 0.0 <= self.replaced_weight <= 1.0:
-            raise ValueError(f"blend replaced_weight must be in [0, 1], got {self.replaced_weight}")
+        for name in ("replaced_weight", "popularity_discount"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"blend {name} must be in [0, 1], got {getattr(self, name)}")
 
     def to_json(self) -> dict[str, Any]:
         """The blend as the model's manifest stores it (signals in kernel order, unused left out)."""
@@ -52,6 +57,7 @@ class Blend:
             "per_category_cap": self.per_category_cap,
             "neighbours_per_item": self.neighbours_per_item,
             "replaced_weight": self.replaced_weight,
+            "popularity_discount": self.popularity_discount,
         }
 
     @classmethod
@@ -66,7 +72,8 @@ class Blend:
             "exclude_history": bool,
             "per_category_cap": int,
             "neighbours_per_item": int,
-            "replaced_weight": (int, float),
+            "replaced_weight": _NUMBER,
+            "popularity_discount": _NUMBER,
         }
         for name, kind in rules.items():
             if name in value and (type(value[name]) not in (kind if isinstance(kind, tuple) else (kind,))):
@@ -75,8 +82,9 @@ class Blend:
             raise ValueError("blend per_category_cap must be >= 0 and neighbours_per_item >= 1")
         return cls(
             {name: float(w) for name, w in weights.items()},
-            **{name: value[name] for name in rules if name in value and name != "replaced_weight"},
+            **{name: value[name] for name in rules if name in value and rules[name] is not _NUMBER},
             replaced_weight=float(value.get("replaced_weight", 1.0)),
+            popularity_discount=float(value.get("popularity_discount", 0.0)),
         )
 
     @functools.cached_property
@@ -165,7 +173,12 @@ def describe(blend: Blend) -> str:
     cap = blend.per_category_cap or "none"
     excluded = "; leaves out past purchases" if blend.exclude_history else ""
     replaced = f"; a replaced product counts {blend.replaced_weight:g}" if blend.replaced_weight < 1 else ""
-    return f"{weights}; {blend.neighbours_per_item} neighbours per product, per-aisle cap {cap}{excluded}{replaced}"
+    discount = f"; popularity discount {blend.popularity_discount:g}" if blend.popularity_discount > 0 else ""
+    rules = f"{excluded}{replaced}{discount}"
+    return f"{weights}; {blend.neighbours_per_item} neighbours per product, per-aisle cap {cap}{rules}"
+
+
+_NUMBER = (int, float)
 
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:

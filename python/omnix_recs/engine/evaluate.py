@@ -20,13 +20,22 @@ import numpy as np
 
 from omnix_recs import progress
 from omnix_recs.config import Settings
-from omnix_recs.domain.models import Product
+from omnix_recs.domain.models import Customer, Product
 from omnix_recs.engine import baselines
 from omnix_recs.engine.artifact import LoadedModel, load_model, with_habit_decay, write_model
 from omnix_recs.engine.blends import DEFAULT_BLENDS, Blend, Strategy, describe
 from omnix_recs.engine.build import BuildParameters, build_from_lines
 from omnix_recs.engine.features import HABIT_DECAY
-from omnix_recs.engine.holdout import MIN_TRIPS, AskedAt, Trips, hold_out, lines_without
+from omnix_recs.engine.holdout import (
+    BIAS_METRICS,
+    MIN_TRIPS,
+    AskedAt,
+    ItemPopularity,
+    Split,
+    Trips,
+    hold_out,
+    lines_without,
+)
 from omnix_recs.engine.matrix import PurchaseLines, read_purchase_lines
 from omnix_recs.engine.recommender import Recommender
 from omnix_recs.engine.tuning import (
@@ -124,13 +133,71 @@ def run_evaluation(
             tuned_model = with_habit_decay(test_model, habit_decay)
             engine[ENGINE_TUNED] = (Recommender(store, FixedModel(tuned_model)), tuned)
         stage.begin("score")
-        results = compare(test, trips, engine, _baselines(), k_values=k_values, catalog_size=len(products), seed=seed)
+        lists: dict[tuple[AskedAt, Strategy, str], list[list[str]]] = {}
+        results = compare(
+            test,
+            trips,
+            engine,
+            _baselines(),
+            k_values=k_values,
+            catalog_size=len(products),
+            seed=seed,
+            popularity=ItemPopularity.of(trips, test.targets),
+            lists_out=lists,
+        )
 
     header = (
         f"Offline evaluation: {len(eligible)} customers, held-out last basket, "
         f"model {test_model.version}, {time.perf_counter() - started:.0f} s"
     )
-    return _table(header, results, k_values, tuned, habit_decay)
+    groups = _table_by_group(store, test, lists, ENGINE_TUNED if tuned else ENGINE_DEFAULT)
+    return _table(header, results, k_values, tuned, habit_decay) + groups
+
+
+# Per-group quality: REPLENISH recall@10 asked at the next trip, for the engine and these references.
+GROUP_REFERENCES = ("TIFU-KNN", "personal top frequency")
+GROUP_K = 10
+
+
+def household_group(customer: Customer) -> str:
+    """The household-size group a customer's quality is reported under."""
+    if customer.household_size <= 0:
+        return "size unknown"
+    return f"size {customer.household_size}" if customer.household_size < 5 else "size 5+"
+
+
+def age_group(customer: Customer) -> str:
+    return f"age {customer.age_band}" if customer.age_band else "age unknown"
+
+
+def _table_by_group(
+    store: Store, split: Split, lists: Mapping[tuple[AskedAt, Strategy, str], list[list[str]]], engine: str
+) -> str:
+    """REPLENISH recall@10 per household size and per age band (shoppers whose profile says
+    so): whether the engine serves every kind of household, not only the typical one."""
+    profiles = [store.get_customer(c) for c in split.customer_ids]
+    truth = split.truth(Strategy.REPLENISH)
+    methods = [engine, *GROUP_REFERENCES]
+    out = [f"REPLENISH recall@{GROUP_K} by customer group (asked at the next trip)"]
+    widths = [len(m) + 2 for m in methods]
+    out.append(f"  {'group':<16}{'customers':>10}" + "".join(f"{m:>{w}}" for m, w in zip(methods, widths)))
+    for grouping in (household_group, age_group):
+        members: dict[str, list[int]] = {}
+        for i, profile in enumerate(profiles):
+            if truth[i]:
+                members.setdefault(grouping(profile), []).append(i)
+        for group in sorted(members):
+            rows = members[group]
+            values = []
+            for method, width in zip(methods, widths):
+                ranked = lists.get((AskedAt.NEXT_TRIP, Strategy.REPLENISH, method))
+                if ranked is None:
+                    values.append(f"{'-':>{width}}")
+                    continue
+                recall = np.mean([len(set(ranked[i][:GROUP_K]) & truth[i]) / len(truth[i]) for i in rows])
+                values.append(f"{recall:>{width}.4f}")
+            out.append(f"  {group:<16}{len(rows):>10}" + "".join(values))
+    return "\n" + "\n".join(out) + "\n"
 
 
 def _baselines() -> list[baselines.Baseline]:
@@ -144,10 +211,15 @@ def _production_build(lines: PurchaseLines, products: list[Product], settings: S
     return load_model(path)
 
 
+def _any_row(results: Results) -> Mapping[str, float]:
+    return next(iter(next(iter(next(iter(results.values())).values())).values()))
+
+
 def _table(header: str, results: Results, k_values: Sequence[int], tuned: dict[str, Blend], habit_decay: float) -> str:
     k_max = max(k_values)
     columns = [f"{m}@{k}" for k in k_values for m in ("recall", "ndcg", "hit")]
     columns += [f"coverage@{k_max}", f"personalization@{k_max}"]
+    columns += [f"{m}@{k_max}" for m in BIAS_METRICS if f"{m}@{k_max}" in _any_row(results)]
     widths = [max(len(c), 7) + 2 for c in columns]
     method_width = max(len(name) for tasks in results.values() for rows in tasks.values() for name in rows) + 2
     lines = [header, ""]

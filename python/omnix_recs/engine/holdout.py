@@ -25,6 +25,9 @@ from omnix_recs.engine.matrix import PurchaseLines
 MIN_TRIPS = 3
 PERSONALIZATION_PAIRS = 2000
 LIST_METRICS = ("recall", "ndcg", "hit", "coverage", "personalization")
+BIAS_METRICS = ("popularity", "long_tail", "gini")
+# The head of the catalog: the most bought products that together make this share of purchases.
+HEAD_SHARE = 0.2
 
 
 class AskedAt(enum.StrEnum):
@@ -212,20 +215,71 @@ def ndcg(ranked: Sequence[str], truth: frozenset[str], k: int) -> float:
     return dcg / ideal if ideal else 0.0
 
 
+@dataclass(frozen=True)
+class ItemPopularity:
+    """How popular each product was in the lines the methods learnt from, for popularity bias:
+    the share of shoppers who bought it, and the head (the most bought products that together
+    make `HEAD_SHARE` of all purchases; the rest is the long tail)."""
+
+    share: dict[str, float]
+    head: frozenset[str]
+
+    @classmethod
+    def of(cls, trips: Trips, leave_out: np.ndarray) -> ItemPopularity:
+        lines = trips.lines
+        kept = np.ones(lines.n_baskets, dtype=bool)
+        kept[leave_out] = False
+        keep = kept[lines.basket]
+        item, customer = lines.item[keep].astype(np.int64), lines.customer[keep].astype(np.int64)
+        bought = np.unique(customer * lines.n_items + item) % lines.n_items  # one per shopper and item
+        shoppers = np.bincount(bought, minlength=lines.n_items) / max(lines.n_customers, 1)
+        volume = np.bincount(item, minlength=lines.n_items)
+        order = np.argsort(-volume, kind="stable")
+        covered = np.cumsum(volume[order]) <= HEAD_SHARE * max(int(volume.sum()), 1)
+        head = order[: int(np.count_nonzero(covered)) + 1] if len(order) else order
+        ids = lines.item_ids
+        return cls({ids[i]: float(shoppers[i]) for i in np.flatnonzero(shoppers)}, frozenset(ids[i] for i in head))
+
+
+def popularity_bias(
+    lists: Sequence[Sequence[str]], k: int, catalog_size: int, popularity: ItemPopularity
+) -> dict[str, float]:
+    """At K: `popularity@K`, the mean share of shoppers who bought a listed product;
+    `long_tail@K`, the share of listed products outside the head; `gini@K`, the Gini coefficient
+    of how often each catalog product is listed (0: every product equally, 1: one product only)."""
+    shown = [p for ranked in lists for p in ranked[:k]]
+    if not shown:
+        return {f"popularity@{k}": 0.0, f"long_tail@{k}": 0.0, f"gini@{k}": 0.0}
+    exposure = np.zeros(max(catalog_size, len(set(shown))), dtype=np.float64)
+    counts = np.unique(np.array(shown, dtype=object), return_counts=True)[1]
+    exposure[: len(counts)] = counts
+    exposure.sort()
+    n = len(exposure)
+    gini = float((2 * np.arange(1, n + 1) - n - 1) @ exposure / (n * exposure.sum()))
+    return {
+        f"popularity@{k}": float(np.mean([popularity.share.get(p, 0.0) for p in shown])),
+        f"long_tail@{k}": float(np.mean([p not in popularity.head for p in shown])),
+        f"gini@{k}": gini,
+    }
+
+
 def list_metrics(
     lists: Sequence[Sequence[str]],
     truth: Sequence[frozenset[str]],
     k_values: Sequence[int],
     catalog_size: int,
     seed: int = 0,
+    popularity: ItemPopularity | None = None,
 ) -> dict[str, float]:
     """Metrics at each K over the shoppers whose truth is not empty: recall, NDCG, hit rate
     (at least one right), catalog coverage (share of the catalog in any list) and
-    personalization (1 - mean overlap of two shoppers' lists, over seeded pairs)."""
+    personalization (1 - mean overlap of two shoppers' lists, over seeded pairs); with
+    `popularity`, the popularity bias of the lists too (`popularity_bias`)."""
     pairs = [(ranked, t) for ranked, t in zip(lists, truth) if t]
     out: dict[str, float] = {"customers": float(len(pairs))}
     if not pairs:
-        return out | {f"{m}@{k}": 0.0 for k in k_values for m in LIST_METRICS}
+        metrics = (*LIST_METRICS, *(BIAS_METRICS if popularity else ()))
+        return out | {f"{m}@{k}": 0.0 for k in k_values for m in metrics}
     rng = random.Random(seed)
     for k in k_values:
         hits = [len(set(r[:k]) & t) for r, t in pairs]
@@ -236,4 +290,6 @@ def list_metrics(
         sample = [rng.sample(range(len(pairs)), 2) for _ in range(PERSONALIZATION_PAIRS)] if len(pairs) > 1 else []
         overlap = [len(set(pairs[a][0][:k]) & set(pairs[b][0][:k])) / k for a, b in sample]
         out[f"personalization@{k}"] = 1.0 - float(np.mean(overlap)) if overlap else 0.0
+        if popularity is not None:
+            out |= popularity_bias([r for r, _ in pairs], k, catalog_size, popularity)
     return out

@@ -121,6 +121,7 @@ class Recommender:
         cache: Cache = NO_CACHE,
         served_lists: ServedLists | None = None,
         recheck_live_catalog: bool = False,
+        popularity_discount: float = 0.0,
     ) -> None:
         """`cache`: the server's; `NO_CACHE` (the default) runs the same code keeping nothing.
         `recheck_live_catalog`: re-read the listed products' catalog rows and drop those the
@@ -138,6 +139,9 @@ class Recommender:
         self._recheck_live_catalog = recheck_live_catalog
         self.catalog = catalog or CatalogCache(store)
         self._blends = None if blends is None else dict(blends)
+        # The operator's popularity-bias knob, applied over every blend that asks for less.
+        self._popularity_discount = popularity_discount
+        self._discounted: dict[tuple[int, str], Blend] = {}
 
     # --- the questions --------------------------------------------------------------------------
 
@@ -337,9 +341,15 @@ class Recommender:
 
     def blend_for(self, model: LoadedModel, strategy: Strategy) -> Blend:
         """The blend a list of `strategy` is ranked with: the one tuned with the model, else the default."""
-        if self._blends is not None:
-            return self._blends[strategy]
-        return model.blends.get(strategy) or DEFAULT_BLENDS[strategy]
+        blend = self._blends[strategy] if self._blends is not None else None
+        blend = blend or model.blends.get(strategy) or DEFAULT_BLENDS[strategy]
+        if blend.popularity_discount >= self._popularity_discount:
+            return blend
+        key = (id(model), strategy)  # one discounted copy per model and strategy, not per request
+        discounted = self._discounted.get(key)
+        if discounted is None or discounted.weights is not blend.weights:
+            discounted = self._discounted[key] = replace(blend, popularity_discount=self._popularity_discount)
+        return discounted
 
     @property
     def model_version(self) -> str:
@@ -454,6 +464,7 @@ class Recommender:
                 like_you_items=history.like_you_items,
                 like_you_scores=history.like_you_scores,
                 replaced_weight=blend.replaced_weight,
+                popularity_discount=blend.popularity_discount,
             )
         )
 

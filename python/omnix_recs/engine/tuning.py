@@ -29,7 +29,16 @@ from omnix_recs.engine import baselines
 from omnix_recs.engine.artifact import LoadedModel, with_habit_decay
 from omnix_recs.engine.blends import DEFAULT_BLENDS, Blend, Strategy
 from omnix_recs.engine.features import HABIT_DECAY
-from omnix_recs.engine.holdout import AskedAt, Split, Trips, hold_out, lines_without, list_metrics, ndcg
+from omnix_recs.engine.holdout import (
+    AskedAt,
+    ItemPopularity,
+    Split,
+    Trips,
+    hold_out,
+    lines_without,
+    list_metrics,
+    ndcg,
+)
 from omnix_recs.engine.matrix import PurchaseLines
 from omnix_recs.engine.recommender import PreparedShopper, Recommender
 from omnix_recs.store.base import Store
@@ -309,6 +318,8 @@ def compare(
     k_values: Sequence[int],
     catalog_size: int,
     seed: int = 0,
+    popularity: ItemPopularity | None = None,
+    lists_out: dict[tuple[AskedAt, Strategy, str], list[list[str]]] | None = None,
 ) -> Results:
     """Metrics of the engine in each named setting (a recommender, whose model fixes how habits
     are summarised, and its blends), asked at each moment, and of the reference methods, on the
@@ -327,8 +338,23 @@ def compare(
             shown = [recommender.shown(s) for s in shoppers]  # the catalog filters: alike in every setting
             for task in TASKS:
                 lists = rank_all(recommender, shoppers, blends[task], k_max)
-                results[when][task][name] = list_metrics(lists, split.truth(task), k_values, catalog_size, seed)
-    add_baselines(results, split, trips, references, shown, k_values=k_values, catalog_size=catalog_size, seed=seed)
+                results[when][task][name] = list_metrics(
+                    lists, split.truth(task), k_values, catalog_size, seed, popularity
+                )
+                if lists_out is not None:
+                    lists_out[when, task, name] = lists
+    add_baselines(
+        results,
+        split,
+        trips,
+        references,
+        shown,
+        k_values=k_values,
+        catalog_size=catalog_size,
+        seed=seed,
+        popularity=popularity,
+        lists_out=lists_out,
+    )
     return results
 
 
@@ -344,6 +370,8 @@ def add_baselines(
     seed: int = 0,
     leave_out: np.ndarray | None = None,
     population: int | None = None,
+    popularity: ItemPopularity | None = None,
+    lists_out: dict[tuple[AskedAt, Strategy, str], list[list[str]]] | None = None,
 ) -> int:
     """File the reference methods' metrics on the split into `results` (see `compare`); returns
     how many shoppers they learnt from. They learn from every basket of `trips` but `leave_out`
@@ -365,9 +393,11 @@ def add_baselines(
     item_ids = trips.lines.item_ids
     for baseline in references:
         for task, lists in baseline_lists(baseline, histories, rows, shown, item_ids, max(k_values)).items():
-            metrics = list_metrics(lists, split.truth(task), k_values, catalog_size, seed)
+            metrics = list_metrics(lists, split.truth(task), k_values, catalog_size, seed, popularity)
             for when in AskedAt:
                 results[when][task][baseline.name] = metrics
+                if lists_out is not None:
+                    lists_out[when, task, baseline.name] = lists
     return len(customers)
 
 

@@ -162,6 +162,10 @@ pub struct Request<'a> {
     /// scales its history signals. Replaced = another product of its aisle, first bought after
     /// this one was last bought, has been bought on two or more trips since (a brand switch).
     pub replaced_weight: f32,
+    /// How much popularity costs, in [0, 1] (0 = nothing): every score is multiplied by
+    /// `1 - popularity_discount * popularity`, trading a little accuracy for lists less
+    /// dominated by the best sellers (less popularity bias).
+    pub popularity_discount: f32,
 }
 
 /// The top-k, best first. `reasons`/`anchors` are `[k, REASONS_PER_ITEM]` row-major: signal
@@ -419,6 +423,9 @@ fn validate_request(t: &ItemTables, r: &Request) -> CoreResult<()> {
     if !(0.0..=1.0).contains(&r.replaced_weight) {
         return invalid!("replaced_weight must be in [0, 1], got {}", r.replaced_weight);
     }
+    if !(0.0..=1.0).contains(&r.popularity_discount) {
+        return invalid!("popularity_discount must be in [0, 1], got {}", r.popularity_discount);
+    }
     for (what, items) in [
         ("history", h.items),
         ("basket", r.basket),
@@ -640,10 +647,17 @@ fn rank_with(t: &ItemTables, r: &Request, s: &mut Scratch) -> Ranked {
     let weight_total: f32 = r.weights.iter().sum();
     let score_of = |c: &Candidate| -> ([f32; N_SIGNALS], f32) {
         let v = signals_of(t, r, c, &strongest, &categories, &brands, &newest_choices);
+        // A zero discount leaves every score exactly as it was (no multiplication by 1.0 - 0.0 * p).
+        let discount = if r.popularity_discount > 0.0 {
+            let popularity = t.popularity[c.item as usize];
+            1.0 - r.popularity_discount * if popularity.is_finite() { popularity.clamp(0.0, 1.0) } else { 0.0 }
+        } else {
+            1.0
+        };
         let mut contributions = [0.0f32; N_SIGNALS];
         let mut score = 0.0f32;
         for k in 0..N_SIGNALS {
-            contributions[k] = r.weights[k] * v[k];
+            contributions[k] = r.weights[k] * (v[k] * discount);
             score += contributions[k];
         }
         (contributions, score)
@@ -858,6 +872,7 @@ mod tests {
             per_category_cap: 0,
             neighbours_per_item: 10,
             replaced_weight: 1.0,
+            popularity_discount: 0.0,
         }
     }
 
@@ -1072,6 +1087,25 @@ mod tests {
     }
 
     #[test]
+    fn a_popularity_discount_lowers_best_sellers_most() {
+        let f = fixture();
+        let allowed = [true; 5];
+        let weights = only(POPULARITY);
+        let mut req = request(NO_HISTORY, &[], &allowed, &weights);
+        req.extra_candidates = &[0, 1, 2, 3, 4];
+        let plain = rank(&tables(&f), &req).unwrap();
+        req.popularity_discount = 0.5;
+        let discounted = rank(&tables(&f), &req).unwrap();
+        for (item, score) in plain.items.iter().zip(&plain.scores) {
+            let p = f.popularity[*item as usize].clamp(0.0, 1.0);
+            let pos = discounted.items.iter().position(|i| i == item).unwrap();
+            assert!((discounted.scores[pos] - score * (1.0 - 0.5 * p)).abs() < 1e-6);
+        }
+        req.popularity_discount = 1.5;
+        assert!(rank(&tables(&f), &req).is_err());
+    }
+
+    #[test]
     fn shoppers_like_you_bring_their_products() {
         let f = fixture();
         let allowed = [true; 5];
@@ -1274,12 +1308,14 @@ pub mod py {
         /// `days_to_next_trip` and the "shoppers like you" row (`like_you_items` int32,
         /// `like_you_scores` float32) are optional: without them those signals are as of now
         /// and empty. `replaced_weight` (default 1: no effect) scales the history signals of
-        /// products the shopper has replaced by another of the same aisle.
+        /// products the shopper has replaced by another of the same aisle;
+        /// `popularity_discount` (default 0: none) multiplies each score by
+        /// `1 - popularity_discount * popularity`.
         #[pyo3(signature = (*, history_items, days_since_last, mean_gap_days, orders, habit, basket,
                             allowed, category_ids, brand_ids, extra_candidates, weights, week, k,
                             exclude_history, per_category_cap, neighbours_per_item,
                             days_to_next_trip=0.0, like_you_items=None, like_you_scores=None,
-                            replaced_weight=1.0))]
+                            replaced_weight=1.0, popularity_discount=0.0))]
         #[allow(clippy::too_many_arguments)]
         fn rank<'py>(
             &self,
@@ -1304,6 +1340,7 @@ pub mod py {
             like_you_items: Option<PyReadonlyArray1<'py, i32>>,
             like_you_scores: Option<PyReadonlyArray1<'py, f32>>,
             replaced_weight: f32,
+            popularity_discount: f32,
         ) -> PyResult<RankOutput<'py>> {
             let borrowed = self.borrow(py);
             let like_you_items = match &like_you_items {
@@ -1338,6 +1375,7 @@ pub mod py {
                 per_category_cap,
                 neighbours_per_item,
                 replaced_weight,
+                popularity_discount,
             };
             let ranked = without_gil(py, || super::rank(&tables, &request))?;
             let n = ranked.items.len();
