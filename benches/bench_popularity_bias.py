@@ -45,8 +45,9 @@ def main() -> None:
     test = hold_out(trips, eligible, back=1)
     with tempfile.TemporaryDirectory() as workdir:
         model = _production_build(lines_without(lines, test.targets), products, replace(settings, model_dir=workdir))
+        recommender = Recommender(store, FixedModel(model))
         engine = {
-            f"discount {d:g}": (Recommender(store, FixedModel(model), popularity_discount=d), DEFAULT_BLENDS)
+            f"discount {d:g}": (recommender, {s: replace(b, popularity_discount=d) for s, b in DEFAULT_BLENDS.items()})
             for d in DISCOUNTS
         }
         results = compare(

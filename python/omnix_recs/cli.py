@@ -156,6 +156,7 @@ def _model_summary(record: ModelRecord) -> dict[str, object]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from omnix_recs.engine import registry
     from omnix_recs.engine.registry import ActivationRefusedError
     from omnix_recs.engine.train import train_model
 
@@ -165,6 +166,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         record = train_model(
             store, settings, tune=not args.no_tune, force=args.force, tuning_shoppers=args.tuning_customers
         )
+        registry.prune_after_training(store, settings)
     except ActivationRefusedError as refused:  # saved but inactive: show it, then say why
         _print_json(_model_summary(refused.record))
         print(f"omnix train: {refused}", file=sys.stderr)
@@ -185,6 +187,11 @@ def cmd_models(args: argparse.Namespace) -> int:
             _print_json([_model_summary(r) for r in registry.list_versions(store)])
         elif args.models_command == "activate":
             _print_json(_model_summary(registry.activate(store, args.version, settings=settings, force=args.force)))
+        elif args.models_command == "prune":
+            pruned = registry.prune_versions(store, settings, keep=args.keep)
+            _print_json({"kept": pruned.kept, "deleted": pruned.deleted, "failed": pruned.failed})
+            if pruned.failed:
+                return 1
         else:
             _print_json(_model_summary(registry.rollback(store, settings=settings)))
     finally:
@@ -227,11 +234,33 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     """The REST gateway, docs and console alone, in front of a running gRPC server."""
     from omnix_recs import event_loop
     from omnix_recs.gateway.app import GatewayConfig
-    from omnix_recs.gateway.serve import run_standalone
+    from omnix_recs.gateway.serve import channel_settings, https_settings, run_standalone
 
-    config = GatewayConfig(target=args.target, default_timeout_s=args.timeout)
-    print(f"gateway: REST, /docs and /console/ on http://{args.host}:{args.port}/ for gRPC {args.target}", flush=True)
-    event_loop.run(run_standalone(config, args.host, args.port), use_uvloop=Settings.from_env().event_loop == "uvloop")
+    settings = dataclasses.replace(
+        Settings.from_env(),
+        **{
+            name: value
+            for name, value in (
+                ("tls_ca_file", args.tls_ca_file),
+                ("tls_server_name", args.tls_server_name),
+                ("gateway_tls_cert_file", args.client_cert_file),
+                ("gateway_tls_key_file", args.client_key_file),
+            )
+            if value
+        },
+    )
+    tls = channel_settings(settings, in_process=False)
+    https = https_settings(settings)
+    config = GatewayConfig(target=args.target, default_timeout_s=args.timeout, tls=tls)
+    scheme = "https" if https is not None else "http"
+    grpc_scheme = "TLS" if tls is not None else "plaintext"
+    print(
+        f"gateway: REST, /docs and /console/ on {scheme}://{args.host}:{args.port}/ for gRPC {args.target} ({grpc_scheme})",
+        flush=True,
+    )
+    event_loop.run(
+        run_standalone(config, args.host, args.port, https=https), use_uvloop=settings.event_loop == "uvloop"
+    )
     return 0
 
 
@@ -465,13 +494,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--force", action="store_true", help="activate the new version even if its validation falls short"
     )
 
-    models = add("models", cmd_models, "list, activate or roll back model versions")
+    models = add("models", cmd_models, "list, activate, roll back or prune model versions")
     models_commands = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     models_commands.add_parser("list", help="every version, newest first")
     activate = models_commands.add_parser("activate", help="serve VERSION")
     activate.add_argument("version")
     activate.add_argument("--force", action="store_true", help="activate it even if its validation falls short")
     models_commands.add_parser("rollback", help="serve the previously active version")
+    prune = models_commands.add_parser(
+        "prune",
+        help="delete old versions (records and artifacts): keep the newest N, the active one, "
+        "its rollback target and those running experiments serve",
+    )
+    prune.add_argument(
+        "--keep", type=int, default=None, help="versions to keep besides those (default: $OMNIX_MODEL_KEEP or 5)"
+    )
 
     evaluate = add("evaluate", cmd_evaluate, "offline evaluation on a held-out last basket per customer")
     evaluate.add_argument("--max-customers", type=int, default=None, help="evaluate a sample of customers")
@@ -486,6 +523,12 @@ def build_parser() -> argparse.ArgumentParser:
     gateway.add_argument(
         "--timeout", type=float, default=30.0, help="deadline of calls without a grpc-timeout header, s (default 30)"
     )
+    gateway.add_argument(
+        "--tls-ca-file", help="CA of the gRPC server's certificate; TLS to the server (OMNIX_TLS_CA_FILE)"
+    )
+    gateway.add_argument("--tls-server-name", help="name expected in the server's certificate (OMNIX_TLS_SERVER_NAME)")
+    gateway.add_argument("--client-cert-file", help="client certificate for mTLS (OMNIX_GATEWAY_TLS_CERT_FILE)")
+    gateway.add_argument("--client-key-file", help="its private key (OMNIX_GATEWAY_TLS_KEY_FILE)")
 
     loadgen = add("loadgen", cmd_loadgen, "open-loop load on a server on this machine; prints latency and errors")
     loadgen.add_argument("--target", help="HOST:PORT on this machine (default 127.0.0.1:$OMNIX_GRPC_PORT)")

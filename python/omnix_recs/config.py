@@ -30,6 +30,16 @@ def _parse_bool(name: str, raw: str) -> bool:
     raise InvalidArgumentError(name, f"expected a boolean (true/false), got {raw!r}")
 
 
+def _parse_fraction(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InvalidArgumentError(name, f"expected a number between 0 and 1, got {raw!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise InvalidArgumentError(name, f"must be between 0 and 1, got {value}")
+    return value
+
+
 def _parse_int(name: str, raw: str, minimum: int, maximum: int) -> int:
     try:
         value = int(raw)
@@ -79,6 +89,12 @@ class Settings:
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
     tls_client_ca_file: str | None = None
+    # The REST gateway as a TLS client of the gRPC server (gateway/serve.py): the CA it trusts
+    # for the server's certificate, the name it expects in it, and its client certificate (mTLS).
+    tls_ca_file: str | None = None
+    tls_server_name: str | None = None
+    gateway_tls_cert_file: str | None = None
+    gateway_tls_key_file: str | None = None
     auth_jwt_secret: str | None = field(default=None, repr=False)
     auth_jwks_file: str | None = None
     auth_issuer: str | None = None
@@ -97,6 +113,13 @@ class Settings:
     # Build a new model version when the newest is older than this many seconds (0 = never;
     # omnix_recs/retraining.py). `OMNIX_RETRAIN_EVERY` takes a duration such as "24h".
     retrain_every_s: float = 0.0
+    # Popularity bias knob (`Blend.popularity_discount`): every served list's scores are
+    # multiplied by 1 - this x the product's popularity; 0 = off. README: the accuracy it costs.
+    popularity_discount: float = 0.0
+    # Model versions kept after each training and by `omnix models prune`: the newest this many,
+    # plus the active one, its rollback target and those a running experiment serves
+    # (engine/registry.py `prune_versions`).
+    model_keep: int = 5
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, toml_path: str | Path | None = None) -> Settings:
@@ -138,9 +161,14 @@ class Settings:
             ("client_rate_per_s", "OMNIX_CLIENT_RATE_PER_S", 0, 1_000_000),
             ("stream_idle_timeout_s", "OMNIX_STREAM_IDLE_TIMEOUT_S", 0, 86_400),
             ("metrics_port", "OMNIX_METRICS_PORT", 0, 65_535),
+            ("model_keep", "OMNIX_MODEL_KEEP", 1, 10_000),
         ):
             if variable in env:
                 values[name] = _parse_int(variable, env[variable], minimum, maximum)
+        if env.get("OMNIX_POPULARITY_DISCOUNT"):
+            values["popularity_discount"] = _parse_fraction(
+                "OMNIX_POPULARITY_DISCOUNT", env["OMNIX_POPULARITY_DISCOUNT"]
+            )
         if env.get("OMNIX_RETRAIN_EVERY"):
             from omnix_recs.retraining import parse_interval
 
@@ -163,6 +191,10 @@ class Settings:
             ("tls_cert_file", "OMNIX_TLS_CERT_FILE"),
             ("tls_key_file", "OMNIX_TLS_KEY_FILE"),
             ("tls_client_ca_file", "OMNIX_TLS_CLIENT_CA_FILE"),
+            ("tls_ca_file", "OMNIX_TLS_CA_FILE"),
+            ("tls_server_name", "OMNIX_TLS_SERVER_NAME"),
+            ("gateway_tls_cert_file", "OMNIX_GATEWAY_TLS_CERT_FILE"),
+            ("gateway_tls_key_file", "OMNIX_GATEWAY_TLS_KEY_FILE"),
             ("auth_jwt_secret", "OMNIX_AUTH_JWT_SECRET"),
             ("auth_jwks_file", "OMNIX_AUTH_JWKS_FILE"),
             ("auth_issuer", "OMNIX_AUTH_ISSUER"),

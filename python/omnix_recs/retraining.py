@@ -131,9 +131,13 @@ class RetrainingSchedule:
 
 
 def _train(store: Store, settings: Settings) -> ModelRecord:
+    from omnix_recs.engine import registry
     from omnix_recs.engine.train import train_model
 
-    return train_model(store, settings)
+    record = train_model(store, settings)
+    # Only after a version was activated: a refused build raises above and prunes nothing.
+    registry.prune_after_training(store, settings)
+    return record
 
 
 @contextlib.contextmanager

@@ -163,6 +163,10 @@ def serve(settings: Settings, *, http_port: int | None = None) -> None:
 def _serve(settings: Settings, *, http_port: int | None = None) -> None:
     _configure_logging(settings)
     Security.from_settings(settings).close()  # refuse bad TLS/auth settings once, before any worker starts
+    if http_port is not None:
+        from omnix_recs.gateway.serve import channel_settings
+
+        channel_settings(settings, in_process=True)  # and the gateway's client certificate
     if settings.workers == 1:
         event_loop.run(
             _serve_process(settings, reuse_port=False, http_port=http_port),
@@ -258,7 +262,9 @@ def settle_garbage_collector() -> None:
 async def _start_gateway(settings: Settings, grpc_port: int, http_port: int, reuse_port: bool) -> GatewayServer:
     from omnix_recs.gateway.serve import start_beside  # starlette and uvicorn load only when asked for
 
-    return await start_beside(settings.grpc_host, grpc_port, settings.grpc_host, http_port, reuse_port=reuse_port)
+    return await start_beside(
+        settings.grpc_host, grpc_port, settings.grpc_host, http_port, reuse_port=reuse_port, settings=settings
+    )
 
 
 def _serve_worker(settings: Settings, generations_path: Path | None, http_port: int | None = None) -> None:

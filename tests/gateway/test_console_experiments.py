@@ -12,6 +12,7 @@ from typing import Any
 
 import grpc
 import pytest
+from console_support import console_form
 from test_console_browser import CHROMEDRIVER, CHROMIUM, PHONE, console_errors, flash_saying, open_page, shot
 
 from omnix_recs._proto.omnix.v1 import (
@@ -156,7 +157,9 @@ def test_an_unknown_experiment_is_a_clear_error(stack: Any, path: str, status: i
 
 
 def test_stopping_an_unknown_experiment_shows_the_servers_message(stack: Any) -> None:
-    response = stack.http.post("/console/experiments/no-such-experiment/stop", follow_redirects=True)
+    response = stack.http.post(
+        "/console/experiments/no-such-experiment/stop", data=console_form(stack), follow_redirects=True
+    )
     assert response.status_code == 404  # the redirect lands on the experiment's (missing) page
     assert "Could not stop no-such-experiment" in response.text
     assert "flash error" in response.text

@@ -654,6 +654,24 @@ def test_saving_an_active_model_deactivates_the_others(store: Store) -> None:
     assert [m.version for m in store.list_models() if m.active] == ["v2"]
 
 
+def test_deleting_a_model_forgets_an_inactive_version_only(store: Store) -> None:
+    for n in (1, 2, 3):
+        store.save_model(model(f"v{n}", at(n)))
+    store.activate_model("v2")
+    store.delete_model("v1")
+    assert [m.version for m in store.list_models()] == ["v3", "v2"]
+    with pytest.raises(FailedPreconditionError, match="v2 is active"):
+        store.delete_model("v2")
+    with pytest.raises(NotFoundError):
+        store.delete_model("v1")
+    with pytest.raises(NotFoundError):
+        store.activate_model("v1")
+    assert [(m.version, m.active) for m in store.list_models()] == [("v3", False), ("v2", True)]
+    store.activate_model("v3")
+    store.delete_model("v2")  # no longer active
+    assert store.list_models() == [model("v3", at(3), active=True)]
+
+
 # --- documents -------------------------------------------------------------------------------
 
 

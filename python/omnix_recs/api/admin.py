@@ -24,7 +24,7 @@ from omnix_recs.app import AppContext
 from omnix_recs.engine import registry
 from omnix_recs.engine.blends import Blend
 from omnix_recs.engine.train import train_model
-from omnix_recs.errors import InvalidArgumentError
+from omnix_recs.errors import InvalidArgumentError, ResourceExhaustedError
 from omnix_recs.experiments import registry as experiments
 from omnix_recs.experiments import reports
 from omnix_recs.experiments.results import Estimate, ExperimentResults, experiment_results
@@ -168,8 +168,8 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     def __init__(self, app: AppContext) -> None:
         self.app = app
         self.v = Validator(app.settings.limits)
-        # One build at a time per process: a second request waits rather than doubling the
-        # memory a build needs.
+        # One build at a time per process: a second request is refused at once (RESOURCE_EXHAUSTED)
+        # rather than queued, so that a burst of calls cannot line up hours of builds.
         self._training = asyncio.Lock()
 
     async def _switched_to(self, record: ModelRecord) -> admin_pb2.ModelVersion:
@@ -183,6 +183,11 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         request: admin_pb2.RetrainModelRequest,
         context: grpc.aio.ServicerContext[admin_pb2.RetrainModelRequest, admin_pb2.RetrainModelResponse],
     ) -> admin_pb2.RetrainModelResponse:
+        if self._training.locked():  # checked and taken with no await between: no race
+            raise ResourceExhaustedError(
+                "a model is already being trained by this server (RetrainModel runs one at a time); "
+                "try again when it finishes"
+            )
         async with self._training:
             record = await asyncio.to_thread(
                 train_model,
@@ -191,6 +196,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
                 activate=not request.skip_activation,
                 force=request.force,
             )
+            await asyncio.to_thread(registry.prune_after_training, self.app.store, self.app.settings)
         return admin_pb2.RetrainModelResponse(model=await self._switched_to(record))
 
     async def ListModels(

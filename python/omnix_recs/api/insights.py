@@ -22,7 +22,7 @@ from omnix_recs.api.validation import Validator
 from omnix_recs.app import AppContext
 from omnix_recs.domain.models import CustomerChange
 from omnix_recs.domain.predictions import AccuracySummary
-from omnix_recs.errors import InvalidArgumentError
+from omnix_recs.errors import InvalidArgumentError, ResourceExhaustedError
 from omnix_recs.insights.analyst import AnalysisResult, InsightsService
 from omnix_recs.insights.drift import AccuracyDrift
 from omnix_recs.limits import (
@@ -68,6 +68,9 @@ class InsightsServicer(insights_pb2_grpc.InsightsServiceServicer):
     def __init__(self, service: InsightsService, validator: Validator) -> None:
         self.service = service
         self.v = validator
+        # One batch analysis at a time per process: each already runs `concurrency` analyses at
+        # once, and a second is refused (RESOURCE_EXHAUSTED) rather than queued behind it.
+        self._batch = asyncio.Lock()
 
     async def AnalyzeCustomer(
         self,
@@ -129,6 +132,23 @@ class InsightsServicer(insights_pb2_grpc.InsightsServiceServicer):
         concurrency = check.integer("concurrency", request.concurrency, minimum=0, maximum=MAX_CONCURRENCY)
         every = check.integer("progress_every", request.progress_every, minimum=0, maximum=MAX_PROGRESS_EVERY)
         since = check.timestamp("skip_analyzed_since", request, "skip_analyzed_since", required=False)
+        if self._batch.locked():  # checked and taken with no await between: no race
+            raise ResourceExhaustedError(
+                "a batch analysis is already running on this server (BatchAnalyze runs one at a time); "
+                "try again when it finishes, with skip_analyzed_since to resume"
+            )
+        async with self._batch:
+            async for progress in self._batch_analyze(customer_ids, since, concurrency, max_customers, every):
+                yield progress
+
+    async def _batch_analyze(
+        self,
+        customer_ids: tuple[str, ...],
+        since: datetime | None,
+        concurrency: int,
+        max_customers: int,
+        every: int,
+    ) -> AsyncIterator[insights_pb2.BatchAnalyzeProgress]:
         async for progress in self.service.batch_analyze(
             customer_ids,
             skip_analyzed_since=since,

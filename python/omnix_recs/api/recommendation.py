@@ -61,12 +61,25 @@ _EVENTS = {
 
 
 def register(server: grpc.aio.Server, app: AppContext) -> list[str]:
+    discount = app.settings.popularity_discount
     recommender = Recommender(
-        app.store, app.models, cache=app.cache, catalog=app.catalog, served_lists=app.served_lists
+        app.store,
+        app.models,
+        cache=app.cache,
+        catalog=app.catalog,
+        served_lists=app.served_lists,
+        popularity_discount=discount,
     )
 
     def arm_recommender(models: ModelSource, served_lists: ServedLists) -> Recommender:
-        return Recommender(app.store, models, cache=app.cache, catalog=app.catalog, served_lists=served_lists)
+        return Recommender(
+            app.store,
+            models,
+            cache=app.cache,
+            catalog=app.catalog,
+            served_lists=served_lists,
+            popularity_discount=discount,
+        )
 
     router = ExperimentRouter(
         app.store, app.models, app.served_lists or app.store, arm_recommender, settings=app.settings

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -23,7 +25,7 @@ from omnix_recs.config import Settings
 from omnix_recs.engine.artifact import LoadedModel, fsync_directory, load_model, write_model
 from omnix_recs.engine.blends import Blend
 from omnix_recs.engine.build import BuiltModel
-from omnix_recs.errors import InvalidArgumentError, ModelFormatError, UnavailableError
+from omnix_recs.errors import FailedPreconditionError, InvalidArgumentError, ModelFormatError, UnavailableError
 
 if TYPE_CHECKING:  # s3_artifacts imports boto3, which only S3 users should pay for
     from omnix_recs.engine.s3_artifacts import S3Location
@@ -33,6 +35,11 @@ log = logging.getLogger(__name__)
 # Versions a host's cache keeps: the active one, the one before it (a rollback needs no
 # download) and one more. A process still serving a removed version keeps its mapped files.
 CACHED_VERSIONS_KEPT = 3
+# An artifact no record names is deleted by a prune only once it is this old: a training writes
+# (and uploads) its artifact before it saves the record.
+ORPHAN_GRACE_S = 6 * 3600.0
+# Leftovers of a crashed write or a deletion cut short: `.<version>.<random>` beside the versions.
+_LEFTOVER = re.compile(r"\.(?P<version>[A-Za-z0-9][A-Za-z0-9._-]*?)\.(?:evicted-)?[A-Za-z0-9_]+")
 
 
 def is_s3(location: str) -> bool:
@@ -97,6 +104,62 @@ class ModelDestination:
         if self._bucket is not None:
             prune_cache(self._cache_dir)
         return SavedModel(version, datetime.fromisoformat(model.manifest["created_at"]), artifact_uri, path)
+
+    def delete(self, artifact_uri: str) -> None:
+        """Delete a version's artifact for good: its directory, or its S3 objects and this host's
+        cached copy. Deleting what is already gone does nothing; a directory that does not hold
+        a model is refused (`FailedPreconditionError`), never deleted. `OSError` or
+        `UnavailableError` when deletion fails; whatever was deleted stays deleted."""
+        if is_s3(artifact_uri):
+            from omnix_recs.engine import s3_artifacts
+
+            location = ArtifactReader._location(artifact_uri)
+            s3_artifacts.delete_version(location)
+            cached = self._cache_dir / location.name
+            if cached.is_dir():
+                _evict(cached)
+            return
+        path = Path(artifact_uri)
+        if not path.exists():
+            return
+        if not (path / "manifest.json").is_file() and not _LEFTOVER.fullmatch(path.name):
+            raise FailedPreconditionError(f"{path} does not hold a model artifact (no manifest.json): left alone")
+        _remove_dir(path)
+
+    def unrecorded(self, recorded: set[str], *, older_than_s: float) -> list[tuple[str, str]]:
+        """(version, artifact) for each artifact in the model directory (or S3 prefix) that no
+        version in `recorded` names and that was last written more than `older_than_s` ago,
+        with leftovers of crashed writes and cut-short deletions. Listing failures are logged
+        and give nothing: they are no reason to fail a prune."""
+        cutoff = time.time() - older_than_s
+        if self._bucket is not None:
+            from omnix_recs.engine import s3_artifacts
+
+            try:
+                written = s3_artifacts.versions_written(self._bucket)
+            except UnavailableError as err:
+                log.warning("could not list %s for unrecorded versions: %s", self._bucket.display, err)
+                return []
+            return [
+                (version, str(self._bucket.child(version)))
+                for version, last_written in sorted(written.items())
+                if version not in recorded and last_written < cutoff
+            ]
+        found: list[tuple[str, str]] = []
+        try:
+            for entry in sorted(self._model_dir.iterdir()) if self._model_dir.is_dir() else []:
+                leftover = _LEFTOVER.fullmatch(entry.name)
+                if leftover is not None:
+                    version = leftover["version"]
+                elif (entry / "manifest.json").is_file():
+                    version = entry.name
+                else:
+                    continue
+                if entry.is_dir() and version not in recorded and entry.stat().st_mtime < cutoff:
+                    found.append((version, str(entry)))
+        except OSError as err:
+            log.warning("could not list %s for unrecorded versions: %s", self._model_dir, err)
+        return found
 
     def discard(self, saved: SavedModel) -> None:
         """Undo `save` (best effort) when the version could not be recorded."""
@@ -222,6 +285,15 @@ def _mark_used(path: Path) -> None:
         os.utime(path)
     except OSError:
         pass  # read-only cache: pruning then goes by download time
+
+
+def _remove_dir(path: Path) -> None:
+    """Delete a version directory: renamed aside first, so no process finds it half deleted (and
+    a deletion cut short leaves a leftover `unrecorded` lists); errors raise."""
+    aside = path.with_name(f".{path.name}.deleted_{secrets.token_hex(4)}") if not path.name.startswith(".") else path
+    if aside != path:
+        os.rename(path, aside)
+    shutil.rmtree(aside)
 
 
 def _evict(path: Path) -> None:

@@ -19,13 +19,21 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from omnix_recs.config import Settings
 from omnix_recs.engine.artifact import LoadedModel
-from omnix_recs.engine.artifact_store import ArtifactReader
+from omnix_recs.engine.artifact_store import ORPHAN_GRACE_S, ArtifactReader, ModelDestination
 from omnix_recs.engine.blends import Blend, blends_from_json
-from omnix_recs.errors import FailedPreconditionError, ModelFormatError, NotFoundError, OmnixError, UnavailableError
+from omnix_recs.errors import (
+    FailedPreconditionError,
+    InvalidArgumentError,
+    ModelFormatError,
+    NotFoundError,
+    OmnixError,
+    UnavailableError,
+)
 from omnix_recs.store.base import ModelRecord, Store
 
 log = logging.getLogger(__name__)
@@ -140,13 +148,127 @@ def rollback(store: Store, *, settings: Settings | None = None) -> ModelRecord:
     older = [r for r in records if (r.created_at, r.version) < (active.created_at, active.version)]
     if not older:
         raise FailedPreconditionError(f"model {active.version} is the oldest version; there is nothing to roll back to")
-    fit = [r for r in older if "refused" not in _notes(r) and activation_refusal(r, None) is None]
-    if not fit:
+    target = rollback_target(records)
+    if target is None:
         raise FailedPreconditionError(
             f"every version older than {active.version} failed its validation; "
             "activate one by name, with force, to serve it anyway"
         )
-    return activate(store, max(fit, key=lambda r: (r.created_at, r.version)).version, settings=settings, force=True)
+    return activate(store, target.version, settings=settings, force=True)
+
+
+def rollback_target(records: list[ModelRecord]) -> ModelRecord | None:
+    """The version `rollback` would activate: the newest one built before the active one that
+    may have served; None when there is none (or nothing is active)."""
+    active = next((r for r in records if r.active), None)
+    if active is None:
+        return None
+    fit = [
+        r
+        for r in records
+        if (r.created_at, r.version) < (active.created_at, active.version)
+        and "refused" not in _notes(r)
+        and activation_refusal(r, None) is None
+    ]
+    return max(fit, key=lambda r: (r.created_at, r.version), default=None)
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """What `prune_versions` did: versions kept (newest first) and why, versions deleted, and
+    versions whose deletion failed (with the error), to try again at the next prune."""
+
+    kept: dict[str, str]
+    deleted: list[str]
+    failed: dict[str, str]
+
+
+def prune_versions(store: Store, settings: Settings, *, keep: int | None = None) -> Pruned:
+    """Delete every version but the newest `keep` (default `settings.model_keep`), the active
+    one, the one a rollback would activate, and those a running experiment serves.
+
+    Each version's record is deleted first, then its artifact (directory, or S3 objects and this
+    host's cached copy): the registry never names a version whose files are gone, whatever fails
+    midway. An artifact whose deletion failed is left without a record and deleted by a later
+    prune, with any other artifact in the model directory no record names that is older than
+    `ORPHAN_GRACE_S` (younger ones may belong to a training that has not saved its record yet).
+    A version activated meanwhile is refused by the store and kept."""
+    keep = settings.model_keep if keep is None else keep
+    if keep < 1:
+        raise InvalidArgumentError("keep", f"must be at least 1 (the newest version is always kept), got {keep}")
+    records = store.list_models()
+    kept = _versions_kept(store, records, keep)
+    destination = ModelDestination(settings)
+    deleted: list[str] = []
+    failed: dict[str, str] = {}
+    for record in reversed(records):  # oldest first: a prune cut short leaves the newer ones
+        if record.version in kept:
+            continue
+        try:
+            store.delete_model(record.version)
+        except FailedPreconditionError as err:  # activated since we listed: it stays
+            kept[record.version] = "active"
+            log.info("model %s was kept: %s", record.version, err)
+            continue
+        except NotFoundError:
+            pass  # deleted by a concurrent prune: its artifact may still be there
+        try:
+            destination.delete(record.artifact_uri)
+        except (OSError, OmnixError) as err:
+            failed[record.version] = str(err)
+            log.warning("model %s: record deleted, artifact left for the next prune: %s", record.version, err)
+            continue
+        deleted.append(record.version)
+    recorded = {r.version for r in records} - set(deleted)  # a failed one is tried again next time
+    for version, artifact in destination.unrecorded(recorded, older_than_s=ORPHAN_GRACE_S):
+        try:
+            destination.delete(artifact)
+        except (OSError, OmnixError) as err:
+            failed[version] = str(err)
+            log.warning("model %s has no record; its artifact could not be deleted: %s", version, err)
+            continue
+        deleted.append(version)
+    if deleted or failed:
+        log.info(
+            "pruned model versions: deleted %s; kept %s%s",
+            ", ".join(deleted) or "none",
+            ", ".join(f"{v} ({why})" for v, why in kept.items()),
+            f"; failed {', '.join(failed)}" if failed else "",
+        )
+    return Pruned(kept, deleted, failed)
+
+
+def prune_after_training(store: Store, settings: Settings) -> Pruned | None:
+    """`prune_versions` once a training succeeded: a prune that fails is logged, never raised,
+    since the new version is saved and serving either way."""
+    try:
+        return prune_versions(store, settings)
+    except (OSError, OmnixError) as err:
+        log.warning("model versions were not pruned after training (the next training tries again): %s", err)
+        return None
+
+
+def _versions_kept(store: Store, records: list[ModelRecord], keep: int) -> dict[str, str]:
+    """version -> why it stays, for `prune_versions`."""
+    kept: dict[str, str] = {}
+
+    def add(version: str, reason: str) -> None:
+        kept[version] = f"{kept[version]}, {reason}" if version in kept else reason
+
+    for record in records[:keep]:
+        add(record.version, "newest")
+    for record in records:
+        if record.active:
+            add(record.version, "active")
+    target = rollback_target(records)
+    if target is not None:
+        add(target.version, "rollback target")
+    for experiment in store.list_experiments():
+        if experiment.running:
+            for arm in experiment.arms:
+                if arm.model_version:
+                    add(arm.model_version, f"experiment {experiment.experiment_id}")
+    return {r.version: kept[r.version] for r in records if r.version in kept}
 
 
 class ModelHolder:

@@ -51,6 +51,7 @@ BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 REGION_NAME = re.compile(r"[a-z0-9-]{1,32}")
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 CHUNK_BYTES = 1 << 20
+DELETE_BATCH = 1000  # the most keys one DeleteObjects request takes
 # Error codes after which the same request may succeed later (botocore already retried them).
 TRANSIENT_CODES = frozenset(
     {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "InternalError", "ServiceUnavailable"}
@@ -228,6 +229,63 @@ def remove(location: S3Location, file_names: Iterable[str]) -> None:
             log.warning(
                 "could not delete the objects of %s (delete them by hand): %s", location.display, _describe(err)
             )
+
+
+def delete_version(location: S3Location) -> int:
+    """Delete every object of the version at `location` (all keys under its prefix, listed, so
+    leftovers of a failed upload go too), the manifest first so that no reader sees a complete
+    version with files missing; returns how many were deleted. `UnavailableError` when S3 fails:
+    whatever was deleted stays deleted, and calling again finishes the job."""
+    client = s3_client(location)
+    manifest = location.key(MANIFEST)
+    try:
+        keys = [
+            item["Key"]
+            for page in client.get_paginator("list_objects_v2").paginate(
+                Bucket=location.bucket, Prefix=location.key("")
+            )
+            for item in page.get("Contents", [])
+        ]
+        keys.sort(key=lambda key: key != manifest)  # the manifest first
+        listed = len(keys)
+        if keys and keys[0] == manifest:
+            client.delete_object(Bucket=location.bucket, Key=manifest)
+            keys = keys[1:]
+        for start in range(0, len(keys), DELETE_BATCH):
+            answer = client.delete_objects(
+                Bucket=location.bucket,
+                Delete={"Objects": [{"Key": key} for key in keys[start : start + DELETE_BATCH]], "Quiet": True},
+            )
+            if answer.get("Errors"):
+                first = answer["Errors"][0]
+                raise UnavailableError(
+                    f"{location.display}: {len(answer['Errors'])} objects could not be deleted "
+                    f"(first: {first.get('Key')}: {first.get('Code')})"
+                )
+    except (ClientError, BotoCoreError) as err:
+        if _code(err) == "NoSuchBucket":
+            return 0
+        raise UnavailableError(f"{location.display}: could not delete the version: {_describe(err)}") from None
+    return listed
+
+
+def versions_written(location: S3Location) -> dict[str, float]:
+    """Each version under `location` (the first path segment below its prefix) and when its
+    newest object was written (epoch seconds). `UnavailableError` when S3 fails."""
+    client = s3_client(location)
+    base = location.key("")
+    written: dict[str, float] = {}
+    try:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=location.bucket, Prefix=base):
+            for item in page.get("Contents", []):
+                version = item["Key"][len(base) :].split("/", 1)[0]
+                if FILE_NAME.fullmatch(version):
+                    written[version] = max(written.get(version, 0.0), item["LastModified"].timestamp())
+    except (ClientError, BotoCoreError) as err:
+        if _code(err) == "NoSuchBucket":
+            return {}
+        raise UnavailableError(f"{location.display}: could not list the versions: {_describe(err)}") from None
+    return written
 
 
 # --- reading ------------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from omnix_recs.gateway.routes import CallKind, RouteTable, build_route_table
 from omnix_recs.gateway.routes import Route as RestRoute
 from omnix_recs.gateway.traffic import TrafficStats
 from omnix_recs.limits import MAX_REQUEST_ID_LENGTH, Limits
+from omnix_recs.security.tls import ClientTlsSettings, channel_tls
 
 log = logging.getLogger("omnix.gateway")
 
@@ -59,6 +60,7 @@ class GatewayConfig:
     default_timeout_s: float = DEFAULT_TIMEOUT_S
     max_body_bytes: int = Limits().max_message_bytes
     console: bool = True
+    tls: ClientTlsSettings | None = None  # None: a plaintext channel to the gRPC server
 
 
 class Gateway:
@@ -80,10 +82,17 @@ class Gateway:
     async def open(self) -> None:
         """Open the channel (inside the event loop that serves the gateway)."""
         limit = self.config.max_body_bytes
-        self._channel = grpc.aio.insecure_channel(
-            self.config.target,
-            options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)],
-        )
+        options: list[tuple[str, Any]] = [
+            ("grpc.max_receive_message_length", limit),
+            ("grpc.max_send_message_length", limit),
+        ]
+        if self.config.tls is None:
+            self._channel = grpc.aio.insecure_channel(self.config.target, options=options)
+        else:
+            tls = channel_tls(self.config.tls)
+            self._channel = grpc.aio.secure_channel(
+                self.config.target, tls.credentials, options=options + [*tls.options]
+            )
         for route in self.routes:
             self._calls.setdefault(route.grpc_path, self._multicallable(route))
 

@@ -6,18 +6,27 @@ forwarded), except the overview's traffic, which is what this gateway served. Pa
 without JavaScript: actions are HTML forms that POST, then redirect back with a message
 (post/redirect/get), so reloading never repeats an activation. A call that fails shows the
 server's message in place of its panel; the rest of the page still renders.
+
+Cross-site request forgery: every page sets a random token in a SameSite=Strict, HttpOnly
+cookie and in its forms; a POST must carry the cookie's token in its form (double submit) and,
+when the browser names it, come from the console's own origin (`Origin`, else `Referer`).
+Anything else is refused with 403 before any gRPC call. Workers share nothing for this: the
+token lives in the browser, so any worker can check it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import math
+import re
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any, TypeVar
-from urllib.parse import parse_qs, quote, urlencode
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import grpc
 import jinja2
@@ -83,6 +92,10 @@ VALIDATION_COLUMNS = (
     ("TIFU-KNN", "validation_{task}_tifu_knn_recall@10"),
 )
 
+CSRF_COOKIE = "omnix_console_csrf"
+CSRF_FIELD = "csrf_token"
+_CSRF_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
+
 _templates = jinja2.Environment(
     loader=jinja2.PackageLoader("omnix_recs.gateway", "templates"),
     autoescape=True,
@@ -112,15 +125,30 @@ class Page:
 
     def render(self, template: str) -> HTMLResponse:
         params = self.request.query_params
+        token = self.request.cookies.get(CSRF_COOKIE, "")
+        fresh = not _CSRF_TOKEN_RE.fullmatch(token)
+        if fresh:
+            token = secrets.token_urlsafe(32)
         body = _templates.get_template(template).render(
             nav=NAV,
             active=self.active,
             title=self.title,
             message=params.get("message", ""),
             level="error" if params.get("level") == "error" else "info",
+            csrf_token=token,
             **self.context,
         )
-        return HTMLResponse(body)
+        response = HTMLResponse(body)
+        if fresh:
+            response.set_cookie(
+                CSRF_COOKIE,
+                token,
+                path="/console",
+                httponly=True,
+                samesite="strict",
+                secure=self.request.url.scheme == "https",
+            )
+        return response
 
 
 class Console:
@@ -677,6 +705,45 @@ async def _form(request: Request) -> dict[str, str]:
     return {key: values[-1] for key, values in parse_qs(body, keep_blank_values=True).items()}
 
 
+def _own_origin(request: Request) -> str:
+    return f"{request.url.scheme}://{request.url.netloc}".lower()
+
+
+def _origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+async def forgery_refusal(request: Request) -> str:
+    """Why this POST may not be the console's own form (empty: it is)."""
+    own = _own_origin(request)
+    origin = request.headers.get("origin")
+    referer = request.headers.get("referer")
+    if origin is not None and origin.lower() != own:
+        return f"Refused: the form was sent from another site ({origin[:100]}), not from this console."
+    if origin is None and referer and _origin_of(referer) != own:
+        return f"Refused: the form was sent from another site ({_origin_of(referer)[:100]}), not from this console."
+    cookie = request.cookies.get(CSRF_COOKIE, "")
+    sent = (await _form(request)).get(CSRF_FIELD, "")
+    if not cookie or not sent or not hmac.compare_digest(cookie.encode(), sent.encode()):
+        return "Refused: the form's security token is missing or stale. Reload the page and try again."
+    return ""
+
+
+def _guarded(action: Callable[[Request], Awaitable[Response]]) -> Callable[..., Awaitable[Response]]:
+    """`action` runs only for the console's own forms; anything else is a 403 page."""
+
+    async def guarded(request: Request) -> Response:
+        reason = await forgery_refusal(request)
+        if not reason:
+            return await action(request)
+        response = Page(request, "overview", "Request refused", {"reason": reason}).render("refused.html")
+        response.status_code = 403
+        return response
+
+    return guarded
+
+
 def _back(path: str, message: str, *, error: bool = False) -> RedirectResponse:
     query = {"message": message, **({"level": "error"} if error else {})}
     return RedirectResponse(f"{path}?{urlencode(query)}", status_code=303)
@@ -691,16 +758,16 @@ def console_app(gateway: Any) -> Starlette:
         routes=[
             Route("/", console.overview),
             Route("/models", console.models),
-            Route("/models/activate", console.activate, methods=["POST"]),
-            Route("/models/rollback", console.rollback, methods=["POST"]),
+            Route("/models/activate", _guarded(console.activate), methods=["POST"]),
+            Route("/models/rollback", _guarded(console.rollback), methods=["POST"]),
             Route("/customers", console.customers),
             Route("/customers/{customer_id}", console.customer),
-            Route("/customers/{customer_id}/analyze", console.analyze, methods=["POST"]),
+            Route("/customers/{customer_id}/analyze", _guarded(console.analyze), methods=["POST"]),
             Route("/performance", console.performance),
             Route("/accuracy", console.accuracy),
             Route("/experiments", console.experiments),
             Route("/experiments/{experiment_id}", console.experiment),
-            Route("/experiments/{experiment_id}/stop", console.stop_experiment, methods=["POST"]),
+            Route("/experiments/{experiment_id}/stop", _guarded(console.stop_experiment), methods=["POST"]),
             Route("/campaigns", console.placeholder),
             Route("/static/console.css", console.stylesheet),
         ]

@@ -119,20 +119,24 @@ def _parse_certificates(variable: str, path: str, pem: bytes) -> list[x509.Certi
     return certificates
 
 
-def _check_pair(cert_pem: bytes, key_pem: bytes, settings: TlsSettings) -> None:
+def _check_pair(
+    cert_pem: bytes,
+    key_pem: bytes,
+    settings: TlsSettings,
+    variables: tuple[str, str] = ("OMNIX_TLS_CERT_FILE", "OMNIX_TLS_KEY_FILE"),
+) -> None:
     """The key must be the private half of the first certificate's public key."""
-    certificate = _parse_certificates("OMNIX_TLS_CERT_FILE", settings.cert_file, cert_pem)[0]
+    cert_variable, key_variable = variables
+    certificate = _parse_certificates(cert_variable, settings.cert_file, cert_pem)[0]
     try:
         key = serialization.load_pem_private_key(key_pem, password=None)
     except (ValueError, TypeError):
-        raise InvalidArgumentError(
-            "OMNIX_TLS_KEY_FILE", f"{settings.key_file} holds no unencrypted PEM private key"
-        ) from None
+        raise InvalidArgumentError(key_variable, f"{settings.key_file} holds no unencrypted PEM private key") from None
     public = serialization.PublicFormat.SubjectPublicKeyInfo
     encoding = serialization.Encoding.DER
     if key.public_key().public_bytes(encoding, public) != certificate.public_key().public_bytes(encoding, public):
         raise InvalidArgumentError(
-            "OMNIX_TLS_KEY_FILE", f"{settings.key_file} is not the key of the certificate in {settings.cert_file}"
+            key_variable, f"{settings.key_file} is not the key of the certificate in {settings.cert_file}"
         )
 
 
@@ -140,4 +144,74 @@ def peer_common_name(auth_context: Mapping[str, Iterable[bytes]]) -> str | None:
     """The verified client certificate's common name (mTLS), or None."""
     for name in auth_context.get("x509_common_name") or ():
         return name.decode("utf-8", "replace")
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class ClientTlsSettings:
+    """How a client of the gRPC server (the REST gateway) opens a TLS channel: the CA it
+    trusts for the server's certificate, the name it expects in that certificate (None: the
+    target's host), and for mTLS its own certificate and key."""
+
+    ca_file: str
+    server_name: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClientChannelTls:
+    credentials: grpc.ChannelCredentials
+    options: tuple[tuple[str, str], ...]  # the server-name override, when there is one
+
+
+def channel_tls(settings: ClientTlsSettings) -> ClientChannelTls:
+    """Channel credentials from PEM files, checked now so a wrong file fails at start-up
+    naming its variable rather than at the first call as an opaque handshake error."""
+    try:
+        ca_pem = Path(settings.ca_file).read_bytes()
+    except OSError as exc:
+        raise InvalidArgumentError("OMNIX_TLS_CA_FILE", f"cannot read {exc.filename}: {exc.strerror}") from None
+    _parse_certificates("OMNIX_TLS_CA_FILE", settings.ca_file, ca_pem)
+    cert_pem = key_pem = None
+    if settings.cert_file or settings.key_file:
+        if not settings.cert_file or not settings.key_file:
+            missing = "OMNIX_GATEWAY_TLS_KEY_FILE" if settings.cert_file else "OMNIX_GATEWAY_TLS_CERT_FILE"
+            raise InvalidArgumentError(missing, "is required when the other client-certificate file is set")
+        try:
+            cert_pem = Path(settings.cert_file).read_bytes()
+            key_pem = Path(settings.key_file).read_bytes()
+        except OSError as exc:
+            raise InvalidArgumentError(
+                "OMNIX_GATEWAY_TLS_CERT_FILE", f"cannot read {exc.filename}: {exc.strerror}"
+            ) from None
+        _check_pair(
+            cert_pem,
+            key_pem,
+            TlsSettings(settings.cert_file, settings.key_file),
+            ("OMNIX_GATEWAY_TLS_CERT_FILE", "OMNIX_GATEWAY_TLS_KEY_FILE"),
+        )
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=ca_pem, private_key=key_pem, certificate_chain=cert_pem
+    )
+    options = (("grpc.ssl_target_name_override", settings.server_name),) if settings.server_name else ()
+    return ClientChannelTls(credentials, options)
+
+
+def certificate_name(cert_file: str) -> str | None:
+    """A name the certificate in `cert_file` is valid for: its first DNS name, else its
+    common name. The in-process gateway dials 127.0.0.1 and expects this name instead."""
+    try:
+        certificate = _parse_certificates("OMNIX_TLS_CERT_FILE", cert_file, Path(cert_file).read_bytes())[0]
+    except OSError:
+        return None
+    try:
+        names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        dns = names.get_values_for_type(x509.DNSName)
+        if dns:
+            return dns[0]
+    except x509.ExtensionNotFound:
+        pass
+    for attribute in certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME):
+        return str(attribute.value)
     return None

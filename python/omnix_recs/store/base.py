@@ -260,6 +260,11 @@ class Store(Protocol):
 
     def active_model(self) -> ModelRecord | None: ...
 
+    def delete_model(self, version: str) -> None:
+        """Forget an inactive version's record (its artifact is the caller's to delete);
+        `NotFoundError` when unknown, `FailedPreconditionError` when it is the active one,
+        checked atomically with the delete."""
+
     # --- derived documents (predictions, analyses) -----------------------------------------
     def put_document(self, kind: str, customer_id: str, created_at: datetime, body: dict[str, Any]) -> None:
         """Store a JSON document derived from a customer's data (predictions, AI analyses).

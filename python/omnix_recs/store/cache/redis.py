@@ -29,6 +29,9 @@ REDIS_RETRY_AFTER_S = 5.0
 FAILURE_LOG_INTERVAL_S = 30.0
 # Invalidations kept while Redis is unreachable; beyond this the oldest are dropped (and logged).
 MAX_UNSENT_INVALIDATIONS = 100_000
+# While invalidations wait, a background thread tries to send them this often: another process
+# must stop serving what they invalidate soon after Redis returns, even if this one goes idle.
+UNSENT_FLUSH_EVERY_S = 0.5
 # A generation counter outlives the entries it guards by far; it only has to outlive a load.
 REDIS_GENERATION_TTL_S = 7 * 24 * 3600
 REDIS_KEY_PREFIX = "omnix:v1"
@@ -57,8 +60,10 @@ class RedisCache(Cache):
     Every call has a short socket timeout and no retries; a failure opens a circuit breaker and
     the cache is skipped for `retry_after_s`, then one trial call probes Redis. Failures are
     logged at most once per `FAILURE_LOG_INTERVAL_S`, with a count. Invalidations that could not
-    be sent are kept (bounded) and sent first once Redis answers again, so another process that
-    could still reach Redis does not keep serving what this one meant to invalidate.
+    be sent are kept (bounded) and sent as soon as Redis answers again, by a background thread
+    that tries every `flush_every_s` (and before any call that reaches Redis first), so another
+    process does not keep serving what this one meant to invalidate, whether or not this one
+    serves another call.
     """
 
     def __init__(
@@ -68,6 +73,7 @@ class RedisCache(Cache):
         ttl_s: float,
         timeout_s: float,
         retry_after_s: float = REDIS_RETRY_AFTER_S,
+        flush_every_s: float = UNSENT_FLUSH_EVERY_S,
         key_prefix: str = REDIS_KEY_PREFIX,
         clock: Callable[[], float] = time.time,
         rng: Callable[[], float] = random.random,
@@ -92,9 +98,22 @@ class RedisCache(Cache):
         self._unsent: OrderedDict[str, None] = OrderedDict()  # customers whose invalidation failed
         self._unsent_lock = threading.Lock()
         self._outage = False
+        self._flush_every_s = flush_every_s
+        self._flusher: threading.Thread | None = None  # alive while invalidations wait
+        self._closed = threading.Event()
 
     def close(self) -> None:
+        self._closed.set()
+        flusher = self._flusher
+        if flusher is not None and flusher is not threading.current_thread():
+            flusher.join(timeout=max(1.0, 4 * self._flush_every_s))
         self._client.close()
+
+    @property
+    def unsent_invalidations(self) -> int:
+        """Customers whose invalidation waits for Redis."""
+        with self._unsent_lock:
+            return len(self._unsent)
 
     def forget_customers(self, customer_ids: Sequence[str]) -> None:
         """One Redis transaction, so at most one socket timeout when Redis is slow (the activity
@@ -107,6 +126,35 @@ class RedisCache(Cache):
                 while len(self._unsent) > MAX_UNSENT_INVALIDATIONS:
                     dropped, _ = self._unsent.popitem(last=False)
                     self._failure_log.warning("too many invalidations waiting for Redis; dropped %s's", dropped)
+                self._start_flusher()
+
+    def _start_flusher(self) -> None:
+        """Caller holds `_unsent_lock`, so at most one flusher runs."""
+        if self._closed.is_set() or (self._flusher is not None and self._flusher.is_alive()):
+            return
+        self._flusher = threading.Thread(target=self._flush_unsent, name="omnix-redis-flush", daemon=True)
+        self._flusher.start()
+
+    def _flush_unsent(self) -> None:
+        """Send waiting invalidations once Redis answers, then stop. Tried directly, not through
+        the breaker: the breaker spares requests a slow Redis; this thread has no caller to spare,
+        and its success closes the breaker, so requests use the cache again at once."""
+        while not self._closed.wait(self._flush_every_s):
+            try:
+                self._send_unsent()
+            except self._redis_errors:
+                continue
+            except Exception:  # never let the thread die with invalidations still waiting
+                log.exception("sending the invalidations queued during a Redis outage failed")
+                continue
+            self._breaker.record_success()
+            if self._outage:
+                self._outage = False
+                log.info("Redis reachable again; queued invalidations sent, cache in use")
+            with self._unsent_lock:
+                if not self._unsent:
+                    self._flusher = None
+                    return
 
     def _read(self, customer_id: str, name: str, codec: Codec[T]) -> tuple[Entry | None, int | None]:
         def read() -> list[bytes | None]:

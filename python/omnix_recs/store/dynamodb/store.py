@@ -614,6 +614,47 @@ class DynamoStore:
         record = None if pointer is None else self._get(MODELS, {"version": pointer["activeVersion"]})
         return None if record is None else model_from_item(record, active=True)
 
+    def delete_model(self, version: str) -> None:
+        """The delete is conditional on the pointer not naming the version, in one transaction,
+        so a version activated meanwhile is never left without its record."""
+        if (
+            not version
+            or version in RESERVED_MODEL_ROWS
+            or self._get(MODELS, {"version": wire_string(version)}) is None
+        ):
+            raise NotFoundError("model", version)
+        try:
+            self.db.call(
+                "transact_write_items",
+                TransactItems=[
+                    {
+                        "ConditionCheck": {
+                            "TableName": self._name(MODELS),
+                            "Key": {"version": wire_string(ACTIVE_MODEL_POINTER)},
+                            "ConditionExpression": "attribute_not_exists(activeVersion) OR activeVersion <> :v",
+                            "ExpressionAttributeValues": {":v": wire_string(version)},
+                        }
+                    },
+                    {
+                        "Delete": {
+                            "TableName": self._name(MODELS),
+                            "Key": {"version": wire_string(version)},
+                            "ConditionExpression": "attribute_exists(version)",
+                        }
+                    },
+                ],
+                ClientRequestToken=str(uuid.uuid4()),
+            )
+        except ClientError as error:
+            if not condition_failed(error):
+                raise
+            active = self.active_model()
+            if active is not None and active.version == version:
+                raise FailedPreconditionError(
+                    f"model {version} is active: activate another version before deleting it"
+                ) from None
+            raise NotFoundError("model", version) from None
+
     @staticmethod
     def _active_pointer(version: str) -> dict[str, Any]:
         return {"version": wire_string(ACTIVE_MODEL_POINTER), "activeVersion": wire_string(version)}

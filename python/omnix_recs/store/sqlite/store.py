@@ -617,6 +617,14 @@ class SqliteStore:
         rows = self._fetch(f"{MODEL_SELECT} WHERE active = 1")
         return model_from_row(rows[0]) if rows else None
 
+    def delete_model(self, version: str) -> None:
+        with self._transaction() as conn:
+            if conn.execute("DELETE FROM models WHERE version = ? AND active = 0", (version,)).rowcount:
+                return
+            if conn.execute("SELECT 1 FROM models WHERE version = ?", (version,)).fetchone() is None:
+                raise NotFoundError("model", version)
+        raise FailedPreconditionError(f"model {version} is active: activate another version before deleting it")
+
     # --- derived documents ------------------------------------------------------------------------
 
     def put_document(self, kind: str, customer_id: str, created_at: datetime, body: dict[str, Any]) -> None:
