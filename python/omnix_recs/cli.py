@@ -251,7 +251,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     )
     tls = channel_settings(settings, in_process=False)
     https = https_settings(settings)
-    config = GatewayConfig(target=args.target, default_timeout_s=args.timeout, tls=tls)
+    config = GatewayConfig(target=args.target, default_timeout_s=args.timeout, tls=tls, metrics_url=args.metrics_url)
     scheme = "https" if https is not None else "http"
     grpc_scheme = "TLS" if tls is not None else "plaintext"
     print(
@@ -529,6 +529,9 @@ def build_parser() -> argparse.ArgumentParser:
     gateway.add_argument("--tls-server-name", help="name expected in the server's certificate (OMNIX_TLS_SERVER_NAME)")
     gateway.add_argument("--client-cert-file", help="client certificate for mTLS (OMNIX_GATEWAY_TLS_CERT_FILE)")
     gateway.add_argument("--client-key-file", help="its private key (OMNIX_GATEWAY_TLS_KEY_FILE)")
+    gateway.add_argument(
+        "--metrics-url", help="the servers' Prometheus text, e.g. http://HOST:PORT/metrics (console overview figures)"
+    )
 
     loadgen = add("loadgen", cmd_loadgen, "open-loop load on a server on this machine; prints latency and errors")
     loadgen.add_argument("--target", help="HOST:PORT on this machine (default 127.0.0.1:$OMNIX_GRPC_PORT)")

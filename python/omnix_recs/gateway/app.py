@@ -61,6 +61,8 @@ class GatewayConfig:
     max_body_bytes: int = Limits().max_message_bytes
     console: bool = True
     tls: ClientTlsSettings | None = None  # None: a plaintext channel to the gRPC server
+    # The servers' Prometheus text (omnix serve --metrics-port), for the console's overview figures.
+    metrics_url: str | None = None
 
 
 class Gateway:

@@ -50,7 +50,7 @@ from omnix_recs._proto.omnix.v1 import (
     recommendation_pb2_grpc,
 )
 from omnix_recs.experiments.assignment import HOLDOUT_ARM
-from omnix_recs.gateway import charts
+from omnix_recs.gateway import charts, operator_figures
 from omnix_recs.gateway.routes import omnix_services
 from omnix_recs.gateway.transcode import HTTP_STATUS
 
@@ -188,6 +188,8 @@ class Console:
                 charts.Series("p99", [t.percentile(0.99) for _, t in rpcs[:8]]),
             ],
         )
+        url = self.gateway.config.metrics_url
+        figures = await asyncio.to_thread(operator_figures.fetch, url) if url else None
         health_stub: Any = self.stub(health_pb2_grpc.HealthStub)  # typeshed's stub lacks its methods
         services = [s.full_name for s in omnix_services()]
         checks = await asyncio.gather(
@@ -213,6 +215,8 @@ class Console:
                 "health": health,
                 "models": models,
                 "active_model": active,
+                "figures": figures,
+                "metrics_url": url,
             },
         ).render("overview.html")
 

@@ -208,6 +208,8 @@ async def start_beside(
     if settings is not None:
         config = replace(config, tls=channel_settings(settings, in_process=True))
         https = https_settings(settings)
+        if settings.metrics_port:
+            config = replace(config, metrics_url=f"http://{target_host}:{settings.metrics_port}/metrics")
     server = GatewayServer(config, bind(http_host, http_port, reuse_port=reuse_port), https=https)
     await server.start()
     log.info(
