@@ -21,10 +21,11 @@ from omnix_recs import cli
 from omnix_recs.config import Settings
 from omnix_recs.data.generate import generate_instacart
 from omnix_recs.data.instacart import import_instacart
+from omnix_recs.domain.models import Consent
 from omnix_recs.engine import registry, train, tuning
 from omnix_recs.engine.artifact import load_model, with_habit_decay, write_model
 from omnix_recs.engine.blends import DEFAULT_BLENDS, Blend, Strategy
-from omnix_recs.engine.build import BuildParameters, build_from_lines
+from omnix_recs.engine.build import BuildParameters, build_from_lines, read_training_data
 from omnix_recs.engine.features import HABIT_DECAY
 from omnix_recs.engine.holdout import AskedAt
 from omnix_recs.engine.matrix import read_purchase_lines
@@ -406,3 +407,11 @@ def test_cli_train_models_and_force(
 
     code, forced, _ = run(capsys, "train", "--store", url, "--model-dir", model_dir, "--force")
     assert code == 0 and forced["active"]
+
+
+def test_training_leaves_out_the_purchases_of_customers_who_refused_personalisation(shop: Any) -> None:
+    shop.weekly_milk_shopper("alice")
+    shop.weekly_milk_shopper("bob", consent=Consent(personalization=False))
+    _, lines = read_training_data(shop.store)
+    assert "alice" in lines.customer_ids and "bob" not in lines.customer_ids
+    assert len(lines) == sum(1 for _ in shop.store.purchases_of("alice"))

@@ -232,6 +232,17 @@ def test_list_customer_ids_walks_every_id_once_in_order(store: Store, page_size:
     assert walk(lambda token: store.list_customer_ids(page_size, token), page_size) == ids
 
 
+def test_customers_without_personalization_are_the_ones_who_refused_it(store: Store) -> None:
+    assert store.customers_without_personalization() == frozenset()
+    store.create_customer(customer("yes", consent=Consent(personalization=True)))
+    store.create_customer(customer("no", consent=Consent(personalization=False, marketing=True)))
+    store.create_customer(customer("later"))
+    assert store.customers_without_personalization() == {"no"}
+    later = store.get_customer("later")
+    store.put_customer(replace(later, consent=Consent(personalization=False)), replaces=later.updated_at)
+    assert store.customers_without_personalization() == {"no", "later"}
+
+
 def walk(list_page, page_size: int) -> list:
     """Every item of a paginated listing, checking page sizes and tokens on the way."""
     items: list = []

@@ -9,7 +9,9 @@ below all of them.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -34,10 +36,15 @@ class PurchaseColumns:
     def __len__(self) -> int:
         return len(self.product_ids)
 
-    def rows(self) -> Iterator[tuple[str, str, str, int, float, int]]:
-        """(customer_id, order_id, product_id, quantity, unit_price, purchased_at) per line;
-        `InvalidArgumentError("columns")` when the columns differ in length."""
-        columns = (
+    def without_customers(self, customer_ids: AbstractSet[str]) -> PurchaseColumns:
+        """The same batch without the lines of `customer_ids`."""
+        keep = [i for i, c in enumerate(self.customer_ids) if c not in customer_ids]
+        if len(keep) == len(self.customer_ids):
+            return self
+        return PurchaseColumns(*([column[i] for i in keep] for column in self._columns()))
+
+    def _columns(self) -> tuple[list[Any], ...]:
+        return (
             self.customer_ids,
             self.order_ids,
             self.product_ids,
@@ -45,6 +52,11 @@ class PurchaseColumns:
             self.unit_prices,
             self.purchased_at,
         )
+
+    def rows(self) -> Iterator[tuple[str, str, str, int, float, int]]:
+        """(customer_id, order_id, product_id, quantity, unit_price, purchased_at) per line;
+        `InvalidArgumentError("columns")` when the columns differ in length."""
+        columns = self._columns()
         lengths = {len(column) for column in columns}
         if len(lengths) != 1:
             raise InvalidArgumentError(

@@ -92,10 +92,16 @@ def build_model(
 
 
 def read_training_data(store: Store, *, as_of: datetime | None = None) -> tuple[list[Product], PurchaseLines]:
-    """The catalog and every purchase line before `as_of` (all when None), as the build reads them."""
+    """The catalog and every purchase line before `as_of` (all when None), as the build reads
+    them: without the lines of customers who refused personalisation, whose history must not
+    shape anyone's lists (theirs are not personalised either)."""
     products = list(store.iter_products())
+    refusing = store.customers_without_personalization()
+    batches = store.scan_purchases()
+    if refusing:
+        batches = (batch.without_customers(refusing) for batch in batches)
     lines = read_purchase_lines(
-        store.scan_purchases(),
+        batches,
         (p.product_id for p in products),
         before=as_of,
         expected_rows=store.count_purchases(),

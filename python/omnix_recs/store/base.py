@@ -166,6 +166,10 @@ class Store(Protocol):
     def list_customer_ids(self, page_size: int, page_token: str = "") -> Page[str]:
         """Ids of every customer with a profile, ascending (for batch jobs)."""
 
+    def customers_without_personalization(self) -> frozenset[str]:
+        """Ids of the customers who refused personalisation (`Consent.personalization` false):
+        training leaves their purchases out of what it learns for everyone."""
+
     def delete_customer(self, customer_id: str) -> CustomerErasure:
         """Erase the customer and everything derived from them, in one transaction.
 

@@ -214,6 +214,24 @@ class DynamoStore:
         )
         return Page(tuple(item["customerId"]["S"] for item in items), token)
 
+    def customers_without_personalization(self) -> frozenset[str]:
+        # A scan: the listing index keeps keys only, and consent changes rarely enough that a
+        # consent index would cost more in writes than this read, once per training run.
+        request: dict[str, Any] = {
+            "TableName": self._name(CUSTOMERS),
+            "ProjectionExpression": "customerId",
+            "FilterExpression": "#consent.#personalization = :refused",
+            "ExpressionAttributeNames": {"#consent": "consent", "#personalization": "personalization"},
+            "ExpressionAttributeValues": {":refused": {"BOOL": False}},
+        }
+        refusing: set[str] = set()
+        while True:
+            response = self.db.call("scan", **request)
+            refusing.update(item["customerId"]["S"] for item in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return frozenset(refusing)
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
     def delete_customer(self, customer_id: str) -> CustomerErasure:
         """Erase everywhere; derived rows first, the profile last, so that an erasure cut short
         is finished by calling it again (DynamoDB cannot delete unbounded histories at once)."""

@@ -368,6 +368,12 @@ class SqliteStore:
         more = len(rows) > page_size
         return Page(ids, _page_token("customers", ids[-1]) if more else "")
 
+    def customers_without_personalization(self) -> frozenset[str]:
+        rows = self._fetch(
+            "SELECT customer_id FROM customer_profiles WHERE json_extract(consent, '$.personalization') = 0"
+        )
+        return frozenset(r[0] for r in rows)
+
     def delete_customer(self, customer_id: str) -> CustomerErasure:
         with self._transaction() as conn:
             counts = {kind: conn.execute(sql, {"id": customer_id}).rowcount for kind, sql in _ERASURE_STATEMENTS}
