@@ -43,17 +43,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def overview_with_metrics_on(stack: Any, port: int) -> str:
-    """The console overview of a gateway beside the stack's server whose settings export
-    metrics on `port`, as `omnix serve --http-port --metrics-port` runs it."""
+def get_with_metrics_on(stack: Any, port: int, path: str) -> httpx.Response:
+    """GET `path` of a gateway beside the stack's server whose settings export metrics on
+    `port`, as `omnix serve --http-port --metrics-port` runs it."""
     host, grpc_port = stack.grpc_address.rsplit(":", 1)
     gateway = stack.on_loop(start_beside(host, int(grpc_port), "127.0.0.1", 0, settings=Settings(metrics_port=port)))
     try:
-        page = httpx.get(f"http://127.0.0.1:{gateway.port}/console/", timeout=30.0)
-        assert page.status_code == 200
-        return page.text
+        return httpx.get(f"http://127.0.0.1:{gateway.port}{path}", timeout=30.0)
     finally:
         stack.on_loop(gateway.stop())
+
+
+def overview_with_metrics_on(stack: Any, port: int) -> str:
+    page = get_with_metrics_on(stack, port, "/console/")
+    assert page.status_code == 200
+    return page.text
 
 
 def test_figures_are_summed_over_labels_and_workers(metrics_port: int) -> None:
@@ -79,3 +83,15 @@ def test_the_overview_says_when_the_metrics_do_not_answer(stack: Any) -> None:
     port = free_port()
     page = overview_with_metrics_on(stack, port)
     assert f"http://127.0.0.1:{port}/metrics" in page and "did not answer" in page
+
+
+def test_the_gateway_relays_the_servers_metrics(stack: Any, metrics_port: int) -> None:
+    relayed = get_with_metrics_on(stack, metrics_port, "/metrics")
+    assert relayed.status_code == 200 and relayed.headers["content-type"].startswith("text/plain")
+    assert operator_figures.parse(relayed.text).cache_lookups == 8
+    silent = get_with_metrics_on(stack, free_port(), "/metrics")
+    assert silent.status_code == 503 and "did not answer" in silent.text
+
+
+def test_without_metrics_the_gateway_has_no_metrics_route(stack: Any) -> None:
+    assert stack.http.get("/metrics").status_code == 404

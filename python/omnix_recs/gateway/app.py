@@ -12,13 +12,14 @@ so the server (all or nothing) writes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import csv
 import logging
 import os
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +52,7 @@ _REQUEST_ID_RE = re.compile(rf"[A-Za-z0-9._:-]{{1,{MAX_REQUEST_ID_LENGTH}}}")
 _TIMEOUT_RE = re.compile(r"(\d{1,8})([HMSmun])")
 _TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
 JSON = "application/json"
+PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 NDJSON = "application/x-ndjson"
 
 
@@ -278,6 +280,20 @@ def _error_response(reply: transcode.ErrorReply) -> Response:
     return Response(reply.body, status_code=reply.http_status, media_type=JSON)
 
 
+def _metrics_relay(url: str) -> Callable[[Request], Awaitable[Response]]:
+    """`/metrics` of the gateway: the servers' Prometheus text, relayed, so that a scraper that
+    reaches only the gateway (the REST side of a deployment) sees the servers' figures."""
+    from omnix_recs.gateway import operator_figures
+
+    async def relay(_request: Request) -> Response:
+        text = await asyncio.to_thread(operator_figures.fetch_text, url)
+        if text is None:
+            return Response(f"the servers' metrics at {url} did not answer\n", status_code=503, media_type="text/plain")
+        return Response(text, media_type=PROMETHEUS_TEXT)
+
+    return relay
+
+
 def create_app(config: GatewayConfig, *, routes: RouteTable | None = None) -> Starlette:
     """The whole gateway: REST routes, `/openapi.json`, `/docs` and (unless off) `/console/`."""
     from omnix_recs.gateway import openapi
@@ -297,6 +313,8 @@ def create_app(config: GatewayConfig, *, routes: RouteTable | None = None) -> St
         Route("/openapi.json", lambda _request: Response(spec, media_type=JSON)),
         Route("/docs", lambda _request: Response(openapi.DOCS_PAGE, media_type="text/html; charset=utf-8")),
     ]
+    if config.metrics_url:
+        http_routes.append(Route("/metrics", _metrics_relay(config.metrics_url)))
     if config.console:
         from omnix_recs.gateway import console
 

@@ -48,10 +48,19 @@ def parse(text: str) -> OperatorFigures:
     return OperatorFigures(hits, lookups, bedrock, fallbacks, circuit)
 
 
-def fetch(url: str) -> OperatorFigures | None:
-    """The figures at `url`, or None when it does not answer in time (blocking: run in a thread)."""
+def fetch_text(url: str) -> str | None:
+    """The Prometheus text at `url`, or None when it does not answer in time (blocking)."""
     try:
         with urllib.request.urlopen(url, timeout=FETCH_TIMEOUT_S) as response:  # noqa: S310 - the operator's URL
-            return parse(response.read().decode("utf-8", "replace"))
+            return str(response.read().decode("utf-8", "replace"))
     except (OSError, ValueError):
+        return None
+
+
+def fetch(url: str) -> OperatorFigures | None:
+    """The figures at `url`, or None when it does not answer in time (blocking: run in a thread)."""
+    text = fetch_text(url)
+    try:
+        return None if text is None else parse(text)
+    except ValueError:  # not Prometheus text
         return None
