@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from omnix_recs import progress
-from omnix_recs.config import Settings
+from omnix_recs.config import Settings, parse_interval
 from omnix_recs.errors import InvalidArgumentError, OmnixError
 
 if TYPE_CHECKING:  # imported lazily at run time: keeps `omnix --help` fast
@@ -59,8 +59,6 @@ def _settings(args: argparse.Namespace) -> Settings:
     if getattr(args, "metrics_port", None) is not None:
         overrides["metrics_port"] = args.metrics_port
     if getattr(args, "retrain_every", None):
-        from omnix_recs.retraining import parse_interval
-
         overrides["retrain_every_s"] = parse_interval(args.retrain_every)
     return dataclasses.replace(settings, **overrides) if overrides else settings
 

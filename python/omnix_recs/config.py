@@ -7,6 +7,7 @@ reads the environment. Variable names are part of the contract in DESIGN.md.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -38,6 +39,21 @@ def _parse_fraction(name: str, raw: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise InvalidArgumentError(name, f"must be between 0 and 1, got {value}")
     return value
+
+
+_INTERVAL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+MIN_RETRAIN_INTERVAL_S = 60.0
+
+
+def parse_interval(text: str) -> float:
+    """ "24h", "30m", "7d", "3600s" (or a plain number of seconds) as seconds."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text)
+    if match is None:
+        raise InvalidArgumentError("--retrain-every", f"expected a duration such as 24h, 30m or 7d, got {text!r}")
+    seconds = float(match.group(1)) * _INTERVAL_UNITS[match.group(2) or "s"]
+    if seconds < MIN_RETRAIN_INTERVAL_S:
+        raise InvalidArgumentError("--retrain-every", f"must be at least {MIN_RETRAIN_INTERVAL_S:.0f} s, got {text!r}")
+    return seconds
 
 
 def _parse_int(name: str, raw: str, minimum: int, maximum: int) -> int:
@@ -170,8 +186,6 @@ class Settings:
                 "OMNIX_POPULARITY_DISCOUNT", env["OMNIX_POPULARITY_DISCOUNT"]
             )
         if env.get("OMNIX_RETRAIN_EVERY"):
-            from omnix_recs.retraining import parse_interval
-
             values["retrain_every_s"] = parse_interval(env["OMNIX_RETRAIN_EVERY"])
         if "OMNIX_LOG_LEVEL" in env:
             values["log_level"] = env["OMNIX_LOG_LEVEL"].upper()

@@ -14,34 +14,20 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 from omnix_recs.config import Settings
-from omnix_recs.errors import InvalidArgumentError, OmnixError
+from omnix_recs.errors import OmnixError
 from omnix_recs.store.base import ModelRecord, Store
 
 log = logging.getLogger("omnix.retraining")
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
-MIN_INTERVAL_S = 60.0
 MAX_CHECK_EVERY_S = 60.0
 # After a build that failed outright (nothing saved), wait this long (at most the interval).
 RETRY_FAILED_AFTER = timedelta(hours=1)
-
-
-def parse_interval(text: str) -> float:
-    """ "24h", "30m", "7d", "3600s" (or a plain number of seconds) as seconds."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text)
-    if match is None:
-        raise InvalidArgumentError("--retrain-every", f"expected a duration such as 24h, 30m or 7d, got {text!r}")
-    seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
-    if seconds < MIN_INTERVAL_S:
-        raise InvalidArgumentError("--retrain-every", f"must be at least {MIN_INTERVAL_S:.0f} s, got {text!r}")
-    return seconds
 
 
 def due(store: Store, every: timedelta, now: datetime) -> bool:

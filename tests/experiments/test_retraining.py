@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from omnix_recs.config import Settings
+from omnix_recs.config import Settings, parse_interval
 from omnix_recs.engine.registry import ActivationRefusedError
 from omnix_recs.errors import InvalidArgumentError
-from omnix_recs.retraining import RetrainingSchedule, parse_interval
+from omnix_recs.retraining import RetrainingSchedule
 from omnix_recs.store.base import ModelRecord, Store
 from omnix_recs.store.sqlite import SqliteStore
 
