@@ -94,8 +94,10 @@ def test_habit_decay_is_chosen_among_the_tried_and_never_loses_to_the_default(
     split = hold_out(trips, trips.eligible()[:40])
     model = build(lines_without(lines, split.targets), products)
     start = DEFAULT_BLENDS[Strategy.REPLENISH]
-    decay = tuning.tune_habit_decay(generated, model, split, seed=0, blend=start)
+    choice = tuning.tune_habit_decay(generated, model, split, seed=0, blend=start)
+    decay = choice.habit_decay
     assert decay in tuning.TUNING_HABIT_DECAYS
+    assert len(choice.shoppers) == len(split)
 
     def quality(habit_decay: float) -> float:
         recommender = Recommender(generated, tuning.FixedModel(with_habit_decay(model, habit_decay)))

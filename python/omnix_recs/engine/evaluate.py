@@ -119,19 +119,21 @@ def run_evaluation(
             )
             tuning_split = validation.sample(TUNING_SHOPPERS, seed)
             start = DEFAULT_BLENDS[Strategy.REPLENISH]
-            habit_decay = tune_habit_decay(store, val_model, tuning_split, seed=seed, blend=start)
-            recommender = Recommender(store, FixedModel(with_habit_decay(val_model, habit_decay)))
-            tuned = tune_blends(recommender, tuning_split, seed=seed)
+            choice = tune_habit_decay(store, val_model, tuning_split, seed=seed, blend=start)
+            habit_decay = choice.habit_decay
+            tuned = tune_blends(choice.recommender, tuning_split, seed=seed, shoppers=choice.shoppers)
         stage.begin("build")
         test_model = build(
             lines_without(lines, test.targets), products, replace(settings, model_dir=str(Path(workdir) / "test"))
         )
-        engine: dict[str, tuple[Recommender, Mapping[str, Blend]]] = {
-            ENGINE_DEFAULT: (Recommender(store, FixedModel(test_model)), DEFAULT_BLENDS)
-        }
+        default = Recommender(store, FixedModel(test_model))
+        engine: dict[str, tuple[Recommender, Mapping[str, Blend]]] = {ENGINE_DEFAULT: (default, DEFAULT_BLENDS)}
         if tuned:
-            tuned_model = with_habit_decay(test_model, habit_decay)
-            engine[ENGINE_TUNED] = (Recommender(store, FixedModel(tuned_model)), tuned)
+            # One recommender when the decay stays the default: `compare` prepares each once.
+            at_decay = default
+            if habit_decay != test_model.habit_decay:
+                at_decay = Recommender(store, FixedModel(with_habit_decay(test_model, habit_decay)))
+            engine[ENGINE_TUNED] = (at_decay, tuned)
         stage.begin("score")
         lists: dict[tuple[AskedAt, Strategy, str], list[list[str]]] = {}
         results = compare(

@@ -132,14 +132,21 @@ def rank_all(recommender: Recommender, shoppers: Sequence[PreparedShopper], blen
 
 
 def tune_blends(
-    recommender: Recommender, split: Split, *, seed: int = 0, start: Mapping[str, Blend] = DEFAULT_BLENDS
+    recommender: Recommender,
+    split: Split,
+    *,
+    seed: int = 0,
+    start: Mapping[str, Blend] = DEFAULT_BLENDS,
+    shoppers: Sequence[PreparedShopper] | None = None,
 ) -> dict[str, Blend]:
     """Every strategy's blend tuned on the split's held-out baskets, from `start`.
 
     REPLENISH and BALANCED are judged on the whole basket, DISCOVER on its products new to the
     shopper. BALANCED keeps its per-aisle cap and DISCOVER its exclusion of past purchases: those
-    are what the strategies promise, not something for the data to decide."""
-    shoppers = prepare(recommender, split, mixed_moments(split, seed))
+    are what the strategies promise, not something for the data to decide. `shoppers`: the
+    split's shoppers already prepared by `recommender` at `mixed_moments(split, seed)`."""
+    if shoppers is None:
+        shoppers = prepare(recommender, split, mixed_moments(split, seed))
     tuned: dict[str, Blend] = {}
     for task in TASKS:
         blend = start[task]
@@ -151,7 +158,20 @@ def tune_blends(
     return tuned
 
 
-def tune_habit_decay(store: Store, model: LoadedModel, split: Split, *, seed: int = 0, blend: Blend) -> float:
+@dataclass(frozen=True)
+class HabitDecayChoice:
+    """The habit decay chosen for a shop, with what choosing it already built: a recommender
+    serving at that decay and the split's shoppers prepared with it (at `mixed_moments`), which
+    `tune_blends` takes instead of reading every shopper's history again."""
+
+    habit_decay: float
+    recommender: Recommender
+    shoppers: list[PreparedShopper]
+
+
+def tune_habit_decay(
+    store: Store, model: LoadedModel, split: Split, *, seed: int = 0, blend: Blend
+) -> HabitDecayChoice:
     """The habit decay (of `TUNING_HABIT_DECAYS`) under which `blend`'s lists rank the split's
     held-out baskets best: `HABIT_DECAY` unless another is clearly better (`_Judge`). How fast a
     shopper's older trips should fade is a property of the shop (how steady its shoppers' habits
@@ -159,27 +179,27 @@ def tune_habit_decay(store: Store, model: LoadedModel, split: Split, *, seed: in
     truth = split.truth(Strategy.REPLENISH)
     moments = mixed_moments(split, seed)
     judged = [i for i, t in enumerate(truth) if t]
-    if not judged:
-        return HABIT_DECAY
+    choices: dict[float, HabitDecayChoice] = {}
     qualities: dict[float, list[float]] = {}
-    for decay in TUNING_HABIT_DECAYS:
+    for decay in TUNING_HABIT_DECAYS if judged else (HABIT_DECAY,):
         recommender = Recommender(store, FixedModel(with_habit_decay(model, decay)))
-        shoppers = prepare(recommender, split.subset(judged), [moments[i] for i in judged])
-        lists = rank_all(recommender, shoppers, blend, TUNING_METRIC_K)
+        shoppers = prepare(recommender, split, moments)
+        choices[decay] = HabitDecayChoice(decay, recommender, shoppers)
+        lists = rank_all(recommender, [shoppers[i] for i in judged], blend, TUNING_METRIC_K)
         qualities[decay] = [ndcg(ranked, truth[i], TUNING_METRIC_K) for ranked, i in zip(lists, judged)]
     best = HABIT_DECAY
     for decay, scores in qualities.items():
         gain = np.array(scores) - np.array(qualities[best])
         error = float(gain.std(ddof=1) / np.sqrt(len(gain))) if len(gain) > 1 else 0.0
-        if float(gain.mean()) >= max(TUNING_MIN_GAIN, TUNING_MIN_STANDARD_ERRORS * error):
+        if judged and float(gain.mean()) >= max(TUNING_MIN_GAIN, TUNING_MIN_STANDARD_ERRORS * error):
             best = decay
     log.info(
         "habit decay for this shop: %s (NDCG@%d by decay: %s)",
         best,
         TUNING_METRIC_K,
-        {d: round(float(np.mean(q)), 4) for d, q in qualities.items()},
+        {d: round(float(np.mean(q)), 4) for d, q in qualities.items() if q},
     )
-    return best
+    return choices[best]
 
 
 def mixed_moments(split: Split, seed: int) -> list[datetime]:
@@ -333,8 +353,11 @@ def compare(
     results: Results = {when: {task: {} for task in TASKS} for when in AskedAt}
     shown: list[np.ndarray] = []
     for when in AskedAt:
+        prepared: dict[int, list[PreparedShopper]] = {}  # by recommender: settings may share one
         for name, (recommender, blends) in engine.items():
-            shoppers = prepare(recommender, split, split.asked_at(when))
+            shoppers = prepared.get(id(recommender))
+            if shoppers is None:
+                shoppers = prepared[id(recommender)] = prepare(recommender, split, split.asked_at(when))
             shown = [recommender.shown(s) for s in shoppers]  # the catalog filters: alike in every setting
             for task in TASKS:
                 lists = rank_all(recommender, shoppers, blends[task], k_max)
@@ -527,9 +550,9 @@ def validate(
     clock.lap("hold_out")
     model = build(lines_without(lines, split.targets))
     clock.lap("build")
-    habit_decay = tune_habit_decay(store, model, tuning, seed=seed, blend=start[Strategy.REPLENISH])
-    recommender = Recommender(store, FixedModel(with_habit_decay(model, habit_decay)))
-    tuned = tune_blends(recommender, tuning, seed=seed, start=start)
+    choice = tune_habit_decay(store, model, tuning, seed=seed, blend=start[Strategy.REPLENISH])
+    habit_decay, recommender = choice.habit_decay, choice.recommender
+    tuned = tune_blends(recommender, tuning, seed=seed, start=start, shoppers=choice.shoppers)
     clock.lap("tuning")
     engine = {ENGINE_DEFAULT: (Recommender(store, FixedModel(model)), start), ENGINE_TUNED: (recommender, tuned)}
     k_values, catalog_size = (VALIDATION_K,), len(products)
