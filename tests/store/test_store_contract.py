@@ -377,6 +377,23 @@ def test_purchase_date_range(history: Store, start: datetime | None, end: dateti
     assert lines == expected
 
 
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        (at(-100), at(100)),
+        (at(-20), at(-5)),  # start included, end excluded
+        (at(-30, microseconds=7), at(-30, microseconds=8)),
+        (at(-2), at(-1.5)),  # nothing in range
+    ],
+)
+def test_purchases_between_are_the_period(history: Store, catalog: Store, start: datetime, end: datetime) -> None:
+    def order(p: Purchase) -> tuple[str, datetime, str, str]:
+        return (p.customer_id, p.purchased_at, p.order_id, p.product_id)
+
+    expected = sorted((p for p in HISTORY if start <= p.purchased_at < end), key=order)
+    assert sorted(history.purchases_between(start, end), key=order) == expected
+
+
 def test_purchases_of_an_unknown_customer_are_empty(history: Store) -> None:
     assert history.list_purchases("nobody", page_size=10).items == ()
     assert history.purchases_of("nobody") == []
@@ -467,6 +484,35 @@ def test_scan_purchases_yields_every_line_by_customer_and_time(history: Store, b
     ]
     assert sorted(rows) == sorted(expected)
     assert [(r[0], r[5]) for r in rows] == sorted((r[0], r[5]) for r in rows)
+
+
+def test_purchases_keep_their_store(store: Store) -> None:
+    """A line's store survives every way in (one by one, bulk columns) and out (history, scan)."""
+    t = datetime(2026, 3, 1, 9, tzinfo=UTC)
+    store.add_purchases([Purchase("c1", "o1", "p1", 1, 1.0, t, store_id="s-7"), Purchase("c1", "o1", "p2", 2, 1.0, t)])
+    with store.import_session() as session:
+        session.add_purchase_columns(
+            PurchaseColumns(
+                ["c2", "c2"], ["o2", "o2"], ["p1", "p3"], [1, 1], [2.0, 2.0], [int(t.timestamp())] * 2, ["s-9", ""]
+            )
+        )
+        session.commit()
+    assert [(p.product_id, p.store_id) for p in store.purchases_of("c1")] == [("p1", "s-7"), ("p2", "")]
+    assert [(p.product_id, p.store_id) for p in store.list_purchases("c2", 10).items] == [("p3", ""), ("p1", "s-9")]
+    scanned = sorted(
+        (c, product, s)
+        for b in store.scan_purchases()
+        for c, product, s in zip(b.customer_ids, b.product_ids, b.store_ids)
+    )
+    assert scanned == [("c1", "p1", "s-7"), ("c1", "p2", ""), ("c2", "p1", "s-9"), ("c2", "p3", "")]
+
+
+def test_purchase_columns_with_a_short_store_column_are_refused(store: Store) -> None:
+    columns = PurchaseColumns(["c1", "c1"], ["o1", "o1"], ["p1", "p2"], [1, 1], [1.0, 1.0], [1_700_000_000] * 2, ["s"])
+    with pytest.raises(InvalidArgumentError) as raised, store.import_session() as session:
+        session.add_purchase_columns(columns)
+    assert raised.value.field == "columns"
+    assert store.count_purchases() == 0
 
 
 def test_scanning_an_empty_store_yields_nothing(store: Store) -> None:
@@ -908,3 +954,28 @@ def test_threads_write_and_read_concurrently(store: Store) -> None:
     assert counts == [orders_each * lines_per_order] * threads
     assert store.count_purchases() == threads * orders_each * lines_per_order
     assert len(store.list_customer_ids(100).items) == threads
+
+
+# --- leases ------------------------------------------------------------------------------------
+
+
+def test_a_lease_is_held_by_one_holder_until_it_expires_or_is_released(store: Store) -> None:
+    assert store.acquire_lease("admin:retrain", "host-a", at(), at(seconds=60))
+    assert not store.acquire_lease("admin:retrain", "host-b", at(seconds=59), at(seconds=119))
+    assert store.acquire_lease("admin:batch-analyze", "host-b", at(), at(seconds=60))  # another lease
+    assert store.acquire_lease("admin:retrain", "host-a", at(seconds=30), at(seconds=90))  # renewed
+    assert not store.acquire_lease("admin:retrain", "host-b", at(seconds=60), at(seconds=120))
+    # A crashed holder renews no more: once expired, another takes it, and the old holder's
+    # late release leaves the new holder's lease alone.
+    assert store.acquire_lease("admin:retrain", "host-b", at(seconds=90), at(seconds=150))
+    store.release_lease("admin:retrain", "host-a")
+    assert not store.acquire_lease("admin:retrain", "host-c", at(seconds=100), at(seconds=160))
+    store.release_lease("admin:retrain", "host-b")
+    assert store.acquire_lease("admin:retrain", "host-c", at(seconds=100), at(seconds=160))
+    assert store.list_experiments() == []  # lease rows are no experiments
+
+
+def test_one_of_many_concurrent_holders_gets_a_lease(store: Store) -> None:
+    with ThreadPoolExecutor(8) as pool:
+        taken = list(pool.map(lambda n: store.acquire_lease("admin:retrain", f"h{n}", at(), at(seconds=60)), range(8)))
+    assert taken.count(True) == 1

@@ -5,6 +5,7 @@ Runs against every implementation through the `store` fixture (tests/store/conft
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -124,3 +125,51 @@ def test_feedback_on_many_lists(store: Store) -> None:
     found = store.feedback_on(["r0", "r2", "r2", "unknown"])
     assert sorted(f.recommendation_id for f in found) == ["r0", "r2"]
     assert store.feedback_on([]) == []
+
+
+def test_independent_experiments_share_a_surface_but_not_a_lever(store: Store) -> None:
+    store.create_experiment(experiment("e1"))  # model version, strategy and holdout
+    arms_with = {
+        "model": (ExperimentArm("a", 50), ExperimentArm("b", 50, model_version="v3")),
+        "none": (ExperimentArm("a", 50), ExperimentArm("b", 50)),
+    }
+    with pytest.raises(FailedPreconditionError, match="model_version"):
+        store.create_experiment(experiment("i1", independent=True, arms=arms_with["model"], holdout_percent=0))
+    with pytest.raises(FailedPreconditionError, match="holdout_percent"):
+        store.create_experiment(experiment("i1", independent=True, arms=arms_with["none"]))
+    with pytest.raises(NotFoundError):
+        store.get_experiment("i1")  # nothing written
+    store.create_experiment(experiment("i1", independent=True, arms=arms_with["none"], holdout_percent=0))
+    store.create_experiment(experiment("i2", independent=True, arms=arms_with["none"], holdout_percent=0))
+    with pytest.raises(FailedPreconditionError, match="e1"):  # still one not declared independent
+        store.create_experiment(experiment("e2", arms=arms_with["none"], holdout_percent=0))
+    # Stopping e1 frees its levers for an independent experiment.
+    store.stop_experiment("e1", T0 + timedelta(days=1))
+    store.create_experiment(experiment("i3", 2, independent=True, arms=arms_with["model"], holdout_percent=0))
+    assert store.get_experiment("i3").independent and not store.get_experiment("e1").independent
+    with pytest.raises(FailedPreconditionError, match="i3"):
+        store.create_experiment(experiment("i4", 3, independent=True, arms=arms_with["model"], holdout_percent=0))
+    assert sorted(e.experiment_id for e in store.list_experiments() if e.running) == ["i1", "i2", "i3"]
+
+
+def test_served_lists_of_an_experiment_beside_another(store: Store) -> None:
+    none = (ExperimentArm("a", 50), ExperimentArm("b", 50))
+    store.create_experiment(experiment("e1"))
+    store.create_experiment(experiment("i1", independent=True, arms=none, holdout_percent=0))
+    beside = [("i1", "b")]
+    store.save_recommendation(replace(served("r1", 1, "e1", "control"), other_assignments=(("i1", "a"),)))
+    store.save_recommendations(
+        [
+            replace(served("r2", 2, "e1", "replenish"), other_assignments=tuple(beside)),
+            served("r3", 3, "e1", "control"),
+            served("r4", 4, "i1", "a"),  # i1 alone
+        ]
+    )
+    r2 = store.get_recommendation("r2")
+    assert r2.assignments == (("e1", "replenish"), ("i1", "b")) and r2.arm_in("i1") == "b"
+    assert store.get_recommendation("r3").other_assignments == ()
+    period = (T0, T0 + timedelta(days=1))
+    assert [s.recommendation_id for s in store.served_lists_between(*period, "e1")] == ["r1", "r2", "r3"]
+    of_i1 = store.served_lists_between(*period, "i1")
+    assert [(s.recommendation_id, s.arm_in("i1")) for s in of_i1] == [("r1", "a"), ("r2", "b"), ("r4", "a")]
+    assert [s.recommendation_id for s in store.served_lists_between(*period)] == ["r1", "r2", "r3", "r4"]

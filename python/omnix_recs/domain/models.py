@@ -131,6 +131,7 @@ class Purchase:
     quantity: int
     unit_price: float
     purchased_at: datetime
+    store_id: str = ""  # the shop it was bought in; empty = not known (one shop, or online)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +166,18 @@ class ServedRecommendation:
     # The A/B experiment and arm that chose how the list was made; empty outside experiments.
     experiment_id: str = ""
     arm_id: str = ""
+    # The other experiments (declared independent) that shaped it too, as (experiment, arm).
+    other_assignments: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def assignments(self) -> tuple[tuple[str, str], ...]:
+        """Every (experiment, arm) of the list, the primary one first; empty outside experiments."""
+        primary = ((self.experiment_id, self.arm_id),) if self.experiment_id else ()
+        return primary + self.other_assignments
+
+    def arm_in(self, experiment_id: str) -> str:
+        """The list's arm of `experiment_id`; empty when that experiment did not shape it."""
+        return next((arm for experiment, arm in self.assignments if experiment == experiment_id), "")
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -23,7 +23,8 @@ from omnix_recs.errors import InvalidArgumentError
 class PurchaseColumns:
     """A batch of order lines in columnar form, for model builds and analysis scans.
 
-    `purchased_at` is in epoch seconds (UTC). All lists have the same length.
+    `purchased_at` is in epoch seconds (UTC). All lists have the same length, but `store_ids`
+    may be empty: no line's store is known (the same as "" for every line).
     """
 
     customer_ids: list[str]
@@ -32,6 +33,7 @@ class PurchaseColumns:
     quantities: list[int]
     unit_prices: list[float]
     purchased_at: list[int]
+    store_ids: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.product_ids)
@@ -41,7 +43,11 @@ class PurchaseColumns:
         keep = [i for i, c in enumerate(self.customer_ids) if c not in customer_ids]
         if len(keep) == len(self.customer_ids):
             return self
-        return PurchaseColumns(*([column[i] for i in keep] for column in self._columns()))
+        customers, orders, products, quantities, prices, times = (
+            [column[i] for i in keep] for column in self._columns()
+        )
+        stores = [self.store_ids[i] for i in keep] if self.store_ids else []
+        return PurchaseColumns(customers, orders, products, quantities, prices, times, stores)
 
     def _columns(self) -> tuple[list[Any], ...]:
         return (
@@ -63,6 +69,16 @@ class PurchaseColumns:
                 "columns", f"all columns must have the same length, got lengths {sorted(lengths)}"
             )
         return zip(*columns)
+
+    def rows_with_stores(self) -> Iterator[tuple[str, str, str, int, float, int, str]]:
+        """`rows()` with each line's store id last ("" when not known)."""
+        rows = self.rows()
+        if self.store_ids and len(self.store_ids) != len(self.product_ids):
+            raise InvalidArgumentError(
+                "columns", f"store_ids has {len(self.store_ids)} entries for {len(self.product_ids)} lines"
+            )
+        stores = self.store_ids or [""] * len(self.product_ids)
+        return ((*row, store) for row, store in zip(rows, stores))
 
 
 @dataclass(frozen=True, slots=True)

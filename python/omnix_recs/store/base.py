@@ -66,10 +66,46 @@ class ExperimentRecord:
     holdout_percent: int = 0  # of all customers: served the non-personalised list
     attribution_window_days: int = 7
     stopped_at: datetime | None = None
+    # Runs side by side with the other experiments on its surface (it must set no lever they
+    # set); an experiment not declared independent has its surface to itself among those.
+    independent: bool = False
 
     @property
     def running(self) -> bool:
         return self.stopped_at is None
+
+    def levers(self) -> dict[str, str]:
+        """What the experiment changes about its lists, each with the field that sets it:
+        two running experiments on one surface must not share a lever."""
+        levers: dict[str, str] = {}
+        for i, arm in enumerate(self.arms):
+            if arm.model_version:
+                levers.setdefault("model_version", f"arms[{i}].model_version")
+            if arm.strategy:
+                levers.setdefault("strategy", f"arms[{i}].strategy")
+        if self.holdout_percent:
+            levers["holdout"] = "holdout_percent"
+        return levers
+
+    def conflict_with(self, running: Sequence[ExperimentRecord]) -> str | None:
+        """Why this experiment cannot start beside `running` (the experiments running now),
+        naming the field; None when it can. Each store applies it atomically."""
+        for other in running:
+            if not other.running or other.surface != self.surface or other.experiment_id == self.experiment_id:
+                continue
+            if not self.independent and not other.independent:
+                return (
+                    f"experiment {other.experiment_id!r} is running on the {self.surface} surface: stop it first,"
+                    " or declare this one independent (one experiment per surface unless independent)"
+                )
+            shared = self.levers().keys() & other.levers().keys()
+            if shared:
+                lever = sorted(shared)[0]
+                return (
+                    f"{self.levers()[lever]}: experiment {other.experiment_id!r}, running on the {self.surface}"
+                    f" surface, already sets {lever}; experiments on one surface must set different levers"
+                )
+        return None
 
     def body(self) -> dict[str, Any]:
         """The fields stores keep as one JSON document (everything but id and times)."""
@@ -89,6 +125,7 @@ class ExperimentRecord:
             "primary_metric": self.primary_metric,
             "holdout_percent": self.holdout_percent,
             "attribution_window_days": self.attribution_window_days,
+            "independent": self.independent,
         }
 
     @classmethod
@@ -106,6 +143,7 @@ class ExperimentRecord:
             holdout_percent=int(body.get("holdout_percent", 0)),
             attribution_window_days=int(body.get("attribution_window_days", 7)),
             stopped_at=stopped_at,
+            independent=bool(body.get("independent", False)),
         )
 
 
@@ -114,6 +152,18 @@ class CustomerErasure:
     """How many rows an erasure removed, per kind (for the caller's audit trail)."""
 
     counts: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class PurchaseWatermark:
+    """Where the purchase history stands, for copies of it (the training snapshot).
+
+    `sequence` grows with every `add_purchases`; `epoch` with every write a copy cannot follow
+    line by line (an import session that wrote purchases, an erasure): a copy taken at another
+    epoch must be rebuilt."""
+
+    epoch: int
+    sequence: int
 
 
 class ImportSession(Protocol):
@@ -220,7 +270,26 @@ class Store(Protocol):
     def scan_purchases(self, batch_rows: int = 500_000) -> Iterator[PurchaseColumns]:
         """Every order line, in batches ordered by (customer, purchased_at), for model builds."""
 
+    def scan_purchases_unordered(self, batch_rows: int = 500_000) -> Iterator[PurchaseColumns]:
+        """Every order line, in batches in no particular order: the store's fastest whole read
+        (DynamoDB: a parallel Scan), for copies that do not need the order (store/snapshot.py)."""
+
     def count_purchases(self) -> int: ...
+
+    def purchases_between(self, start: datetime, end: datetime) -> Iterator[Purchase]:
+        """Every order line bought in [start, end), in no particular order, read through a time
+        index: what a report over a period reads, never the whole history. SQLite reads its
+        purchased_at index; DynamoDB the productId-purchaseDate index, product by product of
+        the catalog."""
+
+    def purchase_watermark(self) -> PurchaseWatermark:
+        """The history's current watermark, in O(1) (see `PurchaseWatermark`)."""
+
+    def purchases_appended_since(
+        self, watermark: PurchaseWatermark
+    ) -> tuple[PurchaseColumns, PurchaseWatermark] | None:
+        """The lines `add_purchases` wrote after `watermark` and the watermark they bring a copy
+        to; None when the store cannot say (another epoch, or no journal that far back)."""
 
     # --- behaviour -----------------------------------------------------------------------
     def add_interaction(self, interaction: Interaction) -> None:
@@ -305,7 +374,17 @@ class Store(Protocol):
     def served_lists_between(
         self, start: datetime, end: datetime, experiment_id: str = ""
     ) -> list[ServedRecommendation]:
-        """Lists served in [start, end), oldest first; only that experiment's when given."""
+        """Lists served in [start, end), oldest first; when given, only those the experiment
+        shaped, whether as their primary experiment or beside another (`other_assignments`)."""
 
     def feedback_on(self, recommendation_ids: Sequence[str]) -> list[Feedback]:
         """Feedback on any of these lists, in no particular order."""
+
+    # --- leases: work one process at a time across every process sharing the store ------------
+    def acquire_lease(self, name: str, holder: str, now: datetime, until: datetime) -> bool:
+        """Hold the lease `name` for `holder` until `until`: True when taken (free, expired by
+        `now`, or already `holder`'s: renewed), False while another holder's has not expired.
+        Atomic across processes and hosts sharing the store."""
+
+    def release_lease(self, name: str, holder: str) -> None:
+        """Give the lease up if `holder` holds it; otherwise nothing."""

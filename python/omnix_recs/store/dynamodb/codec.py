@@ -44,7 +44,9 @@ HISTORY_HEADER = "#history"  # sort key of a customer's marker row in purchase-h
 FIRST_PURCHASE_KEY = "0"  # every purchase sort key (a year) is >= "0" > "#history"
 ACTIVE_MODEL_POINTER = "#active"  # the models row naming the active version
 CATALOG_VERSION_ROW = "#catalog"  # the models row counting catalog writes (`catalog_version`)
-RESERVED_MODEL_ROWS = (ACTIVE_MODEL_POINTER, CATALOG_VERSION_ROW)
+# The models row holding the purchase history's watermark (`purchase_watermark`).
+PURCHASE_WATERMARK_ROW = "#purchases"
+RESERVED_MODEL_ROWS = (ACTIVE_MODEL_POINTER, CATALOG_VERSION_ROW, PURCHASE_WATERMARK_ROW)
 CUSTOMERS_LISTING, CATALOG_LISTING, PURCHASERS_LISTING = "customers", "catalog", "purchasers"
 _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()
@@ -220,17 +222,18 @@ def product_from_item(item: Mapping[str, Any]) -> Product:
 def purchase_item(p: Purchase) -> dict[str, Any]:
     purchased = timestamp(p.purchased_at, "purchased_at")
     order_id, product_id = non_empty_id(p.order_id, "order_id"), non_empty_id(p.product_id, "product_id")
-    return to_wire(
-        {
-            "customerId": non_empty_id(p.customer_id, "customer_id"),
-            "sk": f"{purchased}#{key_part(order_id)}#{key_part(product_id)}",
-            "purchaseDate": purchased,
-            "orderId": order_id,
-            "productId": product_id,
-            "quantity": _integer(p.quantity, "quantity"),
-            "unitPrice": _number(p.unit_price, "unit_price"),
-        }
-    )
+    item: dict[str, Any] = {
+        "customerId": non_empty_id(p.customer_id, "customer_id"),
+        "sk": f"{purchased}#{key_part(order_id)}#{key_part(product_id)}",
+        "purchaseDate": purchased,
+        "orderId": order_id,
+        "productId": product_id,
+        "quantity": _integer(p.quantity, "quantity"),
+        "unitPrice": _number(p.unit_price, "unit_price"),
+    }
+    if p.store_id:  # absent = not known (DynamoDB keeps no empty attribute worth paying for)
+        item["storeId"] = p.store_id
+    return to_wire(item)
 
 
 def _history_header(customer_id: str) -> dict[str, Any]:
@@ -259,6 +262,7 @@ def purchase_from_item(item: Mapping[str, Any]) -> Purchase:
         quantity=int(item["quantity"]["N"]),
         unit_price=float(item["unitPrice"]["N"]),
         purchased_at=parse_timestamp(item["purchaseDate"]["S"]),
+        store_id=item["storeId"]["S"] if "storeId" in item else "",
     )
 
 
@@ -320,7 +324,11 @@ def recommendation_item(r: ServedRecommendation) -> dict[str, Any]:
     generated = timestamp(r.generated_at, "generated_at")
     recommendation_id = non_empty_id(r.recommendation_id, "recommendation_id")
     # Only lists served in an experiment carry these: the experiment index stays sparse.
-    experiment = {"experimentId": r.experiment_id, "armId": r.arm_id} if r.experiment_id else {}
+    experiment: dict[str, Any] = {"experimentId": r.experiment_id, "armId": r.arm_id} if r.experiment_id else {}
+    if r.other_assignments:
+        # The map for reading back; the set for a Scan's `contains` (an independent experiment's lists).
+        experiment["otherAssignments"] = dict(r.other_assignments)
+        experiment["otherExperimentIds"] = {e for e, _ in r.other_assignments}
     return to_wire(
         {
             **experiment,
@@ -362,6 +370,7 @@ def recommendation_from_item(item: Mapping[str, Any]) -> ServedRecommendation:
         ),
         experiment_id=v.get("experimentId", ""),
         arm_id=v.get("armId", ""),
+        other_assignments=tuple(v.get("otherAssignments", {}).items()),
     )
 
 

@@ -79,6 +79,7 @@ class ImportTarget(Protocol):
     @property
     def table_names(self) -> Mapping[str, str]: ...
     def bump_catalog_version(self) -> None: ...
+    def bump_purchase_watermark(self, *, epoch: bool) -> None: ...
 
 
 class DynamoImportSession:
@@ -93,6 +94,7 @@ class DynamoImportSession:
         self._in_flight: dict[Future[None], frozenset[tuple[str, ...]]] = {}  # chunk -> its keys
         self._purchasers: set[str] = set()  # customers whose "#history" row this session wrote
         self._wrote_products = False
+        self._wrote_purchases = False
         self._state = "new"  # then "open" inside `with`, then "committed" or "rolled back"
         self._progress = contextlib.ExitStack()
         self._written = progress.Task("", None, "items", None)  # shown once the session opens
@@ -114,6 +116,8 @@ class DynamoImportSession:
             self._progress.close()
             if self._wrote_products:  # committed or undone, the catalog may have changed
                 self._store.bump_catalog_version()
+            if self._wrote_purchases:  # and so may the purchase history: its copies are stale
+                self._store.bump_purchase_watermark(epoch=True)
 
     def add_customers(self, customers: Iterable[Customer]) -> None:
         self._add(CUSTOMERS, "customers", customer_item, customers)
@@ -123,12 +127,13 @@ class DynamoImportSession:
         self._add(PRODUCTS, "products", product_item, products)
 
     def add_purchases(self, purchases: Iterable[Purchase]) -> None:
+        self._wrote_purchases = True
         self._add(PURCHASES, "purchases", purchase_item, purchases)
 
     def add_purchase_columns(self, columns: PurchaseColumns) -> None:
         self.add_purchases(
-            Purchase(customer, order, product, quantity, price, datetime.fromtimestamp(seconds, UTC))
-            for customer, order, product, quantity, price, seconds in columns.rows()
+            Purchase(customer, order, product, quantity, price, datetime.fromtimestamp(seconds, UTC), store)
+            for customer, order, product, quantity, price, seconds, store in columns.rows_with_stores()
         )
 
     def add_items(self, spec: TableSpec, items: Sequence[dict[str, Any]]) -> None:

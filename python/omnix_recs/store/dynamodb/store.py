@@ -36,7 +36,7 @@ from omnix_recs.errors import (
     InvalidArgumentError,
     NotFoundError,
 )
-from omnix_recs.store.base import CustomerErasure, ExperimentRecord, ModelRecord
+from omnix_recs.store.base import CustomerErasure, ExperimentRecord, ModelRecord, PurchaseWatermark
 from omnix_recs.store.dynamodb.client import (
     TRANSACTION_MAX,
     DynamoClient,
@@ -53,6 +53,7 @@ from omnix_recs.store.dynamodb.codec import (
     FIRST_PURCHASE_KEY,
     HISTORY_HEADER,
     ORDER_LINE_ATTRIBUTES,
+    PURCHASE_WATERMARK_ROW,
     PURCHASERS_LISTING,
     RESERVED_MODEL_ROWS,
     Expression,
@@ -262,8 +263,12 @@ class DynamoStore:
         ]
         if not any(rows for _, rows in doomed):
             raise NotFoundError("customer", customer_id)
-        for spec, rows in doomed:
-            self.db.batch_write([(self._name(spec), {"DeleteRequest": {"Key": spec.key_of(row)}}) for row in rows])
+        try:
+            for spec, rows in doomed:
+                self.db.batch_write([(self._name(spec), {"DeleteRequest": {"Key": spec.key_of(row)}}) for row in rows])
+        finally:
+            if purchases:  # copies of the history holding their lines are stale
+                self.bump_purchase_watermark(epoch=True)
         return CustomerErasure(
             {
                 "profile": 1 if profile else 0,
@@ -383,8 +388,37 @@ class DynamoStore:
 
     def add_purchases(self, purchases: Sequence[Purchase]) -> int:
         lines = without_duplicates(PURCHASES, [purchase_item(p) for p in purchases])
-        self._write_all(PURCHASES, with_history_headers(lines))
+        try:
+            self._write_all(PURCHASES, with_history_headers(lines))
+        finally:  # even a failed write may have written some lines
+            if lines:
+                self.bump_purchase_watermark(epoch=False)
         return len(lines)
+
+    def purchase_watermark(self) -> PurchaseWatermark:
+        row = self._get(MODELS, {"version": wire_string(PURCHASE_WATERMARK_ROW)}) or {}
+        return PurchaseWatermark(
+            epoch=int(row.get("purchaseEpoch", {}).get("N", 0)),
+            sequence=int(row.get("purchaseSequence", {}).get("N", 0)),
+        )
+
+    def purchases_appended_since(
+        self, watermark: PurchaseWatermark
+    ) -> tuple[PurchaseColumns, PurchaseWatermark] | None:
+        """No journal here: only "nothing new" can be answered without reading everything."""
+        current = self.purchase_watermark()
+        return (PurchaseColumns([], [], [], [], [], []), current) if current == watermark else None
+
+    def bump_purchase_watermark(self, *, epoch: bool) -> None:
+        """After purchase writes: the sequence for `add_purchases`, the epoch for imports and
+        erasures; one atomic counter update either way."""
+        self.db.call(
+            "update_item",
+            TableName=self._name(MODELS),
+            Key={"version": wire_string(PURCHASE_WATERMARK_ROW)},
+            UpdateExpression=f"ADD {'purchaseEpoch' if epoch else 'purchaseSequence'} :one",
+            ExpressionAttributeValues={":one": {"N": "1"}},
+        )
 
     def list_purchases(
         self,
@@ -444,7 +478,7 @@ class DynamoStore:
         return self._scan_purchases(batch_rows)
 
     def _scan_purchases(self, batch_rows: int) -> Iterator[PurchaseColumns]:
-        fields = ("customerId", "orderId", "productId", "quantity", "unitPrice", "purchaseDate")
+        fields = ("customerId", "orderId", "productId", "quantity", "unitPrice", "purchaseDate", "storeId")
 
         def history(customer_id: str) -> list[dict[str, Any]]:
             return list(self.db.items("query", **self._history_query(customer_id, attributes=fields)))
@@ -459,16 +493,80 @@ class DynamoStore:
                     columns.quantities.append(int(item["quantity"]["N"]))
                     columns.unit_prices.append(float(item["unitPrice"]["N"]))
                     columns.purchased_at.append(int(parse_timestamp(item["purchaseDate"]["S"]).timestamp()))
+                    columns.store_ids.append(item["storeId"]["S"] if "storeId" in item else "")
                     if len(columns) == batch_rows:
                         yield columns
                         columns = _new_columns()
         if len(columns):
             yield columns
 
+    def purchases_between(self, start: datetime, end: datetime) -> Iterator[Purchase]:
+        """Each catalog product's purchases of the period through productId-purchaseDate-index
+        (keys only), `read_ahead` products at a time, then the lines themselves by BatchGetItem."""
+        low, high = timestamp(start, "start"), timestamp(end, "end")
+        return self._purchases_between(low, high)
+
+    def _purchases_between(self, low: str, high: str) -> Iterator[Purchase]:
+        def keys_of(product_id: str) -> list[dict[str, Any]]:
+            expression = Expression()
+            condition = (
+                f"{expression.equals('productId', product_id)} AND "
+                f"{expression.name('purchaseDate')} BETWEEN {expression.value(low)} AND {expression.value(high)}"
+            )
+            items = self.db.items(
+                "query",
+                TableName=self._name(PURCHASES),
+                IndexName="productId-purchaseDate-index",
+                KeyConditionExpression=condition,
+                **expression.parameters(),
+            )
+            # BETWEEN includes `high`; the period does not.
+            keys = [PURCHASES.key_of(item) for item in items if item["purchaseDate"]["S"] < high]
+            return self.db.batch_get(self._name(PURCHASES), keys) if keys else []
+
+        products = (p.product_id for p in self.iter_products())
+        with ThreadPoolExecutor(self._read_ahead, thread_name_prefix="omnix-dynamo-period") as pool:
+            for items in prefetched(pool, keys_of, products, self._read_ahead * 2):
+                yield from map(purchase_from_item, items)
+
     def _purchasers(self) -> Iterator[str]:
         """Every customer with purchases, in id order."""
         items = self._listing(PURCHASES, "listing-customerId-index", PURCHASERS_LISTING)
         return (item["customerId"]["S"] for item in items)
+
+    def scan_purchases_unordered(self, batch_rows: int = 500_000) -> Iterator[PurchaseColumns]:
+        """Every order line by a parallel Scan (`read_ahead` segments, consistent reads): the
+        whole table at the rate of several readers, without a Query per customer."""
+        _check_positive(batch_rows, "batch_rows")
+        return self._scan_purchases_unordered(batch_rows)
+
+    def _scan_purchases_unordered(self, batch_rows: int) -> Iterator[PurchaseColumns]:
+        expression = Expression()
+        projection = expression.projection(
+            ("customerId", "orderId", "productId", "quantity", "unitPrice", "purchaseDate")
+        )
+        responses = self.db.parallel_scan(
+            self._read_ahead,
+            TableName=self._name(PURCHASES),
+            FilterExpression=f"attribute_not_exists({expression.name('listing')})",  # not "#history" rows
+            ProjectionExpression=projection,
+            ConsistentRead=True,
+            **expression.parameters(),
+        )
+        columns = _new_columns()
+        for response in responses:
+            for item in response["Items"]:
+                columns.customer_ids.append(item["customerId"]["S"])
+                columns.order_ids.append(item["orderId"]["S"])
+                columns.product_ids.append(item["productId"]["S"])
+                columns.quantities.append(int(item["quantity"]["N"]))
+                columns.unit_prices.append(float(item["unitPrice"]["N"]))
+                columns.purchased_at.append(int(parse_timestamp(item["purchaseDate"]["S"]).timestamp()))
+                if len(columns) == batch_rows:
+                    yield columns
+                    columns = _new_columns()
+        if len(columns):
+            yield columns
 
     def count_purchases(self) -> int:
         """A parallel Scan that counts every row but the customers' "#history" rows."""
@@ -751,17 +849,16 @@ class DynamoStore:
     # --- experiments ---------------------------------------------------------------------
 
     def create_experiment(self, experiment: ExperimentRecord) -> None:
-        """The experiment and, while it runs, its surface's lock row, in one transaction: the
-        lock's condition keeps one running experiment per surface."""
+        """The experiment and, while it runs, its lock rows, in one transaction: the locks'
+        conditions keep one running experiment per surface among those not independent, and
+        one per lever (model version, strategy, holdout) of a surface."""
         puts: list[tuple[str, dict[str, Any], str | None]] = [
             (self._name(EXPERIMENTS), experiment_item(experiment), "attribute_not_exists(experimentId)")
         ]
         if experiment.running:
-            lock = {
-                "experimentId": wire_string(_surface_lock(experiment.surface)),
-                "holder": wire_string(experiment.experiment_id),
-            }
-            puts.append((self._name(EXPERIMENTS), lock, "attribute_not_exists(experimentId)"))
+            for name in _locks(experiment):
+                lock = {"experimentId": wire_string(name), "holder": wire_string(experiment.experiment_id)}
+                puts.append((self._name(EXPERIMENTS), lock, "attribute_not_exists(experimentId)"))
         try:
             self.db.transact_puts(puts)
         except ClientError as error:
@@ -769,8 +866,9 @@ class DynamoStore:
                 raise
             reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
             if reasons and reasons[0] != "ConditionalCheckFailed":
+                conflict = experiment.conflict_with(self.list_experiments())
                 raise FailedPreconditionError(
-                    f"another experiment is running on the {experiment.surface} surface"
+                    conflict or f"another experiment is running on the {experiment.surface} surface"
                 ) from None
             raise AlreadyExistsError("experiment", experiment.experiment_id) from None
 
@@ -785,7 +883,8 @@ class DynamoStore:
     def list_experiments(self) -> list[ExperimentRecord]:
         """Newest first (tens of experiments: one Scan, sorted here)."""
         items = self.db.items("scan", TableName=self._name(EXPERIMENTS), ConsistentRead=True)
-        records = [experiment_from_item(i) for i in items if not i["experimentId"]["S"].startswith(SURFACE_LOCK_PREFIX)]
+        # Lock and lease rows start with "#", which no experiment id can.
+        records = [experiment_from_item(i) for i in items if not i["experimentId"]["S"].startswith("#")]
         return sorted(records, key=lambda e: (e.created_at, e.experiment_id), reverse=True)
 
     def stop_experiment(self, experiment_id: str, stopped_at: datetime) -> ExperimentRecord:
@@ -797,6 +896,8 @@ class DynamoStore:
         stamp = Expression()
         stopped = stamp.name("stoppedAt")
         release = Expression()
+        # Its own lock rows only; one already gone (a concurrent stop) is no obstacle.
+        held = f"attribute_not_exists({release.name('experimentId')}) OR {release.equals('holder', experiment_id)}"
         try:
             self.db.call(
                 "transact_write_items",
@@ -811,14 +912,17 @@ class DynamoStore:
                             **stamp.parameters(),
                         }
                     },
-                    {
-                        "Delete": {
-                            "TableName": self._name(EXPERIMENTS),
-                            "Key": {"experimentId": wire_string(_surface_lock(experiment.surface))},
-                            "ConditionExpression": release.equals("holder", experiment_id),
-                            **release.parameters(),
+                    *(
+                        {
+                            "Delete": {
+                                "TableName": self._name(EXPERIMENTS),
+                                "Key": {"experimentId": wire_string(name)},
+                                "ConditionExpression": held,
+                                **release.parameters(),
+                            }
                         }
-                    },
+                        for name in _locks(experiment)
+                    ),
                 ],
                 ClientRequestToken=str(uuid.uuid4()),
             )
@@ -838,28 +942,95 @@ class DynamoStore:
     def served_lists_between(
         self, start: datetime, end: datetime, experiment_id: str = ""
     ) -> list[ServedRecommendation]:
-        expression = Expression()
-        generated = expression.name("generatedAt")
-        low, high = expression.value(timestamp(start, "start")), expression.value(timestamp(end, "end"))
+        low, high = timestamp(start, "start"), timestamp(end, "end")
         if experiment_id:
-            items = self.db.items(
-                "query",
-                TableName=self._name(RECOMMENDATIONS),
-                IndexName="experimentId-generatedAt-index",
-                KeyConditionExpression=f"{expression.equals('experimentId', experiment_id)}"
-                f" AND {generated} BETWEEN {low} AND {high}",
-                **expression.parameters(),
-            )
+            items = self._lists_of(experiment_id, low, high)
+            for primary in self._primaries_beside(experiment_id, start, end):
+                # The lists it shaped beside another experiment are that one's (the primary's)
+                # lists carrying it too: read through the primary's index entries, not a Scan.
+                items += self._lists_of(primary, low, high, beside=experiment_id)
         else:  # a report over a period: every list of the period, wherever it sits
-            items = self.db.items(
-                "scan",
-                TableName=self._name(RECOMMENDATIONS),
-                FilterExpression=f"{generated} BETWEEN {low} AND {high}",
-                **expression.parameters(),
+            expression = Expression()
+            items = list(
+                self.db.items(
+                    "scan",
+                    TableName=self._name(RECOMMENDATIONS),
+                    FilterExpression=f"{expression.name('generatedAt')} BETWEEN"
+                    f" {expression.value(low)} AND {expression.value(high)}",
+                    **expression.parameters(),
+                )
             )
-        end_text = timestamp(end, "end")
-        served = [recommendation_from_item(item) for item in items if item["generatedAt"]["S"] < end_text]
+        served = [recommendation_from_item(item) for item in items if item["generatedAt"]["S"] < high]
         return sorted(served, key=lambda r: (r.generated_at, r.recommendation_id))
+
+    def _lists_of(self, experiment_id: str, low: str, high: str, beside: str = "") -> list[dict[str, Any]]:
+        """The lists whose primary experiment is `experiment_id`, served from `low` to `high`
+        (both included); only those also shaped by `beside` when given."""
+        expression = Expression()
+        query: dict[str, Any] = {
+            "TableName": self._name(RECOMMENDATIONS),
+            "IndexName": "experimentId-generatedAt-index",
+            "KeyConditionExpression": f"{expression.equals('experimentId', experiment_id)} AND"
+            f" {expression.name('generatedAt')} BETWEEN {expression.value(low)} AND {expression.value(high)}",
+        }
+        if beside:
+            query["FilterExpression"] = f"contains({expression.name('otherExperimentIds')}, {expression.value(beside)})"
+        return list(self.db.items("query", **query, **expression.parameters()))
+
+    def _primaries_beside(self, experiment_id: str, start: datetime, end: datetime) -> list[str]:
+        """For an independent experiment, the others on its surface that ran during [start, end)
+        and may have been the primary one of the lists it shaped; none for the others."""
+        experiments = self.list_experiments()
+        this = next((e for e in experiments if e.experiment_id == experiment_id), None)
+        if this is None or not this.independent:
+            return []
+        return [
+            e.experiment_id
+            for e in experiments
+            if e.surface == this.surface
+            and e.experiment_id != experiment_id
+            and e.created_at < end
+            and (e.stopped_at is None or e.stopped_at >= start)
+        ]
+
+    def acquire_lease(self, name: str, holder: str, now: datetime, until: datetime) -> bool:
+        """A row of the experiments table (beside the surface locks), written only if absent,
+        expired or already `holder`'s: one conditional PutItem."""
+        condition = Expression()
+        key = condition.name("experimentId")
+        expires = condition.name("expiresAt")
+        try:
+            self.db.call(
+                "put_item",
+                TableName=self._name(EXPERIMENTS),
+                Item={
+                    "experimentId": wire_string(f"{LEASE_PREFIX}{name}"),
+                    "holder": wire_string(holder),
+                    "expiresAt": wire_string(timestamp(until, "until")),
+                },
+                ConditionExpression=f"attribute_not_exists({key}) OR {condition.equals('holder', holder)}"
+                f" OR {expires} <= {condition.value(timestamp(now, 'now'))}",
+                **condition.parameters(),
+            )
+        except ClientError as error:
+            if condition_failed(error):
+                return False
+            raise
+        return True
+
+    def release_lease(self, name: str, holder: str) -> None:
+        condition = Expression()
+        try:
+            self.db.call(
+                "delete_item",
+                TableName=self._name(EXPERIMENTS),
+                Key={"experimentId": wire_string(f"{LEASE_PREFIX}{name}")},
+                ConditionExpression=condition.equals("holder", holder),
+                **condition.parameters(),
+            )
+        except ClientError as error:
+            if not condition_failed(error):  # held by another (ours expired and was taken): theirs now
+                raise
 
     def feedback_on(self, recommendation_ids: Sequence[str]) -> list[Feedback]:
         found: list[Feedback] = []
@@ -879,10 +1050,19 @@ class DynamoStore:
 # Experiment ids cannot start with "#" (ids are letters, digits and . _ : @ -), so lock rows
 # never collide with an experiment.
 SURFACE_LOCK_PREFIX = "#running#"
+# Lease rows (`acquire_lease`) live in the same table, after the same rule.
+LEASE_PREFIX = "#lease#"
 
 
 def _surface_lock(surface: str) -> str:
     return f"{SURFACE_LOCK_PREFIX}{surface}"
+
+
+def _locks(experiment: ExperimentRecord) -> list[str]:
+    """The lock rows a running experiment holds: its surface's unless independent, and one per
+    lever it sets on that surface."""
+    surface = [] if experiment.independent else [_surface_lock(experiment.surface)]
+    return surface + [_surface_lock(f"{experiment.surface}#{lever}") for lever in sorted(experiment.levers())]
 
 
 def _read_from(index: str | None) -> dict[str, Any]:

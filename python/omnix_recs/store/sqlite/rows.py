@@ -204,26 +204,36 @@ def product_from_row(row: Sequence[Any]) -> Product:
 
 _PURCHASE_KEY = ("customer_id", "purchased_at", "order_id", "product_id")
 # Selected in `Purchase` field order.
-PURCHASE_SELECT = "SELECT customer_id, order_id, product_id, quantity, unit_price, purchased_at FROM purchase_history"
-UPSERT_PURCHASE = _upsert_sql("purchase_history", (*_PURCHASE_KEY, "quantity", "unit_price"), _PURCHASE_KEY)
+PURCHASE_SELECT = (
+    "SELECT customer_id, order_id, product_id, quantity, unit_price, purchased_at, store_id FROM purchase_history"
+)
+UPSERT_PURCHASE = _upsert_sql("purchase_history", (*_PURCHASE_KEY, "quantity", "unit_price", "store_id"), _PURCHASE_KEY)
 # The bulk path: rows straight from `PurchaseColumns` (its column order, epoch seconds),
 # converted by SQLite rather than by a Python loop over millions of lines.
 UPSERT_PURCHASE_COLUMNS = _upsert_sql(
     "purchase_history",
-    ("customer_id", "order_id", "product_id", "quantity", "unit_price", "purchased_at"),
+    ("customer_id", "order_id", "product_id", "quantity", "unit_price", "purchased_at", "store_id"),
     _PURCHASE_KEY,
-    values="?, ?, ?, ?, ?, ? * 1000000",
+    values="?, ?, ?, ?, ?, ? * 1000000, ?",
 )
 
 
 def purchase_row(p: Purchase) -> tuple[Any, ...]:
     """In `UPSERT_PURCHASE` column order."""
-    return (p.customer_id, micros(p.purchased_at, "purchased_at"), p.order_id, p.product_id, p.quantity, p.unit_price)
+    return (
+        p.customer_id,
+        micros(p.purchased_at, "purchased_at"),
+        p.order_id,
+        p.product_id,
+        p.quantity,
+        p.unit_price,
+        p.store_id,
+    )
 
 
 def purchase_from_row(row: Sequence[Any]) -> Purchase:
     """From a `PURCHASE_SELECT` row."""
-    return Purchase(row[0], row[1], row[2], row[3], row[4], from_micros(row[5]))
+    return Purchase(row[0], row[1], row[2], row[3], row[4], from_micros(row[5]), row[6])
 
 
 # --- interactions ------------------------------------------------------------------------------
@@ -268,6 +278,7 @@ _RECOMMENDATION_COLUMNS = (
     "items",
     "experiment_id",
     "arm_id",
+    "other_assignments",
 )
 RECOMMENDATION_SELECT = f"SELECT {', '.join(_RECOMMENDATION_COLUMNS)} FROM recommendations"
 INSERT_NEW_RECOMMENDATION = _insert_new_sql("recommendations", _RECOMMENDATION_COLUMNS, "recommendation_id")
@@ -288,6 +299,7 @@ def recommendation_row(served: ServedRecommendation) -> tuple[Any, ...]:
         orjson.dumps(items).decode(),
         served.experiment_id,
         served.arm_id,
+        orjson.dumps(dict(served.other_assignments)).decode() if served.other_assignments else "",
     )
 
 
@@ -304,6 +316,7 @@ def recommendation_from_row(row: Sequence[Any]) -> ServedRecommendation:
         ),
         experiment_id=row[6],
         arm_id=row[7],
+        other_assignments=tuple(orjson.loads(row[8]).items()) if row[8] else (),
     )
 
 

@@ -177,6 +177,56 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX recommendations_by_time ON recommendations (generated_at)",
         ),
     ),
+    Migration(
+        version=4,
+        description="independent experiments share a surface; served lists record every experiment; "
+        "purchases are read by time",
+        statements=(
+            # One running experiment per surface among those not declared independent.
+            "DROP INDEX IF EXISTS experiments_one_running_per_surface",
+            "CREATE UNIQUE INDEX experiments_one_running_per_surface ON experiments (surface)"
+            " WHERE stopped_at IS NULL AND coalesce(json_extract(body, '$.independent'), 0) = 0",
+            # A JSON object {experiment: arm} of the lists' other experiments; '' when none.
+            "ALTER TABLE recommendations ADD COLUMN other_assignments TEXT NOT NULL DEFAULT ''",
+            # The reports read one period's purchases.
+            "CREATE INDEX purchases_by_time ON purchase_history (purchased_at)",
+        ),
+    ),
+    Migration(
+        version=5,
+        description="purchase journal and epoch: what the training snapshot reads to stay fresh",
+        statements=(
+            # The lines `add_purchases` writes (recorded purchases), so a copy of the history can
+            # add them instead of reading everything again; trimmed to the newest lines.
+            """
+            CREATE TABLE purchase_journal (
+                sequence INTEGER PRIMARY KEY AUTOINCREMENT,
+                customer_id TEXT NOT NULL,
+                purchased_at INTEGER NOT NULL,
+                order_id TEXT NOT NULL,
+                product_id TEXT NOT NULL,
+                quantity INTEGER NOT NULL,
+                unit_price REAL NOT NULL
+            )
+            """,
+            "CREATE INDEX purchase_journal_by_customer ON purchase_journal (customer_id)",
+            # Bumped by the writes the journal does not hold (imports, erasures).
+            "CREATE TABLE purchase_epoch (id INTEGER NOT NULL PRIMARY KEY CHECK (id = 1), epoch INTEGER NOT NULL)",
+            "INSERT INTO purchase_epoch (id, epoch) VALUES (1, 0)",
+        ),
+    ),
+    Migration(
+        version=6,
+        description="purchases record the store they were bought in ('' = not known)",
+        statements=("ALTER TABLE purchase_history ADD COLUMN store_id TEXT NOT NULL DEFAULT ''",),
+    ),
+    Migration(
+        version=7,
+        description="leases: admin work one process at a time across processes sharing the store",
+        statements=(
+            "CREATE TABLE leases (name TEXT NOT NULL PRIMARY KEY, holder TEXT NOT NULL, expires_at INTEGER NOT NULL)",
+        ),
+    ),
 )
 
 

@@ -43,7 +43,7 @@ from omnix_recs.errors import (
     NotFoundError,
     UnavailableError,
 )
-from omnix_recs.store.base import CustomerErasure, ExperimentRecord, ModelRecord
+from omnix_recs.store.base import CustomerErasure, ExperimentRecord, ModelRecord, PurchaseWatermark
 from omnix_recs.store.sqlite.rows import (
     CUSTOMER_SELECT,
     FEEDBACK_SELECT,
@@ -107,6 +107,23 @@ _UNAVAILABLE_CODES = frozenset(
         sqlite3.SQLITE_PROTOCOL,
     }
 )
+
+# Lines of `add_purchases` kept in the purchase journal (`purchases_appended_since`); a copy
+# of the history further behind is rebuilt.
+JOURNAL_LINES = 1_000_000
+_JOURNAL_PURCHASE = (
+    "INSERT INTO purchase_journal (customer_id, purchased_at, order_id, product_id, quantity, unit_price)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+_BUMP_PURCHASE_EPOCH = "UPDATE purchase_epoch SET epoch = epoch + 1 WHERE id = 1"
+
+
+def _purchase_watermark(conn: sqlite3.Connection) -> PurchaseWatermark:
+    with _database_errors_as_unavailable():
+        (epoch,) = conn.execute("SELECT epoch FROM purchase_epoch WHERE id = 1").fetchone()
+        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'purchase_journal'").fetchone()
+    return PurchaseWatermark(epoch=int(epoch), sequence=int(row[0]) if row else 0)
+
 
 # Erasure order matters: feedback on the customer's served lists is found through them.
 _ERASURE_STATEMENTS: tuple[tuple[str, str], ...] = (
@@ -379,6 +396,9 @@ class SqliteStore:
             counts = {kind: conn.execute(sql, {"id": customer_id}).rowcount for kind, sql in _ERASURE_STATEMENTS}
             if not any(counts.values()):
                 raise NotFoundError("customer", customer_id)
+            conn.execute("DELETE FROM purchase_journal WHERE customer_id = ?", (customer_id,))
+            if counts["purchases"]:  # copies of the history holding their lines are stale
+                conn.execute(_BUMP_PURCHASE_EPOCH)
         # The WAL still holds the erased rows' old pages until a checkpoint copies the database
         # over them; checkpoint and truncate it now. Best effort: a long reader may keep part of
         # it until the next checkpoint.
@@ -453,6 +473,8 @@ class SqliteStore:
         rows = [purchase_row(p) for p in purchases]
         with self._transaction() as conn:
             conn.executemany(UPSERT_PURCHASE, rows)
+            conn.executemany(_JOURNAL_PURCHASE, (row[:6] for row in rows))
+            conn.execute("DELETE FROM purchase_journal WHERE sequence <= last_insert_rowid() - ?", (JOURNAL_LINES,))
         return len(rows)
 
     def list_purchases(
@@ -519,24 +541,57 @@ class SqliteStore:
         """Every order line by (customer, purchased_at): the clustered key order, so no sort."""
         _check_at_least_one("batch_rows", batch_rows)
         sql = (
-            "SELECT customer_id, order_id, product_id, quantity, unit_price, purchased_at / 1000000"
+            "SELECT customer_id, order_id, product_id, quantity, unit_price, purchased_at / 1000000, store_id"
             " FROM purchase_history ORDER BY customer_id, purchased_at"
         )
         # Small fetches appended to the column lists (a C-level transpose with zip) rather than
         # one fetch of a whole batch: see `_FETCH_ROWS`.
         fetch_rows = min(batch_rows, _FETCH_ROWS)
-        columns: tuple[list[Any], ...] = ([], [], [], [], [], [])
+        columns: tuple[list[Any], ...] = ([], [], [], [], [], [], [])
         for rows in self._stream(sql, (), fetch_rows):
             if len(columns[0]) + len(rows) > batch_rows:
                 yield PurchaseColumns(*columns)
-                columns = ([], [], [], [], [], [])
+                columns = ([], [], [], [], [], [], [])
             for column, values in zip(columns, zip(*rows)):
                 column.extend(values)
         if columns[0]:
             yield PurchaseColumns(*columns)
 
+    def scan_purchases_unordered(self, batch_rows: int = 500_000) -> Iterator[PurchaseColumns]:
+        return self.scan_purchases(batch_rows)  # the clustered order costs nothing here
+
     def count_purchases(self) -> int:
         return int(self._fetch("SELECT count(*) FROM purchase_history")[0][0])
+
+    def purchases_between(self, start: datetime, end: datetime) -> Iterator[Purchase]:
+        span = (micros(start, "start"), micros(end, "end"))
+        sql = f"{PURCHASE_SELECT} WHERE purchased_at >= ? AND purchased_at < ?"  # purchases_by_time
+        for rows in self._stream(sql, span, _FETCH_ROWS):
+            yield from map(purchase_from_row, rows)
+
+    def purchase_watermark(self) -> PurchaseWatermark:
+        return _purchase_watermark(self._conn())
+
+    def purchases_appended_since(
+        self, watermark: PurchaseWatermark
+    ) -> tuple[PurchaseColumns, PurchaseWatermark] | None:
+        conn = self._connect()  # its own read transaction: the epoch and the lines agree
+        try:
+            with _database_errors_as_unavailable():
+                conn.execute("BEGIN")
+                current = _purchase_watermark(conn)
+                if current.epoch != watermark.epoch or watermark.sequence < current.sequence - JOURNAL_LINES:
+                    return None
+                rows = conn.execute(
+                    "SELECT customer_id, order_id, product_id, quantity, unit_price, purchased_at / 1000000"
+                    " FROM purchase_journal WHERE sequence > ? AND sequence <= ? ORDER BY sequence",
+                    (watermark.sequence, current.sequence),
+                ).fetchall()
+                conn.execute("COMMIT")
+        finally:
+            conn.close()
+        columns = [list(column) for column in zip(*rows)] if rows else [[] for _ in range(6)]
+        return PurchaseColumns(*columns), current
 
     # --- behaviour ------------------------------------------------------------------------------
 
@@ -684,6 +739,14 @@ class SqliteStore:
         with self._transaction() as conn:
             if conn.execute("SELECT 1 FROM experiments WHERE experiment_id = ?", row[:1]).fetchone():
                 raise AlreadyExistsError("experiment", experiment.experiment_id)
+            if experiment.running:
+                # Read inside the write transaction: two creations cannot both pass the check.
+                running = conn.execute(
+                    f"{_EXPERIMENT_SELECT} WHERE surface = ? AND stopped_at IS NULL", (experiment.surface,)
+                ).fetchall()
+                conflict = experiment.conflict_with([_experiment_from_row(r) for r in running])
+                if conflict is not None:
+                    raise FailedPreconditionError(conflict)
             try:
                 conn.execute(
                     "INSERT INTO experiments (experiment_id, surface, created_at, stopped_at, body)"
@@ -722,10 +785,16 @@ class SqliteStore:
     ) -> list[ServedRecommendation]:
         span = (micros(start, "start"), micros(end, "end"))
         if experiment_id:
+            # Lists it shaped as the primary experiment (its index), then, for an independent
+            # experiment, those it shaped beside another one (a pass over the period's lists).
             rows = self._fetch(
                 f"{RECOMMENDATION_SELECT} WHERE experiment_id = ? AND generated_at >= ? AND generated_at < ?"
+                f" UNION ALL {RECOMMENDATION_SELECT} WHERE generated_at >= ? AND generated_at < ?"
+                " AND other_assignments <> '' AND json_extract(other_assignments, ?) IS NOT NULL"
+                " AND EXISTS (SELECT 1 FROM experiments WHERE experiment_id = ?"
+                " AND coalesce(json_extract(body, '$.independent'), 0))"
                 " ORDER BY generated_at, recommendation_id",
-                (experiment_id, *span),
+                (experiment_id, *span, *span, _json_key(experiment_id), experiment_id),
             )
         else:
             rows = self._fetch(
@@ -734,6 +803,20 @@ class SqliteStore:
                 span,
             )
         return list(map(recommendation_from_row, rows))
+
+    def acquire_lease(self, name: str, holder: str, now: datetime, until: datetime) -> bool:
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE"
+                " SET holder = excluded.holder, expires_at = excluded.expires_at"
+                " WHERE leases.holder = excluded.holder OR leases.expires_at <= ?",
+                (name, holder, micros(until, "until"), micros(now, "now")),
+            )
+            return cursor.rowcount == 1
+
+    def release_lease(self, name: str, holder: str) -> None:
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
 
     def feedback_on(self, recommendation_ids: Sequence[str]) -> list[Feedback]:
         ids = list(dict.fromkeys(recommendation_ids))
@@ -747,6 +830,11 @@ class SqliteStore:
 
 
 _EXPERIMENT_SELECT = "SELECT experiment_id, created_at, stopped_at, body FROM experiments"
+
+
+def _json_key(key: str) -> str:
+    """A JSON path naming one key of an object, whatever characters the key holds."""
+    return "$." + json.dumps(key)
 
 
 def _experiment_from_row(row: Sequence[Any]) -> ExperimentRecord:
@@ -822,7 +910,7 @@ class SqliteImportSession:
         self._write(UPSERT_PURCHASE, map(purchase_row, purchases))
 
     def add_purchase_columns(self, columns: PurchaseColumns) -> None:
-        rows = columns.rows()  # checks the lengths before anything changes
+        rows = columns.rows_with_stores()  # checks the lengths before anything changes
         self._prepare_purchase_load()
         self._write(UPSERT_PURCHASE_COLUMNS, rows)
 
@@ -846,6 +934,8 @@ class SqliteImportSession:
         with _database_errors_as_unavailable():
             for sql in self._deferred_index_sql:
                 conn.execute(sql)
+            if self._purchases_prepared:  # copies of the history must be read again
+                conn.execute(_BUMP_PURCHASE_EPOCH)
             conn.execute("COMMIT")
         self._committed = True
         # The commit copied the import into the database file; empty the WAL it went through
