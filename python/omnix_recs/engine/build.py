@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import numpy as np
 
@@ -24,10 +25,12 @@ from omnix_recs.engine.matrix import (
     SparseMatrix,
     basket_item_matrix,
     customer_item_matrix,
+    lines_from_snapshot,
     product_feature_matrix,
     read_purchase_lines,
 )
 from omnix_recs.errors import FailedPreconditionError
+from omnix_recs.store import snapshot as training_snapshot
 from omnix_recs.store.base import Store
 
 DAY_SECONDS = 86_400
@@ -91,12 +94,23 @@ def build_model(
     return replace(built, stage_seconds={"read_purchases": read_seconds, **built.stage_seconds})
 
 
-def read_training_data(store: Store, *, as_of: datetime | None = None) -> tuple[list[Product], PurchaseLines]:
+def read_training_data(
+    store: Store, *, as_of: datetime | None = None, snapshot_at: tuple[Path, str] | None = None
+) -> tuple[list[Product], PurchaseLines]:
     """The catalog and every purchase line before `as_of` (all when None), as the build reads
     them: without the lines of customers who refused personalisation, whose history must not
-    shape anyone's lists (theirs are not personalised either)."""
+    shape anyone's lists (theirs are not personalised either).
+
+    With `snapshot_at` (directory, source: `store.snapshot.location`) the lines come from the
+    training snapshot there, first brought up to date with the store (store/snapshot.py),
+    rather than from a scan of the store."""
     products = list(store.iter_products())
     refusing = store.customers_without_personalization()
+    if snapshot_at is not None:
+        snapshot = training_snapshot.fresh(store, *snapshot_at)
+        return products, lines_from_snapshot(
+            snapshot, (p.product_id for p in products), before=as_of, leave_out=refusing
+        )
     batches = store.scan_purchases()
     if refusing:
         batches = (batch.without_customers(refusing) for batch in batches)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,6 +19,7 @@ import numpy as np
 
 from omnix_recs.domain.models import Product
 from omnix_recs.domain.purchases import PurchaseColumns
+from omnix_recs.store.snapshot import TrainingSnapshot
 
 # Mixes the customer into an order's hash, so two customers' orders with the same id stay
 # separate baskets (order ids are only unique per customer). Any odd 64-bit constant works.
@@ -153,6 +155,63 @@ def read_purchase_lines(
         item_ids=item_ids,
         n_baskets=int(basket.max()) + 1 if len(basket) else 0,
     )
+
+
+def lines_from_snapshot(
+    snapshot: TrainingSnapshot,
+    catalog_ids: Iterable[str] = (),
+    *,
+    before: datetime | None = None,
+    leave_out: AbstractSet[str] = frozenset(),
+) -> PurchaseLines:
+    """`PurchaseLines` from a training snapshot, equal to what `read_purchase_lines` makes of the
+    same lines from a scan in (customer, time) order: lines at or after `before` and those of
+    `leave_out` customers are left out; customers are those with a kept line, in id order;
+    items the catalog's plus those in kept lines, in id order. Only array passes: no string is
+    touched per line."""
+    # Copies first, checked after: an erasure may scrub the memory-mapped files meanwhile, and
+    # the build must not see a line turn into item -1 under it.
+    customer, item, basket, purchased_at = (
+        np.array(getattr(snapshot, name)) for name in ("customer", "item", "basket", "purchased_at")
+    )
+    keep = item >= 0  # scrubbed lines are -1
+    if before is not None:
+        keep &= purchased_at < int(before.timestamp())
+    left_out = [code for code, c in enumerate(snapshot.customer_ids) if c in leave_out] if leave_out else []
+    if left_out:
+        keep &= ~np.isin(customer, np.asarray(left_out, dtype=np.int32))
+    if not keep.all():
+        customer, item, basket, purchased_at = customer[keep], item[keep], basket[keep], purchased_at[keep]
+    del keep
+    customer_code, customer_ids = _renumber(
+        snapshot.customer_ids, np.bincount(customer, minlength=len(snapshot.customer_ids)) > 0
+    )
+    bought = np.flatnonzero(np.bincount(item, minlength=len(snapshot.item_ids)) > 0)
+    item_ids = sorted({*catalog_ids, *(snapshot.item_ids[i] for i in bought.tolist())})
+    position = {value: n for n, value in enumerate(item_ids)}
+    item_code = np.fromiter(
+        (position.get(v, -1) for v in snapshot.item_ids), dtype=np.int32, count=len(snapshot.item_ids)
+    )
+    used_baskets = np.bincount(basket, minlength=len(snapshot.order_ids)) > 0
+    basket_code = (np.cumsum(used_baskets) - 1).astype(np.int32)
+    return PurchaseLines(
+        customer=_recoded(customer, customer_code),
+        item=_recoded(item, item_code),
+        basket=_recoded(basket, basket_code),
+        purchased_at=purchased_at,
+        customer_ids=customer_ids,
+        item_ids=item_ids,
+        n_baskets=int(used_baskets.sum()),
+    )
+
+
+def _recoded(codes: np.ndarray, new_code: np.ndarray) -> np.ndarray:
+    """`new_code[codes]`, skipped when it changes nothing (the usual case: a gather over every
+    line costs more than the rest of the conversion)."""
+    if np.array_equal(new_code, np.arange(len(new_code), dtype=new_code.dtype)):
+        return codes
+    recoded: np.ndarray = new_code[codes]
+    return recoded
 
 
 def _renumber(ids: list[str], keep: np.ndarray, *, by_id: bool = False) -> tuple[np.ndarray, list[str]]:
