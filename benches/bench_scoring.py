@@ -4,7 +4,9 @@
 Tables shaped like an Instacart-scale model (50,000 products, 50 neighbours per table, 53
 weeks, 32 taste factors), random but realistic in shape; requests for a typical shopper (history of
 60 distinct products, a basket of 3) and a heavy one (300 products, basket of 10), each with 50
-"shoppers like you" products. Results are checked equal before anything is timed. Prints p50/p99 per call and the ratio.
+"shoppers like you" products. Results are checked equal before anything is timed. Prints p50/p99 per call and the ratio,
+then the kernel's cost with a learned re-ranker of the shape training ships (engine/reranking.py),
+fitted here on random labels: the trees' size, not their quality, sets the cost.
 
     python benches/bench_scoring.py [--items 50000] [--neighbours 50] [--taste-dims 32] [--calls 2000]
 """
@@ -19,7 +21,8 @@ import time
 import numpy as np
 from reference.rank import rank_reference
 
-from omnix_recs._core import RANK_SIGNALS, RankTables
+from omnix_recs._core import RANK_SIGNALS, RankTables, Reranker
+from omnix_recs.engine import reranking
 
 
 def tables(rng: np.random.Generator, n: int, k: int, taste_dims: int) -> dict[str, np.ndarray]:
@@ -75,6 +78,16 @@ def request(rng: np.random.Generator, n: int, history: int, basket: int) -> dict
     }
 
 
+def shipped_shape_reranker(kernel: RankTables, rng: np.random.Generator, n: int) -> Reranker:
+    """A forest as big as training ships, fitted to the kernel's features for random requests."""
+    heads = [
+        kernel.rank(**{**request(rng, n, 60, 3), "k": reranking.RERANK_HEAD}, with_features=True) for _ in range(200)
+    ]
+    candidates = [([str(i) for i in head[0]], head[5]) for head in heads]
+    truth = [frozenset(rng.choice(ids, size=min(5, len(ids)), replace=False).tolist()) for ids, _ in candidates]
+    return reranking.fit_reranker(candidates, truth)
+
+
 def timed(fn, calls: int) -> np.ndarray:  # type: ignore[no-untyped-def]
     out = np.empty(calls)
     for i in range(calls):
@@ -109,6 +122,16 @@ def main() -> None:
             f"{label:<10}{np.percentile(rust, 50):>9.3f}ms{np.percentile(rust, 99):>9.3f}ms"
             f"{np.percentile(reference, 50):>10.2f}ms{np.percentile(reference, 99):>10.2f}ms"
             f"{np.percentile(reference, 50) / np.percentile(rust, 50):>10.0f}x"
+        )
+    reranker = shipped_shape_reranker(kernel, rng, args.items)
+    print(f"with learned re-ranking ({reranker.n_trees} trees of depth {reranking.RERANK_DEPTH} over the head):")
+    for label, history, basket in (("typical", 60, 3), ("heavy", 300, 10)):
+        req = request(rng, args.items, history, basket)
+        plain = timed(functools.partial(kernel.rank, **req), args.calls)
+        reranked = timed(functools.partial(kernel.rank, **req, reranker=reranker), args.calls)
+        print(
+            f"{label:<10}{np.percentile(reranked, 50):>9.3f}ms{np.percentile(reranked, 99):>9.3f}ms"
+            f"   without: {np.percentile(plain, 50):.3f}ms / {np.percentile(plain, 99):.3f}ms"
         )
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS {peak_mib:.0f} MiB (tables {sum(a.nbytes for a in model.values()) / 2**20:.0f} MiB)")

@@ -3,7 +3,7 @@
 Each section belongs to one Rust module (rust_core/src/<module>/).
 """
 
-from typing import Any, Self, final
+from typing import Any, Literal, Self, final, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -19,6 +19,9 @@ __all__ = [
     "summarize_order_lines",
     "RankTables",
     "RANK_SIGNALS",
+    "RANK_FEATURES",
+    "Reranker",
+    "train_reranker",
     "item_taste_factors",
     "shoppers_like_you_table",
     "customer_habit_weights",
@@ -133,6 +136,25 @@ def summarize_order_lines(
 
 RANK_SIGNALS: tuple[str, ...]
 """Signal names of the ranking blend, in weight-vector and reason-code order."""
+RANK_FEATURES: tuple[str, ...]
+"""What a re-ranker reads of a candidate: the signals, unweighted, then the blend's score and
+history facts (rust_core/src/engine/rank.rs `FEATURES`)."""
+
+_Ranked5 = tuple[
+    npt.NDArray[np.int32],
+    npt.NDArray[np.float32],
+    npt.NDArray[np.float32],
+    npt.NDArray[np.int8],
+    npt.NDArray[np.int32],
+]
+_Ranked6 = tuple[
+    npt.NDArray[np.int32],
+    npt.NDArray[np.float32],
+    npt.NDArray[np.float32],
+    npt.NDArray[np.int8],
+    npt.NDArray[np.int32],
+    npt.NDArray[np.float32],
+]
 
 @final
 class RankTables:
@@ -156,6 +178,7 @@ class RankTables:
         repurchase_rate: npt.NDArray[np.float32],
         taste_factors: npt.NDArray[np.float32],
     ) -> Self: ...
+    @overload
     def rank(
         self,
         *,
@@ -180,14 +203,110 @@ class RankTables:
         like_you_scores: npt.NDArray[np.float32] | None = None,
         replaced_weight: float = 1.0,
         popularity_discount: float = 0.0,
-    ) -> tuple[
-        npt.NDArray[np.int32],
-        npt.NDArray[np.float32],
-        npt.NDArray[np.float32],
-        npt.NDArray[np.int8],
-        npt.NDArray[np.int32],
-    ]:
-        """Top-k (items, scores, confidence, reasons [k, 2], anchors [k, 2]), best first."""
+        reranker: Reranker | None = None,
+        with_features: Literal[False] = False,
+    ) -> _Ranked5: ...
+    @overload
+    def rank(
+        self,
+        *,
+        history_items: npt.NDArray[np.int32],
+        days_since_last: npt.NDArray[np.float32],
+        mean_gap_days: npt.NDArray[np.float32],
+        orders: npt.NDArray[np.float32],
+        habit: npt.NDArray[np.float32],
+        basket: npt.NDArray[np.int32],
+        allowed: npt.NDArray[np.bool_],
+        category_ids: npt.NDArray[np.int32],
+        brand_ids: npt.NDArray[np.int32],
+        extra_candidates: npt.NDArray[np.int32],
+        weights: npt.NDArray[np.float32],
+        week: int,
+        k: int,
+        exclude_history: bool,
+        per_category_cap: int,
+        neighbours_per_item: int,
+        days_to_next_trip: float = 0.0,
+        like_you_items: npt.NDArray[np.int32] | None = None,
+        like_you_scores: npt.NDArray[np.float32] | None = None,
+        replaced_weight: float = 1.0,
+        popularity_discount: float = 0.0,
+        reranker: Reranker | None = None,
+        with_features: Literal[True],
+    ) -> _Ranked6: ...
+    @overload
+    def rank(
+        self,
+        *,
+        history_items: npt.NDArray[np.int32],
+        days_since_last: npt.NDArray[np.float32],
+        mean_gap_days: npt.NDArray[np.float32],
+        orders: npt.NDArray[np.float32],
+        habit: npt.NDArray[np.float32],
+        basket: npt.NDArray[np.int32],
+        allowed: npt.NDArray[np.bool_],
+        category_ids: npt.NDArray[np.int32],
+        brand_ids: npt.NDArray[np.int32],
+        extra_candidates: npt.NDArray[np.int32],
+        weights: npt.NDArray[np.float32],
+        week: int,
+        k: int,
+        exclude_history: bool,
+        per_category_cap: int,
+        neighbours_per_item: int,
+        days_to_next_trip: float = 0.0,
+        like_you_items: npt.NDArray[np.int32] | None = None,
+        like_you_scores: npt.NDArray[np.float32] | None = None,
+        replaced_weight: float = 1.0,
+        popularity_discount: float = 0.0,
+        reranker: Reranker | None = None,
+        with_features: bool,
+    ) -> _Ranked5 | _Ranked6:
+        """Top-k (items, scores, confidence, reasons [k, 2], anchors [k, 2]), best first;
+        `with_features` adds each item's RANK_FEATURES (float32 [k, n_features])."""
+
+# engine/rerank.rs: learned re-ranking trees (LambdaMART)
+
+@final
+class Reranker:
+    """A linear start plus gradient-boosted trees over RANK_FEATURES, as flat arrays."""
+
+    n_trees: int
+    n_features: int
+
+    def __new__(
+        cls,
+        *,
+        n_features: int,
+        base: npt.NDArray[np.float32],
+        feature: npt.NDArray[np.int32],
+        threshold: npt.NDArray[np.float32],
+        left: npt.NDArray[np.int32],
+        right: npt.NDArray[np.int32],
+        value: npt.NDArray[np.float32],
+        roots: npt.NDArray[np.int32],
+    ) -> Self: ...
+    def arrays(self) -> dict[str, Any]:
+        """The constructor's arguments."""
+    def predict(self, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """Scores of feature rows [n, n_features]."""
+
+def train_reranker(
+    features: npt.NDArray[np.float32],
+    labels: npt.NDArray[np.float32],
+    query_starts: npt.NDArray[np.int64],
+    *,
+    base: npt.NDArray[np.float32],
+    trees: int,
+    depth: int,
+    learning_rate: float,
+    min_leaf: int,
+    l2: float,
+    ndcg_k: int,
+    bins: int,
+) -> Reranker:
+    """Fit LambdaMART trees ordering each query's rows by label (NDCG@ndcg_k), starting from
+    the linear `base` (one weight per feature, or empty)."""
 
 # engine/shoppers.rs: each customer's nearest fellow shoppers' products (model build)
 

@@ -230,7 +230,10 @@ def test_validate_tunes_on_some_shoppers_and_judges_on_others(
     validation = tuning.validate(generated, lines, products, counting_build, max_shoppers=25, seed=2)
     assert validation is not None
     assert validation.tuning_customers == 25 and validation.customers == 25
-    assert len(built) == 1 and built[0].n_baskets == lines.n_baskets - 50  # both groups' latest baskets
+    # Held out: both groups' latest baskets, and those of the shoppers only the trees learn from.
+    eligible = len(Trips.of(lines).eligible())
+    held_out = min(eligible, 50 + tuning.RERANK_SHOPPERS - 25)
+    assert len(built) == 1 and built[0].n_baskets == lines.n_baskets - held_out and held_out > 50
     metrics = validation.metrics()
     for key in (
         "validation_replenish_recall@10",
@@ -262,3 +265,56 @@ def test_validate_needs_two_shoppers_with_enough_trips(shop: Any, products: list
     store = shop.store
     few = read_purchase_lines(store.scan_purchases(), [p.product_id for p in store.iter_products()])
     assert tuning.validate(store, few, list(store.iter_products()), lambda kept: pytest.fail("built")) is None
+
+
+def _reversing_trees() -> Any:
+    """A re-ranker that turns the blend's head upside down: no trees, a start of -1 x its score."""
+    from omnix_recs._core import RANK_FEATURES, Reranker
+
+    base = np.zeros(len(RANK_FEATURES), np.float32)
+    base[RANK_FEATURES.index("blend_score")] = -1.0
+    empty_i, empty_f = np.zeros(0, np.int32), np.zeros(0, np.float32)
+    return Reranker(
+        n_features=len(RANK_FEATURES),
+        base=base,
+        feature=empty_i,
+        threshold=empty_f,
+        left=empty_i,
+        right=empty_i,
+        value=empty_f,
+        roots=empty_i,
+    )
+
+
+def test_a_blend_with_trees_is_served_in_their_order(held_out: tuple[Recommender, Split]) -> None:
+    from omnix_recs._core import RANK_FEATURES
+
+    recommender, split = held_out
+    blend = DEFAULT_BLENDS[Strategy.REPLENISH]
+    upside_down = replace(blend, reranker=_reversing_trees())
+    shopper = tuning.prepare(recommender, split, split.asked_at(AskedAt.NEXT_TRIP))[0]
+    head, features = recommender.listed_with_features(shopper, blend, 64)
+    served = recommender.rank_ids(shopper, upside_down, 10)
+    score = dict(zip(head, features[:, RANK_FEATURES.index("blend_score")]))
+    assert len(served) == 10 and set(served) <= set(head)
+    assert [score[p] for p in served] == sorted(score[p] for p in served), "the head's weakest first"
+    assert served != head[:10]
+
+
+def test_trees_ship_only_when_they_beat_the_blend_on_other_shoppers(
+    held_out: tuple[Recommender, Split], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recommender, split = held_out
+    monkeypatch.setattr(tuning, "RERANK_MIN_SHOPPERS", 10)
+    shoppers = tuning.prepare(recommender, split, tuning.mixed_moments(split, seed=0))
+    truth = split.truth(Strategy.REPLENISH)
+    # Popularity alone is a poor whole-basket list; trees that see the shopper's habit beat it.
+    poor = Blend({"popularity": 1.0})
+    learned = tuning.learn_reranking(recommender, shoppers, truth, poor)
+    assert learned.reranker is not None and learned.weights == poor.weights
+    assert mean_ndcg(recommender, split, learned, "replenish") > mean_ndcg(recommender, split, poor, "replenish")
+    # Trees that only make the list worse are left out, and so are too few shoppers.
+    monkeypatch.setattr(tuning, "fit_reranker", lambda *args, **kwargs: _reversing_trees())
+    assert tuning.learn_reranking(recommender, shoppers, truth, DEFAULT_BLENDS[Strategy.REPLENISH]).reranker is None
+    monkeypatch.setattr(tuning, "RERANK_MIN_SHOPPERS", 41)
+    assert tuning.learn_reranking(recommender, shoppers, truth, poor).reranker is None

@@ -1,7 +1,8 @@
 """Blends: what each kind of list weighs, as weights over the ranking kernel's signals.
 
 A strategy is a blend: signal weights (`_core.RANK_SIGNALS`) plus list rules (leave out what
-the shopper bought, cap products per aisle, neighbours taken per history product). They are
+the shopper bought, cap products per aisle, neighbours taken per history product), and
+optionally trees that re-order the head of its list (engine/reranking.py). They are
 data, not code: `omnix train` tunes them on the shop at hand and ships them inside the model
 (as JSON, `Blend.to_json`), and `omnix evaluate` reports them beside these defaults, which
 serve models that carry none.
@@ -11,12 +12,12 @@ from __future__ import annotations
 
 import enum
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from omnix_recs._core import RANK_SIGNALS
+from omnix_recs._core import RANK_FEATURES, RANK_SIGNALS, CoreError, Reranker
 
 
 class Strategy(enum.StrEnum):
@@ -40,6 +41,9 @@ class Blend:
     # multiplied by 1 - discount x the product's popularity; 0 = none. Less popularity bias for
     # a little accuracy (README: its curve); operators set it with OMNIX_POPULARITY_DISCOUNT.
     popularity_discount: float = 0.0
+    # Trees that order the blend's head instead of its score (engine/reranking.py), learned on
+    # the shop's held-out baskets; None = the blend's own order.
+    reranker: Reranker | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         unknown = set(self.weights) - set(RANK_SIGNALS)
@@ -49,8 +53,10 @@ class Blend:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"blend {name} must be in [0, 1], got {getattr(self, name)}")
 
-    def to_json(self) -> dict[str, Any]:
-        """The blend as the model's manifest stores it (signals in kernel order, unused left out)."""
+    def to_json(self, *, trees: bool = True) -> dict[str, Any]:
+        """The blend as the model's manifest stores it (signals in kernel order, unused left out).
+        `trees=False` gives only the number of re-ranking trees (`reranker_trees`): a model
+        record's notes describe the version, the artifact holds the trees."""
         return {
             "weights": {name: self.weights[name] for name in RANK_SIGNALS if self.weights.get(name, 0.0) != 0.0},
             "exclude_history": self.exclude_history,
@@ -58,7 +64,12 @@ class Blend:
             "neighbours_per_item": self.neighbours_per_item,
             "replaced_weight": self.replaced_weight,
             "popularity_discount": self.popularity_discount,
+            **(self._reranker_json(trees) if self.reranker is not None else {}),
         }
+
+    def _reranker_json(self, trees: bool) -> dict[str, Any]:
+        assert self.reranker is not None
+        return {"reranker": reranker_to_json(self.reranker)} if trees else {"reranker_trees": self.reranker.n_trees}
 
     @classmethod
     def from_json(cls, value: object) -> Blend:
@@ -85,6 +96,7 @@ class Blend:
             **{name: value[name] for name in rules if name in value and rules[name] is not _NUMBER},
             replaced_weight=float(value.get("replaced_weight", 1.0)),
             popularity_discount=float(value.get("popularity_discount", 0.0)),
+            reranker=reranker_from_json(value["reranker"]) if "reranker" in value else None,
         )
 
     @functools.cached_property
@@ -174,11 +186,49 @@ def describe(blend: Blend) -> str:
     excluded = "; leaves out past purchases" if blend.exclude_history else ""
     replaced = f"; a replaced product counts {blend.replaced_weight:g}" if blend.replaced_weight < 1 else ""
     discount = f"; popularity discount {blend.popularity_discount:g}" if blend.popularity_discount > 0 else ""
-    rules = f"{excluded}{replaced}{discount}"
+    reranked = f"; head re-ranked by {blend.reranker.n_trees} trees" if blend.reranker is not None else ""
+    rules = f"{excluded}{replaced}{discount}{reranked}"
     return f"{weights}; {blend.neighbours_per_item} neighbours per product, per-aisle cap {cap}{rules}"
 
 
 _NUMBER = (int, float)
+# The re-ranker's node arrays as the manifest keeps them, and their element types.
+_RERANKER_ARRAYS = {
+    "base": np.float32,
+    "feature": np.int32,
+    "threshold": np.float32,
+    "left": np.int32,
+    "right": np.int32,
+    "value": np.float32,
+    "roots": np.int32,
+}
+
+
+def reranker_to_json(reranker: Reranker) -> dict[str, Any]:
+    """A re-ranker as the manifest stores it: its node arrays as lists, and the names of the
+    features it reads, so that a kernel computing other features refuses it on load."""
+    arrays = reranker.arrays()
+    return {"features": list(RANK_FEATURES), **{name: arrays[name].tolist() for name in _RERANKER_ARRAYS}}
+
+
+def reranker_from_json(value: object) -> Reranker:
+    """Read `reranker_to_json`'s output back; `ValueError` naming what is wrong otherwise."""
+    if not isinstance(value, dict):
+        raise ValueError("a reranker is an object of node arrays")
+    if value.get("features") != list(RANK_FEATURES):
+        raise ValueError("the reranker was trained on other features than this kernel computes: retrain the model")
+    arrays: dict[str, Any] = {}
+    for name, dtype in _RERANKER_ARRAYS.items():
+        column = value.get(name)
+        if not isinstance(column, list) or not all(
+            isinstance(x, int | float) and not isinstance(x, bool) for x in column
+        ):
+            raise ValueError(f"reranker {name} must be a list of numbers")
+        arrays[name] = np.array(column, dtype=dtype)
+    try:
+        return Reranker(n_features=len(RANK_FEATURES), **arrays)
+    except CoreError as err:
+        raise ValueError(f"reranker: {err}") from None
 
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:

@@ -41,11 +41,14 @@ from omnix_recs.engine.recommender import Recommender
 from omnix_recs.engine.tuning import (
     ENGINE_DEFAULT,
     ENGINE_TUNED,
+    ENGINE_TUNED_BLENDS_ONLY,
+    RERANK_SHOPPERS,
     TASKS,
     TUNING_SHOPPERS,
     FixedModel,
     Results,
     compare,
+    learn_rerankings,
     tune_blends,
     tune_habit_decay,
 )
@@ -122,6 +125,7 @@ def run_evaluation(
             choice = tune_habit_decay(store, val_model, tuning_split, seed=seed, blend=start)
             habit_decay = choice.habit_decay
             tuned = tune_blends(choice.recommender, tuning_split, seed=seed, shoppers=choice.shoppers)
+            tuned = learn_rerankings(choice.recommender, validation.sample(RERANK_SHOPPERS, seed), tuned, seed=seed)
         stage.begin("build")
         test_model = build(
             lines_without(lines, test.targets), products, replace(settings, model_dir=str(Path(workdir) / "test"))
@@ -134,6 +138,8 @@ def run_evaluation(
             if habit_decay != test_model.habit_decay:
                 at_decay = Recommender(store, FixedModel(with_habit_decay(test_model, habit_decay)))
             engine[ENGINE_TUNED] = (at_decay, tuned)
+            if any(blend.reranker is not None for blend in tuned.values()):
+                engine[ENGINE_TUNED_BLENDS_ONLY] = (at_decay, {s: replace(b, reranker=None) for s, b in tuned.items()})
         stage.begin("score")
         lists: dict[tuple[AskedAt, Strategy, str], list[list[str]]] = {}
         results = compare(

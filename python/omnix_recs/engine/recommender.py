@@ -108,6 +108,7 @@ class _Ranked:
     confidence: np.ndarray
     reasons: np.ndarray
     anchors: np.ndarray
+    features: np.ndarray | None = None  # [k, RANK_FEATURES] when asked (offline only)
 
 
 class Recommender:
@@ -370,6 +371,17 @@ class Recommender:
         ranked = self._rank(model, index, shopper.filters, shopper.history, shopper.basket, blend, shopper.as_of, k)
         return [model.item_ids[i] for i in ranked.items]
 
+    def listed_with_features(self, shopper: PreparedShopper, blend: Blend, k: int) -> tuple[list[str], np.ndarray]:
+        """`rank_ids` with each listed product's re-ranking features (float32 [k', n_features]):
+        what a re-ranker is trained on (engine/reranking.py)."""
+        model = self._active()
+        index = self.catalog.index_for(model.item_ids)
+        ranked = self._rank(
+            model, index, shopper.filters, shopper.history, shopper.basket, blend, shopper.as_of, k, with_features=True
+        )
+        assert ranked.features is not None
+        return [model.item_ids[i] for i in ranked.items], ranked.features
+
     def shown(self, shopper: PreparedShopper) -> np.ndarray:
         """Which of the model's items the cached catalog filters let a prepared shopper see (a
         read-only mask), so that offline comparisons hold every method to the same shelf."""
@@ -411,7 +423,9 @@ class Recommender:
                 customer_id, model.version, model.index_of, as_of, habit_decay=model.habit_decay
             )
         if shopper.customer.consent.personalization:
-            history = shopper.history(as_of).with_shoppers_like_you(*model.shoppers_like(customer_id))
+            history = shopper.history(as_of)
+            if _model_knew(model, shopper.customer):
+                history = history.with_shoppers_like_you(*model.shoppers_like(customer_id))
         else:
             history = HistoryFeatures.empty()
         if not basket:
@@ -440,6 +454,8 @@ class Recommender:
         blend: Blend,
         as_of: datetime,
         k: int,
+        *,
+        with_features: bool = False,
     ) -> _Ranked:
         week = week_column(as_of)
         return _Ranked(
@@ -465,6 +481,8 @@ class Recommender:
                 like_you_scores=history.like_you_scores,
                 replaced_weight=blend.replaced_weight,
                 popularity_discount=blend.popularity_discount,
+                reranker=blend.reranker,
+                with_features=with_features,
             )
         )
 
@@ -629,3 +647,11 @@ def _interleave(first: list[Picked], second: list[Picked], limit: int) -> list[P
             out.append(entry)
             seen.add(entry[0])
     return out
+
+
+def _model_knew(model: LoadedModel, customer: Customer) -> bool:
+    """Whether the model's "shoppers like you" row under this id can be this customer's: a
+    profile created after the model was built is someone else's (an erased customer's id
+    registered again), and must not be served the erased customer's row."""
+    built = model.manifest.get("created_at")
+    return not isinstance(built, str) or customer.created_at <= datetime.fromisoformat(built)

@@ -111,7 +111,7 @@ def record_notes(blends: dict[str, Blend] | None, tuning: str, *, refused: str |
     """A model record's notes: the blends the version serves, how they were chosen and, when
     training refused to activate it, why; as JSON, so that listing versions reads no artifact
     (`tuned_settings` reads them back)."""
-    tuned = {str(s): b.to_json() for s, b in blends.items()} if blends else {}
+    tuned = {str(s): b.to_json(trees=False) for s, b in blends.items()} if blends else {}
     notes: dict[str, object] = {"tuning": tuning, "blends": tuned}
     if refused is not None:
         notes["refused"] = refused

@@ -26,6 +26,7 @@ from omnix_recs.engine.holdout import MIN_TRIPS
 from omnix_recs.engine.matrix import PurchaseLines
 from omnix_recs.engine.tuning import TUNING_SHOPPERS, Validation, validate
 from omnix_recs.errors import InvalidArgumentError
+from omnix_recs.store import snapshot as training_snapshot
 from omnix_recs.store.base import ModelRecord, Store
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,8 @@ def train_model(
     started = time.perf_counter()
     with progress.stages("train", ("read purchases", "tune", "build")) as stage:
         stage.begin("read purchases")
-        products, lines = read_training_data(store, as_of=as_of)
+        snapshot_at = training_snapshot.location(store, settings.snapshot_dir, settings.store_url)
+        products, lines = read_training_data(store, as_of=as_of, snapshot_at=snapshot_at)
         stage_seconds = {"read_purchases": round(time.perf_counter() - started, 3)}
         validation: Validation | None = None
         if tune:
@@ -83,6 +85,9 @@ def train_model(
             f"tuned on {validation.tuning_customers} shoppers' latest baskets, "
             f"validated on {validation.customers} others'"
         )
+        reranked = [str(s) for s, b in validation.blends.items() if b.reranker is not None]
+        if reranked:
+            tuning += f"; learned re-ranking kept for {', '.join(reranked)}"
     elif tune:
         tuning = f"default blends: too little history to tune (fewer than 2 customers have {MIN_TRIPS} or more trips)"
         log.warning("%s", tuning)

@@ -41,6 +41,7 @@ from omnix_recs.engine.holdout import (
 )
 from omnix_recs.engine.matrix import PurchaseLines
 from omnix_recs.engine.recommender import PreparedShopper, Recommender
+from omnix_recs.engine.reranking import fit_reranker, head_candidates
 from omnix_recs.store.base import Store
 
 TASKS = (Strategy.REPLENISH, Strategy.DISCOVER, Strategy.BALANCED)
@@ -68,6 +69,14 @@ TUNING_HEAT_SHOPPERS = 300
 # (0.95) is not offered: on Complete Journey it won the basket before the last (+0.003 NDCG@10)
 # and lost the last one (-0.003 recall@10), a shift a per-shop search cannot see coming.
 TUNING_HABIT_DECAYS = (0.8, 0.9)
+# Learned re-ranking (engine/reranking.py) is fitted on half the tuning shoppers and judged on
+# the others; it ships only with this many standard errors of paired gain there, more than a
+# blend step needs: trees fit much more than a weight does, so a chance win is likelier.
+RERANK_MIN_SHOPPERS = 200
+# Shoppers the trees learn from and are judged on (a seeded sample when there are more): trees
+# need more baskets than a blend step does to carry over to other shoppers.
+RERANK_SHOPPERS = 6000
+RERANK_MIN_STANDARD_ERRORS = 2.0
 # Shoppers the blends are tuned on (a seeded sample when there are more): each trial ranks them
 # all, and a couple of thousand already separates blends far beyond what tuning can use.
 TUNING_SHOPPERS = 2000
@@ -81,6 +90,8 @@ RANKING_THREADS = min(os.cpu_count() or 1, 8)
 
 ENGINE_DEFAULT = "OMNIX engine (default weights)"
 ENGINE_TUNED = "OMNIX engine (tuned on validation)"
+# The tuned blends without their re-ranking trees: what the trees add (evaluate only).
+ENGINE_TUNED_BLENDS_ONLY = "OMNIX engine (tuned, blends only)"
 # How each method is spelled in a model version's flat metrics: validation_<task>_<key><metric>.
 METRIC_KEYS = {
     ENGINE_TUNED: "",
@@ -156,6 +167,77 @@ def tune_blends(
         truth = split.truth(task)
         tuned[task] = tune(recommender, shoppers, truth, blend, also_from=habit, tune_cap=task is not Strategy.BALANCED)
     return tuned
+
+
+def learn_rerankings(
+    recommender: Recommender,
+    split: Split,
+    blends: Mapping[str, Blend],
+    *,
+    seed: int = 0,
+    shoppers: Sequence[PreparedShopper] | None = None,
+) -> dict[str, Blend]:
+    """Every strategy's blend with re-ranking trees where they win on the split's held-out
+    baskets (`learn_reranking`), judged as `tune_blends` judges blends. `shoppers`: the split's
+    shoppers already prepared by `recommender`, each at one of their two moments of asking
+    (default: `mixed_moments(split, seed)`)."""
+    if shoppers is None:
+        shoppers = prepare(recommender, split, mixed_moments(split, seed))
+    return {
+        task: learn_reranking(recommender, shoppers, split.truth(Strategy(task)), blend, seed=seed)
+        for task, blend in blends.items()
+    }
+
+
+def learn_reranking(
+    recommender: Recommender,
+    shoppers: Sequence[PreparedShopper],
+    truth: Sequence[frozenset[str]],
+    blend: Blend,
+    *,
+    seed: int = 0,
+) -> Blend:
+    """`blend` with re-ranking trees (engine/reranking.py) when they order baskets clearly better
+    than the blend alone, else `blend`. The trees are fitted on a seeded half of the shoppers
+    whose truth is not empty and judged on the other half by the lists serving would give: they
+    must gain NDCG@10 by `RERANK_MIN_STANDARD_ERRORS` and lose no recall@10 (a better order of
+    fewer of the basket's products is not what a shopper shown ten products needs). A win ships
+    trees refitted on all of them."""
+    judged = [i for i, t in enumerate(truth) if t]
+    if len(judged) < RERANK_MIN_SHOPPERS:
+        return blend
+    random.Random(seed).shuffle(judged)
+    fit_on, judge_on = judged[: len(judged) // 2], judged[len(judged) // 2 :]
+    candidates = dict(zip(judged, head_candidates(recommender, [shoppers[i] for i in judged], blend)))
+    trial = replace(blend, reranker=fit_reranker([candidates[i] for i in fit_on], [truth[i] for i in fit_on]))
+    judged_shoppers = [shoppers[i] for i in judge_on]
+    k = TUNING_METRIC_K
+    lists = {name: rank_all(recommender, judged_shoppers, b, k) for name, b in (("blend", blend), ("trees", trial))}
+    quality = {
+        name: np.array([ndcg(r, truth[i], k) for r, i in zip(ranked, judge_on)]) for name, ranked in lists.items()
+    }
+    found = {
+        name: np.array([len(set(r[:k]) & truth[i]) / len(truth[i]) for r, i in zip(ranked, judge_on)])
+        for name, ranked in lists.items()
+    }
+    gain = quality["trees"] - quality["blend"]
+    error = float(gain.std(ddof=1) / np.sqrt(len(gain)))
+    recall_gain = float(np.mean(found["trees"] - found["blend"]))
+    wins = float(gain.mean()) >= max(TUNING_MIN_GAIN, RERANK_MIN_STANDARD_ERRORS * error) and recall_gain >= 0
+    log.info(
+        "re-ranking trees on %d shoppers: NDCG@%d %.4f -> %.4f (%+.1f standard errors), recall@%d %+.4f: %s",
+        len(judge_on),
+        k,
+        quality["blend"].mean(),
+        quality["trees"].mean(),
+        float(gain.mean()) / error if error > 0 else 0.0,
+        k,
+        recall_gain,
+        "kept" if wins else "not kept",
+    )
+    if not wins:
+        return blend
+    return replace(blend, reranker=fit_reranker([candidates[i] for i in judged], [truth[i] for i in judged]))
 
 
 @dataclass(frozen=True)
@@ -531,12 +613,14 @@ def validate(
     shoppers have `MIN_TRIPS` trips.
 
     The shoppers with enough trips are shuffled (seeded) and dealt into two groups of up to
-    `max_shoppers`: the tuning shoppers and the validation shoppers. Both groups' latest
-    baskets are held out of a model built from everything else; the blends are tuned on the
-    first group's, and the tuned blends, `start` and the baselines (personal top frequency,
-    TIFU-KNN) are all scored on the second group's, which the search never saw, so the tuned
-    blend's figures are not flattered by the search. Only these baskets are held out: the model
-    tuned on differs from the one that will ship by those baskets alone."""
+    `max_shoppers`: the tuning shoppers and the validation shoppers, and the re-ranking trees
+    may learn from up to `RERANK_SHOPPERS` - `max_shoppers` more. Their latest baskets are held
+    out of a model built from everything else; the blends are tuned on the first group's, the
+    trees on the first and third groups' (`learn_rerankings`), and the tuned blends, `start`
+    and the baselines (personal top frequency, TIFU-KNN) are all scored on the second group's,
+    which the search never saw, so the tuned blend's figures are not flattered by the search.
+    Only these baskets are held out: the model tuned on differs from the one that will ship by
+    those baskets alone."""
     clock = _Stages()
     trips = Trips.of(lines)
     eligible = trips.eligible()
@@ -545,14 +629,19 @@ def validate(
     random.Random(seed).shuffle(eligible)
     group = min(max_shoppers, len(eligible) // 2)
     tuning_group, validation_group = sorted(eligible[:group]), sorted(eligible[group : 2 * group])
-    split = hold_out(trips, tuning_group + validation_group)
+    extra_group = sorted(eligible[2 * group : 2 * group + max(0, RERANK_SHOPPERS - group)])
+    split = hold_out(trips, tuning_group + validation_group + extra_group)
     tuning, validation = split.subset(range(group)), split.subset(range(group, 2 * group))
+    extra = split.subset(range(2 * group, len(split)))
     clock.lap("hold_out")
     model = build(lines_without(lines, split.targets))
     clock.lap("build")
     choice = tune_habit_decay(store, model, tuning, seed=seed, blend=start[Strategy.REPLENISH])
     habit_decay, recommender = choice.habit_decay, choice.recommender
     tuned = tune_blends(recommender, tuning, seed=seed, start=start, shoppers=choice.shoppers)
+    extra_shoppers = prepare(recommender, extra, mixed_moments(extra, seed))
+    rerank_split = split.subset([*range(group), *range(2 * group, len(split))])
+    tuned = learn_rerankings(recommender, rerank_split, tuned, seed=seed, shoppers=[*choice.shoppers, *extra_shoppers])
     clock.lap("tuning")
     engine = {ENGINE_DEFAULT: (Recommender(store, FixedModel(model)), start), ENGINE_TUNED: (recommender, tuned)}
     k_values, catalog_size = (VALIDATION_K,), len(products)

@@ -3,13 +3,15 @@
 //! Build side: `sparse` (CSR matrices), `cooccurrence` (item–item neighbours: co-purchase and
 //! content cosine), `fbt` (basket complements by lift), `taste` (low-rank item factors),
 //! `shoppers` (each customer's nearest fellow shoppers' products).
-//! Serving side: `history` (a shopper's order lines summarised per product), `rank`.
+//! Serving side: `history` (a shopper's order lines summarised per product), `rank`, and
+//! `rerank` (learned re-ranking trees: trained at build time, evaluated per request).
 use pyo3::prelude::*;
 
 pub mod cooccurrence;
 pub mod fbt;
 pub mod history;
 pub mod rank;
+pub mod rerank;
 pub mod shoppers;
 pub mod sparse;
 pub mod taste;
@@ -20,6 +22,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     fbt::register(m)?;
     history::register(m)?;
     rank::py::register(m)?;
+    rerank::py::register(m)?;
     shoppers::register(m)?;
     taste::register(m)?;
     Ok(())

@@ -16,8 +16,12 @@
 //! show: 1 = the strongest evidence for this shopper now.
 //! The weights are the strategy (REPLENISH leans on replenishment and habit, DISCOVER on taste
 //! and co-purchase). `numpy` reference: `benches/reference/rank.py`.
+//!
+//! A blend may carry a learned re-ranker (engine/rerank.rs): the blend then picks the head of
+//! the list and the re-ranker orders it, from each candidate's `FEATURES`.
 use std::cell::RefCell;
 
+use super::rerank::Forest;
 use super::sparse::prefetch;
 use crate::errors::CoreResult;
 use crate::invalid;
@@ -54,6 +58,39 @@ const BRAND_AFFINITY: usize = 10;
 const TASTE: usize = 11;
 const DUE_BY_NEXT_TRIP: usize = 12;
 const SHOPPERS_LIKE_YOU: usize = 13;
+
+/// What a learned re-ranker sees of a candidate: every signal, unweighted, then these.
+pub const FEATURES: [&str; N_FEATURES] = [
+    "replenishment",
+    "habit",
+    "repurchase",
+    "co_purchase",
+    "basket_complement",
+    "similar",
+    "popularity",
+    "trending",
+    "seasonal",
+    "category_affinity",
+    "brand_affinity",
+    "taste",
+    "due_by_next_trip",
+    "shoppers_like_you",
+    "blend_score",       // the blend's own score: the trees refine its order
+    "in_history",        // 1 if the shopper has bought the product
+    "orders",            // ln(1 + the shopper's trips with the product)
+    "due_ratio",         // days since last bought / expected cycle (-1: not in history)
+    "days_since_last",   // days since the shopper last bought it (-1: never)
+    "days_to_next_trip", // the shopper's expected wait for their next trip
+    "history_size",      // ln(1 + distinct products the shopper has bought)
+];
+pub const N_FEATURES: usize = N_SIGNALS + 7;
+const BLEND_SCORE: usize = N_SIGNALS;
+const IN_HISTORY: usize = N_SIGNALS + 1;
+const ORDERS: usize = N_SIGNALS + 2;
+const DUE_RATIO: usize = N_SIGNALS + 3;
+const DAYS_SINCE_LAST: usize = N_SIGNALS + 4;
+const DAYS_TO_NEXT_TRIP: usize = N_SIGNALS + 5;
+const HISTORY_SIZE: usize = N_SIGNALS + 6;
 
 /// Reason slots returned per item (the strongest contributing signals).
 pub const REASONS_PER_ITEM: usize = 2;
@@ -166,6 +203,11 @@ pub struct Request<'a> {
     /// `1 - popularity_discount * popularity`, trading a little accuracy for lists less
     /// dominated by the best sellers (less popularity bias).
     pub popularity_discount: f32,
+    /// A learned order for the blend's head (its best `head_size(k)` candidates): the blend
+    /// chooses them, the re-ranker orders them, the per-aisle cap then applies as usual.
+    pub reranker: Option<&'a Forest>,
+    /// Also return each listed item's `FEATURES` (what re-rankers are trained on).
+    pub with_features: bool,
 }
 
 /// The top-k, best first. `reasons`/`anchors` are `[k, REASONS_PER_ITEM]` row-major: signal
@@ -178,6 +220,8 @@ pub struct Ranked {
     pub confidence: Vec<f32>,
     pub reasons: Vec<i8>,
     pub anchors: Vec<i32>,
+    /// `[k, N_FEATURES]` row-major when the request asked `with_features`, else empty.
+    pub features: Vec<f32>,
 }
 
 /// What one candidate accumulates while the neighbour lists are walked.
@@ -426,6 +470,11 @@ fn validate_request(t: &ItemTables, r: &Request) -> CoreResult<()> {
     if !(0.0..=1.0).contains(&r.popularity_discount) {
         return invalid!("popularity_discount must be in [0, 1], got {}", r.popularity_discount);
     }
+    if let Some(forest) = r.reranker {
+        if forest.n_features != N_FEATURES {
+            return invalid!("the reranker reads {} features; this kernel gives {N_FEATURES}", forest.n_features);
+        }
+    }
     for (what, items) in [
         ("history", h.items),
         ("basket", r.basket),
@@ -619,6 +668,37 @@ fn signals_of(
     v
 }
 
+/// A candidate's features for a re-ranker (`FEATURES`): its signals `v` and blend score, then
+/// what the shopper's history says about it. Bounded, so one odd value cannot dominate a split.
+fn features_of(
+    t: &ItemTables,
+    r: &Request,
+    c: &Candidate,
+    v: &[f32; N_SIGNALS],
+    blend_score: f32,
+) -> [f32; N_FEATURES] {
+    let h = &r.history;
+    let mut x = [0.0f32; N_FEATURES];
+    x[..N_SIGNALS].copy_from_slice(v);
+    x[BLEND_SCORE] = blend_score;
+    x[DAYS_TO_NEXT_TRIP] = h.days_to_next_trip.min(365.0);
+    x[HISTORY_SIZE] = (h.items.len() as f32).ln_1p();
+    x[DUE_RATIO] = -1.0;
+    x[DAYS_SINCE_LAST] = -1.0;
+    if c.history_pos != NOT_IN_HISTORY {
+        let p = c.history_pos as usize;
+        let cycle = expected_cycle(h.mean_gap_days[p], h.orders[p], t.population_cycle_days[c.item as usize]);
+        x[IN_HISTORY] = 1.0;
+        x[ORDERS] = h.orders[p].max(0.0).ln_1p();
+        x[DAYS_SINCE_LAST] = h.days_since_last[p].clamp(0.0, 365.0);
+        if cycle > 0.0 {
+            x[DUE_RATIO] = ((h.days_since_last[p] + 0.5) / cycle).clamp(0.0, 20.0);
+        }
+    }
+    x.iter_mut().filter(|x| !x.is_finite()).for_each(|x| *x = 0.0);
+    x
+}
+
 /// A scored candidate: (score, item, slot in the scratch candidates).
 type Scored = (f32, u32, u32);
 
@@ -645,8 +725,9 @@ fn rank_with(t: &ItemTables, r: &Request, s: &mut Scratch) -> Ranked {
     let brands = affinity_by_key(&r.history, r.brand);
     let newest_choices = if r.replaced_weight < 1.0 { newest_choice_by_aisle(&r.history, r.category) } else { vec![] };
     let weight_total: f32 = r.weights.iter().sum();
+    let signals = |c: &Candidate| signals_of(t, r, c, &strongest, &categories, &brands, &newest_choices);
     let score_of = |c: &Candidate| -> ([f32; N_SIGNALS], f32) {
-        let v = signals_of(t, r, c, &strongest, &categories, &brands, &newest_choices);
+        let v = signals(c);
         // A zero discount leaves every score exactly as it was (no multiplication by 1.0 - 0.0 * p).
         let discount = if r.popularity_discount > 0.0 {
             let popularity = t.popularity[c.item as usize];
@@ -678,8 +759,16 @@ fn rank_with(t: &ItemTables, r: &Request, s: &mut Scratch) -> Ranked {
         scored.select_nth_unstable_by(head, better);
     }
     scored[..head].sort_unstable_by(better);
+    if let Some(forest) = r.reranker {
+        rerank_head(&mut scored[..head], forest, |slot| {
+            let c = &s.candidates[slot as usize];
+            let (_, score) = score_of(c);
+            features_of(t, r, c, &signals(c), score)
+        });
+    }
 
     let mut out = Ranked::default();
+    let mut listed: Vec<u32> = Vec::new(); // slots of the listed items, for their features
     let mut per_category: Vec<(i32, usize)> = Vec::new();
     // Products the aisle cap held back, best first: the cap is a preference for variety, not a
     // reason to answer short, so a catalog with few aisles still fills the list from these.
@@ -696,6 +785,7 @@ fn rank_with(t: &ItemTables, r: &Request, s: &mut Scratch) -> Ranked {
             continue;
         }
         push_item(&mut out, entry, &s.candidates, &score_of, weight_total);
+        listed.push(entry.2);
     }
     // Relax the cap a step at a time (2x, 3x, ...) so the fill still spreads over the aisles
     // there are. Each round takes at least the best held-back product, so this ends.
@@ -706,13 +796,33 @@ fn rank_with(t: &ItemTables, r: &Request, s: &mut Scratch) -> Ranked {
         for entry in held_back {
             if out.items.len() < r.k && within_cap(r, &mut per_category, entry.1, cap) {
                 push_item(&mut out, entry, &s.candidates, &score_of, weight_total);
+                listed.push(entry.2);
             } else {
                 still_held.push(entry);
             }
         }
         held_back = still_held;
     }
+    if r.with_features {
+        for slot in listed {
+            let c = &s.candidates[slot as usize];
+            let (_, score) = score_of(c);
+            out.features.extend_from_slice(&features_of(t, r, c, &signals(c), score));
+        }
+    }
     out
+}
+
+/// Orders the head (sorted by blend score) by the re-ranker instead. The head's scores stay
+/// where they were, best first, so a listed item's score still falls down the list and its
+/// confidence with it; ties keep the blend's order.
+fn rerank_head(head: &mut [Scored], forest: &Forest, features: impl Fn(u32) -> [f32; N_FEATURES]) {
+    let blend_scores: Vec<f32> = head.iter().map(|e| e.0).collect();
+    let mut learned: Vec<(f32, Scored)> = head.iter().map(|e| (forest.predict(&features(e.2)), *e)).collect();
+    learned.sort_by(|a, b| b.0.total_cmp(&a.0)); // stable: ties keep the blend's order
+    for ((entry, (_, (_, item, slot))), score) in head.iter_mut().zip(learned).zip(blend_scores) {
+        *entry = (score, item, slot);
+    }
 }
 
 /// Counts `item` against its aisle's allowance when the aisle has room under `cap` (0 = no cap;
@@ -743,11 +853,12 @@ fn push_item(
     weight_total: f32,
 ) {
     let c = &candidates[slot as usize];
-    let (contributions, _) = score_of(c);
+    let (contributions, own_score) = score_of(c);
     out.items.push(item as i32);
     out.scores.push(score);
     out.confidence.push(confidence(score, weight_total));
-    push_reasons(out, &contributions, score, c);
+    // Reasons are the item's own strongest signals, whatever place a re-ranker gave it.
+    push_reasons(out, &contributions, own_score, c);
 }
 
 /// Confidence in [0, 1): a saturating function of the score relative to the total weight (a
@@ -873,6 +984,8 @@ mod tests {
             neighbours_per_item: 10,
             replaced_weight: 1.0,
             popularity_discount: 0.0,
+            reranker: None,
+            with_features: false,
         }
     }
 
@@ -1106,6 +1219,40 @@ mod tests {
     }
 
     #[test]
+    fn a_reranker_orders_the_head_and_keeps_scores_falling() {
+        let f = fixture();
+        let allowed = [true; 5];
+        let weights = only(POPULARITY);
+        let mut req = request(NO_HISTORY, &[], &allowed, &weights);
+        req.extra_candidates = &[0, 1, 2, 3, 4];
+        req.with_features = true;
+        let plain = rank(&tables(&f), &req).unwrap();
+        assert_eq!(plain.items, [4, 3, 2, 1, 0]);
+        assert_eq!(plain.features.len(), 5 * N_FEATURES);
+        assert_eq!(plain.features[POPULARITY], 1.0, "item 4's popularity, unweighted");
+        assert_eq!(plain.features[IN_HISTORY], 0.0);
+        assert_eq!(plain.features[DUE_RATIO], -1.0, "not in the history");
+        // One stump: the least popular products (popularity <= 0.25) first.
+        let forest = Forest {
+            n_features: N_FEATURES,
+            base: vec![],
+            feature: vec![POPULARITY as i32, -1, -1],
+            threshold: vec![0.25, 0.0, 0.0],
+            left: vec![1, -1, -1],
+            right: vec![2, -1, -1],
+            value: vec![0.0, 1.0, 0.0],
+            roots: vec![0],
+        };
+        req.reranker = Some(&forest);
+        let reranked = rank(&tables(&f), &req).unwrap();
+        assert_eq!(reranked.items, [1, 0, 4, 3, 2], "ties keep the blend's order");
+        assert_eq!(reranked.scores, plain.scores, "the head's scores stay in place");
+        let wrong = Forest { n_features: 3, ..forest.clone() };
+        req.reranker = Some(&wrong);
+        assert!(rank(&tables(&f), &req).is_err());
+    }
+
+    #[test]
     fn shoppers_like_you_bring_their_products() {
         let f = fixture();
         let allowed = [true; 5];
@@ -1153,7 +1300,8 @@ pub mod py {
     use pyo3::prelude::*;
     use pyo3::types::PyTuple;
 
-    use super::{History, ItemTables, Neighbours, Request, N_SIGNALS, REASONS_PER_ITEM, SIGNALS};
+    use super::{History, ItemTables, Neighbours, Request, FEATURES, N_FEATURES, N_SIGNALS, REASONS_PER_ITEM, SIGNALS};
+    use crate::engine::rerank::py::Reranker;
     use crate::errors::{CoreErrorKind, CoreResult};
     use crate::gil::without_gil;
 
@@ -1247,14 +1395,6 @@ pub mod py {
         }
     }
 
-    type RankOutput<'py> = (
-        Bound<'py, PyArray1<i32>>,
-        Bound<'py, PyArray1<f32>>,
-        Bound<'py, PyArray1<f32>>,
-        Bound<'py, PyArray2<i8>>,
-        Bound<'py, PyArray2<i32>>,
-    );
-
     #[pymethods]
     impl RankTables {
         /// Wrap a model's tables (keyword-only, named as in the artifact). Raises
@@ -1310,12 +1450,15 @@ pub mod py {
         /// and empty. `replaced_weight` (default 1: no effect) scales the history signals of
         /// products the shopper has replaced by another of the same aisle;
         /// `popularity_discount` (default 0: none) multiplies each score by
-        /// `1 - popularity_discount * popularity`.
+        /// `1 - popularity_discount * popularity`. `reranker` (a `Reranker` over `RANK_FEATURES`)
+        /// orders the blend's head; `with_features` appends each listed item's features
+        /// (float32 [k', len(RANK_FEATURES)]) as a sixth element.
         #[pyo3(signature = (*, history_items, days_since_last, mean_gap_days, orders, habit, basket,
                             allowed, category_ids, brand_ids, extra_candidates, weights, week, k,
                             exclude_history, per_category_cap, neighbours_per_item,
                             days_to_next_trip=0.0, like_you_items=None, like_you_scores=None,
-                            replaced_weight=1.0, popularity_discount=0.0))]
+                            replaced_weight=1.0, popularity_discount=0.0, reranker=None,
+                            with_features=false))]
         #[allow(clippy::too_many_arguments)]
         fn rank<'py>(
             &self,
@@ -1341,7 +1484,9 @@ pub mod py {
             like_you_scores: Option<PyReadonlyArray1<'py, f32>>,
             replaced_weight: f32,
             popularity_discount: f32,
-        ) -> PyResult<RankOutput<'py>> {
+            reranker: Option<PyRef<'py, Reranker>>,
+            with_features: bool,
+        ) -> PyResult<Bound<'py, PyTuple>> {
             let borrowed = self.borrow(py);
             let like_you_items = match &like_you_items {
                 Some(array) => slice(array, "like_you_items")?,
@@ -1376,16 +1521,22 @@ pub mod py {
                 neighbours_per_item,
                 replaced_weight,
                 popularity_discount,
+                reranker: reranker.as_ref().map(|r| &r.forest),
+                with_features,
             };
             let ranked = without_gil(py, || super::rank(&tables, &request))?;
             let n = ranked.items.len();
-            Ok((
-                ranked.items.into_pyarray(py),
-                ranked.scores.into_pyarray(py),
-                ranked.confidence.into_pyarray(py),
-                ranked.reasons.into_pyarray(py).reshape([n, REASONS_PER_ITEM])?,
-                ranked.anchors.into_pyarray(py).reshape([n, REASONS_PER_ITEM])?,
-            ))
+            let mut out: Vec<Bound<'py, PyAny>> = vec![
+                ranked.items.into_pyarray(py).into_any(),
+                ranked.scores.into_pyarray(py).into_any(),
+                ranked.confidence.into_pyarray(py).into_any(),
+                ranked.reasons.into_pyarray(py).reshape([n, REASONS_PER_ITEM])?.into_any(),
+                ranked.anchors.into_pyarray(py).reshape([n, REASONS_PER_ITEM])?.into_any(),
+            ];
+            if with_features {
+                out.push(ranked.features.into_pyarray(py).reshape([n, N_FEATURES])?.into_any());
+            }
+            PyTuple::new(py, out)
         }
     }
 
@@ -1394,6 +1545,7 @@ pub mod py {
         debug_assert_eq!(SIGNALS.len(), N_SIGNALS);
         m.add_class::<RankTables>()?;
         m.add("RANK_SIGNALS", PyTuple::new(m.py(), SIGNALS)?)?;
+        m.add("RANK_FEATURES", PyTuple::new(m.py(), FEATURES)?)?;
         Ok(())
     }
 }
