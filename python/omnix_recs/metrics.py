@@ -1,8 +1,9 @@
 """Prometheus metrics for operators: `omnix serve --metrics-port P` serves them at /metrics.
 
-What is measured: gRPC calls by method and status code, their latency, calls in flight (a
-request shed for overload is counted under RESOURCE_EXHAUSTED), the per-shopper cache's hits
-and misses, served lists written and dropped, the model version each process serves, and
+What is measured: gRPC calls by method and status code, their latency, calls in flight,
+requests shed for overload (also counted under RESOURCE_EXHAUSTED), the per-shopper cache's hits
+and misses, served lists written and dropped, purchases and revenue attributed to served lists
+as purchases are recorded, the model version each process serves, and
 Bedrock: analyses asked of it by outcome, those the local analyst wrote instead, and the state
 of its circuit breaker.
 
@@ -23,7 +24,7 @@ import logging
 import os
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -31,6 +32,8 @@ import grpc
 if TYPE_CHECKING:
     from omnix_recs.app import AppContext
     from omnix_recs.config import Settings
+    from omnix_recs.domain.models import Purchase
+    from omnix_recs.store.base import Store
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +64,21 @@ class RpcMetrics:
         self.cache = Counter("omnix_cache_lookups", "per-shopper cache lookups, by kind and result", ["kind", "result"])
         self.served_lists = Counter("omnix_served_lists", "served lists queued for storage")
         self.served_lists_dropped = Counter("omnix_served_lists_dropped", "served lists lost to a full queue")
+        self.attributed_purchases = Counter(
+            "omnix_attributed_purchases",
+            "recorded order lines a served list earned (last touch within 7 days), by kind of list",
+            ["list"],
+        )
+        self.attributed_revenue = Counter(
+            "omnix_attributed_revenue",
+            "revenue (unit price x quantity) of the recorded order lines a served list earned, by kind of list",
+            ["list"],
+        )
+        self.shed_requests = Counter(
+            "omnix_shed_requests",
+            "calls refused at once because the process had OMNIX_MAX_INFLIGHT in flight",
+            ["method"],
+        )
         self.active_model = Gauge(
             "omnix_active_model_info",
             "1 for the model version a process serves",
@@ -73,6 +91,7 @@ class RpcMetrics:
         # multiprocess mode writes a file-backed value, several microseconds per call in all.
         self._bounds = list(LATENCY_BUCKETS)
         self._tallies: dict[tuple[str, grpc.StatusCode], _Tally] = {}
+        self._shed: dict[str, int] = {}
         self._lock = threading.Lock()
         self.calls_in_flight = 0  # calls run on the event loop's thread
 
@@ -81,6 +100,15 @@ class RpcMetrics:
 
     def finished(self, method: str, code: grpc.StatusCode, seconds: float) -> None:
         self.calls_in_flight -= 1
+        self._answered(method, code, seconds)
+
+    def shed(self, method: str, seconds: float) -> None:
+        """A call refused for overload before it started (never counted in flight)."""
+        with self._lock:
+            self._shed[method] = self._shed.get(method, 0) + 1
+        self._answered(method, grpc.StatusCode.RESOURCE_EXHAUSTED, seconds)
+
+    def _answered(self, method: str, code: grpc.StatusCode, seconds: float) -> None:
         bucket = bisect.bisect_left(self._bounds, seconds)  # the first bound >= seconds, as `observe` picks
         with self._lock:
             tally = self._tallies.get((method, code))
@@ -94,7 +122,10 @@ class RpcMetrics:
         """Write the tallies since the last flush to the metrics."""
         with self._lock:
             tallies, self._tallies = self._tallies, {}
+            shed, self._shed = self._shed, {}
         self.in_flight.set(self.calls_in_flight)
+        for method, count in shed.items():
+            self.shed_requests.labels(method).inc(count)
         for (method, code), tally in tallies.items():
             self.requests.labels(method, code.name).inc(tally.calls)
             histogram = self.latency.labels(method)
@@ -181,6 +212,28 @@ def disable() -> None:
                 if isinstance(value, MetricWrapperBase):
                     REGISTRY.unregister(value)
         RPC = INSIGHTS = None
+
+
+def purchases_recorded(store: Store, customer_id: str, purchases: Sequence[Purchase]) -> None:
+    """Count the revenue the customer's served lists earned with these purchases (attribution
+    as they arrive: one read of the customer's newest lists); nothing when metrics are off.
+    Best effort: a store that cannot be read leaves the figures short, never fails the purchase."""
+    figures = RPC
+    if figures is None:
+        return
+    from omnix_recs.experiments.attribution import attribute_recorded
+
+    try:
+        attributed = attribute_recorded(store, customer_id, purchases)
+    except Exception:
+        log.warning(
+            "could not attribute %d purchases of %s for the metrics", len(purchases), customer_id, exc_info=True
+        )
+        return
+    for served, line in attributed:
+        kind = served.strategy.split(":", 1)[0]  # "personalized:vip" is the personalized list
+        figures.attributed_purchases.labels(kind).inc()
+        figures.attributed_revenue.labels(kind).inc(line.revenue)
 
 
 def analysis_done(bedrock_outcome: str | None, circuit_state: str | None) -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from omnix_recs.domain.models import Purchase, RecommendedItem, ServedRecommendation
-from omnix_recs.experiments.attribution import attribute_purchases
+from omnix_recs.experiments.attribution import attribute_purchases, attribute_recorded
+from omnix_recs.store.sqlite import SqliteStore
 
 T0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
 
@@ -51,3 +53,21 @@ def test_last_touch_within_the_window(customer: str, product: str, hours: float,
 def test_a_shorter_window() -> None:
     purchase = Purchase("c1", "o1", "bread", 1, 1.0, T0 + timedelta(days=2))
     assert attribute_purchases(LISTS, [purchase], timedelta(days=1)) == []
+
+
+def test_a_recorded_purchase_is_credited_to_the_customers_latest_list(tmp_path: Path) -> None:
+    """As a purchase arrives (the metrics' path): read from the store, last touch, in the window."""
+    store = SqliteStore.from_url(f"sqlite:///{tmp_path / 'omnix.db'}")
+    try:
+        store.save_recommendations(LISTS)
+        bought = [
+            Purchase("c1", "o1", "milk", 2, 1.5, T0 + timedelta(hours=30)),  # both lists had milk
+            Purchase("c1", "o1", "bread", 1, 3.0, T0 + timedelta(days=8)),  # the early list, too long ago
+            Purchase("c1", "o1", "cheese", 1, 4.0, T0 + timedelta(hours=30)),  # never listed
+        ]
+        credited = attribute_recorded(store, "c1", bought)
+        assert [(s.recommendation_id, a.purchase.product_id, a.revenue) for s, a in credited] == [("late", "milk", 3.0)]
+        assert attribute_recorded(store, "c3", [Purchase("c3", "o2", "milk", 1, 1.0, T0)]) == []
+        assert attribute_recorded(store, "c1", []) == []
+    finally:
+        store.close()

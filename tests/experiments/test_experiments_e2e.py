@@ -263,3 +263,216 @@ def test_taken_and_unknown_ids(admin: Any) -> None:
     with pytest.raises(grpc.RpcError) as caught:
         admin.GetExperiment(admin_pb2.GetExperimentRequest())
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "experiment_id" in caught.value.details()
+
+
+# --- experiments side by side, and on every list ------------------------------------------------
+
+
+def seed_two_versions(settings: Settings) -> Any:
+    """The seeded shop with two model versions (the older one for an arm to pin), and eggs
+    bought this week a year ago, so that the seasonal list has something to say."""
+    seed = seed_and_train(settings)
+
+    def prepare(store: Any) -> None:
+        last_year = NOW - timedelta(days=364)
+        store.add_purchases([Purchase(c, f"{c}-last-year", "eggs", 2, 2.8, last_year) for c in CUSTOMERS[:20]])
+        seed(store)
+        train_model(store, settings)
+
+    return prepare
+
+
+@pytest.fixture
+def two_versions(running_server: Any, tmp_path: Any) -> Any:
+    settings = Settings(model_dir=str(tmp_path / "models"))
+    return running_server(settings=settings, prepare=seed_two_versions(settings))
+
+
+def versions(server: Any) -> tuple[str, str]:
+    """(the older version, the active one)."""
+    models = server.store.list_models()
+    active = next(m.version for m in models if m.active)
+    return next(m.version for m in models if not m.active), active
+
+
+def pinned_arms(older: str) -> list[admin_pb2.ExperimentArm]:
+    return [
+        admin_pb2.ExperimentArm(arm_id="active", traffic_percent=50),
+        admin_pb2.ExperimentArm(arm_id="older", traffic_percent=50, model_version=older),
+    ]
+
+
+def buy(server: Any, customer_id: str, product_id: str, order_id: str) -> None:
+    purchased_at = timestamp_pb2.Timestamp()
+    purchased_at.FromDatetime(datetime.now(UTC))
+    server.stub(customer_pb2_grpc.CustomerServiceStub).RecordPurchase(
+        customer_pb2.RecordPurchaseRequest(
+            customer_id=customer_id,
+            purchase=common_pb2.Purchase(
+                order_id=order_id, product_id=product_id, quantity=1, unit_price=5.0, purchased_at=purchased_at
+            ),
+        )
+    )
+
+
+def test_independent_experiments_run_side_by_side(two_versions: Any) -> None:
+    server = two_versions
+    admin = server.stub(admin_pb2_grpc.AdminServiceStub)
+    recommendations = server.stub(recommendation_pb2_grpc.RecommendationServiceStub)
+    older, active = versions(server)
+    admin.CreateExperiment(create_request(holdout_percent=0))  # strategy: the surface's primary
+    created = admin.CreateExperiment(
+        create_request(experiment_id="older-model", arms=pinned_arms(older), holdout_percent=0, independent=True)
+    )
+    assert created.independent and created.running
+    strategy_exp, model_exp = (server.store.get_experiment(e) for e in ("replenish-first", "older-model"))
+
+    # A third may not set a lever either already sets, nor be a second one not declared independent.
+    for changes, named in (
+        ({"arms": pinned_arms(older), "independent": True}, "arms[1].model_version"),
+        ({"arms": arms(("a", 50, 0), ("b", 50, pb.STRATEGY_DISCOVER)), "independent": True}, "arms[1].strategy"),
+        ({"arms": arms(("a", 50, 0), ("b", 50, 0))}, "replenish-first"),
+    ):
+        with pytest.raises(grpc.RpcError) as caught:
+            admin.CreateExperiment(create_request(experiment_id="third", holdout_percent=0, **changes))
+        assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert named in caught.value.details()
+
+    seen: dict[str, tuple[str, str]] = {}
+    listed: dict[str, tuple[tuple[str, str], ...]] = {}
+    bought = 0
+    for customer_id in CUSTOMERS:
+        answer = recommendations.GetRecommendations(pb.GetRecommendationsRequest(customer_id=customer_id))
+        strategy_arm, model_arm = assign(strategy_exp, customer_id), assign(model_exp, customer_id)
+        assert strategy_arm is not None and model_arm is not None
+        assert (answer.experiment_id, answer.arm_id) == ("replenish-first", strategy_arm.arm_id)
+        assert [(a.experiment_id, a.arm_id) for a in answer.assignments] == [
+            ("replenish-first", strategy_arm.arm_id),
+            ("older-model", model_arm.arm_id),
+        ]
+        # Each experiment's lever applies: the strategy of one, the model version of the other.
+        assert answer.model_version == (older if model_arm.arm_id == "older" else active)
+        if strategy_arm.arm_id == "replenish":
+            assert answer.strategy == pb.STRATEGY_REPLENISH
+        listed[answer.recommendation_id] = tuple((a.experiment_id, a.arm_id) for a in answer.assignments)
+        seen[customer_id] = (strategy_arm.arm_id, model_arm.arm_id)
+        if answer.items:
+            recommendations.RecordFeedback(
+                pb.RecordFeedbackRequest(
+                    recommendation_id=answer.recommendation_id,
+                    product_id=answer.items[0].product_id,
+                    event=pb.FEEDBACK_EVENT_CLICKED,
+                )
+            )
+            buy(server, customer_id, answer.items[0].product_id, f"{customer_id}-side")
+            bought += 1
+    assert {arms_of[1] for arms_of in seen.values()} == {"active", "older"} and bought
+
+    # Results per experiment: each counts every customer once, in its own arm.
+    for experiment_id, position in (("replenish-first", 0), ("older-model", 1)):
+        results = admin.GetExperimentResults(admin_pb2.GetExperimentResultsRequest(experiment_id=experiment_id))
+        expected = Counter(arms_of[position] for arms_of in seen.values())
+        assert {a.arm_id: a.customers for a in results.arms} == dict(expected)
+        assert sum(a.served_lists for a in results.arms) == len(CUSTOMERS)
+        assert sum(a.purchases for a in results.arms) == bought
+        assert results.experiment.independent == (experiment_id == "older-model")
+    # The stored lists record every assignment (the results wrote the queued lists).
+    assert {rid: server.store.get_recommendation(rid).assignments for rid in listed} == listed
+
+    # Stopping the primary leaves the independent one serving, now first.
+    admin.StopExperiment(admin_pb2.StopExperimentRequest(experiment_id="replenish-first"))
+    after = recommendations.GetRecommendations(pb.GetRecommendationsRequest(customer_id=CUSTOMERS[0]))
+    assert [(a.experiment_id, a.arm_id) for a in after.assignments] == [("older-model", seen[CUSTOMERS[0]][1])]
+    assert (after.experiment_id, after.arm_id) == ("older-model", seen[CUSTOMERS[0]][1])
+
+
+SURFACE_CALLS: list[tuple[int, str, Any]] = [
+    (
+        admin_pb2.EXPERIMENT_SURFACE_SIMILAR,
+        "GetSimilarProducts",
+        lambda customer_id: pb.GetSimilarProductsRequest(product_id="milk", customer_id=customer_id),
+    ),
+    (
+        admin_pb2.EXPERIMENT_SURFACE_FREQUENTLY_BOUGHT_TOGETHER,
+        "GetFrequentlyBoughtTogether",
+        lambda customer_id: pb.GetFrequentlyBoughtTogetherRequest(
+            basket_product_ids=["pasta"], customer_id=customer_id
+        ),
+    ),
+    (
+        admin_pb2.EXPERIMENT_SURFACE_TRENDING,
+        "GetTrending",
+        lambda customer_id: pb.GetTrendingRequest(customer_id=customer_id),
+    ),
+    (
+        admin_pb2.EXPERIMENT_SURFACE_SEASONAL,
+        "GetSeasonal",
+        lambda customer_id: pb.GetSeasonalRequest(customer_id=customer_id),
+    ),
+]
+
+
+@pytest.mark.parametrize(("surface", "method", "request_for"), SURFACE_CALLS, ids=[c[1] for c in SURFACE_CALLS])
+def test_arms_on_the_other_lists(two_versions: Any, surface: int, method: str, request_for: Any) -> None:
+    server = two_versions
+    admin = server.stub(admin_pb2_grpc.AdminServiceStub)
+    call = getattr(server.stub(recommendation_pb2_grpc.RecommendationServiceStub), method)
+    older, active = versions(server)
+    admin.CreateExperiment(
+        create_request(experiment_id="lists", surface=surface, arms=pinned_arms(older), holdout_percent=0)
+    )
+    record = server.store.get_experiment("lists")
+
+    clicked: Counter[str] = Counter()
+    served_arms: dict[str, str] = {}
+    for customer_id in CUSTOMERS:
+        answer = call(request_for(customer_id))
+        arm = assign(record, customer_id)
+        assert arm is not None
+        assert (answer.experiment_id, answer.arm_id) == ("lists", arm.arm_id)
+        assert [(a.experiment_id, a.arm_id) for a in answer.assignments] == [("lists", arm.arm_id)]
+        assert answer.model_version == (older if arm.arm_id == "older" else active)
+        served_arms[answer.recommendation_id] = arm.arm_id
+        if answer.items:
+            server.stub(recommendation_pb2_grpc.RecommendationServiceStub).RecordFeedback(
+                pb.RecordFeedbackRequest(
+                    recommendation_id=answer.recommendation_id,
+                    product_id=answer.items[0].product_id,
+                    event=pb.FEEDBACK_EVENT_CLICKED,
+                )
+            )
+            buy(server, customer_id, answer.items[0].product_id, f"{customer_id}-{method}")
+            clicked[arm.arm_id] += 1
+
+    # Anonymous requests are outside the experiment.
+    anonymous = call(request_for(""))
+    assert (anonymous.experiment_id, anonymous.arm_id, list(anonymous.assignments)) == ("", "", [])
+    assert anonymous.model_version == active
+
+    assert clicked  # some lists had items to react to
+    results = admin.GetExperimentResults(admin_pb2.GetExperimentResultsRequest(experiment_id="lists"))
+    by_arm = {a.arm_id: a for a in results.arms}
+    assert sum(a.customers for a in results.arms) == len(CUSTOMERS)
+    assert {arm: by_arm[arm].clicks for arm in clicked} == dict(clicked)
+    assert {arm: by_arm[arm].purchases for arm in clicked} == dict(clicked)
+    assert {rid: server.store.get_recommendation(rid).arm_in("lists") for rid in served_arms} == served_arms
+
+
+@pytest.mark.parametrize(
+    ("surface", "changes", "named"),
+    [
+        (
+            admin_pb2.EXPERIMENT_SURFACE_TRENDING,
+            {"arms": arms(("a", 50, 0), ("b", 50, pb.STRATEGY_DISCOVER))},
+            "arms[1].strategy",
+        ),
+        (admin_pb2.EXPERIMENT_SURFACE_SIMILAR, {"holdout_percent": 10}, "holdout_percent"),
+    ],
+)
+def test_levers_a_list_does_not_have_are_refused(admin: Any, surface: int, changes: dict[str, Any], named: str) -> None:
+    fields = {"arms": arms(("a", 50, 0), ("b", 50, 0)), "holdout_percent": 0, **changes}
+    with pytest.raises(grpc.RpcError) as caught:
+        admin.CreateExperiment(create_request(surface=surface, **fields))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert named in caught.value.details()
+    assert list(admin.ListExperiments(admin_pb2.ListExperimentsRequest()).experiments) == []

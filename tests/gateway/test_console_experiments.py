@@ -125,6 +125,46 @@ def test_experiment_page_shows_arms_intervals_and_verdict(browser: Any, stack: A
     assert browser.find_element(By.ID, "sample-ratio").text == expected_ratio
 
 
+def test_an_independent_experiment_shows_beside_the_other(browser: Any, stack: Any, experiment: Any) -> None:
+    """An A/A test declared independent runs beside console-ab (it sets none of its levers):
+    the list marks it, and each experiment's page names the other its customers are also in."""
+    from selenium.webdriver.common.by import By
+
+    admin = stack.stub(admin_pb2_grpc.AdminServiceStub)
+    admin.CreateExperiment(
+        admin_pb2.CreateExperimentRequest(
+            experiment_id="console-aa",
+            surface=admin_pb2.EXPERIMENT_SURFACE_PERSONALIZED,
+            arms=[
+                admin_pb2.ExperimentArm(arm_id="a", traffic_percent=50),
+                admin_pb2.ExperimentArm(arm_id="b", traffic_percent=50),
+            ],
+            independent=True,
+        )
+    )
+    try:
+        open_page(browser, stack, "/console/experiments")
+        independence = {
+            r.get_attribute("data-experiment-id"): r.find_element(By.CSS_SELECTOR, "td.independence").text
+            for r in browser.find_elements(By.CSS_SELECTOR, "#experiments tbody tr[data-experiment-id]")
+        }
+        assert (independence["console-aa"], independence[EXPERIMENT]) == ("independent", "alone")
+        open_page(browser, stack, f"/console/experiments/{EXPERIMENT}")
+        assert "to itself" in browser.find_element(By.ID, "independence").text
+        beside = browser.find_elements(By.CSS_SELECTOR, "#beside a[data-experiment-id]")
+        assert [a.get_attribute("data-experiment-id") for a in beside] == ["console-aa"]
+        beside[0].click()
+        assert browser.find_element(By.TAG_NAME, "h1").text == "Experiment console-aa"
+        assert browser.find_element(By.ID, "independence").text.startswith("independent Runs beside")
+        assert [a.get_attribute("data-experiment-id") for a in browser.find_elements(By.CSS_SELECTOR, "#beside a")] == [
+            EXPERIMENT
+        ]
+        assert console_errors(browser) == []
+        shot(browser, "experiment-independent")
+    finally:
+        admin.StopExperiment(admin_pb2.StopExperimentRequest(experiment_id="console-aa"))
+
+
 def test_stop_button_stops_the_experiment(browser: Any, stack: Any, experiment: Any) -> None:
     from selenium.webdriver.common.by import By
 

@@ -28,6 +28,7 @@ from omnix_recs.errors import InvalidArgumentError, ResourceExhaustedError
 from omnix_recs.experiments import registry as experiments
 from omnix_recs.experiments import reports
 from omnix_recs.experiments.results import Estimate, ExperimentResults, experiment_results
+from omnix_recs.leases import RETRAIN_LEASE, held_lease
 from omnix_recs.store.base import ExperimentArm, ExperimentRecord, ModelRecord
 
 SERVICE_NAME = admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name
@@ -38,10 +39,18 @@ _SURFACES: dict[int, str] = {
     admin_pb2.EXPERIMENT_SURFACE_UNSPECIFIED: "recommendations",
     admin_pb2.EXPERIMENT_SURFACE_RECOMMENDATIONS: "recommendations",
     admin_pb2.EXPERIMENT_SURFACE_PERSONALIZED: "personalized",
+    admin_pb2.EXPERIMENT_SURFACE_SIMILAR: "similar",
+    admin_pb2.EXPERIMENT_SURFACE_FREQUENTLY_BOUGHT_TOGETHER: "frequently_bought_together",
+    admin_pb2.EXPERIMENT_SURFACE_TRENDING: "trending",
+    admin_pb2.EXPERIMENT_SURFACE_SEASONAL: "seasonal",
 }
 _SURFACE_TO_PROTO = {
     "recommendations": admin_pb2.EXPERIMENT_SURFACE_RECOMMENDATIONS,
     "personalized": admin_pb2.EXPERIMENT_SURFACE_PERSONALIZED,
+    "similar": admin_pb2.EXPERIMENT_SURFACE_SIMILAR,
+    "frequently_bought_together": admin_pb2.EXPERIMENT_SURFACE_FREQUENTLY_BOUGHT_TOGETHER,
+    "trending": admin_pb2.EXPERIMENT_SURFACE_TRENDING,
+    "seasonal": admin_pb2.EXPERIMENT_SURFACE_SEASONAL,
 }
 _METRICS: dict[int, str] = {
     admin_pb2.EXPERIMENT_METRIC_UNSPECIFIED: "click_through_rate",
@@ -93,6 +102,7 @@ def experiment_to_proto(e: ExperimentRecord) -> admin_pb2.Experiment:
         created_at=mapping.timestamp_to_proto(e.created_at),
         stopped_at=None if e.stopped_at is None else mapping.timestamp_to_proto(e.stopped_at),
         running=e.running,
+        independent=e.independent,
     )
 
 
@@ -188,7 +198,16 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
                 "a model is already being trained by this server (RetrainModel runs one at a time); "
                 "try again when it finishes"
             )
-        async with self._training:
+        # The lease: one build at a time across every process and host sharing the store too.
+        async with (
+            self._training,
+            held_lease(
+                self.app.store,
+                RETRAIN_LEASE,
+                "a model is already being trained by another server process (RetrainModel runs one at "
+                "a time across the service); try again when it finishes",
+            ),
+        ):
             record = await asyncio.to_thread(
                 train_model,
                 self.app.store,
@@ -255,6 +274,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             primary_metric=metric,
             holdout_percent=request.holdout_percent,
             attribution_window_days=request.attribution_window_days,
+            independent=request.independent,
         )
         record = await asyncio.to_thread(experiments.create_experiment, self.app.store, draft, datetime.now(UTC))
         await self._experiments_changed()

@@ -82,7 +82,12 @@ def register(server: grpc.aio.Server, app: AppContext) -> list[str]:
         )
 
     router = ExperimentRouter(
-        app.store, app.models, app.served_lists or app.store, arm_recommender, settings=app.settings
+        app.store,
+        app.models,
+        app.served_lists or app.store,
+        arm_recommender,
+        settings=app.settings,
+        check_every_s=app.settings.follow_interval_s,
     )
     app.experiment_listeners.append(router.refresh)
     recommendation_pb2_grpc.add_RecommendationServiceServicer_to_server(
@@ -170,10 +175,15 @@ class RecommendationServicer(recommendation_pb2_grpc.RecommendationServiceServic
         limit = self._limit(request.limit)
         customer_id = self.v.optional_id("customer_id", request.customer_id)
         filters = self._filters(request.filters)
+        route = await self._route("similar", customer_id, None)
         answer = await self._answer(
-            self.recommender.similar_products, product_id, limit=limit, customer_id=customer_id, filters=filters
+            self._recommender(route).similar_products,
+            product_id,
+            limit=limit,
+            customer_id=customer_id,
+            filters=filters,
         )
-        return pb.GetSimilarProductsResponse(**_list_fields(answer))
+        return pb.GetSimilarProductsResponse(**_list_fields(answer, route))
 
     async def GetFrequentlyBoughtTogether(
         self,
@@ -187,10 +197,15 @@ class RecommendationServicer(recommendation_pb2_grpc.RecommendationServiceServic
         limit = self._limit(request.limit)
         customer_id = self.v.optional_id("customer_id", request.customer_id)
         filters = self._filters(request.filters)
+        route = await self._route("frequently_bought_together", customer_id, None)
         answer = await self._answer(
-            self.recommender.frequently_bought_together, basket, limit=limit, customer_id=customer_id, filters=filters
+            self._recommender(route).frequently_bought_together,
+            basket,
+            limit=limit,
+            customer_id=customer_id,
+            filters=filters,
         )
-        return pb.GetFrequentlyBoughtTogetherResponse(**_list_fields(answer))
+        return pb.GetFrequentlyBoughtTogetherResponse(**_list_fields(answer, route))
 
     async def GetTrending(
         self,
@@ -202,15 +217,16 @@ class RecommendationServicer(recommendation_pb2_grpc.RecommendationServiceServic
         window_days = check.integer("window_days", request.window_days, minimum=0, maximum=MAX_TRENDING_WINDOW_DAYS)
         customer_id = self.v.optional_id("customer_id", request.customer_id)
         filters = self._filters(request.filters)
+        route = await self._route("trending", customer_id, None)
         answer, window = await self._answer(
-            self.recommender.trending,
+            self._recommender(route).trending,
             limit=limit,
             department=department,
             window_days=window_days,
             customer_id=customer_id,
             filters=filters,
         )
-        return pb.GetTrendingResponse(**_list_fields(answer), window_days=window)
+        return pb.GetTrendingResponse(**_list_fields(answer, route), window_days=window)
 
     async def GetSeasonal(
         self,
@@ -218,19 +234,21 @@ class RecommendationServicer(recommendation_pb2_grpc.RecommendationServiceServic
         context: grpc.aio.ServicerContext[pb.GetSeasonalRequest, pb.GetSeasonalResponse],
     ) -> pb.GetSeasonalResponse:
         limit = self._limit(request.limit)
-        as_of = self._as_of(request, "as_of") or datetime.now(UTC)
+        requested = self._as_of(request, "as_of")
+        as_of = requested or datetime.now(UTC)
         department = check.text("department", request.department, max_length=MAX_LABEL_LENGTH)
         customer_id = self.v.optional_id("customer_id", request.customer_id)
         filters = self._filters(request.filters)
+        route = await self._route("seasonal", customer_id, requested)
         answer = await self._answer(
-            self.recommender.seasonal,
+            self._recommender(route).seasonal,
             limit=limit,
             as_of=as_of,
             department=department,
             customer_id=customer_id,
             filters=filters,
         )
-        return pb.GetSeasonalResponse(**_list_fields(answer), week_of_year=as_of.isocalendar().week)
+        return pb.GetSeasonalResponse(**_list_fields(answer, route), week_of_year=as_of.isocalendar().week)
 
     async def RecordFeedback(
         self,
@@ -248,9 +266,12 @@ class RecommendationServicer(recommendation_pb2_grpc.RecommendationServiceServic
 
     # --- experiments ----------------------------------------------------------------------
 
+    def _recommender(self, route: Route | None) -> Recommender:
+        return route.recommender if route is not None else self.recommender
+
     async def _route(self, surface: str, customer_id: str, as_of: datetime | None) -> Route | None:
-        """The customer's arm of the experiment running on `surface`; backtests (`as_of`) are
-        never part of an experiment."""
+        """The customer's arms of the experiments running on `surface`; backtests (`as_of`) and
+        anonymous requests are never part of an experiment."""
         if self.router is None or as_of is not None:
             return None
         if self.router.refresh_due():
@@ -318,6 +339,7 @@ class _ListFields(TypedDict):
     recommendation_id: str
     experiment_id: str
     arm_id: str
+    assignments: list[pb.ExperimentAssignment]
 
 
 def _list_fields(answer: Recommendations, route: Route | None = None) -> _ListFields:
@@ -327,4 +349,8 @@ def _list_fields(answer: Recommendations, route: Route | None = None) -> _ListFi
         "recommendation_id": answer.recommendation_id,
         "experiment_id": route.experiment_id if route else "",
         "arm_id": route.arm_id if route else "",
+        "assignments": [
+            pb.ExperimentAssignment(experiment_id=experiment, arm_id=arm)
+            for experiment, arm in (route.assignments if route else ())
+        ],
     }

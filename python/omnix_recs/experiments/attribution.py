@@ -3,6 +3,8 @@
 A purchase of a product by a customer is attributed to the latest list served to that
 customer that contained the product, when the purchase came after the list and within the
 window (default 7 days). Only one list gets the credit, so revenue is never counted twice.
+The reports and experiment results attribute a period's purchases at once; a recorded purchase
+is also attributed as it arrives, for the operators' metrics (`attribute_recorded`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from omnix_recs.domain.models import Purchase, ServedRecommendation
+from omnix_recs.store.base import Store
 
 DEFAULT_WINDOW = timedelta(days=7)
 
@@ -56,3 +59,21 @@ def attribute_purchases(
                 break
             position -= 1
     return attributed
+
+
+# A purchase is checked against at most this many of the customer's newest lists: a shopper
+# served more than this within the window is rare, and the reports count exactly anyway.
+RECENT_LISTS = 200
+
+
+def attribute_recorded(
+    store: Store, customer_id: str, purchases: Sequence[Purchase], window: timedelta = DEFAULT_WINDOW
+) -> list[tuple[ServedRecommendation, AttributedPurchase]]:
+    """The purchases just recorded for a customer that a list served to them earned, each
+    with that list (for the metrics, as the purchase arrives: one read of their newest lists)."""
+    if not purchases:
+        return []
+    earliest = min(p.purchased_at for p in purchases) - window
+    lists = [s for s in store.list_recommendations(customer_id, RECENT_LISTS) if s.generated_at >= earliest]
+    by_id = {s.recommendation_id: s for s in lists}
+    return [(by_id[a.recommendation_id], a) for a in attribute_purchases(lists, purchases, window)]

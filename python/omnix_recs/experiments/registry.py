@@ -1,9 +1,12 @@
 """Experiments: defining one (the checks), stopping it, and each process's view of those running.
 
-At most one experiment runs per surface (a kind of list): two experiments changing the same
-list would each judge the other's effect as noise. The check here names the running one; the
-store enforces the rule atomically as well (a unique index, a conditional lock row), so two
-operators creating experiments for one surface at the same instant cannot both succeed.
+At most one experiment runs per surface (a kind of list) unless they are declared independent:
+two experiments changing the same list would each judge the other's effect as noise. Independent
+experiments run side by side, each splitting customers with its own salt (so the split of one is
+independent of the other's), and must change different levers (model version, strategy,
+holdout). The check here names the running one; the store enforces the rules atomically as well
+(a unique index and a check in one transaction, conditional lock rows), so two operators
+creating experiments for one surface at the same instant cannot both succeed.
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ from omnix_recs.store.base import ExperimentArm, ExperimentRecord, Store
 
 log = logging.getLogger(__name__)
 
-# The lists an experiment can change: GetRecommendations and GetPersonalizedRecommendations.
-SURFACES = ("recommendations", "personalized")
+# The lists an experiment can change: one per list RPC of RecommendationService.
+SURFACES = ("recommendations", "personalized", "similar", "frequently_bought_together", "trending", "seasonal")
+# Surfaces whose lists are personalised, so a holdout (the shop-wide list) means something.
+HOLDOUT_SURFACES = ("recommendations", "personalized")
 STRATEGIES = ("", "balanced", "replenish", "discover")
 MAX_ARMS = 10
 MAX_HOLDOUT_PERCENT = 50
@@ -43,6 +48,7 @@ class ExperimentDraft:
     primary_metric: str = "click_through_rate"
     holdout_percent: int = 0
     attribution_window_days: int = 0  # 0 = the default
+    independent: bool = False
 
 
 def new_experiment_id() -> str:
@@ -75,11 +81,19 @@ def create_experiment(store: Store, draft: ExperimentDraft, now: datetime) -> Ex
             raise InvalidArgumentError(
                 f"arms[{i}].strategy", "the personalized list chooses its own strategy: leave it unspecified"
             )
+        if arm.strategy and draft.surface not in ("recommendations", "personalized"):
+            raise InvalidArgumentError(
+                f"arms[{i}].strategy", f"the {draft.surface} list has no strategies: leave it unspecified"
+            )
     total = sum(a.traffic_percent for a in draft.arms)
     if total != 100:
         raise InvalidArgumentError("arms", f"traffic_percent must sum to 100, got {total}")
     if not 0 <= draft.holdout_percent <= MAX_HOLDOUT_PERCENT:
         raise InvalidArgumentError("holdout_percent", f"must be 0..{MAX_HOLDOUT_PERCENT}, got {draft.holdout_percent}")
+    if draft.holdout_percent and draft.surface not in HOLDOUT_SURFACES:
+        raise InvalidArgumentError(
+            "holdout_percent", f"the {draft.surface} list is not personalised: a holdout needs 0 there"
+        )
     window = draft.attribution_window_days or DEFAULT_ATTRIBUTION_DAYS
     if not 1 <= window <= MAX_ATTRIBUTION_DAYS:
         raise InvalidArgumentError(
@@ -90,12 +104,6 @@ def create_experiment(store: Store, draft: ExperimentDraft, now: datetime) -> Ex
     for arm in draft.arms:
         if arm.model_version and arm.model_version not in versions:
             raise NotFoundError("model", arm.model_version)
-    for running in store.list_experiments():
-        if running.running and running.surface == draft.surface:
-            raise FailedPreconditionError(
-                f"experiment {running.experiment_id!r} is running on the {draft.surface} surface:"
-                " stop it first (one experiment per surface)"
-            )
     experiment_id = draft.experiment_id or new_experiment_id()
     record = ExperimentRecord(
         experiment_id=experiment_id,
@@ -107,13 +115,19 @@ def create_experiment(store: Store, draft: ExperimentDraft, now: datetime) -> Ex
         primary_metric=draft.primary_metric,
         holdout_percent=draft.holdout_percent,
         attribution_window_days=window,
+        independent=draft.independent,
     )
+    conflict = record.conflict_with(store.list_experiments())
+    if conflict is not None:  # the store checks again, atomically; this names the field first
+        raise FailedPreconditionError(conflict)
     store.create_experiment(record)
     return record
 
 
 class RunningExperiments:
-    """The experiments running now, by surface, as this process last read them.
+    """The experiments running now, by surface, as this process last read them: per surface,
+    the primary one first (the one not declared independent, else the oldest), then the
+    independent ones oldest first.
 
     `refresh_due()` is cheap (the clock); `refresh()` reads the store, at most every
     `check_every_s`, so an experiment created or stopped in another process takes effect here
@@ -125,18 +139,18 @@ class RunningExperiments:
         *,
         check_every_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
-        on_change: Callable[[dict[str, ExperimentRecord]], None] | None = None,
+        on_change: Callable[[dict[str, tuple[ExperimentRecord, ...]]], None] | None = None,
     ) -> None:
         self._store = store
         self._check_every_s = check_every_s
         self._clock = clock
         self._on_change = on_change
-        self._by_surface: dict[str, ExperimentRecord] = {}
+        self._by_surface: dict[str, tuple[ExperimentRecord, ...]] = {}
         self._checked_at = -float("inf")
         self._lock = threading.Lock()
 
-    def on(self, surface: str) -> ExperimentRecord | None:
-        return self._by_surface.get(surface)
+    def on(self, surface: str) -> tuple[ExperimentRecord, ...]:
+        return self._by_surface.get(surface, ())
 
     def refresh_due(self) -> bool:
         return self._clock() - self._checked_at >= self._check_every_s
@@ -149,11 +163,23 @@ class RunningExperiments:
                 log.warning("could not read the running experiments (keeping the last view): %s", err)
                 self._checked_at = self._clock()
                 return
-            # Oldest first, so that if two were ever created for one surface the first one wins.
-            by_surface: dict[str, ExperimentRecord] = {}
-            for experiment in sorted(running, key=lambda e: e.created_at):
-                by_surface.setdefault(experiment.surface, experiment)
+            by_surface = running_by_surface(running)
             if self._on_change is not None and by_surface != self._by_surface:
                 self._on_change(by_surface)
             self._by_surface = by_surface
             self._checked_at = self._clock()
+
+
+def running_by_surface(running: Sequence[ExperimentRecord]) -> dict[str, tuple[ExperimentRecord, ...]]:
+    """The running experiments by surface, each surface's primary first (see `RunningExperiments`).
+
+    Should two ever share a surface against the rules (created by an older version), the
+    oldest of those not independent is kept and the other dropped, and so is an independent
+    experiment that shares a lever with one kept before it."""
+    by_surface: dict[str, list[ExperimentRecord]] = {}
+    order = sorted((e for e in running if e.running), key=lambda e: (e.independent, e.created_at, e.experiment_id))
+    for experiment in order:
+        kept = by_surface.setdefault(experiment.surface, [])
+        if experiment.conflict_with(kept) is None:
+            kept.append(experiment)
+    return {surface: tuple(experiments) for surface, experiments in by_surface.items()}

@@ -1,9 +1,9 @@
 """The business reports: recommendation performance, return (attributed revenue) and sales impact.
 
 All three read one period: the lists served in it (and, for attribution, those served up to a
-window before it), the feedback on them, and every purchase of the period. Purchases come
-from a scan of the purchase history (`Store.scan_purchases`), so a report costs a pass over
-the table: an operator's question, not a request path.
+window before it), the feedback on them, and every purchase of the period, read through the
+store's time index (`Store.purchases_between`): a report costs what its period holds, not a
+pass over the whole purchase history.
 """
 
 from __future__ import annotations
@@ -117,14 +117,7 @@ class _PeriodData:
 def _read(store: Store, start: datetime, end: datetime, window: timedelta) -> _PeriodData:
     lists = store.served_lists_between(start - window, end)
     feedback = [f for f in store.feedback_on([s.recommendation_id for s in lists]) if start <= f.occurred_at < end]
-    low, high = start.timestamp(), end.timestamp()
-    purchases = []
-    for batch in store.scan_purchases():
-        for customer_id, order_id, product_id, quantity, unit_price, at in batch.rows():
-            if low <= at < high:
-                moment = datetime.fromtimestamp(at, UTC)
-                purchases.append(Purchase(customer_id, order_id, product_id, quantity, unit_price, moment))
-    return _PeriodData(lists, feedback, purchases)
+    return _PeriodData(lists, feedback, list(store.purchases_between(start, end)))
 
 
 def recommendation_performance(
@@ -204,7 +197,7 @@ def recommendation_roi(store: Store, start: datetime, end: datetime, window: tim
 
 def recommendation_impact(store: Store, start: datetime, end: datetime) -> ImpactReport:
     data = _read(store, start, end, timedelta(0))
-    exposed_ids = {s.customer_id for s in data.lists if s.arm_id != HOLDOUT_ARM}
+    exposed_ids = {s.customer_id for s in data.lists if all(arm != HOLDOUT_ARM for _, arm in s.assignments)}
     orders: dict[tuple[str, str], list[Purchase]] = defaultdict(list)
     for p in data.purchases:
         orders[(p.customer_id, p.order_id)].append(p)

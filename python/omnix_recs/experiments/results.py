@@ -112,7 +112,7 @@ def compute_results(
     # Customers, in order of first list; each is in one arm (assignment is a function of the id).
     first_arm: dict[str, str] = {}
     for served in data.lists:
-        first_arm.setdefault(served.customer_id, served.arm_id)
+        first_arm.setdefault(served.customer_id, served.arm_in(experiment.experiment_id))
     customers = list(first_arm)
     index = {c: i for i, c in enumerate(customers)}
     arm_of = np.array([first_arm[c] for c in customers], dtype=object)

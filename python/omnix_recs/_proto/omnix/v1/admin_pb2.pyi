@@ -17,6 +17,10 @@ class ExperimentSurface(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EXPERIMENT_SURFACE_UNSPECIFIED: _ClassVar[ExperimentSurface]
     EXPERIMENT_SURFACE_RECOMMENDATIONS: _ClassVar[ExperimentSurface]
     EXPERIMENT_SURFACE_PERSONALIZED: _ClassVar[ExperimentSurface]
+    EXPERIMENT_SURFACE_SIMILAR: _ClassVar[ExperimentSurface]
+    EXPERIMENT_SURFACE_FREQUENTLY_BOUGHT_TOGETHER: _ClassVar[ExperimentSurface]
+    EXPERIMENT_SURFACE_TRENDING: _ClassVar[ExperimentSurface]
+    EXPERIMENT_SURFACE_SEASONAL: _ClassVar[ExperimentSurface]
 
 class ExperimentMetric(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -27,6 +31,10 @@ class ExperimentMetric(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
 EXPERIMENT_SURFACE_UNSPECIFIED: ExperimentSurface
 EXPERIMENT_SURFACE_RECOMMENDATIONS: ExperimentSurface
 EXPERIMENT_SURFACE_PERSONALIZED: ExperimentSurface
+EXPERIMENT_SURFACE_SIMILAR: ExperimentSurface
+EXPERIMENT_SURFACE_FREQUENTLY_BOUGHT_TOGETHER: ExperimentSurface
+EXPERIMENT_SURFACE_TRENDING: ExperimentSurface
+EXPERIMENT_SURFACE_SEASONAL: ExperimentSurface
 EXPERIMENT_METRIC_UNSPECIFIED: ExperimentMetric
 EXPERIMENT_METRIC_CLICK_THROUGH_RATE: ExperimentMetric
 EXPERIMENT_METRIC_CONVERSION_RATE: ExperimentMetric
@@ -45,7 +53,7 @@ class ExperimentArm(_message.Message):
     def __init__(self, arm_id: _Optional[str] = ..., traffic_percent: _Optional[int] = ..., model_version: _Optional[str] = ..., strategy: _Optional[_Union[_recommendation_pb2.Strategy, str]] = ...) -> None: ...
 
 class Experiment(_message.Message):
-    __slots__ = ("experiment_id", "description", "surface", "arms", "primary_metric", "holdout_percent", "attribution_window_days", "created_at", "stopped_at", "running")
+    __slots__ = ("experiment_id", "description", "surface", "arms", "primary_metric", "holdout_percent", "attribution_window_days", "created_at", "stopped_at", "running", "independent")
     EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     SURFACE_FIELD_NUMBER: _ClassVar[int]
@@ -56,6 +64,7 @@ class Experiment(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     STOPPED_AT_FIELD_NUMBER: _ClassVar[int]
     RUNNING_FIELD_NUMBER: _ClassVar[int]
+    INDEPENDENT_FIELD_NUMBER: _ClassVar[int]
     experiment_id: str
     description: str
     surface: ExperimentSurface
@@ -66,10 +75,11 @@ class Experiment(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     stopped_at: _timestamp_pb2.Timestamp
     running: bool
-    def __init__(self, experiment_id: _Optional[str] = ..., description: _Optional[str] = ..., surface: _Optional[_Union[ExperimentSurface, str]] = ..., arms: _Optional[_Iterable[_Union[ExperimentArm, _Mapping]]] = ..., primary_metric: _Optional[_Union[ExperimentMetric, str]] = ..., holdout_percent: _Optional[int] = ..., attribution_window_days: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stopped_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., running: _Optional[bool] = ...) -> None: ...
+    independent: bool
+    def __init__(self, experiment_id: _Optional[str] = ..., description: _Optional[str] = ..., surface: _Optional[_Union[ExperimentSurface, str]] = ..., arms: _Optional[_Iterable[_Union[ExperimentArm, _Mapping]]] = ..., primary_metric: _Optional[_Union[ExperimentMetric, str]] = ..., holdout_percent: _Optional[int] = ..., attribution_window_days: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stopped_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., running: _Optional[bool] = ..., independent: _Optional[bool] = ...) -> None: ...
 
 class CreateExperimentRequest(_message.Message):
-    __slots__ = ("experiment_id", "description", "surface", "arms", "primary_metric", "holdout_percent", "attribution_window_days")
+    __slots__ = ("experiment_id", "description", "surface", "arms", "primary_metric", "holdout_percent", "attribution_window_days", "independent")
     EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     SURFACE_FIELD_NUMBER: _ClassVar[int]
@@ -77,6 +87,7 @@ class CreateExperimentRequest(_message.Message):
     PRIMARY_METRIC_FIELD_NUMBER: _ClassVar[int]
     HOLDOUT_PERCENT_FIELD_NUMBER: _ClassVar[int]
     ATTRIBUTION_WINDOW_DAYS_FIELD_NUMBER: _ClassVar[int]
+    INDEPENDENT_FIELD_NUMBER: _ClassVar[int]
     experiment_id: str
     description: str
     surface: ExperimentSurface
@@ -84,7 +95,8 @@ class CreateExperimentRequest(_message.Message):
     primary_metric: ExperimentMetric
     holdout_percent: int
     attribution_window_days: int
-    def __init__(self, experiment_id: _Optional[str] = ..., description: _Optional[str] = ..., surface: _Optional[_Union[ExperimentSurface, str]] = ..., arms: _Optional[_Iterable[_Union[ExperimentArm, _Mapping]]] = ..., primary_metric: _Optional[_Union[ExperimentMetric, str]] = ..., holdout_percent: _Optional[int] = ..., attribution_window_days: _Optional[int] = ...) -> None: ...
+    independent: bool
+    def __init__(self, experiment_id: _Optional[str] = ..., description: _Optional[str] = ..., surface: _Optional[_Union[ExperimentSurface, str]] = ..., arms: _Optional[_Iterable[_Union[ExperimentArm, _Mapping]]] = ..., primary_metric: _Optional[_Union[ExperimentMetric, str]] = ..., holdout_percent: _Optional[int] = ..., attribution_window_days: _Optional[int] = ..., independent: _Optional[bool] = ...) -> None: ...
 
 class GetExperimentRequest(_message.Message):
     __slots__ = ("experiment_id",)

@@ -160,7 +160,8 @@ class AdminServiceServicer:
         experiment's salt into 10,000 buckets: sticky across processes, hosts and restarts. Every
         server process applies it within seconds. INVALID_ARGUMENT naming the field for a bad
         definition; NOT_FOUND for an unknown model version; ALREADY_EXISTS for a taken id;
-        FAILED_PRECONDITION while another experiment runs on the same surface.
+        FAILED_PRECONDITION while another experiment not declared independent runs on the same
+        surface, or one that sets the same lever (model version, strategy, holdout), naming the field.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

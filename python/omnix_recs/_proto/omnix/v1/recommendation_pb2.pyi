@@ -92,21 +92,31 @@ class GetRecommendationsRequest(_message.Message):
     exclude_purchased: bool
     def __init__(self, customer_id: _Optional[str] = ..., limit: _Optional[int] = ..., strategy: _Optional[_Union[Strategy, str]] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., filters: _Optional[_Union[RecommendationFilters, _Mapping]] = ..., basket_product_ids: _Optional[_Iterable[str]] = ..., exclude_purchased: _Optional[bool] = ...) -> None: ...
 
+class ExperimentAssignment(_message.Message):
+    __slots__ = ("experiment_id", "arm_id")
+    EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    ARM_ID_FIELD_NUMBER: _ClassVar[int]
+    experiment_id: str
+    arm_id: str
+    def __init__(self, experiment_id: _Optional[str] = ..., arm_id: _Optional[str] = ...) -> None: ...
+
 class GetRecommendationsResponse(_message.Message):
-    __slots__ = ("items", "model_version", "recommendation_id", "strategy", "experiment_id", "arm_id")
+    __slots__ = ("items", "model_version", "recommendation_id", "strategy", "experiment_id", "arm_id", "assignments")
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     RECOMMENDATION_ID_FIELD_NUMBER: _ClassVar[int]
     STRATEGY_FIELD_NUMBER: _ClassVar[int]
     EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
     ARM_ID_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNMENTS_FIELD_NUMBER: _ClassVar[int]
     items: _containers.RepeatedCompositeFieldContainer[Recommendation]
     model_version: str
     recommendation_id: str
     strategy: Strategy
     experiment_id: str
     arm_id: str
-    def __init__(self, items: _Optional[_Iterable[_Union[Recommendation, _Mapping]]] = ..., model_version: _Optional[str] = ..., recommendation_id: _Optional[str] = ..., strategy: _Optional[_Union[Strategy, str]] = ..., experiment_id: _Optional[str] = ..., arm_id: _Optional[str] = ...) -> None: ...
+    assignments: _containers.RepeatedCompositeFieldContainer[ExperimentAssignment]
+    def __init__(self, items: _Optional[_Iterable[_Union[Recommendation, _Mapping]]] = ..., model_version: _Optional[str] = ..., recommendation_id: _Optional[str] = ..., strategy: _Optional[_Union[Strategy, str]] = ..., experiment_id: _Optional[str] = ..., arm_id: _Optional[str] = ..., assignments: _Optional[_Iterable[_Union[ExperimentAssignment, _Mapping]]] = ...) -> None: ...
 
 class GetPersonalizedRecommendationsRequest(_message.Message):
     __slots__ = ("customer_id", "limit", "as_of", "filters")
@@ -121,20 +131,22 @@ class GetPersonalizedRecommendationsRequest(_message.Message):
     def __init__(self, customer_id: _Optional[str] = ..., limit: _Optional[int] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., filters: _Optional[_Union[RecommendationFilters, _Mapping]] = ...) -> None: ...
 
 class GetPersonalizedRecommendationsResponse(_message.Message):
-    __slots__ = ("items", "model_version", "recommendation_id", "lifecycle", "experiment_id", "arm_id")
+    __slots__ = ("items", "model_version", "recommendation_id", "lifecycle", "experiment_id", "arm_id", "assignments")
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     RECOMMENDATION_ID_FIELD_NUMBER: _ClassVar[int]
     LIFECYCLE_FIELD_NUMBER: _ClassVar[int]
     EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
     ARM_ID_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNMENTS_FIELD_NUMBER: _ClassVar[int]
     items: _containers.RepeatedCompositeFieldContainer[Recommendation]
     model_version: str
     recommendation_id: str
     lifecycle: LifecycleStage
     experiment_id: str
     arm_id: str
-    def __init__(self, items: _Optional[_Iterable[_Union[Recommendation, _Mapping]]] = ..., model_version: _Optional[str] = ..., recommendation_id: _Optional[str] = ..., lifecycle: _Optional[_Union[LifecycleStage, str]] = ..., experiment_id: _Optional[str] = ..., arm_id: _Optional[str] = ...) -> None: ...
+    assignments: _containers.RepeatedCompositeFieldContainer[ExperimentAssignment]
+    def __init__(self, items: _Optional[_Iterable[_Union[Recommendation, _Mapping]]] = ..., model_version: _Optional[str] = ..., recommendation_id: _Optional[str] = ..., lifecycle: _Optional[_Union[LifecycleStage, str]] = ..., experiment_id: _Optional[str] = ..., arm_id: _Optional[str] = ..., assignments: _Optional[_Iterable[_Union[ExperimentAssignment, _Mapping]]] = ...) -> None: ...
 
 class GetSimilarProductsRequest(_message.Message):
     __slots__ = ("product_id", "limit", "customer_id", "filters")
@@ -149,18 +161,20 @@ class GetSimilarProductsRequest(_message.Message):
     def __init__(self, product_id: _Optional[str] = ..., limit: _Optional[int] = ..., customer_id: _Optional[str] = ..., filters: _Optional[_Union[RecommendationFilters, _Mapping]] = ...) -> None: ...
 
 class GetSimilarProductsResponse(_message.Message):
-    __slots__ = ("items", "model_version", "recommendation_id", "experiment_id", "arm_id")
+    __slots__ = ("items", "model_version", "recommendation_id", "experiment_id", "arm_id", "assignments")
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     RECOMMENDATION_ID_FIELD_NUMBER: _ClassVar[int]
     EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
     ARM_ID_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNMENTS_FIELD_NUMBER: _ClassVar[int]
     items: _containers.RepeatedCompositeFieldContainer[Recommendation]
     model_version: str
     recommendation_id: str
     experiment_id: str
     arm_id: str
-    def __init__(self, items: _Optional[_Iterable[_Union[Recommendation, _Mapping]]] = ..., model_version: _Optional[str] = ..., recommendation_id: _Optional[str] = ..., experiment_id: _Optional[str] = ..., arm_id: _Optional[str] = ...) -> None: ...
+    assignments: _containers.RepeatedCompositeFieldContainer[ExperimentAssignment]
+    def __init__(self, items: _Optional[_Iterable[_Union[Recommendation, _Mapping]]] = ..., model_version: _Optional[str] = ..., recommendation_id: _Optional[str] = ..., experiment_id: _Optional[str] = ..., arm_id: _Optional[str] = ..., assignments: _Optional[_Iterable[_Union[ExperimentAssignment, _Mapping]]] = ...) -> None: ...
 
 class GetFrequentlyBoughtTogetherRequest(_message.Message):
     __slots__ = ("basket_product_ids", "limit", "customer_id", "filters")
@@ -175,18 +189,20 @@ class GetFrequentlyBoughtTogetherRequest(_message.Message):
     def __init__(self, basket_product_ids: _Optional[_Iterable[str]] = ..., limit: _Optional[int] = ..., customer_id: _Optional[str] = ..., filters: _Optional[_Union[RecommendationFilters, _Mapping]] = ...) -> None: ...
 
 class GetFrequentlyBoughtTogetherResponse(_message.Message):
-    __slots__ = ("items", "model_version", "recommendation_id", "experiment_id", "arm_id")
+    __slots__ = ("items", "model_version", "recommendation_id", "experiment_id", "arm_id", "assignments")
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     RECOMMENDATION_ID_FIELD_NUMBER: _ClassVar[int]
     EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
     ARM_ID_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNMENTS_FIELD_NUMBER: _ClassVar[int]
     items: _containers.RepeatedCompositeFieldContainer[Recommendation]
     model_version: str
     recommendation_id: str
     experiment_id: str
     arm_id: str
-    def __init__(self, items: _Optional[_Iterable[_Union[Recommendation, _Mapping]]] = ..., model_version: _Optional[str] = ..., recommendation_id: _Optional[str] = ..., experiment_id: _Optional[str] = ..., arm_id: _Optional[str] = ...) -> None: ...
+    assignments: _containers.RepeatedCompositeFieldContainer[ExperimentAssignment]
+    def __init__(self, items: _Optional[_Iterable[_Union[Recommendation, _Mapping]]] = ..., model_version: _Optional[str] = ..., recommendation_id: _Optional[str] = ..., experiment_id: _Optional[str] = ..., arm_id: _Optional[str] = ..., assignments: _Optional[_Iterable[_Union[ExperimentAssignment, _Mapping]]] = ...) -> None: ...
 
 class GetTrendingRequest(_message.Message):
     __slots__ = ("limit", "department", "window_days", "customer_id", "filters")
@@ -203,20 +219,22 @@ class GetTrendingRequest(_message.Message):
     def __init__(self, limit: _Optional[int] = ..., department: _Optional[str] = ..., window_days: _Optional[int] = ..., customer_id: _Optional[str] = ..., filters: _Optional[_Union[RecommendationFilters, _Mapping]] = ...) -> None: ...
 
 class GetTrendingResponse(_message.Message):
-    __slots__ = ("items", "model_version", "recommendation_id", "window_days", "experiment_id", "arm_id")
+    __slots__ = ("items", "model_version", "recommendation_id", "window_days", "experiment_id", "arm_id", "assignments")
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     RECOMMENDATION_ID_FIELD_NUMBER: _ClassVar[int]
     WINDOW_DAYS_FIELD_NUMBER: _ClassVar[int]
     EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
     ARM_ID_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNMENTS_FIELD_NUMBER: _ClassVar[int]
     items: _containers.RepeatedCompositeFieldContainer[Recommendation]
     model_version: str
     recommendation_id: str
     window_days: int
     experiment_id: str
     arm_id: str
-    def __init__(self, items: _Optional[_Iterable[_Union[Recommendation, _Mapping]]] = ..., model_version: _Optional[str] = ..., recommendation_id: _Optional[str] = ..., window_days: _Optional[int] = ..., experiment_id: _Optional[str] = ..., arm_id: _Optional[str] = ...) -> None: ...
+    assignments: _containers.RepeatedCompositeFieldContainer[ExperimentAssignment]
+    def __init__(self, items: _Optional[_Iterable[_Union[Recommendation, _Mapping]]] = ..., model_version: _Optional[str] = ..., recommendation_id: _Optional[str] = ..., window_days: _Optional[int] = ..., experiment_id: _Optional[str] = ..., arm_id: _Optional[str] = ..., assignments: _Optional[_Iterable[_Union[ExperimentAssignment, _Mapping]]] = ...) -> None: ...
 
 class GetSeasonalRequest(_message.Message):
     __slots__ = ("limit", "as_of", "department", "customer_id", "filters")
@@ -233,20 +251,22 @@ class GetSeasonalRequest(_message.Message):
     def __init__(self, limit: _Optional[int] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., department: _Optional[str] = ..., customer_id: _Optional[str] = ..., filters: _Optional[_Union[RecommendationFilters, _Mapping]] = ...) -> None: ...
 
 class GetSeasonalResponse(_message.Message):
-    __slots__ = ("items", "model_version", "recommendation_id", "week_of_year", "experiment_id", "arm_id")
+    __slots__ = ("items", "model_version", "recommendation_id", "week_of_year", "experiment_id", "arm_id", "assignments")
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     RECOMMENDATION_ID_FIELD_NUMBER: _ClassVar[int]
     WEEK_OF_YEAR_FIELD_NUMBER: _ClassVar[int]
     EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
     ARM_ID_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNMENTS_FIELD_NUMBER: _ClassVar[int]
     items: _containers.RepeatedCompositeFieldContainer[Recommendation]
     model_version: str
     recommendation_id: str
     week_of_year: int
     experiment_id: str
     arm_id: str
-    def __init__(self, items: _Optional[_Iterable[_Union[Recommendation, _Mapping]]] = ..., model_version: _Optional[str] = ..., recommendation_id: _Optional[str] = ..., week_of_year: _Optional[int] = ..., experiment_id: _Optional[str] = ..., arm_id: _Optional[str] = ...) -> None: ...
+    assignments: _containers.RepeatedCompositeFieldContainer[ExperimentAssignment]
+    def __init__(self, items: _Optional[_Iterable[_Union[Recommendation, _Mapping]]] = ..., model_version: _Optional[str] = ..., recommendation_id: _Optional[str] = ..., week_of_year: _Optional[int] = ..., experiment_id: _Optional[str] = ..., arm_id: _Optional[str] = ..., assignments: _Optional[_Iterable[_Union[ExperimentAssignment, _Mapping]]] = ...) -> None: ...
 
 class RecordFeedbackRequest(_message.Message):
     __slots__ = ("recommendation_id", "customer_id", "product_id", "event", "occurred_at")
