@@ -44,6 +44,10 @@ def test_purchase_round_trip():
     purchase = Purchase("c1", "o1", "p1", 3, 2.49, NOW - timedelta(days=2))
     msg = mapping.purchase_to_proto(purchase)
     assert mapping.purchase_from_proto(V, "purchase", "c1", msg, now=NOW) == purchase
+    in_a_store = Purchase("c1", "o1", "p1", 3, 2.49, NOW - timedelta(days=2), store_id="store-7")
+    msg = mapping.purchase_to_proto(in_a_store)
+    assert msg.store_id == "store-7"
+    assert mapping.purchase_from_proto(V, "purchase", "c1", msg, now=NOW) == in_a_store
 
 
 def test_product_round_trip():
@@ -180,6 +184,7 @@ def valid_purchase(**changes) -> common_pb2.Purchase:
         ({"unit_price": -0.5}, "rows[3].purchase.unit_price"),
         ({"unit_price": float("nan")}, "rows[3].purchase.unit_price"),
         ({"purchased_at": None}, "rows[3].purchase.purchased_at"),
+        ({"store_id": "store 7"}, "rows[3].purchase.store_id"),
     ],
 )
 def test_purchase_rejections(changes, field):

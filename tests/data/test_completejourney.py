@@ -156,6 +156,12 @@ def test_files_map_to_customers_products_and_purchases(store: SqliteStore, tmp_p
         ("99", 3, 1.5),
     ]
     assert store.count_purchases() == 6
+    # Each line keeps its store (per-store inventory forecasts).
+    assert {c: {p.store_id for p in store.purchases_of(c)} for c in ("1", "2", "3")} == {
+        "1": {"300"},
+        "2": {"301"},
+        "3": {"302"},
+    }
 
     milk, bread, misc, candy, unlisted = (store.get_product(p) for p in ("10", "20", "30", "40", "99"))
     assert (milk.name, milk.department, milk.aisle, milk.brand, milk.pack_size) == (

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 from marketing_shop import seed
 
@@ -9,6 +12,9 @@ from omnix_recs._proto.omnix.v1 import customer_pb2_grpc, marketing_pb2_grpc
 from omnix_recs.config import Settings
 from omnix_recs.engine.train import train_model
 from omnix_recs.store.base import Store
+
+# The Bedrock-compatible test server lives with the insights tests; campaign texts use it too.
+sys.path.append(str(Path(__file__).resolve().parents[1] / "insights"))
 
 
 @pytest.fixture

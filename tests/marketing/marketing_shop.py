@@ -8,6 +8,7 @@ Customers (all trips end at a fixed offset before NOW):
 - private: like weekly, marketing consent but no personalisation consent.
 - carter: weekly, last trip 3 days ago, coffee put in the cart 6 hours ago and not bought.
 - vip: every 6 days for 90 days (15 trips), last 2 days ago.
+The first four shop in store "north", the others in "south" (the extra basket has no store).
 """
 
 from __future__ import annotations
@@ -30,13 +31,15 @@ PRODUCTS = [
     Product("caviar", "Caviar", "meat seafood", "seafood", "Lux", 90.0, in_stock=False),
 ]
 BASKET = ("milk", "bread", "eggs")
+NORTH = ("weekly", "monthly", "regular", "quiet")
 
 
 def trips(customer_id: str, last_days_ago: float, gap_days: float, count: int) -> list[Purchase]:
     lines = []
     for n in range(count):
         at = NOW - timedelta(days=last_days_ago + n * gap_days)
-        lines += [Purchase(customer_id, f"{customer_id}-{n}", p, 1, 0.0, at) for p in BASKET]
+        store = "north" if customer_id in NORTH else "south"
+        lines += [Purchase(customer_id, f"{customer_id}-{n}", p, 1, 0.0, at, store) for p in BASKET]
     return lines
 
 

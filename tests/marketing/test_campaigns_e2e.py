@@ -273,3 +273,24 @@ def test_events_only_for_recipients_and_their_items(marketing):
             )
         )
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT and error.value.details().startswith("product_id:")
+
+
+def test_stored_campaigns_are_listed_newest_first_and_read_one_by_one(marketing):
+    first = create(marketing, pb.CAMPAIGN_KIND_WIN_BACK, offer="come back")
+    second = create(marketing, pb.CAMPAIGN_KIND_PERSONALIZED_EMAIL, max_messages_per_week=50)
+    create(marketing, pb.CAMPAIGN_KIND_WIN_BACK, dry_run=True)  # a dry run is not stored
+    listed = marketing.ListCampaigns(pb.ListCampaignsRequest()).campaigns
+    assert [c.campaign_id for c in listed] == [second.campaign_id, first.campaign_id]
+    assert [c.campaign_id for c in marketing.ListCampaigns(pb.ListCampaignsRequest(limit=1)).campaigns] == [
+        second.campaign_id
+    ]
+    got = marketing.GetCampaign(pb.GetCampaignRequest(campaign_id=first.campaign_id))
+    assert (got.name, got.kind, got.offer, got.audience_size) == ("test", pb.CAMPAIGN_KIND_WIN_BACK, "come back", 1)
+    assert got.bedrock_messages == 0  # Bedrock is disabled here: the local template wrote it
+
+    with pytest.raises(grpc.RpcError) as error:
+        marketing.GetCampaign(pb.GetCampaignRequest(campaign_id="nope"))
+    assert error.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as error:
+        marketing.ListCampaigns(pb.ListCampaignsRequest(limit=1001))
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT and error.value.details().startswith("limit:")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 
 import pytest
 from marketing_shop import seed
@@ -27,12 +28,15 @@ def store_url(tmp_path) -> str:
     return url
 
 
-def test_create_export_and_measure(store_url, tmp_path, capsys):
+def test_create_export_and_measure(store_url, tmp_path, capsys, caplog):
+    caplog.set_level(logging.INFO, logger="omnix.progress")
     args = ["campaigns", "create", "--store", store_url, "--model-dir", str(tmp_path / "models")]
     assert cli.main([*args, "--name", "weekly picks", "--kind", "personalized_email", "--holdout-percent", "0"]) == 0
     out = capsys.readouterr()
     campaign = json.loads(out.out)
-    assert campaign["audience_size"] == 6 and "6/7 customers" not in out.err and "7/7 customers" in out.err
+    assert campaign["audience_size"] == 6
+    shown = [r.getMessage() for r in caplog.records if r.name == "omnix.progress"]  # progress, off a terminal
+    assert any(line.startswith("campaign personalized_email: 7 of 7 customers (100%)") for line in shown), shown
 
     jsonl = tmp_path / "messages.jsonl"
     assert cli.main(["campaigns", "export", campaign["campaign_id"], "--store", store_url, "--out", str(jsonl)]) == 0

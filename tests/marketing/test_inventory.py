@@ -13,6 +13,7 @@ from scipy.stats import poisson
 
 from omnix_recs._proto.omnix.v1 import inventory_pb2 as pb
 from omnix_recs._proto.omnix.v1 import inventory_pb2_grpc
+from omnix_recs.domain.purchases import PurchaseColumns
 from omnix_recs.marketing import inventory
 
 MEANS = np.array([0.0, 0.01, 0.3, 0.7, 1.0, 2.5, 10.0, 57.3, 150.0, 199.0])
@@ -70,6 +71,32 @@ def test_backtest_beats_the_baselines_on_steady_noisy_demand():
         assert rows[("omnix", h)].wape < rows[("seasonal naive (last week)", h)].wape
 
 
+def test_sales_window_cuts_each_store_s_demand():
+    day = 86_400
+    columns = PurchaseColumns(
+        customer_ids=["a", "a", "b", "c"],
+        order_ids=["o1", "o1", "o2", "o3"],
+        product_ids=["milk", "tea", "milk", "milk"],
+        quantities=[1, 2, 3, 4],
+        unit_prices=[1.0] * 4,
+        purchased_at=[10 * day, 10 * day, 11 * day, 11 * day + 5],
+        store_ids=["north", "north", "south", ""],
+    )
+    window = inventory.SalesWindow.from_columns([columns], as_of_s=12 * day, days=3)
+
+    def rows(store_id):
+        demand = window.demand(store_id)
+        return dict(zip(demand.product_ids, demand.units.tolist()))
+
+    assert rows(None) == {"milk": [0, 1, 7], "tea": [0, 2, 0]}
+    assert rows("north") == {"milk": [0, 1, 0], "tea": [0, 2, 0]}
+    assert rows("south") == {"milk": [0, 0, 3]}
+    assert rows("") == {"milk": [0, 0, 4]}  # the lines with no store
+    assert rows("west") == {}
+    # Leaving customers out keeps each remaining line's store.
+    assert columns.without_customers({"a"}).store_ids == ["south", ""]
+
+
 @pytest.fixture
 def stub(server) -> inventory_pb2_grpc.InventoryServiceStub:
     return server.stub(inventory_pb2_grpc.InventoryServiceStub)
@@ -108,11 +135,52 @@ def test_reorder_over_grpc(stub):
     assert caviar.order_quantity == 0 and caviar.stockout_probability == 0
 
 
+def test_forecasts_per_store_add_up_to_the_whole_shop(stub):
+    def rates(store_id: str) -> dict[str, float]:
+        response = stub.GetInventoryForecast(
+            pb.GetInventoryForecastRequest(product_ids=["milk", "coffee"], store_id=store_id)
+        )
+        assert response.store_id == store_id
+        return {f.product_id: f.mean_daily_units for f in response.forecasts}
+
+    north, south, everywhere = rates("north"), rates("south"), rates("")
+    assert 0 < north["milk"] < everywhere["milk"] and 0 < south["milk"] < everywhere["milk"]
+    assert north["milk"] + south["milk"] == pytest.approx(everywhere["milk"], abs=2e-4)
+    # Coffee was bought only in a basket with no store (and in nobody's cart): in no store.
+    assert north["coffee"] == south["coffee"] == 0 < everywhere["coffee"]
+    assert rates("west") == {"milk": 0.0, "coffee": 0.0}  # a store with no sales
+
+
+def test_reorder_per_store_uses_that_store_s_demand(stub):
+    def advice(store_id: str) -> pb.ReorderRecommendation:
+        request = pb.GetReorderRecommendationsRequest(
+            positions=[pb.StockPosition(product_id="milk", on_hand=0, lead_time_days=7)], store_id=store_id
+        )
+        return stub.GetReorderRecommendations(request).recommendations[0]
+
+    north, everywhere, nowhere = advice("north"), advice(""), advice("west")
+    assert 0 < north.mean_daily_units < everywhere.mean_daily_units
+    assert 0 < north.order_quantity < everywhere.order_quantity
+    assert nowhere.order_quantity == nowhere.mean_daily_units == 0
+
+
 @pytest.mark.parametrize(
     ("call", "request_message", "code", "field"),
     [
         ("GetInventoryForecast", pb.GetInventoryForecastRequest(horizon_days=57), "INVALID_ARGUMENT", "horizon_days"),
         ("GetInventoryForecast", pb.GetInventoryForecastRequest(product_ids=["nope"]), "NOT_FOUND", ""),
+        (
+            "GetInventoryForecast",
+            pb.GetInventoryForecastRequest(store_id="north store!"),
+            "INVALID_ARGUMENT",
+            "store_id",
+        ),
+        (
+            "GetReorderRecommendations",
+            pb.GetReorderRecommendationsRequest(positions=[pb.StockPosition(product_id="milk")], store_id="x" * 500),
+            "INVALID_ARGUMENT",
+            "store_id",
+        ),
         ("GetReorderRecommendations", pb.GetReorderRecommendationsRequest(), "INVALID_ARGUMENT", "positions"),
         (
             "GetReorderRecommendations",

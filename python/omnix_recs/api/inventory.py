@@ -55,10 +55,12 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
         )
         limit = check.integer("limit", request.limit, minimum=0, maximum=MAX_PRODUCTS) or DEFAULT_LIMIT
         as_of = _as_of(request)
-        forecasts = await asyncio.to_thread(self.planner.forecast, product_ids, horizon, as_of, limit)
+        store_id = self.v.optional_id("store_id", request.store_id)
+        forecasts = await asyncio.to_thread(self.planner.forecast, product_ids, horizon, as_of, limit, store_id or None)
         return pb.GetInventoryForecastResponse(
             horizon_days=horizon,
             as_of=timestamp_to_proto(as_of),
+            store_id=store_id,
             forecasts=[
                 pb.ProductDemandForecast(
                     product_id=f.product_id,
@@ -99,7 +101,10 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
             check.integer("review_period_days", request.review_period_days, minimum=0, maximum=60)
             or DEFAULT_REVIEW_DAYS
         )
-        advice = await asyncio.to_thread(self.planner.reorder, positions, service_level, review, _as_of(request))
+        store_id = self.v.optional_id("store_id", request.store_id)
+        advice = await asyncio.to_thread(
+            self.planner.reorder, positions, service_level, review, _as_of(request), store_id or None
+        )
         return pb.GetReorderRecommendationsResponse(
             recommendations=[
                 pb.ReorderRecommendation(

@@ -88,6 +88,7 @@ def purchase_to_proto(purchase: Purchase) -> common_pb2.Purchase:
         quantity=purchase.quantity,
         unit_price=purchase.unit_price,
         purchased_at=timestamp_to_proto(purchase.purchased_at),
+        store_id=purchase.store_id,
     )
 
 
@@ -104,6 +105,7 @@ def purchase_from_proto(
         purchased_at=check.timestamp(  # type: ignore[arg-type]  # required=True never returns None
             _join(field, "purchased_at"), msg, "purchased_at", required=True, not_after=now + MAX_CLOCK_SKEW
         ),
+        store_id=v.optional_id(_join(field, "store_id"), msg.store_id),
     )
 
 

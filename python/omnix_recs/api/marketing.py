@@ -32,6 +32,7 @@ from omnix_recs.marketing.records import (
     CampaignSpec,
     QuietHours,
 )
+from omnix_recs.marketing.writer import MessageWriter
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["MarketingService"].full_name
 DEFAULT_ITEMS = 6
@@ -40,6 +41,8 @@ MAX_OFFER_LENGTH = 200
 DEFAULT_HOLDOUT_PERCENT = 10
 MAX_HOLDOUT_PERCENT = 50
 DEFAULT_CAP = 2
+DEFAULT_LISTED = 50
+MAX_LISTED = 1_000
 MAX_CAP = 50
 
 KINDS = {
@@ -66,7 +69,8 @@ def campaign_service(app: AppContext) -> CampaignService:
     def population() -> PopulationCycles:
         return baseline.get().cycles
 
-    return CampaignService(app.store, recommender, population)
+    writer = MessageWriter(app.bedrock(), budget_s=app.settings.bedrock_timeout_s)
+    return CampaignService(app.store, recommender, population, writer=writer)
 
 
 def register(server: grpc.aio.Server, app: AppContext) -> list[str]:
@@ -132,6 +136,7 @@ def message_to_proto(message: CampaignMessage) -> pb.CampaignMessage:
         ],
         offer=message.offer,
         send_at=timestamp_to_proto(message.send_at),
+        source=message.source,
     )
 
 
@@ -151,6 +156,7 @@ def campaign_to_proto(campaign: Campaign) -> pb.Campaign:
         preview=[message_to_proto(m) for m in campaign.preview],
         offer=campaign.offer,
         created_at=timestamp_to_proto(campaign.created_at),
+        bedrock_messages=campaign.bedrock_messages,
     )
 
 
@@ -190,6 +196,23 @@ class MarketingServicer(marketing_pb2_grpc.MarketingServiceServicer):
         spec = spec_from_proto(request, now=_now())
         campaign = await asyncio.to_thread(self.campaigns.create, spec)
         return campaign_to_proto(campaign)
+
+    async def ListCampaigns(
+        self,
+        request: pb.ListCampaignsRequest,
+        context: grpc.aio.ServicerContext[pb.ListCampaignsRequest, pb.ListCampaignsResponse],
+    ) -> pb.ListCampaignsResponse:
+        limit = check.integer("limit", request.limit, minimum=0, maximum=MAX_LISTED) or DEFAULT_LISTED
+        campaigns = await asyncio.to_thread(self.campaigns.recent, limit)
+        return pb.ListCampaignsResponse(campaigns=[campaign_to_proto(c) for c in campaigns])
+
+    async def GetCampaign(
+        self,
+        request: pb.GetCampaignRequest,
+        context: grpc.aio.ServicerContext[pb.GetCampaignRequest, pb.Campaign],
+    ) -> pb.Campaign:
+        campaign_id = self.v.require_id("campaign_id", request.campaign_id)
+        return campaign_to_proto(await asyncio.to_thread(self.campaigns.get, campaign_id))
 
     async def ListCampaignMessages(
         self,

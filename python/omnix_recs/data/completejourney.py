@@ -47,7 +47,7 @@ LATEST = int(datetime(2100, 1, 1, tzinfo=UTC).timestamp())
 # Products sold but absent from products.parquet (a few in the public data) still need a row.
 UNLISTED = "UNKNOWN"
 
-TRANSACTION_IDS = ("household_id", "basket_id", "product_id")
+TRANSACTION_IDS = ("household_id", "basket_id", "product_id", "store_id")
 TRANSACTION_MONEY = ("sales_value", "retail_disc", "coupon_match_disc")
 PRODUCT_TEXT = ("department", "brand", "product_category", "product_type", "package_size")
 DEMOGRAPHIC_TEXT = (
@@ -93,8 +93,9 @@ def import_completejourney(store: Store, directory: Path | str | None = None) ->
     """Import the Complete Journey parquet files of `directory` (default: the installed package's).
 
     What goes where:
-    - household_id becomes customer_id, basket_id order_id, product_id stays product_id, all as
-      the decimal text of the file's integers. The package's timestamps carry no time zone:
+    - household_id becomes customer_id, basket_id order_id, product_id stays product_id and
+      store_id a purchase's store_id (per-store inventory forecasts), all as the decimal text of
+      the file's integers. The package's timestamps carry no time zone:
       their wall-clock time is stored as UTC, so hours and weekdays stay the shop's own (a
       column with a zone is converted to UTC).
     - A line's quantity and unit price = sales_value / quantity (what the retailer received a
@@ -457,6 +458,7 @@ class _Batch:
     household: np.ndarray
     basket: np.ndarray
     product: np.ndarray
+    store: np.ndarray
     quantity: np.ndarray
     sales_value: np.ndarray
     shelf_value: np.ndarray  # sales value before the loyalty and coupon-match discounts
@@ -473,6 +475,7 @@ def _transaction_batches(pq: Any, directory: Path) -> Iterator[_Batch]:
             household=ids["household_id"],
             basket=ids["basket_id"],
             product=ids["product_id"],
+            store=ids["store_id"],
             quantity=_integers(f, first, "quantity", columns["quantity"], 0, MAX_QUANTITY),
             sales_value=money["sales_value"],
             shelf_value=money["sales_value"] + money["retail_disc"] + money["coupon_match_disc"],
@@ -603,6 +606,7 @@ def _read_order_lines(pq: Any, directory: Path) -> Iterator[PurchaseColumns]:
             quantities=quantity.tolist(),
             unit_prices=(batch.sales_value[written] / quantity).tolist(),
             purchased_at=batch.seconds[written].tolist(),
+            store_ids=_id_texts(batch.store[written]),
         )
 
 

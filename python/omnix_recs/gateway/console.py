@@ -46,6 +46,10 @@ from omnix_recs._proto.omnix.v1 import (
     customer_pb2_grpc,
     insights_pb2,
     insights_pb2_grpc,
+    inventory_pb2,
+    inventory_pb2_grpc,
+    marketing_pb2,
+    marketing_pb2_grpc,
     recommendation_pb2,
     recommendation_pb2_grpc,
 )
@@ -70,7 +74,18 @@ NAV = (
     ("accuracy", "Prediction accuracy", "/console/accuracy"),
     ("experiments", "Experiments", "/console/experiments"),
     ("campaigns", "Campaigns", "/console/campaigns"),
+    ("inventory", "Inventory", "/console/inventory"),
 )
+CAMPAIGNS_LISTED = 50
+MESSAGES_SHOWN = 10
+CAMPAIGN_KINDS = tuple(
+    (name, name.removeprefix("CAMPAIGN_KIND_").lower().replace("_", " "))
+    for name in marketing_pb2.CampaignKind.keys()
+    if name != "CAMPAIGN_KIND_UNSPECIFIED"
+)
+FORECAST_ROWS = 20
+REORDER_ROWS_SUGGESTED = 5
+DEFAULT_LEAD_TIME_DAYS = 2
 STRATEGIES = (
     ("STRATEGY_REPLENISH", "Replenish", "what this shopper will buy next, repeats included"),
     ("STRATEGY_BALANCED", "Balanced", "the everyday blend"),
@@ -542,6 +557,13 @@ class Console:
             return response
         results = outcome.value
         experiment = results.experiment
+        # The other experiments running on its surface: every list it serves is in an arm of each.
+        listed = await self.call(request, stub.ListExperiments, admin_pb2.ListExperimentsRequest())
+        beside = [
+            e
+            for e in (listed.value.experiments if listed.ok else ())
+            if e.running and e.surface == experiment.surface and e.experiment_id != experiment.experiment_id
+        ]
         metric, field_name, fmt = METRIC_LABELS[experiment.primary_metric]
         plan = _planned_shares(experiment)
         total_customers = sum(a.customers for a in results.arms)
@@ -602,6 +624,9 @@ class Console:
                 "primary_chart": primary_chart,
                 "difference_chart": difference_chart,
                 "split_chart": split_chart,
+                "surface": _enum_label(admin_pb2.ExperimentSurface, experiment.surface, "EXPERIMENT_SURFACE_"),
+                "beside": beside if experiment.running else [],
+                "beside_known": listed.ok,
                 "strategy_names": {v: _enum_label(recommendation_pb2.Strategy, v, "STRATEGY_") for v in range(4)},
             },
         ).render("experiment.html")
@@ -617,10 +642,143 @@ class Console:
             return _back(target, f"Experiment {experiment_id} is stopped: every customer gets the usual list again.")
         return _back(target, f"Could not stop {experiment_id}: {outcome.error}", error=True)
 
-    async def placeholder(self, request: Request) -> Response:
-        section = request.url.path.rstrip("/").rsplit("/", 1)[-1]
-        title = dict((key, label) for key, label, _ in NAV)[section]
-        return Page(request, section, title, {"section": section}).render("placeholder.html")
+    async def campaigns(self, request: Request) -> Response:
+        stub = self.stub(marketing_pb2_grpc.MarketingServiceStub)
+        outcome = await self.call(
+            request, stub.ListCampaigns, marketing_pb2.ListCampaignsRequest(limit=CAMPAIGNS_LISTED)
+        )
+        rows = [
+            {"campaign": c, "created": _when(c.created_at), "send_at": _when(c.scheduled_at), "kind": _kind(c.kind)}
+            for c in (outcome.value.campaigns if outcome.ok else [])
+        ]
+        return Page(
+            request, "campaigns", "Campaigns", {"outcome": outcome, "rows": rows, "kinds": CAMPAIGN_KINDS}
+        ).render("campaigns.html")
+
+    async def campaign(self, request: Request) -> Response:
+        campaign_id = request.path_params["campaign_id"]
+        stub = self.stub(marketing_pb2_grpc.MarketingServiceStub)
+        found, performance, messages = await asyncio.gather(
+            self.call(request, stub.GetCampaign, marketing_pb2.GetCampaignRequest(campaign_id=campaign_id)),
+            self.call(
+                request,
+                stub.GetCampaignPerformance,
+                marketing_pb2.GetCampaignPerformanceRequest(campaign_id=campaign_id),
+            ),
+            self.call(
+                request,
+                stub.ListCampaignMessages,
+                marketing_pb2.ListCampaignMessagesRequest(campaign_id=campaign_id, page_size=MESSAGES_SHOWN),
+            ),
+        )
+        campaign = found.value if found.ok else None
+        page = Page(
+            request,
+            "campaigns",
+            f"Campaign {campaign.name if campaign is not None else campaign_id}",
+            {
+                "campaign_id": campaign_id,
+                "found": found,
+                "campaign": campaign,
+                "kind": _kind(campaign.kind) if campaign is not None else "",
+                "send_at": _when(campaign.scheduled_at) if campaign is not None else None,
+                "performance": performance,
+                "messages": messages,
+                "chart": _campaign_chart(performance.value) if performance.ok else None,
+            },
+        )
+        response = page.render("campaign.html")
+        if not found.ok:
+            response.status_code = HTTP_STATUS.get(grpc.StatusCode[found.code], 500)
+        return response
+
+    async def create_campaign(self, request: Request) -> Response:
+        form = await _form(request)
+        kind = form.get("kind", "")
+        holdout = form.get("holdout_percent", "").strip()
+        if kind not in marketing_pb2.CampaignKind.keys() or (holdout and not holdout.isdigit()):
+            return _back("/console/campaigns", "Choose a campaign kind and a whole holdout percentage.", error=True)
+        message = marketing_pb2.CreateCampaignRequest(
+            name=form.get("name", "").strip(),
+            kind=kind,
+            offer=form.get("offer", "").strip(),
+        )
+        if holdout:
+            message.holdout_percent = int(holdout)
+        stub = self.stub(marketing_pb2_grpc.MarketingServiceStub)
+        outcome = await self.call(request, stub.CreateCampaign, message)
+        if not outcome.ok:
+            return _back("/console/campaigns", f"Could not create the campaign: {outcome.error}", error=True)
+        c = outcome.value
+        return _back(
+            f"/console/campaigns/{quote(c.campaign_id, safe='')}",
+            f"Campaign created: {c.audience_size} messages ({c.bedrock_messages} written by Bedrock), "
+            f"{c.holdout_size} customers held out.",
+        )
+
+    async def inventory(self, request: Request) -> Response:
+        params = request.query_params
+        store_id = params.get("store_id", "").strip()
+        product_id = params.get("product_id", "").strip()
+        wanted = params.get("horizon_days", "14")
+        horizon = int(wanted) if wanted.isdigit() else 0
+        stub = self.stub(inventory_pb2_grpc.InventoryServiceStub)
+        forecast = await self.call(
+            request,
+            stub.GetInventoryForecast,
+            inventory_pb2.GetInventoryForecastRequest(
+                product_ids=[product_id] if product_id else [],
+                horizon_days=horizon,
+                limit=FORECAST_ROWS,
+                store_id=store_id,
+            ),
+        )
+        positions_text = params.get("positions", "")
+        if not positions_text.strip() and forecast.ok:  # suggest the best sellers, from empty shelves
+            positions_text = "\n".join(
+                f"{f.product_id} 0 {DEFAULT_LEAD_TIME_DAYS}" for f in forecast.value.forecasts[:REORDER_ROWS_SUGGESTED]
+            )
+        positions, problem = _positions(positions_text)
+        reorder = (
+            await self.call(
+                request,
+                stub.GetReorderRecommendations,
+                inventory_pb2.GetReorderRecommendationsRequest(positions=positions, store_id=store_id),
+            )
+            if positions and not problem
+            else Outcome(error=problem, code="INVALID_ARGUMENT" if problem else "")
+        )
+        names = {f.product_id: f.name for f in forecast.value.forecasts} if forecast.ok else {}
+        chart = None
+        if forecast.ok and forecast.value.forecasts:
+            shown = list(forecast.value.forecasts)[:8]
+            chart = charts.bar_chart(
+                "forecast-chart",
+                f"Units expected over the next {forecast.value.horizon_days} days, with the 10–90% range",
+                [f.name or f.product_id for f in shown],
+                [
+                    charts.Series("low (10%)", [f.low_units for f in shown]),
+                    charts.Series("expected", [f.expected_units for f in shown]),
+                    charts.Series("high (90%)", [f.high_units for f in shown]),
+                ],
+                fmt=".0f",
+            )
+        return Page(
+            request,
+            "inventory",
+            f"Inventory{' of store ' + store_id if store_id else ''}",
+            {
+                "store_id": store_id,
+                "product_id": product_id,
+                "horizon": horizon or 14,
+                "forecast": forecast,
+                "chart": chart,
+                "positions_text": positions_text,
+                "reorder": reorder,
+                "positions": {p.product_id: p for p in positions},
+                "names": names,
+            },
+        ).render("inventory.html")
 
     async def stylesheet(self, _request: Request) -> Response:
         return Response(_STYLESHEET, media_type="text/css", headers={"cache-control": "max-age=3600"})
@@ -652,6 +810,44 @@ class Console:
             *(self.call(request, stub.GetProduct, catalog_pb2.GetProductRequest(product_id=p)) for p in ordered)
         )
         return {p: (f.value.name if f.ok else p) for p, f in zip(ordered, found)}
+
+
+def _kind(kind: int) -> str:
+    return _enum_label(marketing_pb2.CampaignKind, kind, "CAMPAIGN_KIND_")
+
+
+def _campaign_chart(p: Any) -> str:
+    return charts.bar_chart(
+        "campaign-chart",
+        f"Recipients against the holdout, within {p.attribution_days} days of the send",
+        ["opened", "clicked", "bought"],
+        [
+            charts.Series("recipients", [p.open_rate, p.click_rate, p.conversion_rate]),
+            charts.Series("holdout (sent nothing)", [0.0, 0.0, p.holdout_conversion_rate]),
+        ],
+        fmt=".1%",
+    )
+
+
+def _positions(text: str) -> tuple[list[Any], str]:
+    """Stock positions from lines "product_id on_hand [lead_time_days [on_order]]", or why not."""
+    positions = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        words = line.split()
+        if not words:
+            continue
+        try:
+            on_hand = float(words[1]) if len(words) > 1 else 0.0
+            lead = int(words[2]) if len(words) > 2 else DEFAULT_LEAD_TIME_DAYS
+            on_order = float(words[3]) if len(words) > 3 else 0.0
+        except ValueError:
+            return [], f"line {number}: expected a product id, units on hand, lead time days and units on order"
+        if len(words) > 4:
+            return [], f"line {number}: at most four values (product id, on hand, lead time days, on order)"
+        positions.append(
+            inventory_pb2.StockPosition(product_id=words[0], on_hand=on_hand, on_order=on_order, lead_time_days=lead)
+        )
+    return positions, ""
 
 
 def _measured(message: Any, name: str) -> float:
@@ -772,7 +968,10 @@ def console_app(gateway: Any) -> Starlette:
             Route("/experiments", console.experiments),
             Route("/experiments/{experiment_id}", console.experiment),
             Route("/experiments/{experiment_id}/stop", _guarded(console.stop_experiment), methods=["POST"]),
-            Route("/campaigns", console.placeholder),
+            Route("/campaigns", console.campaigns),
+            Route("/campaigns/create", _guarded(console.create_campaign), methods=["POST"]),
+            Route("/campaigns/{campaign_id}", console.campaign),
+            Route("/inventory", console.inventory),
             Route("/static/console.css", console.stylesheet),
         ]
     )

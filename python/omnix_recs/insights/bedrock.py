@@ -5,7 +5,8 @@ forced through `toolChoice`, so the answer is the tool call's `input`, validated
 untrusted input. Time is the caller's: `analyse(facts, budget_s=...)` never takes longer than
 `budget_s` (timeouts are cut from it, a retry comes only after a transient failure it can still
 afford, a circuit breaker stops calls after repeated failures). Every failure raises
-`BedrockError`; the caller then asks the local analyst.
+`BedrockError`; the caller then asks the local analyst. `call_tool` is the same call for any
+one forced tool: campaign texts (marketing/writer.py) go through it, sharing client and breaker.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ import random
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Collection, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Collection, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -37,7 +38,6 @@ from omnix_recs.insights.schema import (
     INSIGHTS_SCHEMA,
     TOOL_DESCRIPTION,
     TOOL_NAME,
-    InsightsValidationError,
     validate_insights,
 )
 
@@ -45,6 +45,7 @@ if TYPE_CHECKING:  # type information only (the dev extra's types-boto3)
     from types_boto3_bedrock_runtime.client import BedrockRuntimeClient
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SYSTEM_PROMPT = (
     "You are a retail analyst at a supermarket. You receive facts about one customer's shopping, "
@@ -79,37 +80,55 @@ class BedrockError(Exception):
         super().__init__(reason)
 
 
-def converse_request(model_id: str, facts: dict[str, Any]) -> dict[str, Any]:
-    """The Converse request for `facts` (exposed for tests and for logging its size)."""
-    tool_schema = {k: v for k, v in INSIGHTS_SCHEMA.items() if k != "$schema"}
+def tool_request(
+    model_id: str,
+    *,
+    system: str,
+    user_text: str,
+    tool_name: str,
+    tool_description: str,
+    input_schema: Mapping[str, Any],
+    max_tokens: int = MAX_TOKENS,
+    temperature: float = 0.2,
+) -> dict[str, Any]:
+    """A Converse request whose answer must be a call of the one tool `tool_name` (forced
+    through `toolChoice`), so the answer is that call's input, shaped by `input_schema`."""
+    schema = {k: v for k, v in input_schema.items() if k != "$schema"}
     return {
         "modelId": model_id,
-        "system": [{"text": SYSTEM_PROMPT}],
-        "messages": [
-            {
-                "role": "user",
-                "content": [{"text": "Facts about one customer (JSON):\n" + json.dumps(facts, sort_keys=True)}],
-            }
-        ],
+        "system": [{"text": system}],
+        "messages": [{"role": "user", "content": [{"text": user_text}]}],
         "toolConfig": {
             "tools": [
-                {"toolSpec": {"name": TOOL_NAME, "description": TOOL_DESCRIPTION, "inputSchema": {"json": tool_schema}}}
+                {"toolSpec": {"name": tool_name, "description": tool_description, "inputSchema": {"json": schema}}}
             ],
-            "toolChoice": {"tool": {"name": TOOL_NAME}},
+            "toolChoice": {"tool": {"name": tool_name}},
         },
-        "inferenceConfig": {"maxTokens": MAX_TOKENS, "temperature": 0.2},
+        "inferenceConfig": {"maxTokens": max_tokens, "temperature": temperature},
     }
 
 
-def tool_input(response: Mapping[str, Any]) -> Any:
+def converse_request(model_id: str, facts: dict[str, Any]) -> dict[str, Any]:
+    """The Converse request for `facts` (exposed for tests and for logging its size)."""
+    return tool_request(
+        model_id,
+        system=SYSTEM_PROMPT,
+        user_text="Facts about one customer (JSON):\n" + json.dumps(facts, sort_keys=True),
+        tool_name=TOOL_NAME,
+        tool_description=TOOL_DESCRIPTION,
+        input_schema=INSIGHTS_SCHEMA,
+    )
+
+
+def tool_input(response: Mapping[str, Any], tool_name: str = TOOL_NAME) -> Any:
     """The input of our tool's call in a Converse response."""
     content = response.get("output", {}).get("message", {}).get("content", [])
     for block in content:
         call = block.get("toolUse")
-        if call and call.get("name") == TOOL_NAME:
+        if call and call.get("name") == tool_name:
             return call.get("input")
     raise BedrockError(
-        f"the answer has no {TOOL_NAME} call (stopReason {response.get('stopReason')!r})", kind="invalid_answer"
+        f"the answer has no {tool_name} call (stopReason {response.get('stopReason')!r})", kind="invalid_answer"
     )
 
 
@@ -139,23 +158,33 @@ class BedrockAnalyst:
 
     def analyse(self, facts: dict[str, Any], known_product_ids: Collection[str], *, budget_s: float) -> dict[str, Any]:
         """The validated insights document for `facts`, within `budget_s` seconds, or `BedrockError`."""
+        return self.call_tool(
+            converse_request(self.model_id, facts),
+            lambda answer: validate_insights(answer, known_product_ids),
+            budget_s=budget_s,
+        )
+
+    def call_tool(self, request: dict[str, Any], validate: Callable[[Any], T], *, budget_s: float) -> T:
+        """`validate` applied to the tool input Bedrock answers `request` (a `tool_request`) with,
+        within `budget_s` seconds, or `BedrockError`. `validate` raises `ValueError` for an
+        answer it refuses; that counts as a failure for the circuit breaker like any other."""
         deadline = time.monotonic() + budget_s
         if budget_s < MIN_ATTEMPT_S:
             raise BedrockError("not enough time left for Bedrock", kind="no_time")
         if not self._breaker.allow():
             raise BedrockError("Bedrock circuit open after repeated failures", kind="circuit_open")
-        request = converse_request(self.model_id, facts)
+        tool_name = request["toolConfig"]["toolChoice"]["tool"]["name"]
         try:
             document = self._attempts(request, deadline)
-            insights = validate_insights(tool_input(document), known_product_ids)
-        except InsightsValidationError as exc:
+            answer = validate(tool_input(document, tool_name))
+        except ValueError as exc:  # InsightsValidationError among them
             self._breaker.record_failure()
             raise BedrockError(f"invalid tool input: {exc}", kind="invalid_answer") from exc
         except BedrockError:
             self._breaker.record_failure()
             raise
         self._breaker.record_success()
-        return insights
+        return answer
 
     def _attempts(self, request: dict[str, Any], deadline: float) -> Mapping[str, Any]:
         for attempt in range(1, self._max_attempts + 1):

@@ -5,7 +5,9 @@ that read history), then the kind's rule (`audiences.py`), the frequency cap acr
 the random holdout, and the items from the recommender or the consumption predictions. The
 holdout's items are picked too (and stored with it), so that performance compares buyers of
 the same kind of items with and without a message. Customers are handled by a thread pool:
-the ranking runs in Rust with the GIL released and the store reads wait on I/O.
+the ranking runs in Rust with the GIL released and the store reads wait on I/O. Messages are
+written by the local template as they are picked, then rewritten through Bedrock when it is
+enabled (writer.py: a few calls at a time; a dry run rewrites only its preview).
 
 Everything blocks; servers call it in a worker thread.
 """
@@ -32,9 +34,10 @@ from omnix_recs.engine.recommender import Recommender
 from omnix_recs.errors import InvalidArgumentError, NotFoundError
 from omnix_recs.marketing import audiences
 from omnix_recs.marketing.loyalty import loyalty_status
-from omnix_recs.marketing.messages import write_message
+from omnix_recs.marketing.messages import first_name, write_message
 from omnix_recs.marketing.records import (
     CAMPAIGN_DOCUMENT,
+    CAMPAIGN_OWNER_PREFIX,
     Campaign,
     CampaignKind,
     CampaignMessage,
@@ -45,6 +48,8 @@ from omnix_recs.marketing.records import (
     holdout_kind,
     messages_kind,
 )
+from omnix_recs.marketing.writer import MessageWriter
+from omnix_recs.progress import track
 from omnix_recs.store.base import Store
 
 log = logging.getLogger("omnix.marketing")
@@ -104,6 +109,7 @@ class _Outcome:
     holdout: bool = False
     message: CampaignMessage | None = None
     items: tuple[str, ...] = ()  # the holdout's would-be items
+    name: str = ""  # the first name the message greets
 
 
 class CampaignService:
@@ -114,10 +120,13 @@ class CampaignService:
         population: Callable[[], PopulationCycles],
         *,
         workers: int | None = None,
+        writer: MessageWriter | None = None,
     ) -> None:
         """`recommender`: one whose served lists go nowhere (`DiscardServedLists`) and that keeps
-        no cache. `population`: the shop's consumption cycles (for replenishment predictions)."""
+        no cache. `population`: the shop's consumption cycles (for replenishment predictions).
+        `writer`: rewrites the texts through Bedrock; None = the local template only."""
         self.store = store
+        self.writer = writer or MessageWriter(None)
         self.recommender = recommender
         self.population = population
         self._workers = workers or max(1, os.cpu_count() or 1)
@@ -126,7 +135,11 @@ class CampaignService:
 
     # --- building ---------------------------------------------------------------------------
 
-    def create(self, spec: CampaignSpec, *, progress: Progress | None = None) -> Campaign:
+    def create(
+        self, spec: CampaignSpec, *, progress: Progress | None = None, text_progress: Progress | None = None
+    ) -> Campaign:
+        """`progress(customers done, customers)`; `text_progress(messages done, messages)` while
+        Bedrock rewrites the texts."""
         created_at = _now()
         if spec.as_of > created_at + timedelta(minutes=5):
             raise InvalidArgumentError("as_of", "must not be in the future")
@@ -142,12 +155,23 @@ class CampaignService:
             return self._outcome(spec, campaign_id, salt, send_at, sent_lately, catalog, population, customer_id)
 
         outcomes: list[_Outcome] = []
-        with ThreadPoolExecutor(self._workers, thread_name_prefix="omnix-campaign") as pool:
+        with (
+            ThreadPoolExecutor(self._workers, thread_name_prefix="omnix-campaign") as pool,
+            track(f"campaign {spec.kind}", total=len(customer_ids), unit="customers") as shown,  # CLI only
+        ):
             for done, result in enumerate(pool.map(outcome, customer_ids, chunksize=64), start=1):
                 outcomes.append(result)
+                shown.advance()
                 if progress is not None and (done % 500 == 0 or done == len(customer_ids)):
                     progress(done, len(customer_ids))
-        messages = [o.message for o in outcomes if o.message is not None]
+        written = [o for o in outcomes if o.message is not None]
+        messages = [o.message for o in written if o.message is not None]
+        # A dry run shows its preview only: only those texts are worth a Bedrock call.
+        rewrite = len(messages) if not spec.dry_run else min(PREVIEW_MESSAGES, len(messages))
+        rewritten, texts = self.writer.rewrite(
+            spec.kind, messages[:rewrite], [o.name for o in written[:rewrite]], progress=text_progress
+        )
+        messages = rewritten + messages[rewrite:]
         holdout = [o for o in outcomes if o.holdout]
         campaign = Campaign(
             campaign_id=campaign_id,
@@ -162,6 +186,7 @@ class CampaignService:
             capped=sum(o.capped for o in outcomes),
             holdout_size=len(holdout),
             audience_size=len(messages),
+            bedrock_messages=texts.bedrock,
             dry_run=spec.dry_run,
             preview=tuple(messages[:PREVIEW_MESSAGES]) if spec.dry_run else (),
         )
@@ -173,6 +198,7 @@ class CampaignService:
                 "campaign_id": campaign_id,
                 "kind": str(spec.kind),
                 "messages": len(messages),
+                "bedrock_messages": texts.bedrock,
                 "dry_run": spec.dry_run,
             },
         )
@@ -251,7 +277,7 @@ class CampaignService:
             return _Outcome(customer_id, True, True, holdout=True, items=tuple(i.product_id for i in items))
         subject, body = write_message(spec.kind, customer.display_name, items, spec.offer)
         message = CampaignMessage(campaign_id, customer_id, subject, body, items, spec.offer, send_at)
-        return _Outcome(customer_id, True, True, message=message)
+        return _Outcome(customer_id, True, True, message=message, name=first_name(customer.display_name))
 
     def _select(
         self, spec: CampaignSpec, customer: Customer, population: PopulationCycles | None, send_at: datetime
@@ -342,6 +368,14 @@ class CampaignService:
         if found is None:
             raise NotFoundError("campaign", campaign_id)
         return Campaign.from_document(campaign_id, *found)
+
+    def recent(self, limit: int) -> list[Campaign]:
+        """The `limit` newest stored campaigns, newest first."""
+        documents = self.store.list_documents(CAMPAIGN_DOCUMENT, limit=limit)
+        return [
+            Campaign.from_document(owner.removeprefix(CAMPAIGN_OWNER_PREFIX), created_at, body)
+            for owner, created_at, body in documents
+        ]
 
     def all_messages(self, campaign_id: str) -> list[CampaignMessage]:
         """Every stored message of the campaign, in customer id order."""

@@ -11,7 +11,17 @@ from omnix_recs.errors import InvalidArgumentError
 from omnix_recs.marketing.records import CampaignMessage
 
 FORMATS = ("jsonl", "csv")
-CSV_COLUMNS = ("campaign_id", "customer_id", "send_at", "subject", "body", "offer", "product_ids", "items_json")
+CSV_COLUMNS = (
+    "campaign_id",
+    "customer_id",
+    "send_at",
+    "subject",
+    "body",
+    "offer",
+    "product_ids",
+    "items_json",
+    "source",
+)
 
 
 def write_messages(messages: Iterable[CampaignMessage], out: TextIO, fmt: str) -> int:
@@ -39,6 +49,7 @@ def write_messages(messages: Iterable[CampaignMessage], out: TextIO, fmt: str) -
                 message.offer,
                 " ".join(i.product_id for i in message.items),
                 json.dumps(document["items"], ensure_ascii=False),
+                message.source,
             )
         )
         count += 1

@@ -8,13 +8,18 @@ the two differ. The interval is the 10% and 90% quantiles. Reorder advice uses t
 distribution over the lead time and review period: the reorder point is its `service_level`
 quantile, and "stock-outs avoided" is the expected shortfall in units without the order minus
 with it. The functions are pure numpy; `InventoryPlanner` reads the store for them.
+
+Forecasts are per store when asked: purchases record their store (`Purchase.store_id`), one
+scan keeps the window's lines as arrays (`SalesWindow`), and each store's demand matrix is cut
+from them.
 """
 
 from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from statistics import NormalDist
@@ -31,6 +36,69 @@ HALF_LIFE_DAYS = 28.0
 INTERVAL = (0.1, 0.9)
 # Poisson quantiles are summed term by term up to this mean, and approximated by the normal above.
 EXACT_POISSON_MAX = 200.0
+# Per-store demand matrices a planner keeps (each is cut from the kept sales window).
+MATRICES_KEPT = 16
+
+
+@dataclass(frozen=True, eq=False)
+class SalesWindow:
+    """Every line sold in the `days` before `as_of_s`, as parallel arrays (a line's product and
+    store are indexes into `product_ids` and `store_ids`; "" is the store of lines without one)."""
+
+    product_ids: tuple[str, ...]
+    store_ids: tuple[str, ...]
+    product: np.ndarray  # int64 per line
+    store: np.ndarray  # int64 per line
+    day: np.ndarray  # int64 per line, 0 = the window's first day
+    units: np.ndarray  # float64 per line
+    as_of_s: float
+    days: int
+
+    @classmethod
+    def from_columns(
+        cls, batches: Iterable[PurchaseColumns], as_of_s: float, days: int = LOOKBACK_DAYS, exclude: Iterable[str] = ()
+    ) -> SalesWindow:
+        start = as_of_s - days * SECONDS_PER_DAY
+        excluded = set(exclude)
+        products: dict[str, int] = {}
+        stores: dict[str, int] = {}
+        product: list[int] = []
+        store: list[int] = []
+        day: list[int] = []
+        units: list[float] = []
+        for batch in batches:
+            store_ids = batch.store_ids or [""] * len(batch)
+            for product_id, quantity, at, store_id in zip(
+                batch.product_ids, batch.quantities, batch.purchased_at, store_ids
+            ):
+                if start <= at < as_of_s and product_id not in excluded:
+                    product.append(products.setdefault(product_id, len(products)))
+                    store.append(stores.setdefault(store_id, len(stores)))
+                    day.append(int((at - start) // SECONDS_PER_DAY))
+                    units.append(float(quantity))
+        return cls(
+            tuple(products),
+            tuple(stores),
+            np.array(product, dtype=np.int64),
+            np.array(store, dtype=np.int64),
+            np.array(day, dtype=np.int64),
+            np.array(units, dtype=np.float64),
+            as_of_s,
+            days,
+        )
+
+    def demand(self, store_id: str | None = None) -> DemandMatrix:
+        """Daily units per product of one store (None = every store); only products it sold."""
+        if store_id is None:
+            keep = np.ones(len(self.product), dtype=bool)
+        elif store_id in self.store_ids:
+            keep = self.store == self.store_ids.index(store_id)
+        else:
+            keep = np.zeros(len(self.product), dtype=bool)
+        sold, rows = np.unique(self.product[keep], return_inverse=True)
+        matrix = np.zeros((len(sold), self.days), dtype=np.float64)
+        np.add.at(matrix, (rows, self.day[keep]), self.units[keep])
+        return DemandMatrix(tuple(self.product_ids[i] for i in sold.tolist()), matrix, self.as_of_s)
 
 
 @dataclass(frozen=True, eq=False)
@@ -46,21 +114,7 @@ class DemandMatrix:
         cls, batches: Iterable[PurchaseColumns], as_of_s: float, days: int = LOOKBACK_DAYS, exclude: Iterable[str] = ()
     ) -> DemandMatrix:
         """Daily units of every product sold in the `days` before `as_of_s`, except `exclude`."""
-        start = as_of_s - days * SECONDS_PER_DAY
-        excluded = set(exclude)
-        index: dict[str, int] = {}
-        rows: list[int] = []
-        cols: list[int] = []
-        units: list[float] = []
-        for batch in batches:
-            for product_id, quantity, at in zip(batch.product_ids, batch.quantities, batch.purchased_at):
-                if start <= at < as_of_s and product_id not in excluded:
-                    rows.append(index.setdefault(product_id, len(index)))
-                    cols.append(int((at - start) // SECONDS_PER_DAY))
-                    units.append(float(quantity))
-        matrix = np.zeros((len(index), days), dtype=np.float64)
-        np.add.at(matrix, (np.array(rows, dtype=np.int64), np.array(cols, dtype=np.int64)), np.array(units))
-        return cls(tuple(index), matrix, as_of_s)
+        return SalesWindow.from_columns(batches, as_of_s, days, exclude).demand()
 
 
 def daily_rate(units: np.ndarray) -> np.ndarray:
@@ -193,32 +247,60 @@ class BacktestRow:
     bias: float  # (forecast - actual) / actual, summed over products
 
 
-def backtest(
-    units: np.ndarray, cutoffs: Sequence[int], horizons: Sequence[int] = (7, 14), lookback_days: int = LOOKBACK_DAYS
-) -> list[BacktestRow]:
-    """WAPE and bias of the forecast and the two baselines at each horizon, summed over the
-    cut-offs (column indexes of `units`, each the first forecast day) and over the products
-    that sold in the 28 days before each cut-off."""
-    sums: dict[tuple[str, int], list[float]] = {}
+# (method, horizon days) -> [sum of absolute errors, sum of errors, sum of actual units]
+BacktestSums = dict[tuple[str, int], list[float]]
+# Extra methods for a backtest: (cut-off column, horizon, rows that sold in the 28 days before,
+# their history) -> {method: predicted units per row}.
+ExtraForecasts = Callable[[int, int, np.ndarray, np.ndarray], dict[str, np.ndarray]]
+
+
+def backtest_sums(
+    units: np.ndarray,
+    cutoffs: Sequence[int],
+    horizons: Sequence[int] = (7, 14),
+    lookback_days: int = LOOKBACK_DAYS,
+    *,
+    sums: BacktestSums | None = None,
+    extra: ExtraForecasts | None = None,
+) -> BacktestSums:
+    """The error sums of the forecast, the two baselines and any `extra` methods at each horizon,
+    over the cut-offs (column indexes of `units`, each the first forecast day) and over the
+    products that sold in the 28 days before each cut-off; added to `sums` when given (so that
+    several stores' series add up to one figure)."""
+    sums = {} if sums is None else sums
     for cut in cutoffs:
         history = units[:, max(0, cut - lookback_days) : cut]
         selling = history[:, -28:].sum(axis=1) > 0
         history = history[selling]
         for h in horizons:
             actual = units[selling, cut : cut + h].sum(axis=1)
-            for method, predicted in (
-                ("omnix", forecast(history, h).expected),
-                ("moving average (28 days)", moving_average(history, h)),
-                ("seasonal naive (last week)", seasonal_naive(history, h)),
-            ):
+            methods = {
+                "omnix": forecast(history, h).expected,
+                "moving average (28 days)": moving_average(history, h),
+                "seasonal naive (last week)": seasonal_naive(history, h),
+            }
+            if extra is not None:
+                methods.update(extra(cut, h, selling, history))
+            for method, predicted in methods.items():
                 entry = sums.setdefault((method, h), [0.0, 0.0, 0.0])
                 entry[0] += float(np.abs(predicted - actual).sum())
                 entry[1] += float((predicted - actual).sum())
                 entry[2] += float(actual.sum())
+    return sums
+
+
+def backtest_rows(sums: BacktestSums) -> list[BacktestRow]:
     return [
         BacktestRow(method, h, err / total if total else math.nan, bias / total if total else math.nan)
         for (method, h), (err, bias, total) in sums.items()
     ]
+
+
+def backtest(
+    units: np.ndarray, cutoffs: Sequence[int], horizons: Sequence[int] = (7, 14), lookback_days: int = LOOKBACK_DAYS
+) -> list[BacktestRow]:
+    """WAPE and bias of the forecast and the two baselines at each horizon (`backtest_sums`)."""
+    return backtest_rows(backtest_sums(units, cutoffs, horizons, lookback_days))
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,29 +314,39 @@ class ProductForecast:
 
 
 class InventoryPlanner:
-    """Forecasts and reorder advice from a store's purchases. The demand matrix is read once per
-    as-of day and purchase count (a scan of every order line), then kept."""
+    """Forecasts and reorder advice from a store's purchases. The window's sales are read once
+    per as-of day and purchase count (a scan of every order line), then kept, with the demand
+    matrices of the last few stores asked for."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self._lock = threading.Lock()
-        self._demand: tuple[tuple[int, float], DemandMatrix] | None = None
+        self._window: tuple[tuple[int, float], SalesWindow] | None = None
+        self._matrices: OrderedDict[str | None, DemandMatrix] = OrderedDict()
 
-    def demand(self, as_of: datetime) -> DemandMatrix:
+    def demand(self, as_of: datetime, store_id: str | None = None) -> DemandMatrix:
+        """Daily units of one store (None = every store) in the 91 days before `as_of`'s day."""
         # Up to the start of the as-of day: requests within one day share one read, and a
         # forecast never counts a day it has only partly seen.
         as_of_s = float(as_of.timestamp() // SECONDS_PER_DAY * SECONDS_PER_DAY)
         key = (self.store.count_purchases(), as_of_s)
         with self._lock:
-            if self._demand is None or self._demand[0] != key:
-                self._demand = (key, DemandMatrix.from_columns(self.store.scan_purchases(), as_of_s))
-            return self._demand[1]
+            if self._window is None or self._window[0] != key:
+                self._window = (key, SalesWindow.from_columns(self.store.scan_purchases(), as_of_s))
+                self._matrices.clear()
+            matrix = self._matrices.get(store_id)
+            if matrix is None:
+                matrix = self._matrices[store_id] = self._window[1].demand(store_id)
+                while len(self._matrices) > MATRICES_KEPT:
+                    self._matrices.popitem(last=False)
+            return matrix
 
     def forecast(
-        self, product_ids: Sequence[str], horizon_days: int, as_of: datetime, limit: int
+        self, product_ids: Sequence[str], horizon_days: int, as_of: datetime, limit: int, store_id: str | None = None
     ) -> list[ProductForecast]:
-        """The named products (unknown ones are `NotFoundError`), or the `limit` best sellers."""
-        demand = self.demand(as_of)
+        """The named products (unknown ones are `NotFoundError`), or the `limit` best sellers,
+        of one store (None = every store)."""
+        demand = self.demand(as_of, store_id)
         row_of = {p: i for i, p in enumerate(demand.product_ids)}
         if product_ids:
             catalog = self.store.get_products(list(product_ids))
@@ -291,21 +383,24 @@ class InventoryPlanner:
         service_level: float,
         review_days: int,
         as_of: datetime,
+        store_id: str | None = None,
     ) -> list[tuple[str, ReorderAdvice]]:
-        """Advice per position, in request order; an unknown product is `NotFoundError`."""
+        """Advice per position, in request order, from one store's demand (None = every
+        store's); an unknown product is `NotFoundError`."""
         catalog = self.store.get_products([p.product_id for p in positions])
         for position in positions:
             if position.product_id not in catalog:
                 raise NotFoundError("product", position.product_id)
-        demand = self.demand(as_of)
+        demand = self.demand(as_of, store_id)
         row_of = {p: i for i, p in enumerate(demand.product_ids)}
         rows = [row_of.get(p.product_id, -1) for p in positions]
-        rate = daily_rate(demand.units[[max(r, 0) for r in rows]]) if rows else np.zeros(0)
+        rates = daily_rate(demand.units)
+        rate = [float(rates[r]) if r >= 0 else 0.0 for r in rows]
         return [
             (
                 position.product_id,
                 reorder(
-                    float(rate[i]) if rows[i] >= 0 else 0.0,
+                    rate[i],
                     position.on_hand,
                     position.on_order,
                     position.lead_time_days,

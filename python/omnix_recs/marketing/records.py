@@ -16,6 +16,9 @@ from typing import Any
 
 CAMPAIGN_DOCUMENT = "campaign"
 CAMPAIGN_OWNER_PREFIX = "campaign:"
+# Who wrote a message's subject and body (marketing/writer.py).
+SOURCE_BEDROCK = "bedrock"
+SOURCE_LOCAL = "local"
 
 
 class CampaignKind(enum.StrEnum):
@@ -100,6 +103,7 @@ class CampaignMessage:
     items: tuple[MessageItem, ...]
     offer: str
     send_at: datetime
+    source: str = SOURCE_LOCAL  # SOURCE_BEDROCK or SOURCE_LOCAL
 
     def to_document(self) -> dict[str, Any]:
         return {
@@ -111,6 +115,7 @@ class CampaignMessage:
             ],
             "offer": self.offer,
             "send_at": self.send_at.isoformat(),
+            "source": self.source,
         }
 
     @classmethod
@@ -126,6 +131,7 @@ class CampaignMessage:
             ),
             offer=str(body.get("offer", "")),
             send_at=datetime.fromisoformat(body["send_at"]),
+            source=str(body.get("source", SOURCE_LOCAL)),
         )
 
 
@@ -143,6 +149,7 @@ class Campaign:
     capped: int
     holdout_size: int
     audience_size: int  # messages written
+    bedrock_messages: int = 0  # of those, written by Bedrock (the rest by the local template)
     dry_run: bool = False
     preview: tuple[CampaignMessage, ...] = ()
 
@@ -158,6 +165,7 @@ class Campaign:
             "capped": self.capped,
             "holdout_size": self.holdout_size,
             "audience_size": self.audience_size,
+            "bedrock_messages": self.bedrock_messages,
         }
 
     @classmethod
@@ -175,4 +183,5 @@ class Campaign:
             capped=int(body["capped"]),
             holdout_size=int(body["holdout_size"]),
             audience_size=int(body["audience_size"]),
+            bedrock_messages=int(body.get("bedrock_messages", 0)),
         )

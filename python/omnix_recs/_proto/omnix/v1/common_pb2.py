@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15omnix/v1/common.proto\x12\x08omnix.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x88\x01\n\x08Purchase\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x12\n\nproduct_id\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x05\x12\x12\n\nunit_price\x18\x04 \x01(\x01\x12\x30\n\x0cpurchased_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xea\x01\n\x07Product\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\ndepartment\x18\x03 \x01(\t\x12\r\n\x05\x61isle\x18\x04 \x01(\t\x12\r\n\x05\x62rand\x18\x05 \x01(\t\x12\r\n\x05price\x18\x06 \x01(\x01\x12\x11\n\tpack_size\x18\x07 \x01(\t\x12\x14\n\x0c\x64ietary_tags\x18\x08 \x03(\t\x12\x11\n\tallergens\x18\t \x03(\t\x12\x10\n\x08in_stock\x18\n \x01(\x08\x12.\n\nupdated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x0f\n\x0b\x61i.omnix.v1P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15omnix/v1/common.proto\x12\x08omnix.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9a\x01\n\x08Purchase\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x12\n\nproduct_id\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x05\x12\x12\n\nunit_price\x18\x04 \x01(\x01\x12\x30\n\x0cpurchased_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08store_id\x18\x06 \x01(\t\"\xea\x01\n\x07Product\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\ndepartment\x18\x03 \x01(\t\x12\r\n\x05\x61isle\x18\x04 \x01(\t\x12\r\n\x05\x62rand\x18\x05 \x01(\t\x12\r\n\x05price\x18\x06 \x01(\x01\x12\x11\n\tpack_size\x18\x07 \x01(\t\x12\x14\n\x0c\x64ietary_tags\x18\x08 \x03(\t\x12\x11\n\tallergens\x18\t \x03(\t\x12\x10\n\x08in_stock\x18\n \x01(\x08\x12.\n\nupdated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x0f\n\x0b\x61i.omnix.v1P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,7 +34,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\013ai.omnix.v1P\001'
   _globals['_PURCHASE']._serialized_start=69
-  _globals['_PURCHASE']._serialized_end=205
-  _globals['_PRODUCT']._serialized_start=208
-  _globals['_PRODUCT']._serialized_end=442
+  _globals['_PURCHASE']._serialized_end=223
+  _globals['_PRODUCT']._serialized_start=226
+  _globals['_PRODUCT']._serialized_end=460
 # @@protoc_insertion_point(module_scope)

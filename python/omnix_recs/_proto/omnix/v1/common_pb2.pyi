@@ -10,18 +10,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Purchase(_message.Message):
-    __slots__ = ("order_id", "product_id", "quantity", "unit_price", "purchased_at")
+    __slots__ = ("order_id", "product_id", "quantity", "unit_price", "purchased_at", "store_id")
     ORDER_ID_FIELD_NUMBER: _ClassVar[int]
     PRODUCT_ID_FIELD_NUMBER: _ClassVar[int]
     QUANTITY_FIELD_NUMBER: _ClassVar[int]
     UNIT_PRICE_FIELD_NUMBER: _ClassVar[int]
     PURCHASED_AT_FIELD_NUMBER: _ClassVar[int]
+    STORE_ID_FIELD_NUMBER: _ClassVar[int]
     order_id: str
     product_id: str
     quantity: int
     unit_price: float
     purchased_at: _timestamp_pb2.Timestamp
-    def __init__(self, order_id: _Optional[str] = ..., product_id: _Optional[str] = ..., quantity: _Optional[int] = ..., unit_price: _Optional[float] = ..., purchased_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    store_id: str
+    def __init__(self, order_id: _Optional[str] = ..., product_id: _Optional[str] = ..., quantity: _Optional[int] = ..., unit_price: _Optional[float] = ..., purchased_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., store_id: _Optional[str] = ...) -> None: ...
 
 class Product(_message.Message):
     __slots__ = ("product_id", "name", "department", "aisle", "brand", "price", "pack_size", "dietary_tags", "allergens", "in_stock", "updated_at")

@@ -26,7 +26,7 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18omnix/v1/inventory.proto\x12\x08omnix.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x82\x01\n\x1bGetInventoryForecastRequest\x12\x13\n\x0bproduct_ids\x18\x01 \x03(\t\x12\x14\n\x0chorizon_days\x18\x02 \x01(\x05\x12)\n\x05\x61s_of\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05limit\x18\x04 \x01(\x05\"\x92\x01\n\x15ProductDemandForecast\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x16\n\x0e\x65xpected_units\x18\x03 \x01(\x01\x12\x11\n\tlow_units\x18\x04 \x01(\x01\x12\x12\n\nhigh_units\x18\x05 \x01(\x01\x12\x18\n\x10mean_daily_units\x18\x06 \x01(\x01\"\x93\x01\n\x1cGetInventoryForecastResponse\x12\x14\n\x0chorizon_days\x18\x01 \x01(\x05\x12)\n\x05\x61s_of\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\tforecasts\x18\x03 \x03(\x0b\x32\x1f.omnix.v1.ProductDemandForecast\"^\n\rStockPosition\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x0f\n\x07on_hand\x18\x02 \x01(\x01\x12\x10\n\x08on_order\x18\x03 \x01(\x01\x12\x16\n\x0elead_time_days\x18\x04 \x01(\x05\"\xac\x01\n GetReorderRecommendationsRequest\x12*\n\tpositions\x18\x01 \x03(\x0b\x32\x17.omnix.v1.StockPosition\x12\x15\n\rservice_level\x18\x02 \x01(\x01\x12\x1a\n\x12review_period_days\x18\x03 \x01(\x05\x12)\n\x05\x61s_of\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb6\x01\n\x15ReorderRecommendation\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x15\n\rreorder_point\x18\x02 \x01(\x01\x12\x16\n\x0eorder_quantity\x18\x03 \x01(\x01\x12\x18\n\x10mean_daily_units\x18\x04 \x01(\x01\x12\x1c\n\x14stockout_probability\x18\x05 \x01(\x01\x12\"\n\x1a\x65xpected_stockouts_avoided\x18\x06 \x01(\x01\"]\n!GetReorderRecommendationsResponse\x12\x38\n\x0frecommendations\x18\x01 \x03(\x0b\x32\x1f.omnix.v1.ReorderRecommendation2\xc3\x02\n\x10InventoryService\x12\x85\x01\n\x14GetInventoryForecast\x12%.omnix.v1.GetInventoryForecastRequest\x1a&.omnix.v1.GetInventoryForecastResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/v1/inventory/forecast\x12\xa6\x01\n\x19GetReorderRecommendations\x12*.omnix.v1.GetReorderRecommendationsRequest\x1a+.omnix.v1.GetReorderRecommendationsResponse\"0\x82\xd3\xe4\x93\x02*\"%/v1/inventory/reorder-recommendations:\x01*B\x0f\n\x0b\x61i.omnix.v1P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18omnix/v1/inventory.proto\x12\x08omnix.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x94\x01\n\x1bGetInventoryForecastRequest\x12\x13\n\x0bproduct_ids\x18\x01 \x03(\t\x12\x14\n\x0chorizon_days\x18\x02 \x01(\x05\x12)\n\x05\x61s_of\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05limit\x18\x04 \x01(\x05\x12\x10\n\x08store_id\x18\x05 \x01(\t\"\x92\x01\n\x15ProductDemandForecast\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x16\n\x0e\x65xpected_units\x18\x03 \x01(\x01\x12\x11\n\tlow_units\x18\x04 \x01(\x01\x12\x12\n\nhigh_units\x18\x05 \x01(\x01\x12\x18\n\x10mean_daily_units\x18\x06 \x01(\x01\"\xa5\x01\n\x1cGetInventoryForecastResponse\x12\x14\n\x0chorizon_days\x18\x01 \x01(\x05\x12)\n\x05\x61s_of\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\tforecasts\x18\x03 \x03(\x0b\x32\x1f.omnix.v1.ProductDemandForecast\x12\x10\n\x08store_id\x18\x04 \x01(\t\"^\n\rStockPosition\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x0f\n\x07on_hand\x18\x02 \x01(\x01\x12\x10\n\x08on_order\x18\x03 \x01(\x01\x12\x16\n\x0elead_time_days\x18\x04 \x01(\x05\"\xbe\x01\n GetReorderRecommendationsRequest\x12*\n\tpositions\x18\x01 \x03(\x0b\x32\x17.omnix.v1.StockPosition\x12\x15\n\rservice_level\x18\x02 \x01(\x01\x12\x1a\n\x12review_period_days\x18\x03 \x01(\x05\x12)\n\x05\x61s_of\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08store_id\x18\x05 \x01(\t\"\xb6\x01\n\x15ReorderRecommendation\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x15\n\rreorder_point\x18\x02 \x01(\x01\x12\x16\n\x0eorder_quantity\x18\x03 \x01(\x01\x12\x18\n\x10mean_daily_units\x18\x04 \x01(\x01\x12\x1c\n\x14stockout_probability\x18\x05 \x01(\x01\x12\"\n\x1a\x65xpected_stockouts_avoided\x18\x06 \x01(\x01\"]\n!GetReorderRecommendationsResponse\x12\x38\n\x0frecommendations\x18\x01 \x03(\x0b\x32\x1f.omnix.v1.ReorderRecommendation2\xc3\x02\n\x10InventoryService\x12\x85\x01\n\x14GetInventoryForecast\x12%.omnix.v1.GetInventoryForecastRequest\x1a&.omnix.v1.GetInventoryForecastResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/v1/inventory/forecast\x12\xa6\x01\n\x19GetReorderRecommendations\x12*.omnix.v1.GetReorderRecommendationsRequest\x1a+.omnix.v1.GetReorderRecommendationsResponse\"0\x82\xd3\xe4\x93\x02*\"%/v1/inventory/reorder-recommendations:\x01*B\x0f\n\x0b\x61i.omnix.v1P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,19 +39,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_INVENTORYSERVICE'].methods_by_name['GetReorderRecommendations']._loaded_options = None
   _globals['_INVENTORYSERVICE'].methods_by_name['GetReorderRecommendations']._serialized_options = b'\202\323\344\223\002*\"%/v1/inventory/reorder-recommendations:\001*'
   _globals['_GETINVENTORYFORECASTREQUEST']._serialized_start=102
-  _globals['_GETINVENTORYFORECASTREQUEST']._serialized_end=232
-  _globals['_PRODUCTDEMANDFORECAST']._serialized_start=235
-  _globals['_PRODUCTDEMANDFORECAST']._serialized_end=381
-  _globals['_GETINVENTORYFORECASTRESPONSE']._serialized_start=384
-  _globals['_GETINVENTORYFORECASTRESPONSE']._serialized_end=531
-  _globals['_STOCKPOSITION']._serialized_start=533
-  _globals['_STOCKPOSITION']._serialized_end=627
-  _globals['_GETREORDERRECOMMENDATIONSREQUEST']._serialized_start=630
-  _globals['_GETREORDERRECOMMENDATIONSREQUEST']._serialized_end=802
-  _globals['_REORDERRECOMMENDATION']._serialized_start=805
-  _globals['_REORDERRECOMMENDATION']._serialized_end=987
-  _globals['_GETREORDERRECOMMENDATIONSRESPONSE']._serialized_start=989
-  _globals['_GETREORDERRECOMMENDATIONSRESPONSE']._serialized_end=1082
-  _globals['_INVENTORYSERVICE']._serialized_start=1085
-  _globals['_INVENTORYSERVICE']._serialized_end=1408
+  _globals['_GETINVENTORYFORECASTREQUEST']._serialized_end=250
+  _globals['_PRODUCTDEMANDFORECAST']._serialized_start=253
+  _globals['_PRODUCTDEMANDFORECAST']._serialized_end=399
+  _globals['_GETINVENTORYFORECASTRESPONSE']._serialized_start=402
+  _globals['_GETINVENTORYFORECASTRESPONSE']._serialized_end=567
+  _globals['_STOCKPOSITION']._serialized_start=569
+  _globals['_STOCKPOSITION']._serialized_end=663
+  _globals['_GETREORDERRECOMMENDATIONSREQUEST']._serialized_start=666
+  _globals['_GETREORDERRECOMMENDATIONSREQUEST']._serialized_end=856
+  _globals['_REORDERRECOMMENDATION']._serialized_start=859
+  _globals['_REORDERRECOMMENDATION']._serialized_end=1041
+  _globals['_GETREORDERRECOMMENDATIONSRESPONSE']._serialized_start=1043
+  _globals['_GETREORDERRECOMMENDATIONSRESPONSE']._serialized_end=1136
+  _globals['_INVENTORYSERVICE']._serialized_start=1139
+  _globals['_INVENTORYSERVICE']._serialized_end=1462
 # @@protoc_insertion_point(module_scope)

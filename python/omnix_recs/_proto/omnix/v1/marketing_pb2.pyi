@@ -90,7 +90,7 @@ class CampaignItem(_message.Message):
     def __init__(self, product_id: _Optional[str] = ..., name: _Optional[str] = ..., price: _Optional[float] = ..., reasons: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CampaignMessage(_message.Message):
-    __slots__ = ("campaign_id", "customer_id", "subject", "body", "items", "offer", "send_at")
+    __slots__ = ("campaign_id", "customer_id", "subject", "body", "items", "offer", "send_at", "source")
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     SUBJECT_FIELD_NUMBER: _ClassVar[int]
@@ -98,6 +98,7 @@ class CampaignMessage(_message.Message):
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     OFFER_FIELD_NUMBER: _ClassVar[int]
     SEND_AT_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
     campaign_id: str
     customer_id: str
     subject: str
@@ -105,10 +106,11 @@ class CampaignMessage(_message.Message):
     items: _containers.RepeatedCompositeFieldContainer[CampaignItem]
     offer: str
     send_at: _timestamp_pb2.Timestamp
-    def __init__(self, campaign_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., subject: _Optional[str] = ..., body: _Optional[str] = ..., items: _Optional[_Iterable[_Union[CampaignItem, _Mapping]]] = ..., offer: _Optional[str] = ..., send_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    source: str
+    def __init__(self, campaign_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., subject: _Optional[str] = ..., body: _Optional[str] = ..., items: _Optional[_Iterable[_Union[CampaignItem, _Mapping]]] = ..., offer: _Optional[str] = ..., send_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., source: _Optional[str] = ...) -> None: ...
 
 class Campaign(_message.Message):
-    __slots__ = ("campaign_id", "name", "kind", "scheduled_at", "audience_size", "as_of", "customers_considered", "selected", "capped", "holdout_size", "dry_run", "preview", "offer", "created_at")
+    __slots__ = ("campaign_id", "name", "kind", "scheduled_at", "audience_size", "as_of", "customers_considered", "selected", "capped", "holdout_size", "dry_run", "preview", "offer", "created_at", "bedrock_messages")
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -123,6 +125,7 @@ class Campaign(_message.Message):
     PREVIEW_FIELD_NUMBER: _ClassVar[int]
     OFFER_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    BEDROCK_MESSAGES_FIELD_NUMBER: _ClassVar[int]
     campaign_id: str
     name: str
     kind: CampaignKind
@@ -137,7 +140,26 @@ class Campaign(_message.Message):
     preview: _containers.RepeatedCompositeFieldContainer[CampaignMessage]
     offer: str
     created_at: _timestamp_pb2.Timestamp
-    def __init__(self, campaign_id: _Optional[str] = ..., name: _Optional[str] = ..., kind: _Optional[_Union[CampaignKind, str]] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., audience_size: _Optional[int] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., customers_considered: _Optional[int] = ..., selected: _Optional[int] = ..., capped: _Optional[int] = ..., holdout_size: _Optional[int] = ..., dry_run: _Optional[bool] = ..., preview: _Optional[_Iterable[_Union[CampaignMessage, _Mapping]]] = ..., offer: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    bedrock_messages: int
+    def __init__(self, campaign_id: _Optional[str] = ..., name: _Optional[str] = ..., kind: _Optional[_Union[CampaignKind, str]] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., audience_size: _Optional[int] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., customers_considered: _Optional[int] = ..., selected: _Optional[int] = ..., capped: _Optional[int] = ..., holdout_size: _Optional[int] = ..., dry_run: _Optional[bool] = ..., preview: _Optional[_Iterable[_Union[CampaignMessage, _Mapping]]] = ..., offer: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bedrock_messages: _Optional[int] = ...) -> None: ...
+
+class ListCampaignsRequest(_message.Message):
+    __slots__ = ("limit",)
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    limit: int
+    def __init__(self, limit: _Optional[int] = ...) -> None: ...
+
+class ListCampaignsResponse(_message.Message):
+    __slots__ = ("campaigns",)
+    CAMPAIGNS_FIELD_NUMBER: _ClassVar[int]
+    campaigns: _containers.RepeatedCompositeFieldContainer[Campaign]
+    def __init__(self, campaigns: _Optional[_Iterable[_Union[Campaign, _Mapping]]] = ...) -> None: ...
+
+class GetCampaignRequest(_message.Message):
+    __slots__ = ("campaign_id",)
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    campaign_id: str
+    def __init__(self, campaign_id: _Optional[str] = ...) -> None: ...
 
 class ListCampaignMessagesRequest(_message.Message):
     __slots__ = ("campaign_id", "page_size", "page_token")

@@ -39,6 +39,16 @@ class MarketingServiceStub:
                 request_serializer=omnix_dot_v1_dot_marketing__pb2.CreateCampaignRequest.SerializeToString,
                 response_deserializer=omnix_dot_v1_dot_marketing__pb2.Campaign.FromString,
                 _registered_method=True)
+        self.ListCampaigns = channel.unary_unary(
+                '/omnix.v1.MarketingService/ListCampaigns',
+                request_serializer=omnix_dot_v1_dot_marketing__pb2.ListCampaignsRequest.SerializeToString,
+                response_deserializer=omnix_dot_v1_dot_marketing__pb2.ListCampaignsResponse.FromString,
+                _registered_method=True)
+        self.GetCampaign = channel.unary_unary(
+                '/omnix.v1.MarketingService/GetCampaign',
+                request_serializer=omnix_dot_v1_dot_marketing__pb2.GetCampaignRequest.SerializeToString,
+                response_deserializer=omnix_dot_v1_dot_marketing__pb2.Campaign.FromString,
+                _registered_method=True)
         self.ListCampaignMessages = channel.unary_unary(
                 '/omnix.v1.MarketingService/ListCampaignMessages',
                 request_serializer=omnix_dot_v1_dot_marketing__pb2.ListCampaignMessagesRequest.SerializeToString,
@@ -63,6 +73,20 @@ class MarketingServiceServicer:
         """Selects the audience, writes one message per customer and stores them (unless `dry_run`).
         A random holdout of the audience gets no message; it is what GetCampaignPerformance
         compares with.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCampaigns(self, request, context):
+        """Stored campaigns (not dry runs), newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCampaign(self, request, context):
+        """One stored campaign. NOT_FOUND for an unknown campaign.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -96,6 +120,16 @@ def add_MarketingServiceServicer_to_server(servicer, server):
             'CreateCampaign': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateCampaign,
                     request_deserializer=omnix_dot_v1_dot_marketing__pb2.CreateCampaignRequest.FromString,
+                    response_serializer=omnix_dot_v1_dot_marketing__pb2.Campaign.SerializeToString,
+            ),
+            'ListCampaigns': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCampaigns,
+                    request_deserializer=omnix_dot_v1_dot_marketing__pb2.ListCampaignsRequest.FromString,
+                    response_serializer=omnix_dot_v1_dot_marketing__pb2.ListCampaignsResponse.SerializeToString,
+            ),
+            'GetCampaign': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCampaign,
+                    request_deserializer=omnix_dot_v1_dot_marketing__pb2.GetCampaignRequest.FromString,
                     response_serializer=omnix_dot_v1_dot_marketing__pb2.Campaign.SerializeToString,
             ),
             'ListCampaignMessages': grpc.unary_unary_rpc_method_handler(
@@ -140,6 +174,60 @@ class MarketingService:
             target,
             '/omnix.v1.MarketingService/CreateCampaign',
             omnix_dot_v1_dot_marketing__pb2.CreateCampaignRequest.SerializeToString,
+            omnix_dot_v1_dot_marketing__pb2.Campaign.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCampaigns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omnix.v1.MarketingService/ListCampaigns',
+            omnix_dot_v1_dot_marketing__pb2.ListCampaignsRequest.SerializeToString,
+            omnix_dot_v1_dot_marketing__pb2.ListCampaignsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCampaign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omnix.v1.MarketingService/GetCampaign',
+            omnix_dot_v1_dot_marketing__pb2.GetCampaignRequest.SerializeToString,
             omnix_dot_v1_dot_marketing__pb2.Campaign.FromString,
             options,
             channel_credentials,
