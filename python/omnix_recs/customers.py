@@ -10,13 +10,17 @@ when another writer got in between, so two changes of one profile at once both c
 from __future__ import annotations
 
 import dataclasses
+import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+from omnix_recs import metrics
 from omnix_recs.domain.models import (
     CART_KINDS,
     Consent,
@@ -30,7 +34,10 @@ from omnix_recs.domain.models import (
 )
 from omnix_recs.engine.served_lists import ServedListWriter
 from omnix_recs.errors import ConflictError, InvalidArgumentError, NotFoundError
+from omnix_recs.store import snapshot as training_snapshot
 from omnix_recs.store.base import CustomerErasure, Store
+
+log = logging.getLogger(__name__)
 
 # Conditional profile writes that lost a race are tried this often in all before ConflictError.
 UPDATE_ATTEMPTS = 5
@@ -72,6 +79,13 @@ class CustomerExport:
     documents: list[tuple[str, datetime, dict[str, Any]]]  # (kind, created_at, body), newest first
 
 
+# An erasure runs a second pass this long after the first: another process may have served the
+# customer a list just before it and still hold the list in its write-behind queue (written
+# within `served_lists.FLUSH_EVERY_S`, later while the store is failing), or be finishing a
+# write it validated before the erasure.
+ERASURE_SWEEP_AFTER_S = 5.0
+
+
 class CustomerService:
     """Every write about a customer, each followed by `publish(customer_id, change)`.
 
@@ -85,13 +99,19 @@ class CustomerService:
         publish: Publish,
         served_lists: ServedListWriter | None = None,
         update_attempts: int = UPDATE_ATTEMPTS,
+        snapshot_at: tuple[Path, str] | None = None,
     ) -> None:
         """`served_lists`: lists served but not yet stored, written out before an export or an
-        erasure reads the store (None = lists are stored as they are served)."""
+        erasure reads the store (None = lists are stored as they are served). `snapshot_at`:
+        the training snapshot an erasure scrubs (`store.snapshot.location`), if any."""
         self.store = store
+        self._snapshot_at = snapshot_at
         self._publish = publish
         self._served_lists = served_lists
         self._update_attempts = update_attempts
+        self.erasure_sweep_after_s: float | None = ERASURE_SWEEP_AFTER_S  # None: no second pass
+        self._sweeps: dict[str, threading.Timer] = {}  # erased customer -> their pending second pass
+        self._sweeps_lock = threading.Lock()
 
     # --- profile ---------------------------------------------------------------------------
 
@@ -162,6 +182,7 @@ class CustomerService:
         priced = self._with_catalog_prices(purchases)
         self.store.add_purchases(priced)
         self._publish(customer_id, CustomerChange.DATA)
+        metrics.purchases_recorded(self.store, customer_id, priced)  # revenue served lists earned
         return priced
 
     def record_interaction(self, interaction: Interaction) -> Interaction:
@@ -226,8 +247,48 @@ class CustomerService:
         tables and, through the published change, every cache. `NotFoundError` if unknown."""
         self._write_served_lists()  # none may be written after the erasure
         erasure = self.store.delete_customer(customer_id)
+        if self._snapshot_at is not None:  # their lines must not wait on disk for the next training
+            training_snapshot.erase_customer(self.store, self._snapshot_at[0], customer_id)
         self._publish(customer_id, CustomerChange.DATA)
+        if self.erasure_sweep_after_s is not None:
+            sweep = threading.Timer(self.erasure_sweep_after_s, self._sweep_erased, args=(customer_id,))
+            sweep.daemon = True
+            with self._sweeps_lock:
+                self._sweeps[customer_id] = sweep
+            sweep.start()
         return erasure
+
+    def close(self) -> None:
+        """Run the erasures' pending second passes now (at shutdown, after the last call)."""
+        with self._sweeps_lock:
+            pending = list(self._sweeps.items())
+        for customer_id, sweep in pending:
+            sweep.cancel()
+            self._sweep_erased(customer_id)
+
+    def _sweep_erased(self, customer_id: str) -> None:
+        """The erasure's second pass (see `ERASURE_SWEEP_AFTER_S`): rows of the erased customer
+        that other processes wrote after it, such as lists they served just before it and still
+        held in their write-behind queue. Skipped when the id has been registered again since."""
+        with self._sweeps_lock:
+            if self._sweeps.pop(customer_id, None) is None:
+                return  # already done (by `close`)
+        try:
+            self.store.get_customer(customer_id)
+            return  # someone registered under this id since: what is there is theirs
+        except NotFoundError:
+            pass
+        except Exception:  # a thread of its own: nobody else would see the error
+            log.exception("the second pass of an erasure failed; rows written after it may remain")
+            return
+        try:
+            erasure = self.store.delete_customer(customer_id)
+        except NotFoundError:
+            return  # nothing was left behind
+        except Exception:
+            log.exception("the second pass of an erasure failed; rows written after it may remain")
+            return
+        log.info("erasure's second pass removed rows written after it: %s", erasure.counts)
 
     def _write_served_lists(self) -> None:
         if self._served_lists is not None:

@@ -37,7 +37,7 @@ from grpc_reflection.v1alpha import reflection
 
 from omnix_recs import event_loop, metrics, retraining, tracing
 from omnix_recs.api import register_services
-from omnix_recs.api.interceptors import Guard, ServerInterceptor
+from omnix_recs.api.interceptors import Guard, InflightLimit, ServerInterceptor
 from omnix_recs.app import AppContext
 from omnix_recs.config import Settings
 from omnix_recs.errors import InvalidArgumentError, UnavailableError
@@ -91,7 +91,15 @@ class OmnixServer:
             interceptors=[
                 *tracing.server_interceptors(),  # first, so a call's span covers everything else
                 ServerInterceptor(
-                    Guard(security.authenticator, security.audit, security.limiter, security.stream_idle_timeout_s)
+                    Guard(
+                        security.authenticator,
+                        security.audit,
+                        security.limiter,
+                        security.stream_idle_timeout_s,
+                        security.shared_limiter,
+                        # Health checks count too: a saturated process looks busy to its prober.
+                        inflight=InflightLimit(settings.max_inflight) if settings.max_inflight else None,
+                    )
                 ),
             ],
             options=[
@@ -106,8 +114,6 @@ class OmnixServer:
                 ("grpc.http2.min_ping_interval_without_data_ms", MIN_CLIENT_PING_INTERVAL_MS),
                 ("grpc.http2.max_pings_without_data", 0),  # keep pinging an idle connection
             ],
-            # Health checks count too: a saturated process looks busy to its prober.
-            maximum_concurrent_rpcs=settings.max_inflight or None,
         )
         app = AppContext.create(settings, store, generations=generations)
         registered = register_services(server, app)
@@ -143,7 +149,7 @@ class OmnixServer:
         log.info("cache: %s", self.app.cache.stats.summary())
         self.app.cache.close()
         if self.security is not None:
-            self.security.close()
+            await self.security.aclose()
 
 
 async def build_server(settings: Settings, store: Store) -> tuple[grpc.aio.Server, int]:

@@ -25,6 +25,7 @@ from omnix_recs.domain.predictions import AccuracySummary
 from omnix_recs.errors import InvalidArgumentError, ResourceExhaustedError
 from omnix_recs.insights.analyst import AnalysisResult, InsightsService
 from omnix_recs.insights.drift import AccuracyDrift
+from omnix_recs.leases import BATCH_ANALYZE_LEASE, held_lease
 from omnix_recs.limits import (
     MAX_BATCH_CUSTOMERS,
     MAX_CLOCK_SKEW,
@@ -47,7 +48,7 @@ BUCKETS = {
 
 
 def register(server: grpc.aio.Server, app: AppContext) -> list[str]:
-    service = InsightsService(app.store, app.settings)
+    service = InsightsService(app.store, app.settings, bedrock=app.bedrock())
 
     def forget_analysis(customer_id: str, change: CustomerChange) -> None:
         if change is CustomerChange.DATA:  # analyses read the profile and purchases, not events
@@ -137,7 +138,16 @@ class InsightsServicer(insights_pb2_grpc.InsightsServiceServicer):
                 "a batch analysis is already running on this server (BatchAnalyze runs one at a time); "
                 "try again when it finishes, with skip_analyzed_since to resume"
             )
-        async with self._batch:
+        # The lease: one batch at a time across every process and host sharing the store too.
+        async with (
+            self._batch,
+            held_lease(
+                self.service.store,
+                BATCH_ANALYZE_LEASE,
+                "a batch analysis is already running on another server process (BatchAnalyze runs one at "
+                "a time across the service); try again when it finishes, with skip_analyzed_since to resume",
+            ),
+        ):
             async for progress in self._batch_analyze(customer_ids, since, concurrency, max_customers, every):
                 yield progress
 

@@ -42,6 +42,7 @@ from omnix_recs.security.audit import AuditLog
 from omnix_recs.security.auth import Authenticator, PermissionDeniedError, Principal, UnauthenticatedError
 from omnix_recs.security.fairness import ClientLimiter, ClientLimitError, IdleStreamError, is_loopback_peer, peer_host
 from omnix_recs.security.roles import is_open, rule_for
+from omnix_recs.security.shared_limits import SharedClientLimiter, Ticket
 from omnix_recs.security.tls import peer_common_name
 
 REQUEST_ID_KEY = "x-request-id"
@@ -69,6 +70,24 @@ STATUS_BY_ERROR: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
 )
 
 
+class InflightLimit:
+    """Load shedding: at most `limit` calls served at once by this process; beyond it a call is
+    refused at once (RESOURCE_EXHAUSTED) rather than queued, and counted in the metrics.
+
+    Done here rather than by gRPC's `maximum_concurrent_rpcs`, which refuses in the core where
+    nothing of ours sees the call. A call holds its place from when its handler starts until it
+    ends (try/finally: never leaked); every handler runs on the event loop's thread, so plain
+    integers suffice."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.serving = 0
+
+    @property
+    def full(self) -> bool:
+        return self.serving >= self.limit
+
+
 @dataclass(frozen=True, slots=True)
 class Guard:
     """Who may call (None: authentication off) and where privacy/admin actions are recorded."""
@@ -77,6 +96,8 @@ class Guard:
     audit: AuditLog | None = None
     limiter: ClientLimiter | None = None
     stream_idle_timeout_s: float | None = None
+    shared_limiter: SharedClientLimiter | None = None  # with Redis: `limiter` across processes
+    inflight: InflightLimit | None = None  # load shedding (None: no bound)
 
     def identify(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> Principal | None:
         """The caller (None when auth is off or the RPC is open); UnauthenticatedError without
@@ -274,6 +295,14 @@ async def _served(
 ) -> AsyncIterator[None]:
     started = time.perf_counter()
     rpc_metrics = metrics.RPC  # None unless `omnix serve --metrics-port`
+    inflight = guard.inflight if guard is not None else None
+    if inflight is not None and inflight.full:
+        if rpc_metrics is not None:
+            rpc_metrics.shed(method, time.perf_counter() - started)
+        await context.abort(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            f"server busy: {inflight.limit} calls in flight (OMNIX_MAX_INFLIGHT); retry with backoff",
+        )
     if rpc_metrics is not None:
         rpc_metrics.started()
     request_id = _request_id(context)
@@ -284,7 +313,10 @@ async def _served(
     code = grpc.StatusCode.OK
     principal: Principal | None = None
     client: str | None = None  # counted against this client's share while the call runs
+    ticket: Ticket | None = None  # the same, counted across processes (Guard.shared_limiter)
     audited = False
+    if inflight is not None:  # no await since the check above: no other call got in between
+        inflight.serving += 1
     try:
         if remaining is not None and remaining <= 0:
             code = grpc.StatusCode.DEADLINE_EXCEEDED
@@ -295,7 +327,9 @@ async def _served(
             principal = guard.identify(method, context)
             guard.authorize(method, principal, request)
             counted = guard.client(method, context, principal)
-            if counted is not None and guard.limiter is not None:
+            if counted is not None and guard.shared_limiter is not None:
+                ticket = await guard.shared_limiter.acquire(counted)
+            elif counted is not None and guard.limiter is not None:
                 guard.limiter.acquire(counted)
                 client = counted
         yield
@@ -330,11 +364,15 @@ async def _served(
             audited = True
         await context.abort(code, message, trailing)
     finally:
+        if inflight is not None:
+            inflight.serving -= 1
         if rpc_metrics is not None:
             rpc_metrics.finished(method, code, time.perf_counter() - started)
         request_context.unbind(binding)
         if client is not None and guard is not None and guard.limiter is not None:
             guard.limiter.release(client)
+        if ticket is not None and guard is not None and guard.shared_limiter is not None:
+            guard.shared_limiter.release(ticket)
         if guard is not None and guard.audit is not None and not audited:
             _audit(guard.audit, method, code, principal, request, context, request_id)
         if access_log.isEnabledFor(logging.INFO):

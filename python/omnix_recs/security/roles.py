@@ -113,6 +113,9 @@ RULES: dict[str, Rule] = {
     f"/{_ADMIN}/StopExperiment": _rule(audited=True),
     f"/{_ADMIN}/GetExperimentResults": _rule(ANALYST),
     f"/{_MARKETING}/CreateCampaign": _rule(audited=True),
+    # Stored campaigns carry a preview of their messages (customers by name): as the messages.
+    f"/{_MARKETING}/ListCampaigns": _rule(SERVICE),
+    f"/{_MARKETING}/GetCampaign": _rule(SERVICE),
     # Messages name customers and what we would send them: personal data.
     f"/{_MARKETING}/ListCampaignMessages": _rule(SERVICE),
     # Opens, clicks and unsubscribes, from the shopper's app or the mail service; an

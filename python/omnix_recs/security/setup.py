@@ -11,6 +11,7 @@ from omnix_recs.security.auth import Authenticator, AuthSettings
 from omnix_recs.security.exposure import check_exposure
 from omnix_recs.security.fairness import ClientLimiter
 from omnix_recs.security.roles import ROLES
+from omnix_recs.security.shared_limits import SharedClientLimiter
 from omnix_recs.security.tls import CertificateFiles, TlsSettings
 
 
@@ -21,6 +22,8 @@ class Security:
     audit: AuditLog
     limiter: ClientLimiter | None = None  # None: no per-client limits
     stream_idle_timeout_s: float | None = None  # None: client streams may stay silent
+    # With Redis: `limiter`'s limits counted across every process (it stays the fallback).
+    shared_limiter: SharedClientLimiter | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Security:
@@ -32,16 +35,27 @@ class Security:
             settings.grpc_host, tls=certificates is not None, auth=authenticator is not None, insecure=settings.insecure
         )
         limited = settings.client_max_inflight or settings.client_rate_per_s
+        limiter = ClientLimiter(settings.client_max_inflight, settings.client_rate_per_s) if limited else None
+        shared = None
+        if limiter is not None and settings.redis_url:
+            shared = SharedClientLimiter(settings.redis_url, limiter, timeout_s=settings.redis_timeout_ms / 1000)
         return cls(
             authenticator=authenticator,
             certificates=certificates,
             audit=AuditLog(settings.audit_log_file),
-            limiter=ClientLimiter(settings.client_max_inflight, settings.client_rate_per_s) if limited else None,
+            limiter=limiter,
             stream_idle_timeout_s=settings.stream_idle_timeout_s or None,
+            shared_limiter=shared,
         )
 
     def close(self) -> None:
         self.audit.close()
+
+    async def aclose(self) -> None:
+        """`close`, and the shared limiter's Redis connections (on the loop that used them)."""
+        if self.shared_limiter is not None:
+            await self.shared_limiter.close()
+        self.close()
 
 
 def tls_certificates(settings: Settings) -> CertificateFiles | None:
