@@ -25,6 +25,11 @@ serialises each worker process; the report groups the samples by where the time 
     python benches/bench_load.py                      # about 8-10 minutes on 2 cores
     python benches/bench_load.py --keep var/bench-load --configs local --step-seconds 8
     python benches/bench_load.py --keep var/bench-load --configs local --rate 600   # one step, profiled
+    python benches/bench_load.py --keep var/bench-load --configs redis --hosts 3 --workers 1
+
+`--hosts N` starts N separate `omnix serve` processes on 127.0.0.2, 127.0.0.3, ... (one port,
+one store, one Redis with `redis`), and the load generator balances every channel round robin
+over them, as a client of several machines would.
 
 `--keep DIR` keeps the generated store and model there and reuses them next time, and leaves
 the raw profile there (`profile-<config>.txt`, py-spy's collapsed stacks).
@@ -79,6 +84,7 @@ def main() -> None:
     parser.add_argument("--products", type=int, default=5_000)
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--hosts", type=int, default=1, help="separate servers on 127.0.0.2, .3, ... (default 1)")
     parser.add_argument("--configs", default="local,redis", help="comma-separated: local, redis, nocache")
     parser.add_argument("--step-seconds", type=float, default=10.0)
     parser.add_argument("--p99-ms", type=float, default=200.0)
@@ -88,6 +94,8 @@ def main() -> None:
         "--rate", type=float, help="no search: run the mix at this rate (after a warm-up), with a profile"
     )
     args = parser.parse_args()
+    if not 1 <= args.hosts <= 200:
+        parser.error(f"--hosts must be between 1 and 200, got {args.hosts}")
     started = time.perf_counter()
     print(f"machine: {os.cpu_count()} CPUs, load average {', '.join(f'{x:.1f}' for x in os.getloadavg())} at start")
 
@@ -102,9 +110,12 @@ def main() -> None:
         ceiling = None
         summary = []
         for config in [c.strip() for c in args.configs.split(",") if c.strip()]:
-            print(f"\n=== {config}: omnix serve --workers {args.workers} (load average {os.getloadavg()[0]:.1f})")
+            hosts = f" on {args.hosts} hosts" if args.hosts > 1 else ""
+            print(
+                f"\n=== {config}: omnix serve --workers {args.workers}{hosts} (load average {os.getloadavg()[0]:.1f})"
+            )
             # The raw profile (py-spy's collapsed stacks) stays in the kept directory, if any.
-            with Server(settings, config, args.workers, root if args.keep else Path(scratch)) as server:
+            with Server(settings, config, args.workers, root if args.keep else Path(scratch), args.hosts) as server:
                 load = Load(server, customers, products, args.step_seconds, args.p99_ms)
                 load.warm_up()
                 if args.rate:
@@ -164,12 +175,15 @@ def prepare_shop(root: Path, args: argparse.Namespace) -> Settings:
 
 
 class Server:
-    """`omnix serve --workers N` in a subprocess (and a redis-server for the `redis` config)."""
+    """`omnix serve --workers N` in a subprocess (and a redis-server for the `redis` config); with
+    `hosts` > 1, one such server per loopback address 127.0.0.2, 127.0.0.3, ..., all on one port,
+    and `address` lists them all (the load generator balances over them)."""
 
-    def __init__(self, settings: Settings, config: str, workers: int, scratch: Path) -> None:
+    def __init__(self, settings: Settings, config: str, workers: int, scratch: Path, hosts: int = 1) -> None:
         self.config, self.workers, self.scratch = config, workers, scratch
-        self.port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
+        self.hosts = [f"127.0.0.{2 + i}" for i in range(hosts)] if hosts > 1 else ["127.0.0.1"]
+        self.port = free_port(self.hosts)
+        self.address = ",".join(f"{host}:{self.port}" for host in self.hosts)
         self.env = {
             **os.environ,
             "OMNIX_STORE": settings.store_url,
@@ -180,7 +194,12 @@ class Server:
         if config == "nocache":
             self.env["OMNIX_CACHE_TTL_S"] = "0"
         self.redis: subprocess.Popen[bytes] | None = None
-        self.process: subprocess.Popen[bytes] | None = None
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        """The first host's server (the one profiled)."""
+        return self.processes[0] if self.processes else None
 
     def __enter__(self) -> Server:
         if self.config == "redis":
@@ -202,25 +221,26 @@ class Server:
                 stdout=subprocess.DEVNULL,
             )
             self.env["OMNIX_REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "omnix_recs.cli", "serve", "--workers", str(self.workers), "--port", str(self.port)],
-            env=self.env,
-        )
-        wait_until_serving(self.address, self.process)
+        for host in self.hosts:
+            command = [sys.executable, "-m", "omnix_recs.cli", "serve", "--workers", str(self.workers)]
+            command += ["--host", host, "--port", str(self.port)]
+            self.processes.append(subprocess.Popen(command, env=self.env))
+        for host, process in zip(self.hosts, self.processes):
+            wait_until_serving(f"{host}:{self.port}", process)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.process is not None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(60)
+        for process in self.processes:
+            process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            process.wait(60)
         if self.redis is not None:
             self.redis.terminate()
             self.redis.wait(10)
 
     def cpu_seconds(self) -> float:
-        """CPU time used so far by the server's processes (the parent and its workers)."""
-        assert self.process is not None
-        pids = [self.process.pid, *children_of(self.process.pid)]
+        """CPU time used so far by the servers' processes (each parent and its workers)."""
+        pids = [pid for process in self.processes for pid in (process.pid, *children_of(process.pid))]
         return sum(process_cpu_seconds(pid) for pid in pids)
 
     def profile(self, run_load: Callable[[], LoadReport], seconds: float) -> str:
@@ -434,10 +454,21 @@ def process_cpu_seconds(pid: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def free_port(hosts: list[str] | None = None) -> int:
+    """A port free on 127.0.0.1, or on every one of `hosts`."""
+    hosts = hosts or ["127.0.0.1"]
+    for _ in range(50):
+        with socket.socket() as sock:
+            sock.bind((hosts[0], 0))
+            port: int = sock.getsockname()[1]
+        try:
+            for host in hosts[1:]:
+                with socket.socket() as sock:
+                    sock.bind((host, port))
+        except OSError:
+            continue
+        return port
+    raise SystemExit(f"no port free on all of {', '.join(hosts)}")
 
 
 def wait_until_serving(address: str, process: subprocess.Popen[bytes]) -> None:

@@ -100,7 +100,8 @@ def test_the_pod_drains_within_its_grace_period() -> None:
     pod = resource("Deployment", "omnix")["spec"]["template"]["spec"]
     pre_stop = serving_container()["lifecycle"]["preStop"]["exec"]["command"]
     assert pre_stop[0] == "sleep"
-    drain_s = Settings().shutdown_grace_s
+    drain_s = Settings.from_env(config_data()).shutdown_grace_s
+    assert "OMNIX_SHUTDOWN_GRACE_S" in config_data()  # the pod's drain is set, not a default
     assert pod["terminationGracePeriodSeconds"] > int(pre_stop[1]) + drain_s
 
 

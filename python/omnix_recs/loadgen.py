@@ -5,13 +5,17 @@ earlier calls have answered, the way independent shoppers arrive, so a server th
 shows its queue as latency. Latency is measured from the scheduled start, so a client that falls
 behind cannot hide it either (no coordinated omission), and the client's own send lag is reported.
 Each channel is its own TCP connection, so the kernel spreads them over the workers of
-`omnix serve --workers N`. Bounded in time, calls and calls in flight; local targets only.
+`omnix serve --workers N`. Several targets (`HOST:PORT,HOST:PORT`, e.g. hosts on 127.0.0.2,
+127.0.0.3...) make every channel balance its calls round robin over all of them, as a client of
+many hosts does. Bounded in time, calls and calls in flight; local (loopback) targets only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import itertools
+import json
 import random
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -37,6 +41,9 @@ MAX_RATE = 100_000.0
 DEFAULT_MAX_REQUESTS = 1_000_000
 DEFAULT_MAX_OUTSTANDING = 20_000
 CONNECT_TIMEOUT_S = 10.0
+MAX_TARGETS = 64
+# gRPC's built-in round_robin policy: one connection per address, calls spread over the ready ones.
+ROUND_ROBIN_SERVICE_CONFIG = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
 
 
 @dataclass(frozen=True)
@@ -117,7 +124,7 @@ def run_loadgen(
     them (every shopper once per round: what a warm-up wants). A call due while `max_outstanding`
     are in flight is counted as not sent rather than queued in the client.
     """
-    _check_target(target)
+    targets = parse_targets(target)
     if not 0 < rate <= MAX_RATE:
         raise InvalidArgumentError("rate", f"must be in (0, {MAX_RATE:g}] calls per second, got {rate}")
     if not 0 < duration_s <= MAX_DURATION_S:
@@ -144,7 +151,7 @@ def run_loadgen(
     offsets = offsets[:max_requests]
     kinds = list(weights)
     picks = rng.choice(len(kinds), size=len(offsets), p=np.array(list(weights.values())) / sum(weights.values()))
-    plan = _Plan(target, channels, [kinds[p] for p in picks], offsets, deadline_s, max_outstanding)
+    plan = _Plan(target, targets, channels, [kinds[p] for p in picks], offsets, deadline_s, max_outstanding)
     requests = _RequestMaker(customers, products, random.Random(seed), in_turn=shoppers_in_turn)
     event_loop.run(plan.run(requests))
     return plan.report(rate, duration_s, arrival)
@@ -178,12 +185,48 @@ def parse_mix(text: str) -> dict[str, float]:
 # --- the run ----------------------------------------------------------------------------------
 
 
-def _check_target(target: str) -> None:
-    host, _, port = target.rpartition(":")
-    if host not in LOCAL_HOSTS or not port.isdigit():
-        raise InvalidArgumentError(
-            "target", f"must be HOST:PORT with HOST one of {', '.join(LOCAL_HOSTS)}, got {target!r}"
-        )
+def parse_targets(text: str) -> list[str]:
+    """`HOST:PORT[,HOST:PORT...]` as a list of addresses, each on this machine: `localhost`,
+    `[::1]` or an IPv4 loopback address (127.0.0.0/8). Several must be IPv4, the form one gRPC
+    channel can balance over (`balanced_channel`)."""
+    targets = [t.strip() for t in text.split(",") if t.strip()]
+    if not targets or len(targets) > MAX_TARGETS:
+        raise InvalidArgumentError("target", f"expected 1 to {MAX_TARGETS} HOST:PORT addresses, got {text!r}")
+    for target in targets:
+        host, _, port = target.rpartition(":")
+        if not _is_local(host) or not port.isdigit() or not 0 < int(port) < 65_536:
+            raise InvalidArgumentError(
+                "target",
+                f"{target!r}: must be HOST:PORT with HOST {', '.join(LOCAL_HOSTS)} or a 127.x.x.x address",
+            )
+        if len(targets) > 1 and host == "[::1]":
+            raise InvalidArgumentError("target", f"{target!r}: several targets must be IPv4 addresses")
+    if len({_numeric(t) for t in targets}) != len(targets):
+        raise InvalidArgumentError("target", f"{text!r} names an address twice")
+    return targets
+
+
+def _is_local(host: str) -> bool:
+    if host in LOCAL_HOSTS:
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.version == 4 and address.is_loopback
+
+
+def _numeric(target: str) -> str:
+    return "127.0.0.1:" + target.removeprefix("localhost:") if target.startswith("localhost:") else target
+
+
+def balanced_channel(targets: Sequence[str]) -> tuple[str, list[tuple[str, Any]]]:
+    """The gRPC target and channel options that spread one channel's calls round robin over
+    `targets` (checked by `parse_targets`); one target is used as it is."""
+    if len(targets) == 1:
+        return targets[0], []
+    addresses = ",".join(_numeric(t) for t in targets)
+    return f"ipv4:{addresses}", [("grpc.service_config", ROUND_ROBIN_SERVICE_CONFIG)]
 
 
 def _check_mix(mix: Mapping[str, float], customers: Sequence[str], products: Sequence[str]) -> dict[str, float]:
@@ -245,9 +288,17 @@ class _RequestMaker:
 
 class _Plan:
     def __init__(
-        self, target: str, channels: int, kinds: list[str], offsets: np.ndarray, deadline_s: float, max_outstanding: int
+        self,
+        target: str,
+        targets: Sequence[str],
+        channels: int,
+        kinds: list[str],
+        offsets: np.ndarray,
+        deadline_s: float,
+        max_outstanding: int,
     ) -> None:
         self.target = target
+        self.targets = targets
         self.channels = channels
         self.kinds = kinds
         self.offsets = offsets
@@ -260,8 +311,9 @@ class _Plan:
 
     async def run(self, requests: _RequestMaker) -> None:
         # A local subchannel pool per channel: otherwise channels to one target share one connection.
+        address, balancing = balanced_channel(self.targets)
         opened = [
-            grpc.aio.insecure_channel(self.target, options=[("grpc.use_local_subchannel_pool", 1)])
+            grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1), *balancing])
             for _ in range(self.channels)
         ]
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from omnix_recs.cli import main as omnix
 from omnix_recs.domain.models import ProductFilter
 from omnix_recs.errors import InvalidArgumentError
-from omnix_recs.loadgen import _RequestMaker, parse_mix, run_loadgen, sample_ids
+from omnix_recs.loadgen import _RequestMaker, balanced_channel, parse_mix, parse_targets, run_loadgen, sample_ids
 from omnix_recs.store import open_store
 
 
@@ -90,6 +91,45 @@ def test_bad_runs_are_refused_naming_the_argument(target, options, field):
     with pytest.raises(InvalidArgumentError) as error:
         run_loadgen(target, **arguments)
     assert error.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("text", "targets"),
+    [
+        ("127.0.0.1:50051", ["127.0.0.1:50051"]),
+        ("localhost:1", ["localhost:1"]),
+        ("[::1]:50051", ["[::1]:50051"]),
+        ("127.0.0.2:7000, 127.0.0.3:7000,127.0.0.4:7000", ["127.0.0.2:7000", "127.0.0.3:7000", "127.0.0.4:7000"]),
+    ],
+)
+def test_parse_targets(text, targets):
+    assert parse_targets(text) == targets
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("", "expected 1 to"),
+        ("127.0.0.2:1,10.0.0.1:1", "'10.0.0.1:1'"),
+        ("127.0.0.2", "'127.0.0.2'"),
+        ("127.0.0.2:0", "'127.0.0.2:0'"),
+        ("127.0.0.2:1,[::1]:1", "must be IPv4"),
+        ("127.0.0.2:1,127.0.0.2:1", "twice"),
+        ("localhost:1,127.0.0.1:1", "twice"),
+        (",".join(f"127.0.0.{i}:1" for i in range(2, 80)), "expected 1 to 64"),
+    ],
+)
+def test_bad_targets_are_refused_naming_the_target(text, said):
+    with pytest.raises(InvalidArgumentError) as error:
+        parse_targets(text)
+    assert error.value.field == "target" and said in str(error.value)
+
+
+def test_several_targets_make_one_round_robin_channel():
+    assert balanced_channel(["127.0.0.1:5"]) == ("127.0.0.1:5", [])
+    target, options = balanced_channel(["127.0.0.2:5", "localhost:5"])
+    assert target == "ipv4:127.0.0.2:5,127.0.0.1:5"
+    assert json.loads(dict(options)["grpc.service_config"]) == {"loadBalancingConfig": [{"round_robin": {}}]}
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from omnix_recs import metrics, request_context
+from omnix_recs import metrics, progress, request_context
 from omnix_recs.config import Settings
 from omnix_recs.domain.consumption import CustomerHistory, customer_cycles, enrich_history
 from omnix_recs.domain.models import Customer, Purchase
@@ -337,15 +337,18 @@ class InsightsService:
 
         workers = [asyncio.create_task(worker()) for _ in range(max(1, min(concurrency, total)))]
         yield counts.progress(started_at, total, False)
-        try:
-            for i in range(1, total + 1):
-                await queue.get()
-                if i % every == 0 and i < total:
-                    yield counts.progress(started_at, total, False)
-        finally:
-            for task in workers:
-                task.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
+        # Shown only when a command reports progress (`omnix batch-analyze`), never in a server.
+        with progress.track("batch analysis", total=total, unit="customers") as shown:
+            try:
+                for i in range(1, total + 1):
+                    await queue.get()
+                    shown.advance()
+                    if i % every == 0 and i < total:
+                        yield counts.progress(started_at, total, False)
+            finally:
+                for task in workers:
+                    task.cancel()
+                await asyncio.gather(*workers, return_exceptions=True)
         yield counts.progress(started_at, total, True)
 
     def prediction_accuracy(
