@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from omnix_recs.blocking import guard_store
 from omnix_recs.config import Settings
@@ -22,8 +23,12 @@ from omnix_recs.engine.filters import CatalogCache
 from omnix_recs.engine.recommender import ModelSource, NoActiveModel
 from omnix_recs.engine.registry import ModelHolder
 from omnix_recs.engine.served_lists import ServedListWriter
+from omnix_recs.store import snapshot as training_snapshot
 from omnix_recs.store.base import Store
 from omnix_recs.store.cache import Cache, GenerationTable, open_cache
+
+if TYPE_CHECKING:
+    from omnix_recs.insights.bedrock import BedrockAnalyst
 
 # Called with a customer id and what changed, after something about that customer changed (a
 # purchase or an interaction was recorded, the profile changed, or the customer was erased).
@@ -51,9 +56,17 @@ class AppContext:
     # Customer writes, each published to the listeners below (customers.py). Built from this
     # context's own store and served lists, so every context has one and it cannot disagree.
     customers: CustomerService = field(init=False, repr=False)
+    # Bedrock's client and circuit breaker, one per process for every caller (insights, campaign
+    # texts): a Bedrock failing for one is skipped by all. Built on first use (`bedrock()`).
+    _bedrock: BedrockAnalyst | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.customers = CustomerService(self.store, publish=self.on_customer_activity, served_lists=self.served_lists)
+        self.customers = CustomerService(
+            self.store,
+            publish=self.on_customer_activity,
+            served_lists=self.served_lists,
+            snapshot_at=training_snapshot.location(self.store, self.settings.snapshot_dir, self.settings.store_url),
+        )
 
     @classmethod
     def create(cls, settings: Settings, store: Store, *, generations: GenerationTable | None = None) -> AppContext:
@@ -61,7 +74,7 @@ class AppContext:
         # Guarded so that a call answered on the event loop cannot block on it (blocking.py).
         store = guard_store(store)
         cache = open_cache(settings, generations=generations)
-        models = ModelHolder(store, settings=settings)
+        models = ModelHolder(store, settings=settings, check_every_s=settings.follow_interval_s)
         models.reload_if_changed(force=True)  # load the active version before the first request
         app = cls(
             settings=settings,
@@ -81,10 +94,23 @@ class AppContext:
         if self.served_lists is not None:
             self.served_lists.start()
 
+    def bedrock(self) -> BedrockAnalyst | None:
+        """The process's Bedrock client, or None when Bedrock is disabled."""
+        if not self.settings.bedrock_enabled:
+            return None
+        if self._bedrock is None:
+            from omnix_recs.insights.bedrock import BedrockAnalyst  # boto3, only when enabled
+
+            self._bedrock = BedrockAnalyst(self.settings)
+        return self._bedrock
+
     def close(self) -> None:
         """Stop the background work, writing the served lists still queued (after the last call)."""
+        if self._bedrock is not None:
+            self._bedrock.close()
         if self.served_lists is not None:
             self.served_lists.close()
+        self.customers.close()  # erasures' second passes, after the last served list is written
         if self.catalog is not None:
             self.catalog.close()
 

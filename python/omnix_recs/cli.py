@@ -38,7 +38,9 @@ TUNING_CUSTOMERS = 2_000
 # Where `omnix demo` serves the REST gateway and console, and `omnix gateway`'s default port.
 DEMO_HTTP_PORT = 8080
 # The batch commands that show their progress on stderr (omnix_recs/progress.py); servers do not.
-PROGRESS_COMMANDS = frozenset({"generate", "import", "train", "evaluate"})
+PROGRESS_COMMANDS = frozenset({"generate", "import", "train", "evaluate", "batch-analyze", "campaigns"})
+# `omnix batch-analyze`: customers analysed at once (the BatchAnalyze RPC's default too).
+BATCH_ANALYZE_CONCURRENCY = 4
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -67,6 +69,16 @@ def _open_store(settings: Settings) -> Store:
     from omnix_recs.store import open_store
 
     return open_store(settings.store_url)
+
+
+def _write_training_snapshot(store: Store, settings: Settings) -> None:
+    """After an import: its lines go into the training snapshot now, so the next `omnix train`
+    reads them at memory speed (store/snapshot.py) instead of scanning the store."""
+    from omnix_recs.store import snapshot
+
+    at = snapshot.location(store, settings.snapshot_dir, settings.store_url)
+    if at is not None:
+        snapshot.rebuild(store, *at)
 
 
 def _parse_date(text: str) -> date:
@@ -103,6 +115,7 @@ def cmd_import_instacart(args: argparse.Namespace) -> int:
     store = _open_store(settings)
     try:
         report = import_instacart(store, directory, as_of=as_of)
+        _write_training_snapshot(store, settings)
     finally:
         store.close()
     _print_json(dataclasses.asdict(report) if dataclasses.is_dataclass(report) else report)
@@ -117,6 +130,7 @@ def cmd_import_completejourney(args: argparse.Namespace) -> int:
     store = _open_store(settings)
     try:
         report = import_completejourney(store, directory)
+        _write_training_snapshot(store, settings)
     finally:
         store.close()
     _print_json(dataclasses.asdict(report))
@@ -221,11 +235,88 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_batch_analyze(args: argparse.Namespace) -> int:
+    """What BatchAnalyze does, as a job: analyse many customers, each stored as it is done."""
+    import asyncio
+
+    from omnix_recs.insights.analyst import BatchProgress, InsightsService
+    from omnix_recs.limits import MAX_BATCH_CUSTOMERS, MAX_CONCURRENCY
+
+    if not 1 <= args.concurrency <= MAX_CONCURRENCY:
+        raise InvalidArgumentError("--concurrency", f"must be between 1 and {MAX_CONCURRENCY}, got {args.concurrency}")
+    if args.max_customers is not None and not 1 <= args.max_customers <= MAX_BATCH_CUSTOMERS:
+        raise InvalidArgumentError(
+            "--max-customers", f"must be between 1 and {MAX_BATCH_CUSTOMERS}, got {args.max_customers}"
+        )
+    settings = _settings(args)
+    store = _open_store(settings)
+
+    async def run() -> BatchProgress | None:
+        last = None
+        async for step in InsightsService(store, settings).batch_analyze(
+            args.customer_ids,
+            skip_analyzed_since=args.resume_since,
+            concurrency=args.concurrency,
+            max_customers=args.max_customers,
+        ):
+            last = step
+        return last
+
+    try:
+        final = asyncio.run(run())
+    finally:
+        store.close()
+    assert final is not None  # batch_analyze always yields its final count
+    _print_json(dataclasses.asdict(final))
+    if final.failed:
+        print(f"omnix batch-analyze: {final.failed} customers failed; the last: {final.last_error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _parse_moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an ISO date and time, got {text!r}") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from omnix_recs.server import serve
 
     serve(_settings(args), http_port=args.http_port)
     return 0
+
+
+def _with_client_tls(settings: Settings, args: argparse.Namespace) -> Settings:
+    """`settings` with the TLS client options given on the command line (CA, server name,
+    client certificate and key) in place of the environment's."""
+    given = (
+        ("tls_ca_file", args.tls_ca_file),
+        ("tls_server_name", args.tls_server_name),
+        ("gateway_tls_cert_file", args.client_cert_file),
+        ("gateway_tls_key_file", args.client_key_file),
+    )
+    return dataclasses.replace(settings, **{name: value for name, value in given if value})
+
+
+def cmd_healthcheck(args: argparse.Namespace) -> int:
+    """grpc.health.v1 Check of a server on this machine, over TLS/mTLS when it serves TLS
+    (security/healthcheck.py): exit 0 when SERVING, 1 otherwise (an exec probe's contract)."""
+    from omnix_recs.gateway.serve import channel_settings
+    from omnix_recs.security.healthcheck import check_health
+
+    settings = _with_client_tls(Settings.from_env(), args)
+    target = args.target or f"127.0.0.1:{settings.grpc_port}"
+    # Beside the server, its own TLS settings say how to reach it; --plaintext overrides.
+    tls = None if args.plaintext else channel_settings(settings, in_process=True)
+    answer = check_health(target, tls, service=args.service, timeout_s=args.timeout)
+    if answer.serving:
+        print(f"{target}: {answer.detail}")
+        return 0
+    print(f"omnix healthcheck: {target}: {answer.detail}", file=sys.stderr)
+    return 1
 
 
 def cmd_gateway(args: argparse.Namespace) -> int:
@@ -234,19 +325,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     from omnix_recs.gateway.app import GatewayConfig
     from omnix_recs.gateway.serve import channel_settings, https_settings, run_standalone
 
-    settings = dataclasses.replace(
-        Settings.from_env(),
-        **{
-            name: value
-            for name, value in (
-                ("tls_ca_file", args.tls_ca_file),
-                ("tls_server_name", args.tls_server_name),
-                ("gateway_tls_cert_file", args.client_cert_file),
-                ("gateway_tls_key_file", args.client_key_file),
-            )
-            if value
-        },
-    )
+    settings = _with_client_tls(Settings.from_env(), args)
     tls = channel_settings(settings, in_process=False)
     https = https_settings(settings)
     config = GatewayConfig(target=args.target, default_timeout_s=args.timeout, tls=tls, metrics_url=args.metrics_url)
@@ -356,10 +435,11 @@ def cmd_campaigns(args: argparse.Namespace) -> int:
             )
             started = time.perf_counter()
 
-            def progress(done: int, total: int) -> None:
-                print(f"campaign: {done}/{total} customers", file=sys.stderr, flush=True)
+            # The customers done show as a progress task (campaigns.py, PROGRESS_COMMANDS).
+            def text_progress(done: int, total: int) -> None:
+                print(f"campaign: {done}/{total} texts through Bedrock", file=sys.stderr, flush=True)
 
-            campaign = campaigns.create(spec, progress=progress)
+            campaign = campaigns.create(spec, text_progress=text_progress)
             summary = dataclasses.asdict(campaign)
             summary["preview"] = summary["preview"][:3]
             summary["seconds"] = round(time.perf_counter() - started, 2)
@@ -513,6 +593,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     analyze = add("analyze", cmd_analyze, "analyse one customer (Bedrock when enabled, else the local analyst)")
     analyze.add_argument("customer_id")
+    batch = add(
+        "batch-analyze",
+        cmd_batch_analyze,
+        "analyse many customers (BatchAnalyze as a job): each analysis stored as it is done; prints the counts",
+    )
+    batch.add_argument("customer_ids", nargs="*", help="these customers (default: everyone, up to --max-customers)")
+    batch.add_argument("--max-customers", type=int, help="at most this many customers (default: all)")
+    batch.add_argument(
+        "--concurrency",
+        type=int,
+        default=BATCH_ANALYZE_CONCURRENCY,
+        help=f"customers analysed at once (default {BATCH_ANALYZE_CONCURRENCY})",
+    )
+    batch.add_argument(
+        "--resume-since",
+        type=_parse_moment,
+        help="skip customers analysed at or after this moment: an interrupted run's started_at resumes it",
+    )
 
     gateway = add("gateway", cmd_gateway, "run the REST gateway, API docs and console alone, for a gRPC server")
     gateway.add_argument("--target", required=True, help="the gRPC server, HOST:PORT")
@@ -531,8 +629,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics-url", help="the servers' Prometheus text, e.g. http://HOST:PORT/metrics (console overview figures)"
     )
 
+    healthcheck = add(
+        "healthcheck", cmd_healthcheck, "grpc.health.v1 check over TLS/mTLS as the server serves (exec probes)"
+    )
+    healthcheck.add_argument("--target", help="HOST:PORT (default 127.0.0.1:$OMNIX_GRPC_PORT)")
+    healthcheck.add_argument("--service", default="", help="a service's full name (default: the server)")
+    healthcheck.add_argument("--timeout", type=float, default=2.0, help="seconds (default 2)")
+    healthcheck.add_argument("--plaintext", action="store_true", help="dial without TLS whatever the settings")
+    healthcheck.add_argument("--tls-ca-file", help="CA trusted for the server's certificate (OMNIX_TLS_CA_FILE)")
+    healthcheck.add_argument("--tls-server-name", help="name expected in the server's certificate")
+    healthcheck.add_argument("--client-cert-file", help="client certificate for mTLS (OMNIX_GATEWAY_TLS_CERT_FILE)")
+    healthcheck.add_argument("--client-key-file", help="its private key (OMNIX_GATEWAY_TLS_KEY_FILE)")
+
     loadgen = add("loadgen", cmd_loadgen, "open-loop load on a server on this machine; prints latency and errors")
-    loadgen.add_argument("--target", help="HOST:PORT on this machine (default 127.0.0.1:$OMNIX_GRPC_PORT)")
+    loadgen.add_argument(
+        "--target",
+        help="HOST:PORT on this machine (default 127.0.0.1:$OMNIX_GRPC_PORT); several, comma-separated"
+        " (127.0.0.2:50051,127.0.0.3:50051), and every channel balances round robin over them",
+    )
     loadgen.add_argument("--rate", type=float, default=200.0, help="calls per second (default 200)")
     loadgen.add_argument("--duration", type=float, default=10.0, help="seconds (default 10, at most 600)")
     loadgen.add_argument("--channels", type=int, default=16, help="connections (default 16)")

@@ -66,6 +66,16 @@ def _parse_int(name: str, raw: str, minimum: int, maximum: int) -> int:
     return value
 
 
+def _parse_seconds(name: str, raw: str, minimum: float, maximum: float) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InvalidArgumentError(name, f"expected a number of seconds, got {raw!r}") from None
+    if not minimum <= value <= maximum:  # also refuses nan
+        raise InvalidArgumentError(name, f"must be between {minimum:g} and {maximum:g} seconds, got {raw!r}")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     store_url: str = DEFAULT_STORE_URL
@@ -81,7 +91,12 @@ class Settings:
     bedrock_endpoint_url: str | None = None
     aws_region: str = "us-east-1"
     bedrock_timeout_s: float = 8.0
+    # On SIGTERM: seconds in-flight calls may take to finish before the server stops (OMNIX_SHUTDOWN_GRACE_S).
     shutdown_grace_s: float = 10.0
+    # How often each server process re-reads the active model version and the running
+    # experiments from the store, so an activation or experiment made through any host
+    # reaches every host within this long (OMNIX_FOLLOW_INTERVAL_S).
+    follow_interval_s: float = 5.0
     log_level: str = "INFO"
     # Cache (store/cache/): lifetime of per-shopper entries (0 = no caching), the in-process
     # cache's size, and how long a Redis call may take before the cache is skipped.
@@ -136,6 +151,9 @@ class Settings:
     # plus the active one, its rollback target and those a running experiment serves
     # (engine/registry.py `prune_versions`).
     model_keep: int = 5
+    # Where `omnix train` keeps its columnar copy of the purchase history (store/snapshot.py):
+    # empty = beside a SQLite database file (none for DynamoDB), "off" = always scan the store.
+    snapshot_dir: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, toml_path: str | Path | None = None) -> Settings:
@@ -166,6 +184,8 @@ class Settings:
             values["model_dir"] = env["OMNIX_MODEL_DIR"]
         if "OMNIX_MODEL_CACHE_DIR" in env:
             values["model_cache_dir"] = env["OMNIX_MODEL_CACHE_DIR"]
+        if "OMNIX_SNAPSHOT_DIR" in env:
+            values["snapshot_dir"] = env["OMNIX_SNAPSHOT_DIR"]
         for name, variable, minimum, maximum in (
             ("cache_ttl_s", "OMNIX_CACHE_TTL_S", 0, 86_400),
             ("cache_max_entries", "OMNIX_CACHE_MAX_ENTRIES", 1, 10_000_000),
@@ -181,6 +201,12 @@ class Settings:
         ):
             if variable in env:
                 values[name] = _parse_int(variable, env[variable], minimum, maximum)
+        for name, variable, low, high in (
+            ("shutdown_grace_s", "OMNIX_SHUTDOWN_GRACE_S", 0.0, 3_600.0),
+            ("follow_interval_s", "OMNIX_FOLLOW_INTERVAL_S", 0.05, 3_600.0),
+        ):
+            if env.get(variable):
+                values[name] = _parse_seconds(variable, env[variable], low, high)
         if env.get("OMNIX_POPULARITY_DISCOUNT"):
             values["popularity_discount"] = _parse_fraction(
                 "OMNIX_POPULARITY_DISCOUNT", env["OMNIX_POPULARITY_DISCOUNT"]
