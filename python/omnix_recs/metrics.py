@@ -25,15 +25,17 @@ import os
 import tempfile
 import threading
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import grpc
 
 if TYPE_CHECKING:
-    from omnix_recs.app import AppContext
     from omnix_recs.config import Settings
     from omnix_recs.domain.models import Purchase
+    from omnix_recs.engine.recommender import ModelSource
+    from omnix_recs.engine.served_lists import ServedListWriter
     from omnix_recs.store.base import Store
+    from omnix_recs.store.cache import Cache
 
 log = logging.getLogger(__name__)
 
@@ -281,11 +283,23 @@ def worker_exited(pid: int | None) -> None:
     mp.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
+class ServingProcess(Protocol):
+    """What `ProcessFigures` reads of a serving process (`app.AppContext` is one): named here
+    rather than imported, since the service layer below the app records figures too."""
+
+    @property
+    def cache(self) -> Cache: ...
+    @property
+    def served_lists(self) -> ServedListWriter | None: ...
+    @property
+    def models(self) -> ModelSource: ...
+
+
 class ProcessFigures:
     """Copies what the process keeps count of itself (cache statistics, served lists, the
     model version) into the metrics every few seconds, on a daemon thread."""
 
-    def __init__(self, app: AppContext, metrics: RpcMetrics, every_s: float = SYNC_EVERY_S) -> None:
+    def __init__(self, app: ServingProcess, metrics: RpcMetrics, every_s: float = SYNC_EVERY_S) -> None:
         self._app = app
         self._metrics = metrics
         self._every_s = every_s
@@ -335,7 +349,7 @@ class ProcessFigures:
             self._seen[key] = total
 
 
-def start_for_process(settings: Settings, app: AppContext) -> ProcessFigures | None:
+def start_for_process(settings: Settings, app: ServingProcess) -> ProcessFigures | None:
     """In a serving process: record, and (one process alone) serve /metrics too."""
     if not settings.metrics_port:
         return None
