@@ -33,7 +33,7 @@ from omnix_recs.domain.models import (
     ServedRecommendation,
 )
 from omnix_recs.engine.served_lists import ServedListWriter
-from omnix_recs.errors import ConflictError, InvalidArgumentError, NotFoundError
+from omnix_recs.errors import ConflictError, InvalidArgumentError, NotFoundError, UnavailableError
 from omnix_recs.store import snapshot as training_snapshot
 from omnix_recs.store.base import CustomerErasure, Store
 
@@ -278,6 +278,9 @@ class CustomerService:
             return  # someone registered under this id since: what is there is theirs
         except NotFoundError:
             pass
+        except UnavailableError as error:  # the store is closed or down: nothing to trace
+            log.warning("the second pass of an erasure could not run (%s); rows written after it may remain", error)
+            return
         except Exception:  # a thread of its own: nobody else would see the error
             log.exception("the second pass of an erasure failed; rows written after it may remain")
             return
@@ -285,6 +288,9 @@ class CustomerService:
             erasure = self.store.delete_customer(customer_id)
         except NotFoundError:
             return  # nothing was left behind
+        except UnavailableError as error:
+            log.warning("the second pass of an erasure could not run (%s); rows written after it may remain", error)
+            return
         except Exception:
             log.exception("the second pass of an erasure failed; rows written after it may remain")
             return
