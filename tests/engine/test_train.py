@@ -11,16 +11,15 @@ import json
 import shutil
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from generated_shop import generated_shop_db
 
 from omnix_recs import cli
 from omnix_recs.config import Settings
-from omnix_recs.data.generate import generate_instacart
-from omnix_recs.data.instacart import import_instacart
 from omnix_recs.domain.models import Consent
 from omnix_recs.engine import registry, train, tuning
 from omnix_recs.engine.artifact import load_model, with_habit_decay, write_model
@@ -43,14 +42,7 @@ TOP_FREQUENCY = registry.GATE_BASELINE
 
 @pytest.fixture(scope="module")
 def generated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("generated-shop")
-    generate_instacart(root / "data", customers=80, products=200, days=120, seed=3)
-    store = open_store(f"sqlite:///{root / 'omnix.db'}")
-    try:
-        import_instacart(store, root / "data", as_of=date(2026, 11, 1))
-    finally:
-        store.close()
-    return root / "omnix.db"
+    return generated_shop_db(tmp_path_factory.mktemp("generated-shop"), customers=80, products=200, days=120, seed=3)
 
 
 @pytest.fixture

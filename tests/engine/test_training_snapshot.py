@@ -11,17 +11,16 @@ import json
 import logging
 import shutil
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
+from generated_shop import generated_shop_db
 
 from omnix_recs.cli import main
 from omnix_recs.config import Settings
 from omnix_recs.customers import CustomerService
-from omnix_recs.data.generate import generate_instacart
-from omnix_recs.data.instacart import import_instacart
 from omnix_recs.domain.models import Purchase
 from omnix_recs.engine.build import BuildParameters, read_training_data
 from omnix_recs.engine.matrix import PurchaseLines, lines_from_snapshot, read_purchase_lines
@@ -34,14 +33,7 @@ PARAMS = BuildParameters(neighbours=10, taste_dimensions=8, basket_min_support=1
 
 @pytest.fixture(scope="module")
 def generated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("snapshot-shop")
-    generate_instacart(root / "data", customers=60, products=200, days=90, seed=5)
-    store = open_store(f"sqlite:///{root / 'omnix.db'}")
-    try:
-        import_instacart(store, root / "data", as_of=date(2026, 11, 1))
-    finally:
-        store.close()
-    return root / "omnix.db"
+    return generated_shop_db(tmp_path_factory.mktemp("snapshot-shop"), customers=60, products=200, days=90, seed=5)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from fake_bedrock import FakeBedrock
+from fake_bedrock import FakeBedrock, isolate_aws_credentials
 from shop import MODEL_ID, seed_shop
 
 from omnix_recs.breaker import CircuitBreaker
@@ -21,13 +21,7 @@ from omnix_recs.store.base import Store
 @pytest.fixture(autouse=True)
 def fake_aws_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Credentials for signing requests to the fake server; nothing from this machine's AWS setup."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAFAKEFORTESTS0000")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "fake-secret-for-tests")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
+    isolate_aws_credentials(monkeypatch, tmp_path)
 
 
 @pytest.fixture

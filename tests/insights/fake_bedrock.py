@@ -15,6 +15,7 @@ import time
 import urllib.parse
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from omnix_recs.insights.schema import TOOL_NAME
@@ -128,3 +129,14 @@ class FakeBedrock:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(5)
+
+
+def isolate_aws_credentials(monkeypatch: Any, tmp_path: Path) -> None:
+    """Credentials for signing requests to the fake server; nothing from this machine's AWS setup."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAFAKEFORTESTS0000")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "fake-secret-for-tests")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)

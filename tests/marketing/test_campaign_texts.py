@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fake_bedrock import FakeBedrock, Reply, error
+from fake_bedrock import FakeBedrock, Reply, error, isolate_aws_credentials
 from marketing_shop import NOW, SHOPPERS, seed
 
 from omnix_recs._proto.omnix.v1 import marketing_pb2 as pb
@@ -48,13 +48,7 @@ def text_reply(tool_input: object, **fields: object) -> Reply:
 
 @pytest.fixture(autouse=True)
 def fake_aws_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAFAKEFORTESTS0000")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "fake-secret-for-tests")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
+    isolate_aws_credentials(monkeypatch, tmp_path)
 
 
 @pytest.fixture
