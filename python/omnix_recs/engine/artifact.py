@@ -88,6 +88,7 @@ class LoadedModel:
     habit_decay: float = field(init=False, repr=False)
     _candidates_by_week: dict[int, np.ndarray] = field(init=False, repr=False)
     _like_you_row: dict[str, int] = field(init=False, repr=False)
+    _built_at: datetime | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "index_of", {product_id: n for n, product_id in enumerate(self.item_ids)})
@@ -109,6 +110,8 @@ class LoadedModel:
         object.__setattr__(self, "habit_decay", float(decay))
         object.__setattr__(self, "_candidates_by_week", {})
         object.__setattr__(self, "_like_you_row", {c: n for n, c in enumerate(self.like_you_customers.tolist())})
+        built = self.manifest.get("created_at")
+        object.__setattr__(self, "_built_at", datetime.fromisoformat(built) if isinstance(built, str) else None)
 
     @property
     def n_items(self) -> int:
@@ -119,11 +122,12 @@ class LoadedModel:
         """The build parameters recorded in the manifest."""
         return dict(self.manifest.get("parameters", {}))
 
-    def shoppers_like(self, customer_id: str) -> tuple[np.ndarray, np.ndarray]:
+    def shoppers_like(self, customer_id: str, registered_at: datetime | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The customer's "shoppers like you" products and scores (empty when the model was
-        built without them)."""
+        built without them). A profile `registered_at` after the model was built is someone
+        else's than the row under that id (an erased customer's id registered again): empty."""
         row = self._like_you_row.get(customer_id)
-        if row is None:
+        if row is None or (registered_at is not None and self._built_at is not None and registered_at > self._built_at):
             return _NO_ITEMS, _NO_SCORES
         start, stop = int(self.like_you_indptr[row]), int(self.like_you_indptr[row + 1])
         return self.like_you_items[start:stop], self.like_you_scores[start:stop]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -96,6 +97,10 @@ def week_column(moment: datetime) -> int:
     """Column of `seasonal_lift` for a moment: ISO week 1..53 -> 0..52."""
     return moment.isocalendar().week - 1
 
+
+# Offline ranking (tuning, evaluation) spreads shoppers over this many threads: the kernel
+# releases the GIL, so each one keeps a core busy.
+RANKING_THREADS = min(os.cpu_count() or 1, 8)
 
 # A product kept for a list: (model item, score, confidence, [(reason code, anchor item)]).
 Picked = tuple[int, float, float, list[tuple[int, int]]]
@@ -423,9 +428,8 @@ class Recommender:
                 customer_id, model.version, model.index_of, as_of, habit_decay=model.habit_decay
             )
         if shopper.customer.consent.personalization:
-            history = shopper.history(as_of)
-            if _model_knew(model, shopper.customer):
-                history = history.with_shoppers_like_you(*model.shoppers_like(customer_id))
+            like_you = model.shoppers_like(customer_id, registered_at=shopper.customer.created_at)
+            history = shopper.history(as_of).with_shoppers_like_you(*like_you)
         else:
             history = HistoryFeatures.empty()
         if not basket:
@@ -647,11 +651,3 @@ def _interleave(first: list[Picked], second: list[Picked], limit: int) -> list[P
             out.append(entry)
             seen.add(entry[0])
     return out
-
-
-def _model_knew(model: LoadedModel, customer: Customer) -> bool:
-    """Whether the model's "shoppers like you" row under this id can be this customer's: a
-    profile created after the model was built is someone else's (an erased customer's id
-    registered again), and must not be served the erased customer's row."""
-    built = model.manifest.get("created_at")
-    return not isinstance(built, str) or customer.created_at <= datetime.fromisoformat(built)

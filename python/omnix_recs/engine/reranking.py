@@ -19,7 +19,7 @@ import numpy as np
 
 from omnix_recs._core import RANK_FEATURES, Reranker, train_reranker
 from omnix_recs.engine.blends import Blend
-from omnix_recs.engine.recommender import PreparedShopper, Recommender
+from omnix_recs.engine.recommender import RANKING_THREADS, PreparedShopper, Recommender
 
 # Candidates per shopper the trees learn to order: the kernel's head for a list of 10
 # (rank.rs `head_size`), which is what serving re-orders.
@@ -38,17 +38,15 @@ RERANK_BINS = 32
 # The trees start from the blend's score times this (a linear start on that feature): they
 # learn corrections to the blend's order, not an order from nothing.
 RERANK_BASE_WEIGHT = 2.0
-# The kernel releases the GIL: gather shoppers' candidates on every core.
-_THREADS = 8
 
 
 def head_candidates(
-    recommender: Recommender, shoppers: Sequence[PreparedShopper], blend: Blend, threads: int = _THREADS
+    recommender: Recommender, shoppers: Sequence[PreparedShopper], blend: Blend
 ) -> list[tuple[list[str], np.ndarray]]:
     """Each shopper's best `RERANK_HEAD` candidates under `blend`, in its order, with their
     features (float32 [n, n_features])."""
     plain = replace(blend, reranker=None)  # the blend's own order, whatever re-ranker it carries
-    with ThreadPoolExecutor(threads) as pool:
+    with ThreadPoolExecutor(RANKING_THREADS) as pool:
         return list(pool.map(lambda s: recommender.listed_with_features(s, plain, RERANK_HEAD), shoppers))
 
 

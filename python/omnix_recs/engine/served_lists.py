@@ -15,7 +15,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Protocol
 
 import orjson
@@ -195,20 +195,3 @@ class ServedListWriter:
             queued = [*batch, *self._pending.values()]
             self.dropped += max(0, len(queued) - self._max_pending)
             self._pending = OrderedDict((s.recommendation_id, s) for s in queued[-self._max_pending :])
-
-
-class ExperimentServedLists:
-    """Served lists stamped with the experiment and arm that shaped them, on their way to
-    `inner` (the store or the write-behind queue): the `Recommender` serving an arm saves
-    through one of these, so the stored list says which arm it was."""
-
-    def __init__(self, inner: ServedLists, experiment_id: str, arm_id: str) -> None:
-        self._inner = inner
-        self.experiment_id = experiment_id
-        self.arm_id = arm_id
-
-    def save_recommendation(self, served: ServedRecommendation) -> None:
-        self._inner.save_recommendation(replace(served, experiment_id=self.experiment_id, arm_id=self.arm_id))
-
-    def get_recommendation(self, recommendation_id: str) -> ServedRecommendation:
-        return self._inner.get_recommendation(recommendation_id)

@@ -12,7 +12,6 @@ defaults and the baselines on the same baskets (`validate`); `omnix evaluate` re
 from __future__ import annotations
 
 import logging
-import os
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -40,7 +39,7 @@ from omnix_recs.engine.holdout import (
     ndcg,
 )
 from omnix_recs.engine.matrix import PurchaseLines
-from omnix_recs.engine.recommender import PreparedShopper, Recommender
+from omnix_recs.engine.recommender import RANKING_THREADS, PreparedShopper, Recommender
 from omnix_recs.engine.reranking import fit_reranker, head_candidates
 from omnix_recs.store.base import Store
 
@@ -85,8 +84,6 @@ TUNING_SHOPPERS = 2000
 HISTORY_ONLY_SIGNALS = ("replenishment", "habit", "repurchase", "due_by_next_trip")
 # The other start of the search for whole-basket lists: the shopper's habit, popularity to break ties.
 HABIT_START = {"habit": 1.0, "popularity": 0.01}
-# The kernel releases the GIL: rank the shoppers of one trial blend on every core.
-RANKING_THREADS = min(os.cpu_count() or 1, 8)
 
 ENGINE_DEFAULT = "OMNIX engine (default weights)"
 ENGINE_TUNED = "OMNIX engine (tuned on validation)"
