@@ -98,7 +98,7 @@ def test_campaign_page_shows_performance_and_messages(browser: Any, stack: Any, 
     open_page(browser, stack, "/console/campaigns")
     row = browser.find_element(By.CSS_SELECTOR, f'tr[data-campaign-id="{campaign.campaign_id}"]')
     assert "personalized email" in row.text and str(campaign.audience_size) in row.text
-    row.find_element(By.LINK_TEXT, "Weekly picks").click()
+    click_and_wait(browser, row.find_element(By.LINK_TEXT, "Weekly picks"))
 
     assert browser.find_element(By.TAG_NAME, "h1").text == "Campaign Weekly picks"
     assert browser.find_element(By.ID, "sent").text == str(performance.sent) == str(campaign.audience_size)
@@ -171,6 +171,16 @@ def test_an_unknown_campaign_is_a_clear_404(stack: Any) -> None:
     assert "campaign &#39;no-such-campaign&#39; not found" in response.text
 
 
+def click_and_wait(browser: Any, button: Any) -> None:
+    """Click a link or a form's button and wait until the page it leads to has replaced this one
+    (reading straight after the click could still read the old page)."""
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    button.click()
+    WebDriverWait(browser, 10).until(expected_conditions.staleness_of(button))
+
+
 def test_inventory_page_shows_the_forecast_and_the_reorder_advice(browser: Any, stack: Any) -> None:
     from selenium.webdriver.common.by import By
 
@@ -189,7 +199,7 @@ def test_inventory_page_shows_the_forecast_and_the_reorder_advice(browser: Any, 
     positions = browser.find_element(By.ID, "positions")
     positions.clear()
     positions.send_keys(f"{best} 1000 2")
-    browser.find_element(By.ID, "advise").click()
+    click_and_wait(browser, browser.find_element(By.ID, "advise"))
     (row,) = browser.find_elements(By.CSS_SELECTOR, "#reorder tbody tr")
     assert row.get_attribute("data-product-id") == best and "nothing" in row.text
     shot(browser, "inventory-reorder")
@@ -197,7 +207,7 @@ def test_inventory_page_shows_the_forecast_and_the_reorder_advice(browser: Any, 
     positions = browser.find_element(By.ID, "positions")
     positions.clear()
     positions.send_keys(f"{best} lots")
-    browser.find_element(By.ID, "advise").click()
+    click_and_wait(browser, browser.find_element(By.ID, "advise"))
     assert "line 1: expected a product id, units on hand" in browser.find_element(By.CSS_SELECTOR, ".unavailable").text
     assert console_errors(browser) == []
 
