@@ -212,7 +212,8 @@ def test_baselines_may_learn_from_a_sample_of_the_population(
     options: dict[str, Any] = {"k_values": (10,), "catalog_size": 200}
     reference = [baselines.PersonalFrequency()]
     assert tuning.add_baselines(everyone, split, trips, reference, shown, **options) == lines.n_customers
-    assert tuning.add_baselines(sampled, split, trips, reference, shown, population=50, **options) == 50
+    sample = tuning.population_sample(range(lines.n_customers), split.customers.tolist(), 50, seed=0)
+    assert tuning.add_baselines(sampled, split, trips, reference, shown, learn_from=sample, **options) == 50
     name = "personal top frequency"
     everyone_recall = everyone[AskedAt.NEXT_TRIP][Strategy.REPLENISH][name]["recall@10"]
     assert sampled[AskedAt.NEXT_TRIP][Strategy.REPLENISH][name]["recall@10"] == pytest.approx(everyone_recall, abs=0.02)
@@ -256,6 +257,37 @@ def test_validate_tunes_on_some_shoppers_and_judges_on_others(
     mean = np.mean([tuned[w][Strategy.REPLENISH][tuning.ENGINE_TUNED]["recall@10"] for w in AskedAt])
     assert metrics["validation_replenish_recall@10"] == pytest.approx(mean, abs=1e-6)
     assert validation.to_json()["metrics"] == metrics
+
+
+def test_validate_tunes_a_big_shop_on_a_model_of_a_sample_of_its_shoppers(
+    generated: Store, lines: PurchaseLines, products: list[Product], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tuning, "RERANK_SHOPPERS", 10)  # judged: the two groups alone
+    built: list[PurchaseLines] = []
+
+    def counting_build(kept: PurchaseLines) -> LoadedModel:
+        built.append(kept)
+        return build(kept, products)
+
+    validation = tuning.validate(generated, lines, products, counting_build, max_shoppers=10, population=30, seed=2)
+    assert validation is not None and validation.tuning_customers == 10
+    learnt_from = set(np.unique(built[0].customer).tolist())
+    assert len(learnt_from) == 30 < lines.n_customers
+    # The model keeps every shopper's and product's code, so serving indexes it like the full one.
+    assert built[0].customer_ids == lines.customer_ids and built[0].item_ids == lines.item_ids
+    # The baselines learnt from the same shoppers (a shop this small is within their bound).
+    assert validation.baseline_customers == 30
+
+
+@pytest.mark.parametrize(("judged", "population"), [([0, 1], 5), ([3, 40, 77], 50), ([], 1), ([5, 6], 2)])
+def test_population_samples_keep_the_judged(judged: list[int], population: int) -> None:
+    assert list(tuning.population_sample(range(80), judged, 80, seed=4)) == list(range(80))
+    sample = tuning.population_sample(range(80), judged, population, seed=4)
+    assert list(sample) == sorted(set(sample)) and set(judged) <= set(sample)
+    assert len(sample) == max(population, len(judged))
+    assert sample == tuning.population_sample(range(80), judged, population, seed=4)
+    inner = tuning.population_sample(sample, judged[:1], max(1, population // 2), seed=4)
+    assert set(inner) <= set(sample) and set(judged[:1]) <= set(inner)
 
 
 def test_validate_needs_two_shoppers_with_enough_trips(shop: Any, products: list[Product]) -> None:

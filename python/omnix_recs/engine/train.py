@@ -3,7 +3,7 @@
 Called by `omnix train`, and by AdminService.RetrainModel. What ships must win on the data it
 was given, not on the shop the defaults were tuned on: training first holds out shoppers'
 latest baskets, tunes the blends on them and compares them with the baselines
-(engine/tuning.py), then builds from all the data and ships the tuned blends inside the
+(engine/tuning.py), meanwhile builds from all the data, and ships the tuned blends inside the
 version; activation then refuses a version that validated badly (engine/registry.py). From
 async code run it in a worker thread (`asyncio.to_thread`): the heavy parts release the GIL.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime
 
@@ -66,16 +67,23 @@ def train_model(
         validation: Validation | None = None
         if tune:
             stage.begin("tune")
-            validation = validate(
-                store,
-                lines,
-                products,
-                lambda kept: _validation_model(kept, products, parameters),
-                max_shoppers=tuning_shoppers,
-                seed=seed,
-            )
-        stage.begin("build")
-        built = build_from_lines(lines, products, parameters)
+            # The served build does not depend on what tuning chooses (the blends ship beside
+            # it), so it runs meanwhile: tuning's Python steps leave a core idle.
+            with ThreadPoolExecutor(1, thread_name_prefix="omnix-build") as pool:
+                building = pool.submit(build_from_lines, lines, products, parameters)
+                validation = validate(
+                    store,
+                    lines,
+                    products,
+                    lambda kept: _validation_model(kept, products, parameters),
+                    max_shoppers=tuning_shoppers,
+                    seed=seed,
+                )
+                stage.begin("build")
+                built = building.result()
+        else:
+            stage.begin("build")
+            built = build_from_lines(lines, products, parameters)
     built = replace(built, stage_seconds={**stage_seconds, **built.stage_seconds})
     metrics = build_metrics(built, seconds=time.perf_counter() - started)
     blends = validation.blends if validation else None

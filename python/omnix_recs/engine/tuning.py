@@ -102,6 +102,10 @@ VALIDATION_K = 10
 # Shoppers training's baselines learn from at most (the judged ones and a sample of the others):
 # their fit is per shopper in Python, and a big shop would pay more for it than for the tuning.
 BASELINE_SHOPPERS = 20_000
+# Shoppers the model tuned on is built from at most (the judged ones and a sample of the others).
+# The blends weigh signals on [0, 1], which a quarter of a 200,000-shopper shop already
+# estimates; the whole shop would make the tuning build cost as much as the served one.
+VALIDATION_SHOPPERS = 50_000
 
 log = logging.getLogger(__name__)
 
@@ -471,24 +475,19 @@ def add_baselines(
     catalog_size: int,
     seed: int = 0,
     leave_out: np.ndarray | None = None,
-    population: int | None = None,
+    learn_from: Sequence[int] | None = None,
     popularity: ItemPopularity | None = None,
     lists_out: dict[tuple[AskedAt, Strategy, str], list[list[str]]] | None = None,
 ) -> int:
     """File the reference methods' metrics on the split into `results` (see `compare`); returns
     how many shoppers they learnt from. They learn from every basket of `trips` but `leave_out`
     (default: the split's targets), and show each shopper only the items their mask in `shown`
-    allows. `population`: learn from at most this many shoppers, the judged ones and a seeded
-    sample of the others (what a shopper's own history gives is exact; only what others add,
-    a neighbour or a tie-break, is drawn from fewer shoppers)."""
+    allows. `learn_from`: the shoppers (codes, ascending, the judged ones among them) they learn
+    from, default everyone (see `population_sample`)."""
     n_customers = trips.lines.n_customers
     if not references:
         return n_customers
-    customers: Sequence[int] = range(n_customers)
-    if population is not None and n_customers > population:
-        judged = set(split.customers.tolist())
-        others = [c for c in range(n_customers) if c not in judged]
-        customers = sorted(judged | set(random.Random(seed).sample(others, max(0, population - len(judged)))))
+    customers = range(n_customers) if learn_from is None else learn_from
     histories = trips.histories(split.targets if leave_out is None else leave_out, customers)
     row_of = {c: row for row, c in enumerate(customers)}
     rows = [row_of[c] for c in split.customers.tolist()]
@@ -501,6 +500,19 @@ def add_baselines(
                 if lists_out is not None:
                     lists_out[when, task, baseline.name] = lists
     return len(customers)
+
+
+def population_sample(among: Sequence[int], judged: Sequence[int], population: int, seed: int) -> Sequence[int]:
+    """The shoppers (codes, ascending) a validation learns from, of `among` (ascending, the
+    `judged` among them): all, or when there are more than `population`, the judged ones and a
+    seeded sample of the others up to it. What a shopper's own history gives is exact; only what
+    others add (a neighbour, a co-purchase, a tie-break) is drawn from fewer shoppers."""
+    if len(among) <= population:
+        return among
+    judged_set = set(judged)
+    others = [c for c in among if c not in judged_set]
+    random.Random(seed).shuffle(others)
+    return sorted(judged_set.union(others[: max(0, population - len(judged_set))]))
 
 
 def baseline_lists(
@@ -603,6 +615,7 @@ def validate(
     build: Callable[[PurchaseLines], LoadedModel],
     *,
     max_shoppers: int = TUNING_SHOPPERS,
+    population: int = VALIDATION_SHOPPERS,
     seed: int = 0,
     start: Mapping[str, Blend] = DEFAULT_BLENDS,
 ) -> Validation | None:
@@ -616,8 +629,9 @@ def validate(
     trees on the first and third groups' (`learn_rerankings`), and the tuned blends, `start`
     and the baselines (personal top frequency, TIFU-KNN) are all scored on the second group's,
     which the search never saw, so the tuned blend's figures are not flattered by the search.
-    Only these baskets are held out: the model tuned on differs from the one that will ship by
-    those baskets alone."""
+    The model tuned on is built from everything but those baskets, or in a shop of more than
+    `population` shoppers from the baskets of that many (all three groups and a seeded sample
+    of the others)."""
     clock = _Stages()
     trips = Trips.of(lines)
     eligible = trips.eligible()
@@ -630,8 +644,17 @@ def validate(
     split = hold_out(trips, tuning_group + validation_group + extra_group)
     tuning, validation = split.subset(range(group)), split.subset(range(group, 2 * group))
     extra = split.subset(range(2 * group, len(split)))
+    learn_from = population_sample(range(lines.n_customers), split.customers.tolist(), population, seed)
+    left_out = split.targets
+    if len(learn_from) < lines.n_customers:
+        in_population = np.zeros(lines.n_customers, dtype=bool)
+        in_population[np.asarray(learn_from)] = True
+        dropped = np.zeros(lines.n_baskets, dtype=bool)
+        dropped[left_out] = True
+        dropped[lines.basket[~in_population[lines.customer]]] = True
+        left_out = np.flatnonzero(dropped)
     clock.lap("hold_out")
-    model = build(lines_without(lines, split.targets))
+    model = build(lines_without(lines, left_out))
     clock.lap("build")
     choice = tune_habit_decay(store, model, tuning, seed=seed, blend=start[Strategy.REPLENISH])
     habit_decay, recommender = choice.habit_decay, choice.recommender
@@ -646,7 +669,7 @@ def validate(
     clock.lap("engine")
     references: list[baselines.Baseline] = [baselines.PersonalFrequency(), baselines.TifuKNN()]
     shown = [recommender.shown(s) for s in prepare(recommender, validation, validation.asked_at(AskedAt.NEXT_TRIP))]
-    population = add_baselines(
+    baselines_learnt_from = add_baselines(
         results,
         validation,
         trips,
@@ -655,11 +678,11 @@ def validate(
         k_values=k_values,
         catalog_size=catalog_size,
         seed=seed,
-        leave_out=split.targets,  # the lines the engine learnt from
-        population=BASELINE_SHOPPERS,
+        leave_out=split.targets,  # the engine's model learnt from the rest of these shoppers' lines
+        learn_from=population_sample(learn_from, validation.customers.tolist(), BASELINE_SHOPPERS, seed),
     )
     clock.lap("baselines")
-    return Validation(tuned, habit_decay, results, len(tuning), len(validation), population, clock.laps)
+    return Validation(tuned, habit_decay, results, len(tuning), len(validation), baselines_learnt_from, clock.laps)
 
 
 class _Stages:
