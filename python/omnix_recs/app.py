@@ -20,6 +20,7 @@ from omnix_recs.domain.models import CustomerChange
 from omnix_recs.engine import cached_reads
 from omnix_recs.engine.cached_reads import NO_CACHE
 from omnix_recs.engine.filters import CatalogCache
+from omnix_recs.engine.model_erasure import ModelFiles
 from omnix_recs.engine.recommender import ModelSource, NoActiveModel
 from omnix_recs.engine.registry import ModelHolder
 from omnix_recs.engine.served_lists import ServedListWriter
@@ -66,6 +67,7 @@ class AppContext:
             publish=self.on_customer_activity,
             served_lists=self.served_lists,
             snapshot_at=training_snapshot.location(self.store, self.settings.snapshot_dir, self.settings.store_url),
+            model_files=ModelFiles.from_settings(self.settings),
         )
 
     @classmethod
@@ -88,11 +90,13 @@ class AppContext:
         return app
 
     def start(self) -> None:
-        """Start the background work: catalog change checks, served-list writing."""
+        """Start the background work: catalog change checks, served-list writing, erasures'
+        second passes left pending (customers.py)."""
         if self.catalog is not None:
             self.catalog.start()
         if self.served_lists is not None:
             self.served_lists.start()
+        self.customers.start()
 
     def bedrock(self) -> BedrockAnalyst | None:
         """The process's Bedrock client, or None when Bedrock is disabled."""

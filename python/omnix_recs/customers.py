@@ -32,8 +32,10 @@ from omnix_recs.domain.models import (
     Purchase,
     ServedRecommendation,
 )
+from omnix_recs.engine.model_erasure import ModelFiles
 from omnix_recs.engine.served_lists import ServedListWriter
-from omnix_recs.errors import ConflictError, InvalidArgumentError, NotFoundError, UnavailableError
+from omnix_recs.errors import ConflictError, InvalidArgumentError, NotFoundError, OmnixError, UnavailableError
+from omnix_recs.leases import new_holder
 from omnix_recs.store import snapshot as training_snapshot
 from omnix_recs.store.base import CustomerErasure, Store
 
@@ -82,8 +84,19 @@ class CustomerExport:
 # An erasure runs a second pass this long after the first: another process may have served the
 # customer a list just before it and still hold the list in its write-behind queue (written
 # within `served_lists.FLUSH_EVERY_S`, later while the store is failing), or be finishing a
-# write it validated before the erasure.
+# write it validated before the erasure. The second pass also blanks the customer's rows in
+# the model files (engine/model_erasure.py), which takes seconds for a large model.
 ERASURE_SWEEP_AFTER_S = 5.0
+# The second pass is recorded in the store before the erasure starts, as a document of this
+# kind (body: {"customer_id": ...}), so that a process killed before running it leaves it to
+# the next check of any process: at start and every `ERASURE_CHECK_EVERY_S`. Its owner is not
+# a customer id (ids have no "#"): the erasure of the customer does not remove the record.
+ERASURE_PENDING = "erasure_pending"
+_PENDING_OWNER = "#erasure:"
+ERASURE_CHECK_EVERY_S = 60.0
+# One process at a time runs second passes (two rewriting one model file would lose a scrub).
+ERASURE_LEASE = "privacy:erasures"
+ERASURE_LEASE_TTL_S = 120.0  # renewed before each model copy; a crashed holder delays them this long
 
 
 class CustomerService:
@@ -100,18 +113,27 @@ class CustomerService:
         served_lists: ServedListWriter | None = None,
         update_attempts: int = UPDATE_ATTEMPTS,
         snapshot_at: tuple[Path, str] | None = None,
+        model_files: ModelFiles | None = None,
     ) -> None:
         """`served_lists`: lists served but not yet stored, written out before an export or an
         erasure reads the store (None = lists are stored as they are served). `snapshot_at`:
-        the training snapshot an erasure scrubs (`store.snapshot.location`), if any."""
+        the training snapshot an erasure scrubs (`store.snapshot.location`), if any.
+        `model_files`: the model versions an erasure's second pass scrubs, if any."""
         self.store = store
         self._snapshot_at = snapshot_at
+        self._model_files = model_files
         self._publish = publish
         self._served_lists = served_lists
         self._update_attempts = update_attempts
-        self.erasure_sweep_after_s: float | None = ERASURE_SWEEP_AFTER_S  # None: no second pass
-        self._sweeps: dict[str, threading.Timer] = {}  # erased customer -> their pending second pass
+        # None: the second pass waits for the periodic check (or `close`, or `finish_erasures`).
+        self.erasure_sweep_after_s: float | None = ERASURE_SWEEP_AFTER_S
+        self.erasure_check_every_s = ERASURE_CHECK_EVERY_S
+        self._sweeps: set[threading.Timer] = set()  # second passes this process scheduled
         self._sweeps_lock = threading.Lock()
+        self._finishing = threading.Lock()  # one second pass at a time in this process
+        self._stopped = threading.Event()
+        self._checker: threading.Thread | None = None
+        self._next_due: datetime | None = None  # when the next recorded second pass not yet due was recorded
 
     # --- profile ---------------------------------------------------------------------------
 
@@ -244,57 +266,157 @@ class CustomerService:
 
     def erase(self, customer_id: str) -> CustomerErasure:
         """The customer and everything derived from them, everywhere it lives: the store's
-        tables and, through the published change, every cache. `NotFoundError` if unknown."""
+        tables and, through the published change, every cache; then, in a second pass (see
+        `ERASURE_SWEEP_AFTER_S`), what was written after it and their rows in the model files.
+        `NotFoundError` if unknown (nothing recorded)."""
         self._write_served_lists()  # none may be written after the erasure
-        erasure = self.store.delete_customer(customer_id)
+        erased_at = _now()
+        # First: once anything is gone, the rest must follow even if this process dies now.
+        self.store.put_document(ERASURE_PENDING, _PENDING_OWNER + customer_id, erased_at, {"customer_id": customer_id})
+        try:
+            erasure = self.store.delete_customer(customer_id)
+        except NotFoundError:
+            self.store.delete_customer(_PENDING_OWNER + customer_id)  # nothing was erased: nothing to follow
+            raise
         if self._snapshot_at is not None:  # their lines must not wait on disk for the next training
             training_snapshot.erase_customer(self.store, self._snapshot_at[0], customer_id)
         self._publish(customer_id, CustomerChange.DATA)
         if self.erasure_sweep_after_s is not None:
-            sweep = threading.Timer(self.erasure_sweep_after_s, self._sweep_erased, args=(customer_id,))
+            sweep = threading.Timer(self.erasure_sweep_after_s, self._scheduled_sweep)
             sweep.daemon = True
             with self._sweeps_lock:
-                self._sweeps[customer_id] = sweep
+                self._sweeps.add(sweep)
             sweep.start()
         return erasure
 
-    def close(self) -> None:
-        """Run the erasures' pending second passes now (at shutdown, after the last call)."""
-        with self._sweeps_lock:
-            pending = list(self._sweeps.items())
-        for customer_id, sweep in pending:
-            sweep.cancel()
-            self._sweep_erased(customer_id)
+    def start(self) -> None:
+        """Check for pending second passes now (those of a process that died before running
+        them) and every `erasure_check_every_s`, in a thread, until `close`; with each check,
+        bring this host's cached copies of S3 models scrubbed elsewhere up to date."""
+        if self._checker is None:
+            self._checker = threading.Thread(target=self._check_periodically, name="omnix-erasures", daemon=True)
+            self._checker.start()
 
-    def _sweep_erased(self, customer_id: str) -> None:
-        """The erasure's second pass (see `ERASURE_SWEEP_AFTER_S`): rows of the erased customer
-        that other processes wrote after it, such as lists they served just before it and still
-        held in their write-behind queue. Skipped when the id has been registered again since."""
+    def close(self) -> None:
+        """Run the second passes of this process's erasures now (at shutdown, after the last
+        call); stop the periodic check."""
+        self._stopped.set()
         with self._sweeps_lock:
-            if self._sweeps.pop(customer_id, None) is None:
-                return  # already done (by `close`)
-        try:
-            self.store.get_customer(customer_id)
-            return  # someone registered under this id since: what is there is theirs
-        except NotFoundError:
-            pass
-        except UnavailableError as error:  # the store is closed or down: nothing to trace
-            log.warning("the second pass of an erasure could not run (%s); rows written after it may remain", error)
-            return
-        except Exception:  # a thread of its own: nobody else would see the error
-            log.exception("the second pass of an erasure failed; rows written after it may remain")
-            return
+            pending, self._sweeps = self._sweeps, set()
+        for sweep in pending:
+            sweep.cancel()
+        if pending:
+            self._finish_logged(due_by=_now() + timedelta(seconds=self.erasure_sweep_after_s or 0.0))
+        if self._checker is not None:
+            self._checker.join(timeout=5.0)
+
+    def finish_erasures(self, *, due_by: datetime | None = None) -> int:
+        """Run the recorded second passes of erasures made before `due_by` (default: more
+        than `erasure_sweep_after_s` ago), of every process; returns how many were finished.
+        For each: the rows of the erased customer written after the erasure (unless their id
+        has been registered again since: what is there is the new customer's) and their rows
+        in every model version; then the record goes. Nothing is done while another process
+        runs them (it holds the lease). Idempotent: a pass cut short is run whole again.
+        `UnavailableError` (and what the model files raise) leaves the records for later."""
+        due_by = due_by or _now() - timedelta(seconds=self.erasure_sweep_after_s or 0.0)
+        with self._finishing:
+            pending = self.store.list_documents(ERASURE_PENDING)
+            due = [
+                (owner, body["customer_id"], erased_at)
+                for owner, erased_at, body in pending
+                if erased_at <= due_by and isinstance(body.get("customer_id"), str)
+            ]
+            self._next_due = min((at for _, at, _ in pending if at > due_by), default=None)
+            if not due:
+                return 0
+            holder = new_holder()
+
+            def keep_lease() -> None:
+                now = _now()
+                if not self.store.acquire_lease(
+                    ERASURE_LEASE, holder, now, now + timedelta(seconds=ERASURE_LEASE_TTL_S)
+                ):
+                    raise UnavailableError("another process is running the erasures' second passes")
+
+            try:
+                keep_lease()
+            except UnavailableError:
+                return 0  # it will finish these too
+            try:
+                return self._finish(due, keep_lease)
+            finally:
+                try:
+                    self.store.release_lease(ERASURE_LEASE, holder)
+                except (OmnixError, OSError) as error:  # it lapses by itself
+                    log.warning("could not release the %s lease: %s", ERASURE_LEASE, error)
+
+    def _finish(self, due: list[tuple[str, str, datetime]], keep_lease: Callable[[], None]) -> int:
+        # Versions built before the cutoff may hold the erased customer's row: every version,
+        # or for an id registered again, those built before that.
+        erased: dict[str, list[datetime]] = {}
+        for _, customer_id, erased_at in due:
+            erased.setdefault(customer_id, []).append(erased_at)
+        cutoffs: dict[str, datetime | None] = {}
+        for customer_id, times in erased.items():
+            try:
+                cutoffs[customer_id] = max(self.store.get_customer(customer_id).created_at, *times)
+            except NotFoundError:
+                cutoffs[customer_id] = None
+        for customer_id, cutoff in cutoffs.items():
+            if cutoff is None:
+                self._sweep_store(customer_id)
+        if self._model_files is not None:
+            self._model_files.erase(self.store, cutoffs, keep_going=keep_lease)
+        for owner, _, _ in due:
+            try:
+                self.store.delete_customer(owner)  # the record: all its owner holds
+            except NotFoundError:
+                pass  # finished by someone else meanwhile
+        return len(due)
+
+    def _sweep_store(self, customer_id: str) -> None:
+        """Rows of the erased customer that other processes wrote after the erasure, such as
+        lists they served just before it and still held in their write-behind queue."""
         try:
             erasure = self.store.delete_customer(customer_id)
         except NotFoundError:
             return  # nothing was left behind
-        except UnavailableError as error:
-            log.warning("the second pass of an erasure could not run (%s); rows written after it may remain", error)
-            return
-        except Exception:
-            log.exception("the second pass of an erasure failed; rows written after it may remain")
-            return
         log.info("erasure's second pass removed rows written after it: %s", erasure.counts)
+
+    def _scheduled_sweep(self) -> None:
+        with self._sweeps_lock:
+            self._sweeps.discard(threading.current_thread())  # this Timer
+        self._finish_logged()
+
+    def _check_periodically(self) -> None:
+        while not self._stopped.is_set():
+            self._finish_logged()
+            self._follow_rewrites_logged()
+            wait = self.erasure_check_every_s
+            if self._next_due is not None:  # a record not due yet (just made, maybe by a process now dead)
+                due_in = (self._next_due - _now()).total_seconds() + (self.erasure_sweep_after_s or 0.0)
+                wait = min(wait, max(due_in, 0.1))
+            self._stopped.wait(wait)
+
+    def _follow_rewrites_logged(self) -> None:
+        """This host's cached model copies, scrubbed in S3 by another host's erasure, follow."""
+        if self._model_files is None:
+            return
+        try:
+            self._model_files.follow_rewrites()
+        except (OmnixError, OSError, ValueError) as error:  # S3 down, or a bad OMNIX_MODEL_DIR
+            log.warning("cached model copies could not follow erasures' rewrites (%s); will retry", error)
+        except Exception:
+            log.exception("cached model copies could not follow erasures' rewrites; will retry")
+
+    def _finish_logged(self, due_by: datetime | None = None) -> None:
+        """`finish_erasures` in a thread of its own (or at shutdown): failures are logged."""
+        try:
+            self.finish_erasures(due_by=due_by)
+        except UnavailableError as error:  # the store or S3 is down: the next check retries
+            log.warning("erasures' second passes could not run (%s); they will be retried", error)
+        except Exception:
+            log.exception("erasures' second passes failed; they will be retried")
 
     def _write_served_lists(self) -> None:
         if self._served_lists is not None:

@@ -109,7 +109,9 @@ class LoadedModel:
             raise ModelFormatError(f"model {self.version}: manifest.json history.habit_decay must be in (0, 1]")
         object.__setattr__(self, "habit_decay", float(decay))
         object.__setattr__(self, "_candidates_by_week", {})
-        object.__setattr__(self, "_like_you_row", {c: n for n, c in enumerate(self.like_you_customers.tolist())})
+        # "" names no one: the row of a customer erased since the build (engine/model_erasure.py).
+        rows = {c: n for n, c in enumerate(self.like_you_customers.tolist()) if c}
+        object.__setattr__(self, "_like_you_row", rows)
         built = self.manifest.get("created_at")
         object.__setattr__(self, "_built_at", datetime.fromisoformat(built) if isinstance(built, str) else None)
 

@@ -4,7 +4,9 @@
 prefix, for servers on several hosts. An S3 version is read through a cache on each host
 (`Settings.model_cache_dir`), checked file by file before it is renamed into place, so a
 host's server processes share one copy's pages and a rollback needs no download; the cache
-keeps the versions used last (`CACHED_VERSIONS_KEPT`) and removes older ones.
+keeps the versions used last (`CACHED_VERSIONS_KEPT`) and removes older ones. A downloaded copy
+records the `contents.json` it matches (`.contents.json`, hidden among its files), so that a copy
+whose version an erasure rewrote in S3 is found and brought up to date (engine/model_erasure.py).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from omnix_recs.engine.build import BuiltModel
 from omnix_recs.errors import FailedPreconditionError, InvalidArgumentError, ModelFormatError, UnavailableError
 
 if TYPE_CHECKING:  # s3_artifacts imports boto3, which only S3 users should pay for
-    from omnix_recs.engine.s3_artifacts import S3Location
+    from omnix_recs.engine.s3_artifacts import FileEntry, S3Location
 
 log = logging.getLogger(__name__)
 
@@ -236,7 +238,7 @@ class ArtifactReader:
         except OSError as err:
             raise UnavailableError(f"model cache {self._cache_dir}: {err}") from None
         try:
-            s3_artifacts.download(location, staging)
+            record_contents(staging, s3_artifacts.download(location, staging))
             staging.chmod(0o755)
             try:
                 os.rename(staging, final)
@@ -277,6 +279,41 @@ def prune_cache(cache_dir: Path, keep: int = CACHED_VERSIONS_KEPT) -> list[str]:
     if removed:
         log.info("model cache %s: removed versions %s (kept the %d used last)", cache_dir, ", ".join(removed), keep)
     return removed
+
+
+def contents_record(copy: Path) -> Path:
+    """Where the `contents.json` a cached copy matches is recorded (hidden: the loader and
+    `upload` never look at it)."""
+    return copy / ".contents.json"
+
+
+def record_contents(copy: Path, contents: dict[str, FileEntry]) -> None:
+    """Record, durably, that the cached copy at `copy` matches `contents`."""
+    from omnix_recs.engine import s3_artifacts
+
+    final = contents_record(copy)
+    staging = final.with_name(f"{final.name}.{secrets.token_hex(4)}")
+    try:
+        with open(staging, "wb") as fh:
+            fh.write(s3_artifacts.contents_bytes(contents))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(staging, final)
+    except BaseException:
+        staging.unlink(missing_ok=True)
+        raise
+
+
+def recorded_contents(copy: Path) -> dict[str, FileEntry] | None:
+    """What `record_contents` recorded for the cached copy at `copy`; None when nothing (or
+    nothing readable) was: a copy this host uploaded, or one cached before records were kept."""
+    from omnix_recs.engine import s3_artifacts
+
+    record = contents_record(copy)
+    try:
+        return s3_artifacts.parse_contents(record.read_bytes(), str(record))
+    except (OSError, ModelFormatError):
+        return None
 
 
 def _mark_used(path: Path) -> None:
