@@ -18,6 +18,8 @@ __all__ = [
     "basket_complements",
     "summarize_order_lines",
     "RankTables",
+    "CandidateSignals",
+    "rank_candidates",
     "RANK_SIGNALS",
     "RANK_FEATURES",
     "Reranker",
@@ -264,6 +266,40 @@ class RankTables:
     ) -> _Ranked5 | _Ranked6:
         """Top-k (items, scores, confidence, reasons [k, 2], anchors [k, 2]), best first;
         `with_features` adds each item's RANK_FEATURES (float32 [k, n_features])."""
+    def candidate_signals(
+        self,
+        *,
+        history_items: npt.NDArray[np.int32],
+        days_since_last: npt.NDArray[np.float32],
+        mean_gap_days: npt.NDArray[np.float32],
+        orders: npt.NDArray[np.float32],
+        habit: npt.NDArray[np.float32],
+        basket: npt.NDArray[np.int32],
+        allowed: npt.NDArray[np.bool_],
+        category_ids: npt.NDArray[np.int32],
+        brand_ids: npt.NDArray[np.int32],
+        extra_candidates: npt.NDArray[np.int32],
+        week: int,
+        exclude_history: bool,
+        neighbours_per_item: int,
+        days_to_next_trip: float = 0.0,
+        like_you_items: npt.NDArray[np.int32] | None = None,
+        like_you_scores: npt.NDArray[np.float32] | None = None,
+        replaced_weight: float = 1.0,
+        popularity_discount: float = 0.0,
+    ) -> CandidateSignals:
+        """The candidates `rank` would score for the request, with their signals."""
+
+@final
+class CandidateSignals:
+    """One request's candidates and signals (`RankTables.candidate_signals`)."""
+
+    def __len__(self) -> int: ...
+
+def rank_candidates(
+    candidates: list[CandidateSignals], *, weights: npt.NDArray[np.float32], k: int, per_category_cap: int
+) -> list[npt.NDArray[np.int32]]:
+    """For each request, the items `RankTables.rank` lists under these weights, k and cap (no re-ranker)."""
 
 # engine/rerank.rs: learned re-ranking trees (LambdaMART)
 

@@ -27,6 +27,7 @@ from omnix_recs.engine.features import HABIT_DECAY
 from omnix_recs.engine.holdout import AskedAt, Split, Trips, hold_out, lines_without, ndcg
 from omnix_recs.engine.matrix import PurchaseLines, read_purchase_lines
 from omnix_recs.engine.recommender import Recommender
+from omnix_recs.errors import InvalidArgumentError
 from omnix_recs.store import open_store
 from omnix_recs.store.base import Store
 
@@ -73,6 +74,47 @@ def mean_ndcg(recommender: Recommender, split: Split, blend: Blend, task: str) -
     shoppers = tuning.prepare(recommender, split, tuning.mixed_moments(split, seed=0))
     lists = tuning.rank_all(recommender, shoppers, blend, 10)
     return float(np.mean([ndcg(r, t, 10) for r, t in zip(lists, split.truth(Strategy(task))) if t]))
+
+
+@pytest.mark.parametrize("strategy", list(Strategy))
+def test_gathered_candidates_rank_as_the_kernel_does_under_any_blend(
+    held_out: tuple[Recommender, Split], strategy: Strategy
+) -> None:
+    """What makes tuning cheap must not change what it measures: the lists ranked from gathered
+    candidates are the kernel's lists, for random weights, aisle caps and list rules."""
+    recommender, split = held_out
+    shoppers = tuning.prepare(recommender, split, tuning.mixed_moments(split, seed=0))
+    rng = np.random.default_rng(7)
+    for trial in range(12):
+        weights = {
+            name: float(w) for name, w in zip(RANK_SIGNALS, rng.choice([0.0, 0.05, 0.3, 1.0], len(RANK_SIGNALS)))
+        }
+        blend = replace(
+            DEFAULT_BLENDS[strategy],
+            weights={name: w for name, w in weights.items() if w > 0} or {"popularity": 1.0},
+            per_category_cap=int(rng.choice([0, 1, 3])),
+            neighbours_per_item=int(rng.choice([5, 20])),
+            replaced_weight=float(rng.choice([0.0, 0.5, 1.0])),
+            popularity_discount=float(rng.choice([0.0, 0.3])),
+        )
+        gathered = [recommender.candidate_signals(shopper, blend) for shopper in shoppers]
+        assert all(len(g) > 0 for g in gathered)
+        for k in (3, 10, 40):
+            assert recommender.rank_candidates(gathered, blend, k) == tuning.rank_all(
+                recommender, shoppers, blend, k
+            ), (
+                trial,
+                k,
+            )
+
+
+def test_gathered_candidates_refuse_trees(held_out: tuple[Recommender, Split]) -> None:
+    recommender, split = held_out
+    shopper = tuning.prepare(recommender, split, tuning.mixed_moments(split, seed=0))[0]
+    blend = replace(DEFAULT_BLENDS[Strategy.REPLENISH], reranker=_reversing_trees())
+    gathered = [recommender.candidate_signals(shopper, blend)]
+    with pytest.raises(InvalidArgumentError, match="blend"):
+        recommender.rank_candidates(gathered, blend, 10)
 
 
 def test_tuning_never_ends_below_its_start_and_keeps_the_strategies_promises(

@@ -15,11 +15,11 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
-from omnix_recs._core import RANK_SIGNALS
+from omnix_recs._core import RANK_SIGNALS, CandidateSignals, rank_candidates
 from omnix_recs.blocking import guard_store
 from omnix_recs.domain.models import Customer, Feedback, RecommendedItem, ServedRecommendation
 from omnix_recs.engine.artifact import LoadedModel, top_items
@@ -376,6 +376,23 @@ class Recommender:
         ranked = self._rank(model, index, shopper.filters, shopper.history, shopper.basket, blend, shopper.as_of, k)
         return [model.item_ids[i] for i in ranked.items]
 
+    def candidate_signals(self, shopper: PreparedShopper, blend: Blend) -> CandidateSignals:
+        """A prepared shopper's candidates and their signals under `blend`'s rules (all of it
+        but its weights, aisle cap and trees): what `rank_candidates` ranks under many blends."""
+        model = self._active()
+        index = self.catalog.index_for(model.item_ids)
+        request = self._request(model, index, shopper.filters, shopper.history, shopper.basket, blend, shopper.as_of)
+        return model.tables.candidate_signals(**request)
+
+    def rank_candidates(self, candidates: Sequence[CandidateSignals], blend: Blend, k: int) -> list[list[str]]:
+        """`rank_ids` of the shoppers whose `candidate_signals` (under blends of `blend`'s rules)
+        these are, under `blend`'s weights and aisle cap, all at once. Not for a blend with trees."""
+        if blend.reranker is not None:
+            raise InvalidArgumentError("blend", "ranking gathered candidates applies no re-ranking trees")
+        item_ids = self._active().item_ids
+        lists = rank_candidates(list(candidates), weights=blend.vector, k=k, per_category_cap=blend.per_category_cap)
+        return [[item_ids[i] for i in items] for items in lists]
+
     def listed_with_features(self, shopper: PreparedShopper, blend: Blend, k: int) -> tuple[list[str], np.ndarray]:
         """`rank_ids` with each listed product's re-ranking features (float32 [k', n_features]):
         what a re-ranker is trained on (engine/reranking.py)."""
@@ -461,34 +478,49 @@ class Recommender:
         *,
         with_features: bool = False,
     ) -> _Ranked:
-        week = week_column(as_of)
         return _Ranked(
             *model.tables.rank(
-                history_items=history.items,
-                days_since_last=history.days_since_last,
-                mean_gap_days=history.mean_gap_days,
-                orders=history.orders,
-                habit=history.habit,
-                basket=basket,
-                allowed=index.allowed(shopper, model.index_of),
-                category_ids=index.aisle_ids,
-                brand_ids=index.brand_ids,
-                extra_candidates=model.shop_wide_candidates(week),
+                **self._request(model, index, shopper, history, basket, blend, as_of),
                 weights=blend.vector,
-                week=week,
                 k=k,
-                exclude_history=blend.exclude_history,
                 per_category_cap=blend.per_category_cap,
-                neighbours_per_item=blend.neighbours_per_item,
-                days_to_next_trip=history.days_to_next_trip,
-                like_you_items=history.like_you_items,
-                like_you_scores=history.like_you_scores,
-                replaced_weight=blend.replaced_weight,
-                popularity_discount=blend.popularity_discount,
                 reranker=blend.reranker,
                 with_features=with_features,
             )
         )
+
+    def _request(
+        self,
+        model: LoadedModel,
+        index: CatalogIndex,
+        shopper: ShopperFilters,
+        history: HistoryFeatures,
+        basket: np.ndarray,
+        blend: Blend,
+        as_of: datetime,
+    ) -> dict[str, Any]:
+        """The kernel's request but for what only ranking takes (weights, k, aisle cap, trees)."""
+        week = week_column(as_of)
+        return {
+            "history_items": history.items,
+            "days_since_last": history.days_since_last,
+            "mean_gap_days": history.mean_gap_days,
+            "orders": history.orders,
+            "habit": history.habit,
+            "basket": basket,
+            "allowed": index.allowed(shopper, model.index_of),
+            "category_ids": index.aisle_ids,
+            "brand_ids": index.brand_ids,
+            "extra_candidates": model.shop_wide_candidates(week),
+            "week": week,
+            "exclude_history": blend.exclude_history,
+            "neighbours_per_item": blend.neighbours_per_item,
+            "days_to_next_trip": history.days_to_next_trip,
+            "like_you_items": history.like_you_items,
+            "like_you_scores": history.like_you_scores,
+            "replaced_weight": blend.replaced_weight,
+            "popularity_discount": blend.popularity_discount,
+        }
 
     def _cold_start(
         self,

@@ -14,15 +14,16 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
-from omnix_recs._core import RANK_SIGNALS
+from omnix_recs._core import RANK_SIGNALS, CandidateSignals
 from omnix_recs.domain.models import Product
 from omnix_recs.engine import baselines
 from omnix_recs.engine.artifact import LoadedModel, with_habit_decay
@@ -63,6 +64,10 @@ TUNING_MIN_GAIN = 1e-4
 TUNING_MIN_STANDARD_ERRORS = 1.0
 # Shoppers in the heat a step must win before it is ranked for every tuning shopper.
 TUNING_HEAT_SHOPPERS = 300
+# Sets of list rules whose gathered candidates the search keeps (per heat and rest): the
+# current blend's and the one a step is trying (each set is about candidates x 14 floats per
+# shopper: a few hundred MB for 2,000 shoppers of a 50,000-product shop).
+_GATHERED_KEPT = 4
 # Habit decays tried (the weight of the trip k trips back is decay**k): TIFU-KNN's 0.9 suits
 # Complete Journey; a shop of steadier routines does better forgetting faster. A longer memory
 # (0.95) is not offered: on Complete Journey it won the basket before the last (+0.003 NDCG@10)
@@ -108,6 +113,7 @@ BASELINE_SHOPPERS = 20_000
 VALIDATION_SHOPPERS = 50_000
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # metrics of each method, per task, per moment of asking
 Results = dict[AskedAt, dict[Strategy, dict[str, dict[str, float]]]]
@@ -132,12 +138,18 @@ def prepare(recommender: Recommender, split: Split, moments: Sequence[datetime])
 
 
 def rank_all(recommender: Recommender, shoppers: Sequence[PreparedShopper], blend: Blend, k: int) -> list[list[str]]:
-    """Every shopper's top k, the shoppers dealt out round-robin to the ranking threads."""
+    """Every shopper's top k."""
+    return in_threads(lambda shopper: recommender.rank_ids(shopper, blend, k), shoppers)
+
+
+def in_threads(work: Callable[[PreparedShopper], T], shoppers: Sequence[PreparedShopper]) -> list[T]:
+    """`work` for each shopper, the shoppers dealt out round-robin to the ranking threads (the
+    kernel releases the GIL)."""
     shares = [shoppers[i::RANKING_THREADS] for i in range(RANKING_THREADS)]
     with ThreadPoolExecutor(RANKING_THREADS) as pool:
-        ranked = list(pool.map(lambda share: [recommender.rank_ids(s, blend, k) for s in share], shares))
+        done = list(pool.map(lambda share: [work(s) for s in share], shares))
     # Undo the interleaving: shopper i is entry i // threads of share i % threads.
-    return [ranked[i % RANKING_THREADS][i // RANKING_THREADS] for i in range(len(shoppers))]
+    return [done[i % RANKING_THREADS][i // RANKING_THREADS] for i in range(len(shoppers))]
 
 
 # --- the search ----------------------------------------------------------------------------------
@@ -350,7 +362,12 @@ def tune(
 
 class _Judge:
     """Mean NDCG@10 of blends over the tuning shoppers, each blend ranked at most once per
-    shopper: a heat (every few shoppers) first, the rest when `quality` asks for all."""
+    shopper: a heat (every few shoppers) first, the rest when `quality` asks for all.
+
+    Most steps change weights alone, which leave every shopper's candidates and signals as
+    they were: those are gathered once per set of list rules (`Recommender.candidate_signals`,
+    the few sets used last kept) and ranked under each weight vector (`rank_candidates`), the
+    same lists for a fraction of a ranking's cost."""
 
     def __init__(self, recommender: Recommender, shoppers: list[PreparedShopper], truth: list[frozenset[str]]) -> None:
         self._recommender = recommender
@@ -361,6 +378,7 @@ class _Judge:
             ([s for s, h in zip(shoppers, in_heat) if not h], [t for t, h in zip(truth, in_heat) if not h]),
         ]
         self._scores: dict[tuple[Any, ...], list[list[float]]] = {}
+        self._gathered: OrderedDict[tuple[Any, ...], list[CandidateSignals]] = OrderedDict()
         self.full_rankings = 0
 
     def heat(self, blend: Blend) -> float:
@@ -383,10 +401,30 @@ class _Judge:
         scores = self._scores.setdefault(key, [])
         while len(scores) < parts:
             shoppers, truth = self._parts[len(scores)]
-            lists = rank_all(self._recommender, shoppers, blend, TUNING_METRIC_K)
+            lists = self._lists(blend, len(scores))
             scores.append([ndcg(ranked, t, TUNING_METRIC_K) for ranked, t in zip(lists, truth)])
             self.full_rankings += len(scores) == 2
         return scores
+
+    def _lists(self, blend: Blend, part: int) -> list[list[str]]:
+        if blend.reranker is not None:  # trees need the whole ranking
+            return rank_all(self._recommender, self._parts[part][0], blend, TUNING_METRIC_K)
+        rules = (
+            part,
+            blend.exclude_history,
+            blend.neighbours_per_item,
+            blend.replaced_weight,
+            blend.popularity_discount,
+        )
+        gathered = self._gathered.get(rules)
+        if gathered is None:
+            recommender, shoppers = self._recommender, self._parts[part][0]
+            gathered = in_threads(lambda shopper: recommender.candidate_signals(shopper, blend), shoppers)
+            self._gathered[rules] = gathered
+            while len(self._gathered) > _GATHERED_KEPT:
+                self._gathered.popitem(last=False)
+        self._gathered.move_to_end(rules)
+        return self._recommender.rank_candidates(gathered, blend, TUNING_METRIC_K)
 
 
 def _moves(blend: Blend, coordinate: str) -> list[Blend]:

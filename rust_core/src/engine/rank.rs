@@ -628,15 +628,7 @@ fn scaled(value: f32, strongest: f32) -> f32 {
     }
 }
 
-fn signals_of(
-    t: &ItemTables,
-    r: &Request,
-    c: &Candidate,
-    strongest: &Strongest,
-    categories: &[(i32, f32)],
-    brands: &[(i32, f32)],
-    newest_choices: &[(i32, f32)],
-) -> [f32; N_SIGNALS] {
+fn signals_of(t: &ItemTables, r: &Request, c: &Candidate, e: &Evidence) -> [f32; N_SIGNALS] {
     let i = c.item as usize;
     let mut v = [0.0f32; N_SIGNALS];
     if c.history_pos != NOT_IN_HISTORY {
@@ -647,22 +639,22 @@ fn signals_of(
         v[DUE_BY_NEXT_TRIP] = h.habit[p] * dueness(h.days_since_last[p] + h.days_to_next_trip, cycle);
         v[HABIT] = h.habit[p];
         v[REPURCHASE] = t.repurchase_rate[i].clamp(0.0, 1.0);
-        if replaced(newest_choices, r.category[i], h.days_since_last[p]) {
+        if replaced(&e.newest_choices, r.category[i], h.days_since_last[p]) {
             for signal in [REPLENISHMENT, DUE_BY_NEXT_TRIP, HABIT, REPURCHASE] {
                 v[signal] *= r.replaced_weight;
             }
         }
     }
-    v[CO_PURCHASE] = scaled(c.co_purchase, strongest.co_purchase);
-    v[SIMILAR] = scaled(c.similar, strongest.similar);
-    v[TASTE] = scaled(c.taste, strongest.taste);
-    v[SHOPPERS_LIKE_YOU] = scaled(c.like_you, strongest.like_you);
+    v[CO_PURCHASE] = scaled(c.co_purchase, e.strongest.co_purchase);
+    v[SIMILAR] = scaled(c.similar, e.strongest.similar);
+    v[TASTE] = scaled(c.taste, e.strongest.taste);
+    v[SHOPPERS_LIKE_YOU] = scaled(c.like_you, e.strongest.like_you);
     v[BASKET_COMPLEMENT] = positive_squash(c.complement);
     v[POPULARITY] = t.popularity[i].clamp(0.0, 1.0);
     v[TRENDING] = positive_squash(t.trending[i]);
     v[SEASONAL] = positive_squash(t.seasonal_lift[i * t.weeks + r.week] - 1.0);
-    v[CATEGORY_AFFINITY] = affinity_of(categories, r.category[i]);
-    v[BRAND_AFFINITY] = if r.brand[i] >= 0 { affinity_of(brands, r.brand[i]) } else { 0.0 };
+    v[CATEGORY_AFFINITY] = affinity_of(&e.categories, r.category[i]);
+    v[BRAND_AFFINITY] = if r.brand[i] >= 0 { affinity_of(&e.brands, r.brand[i]) } else { 0.0 };
     // NaN from a corrupt table must not poison the ordering.
     v.iter_mut().filter(|x| !x.is_finite()).for_each(|x| *x = 0.0);
     v
@@ -712,41 +704,68 @@ fn head_size(k: usize) -> usize {
     (4 * k).max(64)
 }
 
-fn rank_with(t: &ItemTables, r: &Request, s: &mut Scratch) -> Ranked {
+/// What a request's candidates are scored against once they are gathered: the per-request
+/// scales and the shopper's aisle and brand shares.
+struct Evidence {
+    strongest: Strongest,
+    categories: Vec<(i32, f32)>,
+    brands: Vec<(i32, f32)>,
+    newest_choices: Vec<(i32, f32)>,
+}
+
+/// Whether the list may show a candidate at all (whatever its score).
+fn eligible(r: &Request, c: &Candidate) -> bool {
+    !c.in_basket && r.allowed[c.item as usize] && !(r.exclude_history && c.history_pos != NOT_IN_HISTORY)
+}
+
+/// Gathers the request's candidates into `s` and the evidence their signals are scaled by.
+/// `with_taste`: give them their taste too (ranking skips it when the blend does not weigh it;
+/// without it the taste signal is 0, which a zero weight makes no different).
+fn gather(t: &ItemTables, r: &Request, s: &mut Scratch, with_taste: bool) -> Evidence {
     gather_candidates(t, r, s);
-    let eligible = |c: &Candidate| {
-        !c.in_basket && r.allowed[c.item as usize] && !(r.exclude_history && c.history_pos != NOT_IN_HISTORY)
-    };
-    if r.weights[TASTE] > 0.0 && t.taste_dims > 0 {
-        add_taste(t, &shopper_taste(t, r), &mut s.candidates, eligible);
+    if with_taste && t.taste_dims > 0 {
+        add_taste(t, &shopper_taste(t, r), &mut s.candidates, |c| eligible(r, c));
     }
-    let strongest = Strongest::among(s.candidates.iter().filter(|c| eligible(c)));
-    let categories = affinity_by_key(&r.history, r.category);
-    let brands = affinity_by_key(&r.history, r.brand);
-    let newest_choices = if r.replaced_weight < 1.0 { newest_choice_by_aisle(&r.history, r.category) } else { vec![] };
+    Evidence {
+        strongest: Strongest::among(s.candidates.iter().filter(|c| eligible(r, c))),
+        categories: affinity_by_key(&r.history, r.category),
+        brands: affinity_by_key(&r.history, r.brand),
+        newest_choices: if r.replaced_weight < 1.0 { newest_choice_by_aisle(&r.history, r.category) } else { vec![] },
+    }
+}
+
+/// A candidate's signals with the request's popularity discount applied: what the weights
+/// multiply. A zero discount leaves them exactly as they were (no multiplication by 1.0).
+fn discounted(t: &ItemTables, r: &Request, c: &Candidate, e: &Evidence) -> [f32; N_SIGNALS] {
+    let mut v = signals_of(t, r, c, e);
+    if r.popularity_discount > 0.0 {
+        let popularity = t.popularity[c.item as usize];
+        let discount =
+            1.0 - r.popularity_discount * if popularity.is_finite() { popularity.clamp(0.0, 1.0) } else { 0.0 };
+        v.iter_mut().for_each(|x| *x *= discount);
+    }
+    v
+}
+
+/// Each signal's contribution under `weights`, and their sum: the blend score.
+fn blended(weights: &[f32], v: &[f32; N_SIGNALS]) -> ([f32; N_SIGNALS], f32) {
+    let mut contributions = [0.0f32; N_SIGNALS];
+    let mut score = 0.0f32;
+    for k in 0..N_SIGNALS {
+        contributions[k] = weights[k] * v[k];
+        score += contributions[k];
+    }
+    (contributions, score)
+}
+
+fn rank_with(t: &ItemTables, r: &Request, s: &mut Scratch) -> Ranked {
+    let evidence = gather(t, r, s, r.weights[TASTE] > 0.0);
     let weight_total: f32 = r.weights.iter().sum();
-    let signals = |c: &Candidate| signals_of(t, r, c, &strongest, &categories, &brands, &newest_choices);
-    let score_of = |c: &Candidate| -> ([f32; N_SIGNALS], f32) {
-        let v = signals(c);
-        // A zero discount leaves every score exactly as it was (no multiplication by 1.0 - 0.0 * p).
-        let discount = if r.popularity_discount > 0.0 {
-            let popularity = t.popularity[c.item as usize];
-            1.0 - r.popularity_discount * if popularity.is_finite() { popularity.clamp(0.0, 1.0) } else { 0.0 }
-        } else {
-            1.0
-        };
-        let mut contributions = [0.0f32; N_SIGNALS];
-        let mut score = 0.0f32;
-        for k in 0..N_SIGNALS {
-            contributions[k] = r.weights[k] * (v[k] * discount);
-            score += contributions[k];
-        }
-        (contributions, score)
-    };
+    let score_of = |c: &Candidate| blended(r.weights, &discounted(t, r, c, &evidence));
 
     let mut scored: Vec<Scored> = Vec::with_capacity(s.candidates.len());
     for (slot, c) in s.candidates.iter().enumerate() {
-        if !eligible(c) {
+        if !eligible(r, c) {
             continue;
         }
         let (_, score) = score_of(c);
@@ -754,63 +773,146 @@ fn rank_with(t: &ItemTables, r: &Request, s: &mut Scratch) -> Ranked {
             scored.push((score, c.item, slot as u32));
         }
     }
-    let head = head_size(r.k).min(scored.len());
+    let category_of = |e: &Scored| r.category[e.1 as usize];
+    let listed = select(scored, r.k, r.per_category_cap, category_of, |head| {
+        if let Some(forest) = r.reranker {
+            rerank_head(head, forest, |slot| {
+                let c = &s.candidates[slot as usize];
+                let (_, score) = blended(r.weights, &discounted(t, r, c, &evidence));
+                features_of(t, r, c, &signals_of(t, r, c, &evidence), score)
+            });
+        }
+    });
+    let mut out = Ranked::default();
+    for entry in &listed {
+        push_item(&mut out, *entry, &s.candidates, &score_of, weight_total);
+    }
+    if r.with_features {
+        for (_, _, slot) in listed {
+            let c = &s.candidates[slot as usize];
+            let (_, score) = score_of(c);
+            out.features.extend_from_slice(&features_of(t, r, c, &signals_of(t, r, c, &evidence), score));
+        }
+    }
+    out
+}
+
+/// The listed entries of `scored`, best first: the best `k` under the per-aisle `cap` (0 = no
+/// cap), the head of the best `head_size(k)` first ordered by `reorder_head` (a re-ranker), and
+/// when the cap leaves the list short, products it held back, the cap relaxed a step at a time.
+fn select(
+    mut scored: Vec<Scored>,
+    k: usize,
+    cap: usize,
+    category_of: impl Fn(&Scored) -> i32,
+    reorder_head: impl FnOnce(&mut [Scored]),
+) -> Vec<Scored> {
+    let head = head_size(k).min(scored.len());
     if head < scored.len() {
         scored.select_nth_unstable_by(head, better);
     }
     scored[..head].sort_unstable_by(better);
-    if let Some(forest) = r.reranker {
-        rerank_head(&mut scored[..head], forest, |slot| {
-            let c = &s.candidates[slot as usize];
-            let (_, score) = score_of(c);
-            features_of(t, r, c, &signals(c), score)
-        });
-    }
+    reorder_head(&mut scored[..head]);
 
-    let mut out = Ranked::default();
-    let mut listed: Vec<u32> = Vec::new(); // slots of the listed items, for their features
+    let mut listed: Vec<Scored> = Vec::with_capacity(k);
     let mut per_category: Vec<(i32, usize)> = Vec::new();
     // Products the aisle cap held back, best first: the cap is a preference for variety, not a
     // reason to answer short, so a catalog with few aisles still fills the list from these.
     let mut held_back: Vec<Scored> = Vec::new();
     let mut pos = 0;
-    while out.items.len() < r.k && pos < scored.len() {
+    while listed.len() < k && pos < scored.len() {
         if pos == head {
             scored[head..].sort_unstable_by(better); // the caps used up the head: rank the rest
         }
         let entry = scored[pos];
         pos += 1;
-        if !within_cap(r, &mut per_category, entry.1, r.per_category_cap) {
+        if within_cap(&mut per_category, category_of(&entry), cap) {
+            listed.push(entry);
+        } else {
             held_back.push(entry);
-            continue;
         }
-        push_item(&mut out, entry, &s.candidates, &score_of, weight_total);
-        listed.push(entry.2);
     }
     // Relax the cap a step at a time (2x, 3x, ...) so the fill still spreads over the aisles
     // there are. Each round takes at least the best held-back product, so this ends.
-    let mut cap = r.per_category_cap;
-    while out.items.len() < r.k && !held_back.is_empty() {
-        cap += r.per_category_cap;
+    let mut relaxed = cap;
+    while listed.len() < k && !held_back.is_empty() {
+        relaxed += cap;
         let mut still_held = Vec::with_capacity(held_back.len());
         for entry in held_back {
-            if out.items.len() < r.k && within_cap(r, &mut per_category, entry.1, cap) {
-                push_item(&mut out, entry, &s.candidates, &score_of, weight_total);
-                listed.push(entry.2);
+            if listed.len() < k && within_cap(&mut per_category, category_of(&entry), relaxed) {
+                listed.push(entry);
             } else {
                 still_held.push(entry);
             }
         }
         held_back = still_held;
     }
-    if r.with_features {
-        for slot in listed {
-            let c = &s.candidates[slot as usize];
-            let (_, score) = score_of(c);
-            out.features.extend_from_slice(&features_of(t, r, c, &signals(c), score));
+    listed
+}
+
+/// A request's eligible candidates with their signals (popularity discount applied): what
+/// every blend of the same weights-free settings (history, basket, filters, neighbours per
+/// item, replaced weight, discount, exclusion of the history) scores them by. Tuning tries
+/// hundreds of weight vectors on the same shoppers; gathering is most of a ranking's cost.
+pub struct CandidateSignals {
+    items: Vec<u32>,
+    categories: Vec<i32>,
+    signals: Vec<[f32; N_SIGNALS]>,
+}
+
+impl CandidateSignals {
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
+/// The candidates and signals of a request (its weights, k, cap and re-ranker are not used).
+pub fn candidate_signals(t: &ItemTables, r: &Request) -> CoreResult<CandidateSignals> {
+    validate_request(t, r)?;
+    SCRATCH.with(|cell| {
+        let mut s = cell.borrow_mut();
+        s.prepare(t.n_items);
+        let evidence = gather(t, r, &mut s, true);
+        let mut out = CandidateSignals { items: Vec::new(), categories: Vec::new(), signals: Vec::new() };
+        for c in s.candidates.iter().filter(|c| eligible(r, c)) {
+            out.items.push(c.item);
+            out.categories.push(r.category[c.item as usize]);
+            out.signals.push(discounted(t, r, c, &evidence));
+        }
+        s.reset();
+        Ok(out)
+    })
+}
+
+/// The items `rank` lists for the request `candidates` was taken from, under `weights`, `k`
+/// and `per_category_cap` instead of its own (and no re-ranker): the same items in the same
+/// order, for a fraction of the cost.
+pub fn rank_candidates(
+    candidates: &CandidateSignals,
+    weights: &[f32],
+    k: usize,
+    per_category_cap: usize,
+) -> CoreResult<Vec<i32>> {
+    if weights.len() != N_SIGNALS {
+        return invalid!("weights must have {N_SIGNALS} entries (one per signal), got {}", weights.len());
+    }
+    if weights.iter().any(|w| !w.is_finite() || *w < 0.0) {
+        return invalid!("weights must be finite and >= 0");
+    }
+    let mut scored: Vec<Scored> = Vec::with_capacity(candidates.len());
+    for (slot, v) in candidates.signals.iter().enumerate() {
+        let (_, score) = blended(weights, v);
+        if score > 0.0 {
+            scored.push((score, candidates.items[slot], slot as u32));
         }
     }
-    out
+    let category_of = |e: &Scored| candidates.categories[e.2 as usize];
+    let listed = select(scored, k, per_category_cap, category_of, |_| {});
+    Ok(listed.into_iter().map(|(_, item, _)| item as i32).collect())
 }
 
 /// Orders the head (sorted by blend score) by the re-ranker instead. The head's scores stay
@@ -825,10 +927,9 @@ fn rerank_head(head: &mut [Scored], forest: &Forest, features: impl Fn(u32) -> [
     }
 }
 
-/// Counts `item` against its aisle's allowance when the aisle has room under `cap` (0 = no cap;
-/// products without an aisle are never capped).
-fn within_cap(r: &Request, per_category: &mut Vec<(i32, usize)>, item: u32, cap: usize) -> bool {
-    let category = r.category[item as usize];
+/// Counts a product of aisle `category` against the aisle's allowance when it has room under
+/// `cap` (0 = no cap; products without an aisle, -1, are never capped).
+fn within_cap(per_category: &mut Vec<(i32, usize)>, category: i32, cap: usize) -> bool {
     if cap == 0 || category < 0 {
         return true;
     }
@@ -997,6 +1098,42 @@ mod tests {
         habit: &[],
         days_to_next_trip: 0.0,
     };
+
+    #[test]
+    fn candidate_signals_rank_as_rank_does_under_any_weights() {
+        let f = fixture();
+        let allowed = [true, true, true, false, true];
+        let history = History {
+            items: &[0, 2],
+            days_since_last: &[6.0, 20.0],
+            mean_gap_days: &[7.0, f32::NAN],
+            orders: &[4.0, 1.0],
+            habit: &[0.8, 0.3],
+            days_to_next_trip: 2.0,
+        };
+        let aisles = [0, 0, 1, 1, 0];
+        let mut weights = [0.0f32; N_SIGNALS];
+        for (round, cap) in [(0u32, 0usize), (1, 1), (2, 2), (3, 1), (4, 0)] {
+            // A different blend each round, the taste weight 0 in some (then `rank` skips taste).
+            for (k, w) in weights.iter_mut().enumerate() {
+                *w = ((k as u32 * 7 + round * 3) % 5) as f32 * 0.25;
+            }
+            for exclude_history in [false, true] {
+                let mut req = request(history, &[4], &allowed, &weights);
+                req.category = &aisles;
+                req.per_category_cap = cap;
+                req.exclude_history = exclude_history;
+                req.k = 3;
+                let t = tables(&f);
+                let candidates = candidate_signals(&t, &req).unwrap();
+                let ranked = rank(&t, &req).unwrap();
+                assert_eq!(rank_candidates(&candidates, &weights, 3, cap).unwrap(), ranked.items, "round {round}");
+            }
+        }
+        let candidates = candidate_signals(&tables(&f), &request(history, &[], &allowed, &ALL_ON)).unwrap();
+        assert!(rank_candidates(&candidates, &[1.0; 3], 3, 0).is_err());
+        assert!(rank_candidates(&candidates, &[-1.0; N_SIGNALS], 3, 0).is_err());
+    }
 
     #[test]
     fn dueness_peaks_on_the_expected_day() {
@@ -1299,6 +1436,7 @@ pub mod py {
     };
     use pyo3::prelude::*;
     use pyo3::types::PyTuple;
+    use rayon::prelude::*;
 
     use super::{History, ItemTables, Neighbours, Request, FEATURES, N_FEATURES, N_SIGNALS, REASONS_PER_ITEM, SIGNALS};
     use crate::engine::rerank::py::Reranker;
@@ -1538,12 +1676,125 @@ pub mod py {
             }
             PyTuple::new(py, out)
         }
+
+        /// The candidates `rank` would score for a request and their signals, for ranking them
+        /// under many weight vectors with `rank_candidates` (offline tuning). The arguments are
+        /// `rank`'s, less what `rank_candidates` takes (weights, k, per_category_cap) and the
+        /// re-ranker, which it does not apply.
+        #[pyo3(signature = (*, history_items, days_since_last, mean_gap_days, orders, habit, basket,
+                            allowed, category_ids, brand_ids, extra_candidates, week,
+                            exclude_history, neighbours_per_item,
+                            days_to_next_trip=0.0, like_you_items=None, like_you_scores=None,
+                            replaced_weight=1.0, popularity_discount=0.0))]
+        #[allow(clippy::too_many_arguments)]
+        fn candidate_signals<'py>(
+            &self,
+            py: Python<'py>,
+            history_items: PyReadonlyArray1<'py, i32>,
+            days_since_last: PyReadonlyArray1<'py, f32>,
+            mean_gap_days: PyReadonlyArray1<'py, f32>,
+            orders: PyReadonlyArray1<'py, f32>,
+            habit: PyReadonlyArray1<'py, f32>,
+            basket: PyReadonlyArray1<'py, i32>,
+            allowed: PyReadonlyArray1<'py, bool>,
+            category_ids: PyReadonlyArray1<'py, i32>,
+            brand_ids: PyReadonlyArray1<'py, i32>,
+            extra_candidates: PyReadonlyArray1<'py, i32>,
+            week: usize,
+            exclude_history: bool,
+            neighbours_per_item: usize,
+            days_to_next_trip: f32,
+            like_you_items: Option<PyReadonlyArray1<'py, i32>>,
+            like_you_scores: Option<PyReadonlyArray1<'py, f32>>,
+            replaced_weight: f32,
+            popularity_discount: f32,
+        ) -> PyResult<PyCandidateSignals> {
+            let borrowed = self.borrow(py);
+            let like_you_items = match &like_you_items {
+                Some(array) => slice(array, "like_you_items")?,
+                None => &[],
+            };
+            let like_you_scores = match &like_you_scores {
+                Some(array) => slice(array, "like_you_scores")?,
+                None => &[],
+            };
+            let tables = borrowed.tables(self.n_items)?;
+            let no_weights = [0.0f32; N_SIGNALS];
+            let request = Request {
+                history: History {
+                    items: slice(&history_items, "history_items")?,
+                    days_since_last: slice(&days_since_last, "days_since_last")?,
+                    mean_gap_days: slice(&mean_gap_days, "mean_gap_days")?,
+                    orders: slice(&orders, "orders")?,
+                    habit: slice(&habit, "habit")?,
+                    days_to_next_trip,
+                },
+                basket: slice(&basket, "basket")?,
+                allowed: slice(&allowed, "allowed")?,
+                category: slice(&category_ids, "category_ids")?,
+                brand: slice(&brand_ids, "brand_ids")?,
+                extra_candidates: slice(&extra_candidates, "extra_candidates")?,
+                like_you_items,
+                like_you_scores,
+                weights: &no_weights,
+                week,
+                k: 0,
+                exclude_history,
+                per_category_cap: 0,
+                neighbours_per_item,
+                replaced_weight,
+                popularity_discount,
+                reranker: None,
+                with_features: false,
+            };
+            let inner = without_gil(py, || super::candidate_signals(&tables, &request))?;
+            Ok(PyCandidateSignals { inner })
+        }
     }
 
-    /// Adds `RankTables` and `RANK_SIGNALS` (signal names in weight / reason-code order).
+    /// A request's candidates and their signals (`RankTables.candidate_signals`), for ranking
+    /// under many weight vectors (`rank_candidates`). Opaque; `len()` is the candidate count.
+    #[pyclass(frozen, module = "omnix_recs._core", name = "CandidateSignals")]
+    pub struct PyCandidateSignals {
+        inner: super::CandidateSignals,
+    }
+
+    #[pymethods]
+    impl PyCandidateSignals {
+        fn __len__(&self) -> usize {
+            self.inner.len()
+        }
+    }
+
+    /// The items `RankTables.rank` lists for each request the `candidates` were taken from,
+    /// under `weights`, `k` and `per_category_cap` instead (and no re-ranker): one int32 array
+    /// per request, best first. In parallel, with the GIL released.
+    #[pyfunction]
+    #[pyo3(signature = (candidates, *, weights, k, per_category_cap))]
+    pub fn rank_candidates<'py>(
+        py: Python<'py>,
+        candidates: Vec<Py<PyCandidateSignals>>,
+        weights: PyReadonlyArray1<'py, f32>,
+        k: usize,
+        per_category_cap: usize,
+    ) -> PyResult<Vec<Bound<'py, PyArray1<i32>>>> {
+        let weights = slice(&weights, "weights")?.to_vec();
+        let lists = without_gil(py, move || {
+            candidates
+                .par_iter()
+                .map(|c| super::rank_candidates(&c.get().inner, &weights, k, per_category_cap))
+                .collect::<CoreResult<Vec<Vec<i32>>>>()
+        })?;
+        Ok(lists.into_iter().map(|items| items.into_pyarray(py)).collect())
+    }
+
+    /// Adds `RankTables`, `CandidateSignals`, `rank_candidates` and `RANK_SIGNALS` (signal names
+    /// in weight / reason-code order).
     pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         debug_assert_eq!(SIGNALS.len(), N_SIGNALS);
         m.add_class::<RankTables>()?;
+        m.add_class::<PyCandidateSignals>()?;
+        m.add_function(wrap_pyfunction!(rank_candidates, m)?)?;
         m.add("RANK_SIGNALS", PyTuple::new(m.py(), SIGNALS)?)?;
         m.add("RANK_FEATURES", PyTuple::new(m.py(), FEATURES)?)?;
         Ok(())
