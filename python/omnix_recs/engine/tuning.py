@@ -567,26 +567,29 @@ def baseline_lists(
     BALANCED is the REPLENISH list (a baseline has no aisle rules)."""
     baseline.fit(histories, len(item_ids))
     lists: dict[Strategy, list[list[str]]] = {task: [] for task in TASKS}
-    for row, allowed in zip(rows, shown):
-        scores = np.where(allowed, baseline.scores(row).astype(np.float64), -np.inf)
-        top = top_k(scores, k)
-        lists[Strategy.REPLENISH].append([item_ids[i] for i in top if np.isfinite(scores[i])])
-        bought = histories[row]
-        if len(bought):
-            scores[np.concatenate(bought)] = -np.inf
-        top = top_k(scores, k)
-        lists[Strategy.DISCOVER].append([item_ids[i] for i in top if np.isfinite(scores[i])])
+    judged = np.asarray(rows, dtype=np.int64)[: len(shown)]  # as many as there are masks
+    # A block of shoppers at a time: about 2M scores (8 bytes each) in each block.
+    block = max(1, 2_000_000 // max(len(item_ids), 1))
+    for start in range(0, len(judged), block):
+        block_rows = judged[start : start + block]
+        allowed = np.stack([np.asarray(mask, dtype=bool) for mask in shown[start : start + block]])
+        scores = np.where(allowed, baseline.scores_of(block_rows).astype(np.float64, copy=False), -np.inf)
+        for top in baselines.top_k_rows(scores, k):
+            lists[Strategy.REPLENISH].append([item_ids[i] for i in top.tolist()])
+        bought = [
+            np.concatenate(histories[row]) if len(histories[row]) else np.zeros(0, np.int64) for row in block_rows
+        ]
+        at = np.repeat(np.arange(len(block_rows)), [len(items) for items in bought])
+        scores[at, np.concatenate(bought).astype(np.int64)] = -np.inf
+        for top in baselines.top_k_rows(scores, k):
+            lists[Strategy.DISCOVER].append([item_ids[i] for i in top.tolist()])
     lists[Strategy.BALANCED] = lists[Strategy.REPLENISH]
     return lists
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k best scores, best first, ties to the lower index."""
-    k = min(k, len(scores))
-    if k == 0:
-        return np.zeros(0, dtype=np.int64)
-    head = np.argpartition(-scores, k - 1)[:k]
-    return head[np.lexsort((head, -scores[head]))]
+    """Indices of the k best scores, best first (see `baselines.top_k` for ties)."""
+    return baselines.top_k(scores, k)
 
 
 # --- the validation `omnix train` runs ---------------------------------------------------------------
