@@ -23,6 +23,7 @@ from omnix_recs.config import Settings, parse_interval
 from omnix_recs.errors import InvalidArgumentError, OmnixError
 
 if TYPE_CHECKING:  # imported lazily at run time: keeps `omnix --help` fast
+    from omnix_recs.engine.s3_artifacts import S3Location
     from omnix_recs.store.base import ModelRecord, Store
 
 log = logging.getLogger("omnix.cli")
@@ -81,6 +82,18 @@ def _write_training_snapshot(store: Store, settings: Settings) -> None:
         snapshot.rebuild(store, *at)
 
 
+def _resumable_imports(store: Store, args: argparse.Namespace) -> None:
+    """`--resumable`: DynamoDB imports checkpoint their progress and continue when run again,
+    instead of undoing a failure (store/dynamodb/imports.py)."""
+    if not getattr(args, "resumable", False):
+        return
+    from omnix_recs.store.dynamodb import DynamoStore
+
+    if not isinstance(store, DynamoStore):
+        raise InvalidArgumentError("--resumable", "only DynamoDB imports are resumable (SQLite's is one transaction)")
+    store.resumable_imports = True
+
+
 def _parse_date(text: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -114,6 +127,7 @@ def cmd_import_instacart(args: argparse.Namespace) -> int:
     as_of = args.as_of or default_as_of(directory) or date.today()
     store = _open_store(settings)
     try:
+        _resumable_imports(store, args)
         report = import_instacart(store, directory, as_of=as_of)
         _write_training_snapshot(store, settings)
     finally:
@@ -134,6 +148,58 @@ def cmd_import_completejourney(args: argparse.Namespace) -> int:
     finally:
         store.close()
     _print_json(dataclasses.asdict(report))
+    return 0
+
+
+def _parse_watermark(text: str) -> tuple[int, int]:
+    epoch, _, sequence = text.partition(":")
+    if not (epoch.isdigit() and sequence.isdigit()):
+        raise argparse.ArgumentTypeError(f"expected EPOCH:SEQUENCE (as export-purchases prints it), got {text!r}")
+    return int(epoch), int(sequence)
+
+
+def _export_location(url: str, option: str) -> S3Location:
+    from omnix_recs.engine.s3_artifacts import S3Location
+
+    try:
+        return S3Location.parse(url)
+    except ValueError as error:
+        raise InvalidArgumentError(option, str(error)) from None
+
+
+def cmd_export_purchases(args: argparse.Namespace) -> int:
+    """DynamoDB: request an export of the purchase table to S3 (store/dynamodb/export.py)."""
+    from omnix_recs.store.dynamodb import DynamoStore
+
+    location = _export_location(args.to, "--to")
+    store = _open_store(_settings(args))
+    try:
+        if not isinstance(store, DynamoStore):
+            raise InvalidArgumentError("--store", "exports to S3 are DynamoDB's (ExportTableToPointInTime)")
+        arn, watermark = store.request_purchase_export(location.bucket, location.prefix)
+    finally:
+        store.close()
+    _print_json({"export_arn": arn, "watermark": f"{watermark.epoch}:{watermark.sequence}"})
+    return 0
+
+
+def cmd_snapshot_from_export(args: argparse.Namespace) -> int:
+    """The training snapshot from a finished export of the purchase table (store/dynamodb/export.py)."""
+    from omnix_recs.store import snapshot
+    from omnix_recs.store.base import PurchaseWatermark
+    from omnix_recs.store.dynamodb.export import export_purchase_lines
+
+    settings = _settings(args)
+    location = _export_location(args.export, "export")
+    store = _open_store(settings)
+    try:
+        at = snapshot.location(store, settings.snapshot_dir, settings.store_url)
+        if at is None:
+            raise InvalidArgumentError("OMNIX_SNAPSHOT_DIR", "set it to the directory the training host reads")
+        built = snapshot.rebuild_from(*at, export_purchase_lines(location), PurchaseWatermark(*args.watermark))
+    finally:
+        store.close()
+    _print_json({"lines": len(built), "customers": len(built.customer_ids), "snapshot": str(built.path)})
     return 0
 
 
@@ -544,6 +610,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--as-of", type=_parse_date, help="date of the data set's last day (default: a generated set's own, else today)"
     )
     instacart.add_argument("--store", help="store URL")
+    instacart.add_argument(
+        "--resumable",
+        action="store_true",
+        help="DynamoDB: checkpoint progress and continue when run again after a crash, instead of undoing a failure",
+    )
     instacart.set_defaults(handler=cmd_import_instacart)
     completejourney = import_kinds.add_parser(
         "completejourney", help="Dunnhumby's The Complete Journey (parquet, from the completejourney extra)"
@@ -555,6 +626,17 @@ def build_parser() -> argparse.ArgumentParser:
     completejourney.set_defaults(handler=cmd_import_completejourney)
 
     add("init-tables", cmd_init_tables, "create the DynamoDB tables and indexes (no-op on SQLite)")
+    export_purchases = add(
+        "export-purchases", cmd_export_purchases, "DynamoDB: export the purchase table to S3 (for snapshot-from-export)"
+    )
+    export_purchases.add_argument("--to", required=True, help="s3://bucket/prefix the export goes to")
+    from_export = add(
+        "snapshot-from-export", cmd_snapshot_from_export, "build the training snapshot from a purchase-table export"
+    )
+    from_export.add_argument("export", help="the export's directory: s3://bucket/prefix/AWSDynamoDB/<export id>")
+    from_export.add_argument(
+        "--watermark", required=True, type=_parse_watermark, help="EPOCH:SEQUENCE, as export-purchases printed it"
+    )
 
     train = add("train", cmd_train, "tune the blends, build a model version from the store and activate it")
     train.add_argument("--model-dir", help="where artifacts go (default: $OMNIX_MODEL_DIR or ./var/models)")

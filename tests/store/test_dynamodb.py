@@ -136,7 +136,8 @@ def test_table_names_come_from_the_env_parameter(local_dynamodb: LocalDynamoDB) 
     store = local_dynamodb.open_store("staging")
     assert store.table_names["customer-profiles"] == "omnix-ai-customer-profiles-staging"
     assert store.table_names["purchase-history"] == "omnix-ai-purchase-history-staging"
-    listed = set(store.db.call("list_tables")["TableNames"])
+    pages = store.db.client.get_paginator("list_tables").paginate()  # 100 names a page
+    listed = {name for page in pages for name in page["TableNames"]}
     assert set(store.table_names.values()) <= listed
     store.close()
 

@@ -245,6 +245,23 @@ def rebuild(store: Store, directory: Path, source: str) -> TrainingSnapshot:
         return _rebuild(store, directory, source)
 
 
+def rebuild_from(
+    directory: Path, source: str, batches: Iterable[PurchaseColumns], watermark: PurchaseWatermark
+) -> TrainingSnapshot:
+    """A new snapshot from `batches` holding the store's history as of `watermark` or later,
+    e.g. a DynamoDB export to S3 requested after reading the watermark
+    (store/dynamodb/export.py): the next `fresh` adds what the store journaled since, and
+    drops the lines both hold."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with _locked(directory):
+        started = time.perf_counter()
+        snapshot = _write(directory, *_factorised(batches), watermark, source)
+        log.info(
+            "training snapshot: %d lines read from an export in %.1f s", len(snapshot), time.perf_counter() - started
+        )
+        return snapshot
+
+
 def _rebuild(store: Store, directory: Path, source: str) -> TrainingSnapshot:
     started = time.perf_counter()
     watermark = store.purchase_watermark()  # first: a write during the scan shows as newer

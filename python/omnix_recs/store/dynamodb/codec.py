@@ -46,7 +46,8 @@ ACTIVE_MODEL_POINTER = "#active"  # the models row naming the active version
 CATALOG_VERSION_ROW = "#catalog"  # the models row counting catalog writes (`catalog_version`)
 # The models row holding the purchase history's watermark (`purchase_watermark`).
 PURCHASE_WATERMARK_ROW = "#purchases"
-RESERVED_MODEL_ROWS = (ACTIVE_MODEL_POINTER, CATALOG_VERSION_ROW, PURCHASE_WATERMARK_ROW)
+IMPORT_CHECKPOINT_ROW = "#import"  # the models row of a resumable import's progress (imports.py)
+RESERVED_MODEL_ROWS = (ACTIVE_MODEL_POINTER, CATALOG_VERSION_ROW, PURCHASE_WATERMARK_ROW, IMPORT_CHECKPOINT_ROW)
 CUSTOMERS_LISTING, CATALOG_LISTING, PURCHASERS_LISTING = "customers", "catalog", "purchasers"
 _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()

@@ -6,19 +6,32 @@ chunk is written the rows it overwrites are read into an undo journal; an import
 ends without `commit()` replays it newest first. Not promised: isolation (rows show as their
 chunks land; the undo assumes no other writer of those rows), nor undo when the process itself
 dies (run the import again).
+
+A resumable session (`omnix import ... --resumable`, for imports too large to undo) keeps no
+undo journal, which also spares the read before each write. Instead it checkpoints, in the
+models table, how many of the rows it was given are written (every chunk up to there landed)
+and a digest of those rows. The same import run again after a crash, a kill or a failure
+digests the rows it is given without writing them up to the checkpoint, then continues; rows
+that differ from the checkpointed ones (another import) are written from the start instead, or,
+when only later rows differ, refused (the checkpoint is cleared; run the import once more).
+One resumable import per table set at a time.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import struct
 import tempfile
 import threading
+import time
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any, Protocol
 
@@ -27,12 +40,20 @@ from omnix_recs.domain.models import Customer, Product, Purchase
 from omnix_recs.domain.purchases import PurchaseColumns
 from omnix_recs.errors import FailedPreconditionError, InvalidArgumentError, UnavailableError
 from omnix_recs.store.dynamodb.client import DynamoClient
-from omnix_recs.store.dynamodb.codec import customer_item, product_item, purchase_item, with_history_headers
-from omnix_recs.store.dynamodb.tables import CUSTOMERS, PRODUCTS, PURCHASES, TableSpec, without_duplicates
+from omnix_recs.store.dynamodb.codec import (
+    IMPORT_CHECKPOINT_ROW,
+    customer_item,
+    product_item,
+    purchase_item,
+    wire_string,
+    with_history_headers,
+)
+from omnix_recs.store.dynamodb.tables import CUSTOMERS, MODELS, PRODUCTS, PURCHASES, TableSpec, without_duplicates
 
 log = logging.getLogger(__name__)
 
 IMPORT_CHUNK = 100  # rows per undo-journal record: one BatchGetItem of their old images
+CHECKPOINT_EVERY_S = 2.0  # a resumable session's progress row, at most this often
 
 
 class UndoJournal:
@@ -84,9 +105,9 @@ class ImportTarget(Protocol):
 
 class DynamoImportSession:
     """An `ImportSession` on DynamoDB: idempotent, undone on failure or abandonment, not
-    isolated (see the module docstring)."""
+    isolated; or, `resumable`, checkpointed and never undone (see the module docstring)."""
 
-    def __init__(self, store: ImportTarget, writers: int = 4) -> None:
+    def __init__(self, store: ImportTarget, writers: int = 4, *, resumable: bool = False) -> None:
         self._store = store
         self._journal = UndoJournal()
         self._writers = writers
@@ -98,17 +119,33 @@ class DynamoImportSession:
         self._state = "new"  # then "open" inside `with`, then "committed" or "rolled back"
         self._progress = contextlib.ExitStack()
         self._written = progress.Task("", None, "items", None)  # shown once the session opens
+        self._resumable = resumable
+        self._rows = 0  # rows given so far, in order (what a checkpoint counts)
+        self._digest = hashlib.blake2b(digest_size=16)  # of those rows
+        self._chunks: deque[_Chunk] = deque()  # submitted, in order, until all before are written
+        self._chunk_of: dict[Future[None], _Chunk] = {}
+        self._written_upto: _Chunk | None = None  # the last chunk all rows up to which are written
+        self._head: _Chunk | None = None  # the first chunk: tells one import from another
+        self._checkpointed_at = 0.0
+        self._resume: _Checkpoint | None = None  # while skipping what a cut-short run wrote
+        self._kept: list[tuple[TableSpec, dict[str, Any], _Chunk]] = []  # its first chunk's rows
 
     def __enter__(self) -> DynamoImportSession:
         if self._state != "new":
             raise FailedPreconditionError("an import session is used once")
         self._state = "open"
         self._written = self._progress.enter_context(progress.track("write to DynamoDB", unit="items"))
+        if self._resumable:
+            self._resume = self._read_checkpoint()
+            if self._resume is not None:
+                log.info("a resumable import was cut short after %d rows: checking they are these", self._resume.rows)
         return self
 
     def __exit__(self, *exc: object) -> None:
         try:
-            if self._state == "open":  # an exception left the block, or commit() never came
+            if self._state == "open" and self._resumable:  # failed or abandoned: keep what landed
+                self._stop()
+            elif self._state == "open":  # an exception left the block, or commit() never came
                 self._roll_back()
         finally:
             self._pool.shutdown(wait=True, cancel_futures=True)
@@ -139,22 +176,40 @@ class DynamoImportSession:
     def add_items(self, spec: TableSpec, items: Sequence[dict[str, Any]]) -> None:
         """Already encoded items with distinct keys (the store's own large writes)."""
         self._require_open()
+        if self._resumable:
+            raise FailedPreconditionError("a resumable import session takes rows, not encoded items")
         for start in range(0, len(items), IMPORT_CHUNK):
             self._submit(spec, list(items[start : start + IMPORT_CHUNK]))
 
     def commit(self) -> None:
         self._require_open()
         try:
+            if self._resume is not None and self._rows < self._resume.head_rows:
+                self._start_over()  # shorter than the cut-short run's first chunk: another import
             self._drain()
+            if self._resume is not None:  # fewer rows than the cut-short run had written
+                self._store.db.call("delete_item", TableName=self._models, Key=_CHECKPOINT_KEY)
+                raise FailedPreconditionError(
+                    f"this import has {self._rows} rows, the resumable import that was cut short "
+                    f"had written {self._resume.rows}: not the same import"
+                )
         except BaseException:
-            self._roll_back()
+            if not self._resumable:
+                self._roll_back()
             raise
+        if self._resumable:
+            self._store.db.call("delete_item", TableName=self._models, Key=_CHECKPOINT_KEY)
         self._state = "committed"
 
     def _add(self, spec: TableSpec, kind: str, encode: Callable[[Any], dict[str, Any]], rows: Iterable[Any]) -> None:
         self._require_open()
         chunk: list[dict[str, Any]] = []
         for n, row in enumerate(rows):
+            if self._resumable:
+                self._rows += 1
+                self._digest.update(repr(row).encode())
+                if self._resume is not None and self._skips(spec, kind, encode, row):
+                    continue
             try:
                 chunk.append(encode(row))
             except InvalidArgumentError as error:
@@ -165,13 +220,52 @@ class DynamoImportSession:
         if chunk:
             self._submit_rows(spec, chunk)
 
-    def _submit_rows(self, spec: TableSpec, chunk: list[dict[str, Any]]) -> None:
+    def _skips(self, spec: TableSpec, kind: str, encode: Callable[[Any], dict[str, Any]], row: Any) -> bool:
+        """Whether `row` (the `_rows`-th) was written by the cut-short run, so is not written
+        again. Its first chunk's rows are kept until they prove it is the same import."""
+        resume = self._resume
+        assert resume is not None  # the caller checks
+        if self._rows <= resume.head_rows:
+            self._kept.append((spec, encode(row), _Chunk(self._rows, self._digest.hexdigest())))
+            if self._rows < resume.head_rows:
+                return True
+            if self._digest.hexdigest() != resume.head:
+                self._start_over()
+                return True  # written with the kept rows
+            self._kept = []
+            self._head = _Chunk(resume.head_rows, resume.head)
+        if self._rows < resume.rows:
+            return True
+        if self._digest.hexdigest() != resume.digest:
+            self._store.db.call("delete_item", TableName=self._models, Key=_CHECKPOINT_KEY)
+            raise FailedPreconditionError(
+                f"the first {resume.rows} rows of this import differ from those of the resumable import "
+                "that was cut short; its checkpoint is now cleared: run this import again"
+            )
+        log.info("resuming: %d rows were written by the run that was cut short", resume.rows)
+        self._resume = None
+        return True
+
+    def _start_over(self) -> None:
+        """The cut-short run was another import: write this one from its first row."""
+        log.warning("the resumable import that was cut short was another one: this one starts from its first row")
+        self._resume = None
+        kept, self._kept = self._kept, []
+        while kept:  # in chunks of one table each, each checkpointed at its own last row
+            run = 1
+            while run < min(len(kept), IMPORT_CHUNK) and kept[run][0] is kept[0][0]:
+                run += 1
+            spec, items, at = kept[0][0], [item for _, item, _ in kept[:run]], kept[run - 1][2]
+            self._submit_rows(spec, items, at)
+            del kept[:run]
+
+    def _submit_rows(self, spec: TableSpec, chunk: list[dict[str, Any]], at: _Chunk | None = None) -> None:
         items = without_duplicates(spec, chunk)
         if spec is PURCHASES:
             items = with_history_headers(items, self._purchasers)
-        self._submit(spec, items)
+        self._submit(spec, items, at)
 
-    def _submit(self, spec: TableSpec, items: list[dict[str, Any]]) -> None:
+    def _submit(self, spec: TableSpec, items: list[dict[str, Any]], at: _Chunk | None = None) -> None:
         keys = frozenset((spec.table, *spec.key_tuple(item)) for item in items)
         # Rows with one key land in the order given (the last one wins, as in SQLite): a chunk
         # waits for the earlier chunks holding any of its keys.
@@ -182,7 +276,12 @@ class DynamoImportSession:
             wait(self._in_flight, return_when=FIRST_COMPLETED)
             self._collect_finished()
         self._collect_finished()
-        self._in_flight[self._pool.submit(self._write_chunk, spec, items)] = keys
+        future = self._pool.submit(self._write_chunk, spec, items)
+        self._in_flight[future] = keys
+        if self._resumable:
+            chunk = self._chunk_of[future] = at or _Chunk(self._rows, self._digest.hexdigest())
+            self._chunks.append(chunk)
+            self._head = self._head or chunk
 
     def _collect_finished(self) -> None:
         """Forget finished chunks, raising the first failure among them."""
@@ -191,19 +290,82 @@ class DynamoImportSession:
             del self._in_flight[future]
         for future in finished:
             future.result()
+            if self._resumable:
+                self._chunk_of.pop(future).written = True
+        if self._resumable:
+            self._checkpoint(force=False)
 
     def _write_chunk(self, spec: TableSpec, items: list[dict[str, Any]]) -> None:
         db, name = self._store.db, self._store.table_names[spec.table]
-        keys = [spec.key_of(item) for item in items]
-        before = {spec.key_tuple(old): old for old in db.batch_get(name, keys, ConsistentRead=True)}
-        # Write-ahead: the old images are journaled before anything is overwritten.
-        self._journal.append([(name, key, before.get(spec.key_tuple(key))) for key in keys])
+        if not self._resumable:
+            keys = [spec.key_of(item) for item in items]
+            before = {spec.key_tuple(old): old for old in db.batch_get(name, keys, ConsistentRead=True)}
+            # Write-ahead: the old images are journaled before anything is overwritten.
+            self._journal.append([(name, key, before.get(spec.key_tuple(key))) for key in keys])
         db.batch_write([(name, {"PutRequest": {"Item": item}}) for item in items])
         self._written.advance(len(items))
 
     def _drain(self) -> None:
         wait(self._in_flight)
         self._collect_finished()
+
+    # --- a resumable session's checkpoint ---------------------------------------------------
+
+    @property
+    def _models(self) -> str:
+        return self._store.table_names[MODELS.table]
+
+    def _read_checkpoint(self) -> _Checkpoint | None:
+        item = self._store.db.call("get_item", TableName=self._models, Key=_CHECKPOINT_KEY, ConsistentRead=True)
+        row = item.get("Item")
+        if not row:
+            return None
+        return _Checkpoint(
+            rows=int(row["rows"]["N"]),
+            digest=row["digest"]["S"],
+            head_rows=int(row["headRows"]["N"]),
+            head=row["head"]["S"],
+        )
+
+    def _checkpoint(self, *, force: bool) -> None:
+        """Record how far every row is written, at most every `CHECKPOINT_EVERY_S` unless `force`."""
+        while self._chunks and self._chunks[0].written:
+            self._written_upto = self._chunks.popleft()
+        upto, head = self._written_upto, self._head
+        if upto is None or head is None or self._resume is not None:
+            return  # nothing written yet, or still behind what the last run wrote
+        now = time.monotonic()
+        if not force and now - self._checkpointed_at < CHECKPOINT_EVERY_S:
+            return
+        self._checkpointed_at = now
+        item = {
+            **_CHECKPOINT_KEY,
+            "rows": {"N": str(upto.rows)},
+            "digest": wire_string(upto.digest),
+            "headRows": {"N": str(head.rows)},
+            "head": wire_string(head.digest),
+            "updatedAt": wire_string(datetime.now(UTC).isoformat()),
+        }
+        self._store.db.call("put_item", TableName=self._models, Item=item)
+
+    def _stop(self) -> None:
+        """A resumable session that failed or was abandoned: what landed stays, checkpointed."""
+        self._state = "stopped"
+        for future in self._in_flight:
+            future.cancel()  # not started: not written
+        wait(self._in_flight)
+        for future, chunk in list(self._chunk_of.items()):
+            if not future.cancelled() and future.exception() is None:
+                chunk.written = True
+        self._in_flight.clear()
+        try:
+            self._checkpoint(force=True)
+        except UnavailableError as error:
+            log.error(
+                "the resumable import's checkpoint could not be written (%s): it resumes from an older one", error
+            )
+        rows = self._written_upto.rows if self._written_upto else 0
+        log.error("the resumable import stopped with its first %d rows written: run it again to continue", rows)
 
     def _roll_back(self) -> None:
         self._state = "rolled back"
@@ -235,3 +397,25 @@ class DynamoImportSession:
             )
         if self._state != "open":
             raise FailedPreconditionError(f"the import session is already {self._state}")
+
+
+_CHECKPOINT_KEY = {"version": wire_string(IMPORT_CHECKPOINT_ROW)}
+
+
+class _Chunk:
+    """A submitted chunk of a resumable session: the rows given up to its end and their digest."""
+
+    __slots__ = ("digest", "rows", "written")
+
+    def __init__(self, rows: int, digest: str) -> None:
+        self.rows = rows
+        self.digest = digest
+        self.written = False
+
+
+@dataclass(frozen=True)
+class _Checkpoint:
+    rows: int  # every row up to here is written
+    digest: str  # of those rows
+    head_rows: int  # the first chunk's rows
+    head: str  # and their digest

@@ -9,6 +9,8 @@ profile, so an erasure cut short is finished by calling it again.
 from __future__ import annotations
 
 import json
+import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +37,7 @@ from omnix_recs.errors import (
     FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
+    UnavailableError,
 )
 from omnix_recs.store.base import CustomerErasure, ExperimentRecord, ModelRecord, PurchaseWatermark
 from omnix_recs.store.dynamodb.client import (
@@ -85,6 +88,13 @@ from omnix_recs.store.dynamodb.codec import (
     with_history_headers,
 )
 from omnix_recs.store.dynamodb.imports import DynamoImportSession
+from omnix_recs.store.dynamodb.journal import (
+    JOURNAL_SEQUENCES,
+    SEQUENCE_ATTRIBUTE,
+    columns_of,
+    journal_item,
+    journal_parts,
+)
 from omnix_recs.store.dynamodb.tables import (
     CUSTOMERS,
     DOCUMENTS,
@@ -93,6 +103,7 @@ from omnix_recs.store.dynamodb.tables import (
     INTERACTIONS,
     MODELS,
     PRODUCTS,
+    PURCHASE_JOURNAL,
     PURCHASES,
     RECOMMENDATION_IDS,
     RECOMMENDATIONS,
@@ -104,6 +115,8 @@ from omnix_recs.store.dynamodb.tables import (
 )
 
 MAX_DOCUMENT_BYTES = 350_000  # DynamoDB items stop at 400 KB; keys and names need the rest
+# Tries of a journaled write whose sequence another writer took first (each re-reads it).
+JOURNAL_ATTEMPTS = 20
 
 
 class DynamoStore:
@@ -125,6 +138,13 @@ class DynamoStore:
         self.table_names = {spec.table: table_name(spec, env) for spec in TABLES}
         self._read_ahead = read_ahead  # parallel requests of a whole-table read
         self._import_writers = import_writers
+        # Journaled writes take turns within the process: threads of one process never race for
+        # the purchase sequence (only other processes do), and the sequence this process wrote
+        # last is usually the current one, which saves reading it first.
+        self._journal_lock = threading.Lock()
+        self._last_sequence: int | None = None
+        # `import_session()` gives resumable sessions (imports.py): `omnix import --resumable`.
+        self.resumable_imports = False
 
     @classmethod
     def from_url(
@@ -252,7 +272,9 @@ class DynamoStore:
             ],
         )
         documents = self._query_keys(DOCUMENTS, "customerId", customer_id)
+        journaled = self._query_keys(PURCHASE_JOURNAL, "customerId", customer_id)
         doomed: list[tuple[TableSpec, list[dict[str, Any]]]] = [
+            (PURCHASE_JOURNAL, journaled),  # before the lines: a copy must never replay them
             (PURCHASES, purchases),
             (INTERACTIONS, interactions),
             (FEEDBACK, feedback),
@@ -267,7 +289,7 @@ class DynamoStore:
             for spec, rows in doomed:
                 self.db.batch_write([(self._name(spec), {"DeleteRequest": {"Key": spec.key_of(row)}}) for row in rows])
         finally:
-            if purchases:  # copies of the history holding their lines are stale
+            if purchases or journaled:  # copies of the history holding their lines are stale
                 self.bump_purchase_watermark(epoch=True)
         return CustomerErasure(
             {
@@ -387,13 +409,81 @@ class DynamoStore:
     # --- purchases -----------------------------------------------------------------------
 
     def add_purchases(self, purchases: Sequence[Purchase]) -> int:
+        """Lines, their customers' "#history" rows and their journal entries (journal.py).
+
+        Up to `TRANSACTION_MAX` items in all (an order of up to 22 lines) are one transaction with
+        the journal and its sequence. More are written first, then journaled: a copy read in
+        between replays them later, and the copy's dedup drops what its scan already held. A
+        failure between the two moves the epoch, so no copy trusts a journal missing lines."""
         lines = without_duplicates(PURCHASES, [purchase_item(p) for p in purchases])
+        if not lines:
+            return 0
+        rows = with_history_headers(lines)
+        parts = journal_parts(lines)
+        if len(rows) + len(parts) < TRANSACTION_MAX:
+            self._journal(parts, [(self._name(PURCHASES), row) for row in rows])
+            return len(lines)
+        journaled = False
         try:
-            self._write_all(PURCHASES, with_history_headers(lines))
-        finally:  # even a failed write may have written some lines
-            if lines:
-                self.bump_purchase_watermark(epoch=False)
+            self._write_all(PURCHASES, rows)
+            for start in range(0, len(parts), TRANSACTION_MAX - 1):
+                self._journal(parts[start : start + TRANSACTION_MAX - 1], [])
+            journaled = True
+        finally:
+            if not journaled:
+                self.bump_purchase_watermark(epoch=True)
         return len(lines)
+
+    def _journal(self, parts: Sequence[tuple[str, bytes]], puts: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Put `parts` under the next sequence and `puts` too, moving the sequence to it, in one
+        transaction; when another writer took that sequence first, read it again and retry."""
+        with self._journal_lock:
+            for attempt in range(JOURNAL_ATTEMPTS):
+                if attempt:
+                    time.sleep(self.db.retry.delay_s(min(attempt - 1, 5)))
+                current = self._last_sequence
+                if current is None:
+                    current = self.purchase_watermark().sequence
+                self._last_sequence = None  # known again once this write lands
+                if self._journaled(parts, puts, current):
+                    self._last_sequence = current + 1
+                    return
+        raise UnavailableError(
+            f"DynamoDB is unavailable: the purchase sequence kept moving under {JOURNAL_ATTEMPTS} tries"
+        )
+
+    def _journaled(
+        self, parts: Sequence[tuple[str, bytes]], puts: Sequence[tuple[str, dict[str, Any]]], current: int
+    ) -> bool:
+        """One try of `_journal` from sequence `current`; False when the sequence was not it."""
+        watermark = {"version": wire_string(PURCHASE_WATERMARK_ROW)}
+        journal = self._name(PURCHASE_JOURNAL)
+        sequence = current + 1
+        counter = {
+            "TableName": self._name(MODELS),
+            "Key": watermark,
+            "UpdateExpression": "SET purchaseSequence = :next",
+            "ConditionExpression": (
+                "purchaseSequence = :current"
+                if current
+                else "attribute_not_exists(purchaseSequence) OR purchaseSequence = :current"  # never written
+            ),
+            "ExpressionAttributeValues": {":next": {"N": str(sequence)}, ":current": {"N": str(current)}},
+        }
+        numbered: dict[str, int] = {}
+        actions: list[dict[str, Any]] = [{"Update": counter}]
+        for customer_id, payload in parts:
+            part = numbered[customer_id] = numbered.get(customer_id, -1) + 1
+            actions.append({"Put": {"TableName": journal, "Item": journal_item(customer_id, sequence, part, payload)}})
+        actions.extend({"Put": {"TableName": table, "Item": item}} for table, item in puts)
+        try:
+            # The token makes a retried call (after a lost response) a no-op, not a second write.
+            self.db.call("transact_write_items", TransactItems=actions, ClientRequestToken=str(uuid.uuid4()))
+            return True
+        except ClientError as error:
+            if not condition_failed(error):
+                raise
+            return False
 
     def purchase_watermark(self) -> PurchaseWatermark:
         row = self._get(MODELS, {"version": wire_string(PURCHASE_WATERMARK_ROW)}) or {}
@@ -405,9 +495,61 @@ class DynamoStore:
     def purchases_appended_since(
         self, watermark: PurchaseWatermark
     ) -> tuple[PurchaseColumns, PurchaseWatermark] | None:
-        """No journal here: only "nothing new" can be answered without reading everything."""
+        """The journal's entries after `watermark`'s sequence, up to the current one, by a
+        consistent parallel Scan of the journal (which this trims to `JOURNAL_SEQUENCES`)."""
         current = self.purchase_watermark()
-        return (PurchaseColumns([], [], [], [], [], []), current) if current == watermark else None
+        behind = current.sequence - watermark.sequence
+        if current.epoch != watermark.epoch or not 0 <= behind <= JOURNAL_SEQUENCES:
+            return None
+        if behind == 0:
+            return PurchaseColumns([], [], [], [], [], []), current
+        expression = Expression()
+        sequence = expression.name(SEQUENCE_ATTRIBUTE)
+        after, upto = expression.value(watermark.sequence), expression.value(current.sequence)
+        responses = self.db.parallel_scan(
+            self._read_ahead,
+            TableName=self._name(PURCHASE_JOURNAL),
+            # Not beyond `current`: entries written since belong to the next replay.
+            FilterExpression=f"{sequence} > {after} AND {sequence} <= {upto}",
+            ConsistentRead=True,
+            **expression.parameters(),
+        )
+        lines = columns_of(item for response in responses for item in response["Items"])
+        self._trim_journal(current.sequence - JOURNAL_SEQUENCES)
+        return lines, current
+
+    def _trim_journal(self, upto: int) -> None:
+        """Delete the journal's entries up to sequence `upto` (no copy may replay them any more)."""
+        if upto <= 0:
+            return
+        expression = Expression()
+        condition = f"{expression.name(SEQUENCE_ATTRIBUTE)} <= {expression.value(upto)}"
+        responses = self.db.parallel_scan(
+            self._read_ahead,
+            TableName=self._name(PURCHASE_JOURNAL),
+            FilterExpression=condition,
+            ProjectionExpression=expression.projection(PURCHASE_JOURNAL.key_attributes),
+            **expression.parameters(),
+        )
+        journal = self._name(PURCHASE_JOURNAL)
+        doomed = [(journal, {"DeleteRequest": {"Key": item}}) for response in responses for item in response["Items"]]
+        self.db.batch_write(doomed)
+
+    def request_purchase_export(self, bucket: str, prefix: str) -> tuple[str, PurchaseWatermark]:
+        """Ask DynamoDB to export the purchase table to `s3://bucket/prefix` (DYNAMODB_JSON;
+        the table needs point-in-time recovery). Returns the export's ARN and the watermark
+        read just before: the watermark of a snapshot built from the export (export.py)."""
+        watermark = self.purchase_watermark()  # first: the export holds at least what it counts
+        table = self.db.call("describe_table", TableName=self._name(PURCHASES))["Table"]
+        answer = self.db.call(
+            "export_table_to_point_in_time",
+            TableArn=table["TableArn"],
+            S3Bucket=bucket,
+            S3Prefix=prefix,
+            ExportFormat="DYNAMODB_JSON",
+            ClientToken=str(uuid.uuid4()),
+        )
+        return str(answer["ExportDescription"]["ExportArn"]), watermark
 
     def bump_purchase_watermark(self, *, epoch: bool) -> None:
         """After purchase writes: the sequence for `add_purchases`, the epoch for imports and
@@ -833,7 +975,7 @@ class DynamoStore:
     # --- bulk ----------------------------------------------------------------------------
 
     def import_session(self) -> DynamoImportSession:
-        return DynamoImportSession(self, writers=self._import_writers)
+        return DynamoImportSession(self, writers=self._import_writers, resumable=self.resumable_imports)
 
     def _write_all(self, spec: TableSpec, items: list[dict[str, Any]]) -> None:
         """Write distinct-key items: atomically when one transaction holds them, otherwise
@@ -842,7 +984,7 @@ class DynamoStore:
             if items:
                 self.db.transact_puts([(self._name(spec), item, None) for item in items])
             return
-        with self.import_session() as session:
+        with DynamoImportSession(self, writers=self._import_writers) as session:  # undone on failure
             session.add_items(spec, items)
             session.commit()
 

@@ -74,6 +74,9 @@ PURCHASES = TableSpec(
         IndexSpec("listing-customerId-index", "listing", "customerId", "KEYS_ONLY"),
     ),
 )
+# The lines `add_purchases` wrote, per customer and sequence, for copies of the history to
+# replay (journal.py); no index: replay scans it, erasure queries the customer's partition.
+PURCHASE_JOURNAL = TableSpec("purchase-journal", "customerId", "sk")
 INTERACTIONS = TableSpec(
     "product-interactions",
     "customerId",
@@ -121,6 +124,7 @@ DOCUMENTS = TableSpec(
 TABLES: tuple[TableSpec, ...] = (
     CUSTOMERS,
     PURCHASES,
+    PURCHASE_JOURNAL,
     INTERACTIONS,
     RECOMMENDATIONS,
     RECOMMENDATION_IDS,

@@ -1,0 +1,238 @@
+"""The purchase journal every store keeps for the training snapshot (`purchases_appended_since`).
+
+On every store (`store` fixture): the lines `add_purchases` wrote since a watermark come back
+from the journal, small and large writes alike, and the snapshot adds them without a rebuild;
+an erasure takes the customer's journal entries with it. On DynamoDB (moto and dynoxide; the
+concurrent writers on dynoxide only): the
+sequence moves in the journal's transaction, so concurrent writers and a writer that lost the
+race each get their own; the journal keeps `JOURNAL_SEQUENCES` writes; a large write cut short
+between its lines and its journal moves the epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from moto_server import dynamo_store, dynoxide_store
+
+from omnix_recs.domain.models import Purchase
+from omnix_recs.errors import UnavailableError
+from omnix_recs.store import snapshot
+from omnix_recs.store.base import PurchaseWatermark, Store
+from omnix_recs.store.dynamodb import DynamoStore
+from omnix_recs.store.dynamodb import store as dynamo_module
+
+T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+SOURCE = "test-store"
+SECRET = "erase-me-5521"
+
+
+def line(customer: str, order: str, product: str, days: float, quantity: int = 1, store_id: str = "") -> Purchase:
+    return Purchase(customer, order, product, quantity, 2.5, T0 + timedelta(days=days), store_id)
+
+
+def as_rows(purchases: list[Purchase]) -> list[tuple[str, str, str, int, float, int]]:
+    return sorted(
+        (p.customer_id, p.order_id, p.product_id, p.quantity, p.unit_price, int(p.purchased_at.timestamp()))
+        for p in purchases
+    )
+
+
+def replayed(store: Store, since: PurchaseWatermark) -> list[tuple[str, str, str, int, float, int]]:
+    answer = store.purchases_appended_since(since)
+    assert answer is not None, "the journal should reach back to the watermark"
+    lines, watermark = answer
+    assert watermark == store.purchase_watermark()
+    return sorted(lines.rows())
+
+
+def journal_rows(store: DynamoStore, customer_id: str) -> int:
+    response = store.db.call(
+        "query",
+        TableName=store.table_names["purchase-journal"],
+        KeyConditionExpression="customerId = :c",
+        ExpressionAttributeValues={":c": {"S": customer_id}},
+        ConsistentRead=True,
+    )
+    return int(response["Count"])
+
+
+@pytest.fixture(params=["dynamodb", "dynoxide"])
+def dynamo(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DynamoStore]:
+    opened = (dynamo_store if request.param == "dynamodb" else dynoxide_store)(request, tmp_path)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+# --- every store ---------------------------------------------------------------------------------
+
+
+def test_lines_written_since_a_watermark_come_back_from_the_journal(store: Store) -> None:
+    store.add_purchases([line("alice", "o1", "milk", 0), line("alice", "o1", "bread", 0)])
+    mark = store.purchase_watermark()
+    later = [line("bob", "o2", "tea", 1, quantity=3), line("carol", "o3", "jam", 2)]
+    store.add_purchases(later)
+    assert replayed(store, mark) == as_rows(later)
+    assert store.purchase_watermark().epoch == mark.epoch
+
+
+def test_a_write_too_large_for_one_transaction_is_journaled(
+    store: Store, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store.add_purchases([line("alice", "o1", "milk", 0)])
+    directory = tmp_path / "snapshot"
+    first = snapshot.fresh(store, directory, SOURCE)
+    mark = store.purchase_watermark()
+    # 40 customers, 80 lines: several transactions' worth of journal entries and rows.
+    large = [line(f"c{n:02d}", f"o{n}", product, n / 10) for n in range(40) for product in ("milk", "eggs")]
+    store.add_purchases(large)
+    assert replayed(store, mark) == as_rows(large)
+    caplog.set_level(logging.INFO, logger="omnix_recs.store.snapshot")
+    s = snapshot.fresh(store, directory, SOURCE)
+    assert len(s) == len(first) + len(large)
+    assert any("appended lines added" in r.getMessage() for r in caplog.records)
+    assert not any("rebuilding" in r.getMessage() for r in caplog.records)
+
+
+def test_an_erasure_takes_the_customers_journal_entries(store: Store, tmp_path: Path) -> None:
+    store.add_purchases([line("alice", "o1", "milk", 0), line(SECRET, "o1", "caviar", 0)])
+    directory = tmp_path / "snapshot"
+    snapshot.fresh(store, directory, SOURCE)
+    # After the snapshot: only the journal holds these until the next training reads it.
+    store.add_purchases([line(SECRET, "secret-order-77", "truffles", 1), line("alice", "o2", "jam", 1)])
+    store.delete_customer(SECRET)
+    snapshot.erase_customer(store, directory, SECRET)
+    after = snapshot.fresh(store, directory, SOURCE)
+    assert SECRET not in after.customer_ids
+    assert [p for p in directory.rglob("*") if p.is_file() and b"secret-order-77" in p.read_bytes()] == []
+    held = {(after.customer_ids[c], after.item_ids[i]) for c, i in zip(after.customer, after.item) if i >= 0}
+    assert held == {("alice", "milk"), ("alice", "jam")}
+    if isinstance(store, DynamoStore):
+        assert journal_rows(store, SECRET) == 0 and journal_rows(store, "alice") > 0
+
+
+# --- DynamoDB --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def dynoxide(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DynamoStore]:
+    """dynoxide only: moto undoes a cancelled transaction by restoring a copy of the tables taken
+    when it began, which also undoes the writes that other threads made meanwhile."""
+    opened = dynoxide_store(request, tmp_path)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def test_concurrent_writers_each_get_their_own_sequence(dynoxide: DynamoStore) -> None:
+    dynamo = dynoxide
+    mark = dynamo.purchase_watermark()
+    written = [[line(f"w{w}", f"o{n}", "milk", n) for n in range(5)] for w in range(4)]
+
+    failures: list[BaseException] = []
+
+    def writer(purchases: list[Purchase]) -> None:
+        try:
+            for purchase in purchases:
+                dynamo.add_purchases([purchase])
+        except BaseException as error:  # a thread's failure would otherwise go unseen
+            failures.append(error)
+
+    threads = [threading.Thread(target=writer, args=(purchases,)) for purchases in written]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert failures == []
+    assert replayed(dynamo, mark) == as_rows([p for purchases in written for p in purchases])
+    assert dynamo.purchase_watermark() == PurchaseWatermark(mark.epoch, mark.sequence + 20)
+
+
+def test_a_writer_that_lost_the_race_for_a_sequence_takes_the_next(
+    dynamo: DynamoStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mark = dynamo.purchase_watermark()
+    elsewhere = DynamoStore(dynamo.db.client, env=dynamo.env)  # another host on the same tables
+    other = line("bob", "o9", "tea", 2)
+    read = dynamo.purchase_watermark
+
+    def stale_once() -> PurchaseWatermark:
+        seen = read()
+        monkeypatch.setattr(dynamo, "purchase_watermark", read)
+        elsewhere.add_purchases([other])  # takes the sequence just read
+        return seen
+
+    monkeypatch.setattr(dynamo, "purchase_watermark", stale_once)
+    mine = line("alice", "o1", "milk", 1)
+    dynamo.add_purchases([mine])
+    assert replayed(dynamo, mark) == as_rows([mine, other])
+    assert dynamo.purchase_watermark().sequence == mark.sequence + 2
+    # This process's last sequence is a hint, not the truth: another host moved on since.
+    elsewhere.add_purchases([line("bob", "o10", "tea", 3)])
+    dynamo.add_purchases([line("alice", "o2", "milk", 4)])
+    assert dynamo.purchase_watermark().sequence == mark.sequence + 4
+    assert len(replayed(dynamo, mark)) == 4
+
+
+def test_journal_entries_keep_the_store_and_the_price(dynamo: DynamoStore) -> None:
+    mark = dynamo.purchase_watermark()
+    dynamo.add_purchases([line("alice", "o1", "milk", 0, store_id="s-12")])
+    answer = dynamo.purchases_appended_since(mark)
+    assert answer is not None
+    assert list(answer[0].rows_with_stores()) == [
+        ("alice", "o1", "milk", 1, 2.5, int(T0.timestamp()), "s-12"),
+    ]
+
+
+def test_the_journal_keeps_its_newest_writes_only(dynamo: DynamoStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dynamo_module, "JOURNAL_SEQUENCES", 2)
+    start = dynamo.purchase_watermark()
+    for n in range(4):
+        dynamo.add_purchases([line("alice", f"o{n}", "milk", n)])
+    assert dynamo.purchases_appended_since(start) is None  # 4 writes behind: rebuild
+    near = PurchaseWatermark(start.epoch, start.sequence + 3)
+    assert replayed(dynamo, near) == as_rows([line("alice", "o3", "milk", 3)])
+    # That read trimmed the journal to the 2 newest writes.
+    assert journal_rows(dynamo, "alice") == 2
+
+
+def test_a_large_write_cut_short_before_its_journal_moves_the_epoch(
+    dynamo: DynamoStore, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    directory = tmp_path / "snapshot"
+    dynamo.add_purchases([line("alice", "o1", "milk", 0)])
+    before = snapshot.fresh(dynamo, directory, SOURCE).watermark
+
+    def unavailable(*args: object) -> None:
+        raise UnavailableError("DynamoDB is unavailable: transact_write_items failed 8 times")
+
+    monkeypatch.setattr(dynamo, "_journal", unavailable)
+    large = [line(f"c{n:02d}", "o1", "eggs", 1) for n in range(30)]
+    with pytest.raises(UnavailableError):
+        dynamo.add_purchases(large)
+    monkeypatch.undo()
+    assert dynamo.purchase_watermark().epoch == before.epoch + 1
+    # The lines reached the table, not the journal: the next read rebuilds and holds them.
+    assert len(snapshot.fresh(dynamo, directory, SOURCE)) == 1 + len(large)
+
+
+def test_a_failed_small_write_leaves_neither_lines_nor_journal(
+    dynamo: DynamoStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mark = dynamo.purchase_watermark()
+    monkeypatch.setattr(dynamo_module, "JOURNAL_ATTEMPTS", 1)
+    real = dynamo.purchase_watermark
+    monkeypatch.setattr(dynamo, "purchase_watermark", lambda: PurchaseWatermark(mark.epoch, mark.sequence + 7))
+    with pytest.raises(UnavailableError, match="purchase sequence kept moving"):
+        dynamo.add_purchases([line("alice", "o1", "milk", 0)])
+    monkeypatch.setattr(dynamo, "purchase_watermark", real)
+    assert dynamo.purchase_watermark() == mark
+    assert dynamo.purchases_of("alice") == [] and journal_rows(dynamo, "alice") == 0
