@@ -102,7 +102,7 @@ def s3_timings(built: BuiltModel, root: Path, store: SqliteStore, customer_id: s
 
     from omnix_recs.config import Settings
     from omnix_recs.engine.artifact_store import ModelDestination
-    from omnix_recs.engine.s3_artifacts import S3Location, s3_client
+    from omnix_recs.s3 import S3Location, s3_client
 
     for name, value in {
         "AWS_ACCESS_KEY_ID": "x",

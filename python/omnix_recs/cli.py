@@ -23,7 +23,7 @@ from omnix_recs.config import Settings, parse_interval
 from omnix_recs.errors import InvalidArgumentError, OmnixError
 
 if TYPE_CHECKING:  # imported lazily at run time: keeps `omnix --help` fast
-    from omnix_recs.engine.s3_artifacts import S3Location
+    from omnix_recs.s3 import S3Location
     from omnix_recs.store.base import ModelRecord, Store
 
 log = logging.getLogger("omnix.cli")
@@ -159,7 +159,7 @@ def _parse_watermark(text: str) -> tuple[int, int]:
 
 
 def _export_location(url: str, option: str) -> S3Location:
-    from omnix_recs.engine.s3_artifacts import S3Location
+    from omnix_recs.s3 import S3Location
 
     try:
         return S3Location.parse(url)

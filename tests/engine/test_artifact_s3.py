@@ -31,9 +31,9 @@ from omnix_recs.engine.artifact import ARRAY_NAMES, load_model
 from omnix_recs.engine.artifact_store import ModelDestination
 from omnix_recs.engine.build import BuildParameters, build_model
 from omnix_recs.engine.registry import ModelHolder
-from omnix_recs.engine.s3_artifacts import S3Location, s3_client
 from omnix_recs.engine.train import train_model
 from omnix_recs.errors import FailedPreconditionError, InvalidArgumentError, UnavailableError
+from omnix_recs.s3 import S3Location, s3_client
 from omnix_recs.store.base import ModelRecord, Store
 
 PARAMS = BuildParameters(neighbours=4, basket_min_support=1)

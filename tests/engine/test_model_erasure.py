@@ -24,7 +24,7 @@ from omnix_recs.engine.artifact import LIKE_YOU, LoadedModel, load_model, write_
 from omnix_recs.engine.artifact_store import ArtifactReader, ModelDestination
 from omnix_recs.engine.build import BuiltModel
 from omnix_recs.engine.model_erasure import ModelFiles
-from omnix_recs.engine.s3_artifacts import S3Location, s3_client
+from omnix_recs.s3 import S3Location, s3_client
 from omnix_recs.store.base import ModelRecord
 from omnix_recs.store.sqlite import SqliteStore
 

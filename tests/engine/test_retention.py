@@ -19,10 +19,10 @@ from omnix_recs.config import Settings
 from omnix_recs.engine import artifact_store, registry
 from omnix_recs.engine.artifact_store import ArtifactReader
 from omnix_recs.engine.build import BuildParameters
-from omnix_recs.engine.s3_artifacts import S3Location, s3_client
 from omnix_recs.engine.train import train_model
 from omnix_recs.errors import InvalidArgumentError, UnavailableError
 from omnix_recs.experiments.registry import ExperimentDraft, create_experiment
+from omnix_recs.s3 import S3Location, s3_client
 from omnix_recs.store.base import ExperimentArm, ModelRecord, Store
 
 PARAMS = BuildParameters(neighbours=4, basket_min_support=1)

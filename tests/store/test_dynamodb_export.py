@@ -22,8 +22,8 @@ from moto_server import LocalDynamoDB
 
 from omnix_recs.cli import main
 from omnix_recs.domain.models import Purchase
-from omnix_recs.engine.s3_artifacts import S3Location
 from omnix_recs.errors import FailedPreconditionError
+from omnix_recs.s3 import S3Location
 from omnix_recs.store import snapshot
 from omnix_recs.store.dynamodb import DynamoStore
 from omnix_recs.store.dynamodb.export import export_purchase_lines

@@ -30,7 +30,8 @@ from omnix_recs.engine.build import BuiltModel
 from omnix_recs.errors import FailedPreconditionError, InvalidArgumentError, ModelFormatError, UnavailableError
 
 if TYPE_CHECKING:  # s3_artifacts imports boto3, which only S3 users should pay for
-    from omnix_recs.engine.s3_artifacts import FileEntry, S3Location
+    from omnix_recs.engine.s3_artifacts import FileEntry
+    from omnix_recs.s3 import S3Location
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class ModelDestination:
         self._cache_dir = Path(settings.model_cache_dir)
         self._bucket: S3Location | None = None
         if is_s3(settings.model_dir):
-            from omnix_recs.engine.s3_artifacts import S3Location
+            from omnix_recs.s3 import S3Location
 
             try:
                 self._bucket = S3Location.parse(settings.model_dir)
@@ -217,7 +218,8 @@ class ArtifactReader:
 
     @staticmethod
     def _location(artifact_uri: str) -> S3Location:
-        from omnix_recs.engine.s3_artifacts import FILE_NAME, S3Location
+        from omnix_recs.engine.s3_artifacts import FILE_NAME
+        from omnix_recs.s3 import S3Location
 
         try:
             location = S3Location.parse(artifact_uri)

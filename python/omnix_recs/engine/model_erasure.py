@@ -43,7 +43,8 @@ from omnix_recs.errors import ModelFormatError, NotFoundError
 from omnix_recs.store.base import Store
 
 if TYPE_CHECKING:  # boto3 only for S3 users
-    from omnix_recs.engine.s3_artifacts import FileEntry, S3Location
+    from omnix_recs.engine.s3_artifacts import FileEntry
+    from omnix_recs.s3 import S3Location
 
 log = logging.getLogger(__name__)
 
@@ -162,13 +163,14 @@ class ModelFiles:
         if not is_s3(self.model_dir):
             return []
         from omnix_recs.engine import s3_artifacts
+        from omnix_recs.s3 import S3Location, s3_client
 
-        bucket = s3_artifacts.S3Location.parse(self.model_dir)
+        bucket = S3Location.parse(self.model_dir)
         updated = []
         for path in _version_dirs(self.cache_dir):
             location = bucket.child(path.name)
             try:
-                current = s3_artifacts.read_contents(s3_artifacts.s3_client(location), location)
+                current = s3_artifacts.read_contents(s3_client(location), location)
             except ModelFormatError:
                 continue  # deleted from S3 (or never from this prefix): nothing to follow
             known = recorded_contents(path)
@@ -188,8 +190,9 @@ class ModelFiles:
         uris = {record.artifact_uri for record in store.list_models()}
         if is_s3(self.model_dir):
             from omnix_recs.engine import s3_artifacts
+            from omnix_recs.s3 import S3Location
 
-            bucket = s3_artifacts.S3Location.parse(self.model_dir)
+            bucket = S3Location.parse(self.model_dir)
             uris |= {str(bucket.child(version)) for version in s3_artifacts.versions_written(bucket)}
         else:
             uris |= {str(path) for path in _version_dirs(Path(self.model_dir))}
@@ -202,8 +205,9 @@ class ModelFiles:
 
     def _scrub_s3(self, uri: str, cutoffs: Cutoffs) -> bool:
         from omnix_recs.engine import s3_artifacts
+        from omnix_recs.s3 import S3Location
 
-        location = s3_artifacts.S3Location.parse(uri)
+        location = S3Location.parse(uri)
         if not _versioned_name(location):
             return False
         try:

@@ -35,7 +35,7 @@ from omnix_recs.domain.models import (
     RecommendedItem,
     ServedRecommendation,
 )
-from omnix_recs.domain.purchases import OrderLines
+from omnix_recs.domain.purchases import OrderLines, PurchaseColumns
 from omnix_recs.errors import InvalidArgumentError
 from omnix_recs.store.base import ExperimentRecord, ModelRecord
 
@@ -522,3 +522,14 @@ class Expression:
         if self.values:
             parameters["ExpressionAttributeValues"] = self.values
         return parameters
+
+
+def append_purchase(columns: PurchaseColumns, item: Mapping[str, Any]) -> None:
+    """Append one purchase item (wire format) to `columns`."""
+    columns.customer_ids.append(item["customerId"]["S"])
+    columns.order_ids.append(item["orderId"]["S"])
+    columns.product_ids.append(item["productId"]["S"])
+    columns.quantities.append(int(item["quantity"]["N"]))
+    columns.unit_prices.append(float(item["unitPrice"]["N"]))
+    columns.purchased_at.append(int(parse_timestamp(item["purchaseDate"]["S"]).timestamp()))
+    columns.store_ids.append(item["storeId"]["S"] if "storeId" in item else "")

@@ -25,9 +25,9 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from omnix_recs.domain.purchases import PurchaseColumns
-from omnix_recs.engine.s3_artifacts import S3Location, s3_client
 from omnix_recs.errors import FailedPreconditionError, UnavailableError
-from omnix_recs.store.dynamodb.codec import parse_timestamp
+from omnix_recs.s3 import S3Location, s3_client
+from omnix_recs.store.dynamodb.codec import append_purchase
 
 SUMMARY = "manifest-summary.json"
 
@@ -58,7 +58,7 @@ def export_purchase_lines(location: S3Location, batch_rows: int = 500_000) -> It
                 item = json.loads(line)["Item"]
                 if "listing" in item:  # a customer's "#history" row, not a line
                     continue
-                _append(columns, item)
+                append_purchase(columns, item)
                 if len(columns) == batch_rows:
                     yield columns
                     columns = _new_columns()
@@ -68,16 +68,6 @@ def export_purchase_lines(location: S3Location, batch_rows: int = 500_000) -> It
             )
     if len(columns):
         yield columns
-
-
-def _append(columns: PurchaseColumns, item: dict[str, Any]) -> None:
-    columns.customer_ids.append(item["customerId"]["S"])
-    columns.order_ids.append(item["orderId"]["S"])
-    columns.product_ids.append(item["productId"]["S"])
-    columns.quantities.append(int(item["quantity"]["N"]))
-    columns.unit_prices.append(float(item["unitPrice"]["N"]))
-    columns.purchased_at.append(int(parse_timestamp(item["purchaseDate"]["S"]).timestamp()))
-    columns.store_ids.append(item["storeId"]["S"] if "storeId" in item else "")
 
 
 def _bucket_key(key: str, prefix: str) -> str:

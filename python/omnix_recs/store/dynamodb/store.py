@@ -60,6 +60,7 @@ from omnix_recs.store.dynamodb.codec import (
     PURCHASERS_LISTING,
     RESERVED_MODEL_ROWS,
     Expression,
+    append_purchase,
     customer_from_item,
     customer_item,
     decode_page_token,
@@ -629,13 +630,7 @@ class DynamoStore:
         with ThreadPoolExecutor(self._read_ahead, thread_name_prefix="omnix-dynamo-history") as pool:
             for lines in prefetched(pool, history, self._purchasers(), self._read_ahead * 2):
                 for item in lines:
-                    columns.customer_ids.append(item["customerId"]["S"])
-                    columns.order_ids.append(item["orderId"]["S"])
-                    columns.product_ids.append(item["productId"]["S"])
-                    columns.quantities.append(int(item["quantity"]["N"]))
-                    columns.unit_prices.append(float(item["unitPrice"]["N"]))
-                    columns.purchased_at.append(int(parse_timestamp(item["purchaseDate"]["S"]).timestamp()))
-                    columns.store_ids.append(item["storeId"]["S"] if "storeId" in item else "")
+                    append_purchase(columns, item)
                     if len(columns) == batch_rows:
                         yield columns
                         columns = _new_columns()
