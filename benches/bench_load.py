@@ -20,12 +20,16 @@ Each step also reports the CPU time per call of the server (all its processes, f
 of the load generator; from those the summary estimates the rate two dedicated cores could
 carry, a figure that other work on the machine disturbs much less than latency. While the mix runs at 70% of the best rate found, py-spy
 (`pip install py-spy`) samples the workers' Python threads holding the GIL, which is what
-serialises each worker process; the report groups the samples by where the time goes.
+serialises each worker process, and the load generator's threads (it shares the cores); the
+report groups the samples by where the time goes. `--mix recommendations=1` measures
+GetRecommendations alone (the target's call), and `--shoppers N` keeps each shopper's calls as
+far apart at a lower rate as they are at the target's (N = rate x 5 s).
 
     python benches/bench_load.py                      # about 8-10 minutes on 2 cores
     python benches/bench_load.py --keep var/bench-load --configs local --step-seconds 8
     python benches/bench_load.py --keep var/bench-load --configs local --rate 600   # one step, profiled
     python benches/bench_load.py --keep var/bench-load --configs redis --hosts 3 --workers 1
+    python benches/bench_load.py --keep var/bench-load --configs local,redis --mix recommendations=1 --p99-ms 50
 
 `--hosts N` starts N separate `omnix serve` processes on 127.0.0.2, 127.0.0.3, ... (one port,
 one store, one Redis with `redis`), and the load generator balances every channel round robin
@@ -60,7 +64,7 @@ from omnix_recs.config import Settings
 from omnix_recs.data.generate import generate_instacart
 from omnix_recs.data.instacart import import_instacart
 from omnix_recs.engine.train import train_model
-from omnix_recs.loadgen import DEFAULT_MIX, LoadReport, run_loadgen, sample_ids
+from omnix_recs.loadgen import DEFAULT_MIX, LoadReport, parse_mix, run_loadgen, sample_ids
 from omnix_recs.store import open_store
 
 SHOPPERS = 10_000
@@ -88,6 +92,18 @@ def main() -> None:
     parser.add_argument("--configs", default="local,redis", help="comma-separated: local, redis, nocache")
     parser.add_argument("--step-seconds", type=float, default=10.0)
     parser.add_argument("--p99-ms", type=float, default=200.0)
+    parser.add_argument(
+        "--shoppers",
+        type=int,
+        default=SHOPPERS,
+        help=f"customers in a session (default {SHOPPERS:,}); at a lower rate, fewer shoppers keep each one's "
+        "calls as far apart as the target's (every 5 s at 2,000/s), to measure the CPU per call of that regime",
+    )
+    parser.add_argument(
+        "--mix",
+        default="",
+        help="the calls measured, e.g. recommendations=1 for GetRecommendations alone (default: the shoppers' mix)",
+    )
     parser.add_argument("--keep", help="directory for the generated store and model (reused when present)")
     parser.add_argument("--no-ceiling", action="store_true", help="skip the health-check ceiling (measured before)")
     parser.add_argument(
@@ -96,6 +112,8 @@ def main() -> None:
     args = parser.parse_args()
     if not 1 <= args.hosts <= 200:
         parser.error(f"--hosts must be between 1 and 200, got {args.hosts}")
+    mix = parse_mix(args.mix) if args.mix else DEFAULT_MIX
+    mix_name = args.mix or "recommendations 6 : similar 2 : basket 1 : interaction 1"
     started = time.perf_counter()
     print(f"machine: {os.cpu_count()} CPUs, load average {', '.join(f'{x:.1f}' for x in os.getloadavg())} at start")
 
@@ -104,7 +122,7 @@ def main() -> None:
         settings = prepare_shop(root, args)
         store = open_store(settings.store_url)
         try:
-            customers, products = sample_ids(store, customers=SHOPPERS, products=PRODUCT_SAMPLE)
+            customers, products = sample_ids(store, customers=args.shoppers, products=PRODUCT_SAMPLE)
         finally:
             store.close()
         ceiling = None
@@ -116,7 +134,7 @@ def main() -> None:
             )
             # The raw profile (py-spy's collapsed stacks) stays in the kept directory, if any.
             with Server(settings, config, args.workers, root if args.keep else Path(scratch), args.hosts) as server:
-                load = Load(server, customers, products, args.step_seconds, args.p99_ms)
+                load = Load(server, customers, products, args.step_seconds, args.p99_ms, mix)
                 load.warm_up()
                 if args.rate:
                     print(server.profile(functools.partial(load.step, "mix", args.rate, show=True), args.step_seconds))
@@ -124,7 +142,7 @@ def main() -> None:
                 if ceiling is None and not args.no_ceiling:
                     print("health checks (the ceiling):")
                     ceiling = (load.search("health"), load.cpu_bound_rate())
-                print("shoppers' mix (recommendations 6 : similar 2 : basket 1 : interaction 1):")
+                print(f"shoppers' calls ({mix_name}):")
                 best = load.search("mix")
                 capacity = load.cpu_bound_rate()
                 profile = server.profile(
@@ -141,13 +159,14 @@ def main() -> None:
         for config, best, capacity in summary:
             share = f" ({best / ceiling[0]:.0%} of the ceiling)" if best and ceiling and ceiling[0] else ""
             print(
-                f"{config:<8} shoppers' mix: {best or 0:.0f}/s at p99 < {args.p99_ms:g} ms, no errors{share}; "
+                f"{config:<8} {mix_name}: {best or 0:.0f}/s at p99 < {args.p99_ms:g} ms, no errors{share}; "
                 f"CPU-bound estimate on 2 cores {capacity:.0f}/s"
             )
     print(f"bench time {time.perf_counter() - started:.0f} s")
 
 
 def prepare_shop(root: Path, args: argparse.Namespace) -> Settings:
+    root.mkdir(parents=True, exist_ok=True)  # `--keep DIR` may name a directory not made yet
     settings = Settings(store_url=f"sqlite:///{root / 'omnix.db'}", model_dir=str(root / "models"), log_level="WARNING")
     store = open_store(settings.store_url)
     try:
@@ -245,53 +264,56 @@ class Server:
 
     def profile(self, run_load: Callable[[], LoadReport], seconds: float) -> str:
         """Sample every worker with py-spy while `run_load` runs; summarise where time goes."""
-        py_spy = shutil.which("py-spy")
+        # Beside this Python too: a virtualenv's bin directory is often not on PATH.
+        py_spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
         if py_spy is None:
             run_load()
             return "profile: py-spy is not installed (pip install py-spy)"
         assert self.process is not None
         raw = self.scratch / f"profile-{self.config}.txt"
-        sampler = subprocess.Popen(
-            [
-                py_spy,
-                "record",
-                "--pid",
-                str(self.process.pid),
-                "--subprocesses",
-                "--duration",
-                str(int(seconds)),
-                "--rate",
-                "200",
-                "--gil",
-                "--format",
-                "raw",
-                "--nonblocking",
-                "--output",
-                str(raw),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        # The load generator (this process) shares the cores: where its CPU goes matters too.
+        raw_loadgen = self.scratch / f"profile-{self.config}-loadgen.txt"
+
+        def sample(pid: int, output: Path, *options: str) -> subprocess.Popen[bytes]:
+            return subprocess.Popen(
+                [py_spy, "record", "--pid", str(pid), *options, "--duration", str(int(seconds)), "--rate", "200"]
+                + ["--format", "raw", "--nonblocking", "--output", str(output)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+
+        samplers = [sample(self.process.pid, raw, "--subprocesses", "--gil"), sample(os.getpid(), raw_loadgen)]
         report = run_load()
-        sampler.wait(seconds + 30)
+        for sampler in samplers:
+            sampler.wait(seconds + 30)
         if not raw.exists():
             return "profile: py-spy could not sample the server (ptrace not permitted?)"
-        return f"profile at {report.rate:.0f}/s ({report.ok} OK calls):\n{summarise_profile(raw.read_text())}"
+        text = f"profile at {report.rate:.0f}/s ({report.ok} OK calls), server:\n{summarise_profile(raw.read_text())}"
+        if raw_loadgen.exists():
+            loadgen = summarise_profile(raw_loadgen.read_text(), "samples of the load generator's threads")
+            text += f"\nthe load generator:\n{loadgen}"
+        return text
 
 
 class Load:
     """Runs open-loop steps against one server and searches for the best passing rate."""
 
     def __init__(
-        self, server: Server, customers: list[str], products: list[str], seconds: float, p99_ms: float
+        self,
+        server: Server,
+        customers: list[str],
+        products: list[str],
+        seconds: float,
+        p99_ms: float,
+        mix: dict[str, float] = DEFAULT_MIX,
     ) -> None:
-        self.server, self.customers, self.products = server, customers, products
+        self.server, self.customers, self.products, self.mix = server, customers, products, mix
         self.seconds, self.p99_ms = seconds, p99_ms
         self.cpu_ms_per_call = (0.0, 0.0)  # server, load generator: of the last step
         self.passed_cpu_ms: list[tuple[float, float]] = []  # the same, of every passing step
 
     def step(self, kind: str, rate: float, *, show: bool = False) -> LoadReport:
-        mix = {"health": 1.0} if kind == "health" else DEFAULT_MIX
+        mix = {"health": 1.0} if kind == "health" else self.mix
         server_cpu, client_cpu = self.server.cpu_seconds(), process_cpu_seconds()
         report = run_loadgen(
             self.server.address,
@@ -405,7 +427,7 @@ BUCKETS: list[tuple[str, re.Pattern[str]]] = [
 ]
 
 
-def summarise_profile(raw: str) -> str:
+def summarise_profile(raw: str, sampled: str = "samples of threads holding the GIL") -> str:
     """py-spy's collapsed stacks ("frame;frame;... count") → share of samples per bucket, and
     the functions that were on CPU themselves most often."""
     buckets: collections.Counter[str] = collections.Counter()
@@ -425,7 +447,7 @@ def summarise_profile(raw: str) -> str:
     if not total:
         return "  (no samples)"
     lines = [
-        f"  {total} samples of threads holding the GIL; share by where the innermost known frame is"
+        f"  {total} {sampled}; share by where the innermost known frame is"
         " (the Rust kernel and SQLite release the GIL, so they show only through their callers):"
     ]
     lines += [f"    {share / total:6.1%}  {name}" for name, share in buckets.most_common()]

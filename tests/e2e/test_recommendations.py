@@ -23,6 +23,7 @@ from omnix_recs._proto.omnix.v1 import (
 from omnix_recs._proto.omnix.v1 import recommendation_pb2 as pb
 from omnix_recs.config import Settings
 from omnix_recs.domain.models import Customer, Product, Purchase
+from omnix_recs.engine import recommender as recommender_module
 from omnix_recs.engine.train import train_model
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -268,3 +269,20 @@ def test_without_a_model_the_answer_says_how_to_get_one(running_server):
         stub.GetRecommendations(pb.GetRecommendationsRequest(customer_id="alice"))
     assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "run `omnix train`" in error.value.details()
+
+
+def test_a_ranking_served_again_has_its_own_id_and_each_serving_is_stored(server, stub, monkeypatch):
+    """Past the retry window a ranking is served again under a new id (a purchase starts a new
+    one: test_a_purchase_recorded_through_the_api_counts_at_once)."""
+    # No retry window: every call after the first serves the kept ranking again.
+    monkeypatch.setattr(recommender_module, "SERVED_LIST_TTL_S", 0.0)
+    request = pb.GetRecommendationsRequest(customer_id="alice", limit=3)
+    first, again = stub.GetRecommendations(request), stub.GetRecommendations(request)
+    assert again.recommendation_id != first.recommendation_id
+    assert pb.GetRecommendationsResponse(
+        items=again.items, model_version=again.model_version, strategy=again.strategy
+    ) == pb.GetRecommendationsResponse(items=first.items, model_version=first.model_version, strategy=first.strategy)
+    server.app.write_served_lists()
+    for response in (first, again):
+        stored = server.store.get_recommendation(response.recommendation_id)
+        assert stored.customer_id == "alice" and [item.product_id for item in stored.items] == ids(first)

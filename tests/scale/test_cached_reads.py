@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -11,7 +12,7 @@ from omnix_recs.domain.models import CustomerChange, Interaction, InteractionKin
 from omnix_recs.engine.blends import Strategy
 from omnix_recs.engine.cached_reads import NO_CACHE, ShopperReads, forget
 from omnix_recs.engine.features import summarize_purchases
-from omnix_recs.engine.recommender import Recommender
+from omnix_recs.engine.recommender import LIST_REUSE_S, SERVED_LIST_TTL_S, Recommender
 from omnix_recs.engine.registry import ModelHolder
 from omnix_recs.store import open_store
 from omnix_recs.store.cache import LocalCache, RedisCache
@@ -148,6 +149,51 @@ def test_an_identical_request_gets_the_same_list_until_the_shopper_changes(store
     after = recommender.recommend(customer_id, strategy=Strategy.DISCOVER, limit=5)
     assert after.recommendation_id != first.recommendation_id
     assert bought not in [item.product_id for item in after.items]  # DISCOVER never shows what was bought
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_ranked_list_is_served_again_under_a_new_id_until_it_is_a_minute_old(store, model, trained_shop):
+    clock = Clock()
+    cache = LocalCache(ttl_s=300, max_entries=1000, clock=clock, rng=lambda: 0.0)
+    recommender = Recommender(store, model, cache=cache)
+    customer_id = trained_shop.customers[4]
+    first = recommender.recommend(customer_id, limit=5)
+    assert recommender.recommend(customer_id, limit=5) == first  # a retry: the very same list
+
+    clock.now += SERVED_LIST_TTL_S + 1
+    again = recommender.recommend(customer_id, limit=5)
+    assert again.items == first.items and again.recommendation_id != first.recommendation_id
+    assert recommender.recommend(customer_id, limit=5) == again  # and that one is retried as it is
+    for served in (first, again):  # each is a served list of its own, for feedback to refer to
+        stored = store.get_recommendation(served.recommendation_id)
+        assert (stored.customer_id, stored.items) == (customer_id, first.items)
+    assert cache.stats.misses["list"] == 1
+
+    clock.now += LIST_REUSE_S
+    recommender.recommend(customer_id, limit=5)
+    assert cache.stats.misses["list"] == 2  # ranked again
+
+
+def test_a_catalog_change_starts_a_new_list(store, model, trained_shop):
+    clock = Clock()
+    cache = LocalCache(ttl_s=300, max_entries=1000, clock=clock, rng=lambda: 0.0)
+    recommender = Recommender(store, model, cache=cache)
+    customer_id = trained_shop.customers[5]
+    first = recommender.recommend(customer_id, limit=5)
+    gone = first.items[0].product_id
+    store.upsert_products([replace(store.get_products([gone])[gone], in_stock=False)])
+    assert recommender.catalog.refresh()
+
+    clock.now += SERVED_LIST_TTL_S + 1
+    after = recommender.recommend(customer_id, limit=5)
+    assert gone not in [item.product_id for item in after.items]
 
 
 def test_a_backtest_is_never_answered_from_the_served_list_cache(store, model, cache, trained_shop):

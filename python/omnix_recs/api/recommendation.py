@@ -17,6 +17,7 @@ from google.protobuf.message import Message
 from omnix_recs._proto.omnix.v1 import recommendation_pb2 as pb
 from omnix_recs._proto.omnix.v1 import recommendation_pb2_grpc
 from omnix_recs.api import validation as check
+from omnix_recs.api.response_cache import ResponseBodies, Stamp, add_service, with_recommendation_id
 from omnix_recs.api.validation import Validator
 from omnix_recs.app import AppContext
 from omnix_recs.blocking import run_memory_first
@@ -90,9 +91,9 @@ def register(server: grpc.aio.Server, app: AppContext) -> list[str]:
         check_every_s=app.settings.follow_interval_s,
     )
     app.experiment_listeners.append(router.refresh)
-    recommendation_pb2_grpc.add_RecommendationServiceServicer_to_server(
-        RecommendationServicer(app, recommender, router), server
-    )
+    servicer = RecommendationServicer(app, recommender, router)
+    # GetRecommendations answers with wire bytes (api/response_cache.py).
+    add_service(server, pb.DESCRIPTOR.services_by_name["RecommendationService"], servicer, ["GetRecommendations"])
     return [SERVICE_NAME]
 
 
@@ -104,12 +105,14 @@ class RecommendationServicer(recommendation_pb2_grpc.RecommendationServiceServic
         # Lists come from memory when the shopper is in this process's cache: answer those on
         # the event loop (blocking.py). With Redis every read is a network round trip.
         self._answer = run_memory_first if app.cache.in_memory else asyncio.to_thread
+        self.bodies = ResponseBodies(_recommendations_body)
 
     async def GetRecommendations(
         self,
         request: pb.GetRecommendationsRequest,
         context: grpc.aio.ServicerContext[pb.GetRecommendationsRequest, pb.GetRecommendationsResponse],
-    ) -> pb.GetRecommendationsResponse:
+    ) -> bytes:
+        """The response's wire bytes (a `GetRecommendationsResponse`): see api/response_cache.py."""
         customer_id = self.v.require_id("customer_id", request.customer_id)
         limit = self._limit(request.limit)
         if request.strategy not in _STRATEGIES:
@@ -121,9 +124,10 @@ class RecommendationServicer(recommendation_pb2_grpc.RecommendationServiceServic
         filters = self._filters(request.filters)
         basket = self.v.id_list("basket_product_ids", request.basket_product_ids, MAX_BASKET)
         route = await self._route("recommendations", customer_id, as_of)
-        if route is not None and route.holdout:
+        if route is not None and route.holdout:  # a shop-wide list ranked for this call alone
             answer = await self._holdout_list(route, customer_id, limit, filters)
-            return pb.GetRecommendationsResponse(**_list_fields(answer, route), strategy=_STRATEGY_TO_PROTO[strategy])
+            body = _recommendations_body(answer, (route.assignments, _STRATEGY_TO_PROTO[strategy]))
+            return with_recommendation_id(body, answer.recommendation_id)
         if route is not None and route.strategy is not None:
             strategy = route.strategy
         answer = await self._answer(
@@ -136,7 +140,7 @@ class RecommendationServicer(recommendation_pb2_grpc.RecommendationServiceServic
             filters=filters,
             exclude_purchased=request.exclude_purchased,
         )
-        return pb.GetRecommendationsResponse(**_list_fields(answer, route), strategy=_STRATEGY_TO_PROTO[strategy])
+        return self.bodies.response(answer, (route.assignments if route else (), _STRATEGY_TO_PROTO[strategy]))
 
     async def GetPersonalizedRecommendations(
         self,
@@ -323,6 +327,20 @@ class RecommendationServicer(recommendation_pb2_grpc.RecommendationServiceServic
             dietary=check.vocabulary("filters.dietary_restrictions", msg.dietary_restrictions, DIETARY_TAGS),
             allergens=check.vocabulary("filters.allergens", msg.allergens, ALLERGENS),
         )
+
+
+def _recommendations_body(answer: Recommendations, stamp: Stamp) -> bytes:
+    """A `GetRecommendationsResponse` serving `answer` under `stamp`, serialised without its id."""
+    assignments, strategy = stamp
+    experiment_id, arm_id = assignments[0] if assignments else ("", "")
+    return pb.GetRecommendationsResponse(
+        items=[_item_to_proto(item) for item in answer.items],
+        model_version=answer.model_version,
+        strategy=strategy,  # type: ignore[arg-type]
+        experiment_id=experiment_id,
+        arm_id=arm_id,
+        assignments=[pb.ExperimentAssignment(experiment_id=e, arm_id=a) for e, a in assignments],
+    ).SerializeToString()
 
 
 def _item_to_proto(item: RecommendedItem) -> pb.Recommendation:

@@ -265,6 +265,13 @@ class CatalogCache:
                 current = self._build(item_ids)
             return current[0]
 
+    @property
+    def version(self) -> int:
+        """The store's catalog version the current snapshot reflects (-1 before the first build):
+        what a cache of lists built from the snapshot keys them by."""
+        current = self._current
+        return -1 if current is None else current[2]
+
     def refresh(self) -> bool:
         """Rebuild the snapshot if the catalog changed since it was built; True if it did."""
         current = self._current

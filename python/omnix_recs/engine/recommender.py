@@ -45,6 +45,11 @@ REFILL_MARGIN = 10
 # An identical GetRecommendations request (same shopper, nothing changed since) within this
 # many seconds gets the same list back, id included: refreshes and retries cost nothing.
 SERVED_LIST_TTL_S = 5.0
+# Later, and up to this many seconds after it was ranked, an identical request gets the same
+# items under a new id (a new served list): ranking is most of a call's cost, and nothing it
+# reads has changed (a purchase or cart event, the catalog and the model each start a new list;
+# the passing minute moves the time-decayed scores by a 1,440th of a day).
+LIST_REUSE_S = 60.0
 
 
 class Lifecycle(enum.StrEnum):
@@ -172,11 +177,27 @@ class Recommender:
 
         if as_of is not None:  # a backtest: never answered from, or kept in, the cache
             return answer()
-        request = repr((model.version, str(strategy), limit, tuple(basket), filters, exclude_purchased))
-        name = f"served:{hashlib.blake2b(request.encode(), digest_size=12).hexdigest()}"
-        ttl_s = min(SERVED_LIST_TTL_S, self._cache.ttl_s)
+        # The snapshot's version is read before the list is ranked: a list ranked on a newer
+        # catalog under an older version is harmless, the other way round would keep a stale one.
+        self.catalog.index_for(model.item_ids)  # built for this model first (the first call)
+        catalog = self.catalog.version
+        request = repr((model.version, catalog, str(strategy), limit, tuple(basket), filters, exclude_purchased))
+        digest = hashlib.blake2b(request.encode(), digest_size=12).hexdigest()
         # Under the cart's owner: a list changes with the cart as well as with purchases.
-        return self._cache.fetch(cart_owner(customer_id), name, RECOMMENDATIONS_CODEC, answer, ttl_s=ttl_s)
+        owner = cart_owner(customer_id)
+        ranked: list[Recommendations] = []
+
+        def rank() -> Recommendations:
+            ranked.append(answer())  # served and recorded by `_serve`
+            return ranked[-1]
+
+        def reuse_or_rank() -> Recommendations:
+            ttl_s = min(LIST_REUSE_S, self._cache.ttl_s)
+            listed = self._cache.fetch(owner, f"list:{digest}", RECOMMENDATIONS_CODEC, rank, ttl_s=ttl_s)
+            return listed if ranked else self._serve_again(customer_id, listed)
+
+        ttl_s = min(SERVED_LIST_TTL_S, self._cache.ttl_s)
+        return self._cache.fetch(owner, f"served:{digest}", RECOMMENDATIONS_CODEC, reuse_or_rank, ttl_s=ttl_s)
 
     def _recommend(
         self,
@@ -633,7 +654,22 @@ class Recommender:
             items=recommended,
         )
         self._served_lists.save_recommendation(served)
-        return Recommendations(served.recommendation_id, model.version, strategy, recommended)
+        return Recommendations(
+            served.recommendation_id, model.version, strategy, recommended, ranking_id=served.recommendation_id
+        )
+
+    def _serve_again(self, customer_id: str, listed: Recommendations) -> Recommendations:
+        """A list ranked earlier (`LIST_REUSE_S`), served as a new one: its own id, recorded."""
+        served = ServedRecommendation(
+            recommendation_id=new_recommendation_id(),
+            customer_id=customer_id,
+            generated_at=_now(),
+            strategy=listed.strategy,
+            model_version=listed.model_version,
+            items=listed.items,
+        )
+        self._served_lists.save_recommendation(served)
+        return replace(listed, recommendation_id=served.recommendation_id)
 
 
 def lifecycle(history: HistoryFeatures) -> Lifecycle:

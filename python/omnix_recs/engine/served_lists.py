@@ -1,7 +1,8 @@
 """Served lists: the answer as served, how it travels through the cache, how it is stored.
 
 Every answer is kept twice. In the cache, briefly, so an identical request (a refresh, a
-retry) gets the same list and id back for nothing. In the store, so feedback can refer to it:
+retry) gets the same list and id back for nothing (and, for a while longer, the same ranking
+under a new id: recommender.LIST_REUSE_S). In the store, so feedback can refer to it:
 `ServedListWriter` writes behind the answer, in batches from a background thread, because one
 write transaction per call would be the store's largest cost under load. Reads look in its queue
 before the store, so feedback on a list served a moment ago works.
@@ -42,6 +43,9 @@ class Recommendations:
     strategy: str
     items: tuple[RecommendedItem, ...]
     lifecycle: str = ""
+    # The id the ranking was first served under, kept by every later serving of it
+    # (recommender.LIST_REUSE_S): what derives from the items alone can be kept per ranking.
+    ranking_id: str = ""
 
 
 def new_recommendation_id() -> str:
@@ -55,18 +59,19 @@ def new_recommendation_id() -> str:
 
 def _encode_recommendations(answer: Recommendations) -> bytes:
     items = [[i.product_id, i.score, i.confidence, i.reasons] for i in answer.items]
-    body = [answer.recommendation_id, answer.model_version, answer.strategy, answer.lifecycle, items]
+    body = [answer.recommendation_id, answer.model_version, answer.strategy, answer.lifecycle, items, answer.ranking_id]
     return orjson.dumps(body)
 
 
 def _decode_recommendations(raw: bytes) -> Recommendations:
-    recommendation_id, model_version, strategy, lifecycle, items = orjson.loads(raw)
+    recommendation_id, model_version, strategy, lifecycle, items, *ranking = orjson.loads(raw)
     return Recommendations(
         recommendation_id,
         model_version,
         strategy,
         tuple(RecommendedItem(p, score, confidence, tuple(reasons)) for p, score, confidence, reasons in items),
         lifecycle,
+        ranking[0] if ranking else recommendation_id,  # an entry written before rankings had ids
     )
 
 
