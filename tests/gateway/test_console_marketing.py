@@ -174,11 +174,22 @@ def test_an_unknown_campaign_is_a_clear_404(stack: Any) -> None:
 def click_and_wait(browser: Any, button: Any) -> None:
     """Click a link or a form's button and wait until the page it leads to has replaced this one
     (reading straight after the click could still read the old page)."""
-    from selenium.webdriver.support import expected_conditions
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
     from selenium.webdriver.support.wait import WebDriverWait
 
+    def replaced(_: Any) -> bool:
+        try:
+            button.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as exc:  # chromium may say so in other words
+            if "does not belong to the document" in str(exc):
+                return True
+            raise
+        return False
+
     button.click()
-    WebDriverWait(browser, 10).until(expected_conditions.staleness_of(button))
+    WebDriverWait(browser, 10).until(replaced)
 
 
 def test_inventory_page_shows_the_forecast_and_the_reorder_advice(browser: Any, stack: Any) -> None:
