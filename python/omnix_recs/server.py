@@ -54,6 +54,9 @@ log = logging.getLogger("omnix.server")
 HEALTH_SERVICE_NAME = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 # Clients' keepalive pings closer together than this are answered with GOAWAY (too many pings).
 MIN_CLIENT_PING_INTERVAL_MS = 10_000
+# How long a stopping process waits for calls the grace cut that still run in threads, before
+# closing the store (past it, the store is left to the process's exit).
+THREADS_WAIT_S = 3.0
 # Workers still running this long after their grace period are killed.
 KILL_AFTER_GRACE_S = 5.0
 # Net allocations between young garbage collections (Python's default is 700; see settle_garbage_collector).
@@ -227,6 +230,7 @@ async def _serve_process(
     settings: Settings, *, reuse_port: bool, generations: GenerationTable | None = None, http_port: int | None = None
 ) -> None:
     store = open_store(settings.store_url)
+    threads_done = True
     try:
         built = await OmnixServer.create(settings, store, reuse_port=reuse_port, generations=generations)
         stopping = asyncio.Event()
@@ -247,9 +251,24 @@ async def _serve_process(
         await built.shutdown()
         if figures is not None:
             figures.close()
+        threads_done = await _worker_threads_done(loop)
         log.info("stopped")
     finally:
-        store.close()
+        if threads_done:
+            store.close()
+        else:  # the process's exit closes it, after those threads
+            log.warning("calls still running in threads %.0f s after the drain: the store is left open", THREADS_WAIT_S)
+
+
+async def _worker_threads_done(loop: asyncio.AbstractEventLoop) -> bool:
+    """Wait (up to `THREADS_WAIT_S`) for the work handlers handed to threads (`asyncio.to_thread`)
+    to end. The grace cancels a call's handler but not its thread, which goes on with the store:
+    closing a SQLite connection while another thread uses it can crash the process."""
+    try:
+        await asyncio.wait_for(loop.shutdown_default_executor(), THREADS_WAIT_S)
+    except TimeoutError:
+        return False
+    return True
 
 
 def settle_garbage_collector() -> None:
