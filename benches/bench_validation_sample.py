@@ -19,8 +19,6 @@ import random
 import time
 from collections.abc import Mapping
 
-import numpy as np
-
 from omnix_recs.config import Settings
 from omnix_recs.engine import tuning
 from omnix_recs.engine.artifact import with_habit_decay
@@ -58,13 +56,10 @@ def main() -> None:
         learn_from = tuning.population_sample(
             range(lines.n_customers), split.customers.tolist(), args.population, args.seed
         )
-        dropped = np.zeros(lines.n_baskets, dtype=bool)
-        dropped[split.targets] = True
-        in_sample = np.zeros(lines.n_customers, dtype=bool)
-        in_sample[np.asarray(learn_from)] = True
-        dropped[lines.basket[~in_sample[lines.customer]]] = True
         started = time.perf_counter()
-        sample = _validation_model(lines_without(lines, np.flatnonzero(dropped)), products, BuildParameters())
+        sample = _validation_model(
+            lines_without(lines, tuning.baskets_left_out(lines, split.targets, learn_from)), products, BuildParameters()
+        )
         out["build_sample_s"] = round(time.perf_counter() - started, 1)
 
         engine: dict[str, tuple[Recommender, Mapping[str, Blend]]] = {

@@ -13,9 +13,10 @@ import enum
 import hashlib
 import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -106,6 +107,18 @@ def week_column(moment: datetime) -> int:
 # Offline ranking (tuning, evaluation) spreads shoppers over this many threads: the kernel
 # releases the GIL, so each one keeps a core busy.
 RANKING_THREADS = min(os.cpu_count() or 1, 8)
+T = TypeVar("T")
+
+
+def in_threads(work: Callable[[PreparedShopper], T], shoppers: Sequence[PreparedShopper]) -> list[T]:
+    """`work` for each shopper, the shoppers dealt out round-robin to the ranking threads (the
+    kernel releases the GIL): offline ranking."""
+    shares = [shoppers[i::RANKING_THREADS] for i in range(RANKING_THREADS)]
+    with ThreadPoolExecutor(RANKING_THREADS) as pool:
+        done = list(pool.map(lambda share: [work(s) for s in share], shares))
+    # Undo the interleaving: shopper i is entry i // threads of share i % threads.
+    return [done[i % RANKING_THREADS][i // RANKING_THREADS] for i in range(len(shoppers))]
+
 
 # A product kept for a list: (model item, score, confidence, [(reason code, anchor item)]).
 Picked = tuple[int, float, float, list[tuple[int, int]]]

@@ -12,14 +12,13 @@ them only when they order baskets better than the blend on shoppers they were no
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import numpy as np
 
 from omnix_recs._core import RANK_FEATURES, Reranker, train_reranker
 from omnix_recs.engine.blends import Blend
-from omnix_recs.engine.recommender import RANKING_THREADS, PreparedShopper, Recommender
+from omnix_recs.engine.recommender import PreparedShopper, Recommender, in_threads
 
 # Candidates per shopper the trees learn to order: the kernel's head for a list of 10
 # (rank.rs `head_size`), which is what serving re-orders.
@@ -46,8 +45,7 @@ def head_candidates(
     """Each shopper's best `RERANK_HEAD` candidates under `blend`, in its order, with their
     features (float32 [n, n_features])."""
     plain = replace(blend, reranker=None)  # the blend's own order, whatever re-ranker it carries
-    with ThreadPoolExecutor(RANKING_THREADS) as pool:
-        return list(pool.map(lambda s: recommender.listed_with_features(s, plain, RERANK_HEAD), shoppers))
+    return in_threads(lambda shopper: recommender.listed_with_features(shopper, plain, RERANK_HEAD), shoppers)
 
 
 def fit_reranker(

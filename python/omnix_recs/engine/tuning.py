@@ -16,10 +16,9 @@ import random
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +39,7 @@ from omnix_recs.engine.holdout import (
     ndcg,
 )
 from omnix_recs.engine.matrix import PurchaseLines
-from omnix_recs.engine.recommender import RANKING_THREADS, PreparedShopper, Recommender
+from omnix_recs.engine.recommender import PreparedShopper, Recommender, in_threads
 from omnix_recs.engine.reranking import fit_reranker, head_candidates
 from omnix_recs.store.base import Store
 
@@ -113,7 +112,6 @@ BASELINE_SHOPPERS = 20_000
 VALIDATION_SHOPPERS = 50_000
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 # metrics of each method, per task, per moment of asking
 Results = dict[AskedAt, dict[Strategy, dict[str, dict[str, float]]]]
@@ -140,16 +138,6 @@ def prepare(recommender: Recommender, split: Split, moments: Sequence[datetime])
 def rank_all(recommender: Recommender, shoppers: Sequence[PreparedShopper], blend: Blend, k: int) -> list[list[str]]:
     """Every shopper's top k."""
     return in_threads(lambda shopper: recommender.rank_ids(shopper, blend, k), shoppers)
-
-
-def in_threads(work: Callable[[PreparedShopper], T], shoppers: Sequence[PreparedShopper]) -> list[T]:
-    """`work` for each shopper, the shoppers dealt out round-robin to the ranking threads (the
-    kernel releases the GIL)."""
-    shares = [shoppers[i::RANKING_THREADS] for i in range(RANKING_THREADS)]
-    with ThreadPoolExecutor(RANKING_THREADS) as pool:
-        done = list(pool.map(lambda share: [work(s) for s in share], shares))
-    # Undo the interleaving: shopper i is entry i // threads of share i % threads.
-    return [done[i % RANKING_THREADS][i // RANKING_THREADS] for i in range(len(shoppers))]
 
 
 # --- the search ----------------------------------------------------------------------------------
@@ -553,6 +541,19 @@ def population_sample(among: Sequence[int], judged: Sequence[int], population: i
     return sorted(judged_set.union(others[: max(0, population - len(judged_set))]))
 
 
+def baskets_left_out(lines: PurchaseLines, targets: np.ndarray, learn_from: Sequence[int]) -> np.ndarray:
+    """The baskets a model learning from the shoppers `learn_from` (`population_sample`) leaves
+    out besides the held-out `targets`: every basket of the others (ascending codes)."""
+    if len(learn_from) == lines.n_customers:
+        return targets
+    in_population = np.zeros(lines.n_customers, dtype=bool)
+    in_population[np.asarray(learn_from)] = True
+    dropped = np.zeros(lines.n_baskets, dtype=bool)
+    dropped[targets] = True
+    dropped[lines.basket[~in_population[lines.customer]]] = True
+    return np.flatnonzero(dropped)
+
+
 def baseline_lists(
     baseline: baselines.Baseline,
     histories: Sequence[Sequence[np.ndarray]],
@@ -686,16 +687,8 @@ def validate(
     tuning, validation = split.subset(range(group)), split.subset(range(group, 2 * group))
     extra = split.subset(range(2 * group, len(split)))
     learn_from = population_sample(range(lines.n_customers), split.customers.tolist(), population, seed)
-    left_out = split.targets
-    if len(learn_from) < lines.n_customers:
-        in_population = np.zeros(lines.n_customers, dtype=bool)
-        in_population[np.asarray(learn_from)] = True
-        dropped = np.zeros(lines.n_baskets, dtype=bool)
-        dropped[left_out] = True
-        dropped[lines.basket[~in_population[lines.customer]]] = True
-        left_out = np.flatnonzero(dropped)
     clock.lap("hold_out")
-    model = build(lines_without(lines, left_out))
+    model = build(lines_without(lines, baskets_left_out(lines, split.targets, learn_from)))
     clock.lap("build")
     choice = tune_habit_decay(store, model, tuning, seed=seed, blend=start[Strategy.REPLENISH])
     habit_decay, recommender = choice.habit_decay, choice.recommender

@@ -524,12 +524,14 @@ class Expression:
         return parameters
 
 
-def append_purchase(columns: PurchaseColumns, item: Mapping[str, Any]) -> None:
-    """Append one purchase item (wire format) to `columns`."""
+def append_purchase(columns: PurchaseColumns, item: Mapping[str, Any], *, with_store: bool = True) -> None:
+    """Append one purchase item (wire format) to `columns`; without its store when `with_store`
+    is false (`store_ids` stays empty: a read that does not fetch the attribute)."""
     columns.customer_ids.append(item["customerId"]["S"])
     columns.order_ids.append(item["orderId"]["S"])
     columns.product_ids.append(item["productId"]["S"])
     columns.quantities.append(int(item["quantity"]["N"]))
     columns.unit_prices.append(float(item["unitPrice"]["N"]))
     columns.purchased_at.append(int(parse_timestamp(item["purchaseDate"]["S"]).timestamp()))
-    columns.store_ids.append(item["storeId"]["S"] if "storeId" in item else "")
+    if with_store:
+        columns.store_ids.append(item["storeId"]["S"] if "storeId" in item else "")

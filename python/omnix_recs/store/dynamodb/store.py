@@ -76,7 +76,6 @@ from omnix_recs.store.dynamodb.codec import (
     model_item,
     non_empty_id,
     order_lines_from_items,
-    parse_timestamp,
     product_from_item,
     product_item,
     purchase_from_item,
@@ -693,12 +692,7 @@ class DynamoStore:
         columns = _new_columns()
         for response in responses:
             for item in response["Items"]:
-                columns.customer_ids.append(item["customerId"]["S"])
-                columns.order_ids.append(item["orderId"]["S"])
-                columns.product_ids.append(item["productId"]["S"])
-                columns.quantities.append(int(item["quantity"]["N"]))
-                columns.unit_prices.append(float(item["unitPrice"]["N"]))
-                columns.purchased_at.append(int(parse_timestamp(item["purchaseDate"]["S"]).timestamp()))
+                append_purchase(columns, item, with_store=False)  # training reads no store
                 if len(columns) == batch_rows:
                     yield columns
                     columns = _new_columns()
