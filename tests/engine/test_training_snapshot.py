@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -45,12 +48,36 @@ def store(generated_db: Path, tmp_path: Path) -> Iterator[Store]:
 
 
 def assert_same_lines(a: PurchaseLines, b: PurchaseLines) -> None:
-    """Equal up to the numbering of baskets (arbitrary in both)."""
+    """Equal, baskets included: both number them in order of first sight."""
     assert a.customer_ids == b.customer_ids and a.item_ids == b.item_ids and a.n_baskets == b.n_baskets
-    for name in ("customer", "item", "purchased_at"):
+    for name in ("customer", "item", "basket", "purchased_at"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
-    pairs = set(zip(a.basket.tolist(), b.basket.tolist()))
-    assert len(pairs) == a.n_baskets  # one-to-one: the same grouping of lines into baskets
+
+
+_LINES_DIGEST = """
+import hashlib, sys
+from omnix_recs.engine.build import read_training_data
+from omnix_recs.store import open_store
+store = open_store(sys.argv[1])
+snapshot_at = (__import__("pathlib").Path(sys.argv[2]), "test") if len(sys.argv) > 2 else None
+_, lines = read_training_data(store, snapshot_at=snapshot_at)
+print(hashlib.sha256(b"".join(getattr(lines, n).tobytes() for n in ("customer", "item", "basket", "purchased_at"))).hexdigest())
+"""
+
+
+@pytest.mark.parametrize("from_snapshot", [False, True])
+def test_lines_do_not_depend_on_the_process_hash_seed(store: Store, tmp_path: Path, from_snapshot: bool) -> None:
+    """Order ids are grouped into baskets by `hash()`, which each process salts differently:
+    the codes must not follow it, or two trainings on the same data rank differently."""
+    digests = set()
+    for seed in ("1", "2"):
+        args = [sys.executable, "-c", _LINES_DIGEST, f"sqlite:///{tmp_path / 'omnix.db'}"]
+        if from_snapshot:
+            shutil.rmtree(tmp_path / f"snap-{seed}", ignore_errors=True)
+            args.append(str(tmp_path / f"snap-{seed}"))  # each process writes its own snapshot
+        done = subprocess.run(args, env={**os.environ, "PYTHONHASHSEED": seed}, capture_output=True, text=True, check=True)
+        digests.add(done.stdout.strip())
+    assert len(digests) == 1
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,19 @@ from omnix_recs.domain.models import Purchase
 from omnix_recs.errors import InvalidArgumentError
 
 
+def basket_codes(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the distinct basket keys numbered in order of first sight, each line's code): lines
+    `keys` (one per line, e.g. a hash of customer and order id) grouped into baskets numbered
+    0, 1, ... as they first appear. The numbering must not follow the keys' values: those come
+    from `hash()` of order ids, salted per process, and a shopper's trips at the same moment are
+    ordered by basket code, so hash-ordered codes made two trainings on the same data differ."""
+    distinct, first, codes = np.unique(keys, return_index=True, return_inverse=True)
+    order = np.argsort(first)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return distinct[order], rank[codes.reshape(-1)]
+
+
 @dataclass(frozen=True, slots=True)
 class PurchaseColumns:
     """A batch of order lines in columnar form, for model builds and analysis scans.

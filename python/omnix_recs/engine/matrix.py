@@ -18,7 +18,7 @@ from datetime import datetime
 import numpy as np
 
 from omnix_recs.domain.models import Product
-from omnix_recs.domain.purchases import PurchaseColumns
+from omnix_recs.domain.purchases import PurchaseColumns, basket_codes
 from omnix_recs.store.snapshot import TrainingSnapshot
 
 # Mixes the customer into an order's hash, so two customers' orders with the same id stay
@@ -145,7 +145,7 @@ def read_purchase_lines(
     item_code, item_ids = _renumber(list(items.codes), wanted_items, by_id=True)
     # A 64-bit hash collision between two orders (odds ~n²/2⁶⁵, 3e-7 at 3M orders) would merge
     # two baskets: harmless for statistics over millions of baskets.
-    _, basket = np.unique(basket_key, return_inverse=True)
+    _, basket = basket_codes(basket_key)
     return PurchaseLines(
         customer=customer_code[customer],
         item=item_code[item],

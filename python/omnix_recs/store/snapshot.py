@@ -46,13 +46,13 @@ from typing import Any
 
 import numpy as np
 
-from omnix_recs.domain.purchases import PurchaseColumns
+from omnix_recs.domain.purchases import PurchaseColumns, basket_codes
 from omnix_recs.store.base import PurchaseWatermark, Store
 
 log = logging.getLogger(__name__)
 
 FORMAT = "omnix-training-snapshot"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: baskets numbered in order of first sight, not of their hashes
 LINE_COLUMNS = {"customer": np.int32, "item": np.int32, "basket": np.int32, "purchased_at": np.int64}
 ID_LISTS = ("customer_ids", "item_ids", "order_ids")
 _CURRENT = "current"
@@ -383,7 +383,7 @@ def _factorised(batches: Iterable[PurchaseColumns]) -> _Columns:
         for name, p in parts.items()
     }
     parts.clear()
-    keys, basket = np.unique(joined.pop("key"), return_inverse=True)
+    keys, basket = basket_codes(joined.pop("key"))
     order_ids = _IdList.of([order_of_key[k] for k in keys.tolist()])
     del order_of_key
     customer_code, customer_ids = _sorted_codes(customers)
