@@ -344,6 +344,15 @@ def train_reranker(
     """Fit LambdaMART trees ordering each query's rows by label (NDCG@ndcg_k), starting from
     the linear `base` (one weight per feature, or empty)."""
 
+# engine/sparse.rs: counting order lines into a CSR matrix (model build)
+
+def csr_pair_counts(
+    rows: npt.NDArray[np.int32], cols: npt.NDArray[np.int32], n_rows: int, n_cols: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.float32]]:
+    """(indptr, indices, counts): how many i have (rows[i], cols[i]) = (r, c), as CSR with the
+    columns of each row ascending. `InvalidInputError` names an argument of the wrong length or
+    a code outside 0..n_rows / 0..n_cols."""
+
 # engine/shoppers.rs: each customer's nearest fellow shoppers' products (model build)
 
 def shoppers_like_you_table(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from omnix_recs._core import InvalidInputError
 from omnix_recs.domain.models import Product
 from omnix_recs.domain.purchases import PurchaseColumns
 from omnix_recs.engine.matrix import (
@@ -81,6 +83,19 @@ def test_csr_counts_matches_scipy(seed: int) -> None:
     np.testing.assert_array_equal(m.indptr, expected.indptr)
     np.testing.assert_array_equal(m.indices, expected.indices)
     np.testing.assert_allclose(m.data, expected.data)
+
+
+@pytest.mark.parametrize(
+    ("rows", "cols", "message"),
+    [
+        ([0, 3], [0, 1], "rows[1] = 3 is outside 0..3 (n_rows)"),
+        ([0, 1], [0, -1], "cols[1] = -1 is outside 0..2 (n_cols)"),
+        ([0, 1], [0], "rows and cols must have the same length"),
+    ],
+)
+def test_csr_counts_names_bad_codes(rows: list[int], cols: list[int], message: str) -> None:
+    with pytest.raises(InvalidInputError, match=re.escape(message)):
+        csr_counts(np.array(rows), np.array(cols), 3, 2)
 
 
 def test_customer_matrix_is_log_weighted_and_drops_heavy_customers() -> None:

@@ -17,6 +17,7 @@ from datetime import datetime
 
 import numpy as np
 
+from omnix_recs import _core
 from omnix_recs.domain.models import Product
 from omnix_recs.domain.purchases import PurchaseColumns, basket_codes
 from omnix_recs.store.snapshot import TrainingSnapshot
@@ -49,17 +50,12 @@ class SparseMatrix:
 
 
 def csr_counts(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int) -> SparseMatrix:
-    """The matrix whose (r, c) entry counts how many times the pair (rows[i], cols[i]) occurs."""
-    keys, counts = np.unique(rows.astype(np.int64) * n_cols + cols, return_counts=True)
-    row_of_key = keys // n_cols
-    indptr = np.zeros(n_rows + 1, dtype=np.int64)
-    np.cumsum(np.bincount(row_of_key, minlength=n_rows), out=indptr[1:])
-    return SparseMatrix(
-        indptr=indptr,
-        indices=(keys - row_of_key * n_cols).astype(np.int32),
-        data=counts.astype(np.float32),
-        n_cols=n_cols,
+    """The matrix whose (r, c) entry counts how many times the pair (rows[i], cols[i]) occurs
+    (Rust: a counting sort, linear in the lines)."""
+    indptr, indices, counts = _core.csr_pair_counts(
+        np.ascontiguousarray(rows, dtype=np.int32), np.ascontiguousarray(cols, dtype=np.int32), n_rows, n_cols
     )
+    return SparseMatrix(indptr=indptr, indices=indices, data=counts, n_cols=n_cols)
 
 
 @dataclass(frozen=True, slots=True)

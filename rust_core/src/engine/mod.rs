@@ -24,6 +24,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     rank::py::register(m)?;
     rerank::py::register(m)?;
     shoppers::register(m)?;
+    sparse::register(m)?;
     taste::register(m)?;
     Ok(())
 }

@@ -135,7 +135,8 @@ pub struct ItemTables<'a> {
     pub content: Neighbours<'a>,
     pub popularity: &'a [f32],
     pub trending: &'a [f32],
-    /// `[n_items, weeks]` row-major lift of each week of the year over the item's mean.
+    /// `[weeks, n_items]` row-major lift of each week of the year over the item's mean: week
+    /// by week, so a request reads one contiguous column rather than a cache line per candidate.
     pub seasonal_lift: &'a [f32],
     pub weeks: usize,
     /// Median days between purchases among repeat buyers; NaN = unknown.
@@ -652,7 +653,7 @@ fn signals_of(t: &ItemTables, r: &Request, c: &Candidate, e: &Evidence) -> [f32;
     v[BASKET_COMPLEMENT] = positive_squash(c.complement);
     v[POPULARITY] = t.popularity[i].clamp(0.0, 1.0);
     v[TRENDING] = positive_squash(t.trending[i]);
-    v[SEASONAL] = positive_squash(t.seasonal_lift[i * t.weeks + r.week] - 1.0);
+    v[SEASONAL] = positive_squash(t.seasonal_lift[r.week * t.n_items + i] - 1.0);
     v[CATEGORY_AFFINITY] = affinity_of(&e.categories, r.category[i]);
     v[BRAND_AFFINITY] = if r.brand[i] >= 0 { affinity_of(&e.brands, r.brand[i]) } else { 0.0 };
     // NaN from a corrupt table must not poison the ordering.
@@ -1459,7 +1460,9 @@ pub mod py {
         content_sim: Py<PyArray2<f32>>,
         popularity: Py<PyArray1<f32>>,
         trending: Py<PyArray1<f32>>,
-        seasonal_lift: Py<PyArray2<f32>>,
+        /// The model's `seasonal_lift` ([n_items, weeks]) copied week by week (`ItemTables`).
+        seasonal_by_week: Vec<f32>,
+        weeks: usize,
         population_cycle_days: Py<PyArray1<f32>>,
         repurchase_rate: Py<PyArray1<f32>>,
         taste_factors: Py<PyArray2<f32>>,
@@ -1477,14 +1480,13 @@ pub mod py {
         content_sim: PyReadonlyArray<'py, f32, Ix2>,
         popularity: PyReadonlyArray1<'py, f32>,
         trending: PyReadonlyArray1<'py, f32>,
-        seasonal_lift: PyReadonlyArray<'py, f32, Ix2>,
         population_cycle_days: PyReadonlyArray1<'py, f32>,
         repurchase_rate: PyReadonlyArray1<'py, f32>,
         taste_factors: PyReadonlyArray<'py, f32, Ix2>,
     }
 
     impl<'py> Borrowed<'py> {
-        fn tables(&self, n_items: usize) -> CoreResult<ItemTables<'_>> {
+        fn tables<'s>(&'s self, n_items: usize, seasonal_by_week: &'s [f32], weeks: usize) -> CoreResult<ItemTables<'s>> {
             Ok(ItemTables {
                 n_items,
                 cooc: Neighbours {
@@ -1504,8 +1506,8 @@ pub mod py {
                 },
                 popularity: slice(&self.popularity, "popularity")?,
                 trending: slice(&self.trending, "trending")?,
-                seasonal_lift: slice(&self.seasonal_lift, "seasonal_lift")?,
-                weeks: self.seasonal_lift.shape()[1],
+                seasonal_lift: seasonal_by_week,
+                weeks,
                 population_cycle_days: slice(&self.population_cycle_days, "population_cycle_days")?,
                 repurchase_rate: slice(&self.repurchase_rate, "repurchase_rate")?,
                 taste_factors: slice(&self.taste_factors, "taste_factors")?,
@@ -1525,7 +1527,6 @@ pub mod py {
                 content_sim: self.content_sim.bind(py).readonly(),
                 popularity: self.popularity.bind(py).readonly(),
                 trending: self.trending.bind(py).readonly(),
-                seasonal_lift: self.seasonal_lift.bind(py).readonly(),
                 population_cycle_days: self.population_cycle_days.bind(py).readonly(),
                 repurchase_rate: self.repurchase_rate.bind(py).readonly(),
                 taste_factors: self.taste_factors.bind(py).readonly(),
@@ -1558,6 +1559,16 @@ pub mod py {
             taste_factors: Bound<'_, PyArray2<f32>>,
         ) -> PyResult<Self> {
             let n_items = popularity.len();
+            let (seasonal_by_week, weeks) = {
+                let lift = seasonal_lift.readonly();
+                let weeks = lift.shape()[1];
+                let rows = slice(&lift, "seasonal_lift")?;
+                if lift.shape()[0] != n_items || weeks == 0 {
+                    return Err(CoreErrorKind::InvalidInput(format!("seasonal_lift must be [{n_items}, weeks > 0]")).into());
+                }
+                let by_week: Vec<f32> = (0..weeks).flat_map(|w| rows.iter().skip(w).step_by(weeks).copied()).collect();
+                (by_week, weeks)
+            };
             let held = RankTables {
                 cooc_idx: cooc_idx.unbind(),
                 cooc_sim: cooc_sim.unbind(),
@@ -1567,14 +1578,15 @@ pub mod py {
                 content_sim: content_sim.unbind(),
                 popularity: popularity.unbind(),
                 trending: trending.unbind(),
-                seasonal_lift: seasonal_lift.unbind(),
+                seasonal_by_week,
+                weeks,
                 population_cycle_days: population_cycle_days.unbind(),
                 repurchase_rate: repurchase_rate.unbind(),
                 taste_factors: taste_factors.unbind(),
                 n_items,
             };
             let borrowed = held.borrow(py);
-            let tables = borrowed.tables(n_items)?;
+            let tables = borrowed.tables(n_items, &held.seasonal_by_week, held.weeks)?;
             without_gil(py, || super::validate_tables(&tables))?;
             drop(borrowed);
             Ok(held)
@@ -1634,7 +1646,7 @@ pub mod py {
                 Some(array) => slice(array, "like_you_scores")?,
                 None => &[],
             };
-            let tables = borrowed.tables(self.n_items)?;
+            let tables = borrowed.tables(self.n_items, &self.seasonal_by_week, self.weeks)?;
             let request = Request {
                 history: History {
                     items: slice(&history_items, "history_items")?,
@@ -1718,7 +1730,7 @@ pub mod py {
                 Some(array) => slice(array, "like_you_scores")?,
                 None => &[],
             };
-            let tables = borrowed.tables(self.n_items)?;
+            let tables = borrowed.tables(self.n_items, &self.seasonal_by_week, self.weeks)?;
             let no_weights = [0.0f32; N_SIGNALS];
             let request = Request {
                 history: History {

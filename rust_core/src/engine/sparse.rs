@@ -3,9 +3,12 @@
 //! Python hands over `scipy.sparse.csr_matrix`-style arrays (`indptr`, `indices`, `data`). They
 //! are copied out of numpy while the GIL is held (a memcpy: Python code could otherwise write to
 //! the arrays while the kernels read them without the GIL), then validated and used here.
-use numpy::{Element, PyReadonlyArray1};
+use numpy::{Element, PyArray1, PyReadonlyArray1};
+use pyo3::prelude::*;
+use rayon::prelude::*;
 
 use crate::errors::{CoreErrorKind, CoreResult};
+use crate::gil::without_gil;
 use crate::invalid;
 
 /// Per-entry weights of a sparse matrix: real values, or all ones for plain incidence
@@ -193,6 +196,74 @@ impl<W: Weights> Csr<W> {
     }
 }
 
+/// The CSR whose (r, c) entry counts the lines `i` with `rows[i] == r` and `cols[i] == c`:
+/// (indptr, indices, counts), columns ascending in each row. A counting sort by row, then each
+/// row's columns sorted in parallel: linear in the lines, where sorting (row, column) keys as
+/// numpy would costs several seconds at tens of millions of lines.
+pub fn pair_counts(rows: &[i32], cols: &[i32], n_rows: usize, n_cols: usize) -> CoreResult<(Vec<i64>, Vec<i32>, Vec<f32>)> {
+    if rows.len() != cols.len() {
+        return invalid!("rows and cols must have the same length, got {} and {}", rows.len(), cols.len());
+    }
+    if let Some(pos) = rows.iter().position(|r| *r < 0 || *r as usize >= n_rows) {
+        return invalid!("rows[{pos}] = {} is outside 0..{n_rows} (n_rows)", rows[pos]);
+    }
+    if let Some(pos) = cols.iter().position(|c| *c < 0 || *c as usize >= n_cols) {
+        return invalid!("cols[{pos}] = {} is outside 0..{n_cols} (n_cols)", cols[pos]);
+    }
+    let mut starts = vec![0usize; n_rows + 1];
+    rows.iter().for_each(|r| starts[*r as usize + 1] += 1);
+    (0..n_rows).for_each(|r| starts[r + 1] += starts[r]);
+    let mut next = starts[..n_rows].to_vec();
+    let mut by_row = vec![0i32; cols.len()];
+    for (r, c) in rows.iter().zip(cols) {
+        by_row[next[*r as usize]] = *c;
+        next[*r as usize] += 1;
+    }
+    // Each row's columns, sorted: the rows are disjoint slices of `by_row`.
+    let mut slices = Vec::with_capacity(n_rows);
+    let mut rest = by_row.as_mut_slice();
+    for r in 0..n_rows {
+        let (row, tail) = rest.split_at_mut(starts[r + 1] - starts[r]);
+        slices.push(row);
+        rest = tail;
+    }
+    slices.par_iter_mut().with_min_len(64).for_each(|row| row.sort_unstable());
+    let mut indptr = Vec::with_capacity(n_rows + 1);
+    indptr.push(0i64);
+    let (mut indices, mut counts) = (Vec::new(), Vec::new());
+    for row in &slices {
+        for run in row.chunk_by(|a, b| a == b) {
+            indices.push(run[0]);
+            counts.push(run.len() as f32);
+        }
+        indptr.push(indices.len() as i64);
+    }
+    Ok((indptr, indices, counts))
+}
+
+/// (indptr, indices, counts) as numpy arrays.
+type CountsCsr<'py> = (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i32>>, Bound<'py, PyArray1<f32>>);
+
+/// `pair_counts` for Python (engine/matrix.py `csr_counts`): int32 `rows` and `cols` of equal
+/// length, codes below `n_rows` and `n_cols`. Runs in parallel with the GIL released.
+#[pyfunction]
+#[pyo3(signature = (rows, cols, n_rows, n_cols))]
+pub fn csr_pair_counts<'py>(
+    py: Python<'py>,
+    rows: PyReadonlyArray1<'py, i32>,
+    cols: PyReadonlyArray1<'py, i32>,
+    n_rows: usize,
+    n_cols: usize,
+) -> PyResult<CountsCsr<'py>> {
+    let (rows, cols) = (copy_array("rows", &rows)?, copy_array("cols", &cols)?);
+    let (indptr, indices, counts) = without_gil(py, move || pair_counts(&rows, &cols, n_rows, n_cols))?;
+    Ok((PyArray1::from_vec(py, indptr), PyArray1::from_vec(py, indices), PyArray1::from_vec(py, counts)))
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(csr_pair_counts, m)?)
+}
+
 /// Copies a 1-d numpy array into a Vec (the caller holds the GIL).
 pub fn copy_array<T: Element + Copy>(name: &str, array: &PyReadonlyArray1<'_, T>) -> CoreResult<Vec<T>> {
     array
@@ -208,6 +279,17 @@ mod tests {
     fn small() -> Csr<Vec<f32>> {
         // rows: [0: cols 0,2] [1: col 1] [2: cols 0,1,2]
         Csr::from_parts(vec![0, 2, 3, 6], vec![0, 2, 1, 0, 1, 2], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 3).unwrap()
+    }
+
+    #[test]
+    fn pair_counts_counts_each_pair_in_column_order() {
+        let (indptr, indices, counts) = pair_counts(&[2, 0, 2, 2, 0], &[1, 3, 0, 1, 3], 4, 4).unwrap();
+        assert_eq!(indptr, vec![0, 1, 1, 3, 3]);
+        assert_eq!(indices, vec![3, 0, 1]);
+        assert_eq!(counts, vec![2.0, 1.0, 2.0]);
+        assert!(pair_counts(&[0, 4], &[0, 0], 4, 4).is_err());
+        assert!(pair_counts(&[0], &[-1], 4, 4).is_err());
+        assert!(pair_counts(&[0, 1], &[0], 4, 4).is_err());
     }
 
     #[test]
