@@ -25,6 +25,7 @@ __all__ = [
     "Reranker",
     "train_reranker",
     "item_taste_factors",
+    "csr_pair_counts",
     "shoppers_like_you_table",
     "customer_habit_weights",
     "consumption_cycles",

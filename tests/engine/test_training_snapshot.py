@@ -75,7 +75,9 @@ def test_lines_do_not_depend_on_the_process_hash_seed(store: Store, tmp_path: Pa
         if from_snapshot:
             shutil.rmtree(tmp_path / f"snap-{seed}", ignore_errors=True)
             args.append(str(tmp_path / f"snap-{seed}"))  # each process writes its own snapshot
-        done = subprocess.run(args, env={**os.environ, "PYTHONHASHSEED": seed}, capture_output=True, text=True, check=True)
+        done = subprocess.run(
+            args, env={**os.environ, "PYTHONHASHSEED": seed}, capture_output=True, text=True, check=True
+        )
         digests.add(done.stdout.strip())
     assert len(digests) == 1
 

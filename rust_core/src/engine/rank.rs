@@ -1486,7 +1486,12 @@ pub mod py {
     }
 
     impl<'py> Borrowed<'py> {
-        fn tables<'s>(&'s self, n_items: usize, seasonal_by_week: &'s [f32], weeks: usize) -> CoreResult<ItemTables<'s>> {
+        fn tables<'s>(
+            &'s self,
+            n_items: usize,
+            seasonal_by_week: &'s [f32],
+            weeks: usize,
+        ) -> CoreResult<ItemTables<'s>> {
             Ok(ItemTables {
                 n_items,
                 cooc: Neighbours {
@@ -1564,7 +1569,9 @@ pub mod py {
                 let weeks = lift.shape()[1];
                 let rows = slice(&lift, "seasonal_lift")?;
                 if lift.shape()[0] != n_items || weeks == 0 {
-                    return Err(CoreErrorKind::InvalidInput(format!("seasonal_lift must be [{n_items}, weeks > 0]")).into());
+                    return Err(
+                        CoreErrorKind::InvalidInput(format!("seasonal_lift must be [{n_items}, weeks > 0]")).into()
+                    );
                 }
                 let by_week: Vec<f32> = (0..weeks).flat_map(|w| rows.iter().skip(w).step_by(weeks).copied()).collect();
                 (by_week, weeks)
