@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -29,6 +29,7 @@ from omnix_recs.domain.models import (
     InteractionKind,
     Preferences,
 )
+from omnix_recs.domain.purchases import OrderLines
 from omnix_recs.engine.features import (
     CART_WINDOW,
     HABIT_DECAY,
@@ -41,6 +42,7 @@ from omnix_recs.store.base import Store
 from omnix_recs.store.cache import Cache, Codec
 
 T = TypeVar("T")
+S = TypeVar("S", bound=Store)
 
 # Interactions read to rebuild a cart: far more than a real cart sees in CART_WINDOW.
 RECENT_EVENTS_LIMIT = 200
@@ -184,6 +186,45 @@ class ShopperReads:
     def _cart(self, customer_id: str, as_of: datetime) -> CartEvents:
         events = tuple(e for e in _recent_interactions(self._store, customer_id, as_of) if e.kind in CART_KINDS)
         return CartEvents(as_of.timestamp(), events)
+
+
+class _RepeatedReads:
+    """`repeated_reads`' proxy: the reads a backtest repeats, kept; everything else forwarded."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._kept: dict[tuple[object, ...], object] = {}
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+    def get_customer(self, customer_id: str) -> Customer:
+        return self._keep(("customer", customer_id), lambda: self._store.get_customer(customer_id))
+
+    def order_lines_of(self, customer_id: str, before: datetime | None = None) -> OrderLines:
+        return self._keep(("lines", customer_id, before), lambda: self._store.order_lines_of(customer_id, before))
+
+    def list_interactions(
+        self, customer_id: str, since: datetime | None = None, limit: int = 1000
+    ) -> list[Interaction]:
+        return self._keep(
+            ("interactions", customer_id, since, limit),
+            lambda: self._store.list_interactions(customer_id, since=since, limit=limit),
+        )
+
+    def _keep(self, key: tuple[object, ...], read: Callable[[], T]) -> T:
+        if key not in self._kept:
+            self._kept[key] = read()  # an error (an unknown customer) is raised, not kept
+        return self._kept[key]  # type: ignore[return-value]
+
+
+def repeated_reads(store: S) -> S:
+    """`store` for one offline evaluation, which prepares the same shoppers at the same moments
+    several times (per habit decay, per setting compared, per moment of asking): their profile,
+    order lines and recent events are read from the store once and then answered from memory;
+    every other call goes to `store`. Only for reading a past no one changes meanwhile; what it
+    returns is shared, so callers must not modify it."""
+    return _RepeatedReads(store)  # type: ignore[return-value]
 
 
 def _now() -> datetime:

@@ -25,6 +25,7 @@ from omnix_recs.engine import baselines
 from omnix_recs.engine.artifact import LoadedModel, load_model, with_habit_decay, write_model
 from omnix_recs.engine.blends import DEFAULT_BLENDS, Blend, Strategy, describe
 from omnix_recs.engine.build import BuildParameters, build_from_lines
+from omnix_recs.engine.cached_reads import repeated_reads
 from omnix_recs.engine.features import HABIT_DECAY
 from omnix_recs.engine.holdout import (
     BIAS_METRICS,
@@ -113,6 +114,7 @@ def run_evaluation(
     ):
         tuned: dict[str, Blend] = {}
         habit_decay = HABIT_DECAY
+        reads = repeated_reads(store)  # each shopper is prepared per setting and moment: read once
         if tune:
             stage.begin("tune")
             validation = hold_out(trips, eligible, back=2)
@@ -122,7 +124,7 @@ def run_evaluation(
             )
             tuning_split = validation.sample(TUNING_SHOPPERS, seed)
             start = DEFAULT_BLENDS[Strategy.REPLENISH]
-            choice = tune_habit_decay(store, val_model, tuning_split, seed=seed, blend=start)
+            choice = tune_habit_decay(reads, val_model, tuning_split, seed=seed, blend=start)
             habit_decay = choice.habit_decay
             tuned = tune_blends(choice.recommender, tuning_split, seed=seed, shoppers=choice.shoppers)
             tuned = learn_rerankings(choice.recommender, validation.sample(RERANK_SHOPPERS, seed), tuned, seed=seed)
@@ -130,13 +132,15 @@ def run_evaluation(
         test_model = build(
             lines_without(lines, test.targets), products, replace(settings, model_dir=str(Path(workdir) / "test"))
         )
-        default = Recommender(store, FixedModel(test_model))
+        default = Recommender(reads, FixedModel(test_model))
         engine: dict[str, tuple[Recommender, Mapping[str, Blend]]] = {ENGINE_DEFAULT: (default, DEFAULT_BLENDS)}
         if tuned:
             # One recommender when the decay stays the default: `compare` prepares each once.
             at_decay = default
             if habit_decay != test_model.habit_decay:
-                at_decay = Recommender(store, FixedModel(with_habit_decay(test_model, habit_decay)))
+                at_decay = Recommender(
+                    reads, FixedModel(with_habit_decay(test_model, habit_decay)), catalog=default.catalog
+                )
             engine[ENGINE_TUNED] = (at_decay, tuned)
             if any(blend.reranker is not None for blend in tuned.values()):
                 engine[ENGINE_TUNED_BLENDS_ONLY] = (at_decay, {s: replace(b, reranker=None) for s, b in tuned.items()})

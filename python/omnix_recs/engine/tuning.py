@@ -27,7 +27,9 @@ from omnix_recs.domain.models import Product
 from omnix_recs.engine import baselines
 from omnix_recs.engine.artifact import LoadedModel, with_habit_decay
 from omnix_recs.engine.blends import DEFAULT_BLENDS, Blend, Strategy
+from omnix_recs.engine.cached_reads import repeated_reads
 from omnix_recs.engine.features import HABIT_DECAY
+from omnix_recs.engine.filters import CatalogCache
 from omnix_recs.engine.holdout import (
     AskedAt,
     ItemPopularity,
@@ -253,19 +255,26 @@ class HabitDecayChoice:
 
 
 def tune_habit_decay(
-    store: Store, model: LoadedModel, split: Split, *, seed: int = 0, blend: Blend
+    store: Store,
+    model: LoadedModel,
+    split: Split,
+    *,
+    seed: int = 0,
+    blend: Blend,
+    catalog: CatalogCache | None = None,
 ) -> HabitDecayChoice:
     """The habit decay (of `TUNING_HABIT_DECAYS`) under which `blend`'s lists rank the split's
     held-out baskets best: `HABIT_DECAY` unless another is clearly better (`_Judge`). How fast a
     shopper's older trips should fade is a property of the shop (how steady its shoppers' habits
-    are), so the data decides it, before the blends are tuned at the chosen decay."""
+    are), so the data decides it, before the blends are tuned at the chosen decay. `catalog`:
+    the catalog snapshot the recommenders share (default: one each)."""
     truth = split.truth(Strategy.REPLENISH)
     moments = mixed_moments(split, seed)
     judged = [i for i, t in enumerate(truth) if t]
     choices: dict[float, HabitDecayChoice] = {}
     qualities: dict[float, list[float]] = {}
     for decay in TUNING_HABIT_DECAYS if judged else (HABIT_DECAY,):
-        recommender = Recommender(store, FixedModel(with_habit_decay(model, decay)))
+        recommender = Recommender(store, FixedModel(with_habit_decay(model, decay)), catalog=catalog)
         shoppers = prepare(recommender, split, moments)
         choices[decay] = HabitDecayChoice(decay, recommender, shoppers)
         lists = rank_all(recommender, [shoppers[i] for i in judged], blend, TUNING_METRIC_K)
@@ -675,6 +684,10 @@ def validate(
     `population` shoppers from the baskets of that many (all three groups and a seeded sample
     of the others)."""
     clock = _Stages()
+    # Shoppers are prepared several times at the same moments (per habit decay, per setting, per
+    # moment): their store reads are made once, and one catalog snapshot serves every recommender.
+    store = repeated_reads(store)
+    catalog = CatalogCache(store)
     trips = Trips.of(lines)
     eligible = trips.eligible()
     if len(eligible) < 2:
@@ -690,14 +703,15 @@ def validate(
     clock.lap("hold_out")
     model = build(lines_without(lines, baskets_left_out(lines, split.targets, learn_from)))
     clock.lap("build")
-    choice = tune_habit_decay(store, model, tuning, seed=seed, blend=start[Strategy.REPLENISH])
+    choice = tune_habit_decay(store, model, tuning, seed=seed, blend=start[Strategy.REPLENISH], catalog=catalog)
     habit_decay, recommender = choice.habit_decay, choice.recommender
     tuned = tune_blends(recommender, tuning, seed=seed, start=start, shoppers=choice.shoppers)
     extra_shoppers = prepare(recommender, extra, mixed_moments(extra, seed))
     rerank_split = split.subset([*range(group), *range(2 * group, len(split))])
     tuned = learn_rerankings(recommender, rerank_split, tuned, seed=seed, shoppers=[*choice.shoppers, *extra_shoppers])
     clock.lap("tuning")
-    engine = {ENGINE_DEFAULT: (Recommender(store, FixedModel(model)), start), ENGINE_TUNED: (recommender, tuned)}
+    default = Recommender(store, FixedModel(model), catalog=catalog)
+    engine = {ENGINE_DEFAULT: (default, start), ENGINE_TUNED: (recommender, tuned)}
     k_values, catalog_size = (VALIDATION_K,), len(products)
     results = compare(validation, trips, engine, [], k_values=k_values, catalog_size=catalog_size, seed=seed)
     clock.lap("engine")

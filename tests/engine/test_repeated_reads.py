@@ -1,0 +1,58 @@
+"""`repeated_reads` (engine/cached_reads.py): an offline evaluation's repeated shopper reads
+reach the store once, answer as the store does, and never keep an error."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from omnix_recs.engine.cached_reads import repeated_reads
+from omnix_recs.engine.recommender import Recommender
+from omnix_recs.errors import NotFoundError
+
+
+class CountingStore:
+    """Forwards to a real store, counting the calls of each method."""
+
+    def __init__(self, store):
+        self.store, self.calls = store, {}
+
+    def __getattr__(self, name):
+        method = getattr(self.store, name)
+
+        def counted(*args, **kwargs):
+            self.calls[name] = self.calls.get(name, 0) + 1
+            return method(*args, **kwargs)
+
+        return counted
+
+
+def test_a_shopper_prepared_again_is_read_once_and_the_same(shop, fixed_models, hand_made_model):
+    shop.weekly_milk_shopper()
+    counting = CountingStore(shop.store)
+    reads = repeated_reads(counting)
+    direct = Recommender(shop.store, fixed_models(hand_made_model)).shopper_at("alice", shop.now)
+    recommender = Recommender(reads, fixed_models(hand_made_model))
+    first, again = (recommender.shopper_at("alice", shop.now) for _ in range(2))
+    for prepared in (first, again):
+        assert prepared.customer == direct.customer
+        assert prepared.history.items.tolist() == direct.history.items.tolist()
+        assert prepared.history.habit.tolist() == direct.history.habit.tolist()
+    assert counting.calls["get_customer"] == 1
+    assert counting.calls["order_lines_of"] == 1
+    # Another moment is another read: lines before it are not the lines before the first.
+    earlier = recommender.shopper_at("alice", shop.now - timedelta(days=10))
+    assert counting.calls["order_lines_of"] == 2
+    assert len(earlier.history.items) <= len(first.history.items)
+
+
+def test_an_unknown_customer_is_an_error_every_time(shop):
+    counting = CountingStore(shop.store)
+    reads = repeated_reads(counting)
+    for _ in range(2):
+        with pytest.raises(NotFoundError):
+            reads.get_customer("nobody")
+    assert counting.calls["get_customer"] == 2
+    shop.customer("nobody")
+    assert reads.get_customer("nobody").customer_id == "nobody"  # registered since: found
