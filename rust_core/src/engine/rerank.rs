@@ -150,7 +150,7 @@ pub fn train(
     for _ in 0..p.trees {
         lambdas(&scores, labels, query_starts, p.ndcg_k, &mut grad, &mut hess);
         let mut grower = Grower { bins: &bins, grad: &grad, hess: &hess, p, forest: &mut forest };
-        let root = grower.grow(&mut rows, 0);
+        let root = grower.grow(&mut rows, 0, None);
         forest.roots.push(root as i32);
         scores.par_iter_mut().enumerate().for_each(|(i, s)| {
             *s += forest.value[forest.leaf(root, &features[i * n_features..(i + 1) * n_features])];
@@ -166,6 +166,9 @@ struct Bins {
     n_features: usize,
     thresholds: Vec<Vec<f32>>,
     codes: Vec<u8>, // row-major [n, n_features]
+    /// Where each feature's bins start in a node's histogram (one flat vector of every
+    /// feature's bins); the last entry is its length.
+    offsets: Vec<usize>,
 }
 
 impl Bins {
@@ -195,7 +198,11 @@ impl Bins {
                 *code = if x.is_nan() { cuts.len() } else { cuts.partition_point(|t| *t < x) } as u8;
             }
         });
-        Bins { n_features, thresholds, codes }
+        let mut offsets = vec![0usize];
+        for cuts in &thresholds {
+            offsets.push(offsets.last().copied().unwrap_or(0) + cuts.len() + 1);
+        }
+        Bins { n_features, thresholds, codes, offsets }
     }
 }
 
@@ -281,7 +288,9 @@ impl Sums {
 }
 
 impl Grower<'_> {
-    fn grow(&mut self, rows: &mut [u32], depth: usize) -> usize {
+    /// The node over `rows` and its subtree; `histogram`: the rows' histograms when the parent
+    /// already knows them (`histograms`).
+    fn grow(&mut self, rows: &mut [u32], depth: usize, histogram: Option<Vec<Sums>>) -> usize {
         let node = self.forest.feature.len();
         self.forest.feature.push(-1);
         self.forest.threshold.push(0.0);
@@ -294,24 +303,26 @@ impl Grower<'_> {
             n: s.n + 1,
         });
         let l2 = self.p.l2 as f64;
-        let split =
-            if depth < self.p.depth && rows.len() >= 2 * self.p.min_leaf { self.best_split(rows, total) } else { None };
-        let Some((feature, bin)) = split else {
+        let histogram = self.may_split(rows.len(), depth).then(|| histogram.unwrap_or_else(|| self.histograms(rows)));
+        let Some((feature, bin)) = histogram.as_ref().and_then(|h| self.best_split(h, total)) else {
             self.forest.value[node] = (self.p.learning_rate as f64 * total.g / (total.h + l2)) as f32;
             return node;
         };
-        // Left rows first, then right, in place.
-        let nf = self.bins.n_features;
-        let mut cut = 0;
-        for i in 0..rows.len() {
-            if self.bins.codes[rows[i] as usize * nf + feature] as usize <= bin {
-                rows.swap(i, cut);
-                cut += 1;
-            }
-        }
+        let cut = self.partition(rows, feature, bin);
         let (left_rows, right_rows) = rows.split_at_mut(cut);
-        let left = self.grow(left_rows, depth + 1);
-        let right = self.grow(right_rows, depth + 1);
+        // The children's histograms: the smaller child's summed over its rows, the other's what
+        // is left of this node's, which halves the work of every level but the first.
+        let (mut left_histogram, mut right_histogram) = (None, None);
+        if self.may_split(left_rows.len(), depth + 1) || self.may_split(right_rows.len(), depth + 1) {
+            let mut rest = histogram.expect("a split node has histograms");
+            let smaller_is_left = left_rows.len() <= right_rows.len();
+            let smaller = self.histograms(if smaller_is_left { left_rows } else { right_rows });
+            rest.iter_mut().zip(&smaller).for_each(|(b, s)| *b = Sums { g: b.g - s.g, h: b.h - s.h, n: b.n - s.n });
+            (left_histogram, right_histogram) =
+                if smaller_is_left { (Some(smaller), Some(rest)) } else { (Some(rest), Some(smaller)) };
+        }
+        let left = self.grow(left_rows, depth + 1, left_histogram);
+        let right = self.grow(right_rows, depth + 1, right_histogram);
         self.forest.feature[node] = feature as i32;
         self.forest.threshold[node] = self.bins.thresholds[feature][bin];
         self.forest.left[node] = left as i32;
@@ -319,18 +330,41 @@ impl Grower<'_> {
         node
     }
 
+    /// Whether a node of `n_rows` at `depth` may split at all.
+    fn may_split(&self, n_rows: usize, depth: usize) -> bool {
+        depth < self.p.depth && n_rows >= 2 * self.p.min_leaf
+    }
+
+    /// Puts the rows going left (`feature`'s bin at most `bin`) first, each side in the order
+    /// it was: rows stay ascending, so a child's histograms read the row arrays front to back
+    /// rather than at random. Returns how many go left.
+    fn partition(&self, rows: &mut [u32], feature: usize, bin: usize) -> usize {
+        let nf = self.bins.n_features;
+        let goes_left = |r: u32| self.bins.codes[r as usize * nf + feature] as usize <= bin;
+        let right: Vec<u32> = rows.iter().copied().filter(|&r| !goes_left(r)).collect();
+        let mut cut = 0;
+        for i in 0..rows.len() {
+            let r = rows[i];
+            if goes_left(r) {
+                rows[cut] = r; // cut <= i: nothing unread is overwritten
+                cut += 1;
+            }
+        }
+        rows[cut..].copy_from_slice(&right);
+        cut
+    }
+
     /// The (feature, bin) whose split gains most, if any gains at all.
-    fn best_split(&self, rows: &[u32], total: Sums) -> Option<(usize, usize)> {
+    fn best_split(&self, histogram: &[Sums], total: Sums) -> Option<(usize, usize)> {
         let l2 = self.p.l2 as f64;
         let parent = total.score(l2);
-        self.histograms(rows)
-            .iter()
-            .enumerate()
-            .filter_map(|(j, histogram)| {
+        (0..self.bins.n_features)
+            .filter_map(|j| {
                 let cuts = self.bins.thresholds[j].len();
                 let mut left = Sums::default();
                 let mut best: Option<(f64, usize, usize)> = None;
-                for (bin, b) in histogram.iter().take(cuts).enumerate() {
+                for (bin, b) in histogram[self.bins.offsets[j]..self.bins.offsets[j + 1]].iter().take(cuts).enumerate()
+                {
                     left = Sums { g: left.g + b.g, h: left.h + b.h, n: left.n + b.n };
                     let right = Sums { g: total.g - left.g, h: total.h - left.h, n: total.n - left.n };
                     if left.n < self.p.min_leaf || right.n < self.p.min_leaf {
@@ -348,36 +382,35 @@ impl Grower<'_> {
             .map(|(_, j, bin)| (j, bin))
     }
 
-    /// Per feature, the gradient sums of `rows` by bin. One pass over the rows reads each
-    /// row's codes once (they lie together): a pass per feature would read them all per feature.
-    /// Chunks of rows are summed in parallel and added up in chunk order, so the sums, and the
-    /// trees, do not depend on thread timing.
-    fn histograms(&self, rows: &[u32]) -> Vec<Vec<Sums>> {
+    /// The gradient sums of `rows` by bin, every feature's bins in one vector (`Bins::offsets`).
+    /// One pass over the rows reads each row's codes once (they lie together): a pass per
+    /// feature would read them all per feature. Chunks of rows are summed in parallel and added
+    /// up in chunk order, so the sums, and the trees, do not depend on thread timing.
+    fn histograms(&self, rows: &[u32]) -> Vec<Sums> {
         let nf = self.bins.n_features;
-        let empty: Vec<Vec<Sums>> = self.bins.thresholds.iter().map(|t| vec![Sums::default(); t.len() + 1]).collect();
-        let partial: Vec<Vec<Vec<Sums>>> = rows
+        let offsets = &self.bins.offsets[..nf];
+        let empty = vec![Sums::default(); self.bins.offsets[nf]];
+        let partial: Vec<Vec<Sums>> = rows
             .par_chunks(HISTOGRAM_CHUNK)
             .map(|chunk| {
-                let mut histograms = empty.clone();
+                let mut histogram = empty.clone();
                 for &r in chunk {
                     let (g, h) = (self.grad[r as usize] as f64, self.hess[r as usize] as f64);
                     let codes = &self.bins.codes[r as usize * nf..(r as usize + 1) * nf];
-                    for (histogram, &code) in histograms.iter_mut().zip(codes) {
-                        let b = &mut histogram[code as usize];
+                    for (&offset, &code) in offsets.iter().zip(codes) {
+                        let b = &mut histogram[offset + code as usize];
                         b.g += g;
                         b.h += h;
                         b.n += 1;
                     }
                 }
-                histograms
+                histogram
             })
             .collect();
         let mut sums = empty;
-        for chunk in partial {
-            for (histogram, part) in sums.iter_mut().zip(chunk) {
-                for (b, p) in histogram.iter_mut().zip(part) {
-                    *b = Sums { g: b.g + p.g, h: b.h + p.h, n: b.n + p.n };
-                }
+        for part in partial {
+            for (b, p) in sums.iter_mut().zip(part) {
+                *b = Sums { g: b.g + p.g, h: b.h + p.h, n: b.n + p.n };
             }
         }
         sums
