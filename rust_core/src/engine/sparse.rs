@@ -200,7 +200,12 @@ impl<W: Weights> Csr<W> {
 /// (indptr, indices, counts), columns ascending in each row. A counting sort by row, then each
 /// row's columns sorted in parallel: linear in the lines, where sorting (row, column) keys as
 /// numpy would costs several seconds at tens of millions of lines.
-pub fn pair_counts(rows: &[i32], cols: &[i32], n_rows: usize, n_cols: usize) -> CoreResult<(Vec<i64>, Vec<i32>, Vec<f32>)> {
+pub fn pair_counts(
+    rows: &[i32],
+    cols: &[i32],
+    n_rows: usize,
+    n_cols: usize,
+) -> CoreResult<(Vec<i64>, Vec<i32>, Vec<f32>)> {
     if rows.len() != cols.len() {
         return invalid!("rows and cols must have the same length, got {} and {}", rows.len(), cols.len());
     }
