@@ -368,12 +368,14 @@ def shoppers_like_you_table(
     neighbours: int,
     items: int,
     postings_cap: int,
+    only: npt.NDArray[np.int32] | None = None,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.float32]]:
     """From every customer's order lines (codes, epoch seconds): per customer, the top `items`
     products of the similarity-weighted mean habit row of their `neighbours` nearest customers
     (cosine over habit weights, through an inverted index keeping each product's `postings_cap`
     heaviest buyers; 0 = all, exact), as CSR (indptr, items, scores), each row best first.
-    InvalidInputError on mismatched lengths or codes out of range."""
+    `only` (customer codes): fill just their rows, the others empty (neighbours are still found
+    among everyone). InvalidInputError on mismatched lengths or codes out of range."""
 
 def customer_habit_weights(
     customer: npt.NDArray[np.int32],

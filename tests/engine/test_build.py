@@ -386,6 +386,19 @@ def test_a_capped_index_still_finds_close_neighbours() -> None:
     assert not np.array_equal(exact[1], capped[1]) or np.array_equal(exact[2], capped[2])
 
 
+def test_shoppers_like_you_for_some_customers_are_their_rows_of_the_whole_table() -> None:
+    customer, basket, item, at = random_lines(4)
+    args = dict(habit_decay=0.9, neighbours=5, items=10, postings_cap=8)
+    whole = _core.shoppers_like_you_table(customer, basket, item, at, 40, 30, **args)
+    only = np.array([3, 17, 39], dtype=np.int32)
+    some = _core.shoppers_like_you_table(customer, basket, item, at, 40, 30, only=only, **args)
+    for c in range(40):
+        rows = [table[1][table[0][c] : table[0][c + 1]].tolist() for table in (whole, some)]
+        assert rows[1] == (rows[0] if c in only else [])
+    with pytest.raises(_core.InvalidInputError, match="only: customer code 40 outside 0..40"):
+        _core.shoppers_like_you_table(customer, basket, item, at, 40, 30, only=np.array([40], dtype=np.int32), **args)
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [({"item": np.array([99], dtype=np.int32)}, "item codes"), ({"basket": np.array([], dtype=np.int32)}, "length")],

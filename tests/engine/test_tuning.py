@@ -265,9 +265,11 @@ def test_validate_tunes_on_some_shoppers_and_judges_on_others(
     generated: Store, lines: PurchaseLines, products: list[Product]
 ) -> None:
     built: list[PurchaseLines] = []
+    ranked: list[np.ndarray] = []
 
-    def counting_build(kept: PurchaseLines) -> LoadedModel:
+    def counting_build(kept: PurchaseLines, judged: np.ndarray) -> LoadedModel:
         built.append(kept)
+        ranked.append(judged)
         return build(kept, products)
 
     validation = tuning.validate(generated, lines, products, counting_build, max_shoppers=25, seed=2)
@@ -277,6 +279,8 @@ def test_validate_tunes_on_some_shoppers_and_judges_on_others(
     eligible = len(Trips.of(lines).eligible())
     held_out = min(eligible, 50 + tuning.RERANK_SHOPPERS - 25)
     assert len(built) == 1 and built[0].n_baskets == lines.n_baskets - held_out and held_out > 50
+    # The model is told whom it will rank: the shoppers whose baskets were held out.
+    assert len(ranked[0]) == len(set(ranked[0].tolist())) == held_out
     metrics = validation.metrics()
     for key in (
         "validation_replenish_recall@10",
@@ -307,7 +311,7 @@ def test_validate_tunes_a_big_shop_on_a_model_of_a_sample_of_its_shoppers(
     monkeypatch.setattr(tuning, "RERANK_SHOPPERS", 10)  # judged: the two groups alone
     built: list[PurchaseLines] = []
 
-    def counting_build(kept: PurchaseLines) -> LoadedModel:
+    def counting_build(kept: PurchaseLines, judged: np.ndarray) -> LoadedModel:
         built.append(kept)
         return build(kept, products)
 
@@ -338,7 +342,7 @@ def test_validate_needs_two_shoppers_with_enough_trips(shop: Any, products: list
     shop.trips("bob", [(9, ["milk"]), (2, ["bread"])])
     store = shop.store
     few = read_purchase_lines(store.scan_purchases(), [p.product_id for p in store.iter_products()])
-    assert tuning.validate(store, few, list(store.iter_products()), lambda kept: pytest.fail("built")) is None
+    assert tuning.validate(store, few, list(store.iter_products()), lambda kept, judged: pytest.fail("built")) is None
 
 
 def _reversing_trees() -> Any:

@@ -123,7 +123,16 @@ def read_training_data(
     return products, lines
 
 
-def build_from_lines(lines: PurchaseLines, products: Sequence[Product], parameters: BuildParameters) -> BuiltModel:
+def build_from_lines(
+    lines: PurchaseLines,
+    products: Sequence[Product],
+    parameters: BuildParameters,
+    *,
+    like_you_for: np.ndarray | None = None,
+) -> BuiltModel:
+    """The model of `lines`. `like_you_for` (customer codes): fill the "shoppers like you" rows of
+    these customers only, the others empty: a model that will only ever rank them (a validation
+    model) skips most of the build's largest stage."""
     if lines.n_items == 0:
         raise FailedPreconditionError("nothing to train on: the catalog and the purchase history are empty")
     p = parameters
@@ -134,7 +143,7 @@ def build_from_lines(lines: PurchaseLines, products: Sequence[Product], paramete
     clock.lap("copurchase")
     arrays["taste_factors"] = taste_factors(customers, p)
     clock.lap("taste")
-    arrays.update(shoppers_like_you(lines, p))
+    arrays.update(shoppers_like_you(lines, p, only=like_you_for))
     clock.lap("shoppers_like_you")
     arrays["fbt_idx"], arrays["fbt_score"] = basket_complements(lines, p)
     clock.lap("basket_complements")
@@ -200,9 +209,12 @@ def no_shoppers_like_you() -> dict[str, np.ndarray]:
     }
 
 
-def shoppers_like_you(lines: PurchaseLines, p: BuildParameters) -> dict[str, np.ndarray]:
+def shoppers_like_you(
+    lines: PurchaseLines, p: BuildParameters, *, only: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """Per customer, the products of the shoppers whose habits are nearest theirs (cosine over
-    habit vectors; the other half of TIFU-KNN): candidates and a signal for their lists."""
+    habit vectors; the other half of TIFU-KNN): candidates and a signal for their lists. `only`
+    (customer codes): just these customers' rows, the others empty."""
     if p.like_you_neighbours <= 0 or p.like_you_items <= 0 or lines.n_customers == 0:
         return no_shoppers_like_you()
     indptr, items, scores = _core.shoppers_like_you_table(
@@ -216,6 +228,7 @@ def shoppers_like_you(lines: PurchaseLines, p: BuildParameters) -> dict[str, np.
         neighbours=p.like_you_neighbours,
         items=p.like_you_items,
         postings_cap=p.like_you_postings_cap,
+        only=None if only is None else np.ascontiguousarray(only, dtype=np.int32),
     )
     return {
         "like_you_customers": np.array(lines.customer_ids, dtype=str),

@@ -16,6 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime
 
+import numpy as np
+
 from omnix_recs import progress
 from omnix_recs.config import Settings
 from omnix_recs.domain.models import Product
@@ -75,7 +77,7 @@ def train_model(
                     store,
                     lines,
                     products,
-                    lambda kept: _validation_model(kept, products, parameters),
+                    lambda kept, judged: _validation_model(kept, judged, products, parameters),
                     max_shoppers=tuning_shoppers,
                     seed=seed,
                 )
@@ -138,9 +140,12 @@ def train_model(
     return record
 
 
-def _validation_model(lines: PurchaseLines, products: list[Product], parameters: BuildParameters) -> LoadedModel:
-    """The model the blends are tuned on: the production build, kept in memory."""
-    return in_memory_model(build_from_lines(lines, products, parameters), "validation")
+def _validation_model(
+    lines: PurchaseLines, judged: np.ndarray, products: list[Product], parameters: BuildParameters
+) -> LoadedModel:
+    """The model the blends are tuned on: the production build, kept in memory, with "shoppers
+    like you" rows for the `judged` shoppers (customer codes) alone: no one else is ranked."""
+    return in_memory_model(build_from_lines(lines, products, parameters, like_you_for=judged), "validation")
 
 
 def build_metrics(built: BuiltModel, *, seconds: float) -> dict[str, float]:

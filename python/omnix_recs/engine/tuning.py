@@ -663,7 +663,7 @@ def validate(
     store: Store,
     lines: PurchaseLines,
     products: Sequence[Product],
-    build: Callable[[PurchaseLines], LoadedModel],
+    build: Callable[[PurchaseLines, np.ndarray], LoadedModel],
     *,
     max_shoppers: int = TUNING_SHOPPERS,
     population: int = VALIDATION_SHOPPERS,
@@ -682,7 +682,8 @@ def validate(
     which the search never saw, so the tuned blend's figures are not flattered by the search.
     The model tuned on is built from everything but those baskets, or in a shop of more than
     `population` shoppers from the baskets of that many (all three groups and a seeded sample
-    of the others)."""
+    of the others): `build(lines, judged)`, where `judged` are the customer codes of the three
+    groups, the only shoppers the model will rank."""
     clock = _Stages()
     # Shoppers are prepared several times at the same moments (per habit decay, per setting, per
     # moment): their store reads are made once, and one catalog snapshot serves every recommender.
@@ -701,7 +702,7 @@ def validate(
     extra = split.subset(range(2 * group, len(split)))
     learn_from = population_sample(range(lines.n_customers), split.customers.tolist(), population, seed)
     clock.lap("hold_out")
-    model = build(lines_without(lines, baskets_left_out(lines, split.targets, learn_from)))
+    model = build(lines_without(lines, baskets_left_out(lines, split.targets, learn_from)), split.customers)
     clock.lap("build")
     choice = tune_habit_decay(store, model, tuning, seed=seed, blend=start[Strategy.REPLENISH], catalog=catalog)
     habit_decay, recommender = choice.habit_decay, choice.recommender

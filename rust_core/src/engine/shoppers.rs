@@ -21,7 +21,7 @@ use pyo3::prelude::*;
 use rayon::prelude::*;
 
 use super::sparse::{copy_array, Csr};
-use crate::errors::CoreResult;
+use crate::errors::{CoreErrorKind, CoreResult};
 use crate::gil::without_gil;
 use crate::invalid;
 
@@ -130,8 +130,15 @@ fn habit_row(lines: &Lines, own: &[usize], decay: f64) -> Row {
 }
 
 /// CSR (customer × item) of the top products of each customer's nearest shoppers' weighted
-/// mean vector: (indptr, items, scores), each row best first (ties: lower item first).
-pub fn shoppers_like_you(weights: &Csr<Vec<f32>>, s: Settings) -> (Vec<i64>, Vec<i32>, Vec<f32>) {
+/// mean vector: (indptr, items, scores), each row best first (ties: lower item first). With
+/// `only`, just the rows of the customers it marks are filled (the others are empty), though
+/// neighbours are still found among everyone: what a validation that reads a few shoppers'
+/// rows needs, for a fraction of the search.
+pub fn shoppers_like_you(
+    weights: &Csr<Vec<f32>>,
+    s: Settings,
+    only: Option<&[bool]>,
+) -> (Vec<i64>, Vec<i32>, Vec<f32>) {
     let n_customers = weights.n_rows();
     let unit = unit_rows(weights);
     let postings = capped_postings(&unit, s.postings_cap);
@@ -143,6 +150,9 @@ pub fn shoppers_like_you(weights: &Csr<Vec<f32>>, s: Settings) -> (Vec<i64>, Vec
         .map_init(
             || Scratch::new(n_customers, weights.n_cols),
             |scratch, u| {
+                if only.is_some_and(|wanted| !wanted[u]) {
+                    return Row::new();
+                }
                 let nearest = scratch.nearest(unit, postings, u, s.neighbours);
                 scratch.mean_of(weights, &nearest, s.items)
             },
@@ -334,10 +344,11 @@ type Table<'py> = (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i32>>, Bound<'
 /// Shoppers like you from every customer's order lines (`customer`, `basket`, `item` codes and
 /// `purchased_at` epoch seconds, as the build's `PurchaseLines` holds them): (indptr
 /// int64[n_customers + 1], items int32, scores float32), each customer's products best first.
-/// Runs in parallel with the GIL released.
+/// `only` (customer codes, int32): fill just their rows, the others empty. Runs in parallel
+/// with the GIL released.
 #[pyfunction]
 #[pyo3(signature = (customer, basket, item, purchased_at, n_customers, n_items, *, habit_decay, neighbours, items,
-                    postings_cap))]
+                    postings_cap, only=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn shoppers_like_you_table<'py>(
     py: Python<'py>,
@@ -351,11 +362,28 @@ pub fn shoppers_like_you_table<'py>(
     neighbours: usize,
     items: usize,
     postings_cap: usize,
+    only: Option<PyReadonlyArray1<'py, i32>>,
 ) -> PyResult<Table<'py>> {
     let lines = OwnedLines::copied(&customer, &basket, &item, &purchased_at, n_customers, n_items)?;
+    let wanted = match only {
+        None => None,
+        Some(codes) => {
+            let mut wanted = vec![false; n_customers];
+            for &c in copy_array("only", &codes)?.iter() {
+                if c < 0 || c as usize >= n_customers {
+                    return Err(CoreErrorKind::InvalidInput(format!(
+                        "only: customer code {c} outside 0..{n_customers}"
+                    ))
+                    .into());
+                }
+                wanted[c as usize] = true;
+            }
+            Some(wanted)
+        }
+    };
     let (indptr, items, scores) = without_gil(py, move || {
         let weights = habit_rows(&lines.view(), habit_decay)?;
-        Ok(shoppers_like_you(&weights, Settings { neighbours, items, postings_cap }))
+        Ok(shoppers_like_you(&weights, Settings { neighbours, items, postings_cap }, wanted.as_deref()))
     })?;
     Ok((PyArray1::from_vec(py, indptr), PyArray1::from_vec(py, items), PyArray1::from_vec(py, scores)))
 }
@@ -418,7 +446,7 @@ mod tests {
 
     #[test]
     fn neighbours_come_from_the_same_taste() {
-        let table = shoppers_like_you(&shop(), Settings { neighbours: 2, items: 3, postings_cap: 0 });
+        let table = shoppers_like_you(&shop(), Settings { neighbours: 2, items: 3, postings_cap: 0 }, None);
         // Customer 0's nearest are 1 and 2: their products, not the other group's.
         assert!(row(&table, 0).iter().all(|i| *i <= 2));
         assert_eq!(row(&table, 0), vec![0, 1, 2], "the nearest neighbour's favourite first");
@@ -428,11 +456,22 @@ mod tests {
 
     #[test]
     fn a_wide_cap_is_exact_and_a_narrow_one_still_finds_neighbours() {
-        let exact = shoppers_like_you(&shop(), Settings { neighbours: 2, items: 5, postings_cap: 0 });
-        let capped = shoppers_like_you(&shop(), Settings { neighbours: 2, items: 5, postings_cap: 6 });
+        let exact = shoppers_like_you(&shop(), Settings { neighbours: 2, items: 5, postings_cap: 0 }, None);
+        let capped = shoppers_like_you(&shop(), Settings { neighbours: 2, items: 5, postings_cap: 6 }, None);
         assert_eq!(exact, capped);
-        let narrow = shoppers_like_you(&shop(), Settings { neighbours: 2, items: 5, postings_cap: 1 });
+        let narrow = shoppers_like_you(&shop(), Settings { neighbours: 2, items: 5, postings_cap: 1 }, None);
         assert_eq!(narrow.0.len(), 7);
+    }
+
+    #[test]
+    fn only_the_wanted_rows_are_filled_and_they_are_the_full_tables() {
+        let settings = Settings { neighbours: 2, items: 5, postings_cap: 0 };
+        let full = shoppers_like_you(&shop(), settings, None);
+        let wanted = [false, true, false, false, false, true];
+        let some = shoppers_like_you(&shop(), settings, Some(&wanted));
+        for (customer, &is_wanted) in wanted.iter().enumerate() {
+            assert_eq!(row(&some, customer), if is_wanted { row(&full, customer) } else { vec![] });
+        }
     }
 
     #[test]
@@ -460,7 +499,7 @@ mod tests {
     #[test]
     fn a_customer_with_nothing_in_common_gets_an_empty_row() {
         let m = Csr::from_parts(vec![0, 1, 2], vec![0, 1], vec![1.0, 1.0], 2).unwrap();
-        let table = shoppers_like_you(&m, Settings { neighbours: 3, items: 3, postings_cap: 0 });
+        let table = shoppers_like_you(&m, Settings { neighbours: 3, items: 3, postings_cap: 0 }, None);
         assert_eq!(table.0, vec![0, 0, 0]);
     }
 }
