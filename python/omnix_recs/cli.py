@@ -24,7 +24,8 @@ from omnix_recs.errors import InvalidArgumentError, OmnixError
 
 if TYPE_CHECKING:  # imported lazily at run time: keeps `omnix --help` fast
     from omnix_recs.s3 import S3Location
-    from omnix_recs.store.base import ModelRecord, Store
+    from omnix_recs.store.base import ModelRecord, PurchaseWatermark, Store
+    from omnix_recs.store.snapshot import ImportedLines
 
 log = logging.getLogger("omnix.cli")
 
@@ -72,14 +73,25 @@ def _open_store(settings: Settings) -> Store:
     return open_store(settings.store_url)
 
 
-def _write_training_snapshot(store: Store, settings: Settings) -> None:
+def _write_training_snapshot(store: Store, settings: Settings, imported: ImportedLines | None = None) -> None:
     """After an import: its lines go into the training snapshot now, so the next `omnix train`
-    reads them at memory speed (store/snapshot.py) instead of scanning the store."""
+    reads them at memory speed (store/snapshot.py) instead of scanning the store; from the
+    lines the import heard of (`imported`) when the snapshot was current before it."""
     from omnix_recs.store import snapshot
 
     at = snapshot.location(store, settings.snapshot_dir, settings.store_url)
-    if at is not None:
+    if at is not None and imported is not None:
+        snapshot.after_import(store, *at, imported)
+    elif at is not None:
         snapshot.rebuild(store, *at)
+
+
+def _imported_lines(store: Store, settings: Settings) -> ImportedLines | None:
+    """What hears of an import's lines for `_write_training_snapshot` (none without a snapshot)."""
+    from omnix_recs.store import snapshot
+
+    at = snapshot.location(store, settings.snapshot_dir, settings.store_url)
+    return None if at is None else snapshot.ImportedLines()
 
 
 def _resumable_imports(store: Store, args: argparse.Namespace) -> None:
@@ -92,6 +104,16 @@ def _resumable_imports(store: Store, args: argparse.Namespace) -> None:
     if not isinstance(store, DynamoStore):
         raise InvalidArgumentError("--resumable", "only DynamoDB imports are resumable (SQLite's is one transaction)")
     store.resumable_imports = True
+
+
+def _import_workers(store: Store, args: argparse.Namespace) -> int:
+    """`--workers N`: the order lines written by N processes (a resumable DynamoDB import)."""
+    workers: int = args.import_workers
+    if not 1 <= workers <= 64:
+        raise InvalidArgumentError("--workers", f"must be between 1 and 64, got {workers}")
+    if workers > 1 and not getattr(store, "resumable_imports", False):
+        raise InvalidArgumentError("--workers", "only resumable DynamoDB imports run over processes: add --resumable")
+    return workers
 
 
 def _parse_date(text: str) -> date:
@@ -128,8 +150,10 @@ def cmd_import_instacart(args: argparse.Namespace) -> int:
     store = _open_store(settings)
     try:
         _resumable_imports(store, args)
-        report = import_instacart(store, directory, as_of=as_of)
-        _write_training_snapshot(store, settings)
+        workers = _import_workers(store, args)
+        imported = _imported_lines(store, settings)
+        report = import_instacart(store, directory, as_of=as_of, follower=imported, workers=workers)
+        _write_training_snapshot(store, settings, imported)
     finally:
         store.close()
     _print_json(dataclasses.asdict(report) if dataclasses.is_dataclass(report) else report)
@@ -143,19 +167,24 @@ def cmd_import_completejourney(args: argparse.Namespace) -> int:
     directory = data_directory(args.directory)  # says what to install before the store is touched
     store = _open_store(settings)
     try:
-        report = import_completejourney(store, directory)
-        _write_training_snapshot(store, settings)
+        imported = _imported_lines(store, settings)
+        report = import_completejourney(store, directory, follower=imported)
+        _write_training_snapshot(store, settings, imported)
     finally:
         store.close()
     _print_json(dataclasses.asdict(report))
     return 0
 
 
-def _parse_watermark(text: str) -> tuple[int, int]:
-    epoch, _, sequence = text.partition(":")
-    if not (epoch.isdigit() and sequence.isdigit()):
-        raise argparse.ArgumentTypeError(f"expected EPOCH:SEQUENCE (as export-purchases prints it), got {text!r}")
-    return int(epoch), int(sequence)
+def _parse_watermark(text: str) -> PurchaseWatermark:
+    from omnix_recs.store.base import PurchaseWatermark
+
+    try:
+        return PurchaseWatermark.parse(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected EPOCH:SEQUENCE[:SHARDS] (as export-purchases prints it), got {text!r}"
+        ) from None
 
 
 def _export_location(url: str, option: str) -> S3Location:
@@ -179,14 +208,13 @@ def cmd_export_purchases(args: argparse.Namespace) -> int:
         arn, watermark = store.request_purchase_export(location.bucket, location.prefix)
     finally:
         store.close()
-    _print_json({"export_arn": arn, "watermark": f"{watermark.epoch}:{watermark.sequence}"})
+    _print_json({"export_arn": arn, "watermark": watermark.text()})
     return 0
 
 
 def cmd_snapshot_from_export(args: argparse.Namespace) -> int:
     """The training snapshot from a finished export of the purchase table (store/dynamodb/export.py)."""
     from omnix_recs.store import snapshot
-    from omnix_recs.store.base import PurchaseWatermark
     from omnix_recs.store.dynamodb.export import export_purchase_lines
 
     settings = _settings(args)
@@ -196,7 +224,7 @@ def cmd_snapshot_from_export(args: argparse.Namespace) -> int:
         at = snapshot.location(store, settings.snapshot_dir, settings.store_url)
         if at is None:
             raise InvalidArgumentError("OMNIX_SNAPSHOT_DIR", "set it to the directory the training host reads")
-        built = snapshot.rebuild_from(*at, export_purchase_lines(location), PurchaseWatermark(*args.watermark))
+        built = snapshot.rebuild_from(*at, export_purchase_lines(location), args.watermark)
     finally:
         store.close()
     _print_json({"lines": len(built), "customers": len(built.customer_ids), "snapshot": str(built.path)})
@@ -615,6 +643,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="DynamoDB: checkpoint progress and continue when run again after a crash, instead of undoing a failure",
     )
+    instacart.add_argument(
+        "--workers",
+        dest="import_workers",
+        type=int,
+        default=1,
+        help="DynamoDB with --resumable: processes writing the order lines, each its share of customers (default 1)",
+    )
     instacart.set_defaults(handler=cmd_import_instacart)
     completejourney = import_kinds.add_parser(
         "completejourney", help="Dunnhumby's The Complete Journey (parquet, from the completejourney extra)"
@@ -635,7 +670,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     from_export.add_argument("export", help="the export's directory: s3://bucket/prefix/AWSDynamoDB/<export id>")
     from_export.add_argument(
-        "--watermark", required=True, type=_parse_watermark, help="EPOCH:SEQUENCE, as export-purchases printed it"
+        "--watermark",
+        required=True,
+        type=_parse_watermark,
+        help="EPOCH:SEQUENCE[:SHARDS], as export-purchases printed it",
     )
 
     train = add("train", cmd_train, "tune the blends, build a model version from the store and activate it")

@@ -25,6 +25,7 @@ from omnix_recs.domain.models import Purchase
 from omnix_recs.errors import FailedPreconditionError
 from omnix_recs.s3 import S3Location
 from omnix_recs.store import snapshot
+from omnix_recs.store.base import PurchaseWatermark
 from omnix_recs.store.dynamodb import DynamoStore
 from omnix_recs.store.dynamodb.export import export_purchase_lines
 
@@ -187,7 +188,7 @@ def test_the_commands_request_an_export_and_build_the_snapshot_from_one(
     assert main(["export-purchases", "--store", url, "--to", f"s3://{BUCKET}/omnix"]) == 0
     requested = json.loads(capsys.readouterr().out)
     current = store.purchase_watermark()
-    assert requested["watermark"] == f"{current.epoch}:{current.sequence}"
+    assert requested["watermark"] == current.text() and PurchaseWatermark.parse(current.text()) == current
     directory = write_export(s3, store, "05-command")
     monkeypatch.setenv("OMNIX_SNAPSHOT_DIR", str(tmp_path / "snapshot"))
     export = str(location(local_dynamodb, directory))

@@ -3,10 +3,11 @@
 On every store (`store` fixture): the lines `add_purchases` wrote since a watermark come back
 from the journal, small and large writes alike, and the snapshot adds them without a rebuild;
 an erasure takes the customer's journal entries with it. On DynamoDB (moto and dynoxide; the
-concurrent writers on dynoxide only): the
-sequence moves in the journal's transaction, so concurrent writers and a writer that lost the
-race each get their own; the journal keeps `JOURNAL_SEQUENCES` writes; a large write cut short
-between its lines and its journal moves the epoch.
+concurrent writers on dynoxide only): a shard's sequence moves in the journal's transaction, so
+concurrent writers (threads on their own shards, processes racing for one) and a writer that
+lost the race each get their own, and a reader replaying while they write reads every line
+once; the journal keeps `SHARD_SEQUENCES` writes a shard; a large write cut short between its
+lines and its journal moves the epoch. Watermarks read back as they are written.
 """
 
 from __future__ import annotations
@@ -153,7 +154,57 @@ def test_concurrent_writers_each_get_their_own_sequence(dynoxide: DynamoStore) -
         thread.join(timeout=60)
     assert failures == []
     assert replayed(dynamo, mark) == as_rows([p for purchases in written for p in purchases])
-    assert dynamo.purchase_watermark() == PurchaseWatermark(mark.epoch, mark.sequence + 20)
+    now = dynamo.purchase_watermark()
+    assert (now.epoch, now.sequence) == (mark.epoch, mark.sequence + 20) and sum(now.shards) == now.sequence
+
+
+def test_concurrent_writers_and_readers_miss_nothing_and_read_nothing_twice(dynoxide: DynamoStore) -> None:
+    """Writers of several processes (stores) and threads on the shards while a reader replays
+    the journal from where it last stood, again and again: every line once."""
+    stores = [dynoxide, DynamoStore(dynoxide.db.client, env=dynoxide.env)]  # another host, same tables
+    stores[1]._first_shard = stores[0]._first_shard  # the same shards: they race for sequences
+    written = [[line(f"w{w}", f"o{n}", f"p{n % 3}", n) for n in range(12)] for w in range(8)]
+    failures: list[BaseException] = []
+    done, start = threading.Event(), threading.Barrier(8)
+
+    def writer(w: int) -> None:
+        try:
+            start.wait(timeout=30)
+            for purchase in written[w]:
+                stores[w % 2].add_purchases([purchase])
+        except BaseException as error:
+            failures.append(error)
+
+    read: list[tuple[str, str, str, int, float, int]] = []
+    mark = dynoxide.purchase_watermark()
+
+    def reader() -> None:
+        nonlocal mark
+        try:
+            while not done.is_set():
+                answer = dynoxide.purchases_appended_since(mark)
+                assert answer is not None
+                read.extend(answer[0].rows())
+                mark = answer[1]
+        except BaseException as error:
+            failures.append(error)
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(8)]
+    replaying = threading.Thread(target=reader)
+    replaying.start()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    done.set()
+    replaying.join(timeout=60)
+    assert failures == []
+    answer = dynoxide.purchases_appended_since(mark)
+    assert answer is not None
+    read.extend(answer[0].rows())
+    assert sorted(read) == as_rows([p for purchases in written for p in purchases])
+    assert answer[1] == dynoxide.purchase_watermark() and answer[1].sequence == 96  # one per write
+    assert len([position for position in answer[1].shards if position]) > 1  # on several shards
 
 
 def test_a_writer_that_lost_the_race_for_a_sequence_takes_the_next(
@@ -161,16 +212,17 @@ def test_a_writer_that_lost_the_race_for_a_sequence_takes_the_next(
 ) -> None:
     mark = dynamo.purchase_watermark()
     elsewhere = DynamoStore(dynamo.db.client, env=dynamo.env)  # another host on the same tables
+    elsewhere._first_shard = dynamo._first_shard  # and the same shard
     other = line("bob", "o9", "tea", 2)
-    read = dynamo.purchase_watermark
+    read = dynamo._read_shard
 
-    def stale_once() -> PurchaseWatermark:
-        seen = read()
-        monkeypatch.setattr(dynamo, "purchase_watermark", read)
+    def stale_once(shard: int) -> int:
+        seen = read(shard)
+        monkeypatch.setattr(dynamo, "_read_shard", read)
         elsewhere.add_purchases([other])  # takes the sequence just read
         return seen
 
-    monkeypatch.setattr(dynamo, "purchase_watermark", stale_once)
+    monkeypatch.setattr(dynamo, "_read_shard", stale_once)
     mine = line("alice", "o1", "milk", 1)
     dynamo.add_purchases([mine])
     assert replayed(dynamo, mark) == as_rows([mine, other])
@@ -193,12 +245,14 @@ def test_journal_entries_keep_the_store_and_the_price(dynamo: DynamoStore) -> No
 
 
 def test_the_journal_keeps_its_newest_writes_only(dynamo: DynamoStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(dynamo_module, "JOURNAL_SEQUENCES", 2)
+    monkeypatch.setattr(dynamo_module, "SHARD_SEQUENCES", 2)
     start = dynamo.purchase_watermark()
     for n in range(4):
-        dynamo.add_purchases([line("alice", f"o{n}", "milk", n)])
+        dynamo.add_purchases([line("alice", f"o{n}", "milk", n)])  # one writer: one shard
     assert dynamo.purchases_appended_since(start) is None  # 4 writes behind: rebuild
-    near = PurchaseWatermark(start.epoch, start.sequence + 3)
+    shards = list(start.shards)
+    shards[dynamo._first_shard] += 3
+    near = PurchaseWatermark(start.epoch, start.sequence + 3, tuple(shards))
     assert replayed(dynamo, near) == as_rows([line("alice", "o3", "milk", 3)])
     # That read trimmed the journal to the 2 newest writes.
     assert journal_rows(dynamo, "alice") == 2
@@ -229,10 +283,26 @@ def test_a_failed_small_write_leaves_neither_lines_nor_journal(
 ) -> None:
     mark = dynamo.purchase_watermark()
     monkeypatch.setattr(dynamo_module, "JOURNAL_ATTEMPTS", 1)
-    real = dynamo.purchase_watermark
-    monkeypatch.setattr(dynamo, "purchase_watermark", lambda: PurchaseWatermark(mark.epoch, mark.sequence + 7))
+    monkeypatch.setattr(dynamo, "_read_shard", lambda shard: 7)  # a sequence the shard is not at
     with pytest.raises(UnavailableError, match="purchase sequence kept moving"):
         dynamo.add_purchases([line("alice", "o1", "milk", 0)])
-    monkeypatch.setattr(dynamo, "purchase_watermark", real)
+    monkeypatch.undo()
     assert dynamo.purchase_watermark() == mark
     assert dynamo.purchases_of("alice") == [] and journal_rows(dynamo, "alice") == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "watermark"),
+    [
+        ("3:1207", PurchaseWatermark(3, 1207)),  # SQLite's, and DynamoDB's from before the shards
+        ("3:5:2,0,3", PurchaseWatermark(3, 5, (2, 0, 3))),
+    ],
+)
+def test_a_watermark_reads_back_as_it_was_written(text: str, watermark: PurchaseWatermark) -> None:
+    assert watermark.text() == text and PurchaseWatermark.parse(text) == watermark
+
+
+@pytest.mark.parametrize("text", ["", "3", "3:x", "-1:0", "3:5:2,x", "3:5:2,-3", "3:6:2,3"])
+def test_a_malformed_watermark_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="EPOCH:SEQUENCE|do not add up"):
+        PurchaseWatermark.parse(text)

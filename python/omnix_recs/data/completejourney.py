@@ -26,7 +26,7 @@ from omnix_recs import progress
 from omnix_recs.domain.models import Customer, Product
 from omnix_recs.domain.purchases import PurchaseColumns
 from omnix_recs.errors import FailedPreconditionError, InvalidArgumentError
-from omnix_recs.store.base import Store
+from omnix_recs.store.base import ImportFollower, Store
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -89,8 +89,11 @@ def data_directory(directory: Path | str | None = None) -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "data"
 
 
-def import_completejourney(store: Store, directory: Path | str | None = None) -> ImportReport:
-    """Import the Complete Journey parquet files of `directory` (default: the installed package's).
+def import_completejourney(
+    store: Store, directory: Path | str | None = None, *, follower: ImportFollower | None = None
+) -> ImportReport:
+    """Import the Complete Journey parquet files of `directory` (default: the installed package's);
+    `follower` hears of the order lines (the training snapshot's `ImportedLines`).
 
     What goes where:
     - household_id becomes customer_id, basket_id order_id, product_id stays product_id and
@@ -130,7 +133,7 @@ def import_completejourney(store: Store, directory: Path | str | None = None) ->
     customers = _customers(lines, survey)
 
     written = 0
-    with store.import_session() as session:
+    with store.import_session(follower) as session:
         session.add_products(products)
         session.add_customers(customers)
         for batch in progress.counted(_read_order_lines(pq, directory), "import order lines", unit="lines"):

@@ -27,7 +27,7 @@ from omnix_recs import progress
 from omnix_recs.domain.models import ALLERGENS, DIETARY_TAGS, Customer, Preferences, Product
 from omnix_recs.domain.purchases import PurchaseColumns
 from omnix_recs.errors import InvalidArgumentError
-from omnix_recs.store.base import Store
+from omnix_recs.store.base import ImportFollower, Store
 
 BLOCK_BYTES = 8 << 20  # ~500k order lines per batch written to the store
 MAX_ID_DIGITS = 18  # fits int64
@@ -88,8 +88,14 @@ def default_as_of(directory: Path) -> date | None:
         raise InvalidArgumentError(GENERATION_FILE, f"no valid end_date: {exc}") from None
 
 
-def import_instacart(store: Store, directory: Path, *, as_of: date) -> ImportReport:
-    """Import an Instacart-layout directory into `store` (see the module docstring)."""
+def import_instacart(
+    store: Store, directory: Path, *, as_of: date, follower: ImportFollower | None = None, workers: int = 1
+) -> ImportReport:
+    """Import an Instacart-layout directory into `store` (see the module docstring); `follower`
+    hears of the order lines (the training snapshot's `ImportedLines`). `workers` > 1: the
+    lines are written by that many processes where the store can (`add_purchase_shares`),
+    each customer's by one of them, after the `--as-of` check; this process reads the lines
+    too, for the report and the follower."""
     started = time.perf_counter()
     directory = Path(directory)
     if not directory.is_dir():
@@ -109,14 +115,26 @@ def import_instacart(store: Store, directory: Path, *, as_of: date) -> ImportRep
 
     lines = 0
     line_bytes = sum((directory / name).stat().st_size for name in line_files)
-    with store.import_session() as session:
+    with store.import_session(follower) as session:
         session.add_products(products)
         session.add_customers(customers)
+        if workers > 1:
+            _refuse_another_as_of(store, clock, as_of)
         with progress.track("import order lines", total=line_bytes, unit=progress.BYTES) as task:
-            for name in line_files:
-                for batch in _read_order_lines(directory, name, clock, price_of, task):
+
+            def read_lines() -> Iterator[PurchaseColumns]:
+                nonlocal lines
+                for name in line_files:
+                    for batch in _read_order_lines(directory, name, clock, price_of, task):
+                        lines += len(batch)
+                        yield batch
+
+            if workers > 1:
+                shares = _OrderLineShares(directory, tuple(line_files), as_of)
+                session.add_purchase_shares(shares, workers, read_lines())
+            else:
+                for batch in read_lines():
                     session.add_purchase_columns(batch)
-                    lines += len(batch)
         # After reading (so a bad file is reported as such), before anything is committed.
         _refuse_another_as_of(store, clock, as_of)
         with progress.step("import: commit"):
@@ -783,9 +801,37 @@ def _lines_fast(block: bytes) -> np.ndarray | None:
     return numbers if ok else None
 
 
+@dataclass(frozen=True)
+class _OrderLineShares:
+    """`PurchaseShares` of an Instacart directory: share k of n holds the lines of the
+    customers whose index is k modulo n. Called in a process of its own, so it reads the
+    catalogue and the orders again (seconds, against the minutes of writing its share)."""
+
+    directory: Path
+    line_files: tuple[str, ...]
+    as_of: date
+
+    def __call__(self, k: int, n: int) -> Iterator[PurchaseColumns]:
+        departments = _read_names(self.directory, "departments.csv", ("department_id", "department"))
+        aisles = _read_names(self.directory, "aisles.csv", ("aisle_id", "aisle"))
+        products = _read_products(self.directory, aisles, departments)
+        orders = _read_orders(self.directory)
+        clock = _OrderClock(orders, _read_households(self.directory, orders), self.as_of)
+        prices = _PriceList(products)
+        unseen = progress.Task("", None, progress.BYTES, None)
+        for name in self.line_files:
+            yield from _read_order_lines(self.directory, name, clock, prices, unseen, share=(k, n))
+
+
 def _read_order_lines(
-    directory: Path, name: str, clock: _OrderClock, prices: _PriceList, task: progress.Task
+    directory: Path,
+    name: str,
+    clock: _OrderClock,
+    prices: _PriceList,
+    task: progress.Task,
+    share: tuple[int, int] | None = None,
 ) -> Iterator[PurchaseColumns]:
+    """Batches of checked order lines (of the customers of `share` only, when given)."""
     with _BigCsv(directory, name, ORDER_PRODUCTS_COLUMNS) as f:
         for first_line, block in f.blocks():
             numbers = _lines_fast(block)
@@ -804,6 +850,9 @@ def _read_order_lines(
                     _where(name, first_line + bad, "product_id"), f"product {numbers[bad, 1]} is not in products.csv"
                 )
             clock.has_lines[order_row] = True
+            if share is not None:  # checked whole above: every share reports the same error
+                mine = clock.orders.user_index[order_row] % share[1] == share[0]
+                numbers, order_row, product_row = numbers[mine], order_row[mine], product_row[mine]
             customers, products = clock.customer_names, prices.product_ids
             yield PurchaseColumns(
                 customer_ids=[customers[k] for k in clock.orders.user_index[order_row].tolist()],

@@ -160,10 +160,83 @@ class PurchaseWatermark:
 
     `sequence` grows with every `add_purchases`; `epoch` with every write a copy cannot follow
     line by line (an import session that wrote purchases, an erasure): a copy taken at another
-    epoch must be rebuilt."""
+    epoch must be rebuilt. `shards`: where a store whose journal has several independent
+    sequences (DynamoDB) stands in each; `sequence` is then their sum."""
 
     epoch: int
     sequence: int
+    shards: tuple[int, ...] = ()
+
+    def text(self) -> str:
+        """`EPOCH:SEQUENCE`, then `:S0,S1,...` with shards (what `parse` reads)."""
+        head = f"{self.epoch}:{self.sequence}"
+        return f"{head}:{','.join(map(str, self.shards))}" if self.shards else head
+
+    @classmethod
+    def parse(cls, text: str) -> PurchaseWatermark:
+        """`ValueError` for anything `text()` does not write."""
+        epoch, _, rest = text.partition(":")
+        sequence, _, shards = rest.partition(":")
+        if not (epoch.isdigit() and sequence.isdigit()):
+            raise ValueError(f"expected EPOCH:SEQUENCE[:SHARDS], got {text!r}")
+        parts = shards.split(",") if shards else []
+        if not all(part.isdigit() for part in parts):
+            raise ValueError(f"expected EPOCH:SEQUENCE[:SHARDS], got {text!r}")
+        positions = tuple(map(int, parts))
+        if positions and sum(positions) != int(sequence):
+            raise ValueError(f"the shards of {text!r} do not add up to its sequence")
+        return cls(int(epoch), int(sequence), positions)
+
+    def covers(self, other: PurchaseWatermark) -> bool:
+        """Whether every journaled write `other` counts, this one counts too (same epoch)."""
+        if self.epoch != other.epoch or len(self.shards) != len(other.shards):
+            return False
+        return self.sequence >= other.sequence and all(a >= b for a, b in zip(self.shards, other.shards))
+
+
+@dataclass(frozen=True, slots=True)
+class ImportedPurchases:
+    """What an import session's lines did to the purchase watermark, so that a copy of the
+    history (the training snapshot) can add the lines it heard of rather than read the store.
+
+    `before`: the watermark just before the session wrote its first line, `held_none` whether
+    the store held no line then; `after`: the watermark it left, or None when something else
+    (an erasure, another import) also moved the epoch meanwhile."""
+
+    before: PurchaseWatermark
+    held_none: bool
+    after: PurchaseWatermark | None
+
+
+class ImportFollower(Protocol):
+    """Hears of the lines an import session writes (store/snapshot.py's `ImportedLines`)."""
+
+    def add(self, lines: PurchaseColumns) -> None:
+        """Lines given to the session, as they are given (not necessarily written yet)."""
+
+    def imported(self, moved: ImportedPurchases) -> None:
+        """The session committed: every line given is in the store."""
+
+
+class PurchaseShares(Protocol):
+    """Share k of n of an import's order lines, in batches (`ImportSession.add_purchase_shares`):
+    picklable, as it may cross to another process, and the same for the same import each run."""
+
+    def __call__(self, k: int, n: int) -> Iterable[PurchaseColumns]: ...
+
+
+def purchase_columns(purchases: Sequence[Purchase]) -> PurchaseColumns:
+    """`purchases` as columns (times in whole epoch seconds, as the stores' scans give them)."""
+    columns = PurchaseColumns([], [], [], [], [], [], [])
+    for p in purchases:
+        columns.customer_ids.append(p.customer_id)
+        columns.order_ids.append(p.order_id)
+        columns.product_ids.append(p.product_id)
+        columns.quantities.append(p.quantity)
+        columns.unit_prices.append(p.unit_price)
+        columns.purchased_at.append(int(p.purchased_at.timestamp()))
+        columns.store_ids.append(p.store_id)
+    return columns
 
 
 class ImportSession(Protocol):
@@ -178,6 +251,11 @@ class ImportSession(Protocol):
     def add_products(self, products: Iterable[Product]) -> None: ...
     def add_purchases(self, purchases: Iterable[Purchase]) -> None: ...
     def add_purchase_columns(self, columns: PurchaseColumns) -> None: ...
+    def add_purchase_shares(self, shares: PurchaseShares, workers: int, lines: Iterable[PurchaseColumns]) -> None:
+        """The import's order lines: `lines` (all of them) are read here meanwhile, and written
+        here too unless the store has `workers` processes write them, the k-th `shares(k,
+        workers)` (DynamoDB, resumable sessions)."""
+
     def commit(self) -> None: ...
     def __enter__(self) -> ImportSession: ...
     def __exit__(self, *exc: object) -> None: ...
@@ -353,8 +431,9 @@ class Store(Protocol):
         """(customer_id, created_at, body), newest first, across customers; `since` inclusive."""
 
     # --- bulk ----------------------------------------------------------------------------
-    def import_session(self) -> AbstractContextManager[ImportSession]:
-        """Open an all-or-nothing bulk write (see `ImportSession`)."""
+    def import_session(self, follower: ImportFollower | None = None) -> AbstractContextManager[ImportSession]:
+        """Open an all-or-nothing bulk write (see `ImportSession`); `follower` hears of its
+        purchase lines and, once it committed, of how they moved the watermark."""
 
     # --- experiments and the served lists they are judged on ---------------------------------
     def create_experiment(self, experiment: ExperimentRecord) -> None:

@@ -11,6 +11,13 @@ removed. It records the store's `PurchaseWatermark` at the moment it was read:
 - anything else (another epoch: an import or an erasure; a store without a journal; a missing,
   corrupted or foreign-format snapshot): rebuilt from `Store.scan_purchases`, with a log line.
 
+An import hands the lines it gives its session to an `ImportedLines` (the session's
+`ImportFollower`); `after_import` adds them to the snapshot without reading the store when the
+snapshot was current just before the import (or the store held no line) and nothing but the
+import moved the epoch meanwhile, and rebuilds otherwise, saying why. It writes only after the
+import committed: an import that failed or died leaves the previous generation, behind the
+epoch the import moved.
+
 `erase_customer` scrubs a customer's lines from the snapshot in place (the store's erasure then
 moved the epoch by one, which the scrub records); when it cannot be sure it is the only change,
 it leaves the epoch behind and the next training rebuilds.
@@ -32,6 +39,7 @@ item -1 and are dropped by `lines()`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import logging
@@ -47,7 +55,7 @@ from typing import Any
 import numpy as np
 
 from omnix_recs.domain.purchases import PurchaseColumns, basket_codes
-from omnix_recs.store.base import PurchaseWatermark, Store
+from omnix_recs.store.base import ImportedPurchases, PurchaseWatermark, Store
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +157,11 @@ def load(directory: Path) -> TrainingSnapshot | None:
             customer_ids=ids["customer_ids"].all(),
             item_ids=ids["item_ids"].all(),
             order_ids=ids["order_ids"],
-            watermark=PurchaseWatermark(epoch=int(watermark["epoch"]), sequence=int(watermark["sequence"])),
+            watermark=PurchaseWatermark(
+                epoch=int(watermark["epoch"]),
+                sequence=int(watermark["sequence"]),
+                shards=tuple(int(position) for position in watermark.get("shards", ())),
+            ),
             source=str(manifest["source"]),
             path=path,
         )
@@ -209,33 +221,35 @@ def fresh(store: Store, directory: Path, source: str) -> TrainingSnapshot:
     """The snapshot brought up to the store's current purchase history (see the module doc)."""
     directory.mkdir(parents=True, exist_ok=True)
     with _locked(directory):
-        try:
-            snapshot = load(directory)
-        except SnapshotError as exc:
-            log.warning("training snapshot unusable, rebuilding it from the store: %s", exc)
-            snapshot = None
-        if snapshot is not None and snapshot.source != source:
-            log.warning("training snapshot in %s copies %s, not %s: rebuilding it", directory, snapshot.source, source)
-            snapshot = None
-        if snapshot is not None:
-            current = store.purchase_watermark()
-            if current == snapshot.watermark:
-                return snapshot
-            appended = store.purchases_appended_since(snapshot.watermark)
-            if appended is not None:
-                lines, watermark = appended
-                started = time.perf_counter()
-                snapshot = _write(directory, *_appended(snapshot, lines), watermark, source)
-                log.info(
-                    "training snapshot: %d appended lines added in %.1f s", len(lines), time.perf_counter() - started
-                )
-                return snapshot
-            log.info(
-                "training snapshot at %s, the store at %s: rebuilding it from the store",
-                snapshot.watermark,
-                current,
-            )
-        return _rebuild(store, directory, source)
+        return _fresh(store, directory, source)
+
+
+def _fresh(store: Store, directory: Path, source: str) -> TrainingSnapshot:
+    try:
+        snapshot = load(directory)
+    except SnapshotError as exc:
+        log.warning("training snapshot unusable, rebuilding it from the store: %s", exc)
+        snapshot = None
+    if snapshot is not None and snapshot.source != source:
+        log.warning("training snapshot in %s copies %s, not %s: rebuilding it", directory, snapshot.source, source)
+        snapshot = None
+    if snapshot is not None:
+        current = store.purchase_watermark()
+        if current == snapshot.watermark:
+            return snapshot
+        appended = store.purchases_appended_since(snapshot.watermark)
+        if appended is not None:
+            lines, watermark = appended
+            started = time.perf_counter()
+            snapshot = _write(directory, *_appended(snapshot, lines), watermark, source)
+            log.info("training snapshot: %d appended lines added in %.1f s", len(lines), time.perf_counter() - started)
+            return snapshot
+        log.info(
+            "training snapshot at %s, the store at %s: rebuilding it from the store",
+            snapshot.watermark,
+            current,
+        )
+    return _rebuild(store, directory, source)
 
 
 def rebuild(store: Store, directory: Path, source: str) -> TrainingSnapshot:
@@ -243,6 +257,78 @@ def rebuild(store: Store, directory: Path, source: str) -> TrainingSnapshot:
     directory.mkdir(parents=True, exist_ok=True)
     with _locked(directory):
         return _rebuild(store, directory, source)
+
+
+class ImportedLines:
+    """The lines an import gives its session, as codes (about 24 bytes a line and one order id
+    per basket), and how the import moved the watermark: the store's `ImportFollower` for
+    `after_import`."""
+
+    def __init__(self) -> None:
+        self._lines = _Factoriser()
+        self.moved: ImportedPurchases | None = None  # told by the session once it committed
+
+    def __len__(self) -> int:
+        return self._lines.rows
+
+    def add(self, lines: PurchaseColumns) -> None:
+        self._lines.add(lines)
+
+    def imported(self, moved: ImportedPurchases) -> None:
+        self.moved = moved
+
+
+def after_import(store: Store, directory: Path, source: str, imported: ImportedLines) -> TrainingSnapshot:
+    """The snapshot after an import that committed: its lines added to the snapshot as it was
+    just before (or alone, when the store held none), without reading the store, when nothing
+    else moved the epoch meanwhile; otherwise rebuilt, with a log line saying why. Exactly the
+    lines, customers, products and baskets a rebuild would hold."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with _locked(directory):
+        moved = imported.moved
+        if moved is None:  # no line imported: the history is what it was
+            return _fresh(store, directory, source)
+        base, reason = _base_for(directory, source, moved)
+        if reason or moved.after is None:
+            log.info(
+                "training snapshot: %s: rebuilding it from the store",
+                reason or "another write (an erasure, another import) moved the purchase epoch during the import",
+            )
+            return _rebuild(store, directory, source)
+        started = time.perf_counter()
+        lines, given = imported._lines, len(imported)
+        if base is not None:
+            lines.add_snapshot(base)
+        # From the snapshot's own sequence: what was journaled since (during the import too) is
+        # added by the next `fresh`, and lines it holds already are dropped there.
+        watermark = dataclasses.replace(moved.before if base is None else base.watermark, epoch=moved.after.epoch)
+        snapshot = _write(directory, *lines.finish(distinct=True), watermark, source)
+        log.info(
+            "training snapshot: %d imported lines added to %d without reading the store in %.1f s",
+            given,
+            0 if base is None else len(base),
+            time.perf_counter() - started,
+        )
+        return snapshot
+
+
+def _base_for(directory: Path, source: str, moved: ImportedPurchases) -> tuple[TrainingSnapshot | None, str]:
+    """(the snapshot the import's lines go on, None for none; why they cannot, "" when they can)."""
+    if moved.held_none:
+        return None, ""
+    try:
+        base = load(directory)
+    except SnapshotError as exc:
+        return None, f"the snapshot is unusable ({exc})"
+    if base is None:
+        return None, "there was no snapshot before the import"
+    if base.source != source:
+        return None, f"the snapshot copies {base.source}, not {source}"
+    if not moved.before.covers(base.watermark):
+        return None, (
+            f"the snapshot (at {base.watermark.text()}) was not current before the import ({moved.before.text()})"
+        )
+    return base, ""
 
 
 def rebuild_from(
@@ -310,7 +396,7 @@ def _erase_locked(store: Store, directory: Path, customer_id: str) -> bool:
     current = store.purchase_watermark()
     if current.epoch == snapshot.watermark.epoch + 1:
         # The epoch only: lines appended since the snapshot's sequence are still to be read.
-        moved = PurchaseWatermark(epoch=current.epoch, sequence=snapshot.watermark.sequence)
+        moved = dataclasses.replace(snapshot.watermark, epoch=current.epoch)
         _write_manifest(snapshot.path, len(snapshot), moved, snapshot.source, _counts(snapshot))
     return found
 
@@ -360,41 +446,108 @@ _Columns = tuple[dict[str, np.ndarray], list[str], list[str], _IdList]
 
 def _factorised(batches: Iterable[PurchaseColumns]) -> _Columns:
     """Lines from a scan as codes: customers and items in id order, baskets per (customer, order)."""
-    customers, items = _NextCode(), _NextCode()
-    order_of_key: dict[int, str] = {}
-    parts: dict[str, list[np.ndarray]] = {"customer": [], "item": [], "key": [], "purchased_at": []}
+    lines = _Factoriser()
     for batch in batches:
+        lines.add(batch)
+    return lines.finish(distinct=False)  # a scan reads each stored line once
+
+
+class _Factoriser:
+    """Lines as codes, batch by batch: customers and items coded by first sight (sorted by id
+    at the end), baskets by a hash of (customer, order id)."""
+
+    def __init__(self) -> None:
+        self.customers, self.items = _NextCode(), _NextCode()
+        self.order_of_key: dict[int, str] = {}
+        self.parts: dict[str, list[np.ndarray]] = {"customer": [], "item": [], "key": [], "purchased_at": []}
+        self.rows = 0
+
+    def add(self, batch: PurchaseColumns) -> None:
         if len(batch) == 0:
-            continue
-        customer = _codes(customers, batch.customer_ids)
+            return
+        customer = _codes(self.customers, batch.customer_ids)
         order_hash = np.fromiter(map(hash, batch.order_ids), dtype=np.int64, count=len(batch)).view(np.uint64)
         key = order_hash ^ (customer.astype(np.uint64) * _CUSTOMER_MIX)
         # A basket's lines are usually adjacent (scans go by customer, then time): one order id
         # per run of equal keys rather than per line.
         runs = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
         for k, i in zip(key[runs].tolist(), runs.tolist()):
-            order_of_key.setdefault(k, batch.order_ids[i])
-        parts["customer"].append(customer)
-        parts["item"].append(_codes(items, batch.product_ids))
-        parts["key"].append(key)
-        parts["purchased_at"].append(np.asarray(batch.purchased_at, dtype=np.int64))
-    joined = {
-        name: np.concatenate(p) if p else np.zeros(0, np.uint64 if name == "key" else np.int64)
-        for name, p in parts.items()
-    }
-    parts.clear()
-    keys, basket = basket_codes(joined.pop("key"))
-    order_ids = _IdList.of([order_of_key[k] for k in keys.tolist()])
-    del order_of_key
-    customer_code, customer_ids = _sorted_codes(customers)
-    item_code, item_ids = _sorted_codes(items)
-    columns = {
-        "customer": customer_code[joined["customer"]] if len(customer_code) else joined["customer"].astype(np.int32),
-        "item": item_code[joined["item"]] if len(item_code) else joined["item"].astype(np.int32),
-        "basket": basket.astype(np.int32).reshape(-1),
-        "purchased_at": joined["purchased_at"],
-    }
-    return columns, customer_ids, item_ids, order_ids
+            self.order_of_key.setdefault(k, batch.order_ids[i])
+        self._append(customer, _codes(self.items, batch.product_ids), key, batch.purchased_at)
+
+    def add_snapshot(self, snapshot: TrainingSnapshot) -> None:
+        """The snapshot's live lines (not scrubbed ones, nor ids only those had), as codes of this
+        factoriser: only the ids and order ids its lines use are decoded and hashed."""
+        kept = np.flatnonzero(np.asarray(snapshot.item) >= 0)
+        if len(kept) == 0:
+            return
+        lines = {name: np.asarray(getattr(snapshot, name))[kept] for name in LINE_COLUMNS}
+        codes = {}
+        for name, ids in (("customer", snapshot.customer_ids), ("item", snapshot.item_ids)):
+            used = np.unique(lines[name])
+            ours = np.zeros(len(ids), dtype=np.int32)
+            ours[used] = _codes(self.customers if name == "customer" else self.items, [ids[i] for i in used.tolist()])
+            codes[name] = ours[lines[name]]
+        baskets, first = np.unique(lines["basket"], return_index=True)
+        order_ids = [snapshot.order_ids[b] for b in baskets.tolist()]
+        order_hash = np.zeros(len(snapshot.order_ids), dtype=np.uint64)
+        order_hash[baskets] = np.fromiter(map(hash, order_ids), dtype=np.int64, count=len(order_ids)).view(np.uint64)
+        key = order_hash[lines["basket"]] ^ (codes["customer"].astype(np.uint64) * _CUSTOMER_MIX)
+        for k, order_id in zip(key[first].tolist(), order_ids):
+            self.order_of_key.setdefault(k, order_id)
+        self._append(codes["customer"], codes["item"], key, lines["purchased_at"])
+
+    def _append(self, customer: np.ndarray, item: np.ndarray, key: np.ndarray, at: Any) -> None:
+        self.parts["customer"].append(customer)
+        self.parts["item"].append(item)
+        self.parts["key"].append(key)
+        self.parts["purchased_at"].append(np.asarray(at, dtype=np.int64))
+        self.rows += len(customer)
+
+    def finish(self, *, distinct: bool) -> _Columns:
+        """The columns and id lists (this factoriser is spent). `distinct`: a line given twice
+        (the same customer, order, product and time: one row of the store) is kept once."""
+        joined = {
+            name: np.concatenate(p) if p else np.zeros(0, np.uint64 if name == "key" else np.int64)
+            for name, p in self.parts.items()
+        }
+        self.parts.clear()
+        keys, basket = basket_codes(joined.pop("key"))
+        order_ids = _IdList.of([self.order_of_key[k] for k in keys.tolist()])
+        self.order_of_key.clear()
+        customer_code, customer_ids = _sorted_codes(self.customers)
+        item_code, item_ids = _sorted_codes(self.items)
+        columns = {
+            "customer": customer_code[joined["customer"]]
+            if len(customer_code)
+            else joined["customer"].astype(np.int32),
+            "item": item_code[joined["item"]] if len(item_code) else joined["item"].astype(np.int32),
+            "basket": basket.astype(np.int32).reshape(-1),
+            "purchased_at": joined["purchased_at"],
+        }
+        if distinct:
+            columns, order_ids = _distinct(columns, order_ids)
+        return columns, customer_ids, item_ids, order_ids
+
+
+def _distinct(columns: dict[str, np.ndarray], order_ids: _IdList) -> tuple[dict[str, np.ndarray], _IdList]:
+    """Each line once, in the order a scan of the SQLite store gives them (customer, time, order
+    id, product: its primary key), baskets numbered by first sight in that order: what a
+    rebuild from that store holds, row for row (training numbers baskets the same way, so the
+    row order is part of what it reads). Equal basket, item and time is one line (a basket is
+    one customer's)."""
+    names = order_ids.all()
+    order_rank = np.empty(len(names), dtype=np.int64)
+    order_rank[sorted(range(len(names)), key=names.__getitem__)] = np.arange(len(names))
+    basket = columns["basket"]
+    order = np.lexsort((columns["item"], order_rank[basket], columns["purchased_at"], columns["customer"]))
+    basket_item = (basket[order].astype(np.int64) << 32) | columns["item"][order].astype(np.int64)
+    at = columns["purchased_at"][order]
+    first = np.concatenate(([True], (basket_item[1:] != basket_item[:-1]) | (at[1:] != at[:-1])))
+    kept = {name: column[order[first]] for name, column in columns.items()}
+    seen, kept["basket"] = basket_codes(kept["basket"].astype(np.uint64))
+    kept["basket"] = kept["basket"].astype(np.int32)
+    return kept, _IdList.of([names[b] for b in seen.tolist()])
 
 
 class _NextCode(dict[str, int]):
@@ -517,7 +670,7 @@ def _write_manifest(
         "customers": counts[0],
         "items": counts[1],
         "baskets": counts[2],
-        "watermark": {"epoch": watermark.epoch, "sequence": watermark.sequence},
+        "watermark": {"epoch": watermark.epoch, "sequence": watermark.sequence, "shards": list(watermark.shards)},
         "source": source,
         "written_at": time.time(),
     }

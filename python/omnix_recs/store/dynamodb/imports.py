@@ -15,14 +15,26 @@ digests the rows it is given without writing them up to the checkpoint, then con
 that differ from the checkpointed ones (another import) are written from the start instead, or,
 when only later rows differ, refused (the checkpoint is cleared; run the import once more).
 One resumable import per table set at a time.
+
+A resumable import's lines may be written by several processes (`add_purchase_shares`, `omnix
+import --workers`): each writes its share in a resumable session of its own, checkpointed as a
+map in the same row, and stops when the process that started it is gone.
+
+Either kind moves the purchase epoch before its first line and again when it ends, so a copy of
+the history (the training snapshot) read before or during an import, or left by one that died,
+is never taken for current. A `follower` hears of every line given and, after a commit, of the
+watermark before them and whether another write also moved the epoch meanwhile.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
+import multiprocessing
+import os
 import struct
 import tempfile
 import threading
@@ -33,12 +45,21 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from typing import IO, Any, Protocol
 
 from omnix_recs import progress
 from omnix_recs.domain.models import Customer, Product, Purchase
 from omnix_recs.domain.purchases import PurchaseColumns
-from omnix_recs.errors import FailedPreconditionError, InvalidArgumentError, UnavailableError
+from omnix_recs.errors import FailedPreconditionError, InvalidArgumentError, OmnixError, UnavailableError
+from omnix_recs.store.base import (
+    ImportedPurchases,
+    ImportFollower,
+    PurchaseShares,
+    PurchaseWatermark,
+    purchase_columns,
+)
 from omnix_recs.store.dynamodb.client import DynamoClient
 from omnix_recs.store.dynamodb.codec import (
     IMPORT_CHECKPOINT_ROW,
@@ -100,15 +121,40 @@ class ImportTarget(Protocol):
     @property
     def table_names(self) -> Mapping[str, str]: ...
     def bump_catalog_version(self) -> None: ...
-    def bump_purchase_watermark(self, *, epoch: bool) -> None: ...
+    @property
+    def url(self) -> str | None: ...
+    @classmethod
+    def from_url(cls, url: str) -> ImportTarget: ...
+    def close(self) -> None: ...
+    def bump_purchase_epoch(self) -> int: ...
+    def purchase_watermark(self) -> PurchaseWatermark: ...
+    def holds_purchase_lines(self) -> bool: ...
 
 
 class DynamoImportSession:
     """An `ImportSession` on DynamoDB: idempotent, undone on failure or abandonment, not
     isolated; or, `resumable`, checkpointed and never undone (see the module docstring)."""
 
-    def __init__(self, store: ImportTarget, writers: int = 4, *, resumable: bool = False) -> None:
+    def __init__(
+        self,
+        store: ImportTarget,
+        writers: int = 4,
+        *,
+        resumable: bool = False,
+        follower: ImportFollower | None = None,
+        share: tuple[int, int] | None = None,
+        parent: int | None = None,
+    ) -> None:
         self._store = store
+        self._follower = follower
+        # (k, n): the k-th of n processes writing one import's lines (`add_purchase_shares`):
+        # its checkpoint is its own, and the epoch is the parent session's to move. It stops
+        # once `parent`, the process that started it, is gone (killed).
+        self._share = share
+        self._parent = parent
+        # Before the first line: the watermark, whether the store held no line, and whether
+        # this session's own epoch move was the only one since the watermark was read.
+        self._before: tuple[PurchaseWatermark, bool, bool] | None = None
         self._journal = UndoJournal()
         self._writers = writers
         self._pool = ThreadPoolExecutor(max_workers=writers, thread_name_prefix="omnix-dynamo-import")
@@ -122,6 +168,8 @@ class DynamoImportSession:
         self._resumable = resumable
         self._rows = 0  # rows given so far, in order (what a checkpoint counts)
         self._digest = hashlib.blake2b(digest_size=16)  # of those rows
+        if share is not None:  # a share of another split is another import
+            self._digest.update(f"share {share[0]} of {share[1]}".encode())
         self._chunks: deque[_Chunk] = deque()  # submitted, in order, until all before are written
         self._chunk_of: dict[Future[None], _Chunk] = {}
         self._written_upto: _Chunk | None = None  # the last chunk all rows up to which are written
@@ -154,7 +202,12 @@ class DynamoImportSession:
             if self._wrote_products:  # committed or undone, the catalog may have changed
                 self._store.bump_catalog_version()
             if self._wrote_purchases:  # and so may the purchase history: its copies are stale
-                self._store.bump_purchase_watermark(epoch=True)
+                epoch = self._store.bump_purchase_epoch()
+                if self._state == "committed" and self._follower is not None and self._before is not None:
+                    before, held_none, alone = self._before
+                    after = dataclasses.replace(before, epoch=epoch)
+                    alone = alone and epoch == before.epoch + 2  # its two moves only
+                    self._follower.imported(ImportedPurchases(before, held_none, after if alone else None))
 
     def add_customers(self, customers: Iterable[Customer]) -> None:
         self._add(CUSTOMERS, "customers", customer_item, customers)
@@ -164,14 +217,92 @@ class DynamoImportSession:
         self._add(PRODUCTS, "products", product_item, products)
 
     def add_purchases(self, purchases: Iterable[Purchase]) -> None:
-        self._wrote_purchases = True
+        self._start_purchases()
+        if self._follower is not None:
+            purchases = list(purchases)
+            self._follower.add(purchase_columns(purchases))
         self._add(PURCHASES, "purchases", purchase_item, purchases)
 
     def add_purchase_columns(self, columns: PurchaseColumns) -> None:
-        self.add_purchases(
-            Purchase(customer, order, product, quantity, price, datetime.fromtimestamp(seconds, UTC), store)
-            for customer, order, product, quantity, price, seconds, store in columns.rows_with_stores()
+        rows = columns.rows_with_stores()  # checks the lengths before anything is written
+        self._start_purchases()
+        if self._follower is not None:
+            self._follower.add(columns)
+        self._add(
+            PURCHASES,
+            "purchases",
+            purchase_item,
+            (
+                Purchase(customer, order, product, quantity, price, datetime.fromtimestamp(seconds, UTC), store)
+                for customer, order, product, quantity, price, seconds, store in rows
+            ),
         )
+
+    def add_purchase_shares(self, shares: PurchaseShares, workers: int, lines: Iterable[PurchaseColumns]) -> None:
+        """Order lines written by `workers` processes (resumable sessions only), the k-th writing
+        `shares(k, workers)` in a resumable session of its own, checkpointed apart, while this
+        one reads `lines` (the same lines, all of them) for its follower."""
+        self._start_purchases()
+        if workers <= 1:
+            for batch in lines:
+                self.add_purchase_columns(batch)
+            return
+        url = self._store.url
+        if not self._resumable or url is None:
+            raise FailedPreconditionError(
+                "an import over several processes is a resumable one, of a store opened from its URL"
+            )
+        self._drain()
+        self._checkpoint(force=True)  # the rows before the shares: not written again on a rerun
+        context = multiprocessing.get_context("spawn")  # no boto3 client or lock crosses a fork
+        answers = []
+        processes = []
+        for k in range(workers):
+            answer, reply = context.Pipe(duplex=False)
+            process = context.Process(
+                target=_write_share,
+                args=(type(self._store).from_url, url, shares, (k, workers), self._writers, os.getpid(), reply),
+                name=f"omnix-import-{k}-of-{workers}",
+            )
+            process.start()
+            reply.close()  # the child's end: once it is gone, reading says so
+            answers.append(answer)
+            processes.append(process)
+        try:
+            for batch in lines:
+                if self._follower is not None:
+                    self._follower.add(batch)
+            outcomes = [_outcome(answer, process) for answer, process in zip(answers, processes)]
+        except BaseException:
+            for process in processes:  # stopped as a kill stops them: what landed is checkpointed
+                process.terminate()
+            raise
+        finally:
+            for answer, process in zip(answers, processes):
+                process.join()
+                answer.close()
+        for written, _ in outcomes:
+            self._written.advance(written)
+        failed = next((failure for _, failure in outcomes if failure is not None), None)
+        if failed is not None:
+            kind, field, message = failed
+            if kind == InvalidArgumentError.__name__:
+                raise InvalidArgumentError(field, message)
+            if kind == FailedPreconditionError.__name__:
+                raise FailedPreconditionError(message)
+            raise UnavailableError(message)
+
+    def _start_purchases(self) -> None:
+        """Before the first line: move the epoch, so that no copy of the history is taken for
+        current while lines land, nor after this process dies midway (`__exit__` moves it again)."""
+        self._require_open()
+        if self._wrote_purchases or self._share is not None:
+            return
+        self._wrote_purchases = True
+        read = self._store.purchase_watermark()
+        moved = self._store.bump_purchase_epoch()
+        held_none = self._follower is not None and not self._store.holds_purchase_lines()
+        self._before = (read, held_none, moved == read.epoch + 1)
 
     def add_items(self, spec: TableSpec, items: Sequence[dict[str, Any]]) -> None:
         """Already encoded items with distinct keys (the store's own large writes)."""
@@ -188,7 +319,7 @@ class DynamoImportSession:
                 self._start_over()  # shorter than the cut-short run's first chunk: another import
             self._drain()
             if self._resume is not None:  # fewer rows than the cut-short run had written
-                self._store.db.call("delete_item", TableName=self._models, Key=_CHECKPOINT_KEY)
+                self._clear_checkpoint()
                 raise FailedPreconditionError(
                     f"this import has {self._rows} rows, the resumable import that was cut short "
                     f"had written {self._resume.rows}: not the same import"
@@ -198,7 +329,7 @@ class DynamoImportSession:
                 self._roll_back()
             raise
         if self._resumable:
-            self._store.db.call("delete_item", TableName=self._models, Key=_CHECKPOINT_KEY)
+            self._clear_checkpoint()
         self._state = "committed"
 
     def _add(self, spec: TableSpec, kind: str, encode: Callable[[Any], dict[str, Any]], rows: Iterable[Any]) -> None:
@@ -237,7 +368,7 @@ class DynamoImportSession:
         if self._rows < resume.rows:
             return True
         if self._digest.hexdigest() != resume.digest:
-            self._store.db.call("delete_item", TableName=self._models, Key=_CHECKPOINT_KEY)
+            self._clear_checkpoint()
             raise FailedPreconditionError(
                 f"the first {resume.rows} rows of this import differ from those of the resumable import "
                 "that was cut short; its checkpoint is now cleared: run this import again"
@@ -266,6 +397,8 @@ class DynamoImportSession:
         self._submit(spec, items, at)
 
     def _submit(self, spec: TableSpec, items: list[dict[str, Any]], at: _Chunk | None = None) -> None:
+        if self._parent is not None and os.getppid() != self._parent:
+            raise UnavailableError("the import that started this process is gone")
         keys = frozenset((spec.table, *spec.key_tuple(item)) for item in items)
         # Rows with one key land in the order given (the last one wins, as in SQLite): a chunk
         # waits for the earlier chunks holding any of its keys.
@@ -317,8 +450,10 @@ class DynamoImportSession:
 
     def _read_checkpoint(self) -> _Checkpoint | None:
         item = self._store.db.call("get_item", TableName=self._models, Key=_CHECKPOINT_KEY, ConsistentRead=True)
-        row = item.get("Item")
-        if not row:
+        row = item.get("Item") or {}
+        if self._share is not None:  # a share's progress is a map in the same row
+            row = row.get(self._share_attribute, {}).get("M", {})
+        if "rows" not in row:
             return None
         return _Checkpoint(
             rows=int(row["rows"]["N"]),
@@ -326,6 +461,11 @@ class DynamoImportSession:
             head_rows=int(row["headRows"]["N"]),
             head=row["head"]["S"],
         )
+
+    @property
+    def _share_attribute(self) -> str:
+        assert self._share is not None
+        return f"share{self._share[0]}of{self._share[1]}"
 
     def _checkpoint(self, *, force: bool) -> None:
         """Record how far every row is written, at most every `CHECKPOINT_EVERY_S` unless `force`."""
@@ -338,15 +478,38 @@ class DynamoImportSession:
         if not force and now - self._checkpointed_at < CHECKPOINT_EVERY_S:
             return
         self._checkpointed_at = now
-        item = {
-            **_CHECKPOINT_KEY,
+        progress = {
             "rows": {"N": str(upto.rows)},
             "digest": wire_string(upto.digest),
             "headRows": {"N": str(head.rows)},
             "head": wire_string(head.digest),
             "updatedAt": wire_string(datetime.now(UTC).isoformat()),
         }
-        self._store.db.call("put_item", TableName=self._models, Item=item)
+        # An update of this session's own attributes: the shares of one import write theirs
+        # into the same row at the same time.
+        fields = {self._share_attribute: {"M": progress}} if self._share is not None else progress
+        names = {f"#f{n}": name for n, name in enumerate(fields)}
+        self._store.db.call(
+            "update_item",
+            TableName=self._models,
+            Key=_CHECKPOINT_KEY,
+            UpdateExpression="SET " + ", ".join(f"#f{n} = :f{n}" for n in range(len(fields))),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues={f":f{n}": value for n, value in enumerate(fields.values())},
+        )
+
+    def _clear_checkpoint(self) -> None:
+        """The whole row for the import itself (its shares are done by then), a share's own map."""
+        if self._share is None:
+            self._store.db.call("delete_item", TableName=self._models, Key=_CHECKPOINT_KEY)
+            return
+        self._store.db.call(
+            "update_item",
+            TableName=self._models,
+            Key=_CHECKPOINT_KEY,
+            UpdateExpression="REMOVE #share",
+            ExpressionAttributeNames={"#share": self._share_attribute},
+        )
 
     def _stop(self) -> None:
         """A resumable session that failed or was abandoned: what landed stays, checkpointed."""
@@ -400,6 +563,47 @@ class DynamoImportSession:
 
 
 _CHECKPOINT_KEY = {"version": wire_string(IMPORT_CHECKPOINT_ROW)}
+
+
+def _write_share(
+    opener: Callable[[str], ImportTarget],
+    url: str,
+    shares: PurchaseShares,
+    share: tuple[int, int],
+    writers: int,
+    parent: int,
+    reply: Connection,
+) -> None:
+    """In a process of its own: open the store (`opener(url)`: the store's class method, so this
+    module names no store), write share `share` of the lines, then send (lines written, the
+    failure as (class name, field, message) or None): exceptions do not cross whole."""
+    lines, failure = 0, None
+    store = opener(url)
+    try:
+        with DynamoImportSession(store, writers, resumable=True, share=share, parent=parent) as session:
+            for batch in shares(*share):
+                session.add_purchase_columns(batch)
+                lines += len(batch)
+            session.commit()
+    except InvalidArgumentError as error:
+        failure = (type(error).__name__, error.field, error.message)
+    except OmnixError as error:
+        failure = (type(error).__name__, "", str(error))
+    finally:
+        store.close()
+    with contextlib.suppress(OSError):  # the import that waits for it may be gone (killed)
+        reply.send((lines, failure))
+    reply.close()
+
+
+def _outcome(answer: Connection, process: BaseProcess) -> tuple[int, tuple[str, str, str] | None]:
+    """What a share's process sent, or its death as a failure."""
+    try:
+        outcome: tuple[int, tuple[str, str, str] | None] = answer.recv()
+        return outcome
+    except EOFError:  # it died before answering (killed, out of memory)
+        process.join()
+        return 0, ("UnavailableError", "", f"the import process {process.name} died (exit code {process.exitcode})")
 
 
 class _Chunk:

@@ -1,19 +1,23 @@
 """The purchase journal: the lines `add_purchases` wrote, for copies of the history to replay.
 
-A copy (the training snapshot, store/snapshot.py) taken at watermark (epoch, S) asks for the
-lines written since; without a journal the only answer is a whole-table Scan. Entries live in
-`purchase-journal`, one item per (customer, sequence, part): the customer's lines of one write,
-zlib-compressed JSON, under hash key `customerId` (an erasure deletes them with one consistent
-Query) and sort key `<sequence, 20 digits>#<part>`.
+A copy (the training snapshot, store/snapshot.py) taken at a watermark asks for the lines
+written since; without a journal the only answer is a whole-table Scan. Entries live in
+`purchase-journal`, one item per (customer, shard, sequence, part): the customer's lines of one
+write, zlib-compressed JSON, under hash key `customerId` (an erasure deletes them with one
+consistent Query) and sort key `<shard, 2 digits>#<sequence, 20 digits>#<part>`.
 
-The sequence is the watermark row's `purchaseSequence`, and it moves in the same
-TransactWriteItems that puts the entries (a conditional update from the value just read, retried
-when another writer moved it first; threads of one process take turns). So a reader that sees
-sequence S finds every entry up to S, and a write cut short leaves no entry without its
-sequence or the reverse. The price: journaled writes are serial per table set, one
-transaction at a time (about 5-6 ms each on dynoxide, so some 170 a second). Replaying is a
-parallel Scan of the journal, which therefore keeps only the newest `JOURNAL_SEQUENCES` writes:
-a copy further behind is rebuilt from the purchase table.
+Sequences are sharded: `JOURNAL_SHARDS` counters, each a row of the journal table under a hash
+key (`#shard#<k>`) no customer id can take. A write takes one shard (the threads of a process
+each their own, processes each from a random first one) and moves its counter in the same
+TransactWriteItems that puts the entries: a conditional update from the value just read,
+retried when another process moved it first. So a reader that sees shard k at S finds every
+entry of shard k up to S, and a write cut short leaves no entry without its sequence or the
+reverse; the watermark's `shards` are the counters, its `sequence` their sum. One shard's
+writes are serial (a transaction at a time, about 3-6 ms on dynoxide), the shards are not.
+Replaying is a parallel Scan for the entries past the copy's position in each shard; the
+journal keeps the newest `SHARD_SEQUENCES` writes of each: a copy further behind is rebuilt
+from the purchase table. Entries of the single sequence that came before the shards carry no
+shard: never replayed (a copy that old is rebuilt once), deleted by the next trim.
 """
 
 from __future__ import annotations
@@ -26,12 +30,18 @@ from typing import Any
 from omnix_recs.domain.purchases import PurchaseColumns
 from omnix_recs.store.dynamodb.codec import parse_timestamp, wire_string
 
-# Writes (`add_purchases` calls) the journal keeps; replaying costs a Scan of all of them.
-JOURNAL_SEQUENCES = 50_000
+# Independent sequences: writers on different shards never wait for each other.
+JOURNAL_SHARDS = 16
+# Writes (`add_purchases` calls) the journal keeps of each shard; replaying costs a Scan of all
+# of them. Per shard, so that a lone writer (one shard) reaches as far back as many writers; the
+# journal grows with the shards in use, i.e. with the writers' concurrency.
+SHARD_SEQUENCES = 50_000
 # Lines per journal item: a few tens of KB compressed, far below DynamoDB's 400 KB item limit.
 PART_LINES = 2_000
 SEQUENCE_ATTRIBUTE = "sequence"
+SHARD_ATTRIBUTE = "shard"
 LINES_ATTRIBUTE = "lines"
+COUNTER_ATTRIBUTE = "shardSequence"  # of a shard's counter row (entries have none)
 
 
 def journal_parts(lines: Sequence[Mapping[str, Any]]) -> list[tuple[str, bytes]]:
@@ -57,22 +67,34 @@ def journal_parts(lines: Sequence[Mapping[str, Any]]) -> list[tuple[str, bytes]]
     return parts
 
 
-def sort_key(sequence: int, part: int) -> str:
-    return f"{sequence:020d}#{part:05d}"
+def sort_key(shard: int, sequence: int, part: int) -> str:
+    return f"{shard:02d}#{sequence:020d}#{part:05d}"
 
 
-def journal_item(customer_id: str, sequence: int, part: int, payload: bytes) -> dict[str, Any]:
+def journal_item(customer_id: str, shard: int, sequence: int, part: int, payload: bytes) -> dict[str, Any]:
     return {
         "customerId": wire_string(customer_id),
-        "sk": wire_string(sort_key(sequence, part)),
+        "sk": wire_string(sort_key(shard, sequence, part)),
+        SHARD_ATTRIBUTE: {"N": str(shard)},
         SEQUENCE_ATTRIBUTE: {"N": str(sequence)},
         LINES_ATTRIBUTE: {"B": payload},
     }
 
 
+def counter_key(shard: int) -> dict[str, Any]:
+    """The key of shard `shard`'s counter row ("#" starts no customer id)."""
+    return {"customerId": wire_string(f"#shard#{shard:02d}"), "sk": wire_string("#sequence")}
+
+
+def positions(counters: Iterable[Mapping[str, Any]]) -> tuple[int, ...]:
+    """Each shard's sequence from its counter row (0 for a shard never written)."""
+    found = {row["customerId"]["S"]: int(row[COUNTER_ATTRIBUTE]["N"]) for row in counters if COUNTER_ATTRIBUTE in row}
+    return tuple(found.get(counter_key(k)["customerId"]["S"], 0) for k in range(JOURNAL_SHARDS))
+
+
 def columns_of(items: Iterable[Mapping[str, Any]]) -> PurchaseColumns:
-    """The lines of journal items, in the order they were written (sequence, then part)."""
-    ordered = sorted(items, key=lambda item: (int(item[SEQUENCE_ATTRIBUTE]["N"]), item["sk"]["S"]))
+    """The lines of journal items, in the order each shard wrote them (shard, sequence, part)."""
+    ordered = sorted(items, key=lambda item: item["sk"]["S"])
     columns = PurchaseColumns([], [], [], [], [], [], [])
     for item in ordered:
         customer_id = item["customerId"]["S"]

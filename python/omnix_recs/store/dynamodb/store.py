@@ -9,6 +9,7 @@ profile, so an erasure cut short is finished by calling it again.
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
 import uuid
@@ -39,7 +40,7 @@ from omnix_recs.errors import (
     NotFoundError,
     UnavailableError,
 )
-from omnix_recs.store.base import CustomerErasure, ExperimentRecord, ModelRecord, PurchaseWatermark
+from omnix_recs.store.base import CustomerErasure, ExperimentRecord, ImportFollower, ModelRecord, PurchaseWatermark
 from omnix_recs.store.dynamodb.client import (
     TRANSACTION_MAX,
     DynamoClient,
@@ -89,11 +90,17 @@ from omnix_recs.store.dynamodb.codec import (
 )
 from omnix_recs.store.dynamodb.imports import DynamoImportSession
 from omnix_recs.store.dynamodb.journal import (
-    JOURNAL_SEQUENCES,
+    COUNTER_ATTRIBUTE,
+    JOURNAL_SHARDS,
+    LINES_ATTRIBUTE,
     SEQUENCE_ATTRIBUTE,
+    SHARD_ATTRIBUTE,
+    SHARD_SEQUENCES,
     columns_of,
+    counter_key,
     journal_item,
     journal_parts,
+    positions,
 )
 from omnix_recs.store.dynamodb.tables import (
     CUSTOMERS,
@@ -138,13 +145,15 @@ class DynamoStore:
         self.table_names = {spec.table: table_name(spec, env) for spec in TABLES}
         self._read_ahead = read_ahead  # parallel requests of a whole-table read
         self._import_writers = import_writers
-        # Journaled writes take turns within the process: threads of one process never race for
-        # the purchase sequence (only other processes do), and the sequence this process wrote
-        # last is usually the current one, which saves reading it first.
-        self._journal_lock = threading.Lock()
-        self._last_sequence: int | None = None
+        # Journaled writes: each thread of the process holds a shard of its own while it writes,
+        # so they never race each other for a sequence (only other processes may), and the one
+        # this process wrote last in a shard is usually the current one: no read first.
+        self._shard_locks = [threading.Lock() for _ in range(JOURNAL_SHARDS)]
+        self._shard_sequences: list[int | None] = [None] * JOURNAL_SHARDS
+        self._first_shard = random.randrange(JOURNAL_SHARDS)
         # `import_session()` gives resumable sessions (imports.py): `omnix import --resumable`.
         self.resumable_imports = False
+        self.url: str | None = None  # what opened it: how other processes of an import open it
 
     @classmethod
     def from_url(
@@ -156,7 +165,9 @@ class DynamoStore:
         (tests, tools) pass one so that botocore loads its service models once.
         """
         client, env = client_from_url(url, session)
-        return cls(client, env=env, retry=retry)
+        store = cls(client, env=env, retry=retry)
+        store.url = url
+        return store
 
     def _name(self, spec: TableSpec) -> str:
         return self.table_names[spec.table]
@@ -272,7 +283,11 @@ class DynamoStore:
             ],
         )
         documents = self._query_keys(DOCUMENTS, "customerId", customer_id)
-        journaled = self._query_keys(PURCHASE_JOURNAL, "customerId", customer_id)
+        journaled = [  # never a shard's counter row, whatever the id
+            row
+            for row in self._query_keys(PURCHASE_JOURNAL, "customerId", customer_id)
+            if row["sk"] != counter_key(0)["sk"]
+        ]
         doomed: list[tuple[TableSpec, list[dict[str, Any]]]] = [
             (PURCHASE_JOURNAL, journaled),  # before the lines: a copy must never replay them
             (PURCHASES, purchases),
@@ -290,7 +305,7 @@ class DynamoStore:
                 self.db.batch_write([(self._name(spec), {"DeleteRequest": {"Key": spec.key_of(row)}}) for row in rows])
         finally:
             if purchases or journaled:  # copies of the history holding their lines are stale
-                self.bump_purchase_watermark(epoch=True)
+                self.bump_purchase_epoch()
         return CustomerErasure(
             {
                 "profile": 1 if profile else 0,
@@ -431,42 +446,60 @@ class DynamoStore:
             journaled = True
         finally:
             if not journaled:
-                self.bump_purchase_watermark(epoch=True)
+                self.bump_purchase_epoch()
         return len(lines)
 
     def _journal(self, parts: Sequence[tuple[str, bytes]], puts: Sequence[tuple[str, dict[str, Any]]]) -> None:
-        """Put `parts` under the next sequence and `puts` too, moving the sequence to it, in one
-        transaction; when another writer took that sequence first, read it again and retry."""
-        with self._journal_lock:
+        """Put `parts` under the next sequence of a shard this thread holds, and `puts` too,
+        moving the shard's counter to it, in one transaction; when another process took that
+        sequence first, read it again and retry (journal.py)."""
+        shard = self._take_shard()
+        try:
             for attempt in range(JOURNAL_ATTEMPTS):
                 if attempt:
                     time.sleep(self.db.retry.delay_s(min(attempt - 1, 5)))
-                current = self._last_sequence
+                current = self._shard_sequences[shard]
                 if current is None:
-                    current = self.purchase_watermark().sequence
-                self._last_sequence = None  # known again once this write lands
-                if self._journaled(parts, puts, current):
-                    self._last_sequence = current + 1
+                    current = self._read_shard(shard)
+                self._shard_sequences[shard] = None  # known again once this write lands
+                if self._journaled(parts, puts, shard, current):
+                    self._shard_sequences[shard] = current + 1
                     return
+        finally:
+            self._shard_locks[shard].release()
         raise UnavailableError(
             f"DynamoDB is unavailable: the purchase sequence kept moving under {JOURNAL_ATTEMPTS} tries"
         )
 
+    def _take_shard(self) -> int:
+        """A journal shard no other thread of this process holds, from this process's first one
+        (a lone writer keeps one shard, whose sequence it then knows); all taken: wait for one."""
+        for offset in range(JOURNAL_SHARDS):
+            shard = (self._first_shard + offset) % JOURNAL_SHARDS
+            if self._shard_locks[shard].acquire(blocking=False):
+                return shard
+        shard = random.randrange(JOURNAL_SHARDS)
+        self._shard_locks[shard].acquire()
+        return shard
+
+    def _read_shard(self, shard: int) -> int:
+        row = self._get(PURCHASE_JOURNAL, counter_key(shard)) or {}
+        return int(row.get(COUNTER_ATTRIBUTE, {}).get("N", 0))
+
     def _journaled(
-        self, parts: Sequence[tuple[str, bytes]], puts: Sequence[tuple[str, dict[str, Any]]], current: int
+        self, parts: Sequence[tuple[str, bytes]], puts: Sequence[tuple[str, dict[str, Any]]], shard: int, current: int
     ) -> bool:
-        """One try of `_journal` from sequence `current`; False when the sequence was not it."""
-        watermark = {"version": wire_string(PURCHASE_WATERMARK_ROW)}
+        """One try of `_journal` from sequence `current` of `shard`; False when it was not that."""
         journal = self._name(PURCHASE_JOURNAL)
         sequence = current + 1
         counter = {
-            "TableName": self._name(MODELS),
-            "Key": watermark,
-            "UpdateExpression": "SET purchaseSequence = :next",
+            "TableName": journal,
+            "Key": counter_key(shard),
+            "UpdateExpression": f"SET {COUNTER_ATTRIBUTE} = :next",
             "ConditionExpression": (
-                "purchaseSequence = :current"
+                f"{COUNTER_ATTRIBUTE} = :current"
                 if current
-                else "attribute_not_exists(purchaseSequence) OR purchaseSequence = :current"  # never written
+                else f"attribute_not_exists({COUNTER_ATTRIBUTE}) OR {COUNTER_ATTRIBUTE} = :current"  # never written
             ),
             "ExpressionAttributeValues": {":next": {"N": str(sequence)}, ":current": {"N": str(current)}},
         }
@@ -474,7 +507,8 @@ class DynamoStore:
         actions: list[dict[str, Any]] = [{"Update": counter}]
         for customer_id, payload in parts:
             part = numbered[customer_id] = numbered.get(customer_id, -1) + 1
-            actions.append({"Put": {"TableName": journal, "Item": journal_item(customer_id, sequence, part, payload)}})
+            item = journal_item(customer_id, shard, sequence, part, payload)
+            actions.append({"Put": {"TableName": journal, "Item": item}})
         actions.extend({"Put": {"TableName": table, "Item": item}} for table, item in puts)
         try:
             # The token makes a retried call (after a lost response) a no-op, not a second write.
@@ -486,44 +520,66 @@ class DynamoStore:
             return False
 
     def purchase_watermark(self) -> PurchaseWatermark:
+        """The epoch (the models table's `#purchases` row), then every journal shard's counter:
+        each read consistently, so every entry a shard counts is there to replay."""
         row = self._get(MODELS, {"version": wire_string(PURCHASE_WATERMARK_ROW)}) or {}
+        counters = self.db.batch_get(
+            self._name(PURCHASE_JOURNAL), [counter_key(k) for k in range(JOURNAL_SHARDS)], ConsistentRead=True
+        )
+        shards = positions(counters)
         return PurchaseWatermark(
-            epoch=int(row.get("purchaseEpoch", {}).get("N", 0)),
-            sequence=int(row.get("purchaseSequence", {}).get("N", 0)),
+            epoch=int(row.get("purchaseEpoch", {}).get("N", 0)), sequence=sum(shards), shards=shards
         )
 
     def purchases_appended_since(
         self, watermark: PurchaseWatermark
     ) -> tuple[PurchaseColumns, PurchaseWatermark] | None:
-        """The journal's entries after `watermark`'s sequence, up to the current one, by a
-        consistent parallel Scan of the journal (which this trims to `JOURNAL_SEQUENCES`)."""
+        """The journal's entries past `watermark` in each shard, up to the current position, by a
+        consistent parallel Scan of the journal (which this trims to `SHARD_SEQUENCES` a shard)."""
         current = self.purchase_watermark()
-        behind = current.sequence - watermark.sequence
-        if current.epoch != watermark.epoch or not 0 <= behind <= JOURNAL_SEQUENCES:
+        if current.epoch != watermark.epoch or len(watermark.shards) != JOURNAL_SHARDS:
+            return None  # another epoch, or a copy from before the shards
+        behind = [now - then for now, then in zip(current.shards, watermark.shards)]
+        if not all(0 <= writes <= SHARD_SEQUENCES for writes in behind):
             return None
-        if behind == 0:
+        if not any(behind):
             return PurchaseColumns([], [], [], [], [], []), current
         expression = Expression()
-        sequence = expression.name(SEQUENCE_ATTRIBUTE)
-        after, upto = expression.value(watermark.sequence), expression.value(current.sequence)
+        shard, sequence = expression.name(SHARD_ATTRIBUTE), expression.name(SEQUENCE_ATTRIBUTE)
+        # Not beyond `current`: entries written since belong to the next replay.
+        wanted = [
+            f"({shard} = {expression.value(k)} AND {sequence} > {expression.value(then)}"
+            f" AND {sequence} <= {expression.value(now)})"
+            for k, (then, now) in enumerate(zip(watermark.shards, current.shards))
+            if now > then
+        ]
         responses = self.db.parallel_scan(
             self._read_ahead,
             TableName=self._name(PURCHASE_JOURNAL),
-            # Not beyond `current`: entries written since belong to the next replay.
-            FilterExpression=f"{sequence} > {after} AND {sequence} <= {upto}",
+            FilterExpression=" OR ".join(wanted),
             ConsistentRead=True,
             **expression.parameters(),
         )
         lines = columns_of(item for response in responses for item in response["Items"])
-        self._trim_journal(current.sequence - JOURNAL_SEQUENCES)
+        self._trim_journal(current)
         return lines, current
 
-    def _trim_journal(self, upto: int) -> None:
-        """Delete the journal's entries up to sequence `upto` (no copy may replay them any more)."""
-        if upto <= 0:
-            return
+    def _trim_journal(self, current: PurchaseWatermark) -> None:
+        """Delete the entries no copy may replay any more: each shard's older than its newest
+        `SHARD_SEQUENCES`, and those of the single sequence from before the shards."""
         expression = Expression()
-        condition = f"{expression.name(SEQUENCE_ATTRIBUTE)} <= {expression.value(upto)}"
+        shard, sequence = expression.name(SHARD_ATTRIBUTE), expression.name(SEQUENCE_ATTRIBUTE)
+        old = [
+            f"({shard} = {expression.value(k)} AND {sequence} <= {expression.value(now - SHARD_SEQUENCES)})"
+            for k, now in enumerate(current.shards)
+            if now > SHARD_SEQUENCES
+        ]
+        if not old:
+            return
+        condition = (
+            f"attribute_exists({expression.name(LINES_ATTRIBUTE)})"  # not the counter rows
+            f" AND (attribute_not_exists({shard}) OR {' OR '.join(old)})"
+        )
         responses = self.db.parallel_scan(
             self._read_ahead,
             TableName=self._name(PURCHASE_JOURNAL),
@@ -551,16 +607,23 @@ class DynamoStore:
         )
         return str(answer["ExportDescription"]["ExportArn"]), watermark
 
-    def bump_purchase_watermark(self, *, epoch: bool) -> None:
-        """After purchase writes: the sequence for `add_purchases`, the epoch for imports and
-        erasures; one atomic counter update either way."""
-        self.db.call(
+    def bump_purchase_epoch(self) -> int:
+        """After writes the journal does not hold (imports, erasures): one atomic counter update.
+        Returns the epoch it made."""
+        row = self.db.call(
             "update_item",
             TableName=self._name(MODELS),
             Key={"version": wire_string(PURCHASE_WATERMARK_ROW)},
-            UpdateExpression=f"ADD {'purchaseEpoch' if epoch else 'purchaseSequence'} :one",
+            UpdateExpression="ADD purchaseEpoch :one",
             ExpressionAttributeValues={":one": {"N": "1"}},
+            ReturnValues="UPDATED_NEW",
         )
+        return int(row["Attributes"]["purchaseEpoch"]["N"])
+
+    def holds_purchase_lines(self) -> bool:
+        """Whether the purchase table holds any row: one consistent Scan of one item."""
+        response = self.db.call("scan", TableName=self._name(PURCHASES), Limit=1, ConsistentRead=True)
+        return bool(response.get("Items")) or "LastEvaluatedKey" in response
 
     def list_purchases(
         self,
@@ -963,8 +1026,10 @@ class DynamoStore:
 
     # --- bulk ----------------------------------------------------------------------------
 
-    def import_session(self) -> DynamoImportSession:
-        return DynamoImportSession(self, writers=self._import_writers, resumable=self.resumable_imports)
+    def import_session(self, follower: ImportFollower | None = None) -> DynamoImportSession:
+        return DynamoImportSession(
+            self, writers=self._import_writers, resumable=self.resumable_imports, follower=follower
+        )
 
     def _write_all(self, spec: TableSpec, items: list[dict[str, Any]]) -> None:
         """Write distinct-key items: atomically when one transaction holds them, otherwise

@@ -74,8 +74,9 @@ PURCHASES = TableSpec(
         IndexSpec("listing-customerId-index", "listing", "customerId", "KEYS_ONLY"),
     ),
 )
-# The lines `add_purchases` wrote, per customer and sequence, for copies of the history to
-# replay (journal.py); no index: replay scans it, erasure queries the customer's partition.
+# The lines `add_purchases` wrote, per customer, shard and sequence, for copies of the history
+# to replay, and the shards' counters (journal.py); no index: replay scans it, erasure queries
+# the customer's partition.
 PURCHASE_JOURNAL = TableSpec("purchase-journal", "customerId", "sk")
 INTERACTIONS = TableSpec(
     "product-interactions",

@@ -9,6 +9,7 @@ a write wait or fail whole instead of half-way. The tables are in `schema`, the 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import shutil
 import sqlite3
@@ -43,7 +44,16 @@ from omnix_recs.errors import (
     NotFoundError,
     UnavailableError,
 )
-from omnix_recs.store.base import CustomerErasure, ExperimentRecord, ModelRecord, PurchaseWatermark
+from omnix_recs.store.base import (
+    CustomerErasure,
+    ExperimentRecord,
+    ImportedPurchases,
+    ImportFollower,
+    ModelRecord,
+    PurchaseShares,
+    PurchaseWatermark,
+    purchase_columns,
+)
 from omnix_recs.store.sqlite.rows import (
     CUSTOMER_SELECT,
     FEEDBACK_SELECT,
@@ -723,8 +733,8 @@ class SqliteStore:
 
     # --- bulk -----------------------------------------------------------------------------------
 
-    def import_session(self) -> SqliteImportSession:
-        return SqliteImportSession(self)
+    def import_session(self, follower: ImportFollower | None = None) -> SqliteImportSession:
+        return SqliteImportSession(self, follower)
 
     # --- experiments ----------------------------------------------------------------------------
 
@@ -852,10 +862,15 @@ class SqliteImportSession:
     secondary indexes and rebuilds them at `commit()`: one sort instead of millions of random
     index inserts, about 1.5x faster. The drop is part of the transaction, so a rollback
     restores them, and readers never see the table without them.
+
+    A `follower` hears of the purchase lines as they are given and, after the commit, of the
+    watermark before them: the transaction holds the write lock, so nothing else moved it.
     """
 
-    def __init__(self, store: SqliteStore) -> None:
+    def __init__(self, store: SqliteStore, follower: ImportFollower | None = None) -> None:
         self._store = store
+        self._follower = follower
+        self._before: tuple[PurchaseWatermark, bool] | None = None  # (watermark, held no line)
         self._conn: sqlite3.Connection | None = None
         self._committed = False
         self._purchases_prepared = False
@@ -907,19 +922,30 @@ class SqliteImportSession:
 
     def add_purchases(self, purchases: Iterable[Purchase]) -> None:
         self._prepare_purchase_load()
+        if self._follower is not None:
+            purchases = list(purchases)
+            self._follower.add(purchase_columns(purchases))
         self._write(UPSERT_PURCHASE, map(purchase_row, purchases))
 
     def add_purchase_columns(self, columns: PurchaseColumns) -> None:
         rows = columns.rows_with_stores()  # checks the lengths before anything changes
         self._prepare_purchase_load()
+        if self._follower is not None:
+            self._follower.add(columns)
         self._write(UPSERT_PURCHASE_COLUMNS, rows)
+
+    def add_purchase_shares(self, shares: PurchaseShares, workers: int, lines: Iterable[PurchaseColumns]) -> None:
+        for batch in lines:  # one transaction, one writer: written here
+            self.add_purchase_columns(batch)
 
     def _prepare_purchase_load(self) -> None:
         if self._purchases_prepared:
             return
         conn = self._writable()
         with _database_errors_as_unavailable():
-            if conn.execute("SELECT NOT EXISTS (SELECT 1 FROM purchase_history)").fetchone()[0]:
+            held_none = bool(conn.execute("SELECT NOT EXISTS (SELECT 1 FROM purchase_history)").fetchone()[0])
+            self._before = (_purchase_watermark(conn), held_none)
+            if held_none:
                 indexes = conn.execute(
                     "SELECT name, sql FROM sqlite_master"
                     " WHERE type = 'index' AND tbl_name = 'purchase_history' AND sql IS NOT NULL"
@@ -938,6 +964,10 @@ class SqliteImportSession:
                 conn.execute(_BUMP_PURCHASE_EPOCH)
             conn.execute("COMMIT")
         self._committed = True
+        if self._follower is not None and self._before is not None:
+            before, held_none = self._before
+            after = dataclasses.replace(before, epoch=before.epoch + 1)  # the bump above
+            self._follower.imported(ImportedPurchases(before, held_none, after))
         # The commit copied the import into the database file; empty the WAL it went through
         # now rather than leave a file as big as the import on disk. Best effort: busy readers
         # may keep part of it until a later checkpoint, which is harmless.
