@@ -20,7 +20,7 @@ use numpy::{PyArray1, PyReadonlyArray1};
 use pyo3::prelude::*;
 use rayon::prelude::*;
 
-use super::sparse::{copy_array, Csr};
+use super::sparse::{copy_array, grouped, Csr};
 use crate::errors::{CoreErrorKind, CoreResult};
 use crate::gil::without_gil;
 use crate::invalid;
@@ -76,16 +76,7 @@ pub fn habit_rows(lines: &Lines, decay: f64) -> CoreResult<Csr<Vec<f32>>> {
     if !(decay.is_finite() && decay > 0.0) {
         return invalid!("habit_decay must be a finite number > 0, got {decay}");
     }
-    // Lines grouped by customer (a counting sort: one pass, no comparison).
-    let mut starts = vec![0usize; lines.n_customers + 1];
-    lines.customer.iter().for_each(|c| starts[*c as usize + 1] += 1);
-    (0..lines.n_customers).for_each(|c| starts[c + 1] += starts[c]);
-    let mut next = starts[..lines.n_customers].to_vec();
-    let mut by_customer = vec![0usize; lines.customer.len()];
-    for (line, c) in lines.customer.iter().enumerate() {
-        by_customer[next[*c as usize]] = line;
-        next[*c as usize] += 1;
-    }
+    let (starts, by_customer) = grouped(lines.customer, lines.n_customers);
     let rows: Vec<Row> = (0..lines.n_customers)
         .into_par_iter()
         .map(|c| habit_row(lines, &by_customer[starts[c]..starts[c + 1]], decay))

@@ -196,6 +196,35 @@ impl<W: Weights> Csr<W> {
     }
 }
 
+/// Positions `0..keys.len()` grouped by key, by a counting sort (one pass, no comparison): group
+/// `g` is `order[starts[g]..starts[g + 1]]`, in position order. Returns (starts, order); every
+/// key must lie in `0..n_groups`.
+pub fn grouped<K: Copy + Into<i64>>(keys: &[K], n_groups: usize) -> (Vec<usize>, Vec<usize>) {
+    let mut starts = vec![0usize; n_groups + 1];
+    keys.iter().for_each(|k| starts[(*k).into() as usize + 1] += 1);
+    (0..n_groups).for_each(|g| starts[g + 1] += starts[g]);
+    let mut next = starts[..n_groups].to_vec();
+    let mut order = vec![0usize; keys.len()];
+    for (position, k) in keys.iter().enumerate() {
+        let group = (*k).into() as usize;
+        order[next[group]] = position;
+        next[group] += 1;
+    }
+    (starts, order)
+}
+
+/// `values` cut at `starts` (as `grouped` returns them) into disjoint slices, one per group, to
+/// be worked on in parallel.
+pub fn group_slices<'a, T>(mut values: &'a mut [T], starts: &[usize]) -> Vec<&'a mut [T]> {
+    let mut slices = Vec::with_capacity(starts.len().saturating_sub(1));
+    for bounds in starts.windows(2) {
+        let (group, rest) = std::mem::take(&mut values).split_at_mut(bounds[1] - bounds[0]);
+        slices.push(group);
+        values = rest;
+    }
+    slices
+}
+
 /// The CSR whose (r, c) entry counts the lines `i` with `rows[i] == r` and `cols[i] == c`:
 /// (indptr, indices, counts), columns ascending in each row. A counting sort by row, then each
 /// row's columns sorted in parallel: linear in the lines, where sorting (row, column) keys as
@@ -215,23 +244,9 @@ pub fn pair_counts(
     if let Some(pos) = cols.iter().position(|c| *c < 0 || *c as usize >= n_cols) {
         return invalid!("cols[{pos}] = {} is outside 0..{n_cols} (n_cols)", cols[pos]);
     }
-    let mut starts = vec![0usize; n_rows + 1];
-    rows.iter().for_each(|r| starts[*r as usize + 1] += 1);
-    (0..n_rows).for_each(|r| starts[r + 1] += starts[r]);
-    let mut next = starts[..n_rows].to_vec();
-    let mut by_row = vec![0i32; cols.len()];
-    for (r, c) in rows.iter().zip(cols) {
-        by_row[next[*r as usize]] = *c;
-        next[*r as usize] += 1;
-    }
-    // Each row's columns, sorted: the rows are disjoint slices of `by_row`.
-    let mut slices = Vec::with_capacity(n_rows);
-    let mut rest = by_row.as_mut_slice();
-    for r in 0..n_rows {
-        let (row, tail) = rest.split_at_mut(starts[r + 1] - starts[r]);
-        slices.push(row);
-        rest = tail;
-    }
+    let (starts, order) = grouped(rows, n_rows);
+    let mut by_row: Vec<i32> = order.iter().map(|&line| cols[line]).collect();
+    let mut slices = group_slices(&mut by_row, &starts);
     slices.par_iter_mut().with_min_len(64).for_each(|row| row.sort_unstable());
     let mut indptr = Vec::with_capacity(n_rows + 1);
     indptr.push(0i64);
@@ -284,6 +299,15 @@ mod tests {
     fn small() -> Csr<Vec<f32>> {
         // rows: [0: cols 0,2] [1: col 1] [2: cols 0,1,2]
         Csr::from_parts(vec![0, 2, 3, 6], vec![0, 2, 1, 0, 1, 2], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 3).unwrap()
+    }
+
+    #[test]
+    fn grouped_keeps_position_order_within_each_group() {
+        let (starts, mut order) = grouped(&[2i32, 0, 2, 1, 0], 4);
+        assert_eq!(starts, vec![0, 2, 3, 5, 5]);
+        assert_eq!(order, vec![1, 4, 3, 0, 2]);
+        let slices = group_slices(&mut order, &starts);
+        assert_eq!(slices.iter().map(|s| s.len()).collect::<Vec<_>>(), vec![2, 1, 2, 0]);
     }
 
     #[test]

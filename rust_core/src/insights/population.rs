@@ -18,6 +18,7 @@ use rayon::prelude::*;
 
 use super::cycles::{check_days, trip_days};
 use super::robust::median;
+use crate::engine::sparse::{group_slices, grouped};
 use crate::errors::CoreResult;
 use crate::invalid;
 
@@ -133,27 +134,8 @@ pub fn population_cycles(
     // Rows by item (a counting sort: one pass), then each item's rows by customer and day, items
     // in parallel: a global comparison sort of every row costs several times more at tens of
     // millions of rows (its comparisons read three arrays at random).
-    let mut item_start = vec![0usize; n_items + 1];
-    for &item in item_codes {
-        item_start[item as usize + 1] += 1;
-    }
-    for i in 0..n_items {
-        item_start[i + 1] += item_start[i];
-    }
-    let mut next = item_start[..n_items].to_vec();
-    let mut order = vec![0usize; days.len()];
-    for (row, &item) in item_codes.iter().enumerate() {
-        order[next[item as usize]] = row;
-        next[item as usize] += 1;
-    }
-    let mut runs = Vec::with_capacity(n_items);
-    let mut rest = order.as_mut_slice();
-    for item in 0..n_items {
-        let (run, tail) = rest.split_at_mut(item_start[item + 1] - item_start[item]);
-        runs.push(run);
-        rest = tail;
-    }
-    runs.par_iter_mut().for_each(|run| {
+    let (item_start, mut order) = grouped(item_codes, n_items);
+    group_slices(&mut order, &item_start).par_iter_mut().for_each(|run| {
         run.sort_unstable_by(|&a, &b| customer_codes[a].cmp(&customer_codes[b]).then(days[a].total_cmp(&days[b])))
     });
 
