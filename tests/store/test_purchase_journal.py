@@ -258,6 +258,22 @@ def test_the_journal_keeps_its_newest_writes_only(dynamo: DynamoStore, monkeypat
     assert journal_rows(dynamo, "alice") == 2
 
 
+def test_a_copy_near_the_trim_line_is_rebuilt_not_replayed(
+    dynamo: DynamoStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A copy replays only while four fifths of the kept writes behind: another reader's trim,
+    from its later position, must not delete what this replay is still reading."""
+    monkeypatch.setattr(dynamo_module, "SHARD_SEQUENCES", 10)
+    start = dynamo.purchase_watermark()
+    for n in range(9):
+        dynamo.add_purchases([line("alice", f"o{n}", "milk", n)])  # one writer: one shard
+    assert dynamo.purchases_appended_since(start) is None  # 9 of 10 behind: past the margin
+    shards = list(start.shards)
+    shards[dynamo._first_shard] += 1
+    eight_behind = PurchaseWatermark(start.epoch, start.sequence + 1, tuple(shards))
+    assert len(replayed(dynamo, eight_behind)) == 8
+
+
 def test_a_large_write_cut_short_before_its_journal_moves_the_epoch(
     dynamo: DynamoStore, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
