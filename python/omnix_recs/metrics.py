@@ -81,6 +81,11 @@ class RpcMetrics:
             "calls refused at once because the process had OMNIX_MAX_INFLIGHT in flight",
             ["method"],
         )
+        self.unanswerable_calls = Counter(
+            "omnix_unanswerable_calls",
+            "calls gRPC core had ended (deadline passed, caller gone) before their answer could be sent",
+            ["method"],
+        )
         self.active_model = Gauge(
             "omnix_active_model_info",
             "1 for the model version a process serves",
@@ -94,6 +99,7 @@ class RpcMetrics:
         self._bounds = list(LATENCY_BUCKETS)
         self._tallies: dict[tuple[str, grpc.StatusCode], _Tally] = {}
         self._shed: dict[str, int] = {}
+        self._unanswerable: dict[str, int] = {}
         self._lock = threading.Lock()
         self.calls_in_flight = 0  # calls run on the event loop's thread
 
@@ -110,6 +116,11 @@ class RpcMetrics:
             self._shed[method] = self._shed.get(method, 0) + 1
         self._answered(method, grpc.StatusCode.RESOURCE_EXHAUSTED, seconds)
 
+    def unanswerable(self, method: str) -> None:
+        """A call whose answer gRPC core refused: it had already ended there (api/interceptors.py)."""
+        with self._lock:
+            self._unanswerable[method] = self._unanswerable.get(method, 0) + 1
+
     def _answered(self, method: str, code: grpc.StatusCode, seconds: float) -> None:
         bucket = bisect.bisect_left(self._bounds, seconds)  # the first bound >= seconds, as `observe` picks
         with self._lock:
@@ -125,9 +136,12 @@ class RpcMetrics:
         with self._lock:
             tallies, self._tallies = self._tallies, {}
             shed, self._shed = self._shed, {}
+            unanswerable, self._unanswerable = self._unanswerable, {}
         self.in_flight.set(self.calls_in_flight)
         for method, count in shed.items():
             self.shed_requests.labels(method).inc(count)
+        for method, count in unanswerable.items():
+            self.unanswerable_calls.labels(method).inc(count)
         for (method, code), tally in tallies.items():
             self.requests.labels(method, code.name).inc(tally.calls)
             histogram = self.latency.labels(method)

@@ -12,9 +12,17 @@ from typing import Any
 import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
+from grpc._cython import cygrpc
 
-from omnix_recs import request_context
-from omnix_recs.api.interceptors import REQUEST_ID_KEY, STATUS_DETAILS_KEY, ServerInterceptor
+from omnix_recs import metrics, request_context
+from omnix_recs.api.interceptors import (
+    REQUEST_ID_KEY,
+    STATUS_DETAILS_KEY,
+    Guard,
+    InflightLimit,
+    ServerInterceptor,
+    wrap_handler,
+)
 from omnix_recs.errors import (
     AlreadyExistsError,
     ConflictError,
@@ -230,6 +238,81 @@ def test_call_whose_deadline_passed_while_the_loop_was_busy_ends_quietly(caplog)
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
     [line] = [json.loads(r.getMessage()) for r in caplog.records if r.name == "omnix.access"]
     assert line["code"] == "DEADLINE_EXCEEDED"
+
+
+class EndedInCore:
+    """The servicer context of a call gRPC core has already ended: sending its status fails as it
+    then does (`ExecuteBatchError`). Under overload this happens when the deadline passes between
+    the event loop's last look at the call and the abort; a socket cannot produce that on demand."""
+
+    def __init__(self, remaining_s: float) -> None:
+        self.remaining_s = remaining_s
+        self.aborts: list[grpc.StatusCode] = []
+
+    def time_remaining(self) -> float:
+        return self.remaining_s
+
+    def invocation_metadata(self) -> tuple[()]:
+        return ()
+
+    def set_trailing_metadata(self, metadata: object) -> None:
+        pass
+
+    def code(self) -> None:
+        return None
+
+    def peer(self) -> str:
+        return "ipv4:127.0.0.1:40000"
+
+    async def abort(self, code: grpc.StatusCode, details: str = "", trailing_metadata: object = ()) -> None:
+        self.aborts.append(code)
+        raise cygrpc.ExecuteBatchError("Failed grpc_call_start_batch: 8")
+
+
+class Tally:
+    """Stands in for `metrics.RPC` (prometheus counters are registered once per process)."""
+
+    def __init__(self) -> None:
+        self.codes: list[grpc.StatusCode] = []
+        self.unanswerable_methods: list[str] = []
+
+    def started(self) -> None:
+        pass
+
+    def finished(self, method: str, code: grpc.StatusCode, seconds: float) -> None:
+        self.codes.append(code)
+
+    def shed(self, method: str, seconds: float) -> None:
+        self.codes.append(grpc.StatusCode.RESOURCE_EXHAUSTED)
+
+    def unanswerable(self, method: str) -> None:
+        self.unanswerable_methods.append(method)
+
+
+@pytest.mark.parametrize(
+    ("remaining_s", "behavior", "inflight", "aborted_with"),
+    [
+        (0.0, raising(AssertionError("never run")), None, grpc.StatusCode.DEADLINE_EXCEEDED),
+        (1.0, raising(NotFoundError("customer", "c9")), None, grpc.StatusCode.NOT_FOUND),
+        (1.0, raising(AssertionError("never run")), InflightLimit(0), grpc.StatusCode.RESOURCE_EXHAUSTED),
+    ],
+    ids=["deadline-passed", "handler-error", "shed"],
+)
+def test_an_answer_grpc_core_refuses_ends_the_call_as_cancelled_counted_and_quiet(
+    remaining_s, behavior, inflight, aborted_with, caplog, monkeypatch
+):
+    caplog.set_level(logging.DEBUG)
+    tally = Tally()
+    monkeypatch.setattr(metrics, "RPC", tally)
+    method = f"/{SERVICE}/Call"
+    serve = wrap_handler(grpc.unary_unary_rpc_method_handler(behavior), method, Guard(inflight=inflight))
+    context = EndedInCore(remaining_s)
+    with pytest.raises(asyncio.CancelledError):  # which gRPC logs at DEBUG only
+        asyncio.run(serve.unary_unary(b"", context))
+    assert context.aborts == [aborted_with]  # tried once, never "Abort already called!"
+    assert tally.unanswerable_methods == [method]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert tally.codes == [aborted_with]  # the metrics (and access log) say what was meant
 
 
 # --- every RPC shape is wrapped -----------------------------------------------------------------

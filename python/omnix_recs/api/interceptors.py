@@ -20,7 +20,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 import orjson
@@ -299,7 +299,9 @@ async def _served(
     if inflight is not None and inflight.full:
         if rpc_metrics is not None:
             rpc_metrics.shed(method, time.perf_counter() - started)
-        await context.abort(
+        await _abort(
+            context,
+            method,
             grpc.StatusCode.RESOURCE_EXHAUSTED,
             f"server busy: {inflight.limit} calls in flight (OMNIX_MAX_INFLIGHT); retry with backoff",
         )
@@ -320,7 +322,7 @@ async def _served(
     try:
         if remaining is not None and remaining <= 0:
             code = grpc.StatusCode.DEADLINE_EXCEEDED
-            await context.abort(code, "the deadline expired before the call started", trailing)
+            await _abort(context, method, code, "the deadline expired before the call started", trailing)
         if isinstance(request, _Undecodable):
             raise _undecodable_error(method)
         if guard is not None:
@@ -337,17 +339,19 @@ async def _served(
         # The stubs say code() is never None; it is None until a status has been set.
         code = context.code() or grpc.StatusCode.UNKNOWN  # type: ignore[unreachable]
         raise
-    except asyncio.CancelledError:  # the caller went away or its deadline passed
-        code = grpc.StatusCode.CANCELLED
+    except asyncio.CancelledError:  # the caller went away, or `_abort` found the call ended
+        if code is grpc.StatusCode.OK:
+            code = grpc.StatusCode.CANCELLED
         raise
     except grpc.aio.InternalError:
         # gRPC core refused to send (`ExecuteBatchError`): the call had already ended there, its
         # deadline passed or the caller gone, often while this process was too busy to notice.
         # Nobody is left to tell and this is no handler failure: aborting again would only fail
-        # with "Abort already called!". gRPC itself treats this error as a closed call.
+        # with "Abort already called!". Ended as cancelled, which gRPC does not log as an error.
         if code is grpc.StatusCode.OK:
             code = grpc.StatusCode.CANCELLED
-        raise
+        _count_unanswerable(method)
+        raise asyncio.CancelledError from None
     except Exception as exc:
         code, message = status_for(exc, method, request_id)
         message = _bounded(message)
@@ -362,7 +366,7 @@ async def _served(
             # response leaves): whoever saw the outcome can find it in the audit log.
             _audit(guard.audit, method, code, principal, request, context, request_id)
             audited = True
-        await context.abort(code, message, trailing)
+        await _abort(context, method, code, message, trailing)
     finally:
         if inflight is not None:
             inflight.serving -= 1
@@ -388,6 +392,30 @@ async def _served(
                     }
                 ).decode()
             )
+
+
+async def _abort(
+    context: grpc.aio.ServicerContext[Any, Any],
+    method: str,
+    code: grpc.StatusCode,
+    message: str,
+    trailing: tuple[tuple[str, str | bytes], ...] = (),
+) -> NoReturn:
+    """End the call with `code` (`context.abort`). When gRPC core has already ended it (its
+    deadline passed or its caller left while this process was too busy to notice), sending fails
+    with `ExecuteBatchError`: the call ends as cancelled, counted, and not logged with a traceback."""
+    try:
+        await context.abort(code, message, trailing)
+    except grpc.aio.InternalError:
+        _count_unanswerable(method)
+        raise asyncio.CancelledError from None
+    raise AssertionError("context.abort returned")  # it always raises; for the type checker
+
+
+def _count_unanswerable(method: str) -> None:
+    log.debug("%s: the call had ended in gRPC core before its answer could be sent", method)
+    if metrics.RPC is not None:
+        metrics.RPC.unanswerable(method)
 
 
 def _audit(
