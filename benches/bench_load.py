@@ -145,22 +145,27 @@ def main() -> None:
                 print(f"shoppers' calls ({mix_name}):")
                 best = load.search("mix")
                 capacity = load.cpu_bound_rate()
+                # The CPU per call of the best passing step, and how busy the machine was meanwhile:
+                # steadier than the rate on a shared machine (README, Throughput).
+                cpu_ms = load.passed_cpu_ms[-1] if load.passed_cpu_ms else (0.0, 0.0)
+                busy = os.getloadavg()[0]
                 profile = server.profile(
                     functools.partial(load.step, "mix", round((best or START_RATE["mix"]) * 0.7)), args.step_seconds
                 )
                 print(profile)
-                summary.append((config, best, capacity))
+                summary.append((config, best, capacity, cpu_ms, busy))
         print(f"\n=== summary (open loop, load generator on the same machine, {len(customers)} shoppers)")
         if ceiling is not None:
             print(
                 f"health checks (the ceiling): {ceiling[0] or 0:.0f}/s at p99 < {args.p99_ms:g} ms, no errors; "
                 f"CPU-bound estimate on 2 cores {ceiling[1]:.0f}/s"
             )
-        for config, best, capacity in summary:
+        for config, best, capacity, (server_ms, client_ms), busy in summary:
             share = f" ({best / ceiling[0]:.0%} of the ceiling)" if best and ceiling and ceiling[0] else ""
             print(
                 f"{config:<8} {mix_name}: {best or 0:.0f}/s at p99 < {args.p99_ms:g} ms, no errors{share}; "
-                f"CPU-bound estimate on 2 cores {capacity:.0f}/s"
+                f"CPU-bound estimate on 2 cores {capacity:.0f}/s; CPU/call at the best rate: server "
+                f"{server_ms:.2f} ms, load generator {client_ms:.2f} ms (load average {busy:.1f})"
             )
     print(f"bench time {time.perf_counter() - started:.0f} s")
 

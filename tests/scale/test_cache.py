@@ -182,6 +182,32 @@ def test_a_load_in_flight_is_not_shared_after_an_invalidation(make_cache):
     assert cache.fetch("c1", "profile", TEXT, lambda: "again") == "after the purchase"
 
 
+def test_entries_read_ahead_are_what_each_fetch_would_read_and_serve_one_fetch_each(make_cache):
+    cache = make_cache()
+    cache.fetch("c1", "served:x", TEXT, lambda: "a served list")
+    cache.fetch("c1", "list:x", TEXT, lambda: "a ranking")
+    cache.fetch("c2", "list:x", TEXT, lambda: "another shopper's ranking")
+    with cache.reading_ahead("c1", ["served:x", "list:x", "list:y"]):
+        assert cache.fetch("c1", "served:x", TEXT, Loads()) == "a served list"
+        assert cache.fetch("c1", "list:x", TEXT, Loads()) == "a ranking"
+        assert cache.fetch("c2", "list:x", TEXT, Loads()) == "another shopper's ranking"
+        assert cache.fetch("c1", "list:y", TEXT, lambda: "ranked now") == "ranked now"
+        assert cache.fetch("c1", "list:y", TEXT, Loads()) == "ranked now"  # read again, not the read-ahead's miss
+    with cache.reading_ahead("c1", ["served:x"]):
+        pass  # what a block did not use is dropped with it
+    cache.forget_customer("c1")
+    assert cache.fetch("c1", "served:x", TEXT, lambda: "after the purchase") == "after the purchase"
+
+
+def test_a_purchase_after_the_read_ahead_counts_for_the_next_fetch(make_cache):
+    reader, writer = make_cache(), make_cache()
+    reader.fetch("c1", "list:x", TEXT, lambda: "before the purchase")
+    with reader.reading_ahead("c1", ["served:x", "list:x"]):
+        writer.forget_customer("c1")  # another process records a purchase in between
+        reader.fetch("c1", "served:x", TEXT, lambda: "loaded meanwhile")
+    assert reader.fetch("c1", "list:x", TEXT, lambda: "after the purchase") == "after the purchase"
+
+
 def test_open_cache_follows_the_settings(redis_server):
     local = open_cache(Settings(cache_ttl_s=30, cache_max_entries=5))
     remote = open_cache(Settings(redis_url=redis_server.url, cache_ttl_s=30))

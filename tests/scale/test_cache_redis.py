@@ -101,3 +101,34 @@ def test_an_undecodable_entry_is_reloaded(make_cache, redis_server):
     with redis_server.client() as client:
         client.hset(f"{REDIS_KEY_PREFIX}:c:c1", "profile", b"written by another version")
     assert cache.fetch("c1", "profile", TEXT, lambda: "reloaded") == "reloaded"
+
+
+def test_a_read_ahead_is_one_round_trip_for_all_its_entries(make_cache):
+    cache = make_cache()
+    cache.fetch("c1", "served:x", TEXT, lambda: "a served list")
+    cache.fetch("c1", "list:x", TEXT, lambda: "a ranking")
+    before = cache.stats.round_trips
+    with cache.reading_ahead("c1", ["served:x", "list:x"]):
+        assert cache.fetch("c1", "served:x", TEXT, lambda: "unexpected") == "a served list"
+        assert cache.fetch("c1", "list:x", TEXT, lambda: "unexpected") == "a ranking"
+    assert cache.stats.round_trips == before + 1
+    with cache.reading_ahead("c1", ["served:y"]):
+        cache.fetch("c1", "served:y", TEXT, lambda: "loaded")
+    assert cache.stats.round_trips == before + 3  # the read, then the conditional write
+
+
+def test_a_load_begun_on_a_read_ahead_from_before_a_purchase_is_not_stored(make_cache):
+    reader, writer = make_cache(), make_cache()
+    with reader.reading_ahead("c1", ["served:x"]):
+        writer.forget_customer("c1")  # another process records a purchase after the read
+        assert reader.fetch("c1", "served:x", TEXT, lambda: "ranked meanwhile") == "ranked meanwhile"
+    assert reader.stats.stale_writes == 1
+    assert reader.fetch("c1", "served:x", TEXT, lambda: "after the purchase") == "after the purchase"
+
+
+def test_while_redis_is_down_a_read_ahead_reads_nothing_and_calls_load_uncached(make_cache, redis_server):
+    cache = make_cache()
+    redis_server.stop()
+    with cache.reading_ahead("c1", ["served:x", "list:x"]):
+        assert cache.fetch("c1", "served:x", TEXT, lambda: "from the store") == "from the store"
+    assert cache.stats.bypassed == 1

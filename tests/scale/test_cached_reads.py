@@ -181,6 +181,35 @@ def test_a_ranked_list_is_served_again_under_a_new_id_until_it_is_a_minute_old(s
     assert cache.stats.misses["list"] == 2  # ranked again
 
 
+def test_with_redis_a_list_served_again_costs_one_read_and_one_write(store, model, trained_shop, redis_server):
+    clock = Clock()
+    cache = RedisCache(redis_server.url, ttl_s=300, timeout_s=0.5, clock=clock, rng=lambda: 0.0)
+    try:
+        recommender = Recommender(store, model, cache=cache)
+        customer_id = trained_shop.customers[6]
+        first = recommender.recommend(customer_id, limit=5)
+        # A first list: both list entries read together, the shopper and the cart read, and the
+        # four stored (shopper, cart, ranking, served list).
+        assert cache.stats.round_trips == 7
+        trips = cache.stats.round_trips
+        assert recommender.recommend(customer_id, limit=5) == first  # a retry: the same list and id
+        assert cache.stats.round_trips == trips + 1
+
+        clock.now += SERVED_LIST_TTL_S + 1
+        trips = cache.stats.round_trips
+        again = recommender.recommend(customer_id, limit=5)
+        # The served and ranked entries read together, then the new served list stored.
+        assert cache.stats.round_trips == trips + 2
+        assert again.items == first.items and again.recommendation_id != first.recommendation_id
+        assert recommender.recommend(customer_id, limit=5) == again
+        for served in (first, again):
+            stored = store.get_recommendation(served.recommendation_id)
+            assert (stored.customer_id, stored.items) == (customer_id, first.items)
+        assert cache.stats.misses["list"] == 1
+    finally:
+        cache.close()
+
+
 def test_a_catalog_change_starts_a_new_list(store, model, trained_shop):
     clock = Clock()
     cache = LocalCache(ttl_s=300, max_entries=1000, clock=clock, rng=lambda: 0.0)

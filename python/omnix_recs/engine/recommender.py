@@ -210,7 +210,9 @@ class Recommender:
             return listed if ranked else self._serve_again(customer_id, listed)
 
         ttl_s = min(SERVED_LIST_TTL_S, self._cache.ttl_s)
-        return self._cache.fetch(owner, f"served:{digest}", RECOMMENDATIONS_CODEC, reuse_or_rank, ttl_s=ttl_s)
+        # Both entries in one read: with Redis, one round trip instead of two on a re-serving.
+        with self._cache.reading_ahead(owner, (f"served:{digest}", f"list:{digest}")):
+            return self._cache.fetch(owner, f"served:{digest}", RECOMMENDATIONS_CODEC, reuse_or_rank, ttl_s=ttl_s)
 
     def _recommend(
         self,

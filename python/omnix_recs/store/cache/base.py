@@ -11,11 +11,12 @@ processes do not all miss together. Where entries and generations live is up to 
 from __future__ import annotations
 
 import abc
+import contextlib
 import math
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -61,11 +62,13 @@ class CacheStats:
     bypassed: int = 0  # loads that skipped the cache because Redis was unavailable
     stale_writes: int = 0  # loads not stored because the customer changed meanwhile
     failures: int = 0  # Redis calls that failed
+    round_trips: int = 0  # Redis calls made for lookups, writes and invalidations (a pipeline is one)
 
     def summary(self) -> str:
         kinds = sorted(set(self.hits) | set(self.misses))
         parts = [f"{k} {self.hits.get(k, 0)}/{self.hits.get(k, 0) + self.misses.get(k, 0)} hits" for k in kinds]
-        return ", ".join(parts + [f"bypassed {self.bypassed}", f"redis failures {self.failures}"])
+        redis = [f"redis round trips {self.round_trips}"] if self.round_trips else []
+        return ", ".join(parts + [f"bypassed {self.bypassed}", f"redis failures {self.failures}", *redis])
 
 
 class _Flight:
@@ -147,6 +150,14 @@ class Cache(abc.ABC):
             with self._flights_lock:
                 del self._flights[key]
             flight.done.set()
+
+    @contextlib.contextmanager
+    def reading_ahead(self, customer_id: str, names: Sequence[str]) -> Iterator[None]:
+        """Within the block, this thread's `fetch`es of the customer's entries `names` use one
+        read of all of them together (with Redis, one round trip instead of one per entry). Each
+        is used by one `fetch` at most (a later one reads again), and what is left is dropped when
+        the block ends. A cache whose reads cost no round trip reads nothing ahead."""
+        yield
 
     def forget_customer(self, customer_id: str) -> None:
         """Invalidate every entry of the customer, in every process, and delete them."""

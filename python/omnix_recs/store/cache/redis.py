@@ -7,6 +7,7 @@ read the store directly until it answers again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import random
@@ -14,9 +15,11 @@ import struct
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from typing import TypeVar
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
+from omnix_recs.blocking import ensure_may_block
 from omnix_recs.breaker import CircuitBreaker
 from omnix_recs.store.cache.base import Cache, Codec, Entry
 
@@ -47,6 +50,15 @@ return 1
 """
 # Every stored value starts with its expiry (time.time()) and its load time, both float64.
 _ENTRY_HEADER = struct.Struct("<dd")
+
+
+@dataclass(slots=True)
+class _ReadAhead:
+    """Entries of one customer read together (`RedisCache.reading_ahead`), not yet used."""
+
+    customer_id: str
+    generation: int
+    payloads: dict[str, bytes | None]
 
 
 class RedisCache(Cache):
@@ -101,6 +113,7 @@ class RedisCache(Cache):
         self._flush_every_s = flush_every_s
         self._flusher: threading.Thread | None = None  # alive while invalidations wait
         self._closed = threading.Event()
+        self._ahead = threading.local()  # .read: this thread's `_ReadAhead`, or None
 
     def close(self) -> None:
         self._closed.set()
@@ -156,7 +169,35 @@ class RedisCache(Cache):
                     self._flusher = None
                     return
 
+    @contextlib.contextmanager
+    def reading_ahead(self, customer_id: str, names: Sequence[str]) -> Iterator[None]:
+        """One round trip for the generation and every entry of `names` (GET and HMGET in one
+        pipeline), used by this thread's `fetch`es of them within the block (`Cache.reading_ahead`).
+        The generation read with them guards their loads' writes, as a `fetch`'s own read does."""
+        ensure_may_block()
+        fields = list(dict.fromkeys(names))
+
+        def read() -> list[Any]:
+            with self._client.pipeline(transaction=False) as pipe:
+                pipe.get(self._generation_key(customer_id))
+                pipe.hmget(self._entries_key(customer_id), fields)
+                return pipe.execute()
+
+        answer = self._call(read) if fields and self.ttl_s > 0 else None
+        outer = getattr(self._ahead, "read", None)
+        if answer is not None:  # else each `fetch` tries Redis itself (the breaker skips it fast)
+            generation_raw, payloads = answer
+            self._ahead.read = _ReadAhead(customer_id, int(generation_raw or 0), dict(zip(fields, payloads)))
+        try:
+            yield
+        finally:
+            self._ahead.read = outer
+
     def _read(self, customer_id: str, name: str, codec: Codec[T]) -> tuple[Entry | None, int | None]:
+        ahead: _ReadAhead | None = getattr(self._ahead, "read", None)
+        if ahead is not None and ahead.customer_id == customer_id and name in ahead.payloads:
+            return self._entry(customer_id, name, codec, ahead.payloads.pop(name)), ahead.generation
+
         def read() -> list[bytes | None]:
             with self._client.pipeline(transaction=False) as pipe:
                 pipe.get(self._generation_key(customer_id))
@@ -167,18 +208,21 @@ class RedisCache(Cache):
         if answer is None:
             return None, None
         generation_raw, payload = answer
-        generation = int(generation_raw or 0)
+        return self._entry(customer_id, name, codec, payload), int(generation_raw or 0)
+
+    def _entry(self, customer_id: str, name: str, codec: Codec[T], payload: bytes | None) -> Entry | None:
+        """The live entry a stored payload holds, or None (absent, expired or undecodable)."""
         if payload is None:
-            return None, generation
+            return None
         try:
             expires_at, load_s = _ENTRY_HEADER.unpack_from(payload)
             if expires_at <= self._clock():
-                return None, generation
+                return None
             value = codec.decode(payload[_ENTRY_HEADER.size :])
         except Exception as exc:  # a value written by another version of the code: just reload it
             self._failure_log.warning("undecodable cache entry %s of %s: %s", name, customer_id, exc)
-            return None, generation
-        return Entry(value, expires_at, load_s), generation
+            return None
+        return Entry(value, expires_at, load_s)
 
     def _write(self, customer_id: str, name: str, generation: int, entry: Entry, codec: Codec[T]) -> None:
         payload = _ENTRY_HEADER.pack(entry.expires_at, entry.load_s) + codec.encode(entry.value)  # type: ignore[arg-type]
@@ -204,6 +248,7 @@ class RedisCache(Cache):
         """`operation()`, or None when Redis is skipped (circuit open) or fails."""
         if not self._breaker.allow():
             return None
+        self.stats.round_trips += 1
         try:
             self._send_unsent()
             result = operation()
