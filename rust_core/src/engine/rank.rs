@@ -1448,6 +1448,30 @@ pub mod py {
         array.as_slice().map_err(|_| CoreErrorKind::InvalidInput(format!("{name} must be a C-contiguous array")))
     }
 
+    /// `slice` of an optional argument; empty when it was not given.
+    fn optional_slice<'a, T: Element>(array: &'a Option<PyReadonlyArray1<'_, T>>, name: &str) -> CoreResult<&'a [T]> {
+        array.as_ref().map_or(Ok(&[]), |array| slice(array, name))
+    }
+
+    /// The shopper's history, as `rank` and `candidate_signals` take it.
+    fn history<'a>(
+        items: &'a PyReadonlyArray1<'_, i32>,
+        days_since_last: &'a PyReadonlyArray1<'_, f32>,
+        mean_gap_days: &'a PyReadonlyArray1<'_, f32>,
+        orders: &'a PyReadonlyArray1<'_, f32>,
+        habit: &'a PyReadonlyArray1<'_, f32>,
+        days_to_next_trip: f32,
+    ) -> CoreResult<History<'a>> {
+        Ok(History {
+            items: slice(items, "history_items")?,
+            days_since_last: slice(days_since_last, "days_since_last")?,
+            mean_gap_days: slice(mean_gap_days, "mean_gap_days")?,
+            orders: slice(orders, "orders")?,
+            habit: slice(habit, "habit")?,
+            days_to_next_trip,
+        })
+    }
+
     /// The active model's item-side tables, held by reference (no copy: the arrays are usually
     /// memory-mapped from the artifact) and checked against each other once, at construction.
     #[pyclass(frozen, module = "omnix_recs._core", name = "RankTables")]
@@ -1645,24 +1669,11 @@ pub mod py {
             with_features: bool,
         ) -> PyResult<Bound<'py, PyTuple>> {
             let borrowed = self.borrow(py);
-            let like_you_items = match &like_you_items {
-                Some(array) => slice(array, "like_you_items")?,
-                None => &[],
-            };
-            let like_you_scores = match &like_you_scores {
-                Some(array) => slice(array, "like_you_scores")?,
-                None => &[],
-            };
+            let like_you_items = optional_slice(&like_you_items, "like_you_items")?;
+            let like_you_scores = optional_slice(&like_you_scores, "like_you_scores")?;
             let tables = borrowed.tables(self.n_items, &self.seasonal_by_week, self.weeks)?;
             let request = Request {
-                history: History {
-                    items: slice(&history_items, "history_items")?,
-                    days_since_last: slice(&days_since_last, "days_since_last")?,
-                    mean_gap_days: slice(&mean_gap_days, "mean_gap_days")?,
-                    orders: slice(&orders, "orders")?,
-                    habit: slice(&habit, "habit")?,
-                    days_to_next_trip,
-                },
+                history: history(&history_items, &days_since_last, &mean_gap_days, &orders, &habit, days_to_next_trip)?,
                 basket: slice(&basket, "basket")?,
                 allowed: slice(&allowed, "allowed")?,
                 category: slice(&category_ids, "category_ids")?,
@@ -1729,25 +1740,12 @@ pub mod py {
             popularity_discount: f32,
         ) -> PyResult<PyCandidateSignals> {
             let borrowed = self.borrow(py);
-            let like_you_items = match &like_you_items {
-                Some(array) => slice(array, "like_you_items")?,
-                None => &[],
-            };
-            let like_you_scores = match &like_you_scores {
-                Some(array) => slice(array, "like_you_scores")?,
-                None => &[],
-            };
+            let like_you_items = optional_slice(&like_you_items, "like_you_items")?;
+            let like_you_scores = optional_slice(&like_you_scores, "like_you_scores")?;
             let tables = borrowed.tables(self.n_items, &self.seasonal_by_week, self.weeks)?;
             let no_weights = [0.0f32; N_SIGNALS];
             let request = Request {
-                history: History {
-                    items: slice(&history_items, "history_items")?,
-                    days_since_last: slice(&days_since_last, "days_since_last")?,
-                    mean_gap_days: slice(&mean_gap_days, "mean_gap_days")?,
-                    orders: slice(&orders, "orders")?,
-                    habit: slice(&habit, "habit")?,
-                    days_to_next_trip,
-                },
+                history: history(&history_items, &days_since_last, &mean_gap_days, &orders, &habit, days_to_next_trip)?,
                 basket: slice(&basket, "basket")?,
                 allowed: slice(&allowed, "allowed")?,
                 category: slice(&category_ids, "category_ids")?,

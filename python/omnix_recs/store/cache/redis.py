@@ -176,18 +176,11 @@ class RedisCache(Cache):
         The generation read with them guards their loads' writes, as a `fetch`'s own read does."""
         ensure_may_block()
         fields = list(dict.fromkeys(names))
-
-        def read() -> list[Any]:
-            with self._client.pipeline(transaction=False) as pipe:
-                pipe.get(self._generation_key(customer_id))
-                pipe.hmget(self._entries_key(customer_id), fields)
-                return pipe.execute()
-
-        answer = self._call(read) if fields and self.ttl_s > 0 else None
+        answer = self._read_fields(customer_id, fields) if fields and self.ttl_s > 0 else None
         outer = getattr(self._ahead, "read", None)
         if answer is not None:  # else each `fetch` tries Redis itself (the breaker skips it fast)
-            generation_raw, payloads = answer
-            self._ahead.read = _ReadAhead(customer_id, int(generation_raw or 0), dict(zip(fields, payloads)))
+            generation, payloads = answer
+            self._ahead.read = _ReadAhead(customer_id, generation, dict(zip(fields, payloads)))
         try:
             yield
         finally:
@@ -198,17 +191,27 @@ class RedisCache(Cache):
         if ahead is not None and ahead.customer_id == customer_id and name in ahead.payloads:
             return self._entry(customer_id, name, codec, ahead.payloads.pop(name)), ahead.generation
 
-        def read() -> list[bytes | None]:
+        answer = self._read_fields(customer_id, [name])
+        if answer is None:
+            return None, None
+        generation, (payload,) = answer
+        return self._entry(customer_id, name, codec, payload), generation
+
+    def _read_fields(self, customer_id: str, fields: list[str]) -> tuple[int, list[bytes | None]] | None:
+        """The customer's generation and the stored payloads of `fields`, in one round trip (GET
+        and HMGET in one pipeline); None when Redis is skipped or fails."""
+
+        def read() -> list[Any]:
             with self._client.pipeline(transaction=False) as pipe:
                 pipe.get(self._generation_key(customer_id))
-                pipe.hget(self._entries_key(customer_id), name)
+                pipe.hmget(self._entries_key(customer_id), fields)
                 return pipe.execute()
 
         answer = self._call(read)
         if answer is None:
-            return None, None
-        generation_raw, payload = answer
-        return self._entry(customer_id, name, codec, payload), int(generation_raw or 0)
+            return None
+        generation_raw, payloads = answer
+        return int(generation_raw or 0), payloads
 
     def _entry(self, customer_id: str, name: str, codec: Codec[T], payload: bytes | None) -> Entry | None:
         """The live entry a stored payload holds, or None (absent, expired or undecodable)."""
