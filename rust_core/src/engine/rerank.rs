@@ -146,9 +146,13 @@ pub fn train(
     let mut scores: Vec<f32> = features.chunks(n_features).map(|x| forest.start(x)).collect();
     let mut grad = vec![0.0f32; n];
     let mut hess = vec![0.0f32; n];
-    let mut rows: Vec<u32> = (0..n as u32).collect();
+    let mut rows: Vec<u32> = Vec::with_capacity(n);
     for _ in 0..p.trees {
         lambdas(&scores, labels, query_starts, p.ndcg_k, &mut grad, &mut hess);
+        // Every tree starts from the rows in ascending order (`partition` keeps them so): the
+        // last tree's leaves leave them in runs, which the histograms would read at random.
+        rows.clear();
+        rows.extend(0..n as u32);
         let mut grower = Grower { bins: &bins, grad: &grad, hess: &hess, p, forest: &mut forest };
         let root = grower.grow(&mut rows, 0, None);
         forest.roots.push(root as i32);
@@ -243,13 +247,15 @@ fn query_lambdas(scores: &[f32], labels: &[f32], k: usize) -> Vec<(f32, f32)> {
     // Only a row above the query's lowest label can be the better of a pair: in a basket's
     // candidates, a few relevant rows among 64, so a few hundred pairs instead of 4,096.
     let lowest = labels.iter().copied().fold(f32::INFINITY, f32::min);
+    // Each row's gain and discount once, not once per pair it is in.
+    let gains: Vec<f32> = labels.iter().map(|&y| gain(y)).collect();
+    let discounts: Vec<f32> = position.iter().map(|&pos| discount(pos)).collect();
     for i in (0..m).filter(|&i| labels[i] > lowest) {
         for j in 0..m {
             if labels[i] <= labels[j] {
                 continue;
             }
-            let delta =
-                (gain(labels[i]) - gain(labels[j])) * (discount(position[i]) - discount(position[j])).abs() / ideal_dcg;
+            let delta = (gains[i] - gains[j]) * (discounts[i] - discounts[j]).abs() / ideal_dcg;
             if delta == 0.0 {
                 continue; // both below the cut-off
             }
