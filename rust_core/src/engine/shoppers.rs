@@ -16,6 +16,8 @@
 //!
 //! The habit weights themselves are computed here from the order lines (`habit_rows`), per
 //! customer in parallel, as the request-time habit of engine/history.rs computes them for one.
+use std::cell::RefCell;
+
 use numpy::{PyArray1, PyReadonlyArray1};
 use pyo3::prelude::*;
 use rayon::prelude::*;
@@ -134,20 +136,19 @@ pub fn shoppers_like_you(
     let unit = unit_rows(weights);
     let postings = capped_postings(&unit, s.postings_cap);
     let (unit, postings) = (&unit, &postings);
-    // One pair of scratch vectors per rayon job, not per few customers: each is a fresh
-    // allocation the kernel must zero page by page (a gigabyte in all at 200,000 customers).
     let rows: Vec<Row> = (0..n_customers)
         .into_par_iter()
-        .map_init(
-            || Scratch::new(n_customers, weights.n_cols),
-            |scratch, u| {
-                if only.is_some_and(|wanted| !wanted[u]) {
-                    return Row::new();
-                }
+        .map(|u| {
+            if only.is_some_and(|wanted| !wanted[u]) {
+                return Row::new();
+            }
+            SCRATCH.with(|cell| {
+                let mut scratch = cell.borrow_mut();
+                scratch.prepare(n_customers, weights.n_cols);
                 let nearest = scratch.nearest(unit, postings, u, s.neighbours);
                 scratch.mean_of(weights, &nearest, s.items)
-            },
-        )
+            })
+        })
         .collect();
     let mut indptr = Vec::with_capacity(n_customers + 1);
     indptr.push(0i64);
@@ -220,7 +221,9 @@ fn top(mut entries: Vec<(u32, f32)>, k: usize) -> Row {
     entries
 }
 
-/// Dense accumulators over customers and items, reset through their touched lists.
+/// Dense accumulators over customers and items, all zero between uses (reset through their
+/// touched lists).
+#[derive(Default)]
 struct Scratch {
     by_customer: Vec<f32>,
     customers_touched: Vec<u32>,
@@ -228,13 +231,20 @@ struct Scratch {
     items_touched: Vec<u32>,
 }
 
+thread_local! {
+    // One per thread, kept from customer to customer and build to build: a fresh one is a
+    // megabyte the kernel zeroes page by page, and rayon splits a build into thousands of jobs.
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
 impl Scratch {
-    fn new(n_customers: usize, n_items: usize) -> Self {
-        Scratch {
-            by_customer: vec![0.0; n_customers],
-            customers_touched: Vec::new(),
-            by_item: vec![0.0; n_items],
-            items_touched: Vec::new(),
+    /// Room for `n_customers` and `n_items` (it only grows: indices below both stay zero).
+    fn prepare(&mut self, n_customers: usize, n_items: usize) {
+        if self.by_customer.len() < n_customers {
+            self.by_customer.resize(n_customers, 0.0);
+        }
+        if self.by_item.len() < n_items {
+            self.by_item.resize(n_items, 0.0);
         }
     }
 
