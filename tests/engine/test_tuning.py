@@ -379,6 +379,30 @@ def test_a_blend_with_trees_is_served_in_their_order(held_out: tuple[Recommender
     assert served != head[:10]
 
 
+@pytest.mark.parametrize("cap", [0, 2])
+def test_lists_judged_from_the_heads_are_the_served_lists(held_out: tuple[Recommender, Split], cap: int) -> None:
+    """Judging trees from the heads already gathered must not change what is judged: a blend's
+    first ten of its head are its served ten under any aisle cap, and without a cap the head in
+    the trees' order is what serving lists with the trees."""
+    from omnix_recs.engine.reranking import fit_reranker, head_candidates, reranked_head
+
+    recommender, split = held_out
+    shoppers = tuning.prepare(recommender, split, tuning.mixed_moments(split, seed=0))
+    truth = split.truth(Strategy.REPLENISH)
+    blend = replace(Blend({"popularity": 1.0, "habit": 0.3, "co_purchase": 0.2}), per_category_cap=cap)
+    heads = head_candidates(recommender, shoppers, blend)
+    trees = fit_reranker(heads, truth, trees=10)
+    with_trees = replace(blend, reranker=trees)
+    for shopper, head in zip(shoppers, heads):
+        assert head[0][:10] == recommender.rank_ids(shopper, blend, 10)
+        if cap == 0:
+            assert reranked_head(trees, head, 10) == recommender.rank_ids(shopper, with_trees, 10)
+    if cap == 0:
+        assert any(reranked_head(trees, h, 10) != h[0][:10] for h in heads), "the trees changed some order"
+    with pytest.raises(ValueError, match="head"):
+        reranked_head(trees, heads[0], 20)
+
+
 def test_trees_ship_only_when_they_beat_the_blend_on_other_shoppers(
     held_out: tuple[Recommender, Split], monkeypatch: pytest.MonkeyPatch
 ) -> None:

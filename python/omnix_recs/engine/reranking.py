@@ -48,6 +48,24 @@ def head_candidates(
     return in_threads(lambda shopper: recommender.listed_with_features(shopper, plain, RERANK_HEAD), shoppers)
 
 
+def reranked_head(reranker: Reranker, candidates: tuple[list[str], np.ndarray], k: int) -> list[str]:
+    """The first `k` of a blend's head (`head_candidates` of a blend without a per-aisle cap)
+    in `reranker`'s order: the list serving gives under that blend with these trees, without
+    ranking again (rank.rs `rerank_head`: a stable sort by prediction, ties in the blend's
+    order, in `f32::total_cmp`'s order of floats, which tells -0.0 below 0.0). Holds while
+    the head is the kernel's for a list of k (`RERANK_HEAD` >= rank.rs `head_size(k)`)."""
+    if k * 4 > RERANK_HEAD:
+        raise ValueError(f"a head of {RERANK_HEAD} candidates is not the head of a list of {k}")
+    ids, features = candidates
+    if not ids:
+        return []
+    bits = reranker.predict(features).view(np.int32)
+    # f32::total_cmp as an integer: negative floats' magnitude bits flipped, so the integers
+    # rise with the floats; ~key falls as they rise, and a stable sort of it is the kernel's.
+    key = bits ^ ((bits >> 31) & np.int32(0x7FFFFFFF))
+    return [ids[i] for i in np.argsort(~key, kind="stable")[:k].tolist()]
+
+
 def fit_reranker(
     candidates: Sequence[tuple[list[str], np.ndarray]],
     truth: Sequence[frozenset[str]],

@@ -42,7 +42,7 @@ from omnix_recs.engine.holdout import (
 )
 from omnix_recs.engine.matrix import PurchaseLines
 from omnix_recs.engine.recommender import PreparedShopper, Recommender, in_threads
-from omnix_recs.engine.reranking import fit_reranker, head_candidates
+from omnix_recs.engine.reranking import fit_reranker, head_candidates, reranked_head
 from omnix_recs.store.base import Store
 
 TASKS = (Strategy.REPLENISH, Strategy.DISCOVER, Strategy.BALANCED)
@@ -213,9 +213,17 @@ def learn_reranking(
     fit_on, judge_on = judged[: len(judged) // 2], judged[len(judged) // 2 :]
     candidates = dict(zip(judged, head_candidates(recommender, [shoppers[i] for i in judged], blend)))
     trial = replace(blend, reranker=fit_reranker([candidates[i] for i in fit_on], [truth[i] for i in fit_on]))
-    judged_shoppers = [shoppers[i] for i in judge_on]
     k = TUNING_METRIC_K
-    lists = {name: rank_all(recommender, judged_shoppers, b, k) for name, b in (("blend", blend), ("trees", trial))}
+    # Both lists come from the heads already gathered, as serving would give them: the blend's
+    # are their first k (a list of k under any aisle cap is the first k of a longer one); the
+    # trees' are the head in their order, but under an aisle cap serving re-orders a head the
+    # cap has not thinned, so those are ranked.
+    lists = {"blend": [candidates[i][0][:k] for i in judge_on]}
+    assert trial.reranker is not None
+    if blend.per_category_cap == 0:
+        lists["trees"] = [reranked_head(trial.reranker, candidates[i], k) for i in judge_on]
+    else:
+        lists["trees"] = rank_all(recommender, [shoppers[i] for i in judge_on], trial, k)
     quality = {
         name: np.array([ndcg(r, truth[i], k) for r, i in zip(ranked, judge_on)]) for name, ranked in lists.items()
     }
