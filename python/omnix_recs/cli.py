@@ -483,7 +483,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 end_date=today,
             )
             print("demo: importing it ...", flush=True)
-            import_instacart(store, data_dir, as_of=today)
+            imported = _imported_lines(store, settings)
+            import_instacart(store, data_dir, as_of=today, follower=imported)
+            _write_training_snapshot(store, settings, imported)  # the first training then scans no store
             print(f"demo: data ready in {time.perf_counter() - started:.1f} s", flush=True)
         if store.active_model() is None:
             print("demo: training the first model ...", flush=True)

@@ -315,6 +315,37 @@ def test_omnix_import_adds_to_the_snapshot_without_reading_the_store(
         opened.close()
 
 
+def test_omnix_demo_leaves_its_first_training_a_current_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`omnix demo` on an empty store: its import writes the snapshot (beside the SQLite file, by
+    default) as `omnix import` does, so the first training reads it without a rebuild."""
+    from omnix_recs import cli, server
+    from omnix_recs.store import open_store
+
+    monkeypatch.setattr(cli, "DEMO_CUSTOMERS", 30)
+    monkeypatch.setattr(cli, "DEMO_PRODUCTS", 200)
+    monkeypatch.setattr(cli, "DEMO_DAYS", 120)
+    monkeypatch.delenv("OMNIX_SNAPSHOT_DIR", raising=False)
+    monkeypatch.setattr(server, "serve", lambda settings, http_port=None: None)  # the demo's last step
+    monkeypatch.setattr(snapshot, "_rebuild", lambda *a: pytest.fail("the snapshot was rebuilt"))
+    url = f"sqlite:///{tmp_path / 'omnix.db'}"
+    args = ["--store", url, "--model-dir", str(tmp_path / "models"), "--data-dir", str(tmp_path / "data")]
+    assert main(["demo", *args]) == 0
+    monkeypatch.undo()
+
+    opened = open_store(url)
+    try:
+        assert opened.active_model() is not None
+        at = snapshot.location(opened, "", url)
+        assert at is not None and at[0] == tmp_path / "omnix.db.snapshot"
+        s = snapshot.load(at[0])
+        assert s is not None and s.watermark == opened.purchase_watermark()
+        same_as_rebuilt(s, opened, tmp_path / "rebuilt", exact=True)
+    finally:
+        opened.close()
+
+
 def test_a_crash_while_writing_after_the_import_leaves_the_snapshot_behind(
     store: Store, directory: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
