@@ -12,8 +12,11 @@ lines and its journal moves the epoch. Watermarks read back as they are written.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import threading
+import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -61,6 +64,35 @@ def journal_rows(store: DynamoStore, customer_id: str) -> int:
         ConsistentRead=True,
     )
     return int(response["Count"])
+
+
+def journal_entries(store: DynamoStore) -> list[tuple[str, int | None, int]]:
+    """(customer, shard or None for none, sequence) of every journal entry, counters left out."""
+    items = store.db.items("scan", TableName=store.table_names["purchase-journal"], ConsistentRead=True)
+    return sorted(
+        (item["customerId"]["S"], int(item["shard"]["N"]) if "shard" in item else None, int(item["sequence"]["N"]))
+        for item in items
+        if "lines" in item
+    )
+
+
+@contextlib.contextmanager
+def journal_scans(store: DynamoStore) -> Iterator[list[int]]:
+    """Scans of the journal table started within the block (a parallel Scan counts once: its
+    first request to segment 0), counted by a botocore hook on the store's own client."""
+    table = store.table_names["purchase-journal"]
+    started: list[int] = []
+
+    def count(params: dict[str, object], **_: object) -> None:
+        if params.get("TableName") == table and not params.get("Segment") and "ExclusiveStartKey" not in params:
+            started.append(1)
+
+    events = store.db.client.meta.events
+    events.register("provide-client-params.dynamodb.Scan", count, unique_id="count-journal-scans")
+    try:
+        yield started
+    finally:
+        events.unregister("provide-client-params.dynamodb.Scan", unique_id="count-journal-scans")
 
 
 @pytest.fixture(params=["dynamodb", "dynoxide"])
@@ -253,9 +285,49 @@ def test_the_journal_keeps_its_newest_writes_only(dynamo: DynamoStore, monkeypat
     shards = list(start.shards)
     shards[dynamo._first_shard] += 3
     near = PurchaseWatermark(start.epoch, start.sequence + 3, tuple(shards))
-    assert replayed(dynamo, near) == as_rows([line("alice", "o3", "milk", 3)])
-    # That read trimmed the journal to the 2 newest writes.
+    with journal_scans(dynamo) as scans:
+        assert replayed(dynamo, near) == as_rows([line("alice", "o3", "milk", 3)])
+    # That read trimmed the journal to the 2 newest writes, with the Scan that read the line.
     assert journal_rows(dynamo, "alice") == 2
+    assert len(scans) == 1
+
+
+def test_a_replay_reads_and_trims_in_one_scan(dynamo: DynamoStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two shards, one past what the journal keeps, and an entry from before the shards: the
+    replay returns exactly the lines written since the watermark, and its one Scan also finds
+    what the trim deletes (each shard's older writes, the shardless entry), nothing else."""
+    monkeypatch.setattr(dynamo_module, "SHARD_SEQUENCES", 5)
+    journal = dynamo.table_names["purchase-journal"]
+    legacy = json.dumps([["o0", "milk", 1, 2.5, int(T0.timestamp()), ""]]).encode()
+    dynamo.db.call(  # as written before the journal had shards: no shard attribute
+        "put_item",
+        TableName=journal,
+        Item={
+            "customerId": {"S": "legacy"},
+            "sk": {"S": f"{1:020d}#00000"},
+            "sequence": {"N": "1"},
+            "lines": {"B": zlib.compress(legacy)},
+        },
+    )
+    other = DynamoStore(dynamo.db.client, env=dynamo.env)  # another host, on the next shard
+    other._first_shard = (dynamo._first_shard + 1) % len(dynamo.purchase_watermark().shards)
+    writes = [(dynamo, line("alice", f"o{n}", "milk", n)) for n in range(7)]
+    writes += [(other, line("bob", f"o{n}", "tea", n)) for n in range(3)]
+    marks = []
+    for writer, purchase in writes:
+        marks.append(dynamo.purchase_watermark())
+        writer.add_purchases([purchase])
+    alice_shard, bob_shard = dynamo._first_shard, other._first_shard
+    shards = list(marks[9].shards)  # 1 write behind on bob's shard
+    shards[alice_shard] = marks[5].shards[alice_shard]  # 2 on alice's, which is at 7 of 5 kept
+    since = PurchaseWatermark(marks[9].epoch, sum(shards), tuple(shards))
+    with journal_scans(dynamo) as scans:
+        assert replayed(dynamo, since) == as_rows([purchase for _, purchase in writes[5:7] + writes[9:]])
+    assert len(scans) == 1
+    assert journal_entries(dynamo) == [("alice", alice_shard, n) for n in range(3, 8)] + [
+        ("bob", bob_shard, n) for n in range(1, 4)
+    ]
+    assert replayed(dynamo, since) == as_rows([purchase for _, purchase in writes[5:7] + writes[9:]])  # again
 
 
 def test_a_copy_near_the_trim_line_is_rebuilt_not_replayed(

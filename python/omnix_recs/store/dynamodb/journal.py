@@ -14,8 +14,9 @@ retried when another process moved it first. So a reader that sees shard k at S 
 entry of shard k up to S, and a write cut short leaves no entry without its sequence or the
 reverse; the watermark's `shards` are the counters, its `sequence` their sum. One shard's
 writes are serial (a transaction at a time, about 3-6 ms on dynoxide), the shards are not.
-Replaying is a parallel Scan for the entries past the copy's position in each shard; the
-journal keeps the newest `SHARD_SEQUENCES` writes of each, and a copy more than four fifths of
+Replaying is one parallel Scan for the entries past the copy's position in each shard and,
+in the same pass, those the journal no longer keeps (it keeps the newest `SHARD_SEQUENCES`
+writes of each shard), which the replay deletes after reading; a copy more than four fifths of
 that behind is rebuilt from the purchase table (the margin keeps a concurrent trim off what a
 replay still reads). Entries of the single sequence that came before the shards carry no
 shard: never replayed (a copy that old is rebuilt once), deleted by the next trim.

@@ -13,7 +13,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
@@ -535,7 +535,8 @@ class DynamoStore:
         self, watermark: PurchaseWatermark
     ) -> tuple[PurchaseColumns, PurchaseWatermark] | None:
         """The journal's entries past `watermark` in each shard, up to the current position, by a
-        consistent parallel Scan of the journal (which this trims to `SHARD_SEQUENCES` a shard)."""
+        consistent parallel Scan of the journal; the same Scan finds what this trims (each
+        shard's entries older than its newest `SHARD_SEQUENCES`), so the table is read once."""
         current = self.purchase_watermark()
         if current.epoch != watermark.epoch or len(watermark.shards) != JOURNAL_SHARDS:
             return None  # another epoch, or a copy from before the shards
@@ -557,43 +558,54 @@ class DynamoStore:
             for k, (then, now) in enumerate(zip(watermark.shards, current.shards))
             if now > then
         ]
+        trimmed = self._trimmed_condition(expression, shard, sequence, current)
         responses = self.db.parallel_scan(
             self._read_ahead,
             TableName=self._name(PURCHASE_JOURNAL),
-            FilterExpression=" OR ".join(wanted),
+            FilterExpression=" OR ".join(wanted + ([f"({trimmed})"] if trimmed else [])),
             ConsistentRead=True,
             **expression.parameters(),
         )
-        lines = columns_of(item for response in responses for item in response["Items"])
-        self._trim_journal(current)
+        # Told apart by sequence (a replayed entry is at most four fifths of the kept writes
+        # behind its shard's position, a trimmed one more than all of them); of a trimmed one
+        # only the key is kept, so a long-untrimmed journal costs no more memory than its keys.
+        journal = self._name(PURCHASE_JOURNAL)
+        replayed: list[dict[str, Any]] = []
+        doomed: list[tuple[str, dict[str, Any]]] = []
+        for response in responses:
+            for item in response["Items"]:
+                if self._trimmed(item, current):
+                    doomed.append((journal, {"DeleteRequest": {"Key": PURCHASE_JOURNAL.key_of(item)}}))
+                else:
+                    replayed.append(item)
+        lines = columns_of(replayed)
+        self.db.batch_write(doomed)
         return lines, current
 
-    def _trim_journal(self, current: PurchaseWatermark) -> None:
-        """Delete the entries no copy may replay any more: each shard's older than its newest
-        `SHARD_SEQUENCES`, and those of the single sequence from before the shards."""
-        expression = Expression()
-        shard, sequence = expression.name(SHARD_ATTRIBUTE), expression.name(SEQUENCE_ATTRIBUTE)
+    @staticmethod
+    def _trimmed_condition(expression: Expression, shard: str, sequence: str, current: PurchaseWatermark) -> str | None:
+        """The journal entries no copy may replay any more once the shards are at `current`:
+        each shard's older than its newest `SHARD_SEQUENCES`, and those of the single sequence
+        from before the shards (None while no shard has written that many). `shard` and
+        `sequence` are `expression`'s names of those attributes (a name left unused is refused)."""
         old = [
             f"({shard} = {expression.value(k)} AND {sequence} <= {expression.value(now - SHARD_SEQUENCES)})"
             for k, now in enumerate(current.shards)
             if now > SHARD_SEQUENCES
         ]
         if not old:
-            return
-        condition = (
+            return None
+        return (
             f"attribute_exists({expression.name(LINES_ATTRIBUTE)})"  # not the counter rows
             f" AND (attribute_not_exists({shard}) OR {' OR '.join(old)})"
         )
-        responses = self.db.parallel_scan(
-            self._read_ahead,
-            TableName=self._name(PURCHASE_JOURNAL),
-            FilterExpression=condition,
-            ProjectionExpression=expression.projection(PURCHASE_JOURNAL.key_attributes),
-            **expression.parameters(),
-        )
-        journal = self._name(PURCHASE_JOURNAL)
-        doomed = [(journal, {"DeleteRequest": {"Key": item}}) for response in responses for item in response["Items"]]
-        self.db.batch_write(doomed)
+
+    @staticmethod
+    def _trimmed(item: Mapping[str, Any], current: PurchaseWatermark) -> bool:
+        """Whether `_trimmed_condition` holds for a journal entry the replay's Scan returned."""
+        if SHARD_ATTRIBUTE not in item:
+            return True
+        return int(item[SEQUENCE_ATTRIBUTE]["N"]) <= current.shards[int(item[SHARD_ATTRIBUTE]["N"])] - SHARD_SEQUENCES
 
     def request_purchase_export(self, bucket: str, prefix: str) -> tuple[str, PurchaseWatermark]:
         """Ask DynamoDB to export the purchase table to `s3://bucket/prefix` (DYNAMODB_JSON;
