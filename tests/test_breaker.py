@@ -32,6 +32,14 @@ def test_opens_after_consecutive_failures_only(clock):
     assert breaker.state is CircuitState.OPEN and not breaker.allow()
 
 
+def test_record_failure_says_whether_the_circuit_is_open(clock):
+    breaker = CircuitBreaker(failure_threshold=2, cool_down_s=10, clock=clock)
+    assert [breaker.record_failure(), breaker.record_failure()] == [False, True]
+    clock.now = 10.0
+    assert breaker.allow()
+    assert breaker.record_failure()  # a failed trial opens it again at once
+
+
 def test_half_open_lets_one_trial_through(clock):
     breaker = CircuitBreaker(failure_threshold=1, cool_down_s=10, clock=clock)
     breaker.record_failure()

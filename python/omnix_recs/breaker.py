@@ -64,9 +64,12 @@ class CircuitBreaker:
             self._opened_at = None
             self._trial_running = False
 
-    def record_failure(self) -> None:
+    def record_failure(self) -> bool:
+        """Count a failed call; True when the circuit is open after it (callers that log an
+        outage log it then, not on a failure the threshold tolerates)."""
         with self._lock:
             self._failures += 1
             if self._trial_running or self._failures >= self._threshold:
                 self._opened_at = self._clock()
             self._trial_running = False
+            return self._opened_at is not None

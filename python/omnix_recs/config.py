@@ -20,6 +20,7 @@ DEFAULT_STORE_URL = "sqlite:///./var/omnix.db"
 DEFAULT_GRPC_PORT = 50051
 EVENT_LOOPS = ("uvloop", "asyncio")
 DEFAULT_BEDROCK_MODEL_ID = "anthropic.claude-3-5-haiku-20241022-v1:0"
+DEFAULT_REDIS_FAILURE_THRESHOLD = 3
 
 
 def _parse_bool(name: str, raw: str) -> bool:
@@ -103,6 +104,10 @@ class Settings:
     cache_ttl_s: int = 300
     cache_max_entries: int = 50_000
     redis_timeout_ms: int = 100
+    # Consecutive failed Redis calls after which the cache and the shared client limits skip
+    # Redis for a few seconds. More than one: under CPU overload a lone timeout may be this
+    # process's own starvation, and skipping the cache then costs CPU when it is shortest.
+    redis_failure_threshold: int = DEFAULT_REDIS_FAILURE_THRESHOLD
     # Calls one server process serves at once; more are refused with RESOURCE_EXHAUSTED
     # rather than queued (0 = no bound). Keepalive: the server pings an idle connection every
     # keepalive_time_ms and drops it if the ping is not answered within keepalive_timeout_ms.
@@ -190,6 +195,7 @@ class Settings:
             ("cache_ttl_s", "OMNIX_CACHE_TTL_S", 0, 86_400),
             ("cache_max_entries", "OMNIX_CACHE_MAX_ENTRIES", 1, 10_000_000),
             ("redis_timeout_ms", "OMNIX_REDIS_TIMEOUT_MS", 1, 60_000),
+            ("redis_failure_threshold", "OMNIX_REDIS_FAILURE_THRESHOLD", 1, 100),
             ("max_inflight", "OMNIX_MAX_INFLIGHT", 0, 1_000_000),
             ("keepalive_time_ms", "OMNIX_KEEPALIVE_TIME_MS", 1_000, 86_400_000),
             ("keepalive_timeout_ms", "OMNIX_KEEPALIVE_TIMEOUT_MS", 1_000, 3_600_000),

@@ -84,9 +84,17 @@ class RedisServer:
             self.process = None
 
     def pause(self) -> None:
-        """Freeze the server: connections stay open, nothing is answered."""
+        """Freeze the server: connections stay open, nothing is answered. Returns once the
+        kernel has stopped it, so the next call cannot be answered by a not-yet-stopped server."""
         assert self.process is not None
         os.kill(self.process.pid, signal.SIGSTOP)
+        stat = Path(f"/proc/{self.process.pid}/stat")
+        deadline = time.monotonic() + START_TIMEOUT_S
+        # The state letter follows the parenthesised command name; T = stopped.
+        while stat.read_text().rsplit(")", 1)[1].split()[0] != "T":
+            if time.monotonic() > deadline:
+                raise RuntimeError("redis-server did not stop on SIGSTOP")
+            time.sleep(0.001)
 
     def resume(self) -> None:
         if self.process is not None:

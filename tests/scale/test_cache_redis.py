@@ -8,6 +8,7 @@ import time
 import pytest
 from scale_support import TcpProxy
 
+from omnix_recs.config import DEFAULT_REDIS_FAILURE_THRESHOLD
 from omnix_recs.store.cache import REDIS_KEY_PREFIX, Codec, RedisCache
 
 TEXT: Codec[str] = Codec(lambda s: s.encode(), lambda b: b.decode())
@@ -45,20 +46,35 @@ def test_while_redis_is_down_calls_load_uncached_and_it_is_used_again_once_back(
     assert cache.fetch("c1", "profile", TEXT, lambda: "not loaded") == "cached again"
 
 
-def test_a_frozen_redis_costs_one_timeout_then_is_skipped(make_cache, redis_server):
-    cache = make_cache()
+@pytest.mark.parametrize("threshold", [1, DEFAULT_REDIS_FAILURE_THRESHOLD])
+def test_a_frozen_redis_costs_threshold_timeouts_then_is_skipped(make_cache, redis_server, threshold):
+    cache = make_cache(failure_threshold=threshold)
     redis_server.pause()
     try:
         started = time.perf_counter()
-        assert cache.fetch("c1", "profile", TEXT, lambda: "from the store") == "from the store"
-        first = time.perf_counter() - started
-        started = time.perf_counter()
-        assert cache.fetch("c2", "profile", TEXT, lambda: "from the store") == "from the store"
-        second = time.perf_counter() - started
+        for customer in range(threshold + 3):
+            assert cache.fetch(f"c{customer}", "profile", TEXT, lambda: "from the store") == "from the store"
+        elapsed = time.perf_counter() - started
     finally:
         redis_server.resume()
-    assert first < 1.0  # the 0.1 s socket timeout, not redis-py's default of retrying
-    assert second < 0.05  # the circuit is open: Redis is not even tried
+    assert cache.stats.bypassed == threshold + 3
+    assert cache.stats.round_trips == cache.stats.failures == threshold  # then the circuit is open
+    assert elapsed < threshold * 1.0  # 0.1 s socket timeouts, not redis-py's default of retrying
+
+
+def test_a_sporadic_timeout_between_successes_does_not_skip_the_cache(make_cache, redis_server, caplog):
+    cache = make_cache()
+    assert cache.fetch("c1", "profile", TEXT, lambda: "cached") == "cached"
+    with caplog.at_level(logging.WARNING, logger="omnix.cache"):
+        for _ in range(DEFAULT_REDIS_FAILURE_THRESHOLD):  # as many as open it, were they in a row
+            redis_server.pause()  # one call times out, as under a CPU-starved client
+            try:
+                assert cache.fetch("c1", "profile", TEXT, lambda: "uncached") == "uncached"
+            finally:
+                redis_server.resume()
+            assert cache.fetch("c1", "profile", TEXT, lambda: "not loaded") == "cached"  # Redis used
+    assert cache.stats.failures == cache.stats.bypassed == DEFAULT_REDIS_FAILURE_THRESHOLD
+    assert not [r for r in caplog.records if r.name == "omnix.cache"]  # no outage reported
 
 
 def test_invalidations_that_could_not_be_sent_are_sent_when_redis_is_reachable_again(make_cache, redis_server):

@@ -58,6 +58,8 @@ def test_many_concurrent_calls_are_answered_or_refused_none_hangs(running_server
         ({"OMNIX_KEEPALIVE_TIME_MS": "30000"}, "keepalive_time_ms", 30_000),
         ({"OMNIX_CACHE_TTL_S": "0"}, "cache_ttl_s", 0),
         ({"OMNIX_REDIS_TIMEOUT_MS": "250"}, "redis_timeout_ms", 250),
+        ({}, "redis_failure_threshold", 3),
+        ({"OMNIX_REDIS_FAILURE_THRESHOLD": "1"}, "redis_failure_threshold", 1),
     ],
 )
 def test_scale_settings_come_from_the_environment(env, field, expected):
@@ -71,6 +73,7 @@ def test_scale_settings_come_from_the_environment(env, field, expected):
         ({"OMNIX_KEEPALIVE_TIME_MS": "10"}, "OMNIX_KEEPALIVE_TIME_MS"),
         ({"OMNIX_CACHE_MAX_ENTRIES": "0"}, "OMNIX_CACHE_MAX_ENTRIES"),
         ({"OMNIX_REDIS_TIMEOUT_MS": "soon"}, "OMNIX_REDIS_TIMEOUT_MS"),
+        ({"OMNIX_REDIS_FAILURE_THRESHOLD": "0"}, "OMNIX_REDIS_FAILURE_THRESHOLD"),
     ],
 )
 def test_bad_scale_settings_name_the_variable(env, field):

@@ -4,6 +4,8 @@ RetryInfo past it, and fall back to per-process limits, logged once, while Redis
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import sys
 import threading
 import time
@@ -17,7 +19,9 @@ from google.rpc import error_details_pb2, status_pb2
 from security_support import SECRET
 
 from omnix_recs._proto.omnix.v1 import catalog_pb2, catalog_pb2_grpc, customer_pb2_grpc
-from omnix_recs.security.shared_limits import KEY_PREFIX
+from omnix_recs.config import DEFAULT_REDIS_FAILURE_THRESHOLD
+from omnix_recs.security.fairness import ClientLimiter
+from omnix_recs.security.shared_limits import KEY_PREFIX, SharedClientLimiter
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "scale"))
 from scale_support import RedisServer, free_port  # noqa: E402
@@ -163,3 +167,40 @@ def test_a_redis_outage_falls_back_to_per_process_limits(two_servers, redis_serv
     for server in (a, b):
         assert server.log().count(FALLBACK_LOG) == 1, server.log()[-2000:]
         assert "Traceback" not in server.log()
+
+
+def test_lone_redis_timeouts_keep_the_limits_shared_and_a_frozen_redis_is_skipped(redis_server, caplog):
+    """A timeout counts that one call in this process; only `failure_threshold` in a row switch
+    every call to per-process limits (logged once)."""
+
+    async def scenario() -> list[bool]:
+        limiter = SharedClientLimiter(redis_server.url, ClientLimiter(16), timeout_s=0.1, retry_after_s=60)
+        held = []  # released at the end: a release in the background would meet the frozen Redis
+        try:
+            for _ in range(DEFAULT_REDIS_FAILURE_THRESHOLD):  # as many as switch, were they in a row
+                redis_server.pause()  # one call times out, as under a CPU-starved server
+                try:
+                    held.append(await limiter.acquire("pos"))
+                finally:
+                    redis_server.resume()
+                held.append(await limiter.acquire("pos"))
+            assert FALLBACK_LOG not in caplog.text
+            redis_server.pause()  # frozen: the threshold's timeouts in a row
+            try:
+                for _ in range(DEFAULT_REDIS_FAILURE_THRESHOLD):
+                    held.append(await limiter.acquire("pos"))
+            finally:
+                redis_server.resume()
+            held.append(await limiter.acquire("pos"))  # Redis answers again, but is skipped
+            for ticket in held:
+                limiter.release(ticket)
+        finally:
+            await limiter.close()
+        return [ticket.local for ticket in held]
+
+    with caplog.at_level(logging.WARNING, logger="omnix.security"):
+        counted_locally = asyncio.run(scenario())
+    assert counted_locally == [True, False] * DEFAULT_REDIS_FAILURE_THRESHOLD + [True] * (
+        DEFAULT_REDIS_FAILURE_THRESHOLD + 1
+    )
+    assert caplog.text.count(FALLBACK_LOG) == 1

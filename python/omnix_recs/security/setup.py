@@ -38,7 +38,12 @@ class Security:
         limiter = ClientLimiter(settings.client_max_inflight, settings.client_rate_per_s) if limited else None
         shared = None
         if limiter is not None and settings.redis_url:
-            shared = SharedClientLimiter(settings.redis_url, limiter, timeout_s=settings.redis_timeout_ms / 1000)
+            shared = SharedClientLimiter(
+                settings.redis_url,
+                limiter,
+                timeout_s=settings.redis_timeout_ms / 1000,
+                failure_threshold=settings.redis_failure_threshold,
+            )
         return cls(
             authenticator=authenticator,
             certificates=certificates,

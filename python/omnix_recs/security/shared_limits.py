@@ -10,8 +10,11 @@ holding calls cannot leak them for longer than `lease_s`. A call running longer 
 (a long stream) stops counting then; idle streams are closed long before (`stream_idle_timeout_s`).
 
 Redis trouble never fails a call: on an error the call is counted by this process's own
-`ClientLimiter` instead (the per-process limits), a circuit breaker skips Redis for a while
-before one trial call probes it again, and the switch is logged once each way.
+`ClientLimiter` instead (the per-process limits); `failure_threshold` failures in a row open a
+circuit breaker that skips Redis for a while before one trial call probes it again, and the
+switch is logged once each way. A lone failure does not switch: under CPU overload a timeout may
+be this process's own starvation, and per-process limits would then give each client a budget
+per process exactly when the budget matters most.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import os
 from dataclasses import dataclass
 
 from omnix_recs.breaker import CircuitBreaker
+from omnix_recs.config import DEFAULT_REDIS_FAILURE_THRESHOLD
 from omnix_recs.security.fairness import ClientLimiter, ClientLimitError
 
 log = logging.getLogger("omnix.security")
@@ -29,7 +33,8 @@ log = logging.getLogger("omnix.security")
 KEY_PREFIX = "omnix:v1:limits"
 # How long an in-flight call counts at most (seconds): a crashed holder's calls expire then.
 LEASE_S = 300
-# After a Redis failure, calls are counted per process this long before Redis is tried again.
+# After `failure_threshold` Redis failures in a row, calls are counted per process this long
+# before Redis is tried again.
 RETRY_AFTER_S = 5.0
 
 # KEYS: in-flight set, rate bucket. ARGV: call id, max in flight (0 = none), calls per second
@@ -83,6 +88,7 @@ class SharedClientLimiter:
         timeout_s: float,
         lease_s: int = LEASE_S,
         retry_after_s: float = RETRY_AFTER_S,
+        failure_threshold: int = DEFAULT_REDIS_FAILURE_THRESHOLD,
         key_prefix: str = KEY_PREFIX,
     ) -> None:
         # Imported here: redis takes a third of a second to import, and only Redis set-ups need it.
@@ -98,7 +104,7 @@ class SharedClientLimiter:
         self._acquire = self._redis.register_script(_ACQUIRE)
         self._lease_s = lease_s
         self._prefix = key_prefix
-        self._breaker = CircuitBreaker(failure_threshold=1, cool_down_s=retry_after_s)
+        self._breaker = CircuitBreaker(failure_threshold=failure_threshold, cool_down_s=retry_after_s)
         self._degraded = False
         self._releases: set[asyncio.Task[None]] = set()
 
@@ -158,8 +164,7 @@ class SharedClientLimiter:
             self._failed(error)  # the lease expires it
 
     def _failed(self, error: BaseException) -> None:
-        self._breaker.record_failure()
-        if not self._degraded:
+        if self._breaker.record_failure() and not self._degraded:
             self._degraded = True
             log.warning(
                 "shared client limits: Redis is unreachable (%s); counting per process until it answers",

@@ -20,7 +20,12 @@ def open_cache(settings: Settings, *, generations: GenerationTable | None = None
     """The cache the settings ask for: Redis at `settings.redis_url`, else in-process (sharing
     `generations` with sibling workers when given)."""
     if settings.redis_url:
-        return RedisCache(settings.redis_url, ttl_s=settings.cache_ttl_s, timeout_s=settings.redis_timeout_ms / 1000)
+        return RedisCache(
+            settings.redis_url,
+            ttl_s=settings.cache_ttl_s,
+            timeout_s=settings.redis_timeout_ms / 1000,
+            failure_threshold=settings.redis_failure_threshold,
+        )
     return LocalCache(ttl_s=settings.cache_ttl_s, max_entries=settings.cache_max_entries, generations=generations)
 
 

@@ -21,13 +21,15 @@ from typing import Any, TypeVar
 
 from omnix_recs.blocking import ensure_may_block
 from omnix_recs.breaker import CircuitBreaker
+from omnix_recs.config import DEFAULT_REDIS_FAILURE_THRESHOLD
 from omnix_recs.store.cache.base import Cache, Codec, Entry
 
 log = logging.getLogger("omnix.cache")
 
 T = TypeVar("T")
 
-# After a Redis failure the cache is skipped this long before one trial call probes Redis.
+# After `failure_threshold` consecutive Redis failures the cache is skipped this long before one
+# trial call probes Redis.
 REDIS_RETRY_AFTER_S = 5.0
 FAILURE_LOG_INTERVAL_S = 30.0
 # Invalidations kept while Redis is unreachable; beyond this the oldest are dropped (and logged).
@@ -69,8 +71,11 @@ class RedisCache(Cache):
     (INCR the counter, DEL the hash); storing is a Lua script that writes only if the counter
     still holds the generation read before loading.
 
-    Every call has a short socket timeout and no retries; a failure opens a circuit breaker and
-    the cache is skipped for `retry_after_s`, then one trial call probes Redis. Failures are
+    Every call has a short socket timeout and no retries; a failed call goes to the store, and
+    `failure_threshold` failures in a row open a circuit breaker: the cache is skipped for
+    `retry_after_s`, then one trial call probes Redis (its failure skips it again at once). A
+    lone failure does not open it: under CPU overload a timeout may be this process's own
+    starvation, and skipping the cache would then cost CPU when it is shortest. Failures are
     logged at most once per `FAILURE_LOG_INTERVAL_S`, with a count. Invalidations that could not
     be sent are kept (bounded) and sent as soon as Redis answers again, by a background thread
     that tries every `flush_every_s` (and before any call that reaches Redis first), so another
@@ -85,6 +90,7 @@ class RedisCache(Cache):
         ttl_s: float,
         timeout_s: float,
         retry_after_s: float = REDIS_RETRY_AFTER_S,
+        failure_threshold: int = DEFAULT_REDIS_FAILURE_THRESHOLD,
         flush_every_s: float = UNSENT_FLUSH_EVERY_S,
         key_prefix: str = REDIS_KEY_PREFIX,
         clock: Callable[[], float] = time.time,
@@ -105,8 +111,9 @@ class RedisCache(Cache):
         self._store_if_current = self._client.register_script(_STORE_IF_CURRENT)
         self._prefix = key_prefix
         self._retry_after_s = retry_after_s
-        self._breaker = CircuitBreaker(failure_threshold=1, cool_down_s=retry_after_s)
+        self._breaker = CircuitBreaker(failure_threshold=failure_threshold, cool_down_s=retry_after_s)
         self._failure_log = _ThrottledLog(log, FAILURE_LOG_INTERVAL_S)
+        self._lone_failure_log = _ThrottledLog(log, FAILURE_LOG_INTERVAL_S)
         self._unsent: OrderedDict[str, None] = OrderedDict()  # customers whose invalidation failed
         self._unsent_lock = threading.Lock()
         self._outage = False
@@ -256,15 +263,17 @@ class RedisCache(Cache):
             self._send_unsent()
             result = operation()
         except self._redis_errors as exc:
-            self._breaker.record_failure()
             self.stats.failures += 1
-            self._outage = True
-            self._failure_log.warning(
-                "Redis unavailable (%s: %s); serving without the cache, retrying in %g s",
-                type(exc).__name__,
-                exc,
-                self._retry_after_s,
-            )
+            if self._breaker.record_failure():
+                self._outage = True
+                self._failure_log.warning(
+                    "Redis unavailable (%s: %s); serving without the cache, retrying in %g s",
+                    type(exc).__name__,
+                    exc,
+                    self._retry_after_s,
+                )
+            else:  # tolerated: not an outage yet, so info, throttled on its own
+                self._lone_failure_log.info("a Redis call failed (%s: %s); served uncached", type(exc).__name__, exc)
             return None
         self._breaker.record_success()
         if self._outage:
@@ -294,7 +303,7 @@ class RedisCache(Cache):
 
 
 class _ThrottledLog:
-    """A warning at most once per interval, saying how many were held back."""
+    """A message at most once per interval, saying how many were held back."""
 
     def __init__(self, logger: logging.Logger, interval_s: float) -> None:
         self._logger = logger
@@ -304,6 +313,12 @@ class _ThrottledLog:
         self._lock = threading.Lock()
 
     def warning(self, message: str, *args: object) -> None:
+        self._log(logging.WARNING, message, *args)
+
+    def info(self, message: str, *args: object) -> None:
+        self._log(logging.INFO, message, *args)
+
+    def _log(self, level: int, message: str, *args: object) -> None:
         with self._lock:
             now = time.monotonic()
             if now - self._last < self._interval_s:
@@ -312,4 +327,4 @@ class _ThrottledLog:
             suppressed, self._suppressed, self._last = self._suppressed, 0, now
         if suppressed:
             message += f" ({suppressed} similar messages suppressed)"
-        self._logger.warning(message, *args)
+        self._logger.log(level, message, *args)
