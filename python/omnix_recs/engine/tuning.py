@@ -719,7 +719,10 @@ def validate(
     rerank_split = split.subset([*range(group), *range(2 * group, len(split))])
     tuned = learn_rerankings(recommender, rerank_split, tuned, seed=seed, shoppers=[*choice.shoppers, *extra_shoppers])
     clock.lap("tuning")
-    default = Recommender(store, FixedModel(model), catalog=catalog)
+    # At the model's own decay the tuned recommender serves the defaults as well: one set of
+    # preparations serves both settings (`compare` prepares per recommender).
+    same_decay = habit_decay == model.habit_decay
+    default = recommender if same_decay else Recommender(store, FixedModel(model), catalog=catalog)
     engine = {ENGINE_DEFAULT: (default, start), ENGINE_TUNED: (recommender, tuned)}
     k_values, catalog_size = (VALIDATION_K,), len(products)
     results = compare(validation, trips, engine, [], k_values=k_values, catalog_size=catalog_size, seed=seed)
