@@ -23,7 +23,7 @@ from omnix_recs.config import Settings
 from omnix_recs.engine import tuning
 from omnix_recs.engine.artifact import with_habit_decay
 from omnix_recs.engine.blends import DEFAULT_BLENDS, Blend, Strategy
-from omnix_recs.engine.build import BuildParameters, read_training_data
+from omnix_recs.engine.build import BuildParameters, content_neighbours, read_training_data
 from omnix_recs.engine.holdout import AskedAt, Trips, hold_out, lines_without
 from omnix_recs.engine.recommender import Recommender
 from omnix_recs.engine.train import _validation_model
@@ -50,15 +50,23 @@ def main() -> None:
         tuning_split, validation = split.subset(range(group)), split.subset(range(group, 2 * group))
         out: dict[str, object] = {"shoppers": lines.n_customers, "population": args.population}
 
+        parameters = BuildParameters()
+        content = content_neighbours(products, lines.item_ids, parameters)  # as `omnix train` shares it
         started = time.perf_counter()
-        everyone = _validation_model(lines_without(lines, split.targets), products, BuildParameters())
+        everyone = _validation_model(
+            lines_without(lines, split.targets), split.customers, products, parameters, content
+        )
         out["build_everyone_s"] = round(time.perf_counter() - started, 1)
         learn_from = tuning.population_sample(
             range(lines.n_customers), split.customers.tolist(), args.population, args.seed
         )
         started = time.perf_counter()
         sample = _validation_model(
-            lines_without(lines, tuning.baskets_left_out(lines, split.targets, learn_from)), products, BuildParameters()
+            lines_without(lines, tuning.baskets_left_out(lines, split.targets, learn_from)),
+            split.customers,
+            products,
+            parameters,
+            content,
         )
         out["build_sample_s"] = round(time.perf_counter() - started, 1)
 

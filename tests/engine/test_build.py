@@ -20,12 +20,15 @@ from omnix_recs.engine.build import (
     BuildParameters,
     build_from_lines,
     build_model,
+    content_neighbours,
     decayed_popularity,
     iso_week_columns,
+    read_training_data,
     repeat_purchases,
     seasonal_lift,
     trending_velocity,
 )
+from omnix_recs.engine.holdout import lines_without
 from omnix_recs.engine.matrix import PurchaseLines, read_purchase_lines
 from omnix_recs.errors import FailedPreconditionError
 from omnix_recs.store import open_store
@@ -319,6 +322,21 @@ def test_build_from_the_store(pasta_shop: Store) -> None:
     customers = a["like_you_customers"].tolist()
     assert sorted(customers) == sorted(f"c{n}" for n in range(10)) and len(a["like_you_indptr"]) == 11
     assert (np.diff(a["like_you_indptr"]) > 0).all(), "every shopper has fellow shoppers here"
+
+
+def test_the_content_table_depends_on_the_catalog_alone(pasta_shop: Store) -> None:
+    """Training computes it once for its validation build (fewer lines) and its served build."""
+    products, lines = read_training_data(pasta_shop)
+    content = content_neighbours(products, lines.item_ids, PARAMS)
+    for some in (lines, lines_without(lines, np.arange(0, lines.n_baskets, 2))):
+        own, shared = (
+            build_from_lines(some, products, PARAMS),
+            build_from_lines(some, products, PARAMS, content=content),
+        )
+        assert own.arrays.keys() == shared.arrays.keys()
+        for name, array in own.arrays.items():
+            np.testing.assert_array_equal(shared.arrays[name], array, err_msg=name)
+        assert "content" in own.stage_seconds and "content" not in shared.stage_seconds
 
 
 def test_build_as_of_a_past_moment_ignores_later_purchases(pasta_shop: Store) -> None:

@@ -129,10 +129,13 @@ def build_from_lines(
     parameters: BuildParameters,
     *,
     like_you_for: np.ndarray | None = None,
+    content: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> BuiltModel:
     """The model of `lines`. `like_you_for` (customer codes): fill the "shoppers like you" rows of
     these customers only, the others empty: a model that will only ever rank them (a validation
-    model) skips most of the build's largest stage."""
+    model) skips most of the build's largest stage. `content`: `content_neighbours(products,
+    lines.item_ids, parameters)` when the caller has it (it depends on the catalog alone, so
+    training's validation build and served build share one)."""
     if lines.n_items == 0:
         raise FailedPreconditionError("nothing to train on: the catalog and the purchase history are empty")
     p = parameters
@@ -147,8 +150,10 @@ def build_from_lines(
     clock.lap("shoppers_like_you")
     arrays["fbt_idx"], arrays["fbt_score"] = basket_complements(lines, p)
     clock.lap("basket_complements")
-    arrays["content_idx"], arrays["content_sim"] = content_neighbours(products, lines.item_ids, p)
-    clock.lap("content")
+    if content is None:
+        content = content_neighbours(products, lines.item_ids, p)
+        clock.lap("content")
+    arrays["content_idx"], arrays["content_sim"] = content
 
     as_of = int(lines.purchased_at.max()) if len(lines) else None
     if as_of is None:

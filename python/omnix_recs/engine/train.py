@@ -24,7 +24,13 @@ from omnix_recs.domain.models import Product
 from omnix_recs.engine import registry
 from omnix_recs.engine.artifact import NEIGHBOUR_TABLES, LoadedModel, in_memory_model
 from omnix_recs.engine.artifact_store import ModelDestination
-from omnix_recs.engine.build import BuildParameters, BuiltModel, build_from_lines, read_training_data
+from omnix_recs.engine.build import (
+    BuildParameters,
+    BuiltModel,
+    build_from_lines,
+    content_neighbours,
+    read_training_data,
+)
 from omnix_recs.engine.holdout import MIN_TRIPS
 from omnix_recs.engine.matrix import PurchaseLines
 from omnix_recs.engine.tuning import TUNING_SHOPPERS, Validation, validate
@@ -69,15 +75,19 @@ def train_model(
         validation: Validation | None = None
         if tune:
             stage.begin("tune")
+            # The content table depends on the catalog alone: one serves both builds.
+            content_started = time.perf_counter()
+            content = content_neighbours(products, lines.item_ids, parameters)
+            stage_seconds["content"] = round(time.perf_counter() - content_started, 3)
             # The served build does not depend on what tuning chooses (the blends ship beside
             # it), so it runs meanwhile: tuning's Python steps leave a core idle.
             with ThreadPoolExecutor(1, thread_name_prefix="omnix-build") as pool:
-                building = pool.submit(build_from_lines, lines, products, parameters)
+                building = pool.submit(build_from_lines, lines, products, parameters, content=content)
                 validation = validate(
                     store,
                     lines,
                     products,
-                    lambda kept, judged: _validation_model(kept, judged, products, parameters),
+                    lambda kept, judged: _validation_model(kept, judged, products, parameters, content),
                     max_shoppers=tuning_shoppers,
                     seed=seed,
                 )
@@ -141,11 +151,16 @@ def train_model(
 
 
 def _validation_model(
-    lines: PurchaseLines, judged: np.ndarray, products: list[Product], parameters: BuildParameters
+    lines: PurchaseLines,
+    judged: np.ndarray,
+    products: list[Product],
+    parameters: BuildParameters,
+    content: tuple[np.ndarray, np.ndarray],
 ) -> LoadedModel:
     """The model the blends are tuned on: the production build, kept in memory, with "shoppers
     like you" rows for the `judged` shoppers (customer codes) alone: no one else is ranked."""
-    return in_memory_model(build_from_lines(lines, products, parameters, like_you_for=judged), "validation")
+    built = build_from_lines(lines, products, parameters, like_you_for=judged, content=content)
+    return in_memory_model(built, "validation")
 
 
 def build_metrics(built: BuiltModel, *, seconds: float) -> dict[str, float]:
