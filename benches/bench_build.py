@@ -32,8 +32,13 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
+    from implicit.nearest_neighbours import CosineRecommender
 
 BLOCK_ITEMS = 1024  # items per block of the reference (a dense block is BLOCK_ITEMS × n_items floats)
 
@@ -60,7 +65,7 @@ def instacart_like_matrix(n_customers: int, n_items: int, nnz: int, seed: int) -
         "indptr": indptr,
         "indices": (keys - rows * n_items).astype(np.int32),
         "data": (1.0 + np.log(times_bought)).astype(np.float32),
-        "n_items": np.int64(n_items),
+        "n_items": np.asarray(n_items, dtype=np.int64),
     }
 
 
@@ -74,12 +79,21 @@ def store_matrix(url: str) -> tuple[dict[str, np.ndarray], dict[str, object]]:
     try:
         started = time.perf_counter()
         built = build_model(store)
-        build = {"build_seconds": round(time.perf_counter() - started, 1), **built.stage_seconds, **built.counts}
+        build: dict[str, object] = {
+            "build_seconds": round(time.perf_counter() - started, 1),
+            **built.stage_seconds,
+            **built.counts,
+        }
         lines = read_purchase_lines(store.scan_purchases(), expected_rows=store.count_purchases())
     finally:
         store.close()
     m = customer_item_matrix(lines, max_items_per_customer=BuildParameters().max_items_per_customer)
-    return {"indptr": m.indptr, "indices": m.indices, "data": m.data, "n_items": np.int64(m.n_cols)}, build
+    return {
+        "indptr": m.indptr,
+        "indices": m.indices,
+        "data": m.data,
+        "n_items": np.asarray(m.n_cols, dtype=np.int64),
+    }, build
 
 
 def load(path: Path) -> dict[str, np.ndarray]:
@@ -87,7 +101,7 @@ def load(path: Path) -> dict[str, np.ndarray]:
         return {name: npz[name] for name in npz.files}
 
 
-def as_scipy(m: dict[str, np.ndarray]):  # noqa: ANN201 (scipy is a bench/test dependency only)
+def as_scipy(m: dict[str, np.ndarray]) -> sp.csr_matrix:
     import scipy.sparse as sp
 
     n_rows = len(m["indptr"]) - 1
@@ -137,7 +151,7 @@ def reference_neighbours(
     return out_idx, out_sim
 
 
-def implicit_model(m: dict[str, np.ndarray], k: int):  # noqa: ANN201
+def implicit_model(m: dict[str, np.ndarray], k: int) -> CosineRecommender:
     from implicit.nearest_neighbours import CosineRecommender
     from implicit.utils import ParameterWarning
 
@@ -257,7 +271,7 @@ def main() -> None:
         else:
             m = instacart_like_matrix(args.customers, args.items, args.nnz, args.seed)
         matrix_path = Path(tmp) / "matrix.npz"
-        np.savez(matrix_path, **m)
+        np.savez(matrix_path, allow_pickle=False, **m)  # numeric arrays only, as np.load reads them
         rows = np.diff(m["indptr"])
         print(
             f"matrix: {len(rows):,} customers × {int(m['n_items']):,} items, {len(m['indices']):,} non-zeros, "

@@ -96,8 +96,8 @@ def win_back(history: dict[str, tuple[list[str], np.ndarray]], redemptions: dict
         "| rule | audience (sum over cut-offs) | shops again within 28 days | redeems a coupon within 28 days | still away 14 days on |"
     )
     print("|---|---|---|---|---|")
-    for name, (n, returned, redeemed, away) in rows.items():
-        print(f"| {name} | {n:,} | {returned / n:.3f} | {redeemed / n:.4f} | {away / n:.3f} |")
+    for name, (n, n_returned, n_redeemed, n_away) in rows.items():
+        print(f"| {name} | {n:,} | {n_returned / n:.3f} | {n_redeemed / n:.4f} | {n_away / n:.3f} |")
 
 
 def coupon_targeting(
@@ -159,8 +159,10 @@ def coupon_targeting(
     print("| ranking | audience | redeemers in it | precision | recall | lift over random |")
     print("|---|---|---|---|---|---|")
     base = totals["random"][1] / totals["random"][0]
-    for name, (n, hits, winners) in totals.items():
-        print(f"| {name} | {int(n):,} | {hits:,.1f} | {hits / n:.3f} | {hits / winners:.3f} | {hits / n / base:.2f} |")
+    for name, (n, found, redeemers) in totals.items():
+        print(
+            f"| {name} | {int(n):,} | {found:,.1f} | {found / n:.3f} | {found / redeemers:.3f} | {found / n / base:.2f} |"
+        )
 
 
 def _top(households: list[str], scores: list[float], k: int, rng: np.random.Generator) -> set[str]:

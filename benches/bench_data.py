@@ -51,7 +51,8 @@ def run_phase(script: str, *args: object) -> dict[str, float]:
     completed = subprocess.run([sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True)
     if completed.returncode != 0:
         sys.exit(f"phase failed (exit {completed.returncode}):\n{completed.stderr}")
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+    summary: dict[str, float] = json.loads(completed.stdout.strip().splitlines()[-1])
+    return summary
 
 
 def main() -> None:

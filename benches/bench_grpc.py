@@ -52,21 +52,18 @@ def main() -> None:
         customers = store.list_customer_ids(page_size=args.customers).items
         print(f"setup (generate, import, train {record.version}): {time.perf_counter() - started:.1f} s")
 
+        # The server's loop runs until the end, so that stopping the server can finish on it.
         loop = asyncio.new_event_loop()
-        ready = threading.Event()
-        holder: dict[str, object] = {}
+        thread = threading.Thread(target=loop.run_forever, daemon=True)
+        thread.start()
 
-        async def run_server() -> None:
+        async def start_server() -> tuple[grpc.aio.Server, int]:
             server, port = await build_server(settings, store)
             await server.start()
-            holder["server"], holder["port"] = server, port
-            ready.set()
-            await server.wait_for_termination()
+            return server, port
 
-        thread = threading.Thread(target=lambda: loop.run_until_complete(run_server()), daemon=True)
-        thread.start()
-        ready.wait(30)
-        channel = grpc.insecure_channel(f"127.0.0.1:{holder['port']}")
+        server, port = asyncio.run_coroutine_threadsafe(start_server(), loop).result(30)
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         stub = recommendation_pb2_grpc.RecommendationServiceStub(channel)
         rng = random.Random(1)
 
@@ -87,7 +84,9 @@ def main() -> None:
         )
         print(f"peak RSS (client + server process) {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
         channel.close()
-        asyncio.run_coroutine_threadsafe(holder["server"].stop(1.0), loop).result(10)  # type: ignore[union-attr]
+        asyncio.run_coroutine_threadsafe(server.stop(1.0), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
         store.close()
 
 

@@ -59,7 +59,9 @@ TIERS = {"low": "value", "mid": "mid", "high": "premium"}
 
 
 def profile_accuracy(service: InsightsService, truth: dict[str, dict[str, str]], as_of: datetime, limit: int) -> str:
-    sizes, tiers, traits = [], Counter(), Counter()
+    sizes: list[tuple[int, int]] = []
+    tiers: Counter[tuple[str, str]] = Counter()
+    traits: Counter[tuple[str, bool, bool]] = Counter()
     latencies = []
     for customer_id, row in list(truth.items())[:limit]:
         started = time.perf_counter()
@@ -69,21 +71,22 @@ def profile_accuracy(service: InsightsService, truth: dict[str, dict[str, str]],
         sizes.append((int(row["household_size"]), profile.household.size))
         tiers[(TIERS[row["budget_tier"]], profile.budget.tier.value)] += 1
         found = {t.trait.value for t in profile.lifestyle} | {profile.lifecycle.segment.value}
-        for trait, actual in [
+        for trait, has_trait in [
             ("vegetarian", row["diet"] == "vegetarian"),
             ("vegan", row["diet"] == "vegan"),
             ("pets", bool(row["pets"])),
             ("young_children", int(row["children"]) > 0),
             ("at_risk", row["churned"] == "1"),
         ]:
-            traits[(trait, trait in found, actual)] += 1
+            traits[(trait, trait in found, has_trait)] += 1
     actual = np.array([a for a, _ in sizes])
     guess = np.array([g for _, g in sizes])
     mode = Counter(actual.tolist()).most_common(1)[0][0]
     n = len(sizes)
     tier_majority = Counter(t for t, _ in tiers.elements()).most_common(1)[0]
     bands = [str(v) if v < 5 else "5+" for v in actual], [str(v) if v < 5 else "5+" for v in guess]
-    size = score_attribute("household size", dict(enumerate(bands[0])), dict(enumerate(bands[1])))
+    households = [str(i) for i in range(n)]
+    size = score_attribute("household size", dict(zip(households, bands[0])), dict(zip(households, bands[1])))
     lines = [
         f"Profiles against the generator's ground truth ({n} households)",
         profile_report([size]),
@@ -221,7 +224,7 @@ def outlook_ratio(table: PurchaseTable) -> str:
 
 def pick_examples(service: InsightsService, truth: dict[str, dict[str, str]], as_of: datetime) -> list[str]:
     """A regular customer, one with children or pets, one at risk: the first of each kind."""
-    wanted = {"regular": None, "family or pets": None, "at_risk": None}
+    wanted: dict[str, str | None] = {"regular": None, "family or pets": None, "at_risk": None}
     for customer_id in truth:
         if all(wanted.values()):
             break
@@ -295,6 +298,7 @@ def run_generated(args: argparse.Namespace) -> None:
             directory, customers=args.customers, products=args.products, days=args.days, seed=args.seed
         )
         end = default_as_of(directory)
+        assert end is not None, "omnix generate records the last day of its data"
         store = open_store(f"sqlite:///{Path(scratch) / 'omnix.db'}")
         import_instacart(store, directory, as_of=end)
         print(

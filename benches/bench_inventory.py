@@ -22,7 +22,15 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from omnix_recs.marketing.inventory import SalesWindow, backtest, backtest_rows, backtest_sums, forecast
+from omnix_recs.marketing.inventory import (
+    BacktestRow,
+    BacktestSums,
+    SalesWindow,
+    backtest,
+    backtest_rows,
+    backtest_sums,
+    forecast,
+)
 from omnix_recs.store import open_store
 
 EXCLUDED_DEPARTMENTS = ("FUEL", "MISCELLANEOUS")
@@ -63,7 +71,7 @@ def main() -> None:
     per_store(window, cutoffs)
 
 
-def print_rows(title: str, rows: list) -> None:
+def print_rows(title: str, rows: list[BacktestRow]) -> None:
     print(f"\n{title}\n| horizon | method | WAPE | bias |\n|---|---|---|---|")
     for row in sorted(rows, key=lambda r: (r.horizon_days, r.wape)):
         print(f"| {row.horizon_days} days | {row.method} | {row.wape:.3f} | {row.bias:+.3f} |")
@@ -75,7 +83,7 @@ def per_store(window: SalesWindow, cutoffs: list[int]) -> None:
         print("\nno purchase has a store: import again to keep them for the per-store backtest")
         return
     started = time.perf_counter()
-    sums: dict = {}
+    sums: BacktestSums = {}
     for store_id in stores:
         backtest_sums(window.demand(store_id).units, cutoffs, sums=sums)
     units = np.bincount(window.store, weights=window.units, minlength=len(window.store_ids))

@@ -64,6 +64,8 @@ def measure(mode: str, args: argparse.Namespace) -> dict[str, float]:
     ready, stop = spawn.Queue(), spawn.Event()
     process = spawn.Process(target=run_server, args=(ready, stop, mode))
     process.start()
+    pid = process.pid
+    assert pid is not None  # set by start()
     port = ready.get(timeout=60)
     found: dict[str, float] = {}
 
@@ -71,7 +73,7 @@ def measure(mode: str, args: argparse.Namespace) -> dict[str, float]:
         from omnix_recs._proto.omnix.v1 import customer_pb2, customer_pb2_grpc
 
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            health = health_pb2_grpc.HealthStub(channel)
+            health: Any = health_pb2_grpc.HealthStub(channel)  # typeshed's stub lacks its methods
             customers = customer_pb2_grpc.CustomerServiceStub(channel)
             profile = customer_pb2.GetCustomerProfileRequest(customer_id="c1")
             calls = {
@@ -80,9 +82,9 @@ def measure(mode: str, args: argparse.Namespace) -> dict[str, float]:
             }
             for name, call in calls.items():
                 await closed_loop(call, 1.0, args.concurrency)  # warm-up
-                before = server_cpu_seconds(process.pid)
+                before = server_cpu_seconds(pid)
                 latencies = await closed_loop(call, args.seconds, args.concurrency)
-                found[name] = (server_cpu_seconds(process.pid) - before) / len(latencies) * 1e6
+                found[name] = (server_cpu_seconds(pid) - before) / len(latencies) * 1e6
 
     try:
         asyncio.run(client())

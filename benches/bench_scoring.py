@@ -17,9 +17,10 @@ import argparse
 import functools
 import resource
 import time
+from collections.abc import Callable
 
 import numpy as np
-from reference.rank import rank_reference
+from reference.rank import RankRequest, rank_reference
 
 from omnix_recs._core import RANK_SIGNALS, RankTables, Reranker
 from omnix_recs.engine import reranking
@@ -50,7 +51,7 @@ def tables(rng: np.random.Generator, n: int, k: int, taste_dims: int) -> dict[st
     }
 
 
-def request(rng: np.random.Generator, n: int, history: int, basket: int) -> dict[str, object]:
+def request(rng: np.random.Generator, n: int, history: int, basket: int) -> RankRequest:
     items = rng.choice(n, size=history + basket, replace=False).astype(np.int32)
     orders = rng.integers(1, 20, history).astype(np.float32)
     gaps = np.where(orders > 1, rng.uniform(3, 30, history), np.nan).astype(np.float32)
@@ -81,14 +82,14 @@ def request(rng: np.random.Generator, n: int, history: int, basket: int) -> dict
 def shipped_shape_reranker(kernel: RankTables, rng: np.random.Generator, n: int) -> Reranker:
     """A forest as big as training ships, fitted to the kernel's features for random requests."""
     heads = [
-        kernel.rank(**{**request(rng, n, 60, 3), "k": reranking.RERANK_HEAD}, with_features=True) for _ in range(200)
+        kernel.rank(**(request(rng, n, 60, 3) | {"k": reranking.RERANK_HEAD}), with_features=True) for _ in range(200)
     ]
     candidates = [([str(i) for i in head[0]], head[5]) for head in heads]
     truth = [frozenset(rng.choice(ids, size=min(5, len(ids)), replace=False).tolist()) for ids, _ in candidates]
     return reranking.fit_reranker(candidates, truth)
 
 
-def timed(fn, calls: int) -> np.ndarray:  # type: ignore[no-untyped-def]
+def timed(fn: Callable[[], object], calls: int) -> np.ndarray:
     out = np.empty(calls)
     for i in range(calls):
         start = time.perf_counter()

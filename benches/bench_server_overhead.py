@@ -115,13 +115,15 @@ def measure(target: Callable[[Any, Any], None], label: str, args: argparse.Names
     ready, stop = spawn.Queue(), spawn.Event()
     process = spawn.Process(target=target, args=(ready, stop))
     process.start()
+    pid = process.pid
+    assert pid is not None  # set by start()
     port = ready.get(timeout=60)
 
     async def client() -> None:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            health = health_pb2_grpc.HealthStub(channel)
+            health: Any = health_pb2_grpc.HealthStub(channel)  # typeshed's stub lacks its methods
             await closed_loop(lambda: health.Check(HEALTH_CHECK), 1.0, args.concurrency)  # warm-up
-            await timed(f"{label}: Health/Check", process.pid, lambda: health.Check(HEALTH_CHECK), args)
+            await timed(f"{label}: Health/Check", pid, lambda: health.Check(HEALTH_CHECK), args)
             if profile:
                 from omnix_recs._proto.omnix.v1 import customer_pb2, customer_pb2_grpc
 
@@ -129,7 +131,7 @@ def measure(target: Callable[[Any, Any], None], label: str, args: argparse.Names
                 request = customer_pb2.GetCustomerProfileRequest(customer_id="c1")
                 await timed(
                     f"{label}: CustomerService/GetCustomerProfile",
-                    process.pid,
+                    pid,
                     lambda: customers.GetCustomerProfile(request),
                     args,
                 )

@@ -9,8 +9,10 @@ tested on the kernel directly.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NotRequired, TypedDict, Unpack
 
 import numpy as np
+import numpy.typing as npt
 
 from omnix_recs._core import RANK_SIGNALS
 
@@ -19,6 +21,32 @@ DUE_WIDTH_EARLY = 0.6
 DUE_WIDTH_LATE = 1.0
 REASON_MIN_SHARE = 0.15
 REASONS_PER_ITEM = 2
+
+
+class RankRequest(TypedDict):
+    """The keyword arguments of `RankTables.rank` that the reference reads."""
+
+    history_items: npt.NDArray[np.int32]
+    days_since_last: npt.NDArray[np.float32]
+    mean_gap_days: npt.NDArray[np.float32]
+    orders: npt.NDArray[np.float32]
+    habit: npt.NDArray[np.float32]
+    basket: npt.NDArray[np.int32]
+    allowed: npt.NDArray[np.bool_]
+    category_ids: npt.NDArray[np.int32]
+    brand_ids: npt.NDArray[np.int32]
+    extra_candidates: npt.NDArray[np.int32]
+    weights: npt.NDArray[np.float32]
+    week: int
+    k: int
+    exclude_history: bool
+    per_category_cap: int
+    neighbours_per_item: int
+    days_to_next_trip: NotRequired[float]
+    like_you_items: NotRequired[npt.NDArray[np.int32] | None]
+    like_you_scores: NotRequired[npt.NDArray[np.float32] | None]
+    replaced_weight: NotRequired[float]
+    popularity_discount: NotRequired[float]
 
 
 @dataclass(frozen=True)
@@ -67,15 +95,14 @@ def _replaced(aisle: np.ndarray, days: np.ndarray, own: np.ndarray, orders: np.n
     return replaced
 
 
-def rank_reference(tables: dict[str, np.ndarray], **request: object) -> ReferenceRanking:
+def rank_reference(tables: dict[str, np.ndarray], **req: Unpack[RankRequest]) -> ReferenceRanking:
     """Same keyword arguments as `RankTables.rank`; `tables` holds the model arrays by name."""
-    req = {k: v for k, v in request.items()}
     n = len(tables["popularity"])
     hist = np.asarray(req["history_items"], dtype=np.int64)
     habit = np.asarray(req["habit"], dtype=np.float32)
     basket = np.asarray(req["basket"], dtype=np.int64)
     weights = np.asarray(req["weights"], dtype=np.float32)
-    take = int(req["neighbours_per_item"])  # type: ignore[call-overload]
+    take = int(req["neighbours_per_item"])
 
     # Every history product, then every basket product not in the history, once each.
     context = np.concatenate([hist, basket[~np.isin(basket, hist)]])
@@ -131,12 +158,12 @@ def rank_reference(tables: dict[str, np.ndarray], **request: object) -> Referenc
             return np.where((cycle > 0) & (days >= 0), due, 0.0).astype(np.float32)
 
         due = dueness(days)
-        due_next = dueness(days + np.float32(req.get("days_to_next_trip", 0.0)))  # type: ignore[arg-type]
+        due_next = dueness(days + np.float32(req.get("days_to_next_trip", 0.0)))
     signals[hist, _signal("replenishment")] = habit * due
     signals[hist, _signal("due_by_next_trip")] = habit * due_next
     signals[hist, _signal("habit")] = habit
     signals[hist, _signal("repurchase")] = np.clip(tables["repurchase_rate"][hist], 0.0, 1.0)
-    replaced_weight = np.float32(req.get("replaced_weight", 1.0))  # type: ignore[arg-type]
+    replaced_weight = np.float32(req.get("replaced_weight", 1.0))
     if replaced_weight < 1:
         replaced = _replaced(np.asarray(req["category_ids"], dtype=np.int64)[hist], days, own, orders)
         for name in ("replenishment", "due_by_next_trip", "habit", "repurchase"):
@@ -153,9 +180,9 @@ def rank_reference(tables: dict[str, np.ndarray], **request: object) -> Referenc
     signals[:, _signal("basket_complement")] = _squash(complement)
     signals[:, _signal("popularity")] = np.clip(tables["popularity"], 0.0, 1.0)
     signals[:, _signal("trending")] = _squash(tables["trending"])
-    signals[:, _signal("seasonal")] = _squash(tables["seasonal_lift"][:, int(req["week"])] - 1.0)  # type: ignore[call-overload]
-    for name, key in (("category_affinity", "category_ids"), ("brand_affinity", "brand_ids")):
-        keys = np.asarray(req[key], dtype=np.int64)
+    signals[:, _signal("seasonal")] = _squash(tables["seasonal_lift"][:, int(req["week"])] - 1.0)
+    for name, ids in (("category_affinity", req["category_ids"]), ("brand_affinity", req["brand_ids"])):
+        keys = np.asarray(ids, dtype=np.int64)
         hist_keys = keys[hist]
         known = hist_keys >= 0
         share = np.zeros(max(int(keys.max(initial=-1)) + 1, 1), dtype=np.float32)
@@ -165,7 +192,7 @@ def rank_reference(tables: dict[str, np.ndarray], **request: object) -> Referenc
         signals[:, _signal(name)] = np.where(keys >= 0, share[np.maximum(keys, 0)], 0.0)
     signals[~np.isfinite(signals)] = 0.0
 
-    discount = np.float32(req.get("popularity_discount", 0.0))  # type: ignore[arg-type]
+    discount = np.float32(req.get("popularity_discount", 0.0))
     if discount > 0:
         popularity = np.nan_to_num(tables["popularity"], nan=0.0, posinf=0.0, neginf=0.0)
         signals = signals * (np.float32(1.0) - discount * np.clip(popularity, 0.0, 1.0).astype(np.float32))[:, None]
@@ -175,7 +202,7 @@ def rank_reference(tables: dict[str, np.ndarray], **request: object) -> Referenc
 
     items = np.flatnonzero(keep)
     items = items[np.lexsort((items, -score[items]))]
-    cap = int(req["per_category_cap"])  # type: ignore[call-overload]
+    cap = int(req["per_category_cap"])
     if cap > 0:
         categories = np.asarray(req["category_ids"])[items]
         seen: dict[int, int] = {}
@@ -187,7 +214,7 @@ def rank_reference(tables: dict[str, np.ndarray], **request: object) -> Referenc
                 seen[int(category)] = seen.get(int(category), 0) + 1
             chosen.append(item)
         items = np.asarray(chosen, dtype=np.int64)
-    items = items[: int(req["k"])]  # type: ignore[call-overload]
+    items = items[: int(req["k"])]
 
     weight_total = float(weights.sum())
     top_scores = score[items]

@@ -42,7 +42,7 @@ def shoppers_like_you(weights: np.ndarray, neighbours: int, items: int) -> list[
     norms = np.sqrt((w * w).sum(axis=1))
     unit = np.divide(w, norms[:, None], out=np.zeros_like(w), where=norms[:, None] > 0)
     similarity = unit @ unit.T
-    rows = []
+    rows: list[list[tuple[int, float]]] = []
     for u in range(len(w)):
         sims = similarity[u].copy()
         sims[u] = 0.0
