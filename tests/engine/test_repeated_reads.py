@@ -3,7 +3,7 @@ reach the store once, answer as the store does, and never keep an error."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -41,10 +41,26 @@ def test_a_shopper_prepared_again_is_read_once_and_the_same(shop, fixed_models, 
         assert prepared.history.habit.tolist() == direct.history.habit.tolist()
     assert counting.calls["get_customer"] == 1
     assert counting.calls["order_lines_of"] == 1
-    # Another moment is another read: lines before it are not the lines before the first.
+    # Another moment is answered from the same read, as the store answers it.
     earlier = recommender.shopper_at("alice", shop.now - timedelta(days=10))
-    assert counting.calls["order_lines_of"] == 2
+    assert counting.calls["order_lines_of"] == 1
     assert len(earlier.history.items) <= len(first.history.items)
+
+
+def test_lines_before_a_moment_are_the_stores_from_one_read(shop):
+    shop.weekly_milk_shopper()
+    counting = CountingStore(shop.store)
+    reads = repeated_reads(counting)
+    bought = sorted(set(shop.store.order_lines_of("alice").purchased_at_s.tolist()))
+    moments = [datetime.fromtimestamp(t, UTC) for t in bought]  # exactly at a trip: not before it
+    moments += [m + timedelta(microseconds=1) for m in moments] + [shop.now, shop.now - timedelta(days=400)]
+    for moment in [*moments, None]:
+        ours, theirs = reads.order_lines_of("alice", moment), shop.store.order_lines_of("alice", moment)
+        assert list(ours.order_ids) == list(theirs.order_ids) and list(ours.product_ids) == list(theirs.product_ids)
+        for column in ("quantities", "unit_prices", "purchased_at_s"):
+            assert getattr(ours, column).tolist() == getattr(theirs, column).tolist(), column
+    assert 0 < len(reads.order_lines_of("alice", moments[1])) < len(reads.order_lines_of("alice"))
+    assert counting.calls["order_lines_of"] == 1
 
 
 def test_an_unknown_customer_is_an_error_every_time(shop):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -127,6 +128,20 @@ class OrderLines:
 
     def __len__(self) -> int:
         return len(self.purchased_at_s)
+
+    def bought_before(self, moment: datetime) -> OrderLines:
+        """The lines bought before `moment`, in their order: what `Store.order_lines_of(customer,
+        before=moment)` answers when these are all the customer's lines."""
+        kept = self.purchased_at_s < moment.timestamp()
+        if kept.all():
+            return self
+        return OrderLines(
+            order_ids=[o for o, k in zip(self.order_ids, kept.tolist()) if k],
+            product_ids=[p for p, k in zip(self.product_ids, kept.tolist()) if k],
+            quantities=self.quantities[kept],
+            unit_prices=self.unit_prices[kept],
+            purchased_at_s=self.purchased_at_s[kept],
+        )
 
     @classmethod
     def from_purchases(cls, purchases: Sequence[Purchase]) -> OrderLines:
