@@ -9,6 +9,7 @@ shoppers like them; `HistoryFeatures` lists what the kernel gets.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -119,7 +120,9 @@ def days_to_next_trip(trip_times_s: np.ndarray, as_of_s: float) -> float:
     past = trip_times_s[trip_times_s < as_of_s]
     if len(past) < 2:
         return 0.0
-    rhythm_days = float(np.median(np.diff(past[-(RHYTHM_GAPS + 1) :]))) / SECONDS_PER_DAY
+    # statistics' median of a few floats: the same value as numpy's, for a tenth of its cost.
+    gaps: list[float] = np.diff(past[-(RHYTHM_GAPS + 1) :]).tolist()
+    rhythm_days = statistics.median(gaps) / SECONDS_PER_DAY
     return max(0.0, rhythm_days - (as_of_s - float(past[-1])) / SECONDS_PER_DAY)
 
 
