@@ -410,7 +410,7 @@ class Recommender:
         model = self._active()
         index = self.catalog.index_for(model.item_ids)
         ranked = self._rank(model, index, shopper.filters, shopper.history, shopper.basket, blend, shopper.as_of, k)
-        return [model.item_ids[i] for i in ranked.items]
+        return [model.item_ids[i] for i in ranked.items.tolist()]
 
     def candidate_signals(self, shopper: PreparedShopper, blend: Blend) -> CandidateSignals:
         """A prepared shopper's candidates and their signals under `blend`'s rules (all of it
@@ -427,7 +427,7 @@ class Recommender:
             raise InvalidArgumentError("blend", "ranking gathered candidates applies no re-ranking trees")
         item_ids = self._active().item_ids
         lists = rank_candidates(list(candidates), weights=blend.vector, k=k, per_category_cap=blend.per_category_cap)
-        return [[item_ids[i] for i in items] for items in lists]
+        return [[item_ids[i] for i in items.tolist()] for items in lists]
 
     def listed_with_features(self, shopper: PreparedShopper, blend: Blend, k: int) -> tuple[list[str], np.ndarray]:
         """`rank_ids` with each listed product's re-ranking features (float32 [k', n_features]):
@@ -438,7 +438,7 @@ class Recommender:
             model, index, shopper.filters, shopper.history, shopper.basket, blend, shopper.as_of, k, with_features=True
         )
         assert ranked.features is not None
-        return [model.item_ids[i] for i in ranked.items], ranked.features
+        return [model.item_ids[i] for i in ranked.items.tolist()], ranked.features
 
     def shown(self, shopper: PreparedShopper) -> np.ndarray:
         """Which of the model's items the cached catalog filters let a prepared shopper see (a
