@@ -56,6 +56,7 @@ import time
 from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -175,8 +176,9 @@ def prepare_shop(root: Path, args: argparse.Namespace) -> Settings:
     settings = Settings(store_url=f"sqlite:///{root / 'omnix.db'}", model_dir=str(root / "models"), log_level="WARNING")
     store = open_store(settings.store_url)
     try:
-        if store.active_model() is not None:
-            print(f"reusing {root}: {store.count_purchases()} order lines, model {store.active_model().version}")
+        active = store.active_model()
+        if active is not None:
+            print(f"reusing {root}: {store.count_purchases()} order lines, model {active.version}")
             return settings
         started = time.perf_counter()
         # The shopping history ends yesterday, as it would in production: an import "as of today"
@@ -264,8 +266,15 @@ class Server:
 
     def cpu_seconds(self) -> float:
         """CPU time used so far by the servers' processes (each parent and its workers)."""
-        pids = [pid for process in self.processes for pid in (process.pid, *children_of(process.pid))]
-        return sum(process_cpu_seconds(pid) for pid in pids)
+        return sum(process_cpu_seconds(pid) for pid in self.pids())
+
+    def loop_cpu_seconds(self) -> float:
+        """The part of `cpu_seconds` spent on the processes' main threads, where each runs its
+        event loop; the rest is gRPC's poller and the background threads (served-list writes)."""
+        return sum(thread_cpu_seconds(pid, pid) for pid in self.pids())
+
+    def pids(self) -> list[int]:
+        return [pid for process in self.processes for pid in (process.pid, *children_of(process.pid))]
 
     def profile(self, run_load: Callable[[], LoadReport], seconds: float) -> str:
         """Sample every worker with py-spy while `run_load` runs; summarise where time goes."""
@@ -315,11 +324,16 @@ class Load:
         self.server, self.customers, self.products, self.mix = server, customers, products, mix
         self.seconds, self.p99_ms = seconds, p99_ms
         self.cpu_ms_per_call = (0.0, 0.0)  # server, load generator: of the last step
+        self.loop_cpu_ms_per_call = 0.0  # the server's event loop threads': of the last step
         self.passed_cpu_ms: list[tuple[float, float]] = []  # the same, of every passing step
 
     def step(self, kind: str, rate: float, *, show: bool = False) -> LoadReport:
         mix = {"health": 1.0} if kind == "health" else self.mix
-        server_cpu, client_cpu = self.server.cpu_seconds(), process_cpu_seconds()
+        server_cpu, client_cpu, loop_cpu = (
+            self.server.cpu_seconds(),
+            process_cpu_seconds(),
+            self.server.loop_cpu_seconds(),
+        )
         report = run_loadgen(
             self.server.address,
             rate=rate,
@@ -334,6 +348,7 @@ class Load:
             (self.server.cpu_seconds() - server_cpu) / calls * 1000,
             (process_cpu_seconds() - client_cpu) / calls * 1000,
         )
+        self.loop_cpu_ms_per_call = (self.server.loop_cpu_seconds() - loop_cpu) / calls * 1000
         time.sleep(1.0)  # let the server drain before the next step
         if show:
             self.print_step(report, self.passes(report))
@@ -344,7 +359,8 @@ class Load:
         server_ms, client_ms = self.cpu_ms_per_call
         print(
             f"  {report.rate:>6.0f}/s  {'pass' if ok else 'FAIL'}  OK {report.throughput:7.1f}/s  "
-            f"{report.latency.render()}  {errors}  CPU/call server {server_ms:.2f} ms, loadgen {client_ms:.2f} ms  "
+            f"{report.latency.render()}  {errors}  CPU/call server {server_ms:.2f} ms (event loops "
+            f"{self.loop_cpu_ms_per_call:.2f}), loadgen {client_ms:.2f} ms  "
             f"(send lag p99 {report.send_lag_p99_ms:.1f} ms)",
             flush=True,
         )
@@ -472,6 +488,15 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
+def thread_cpu_seconds(pid: int, tid: int) -> float:
+    """User + system CPU seconds of one thread of a process, from /proc (Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0  # exited meanwhile
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def process_cpu_seconds(pid: int | None = None) -> float:
     """User + system CPU seconds of a process (this one by default), from /proc (Linux)."""
     try:
@@ -501,7 +526,7 @@ def free_port(hosts: list[str] | None = None) -> int:
 def wait_until_serving(address: str, process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + SERVER_START_TIMEOUT_S
     with grpc.insecure_channel(address) as channel:
-        health = health_pb2_grpc.HealthStub(channel)
+        health: Any = health_pb2_grpc.HealthStub(channel)  # typeshed's stub lacks its methods
         while True:
             try:
                 if (
