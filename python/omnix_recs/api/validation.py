@@ -58,6 +58,8 @@ class Validator:
 
     def id_list(self, field: str, values: Sequence[str], max_items: int) -> tuple[str, ...]:
         """Distinct ids, in first-seen order."""
+        if not values:  # the usual case on the hot path (no basket): nothing to check
+            return ()
         count(field, values, maximum=max_items)
         return _distinct(self.require_id(f"{field}[{i}]", v) for i, v in enumerate(values))
 

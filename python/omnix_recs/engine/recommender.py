@@ -51,6 +51,8 @@ SERVED_LIST_TTL_S = 5.0
 # reads has changed (a purchase or cart event, the catalog and the model each start a new list;
 # the passing minute moves the time-decayed scores by a 1,440th of a day).
 LIST_REUSE_S = 60.0
+# GetRecommendations requests whose list digests are remembered (`Recommender._list_digest`).
+MAX_REMEMBERED_DIGESTS = 4096
 
 
 class Lifecycle(enum.StrEnum):
@@ -166,6 +168,7 @@ class Recommender:
         # The operator's popularity-bias knob, applied over every blend that asks for less.
         self._popularity_discount = popularity_discount
         self._discounted: dict[tuple[int, str], Blend] = {}
+        self._digests: dict[tuple[Any, ...], str] = {}  # `_list_digest`'s; dict operations are atomic
 
     # --- the questions --------------------------------------------------------------------------
 
@@ -193,9 +196,9 @@ class Recommender:
         # The snapshot's version is read before the list is ranked: a list ranked on a newer
         # catalog under an older version is harmless, the other way round would keep a stale one.
         self.catalog.index_for(model.item_ids)  # built for this model first (the first call)
-        catalog = self.catalog.version
-        request = repr((model.version, catalog, str(strategy), limit, tuple(basket), filters, exclude_purchased))
-        digest = hashlib.blake2b(request.encode(), digest_size=12).hexdigest()
+        digest = self._list_digest(
+            (model.version, self.catalog.version, str(strategy), limit, tuple(basket), filters, exclude_purchased)
+        )
         # Under the cart's owner: a list changes with the cart as well as with purchases.
         owner = cart_owner(customer_id)
         ranked: list[Recommendations] = []
@@ -210,9 +213,23 @@ class Recommender:
             return listed if ranked else self._serve_again(customer_id, listed)
 
         ttl_s = min(SERVED_LIST_TTL_S, self._cache.ttl_s)
+        served = f"served:{digest}"
+        if self._cache.in_memory:  # reads cost no round trip: nothing to read ahead
+            return self._cache.fetch(owner, served, RECOMMENDATIONS_CODEC, reuse_or_rank, ttl_s=ttl_s)
         # Both entries in one read: with Redis, one round trip instead of two on a re-serving.
-        with self._cache.reading_ahead(owner, (f"served:{digest}", f"list:{digest}")):
-            return self._cache.fetch(owner, f"served:{digest}", RECOMMENDATIONS_CODEC, reuse_or_rank, ttl_s=ttl_s)
+        with self._cache.reading_ahead(owner, (served, f"list:{digest}")):
+            return self._cache.fetch(owner, served, RECOMMENDATIONS_CODEC, reuse_or_rank, ttl_s=ttl_s)
+
+    def _list_digest(self, request: tuple[Any, ...]) -> str:
+        """The cache name part of a GetRecommendations request: the same for the same request.
+        Remembered per request, because nearly every call asks one of a few (no basket, no filters)."""
+        digest = self._digests.get(request)
+        if digest is None:
+            digest = hashlib.blake2b(repr(request).encode(), digest_size=12).hexdigest()
+            if len(self._digests) >= MAX_REMEMBERED_DIGESTS:  # baskets make requests many: start over
+                self._digests.clear()
+            self._digests[request] = digest
+        return digest
 
     def _recommend(
         self,
@@ -684,7 +701,15 @@ class Recommender:
             items=listed.items,
         )
         self._served_lists.save_recommendation(served)
-        return replace(listed, recommendation_id=served.recommendation_id)
+        # Built directly rather than by `dataclasses.replace`, which costs several times more.
+        return Recommendations(
+            served.recommendation_id,
+            listed.model_version,
+            listed.strategy,
+            listed.items,
+            listed.lifecycle,
+            listed.ranking_id,
+        )
 
 
 def lifecycle(history: HistoryFeatures) -> Lifecycle:

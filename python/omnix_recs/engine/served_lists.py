@@ -15,7 +15,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -57,13 +57,97 @@ def new_recommendation_id() -> str:
     return f"{time.time_ns():016x}{os.urandom(8).hex()}"
 
 
+class RankedItems:
+    """The items of the rankings served lately, by ranking id, with their encoded form.
+
+    A ranking is served again and again for `LIST_REUSE_S` (recommender.py), each time read
+    from the cache as bytes: without this, every read decodes the same ten items into new objects
+    and every re-serving encodes them again, the largest part of a call answered from the cache.
+    A ranking's items never change (its id is new with every ranking), so they are shared. Kept
+    for `keep_s`, as long as a ranking may be served (so an erased shopper's lists leave memory
+    within `keep_s` of any traffic), and at most `max_rankings`: the objects held (some twenty per
+    ranking) lengthen the garbage collector's rare full collections a little (README, Throughput).
+    Thread-safe: lists are decoded on the event loop and in worker threads."""
+
+    def __init__(self, *, keep_s: float, max_rankings: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.keep_s = keep_s
+        self.max_rankings = max_rankings
+        self._clock = clock
+        # ranking id → (items, their JSON, when to drop them), oldest first
+        self._kept: dict[str, tuple[tuple[RecommendedItem, ...], bytes, float]] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    def get(self, ranking_id: str) -> tuple[tuple[RecommendedItem, ...], bytes] | None:
+        with self._lock:
+            kept = self._kept.get(ranking_id)
+        if kept is None or kept[2] <= self._clock():
+            return None
+        return kept[0], kept[1]
+
+    def put(self, ranking_id: str, items: tuple[RecommendedItem, ...], encoded: bytes) -> None:
+        now = self._clock()
+        with self._lock:
+            self._kept.pop(ranking_id, None)  # re-inserted at the end, with its new lifetime
+            self._kept[ranking_id] = (items, encoded, now + self.keep_s)
+            while self._kept:
+                oldest = next(iter(self._kept))
+                if self._kept[oldest][2] > now and len(self._kept) <= self.max_rankings:
+                    break
+                del self._kept[oldest]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._kept.clear()
+
+
+# As long as a ranking may be served: recommender.LIST_REUSE_S + SERVED_LIST_TTL_S (65 s).
+KEEP_RANKED_ITEMS_S = 70.0
+# Rankings whose items are kept (about 5 KB each with ten items): every shopper of a session of
+# 10,000, each of whom has one ranking at a time.
+MAX_RANKED_ITEMS = 12_000
+RANKED_ITEMS = RankedItems(keep_s=KEEP_RANKED_ITEMS_S, max_rankings=MAX_RANKED_ITEMS)
+
+
 def _encode_recommendations(answer: Recommendations) -> bytes:
-    items = [[i.product_id, i.score, i.confidence, i.reasons] for i in answer.items]
-    body = [answer.recommendation_id, answer.model_version, answer.strategy, answer.lifecycle, items, answer.ranking_id]
-    return orjson.dumps(body)
+    """A header (ids, version, strategy, lifecycle) and the items, on two lines: a read decodes
+    the header, and the items only when it has not decoded that ranking's lately."""
+    header = [answer.recommendation_id, answer.model_version, answer.strategy, answer.lifecycle, answer.ranking_id]
+    kept = RANKED_ITEMS.get(answer.ranking_id) if answer.ranking_id else None
+    if kept is not None and kept[0] is answer.items:
+        encoded = kept[1]
+    else:
+        encoded = orjson.dumps([[i.product_id, i.score, i.confidence, i.reasons] for i in answer.items])
+        if answer.ranking_id:
+            RANKED_ITEMS.put(answer.ranking_id, answer.items, encoded)
+    # orjson writes no newline outside strings, and escapes those inside them.
+    return b"%b\n%b" % (orjson.dumps(header), encoded)
+
+
+def _decode_items(encoded: bytes) -> tuple[RecommendedItem, ...]:
+    return tuple(
+        RecommendedItem(p, score, confidence, tuple(reasons)) for p, score, confidence, reasons in orjson.loads(encoded)
+    )
 
 
 def _decode_recommendations(raw: bytes) -> Recommendations:
+    header, newline, encoded = raw.partition(b"\n")
+    if not newline:  # one JSON array: written by an earlier version
+        return _decode_one_array(raw)
+    recommendation_id, model_version, strategy, lifecycle, ranking_id = orjson.loads(header)
+    kept = RANKED_ITEMS.get(ranking_id) if ranking_id else None  # no ranking id: a list of its own
+    if kept is not None:
+        items = kept[0]
+    else:
+        items = _decode_items(encoded)
+        if ranking_id:
+            RANKED_ITEMS.put(ranking_id, items, encoded)
+    return Recommendations(recommendation_id, model_version, strategy, items, lifecycle, ranking_id)
+
+
+def _decode_one_array(raw: bytes) -> Recommendations:
     recommendation_id, model_version, strategy, lifecycle, items, *ranking = orjson.loads(raw)
     return Recommendations(
         recommendation_id,
@@ -75,7 +159,7 @@ def _decode_recommendations(raw: bytes) -> Recommendations:
     )
 
 
-# Encoded in-process too: a list is some sixty objects, and it is rarely asked for again.
+# Encoded in-process too: a list is some sixty objects (its items are shared: `RankedItems`).
 RECOMMENDATIONS_CODEC: Codec[Recommendations] = Codec(
     _encode_recommendations, _decode_recommendations, encoded_in_process=True
 )
