@@ -209,16 +209,18 @@ fn by_score(a: &(u32, f32), b: &(u32, f32)) -> std::cmp::Ordering {
     b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
 }
 
-/// The `k` best of `entries` with a positive score, best first.
-fn top(mut entries: Vec<(u32, f32)>, k: usize) -> Row {
+/// The `k` best of `entries` with a positive score, best first, in a row of their own: `entries`
+/// is scratch (thousands long), which the row must not keep alive for every customer.
+fn top(entries: &mut Vec<(u32, f32)>, k: usize) -> Row {
     entries.retain(|e| e.1 > 0.0);
     if entries.len() > k && k > 0 {
         entries.select_nth_unstable_by(k - 1, by_score);
-        entries.truncate(k);
     }
     entries.truncate(k);
     entries.sort_unstable_by(by_score);
-    entries
+    let row = entries.to_vec();
+    entries.clear();
+    row
 }
 
 /// Dense accumulators over customers and items, all zero between uses (reset through their
@@ -229,6 +231,8 @@ struct Scratch {
     customers_touched: Vec<u32>,
     by_item: Vec<f32>,
     items_touched: Vec<u32>,
+    /// The (customer or item, score) pairs `top` chooses from.
+    found: Vec<(u32, f32)>,
 }
 
 thread_local! {
@@ -264,13 +268,13 @@ impl Scratch {
                 *acc += w * postings.data[p];
             }
         }
-        let found: Vec<(u32, f32)> =
-            self.customers_touched.iter().map(|&v| (v, self.by_customer[v as usize])).collect();
         for &v in &self.customers_touched {
-            self.by_customer[v as usize] = 0.0;
+            let acc = &mut self.by_customer[v as usize];
+            self.found.push((v, *acc));
+            *acc = 0.0;
         }
         self.customers_touched.clear();
-        top(found, k)
+        top(&mut self.found, k)
     }
 
     /// The top `k` products of the similarity-weighted mean of the neighbours' weight rows.
@@ -289,12 +293,13 @@ impl Scratch {
                 *acc += similarity / total * weights.data[entry];
             }
         }
-        let found: Vec<(u32, f32)> = self.items_touched.iter().map(|&i| (i, self.by_item[i as usize])).collect();
         for &i in &self.items_touched {
-            self.by_item[i as usize] = 0.0;
+            let acc = &mut self.by_item[i as usize];
+            self.found.push((i, *acc));
+            *acc = 0.0;
         }
         self.items_touched.clear();
-        top(found, k)
+        top(&mut self.found, k)
     }
 }
 
