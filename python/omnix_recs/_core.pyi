@@ -31,6 +31,7 @@ __all__ = [
     "consumption_cycles",
     "population_cycles",
     "next_occurrences",
+    "use_background_pool",
 ]
 
 __version__: str
@@ -438,3 +439,9 @@ def next_occurrences(
     """The survival outlook of groups 0..len(scales) as of `as_of` (days; later days ignored):
     elapsed_days, median_days (inf = overdue beyond every gap seen, NaN = no trips),
     horizon_probability, horizon_median_days (float64) and trips (uint32)."""
+
+# gil.rs: where the core's parallel work runs
+
+def use_background_pool(on: bool) -> None:
+    """Whether the core work this thread starts runs on the background pool (a pool of its own,
+    at a lower scheduling priority) or on the shared one (the default)."""

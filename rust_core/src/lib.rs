@@ -21,5 +21,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     synth::register(m)?;
     engine::register(m)?;
     insights::register(m)?;
+    gil::register(m)?;
     Ok(())
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -337,6 +338,25 @@ def test_the_content_table_depends_on_the_catalog_alone(pasta_shop: Store) -> No
         for name, array in own.arrays.items():
             np.testing.assert_array_equal(shared.arrays[name], array, err_msg=name)
         assert "content" in own.stage_seconds and "content" not in shared.stage_seconds
+
+
+def test_a_build_on_the_background_pool_is_the_same_build(pasta_shop: Store) -> None:
+    """Training's served build runs on the core's background pool (rust_core/src/gil.rs): only
+    where the work runs changes, for the thread that asked and only until it stops asking."""
+    products, lines = read_training_data(pasta_shop)
+    shared = build_from_lines(lines, products, PARAMS)
+
+    def in_background() -> dict[str, np.ndarray]:
+        _core.use_background_pool(True)
+        try:
+            return build_from_lines(lines, products, PARAMS).arrays
+        finally:
+            _core.use_background_pool(False)
+
+    with ThreadPoolExecutor(1) as pool:
+        background = pool.submit(in_background).result()
+    for name, array in shared.arrays.items():
+        np.testing.assert_array_equal(background[name], array, err_msg=name)
 
 
 def test_build_as_of_a_past_moment_ignores_later_purchases(pasta_shop: Store) -> None:

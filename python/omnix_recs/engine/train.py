@@ -18,7 +18,7 @@ from datetime import datetime
 
 import numpy as np
 
-from omnix_recs import progress
+from omnix_recs import _core, progress
 from omnix_recs.config import Settings
 from omnix_recs.domain.models import Product
 from omnix_recs.engine import registry
@@ -82,7 +82,7 @@ def train_model(
             # The served build does not depend on what tuning chooses (the blends ship beside
             # it), so it runs meanwhile: tuning's Python steps leave a core idle.
             with ThreadPoolExecutor(1, thread_name_prefix="omnix-build") as pool:
-                building = pool.submit(build_from_lines, lines, products, parameters, content=content)
+                building = pool.submit(_served_build, lines, products, parameters, content)
                 validation = validate(
                     store,
                     lines,
@@ -148,6 +148,19 @@ def train_model(
             record, f"model {record.version} was saved but not activated: {refusal} (force to activate it)"
         )
     return record
+
+
+def _served_build(
+    lines: PurchaseLines, products: list[Product], parameters: BuildParameters, content: tuple[np.ndarray, np.ndarray]
+) -> BuiltModel:
+    """The model that ships, built in the core's background pool (gil.rs): beside the validation,
+    which takes longer and is what training waits for, it takes the cores the validation leaves
+    idle and yields them when the validation wants them."""
+    _core.use_background_pool(True)
+    try:
+        return build_from_lines(lines, products, parameters, content=content)
+    finally:
+        _core.use_background_pool(False)
 
 
 def _validation_model(
