@@ -53,9 +53,10 @@ def reranked_head(reranker: Reranker, candidates: tuple[list[str], np.ndarray], 
     in `reranker`'s order: the list serving gives under that blend with these trees, without
     ranking again (rank.rs `rerank_head`: a stable sort by prediction, ties in the blend's
     order, in `f32::total_cmp`'s order of floats, which tells -0.0 below 0.0). Holds while
-    the head is the kernel's for a list of k (`RERANK_HEAD` >= rank.rs `head_size(k)`)."""
-    if k * 4 > RERANK_HEAD:
-        raise ValueError(f"a head of {RERANK_HEAD} candidates is not the head of a list of {k}")
+    the head is the kernel's for a list of k (`RERANK_HEAD` == rank.rs `head_size(k)`, which is
+    max(4k, 64))."""
+    if max(4 * k, 64) != RERANK_HEAD:
+        raise ValueError(f"a head of {RERANK_HEAD} candidates is not the kernel's head of a list of {k}")
     ids, features = candidates
     if not ids:
         return []
