@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,12 +21,12 @@ from typing import Any
 
 import pytest
 from moto_server import LocalDynamoDB
+from store_support import checkpoint, kill_when_checkpointed
 
 from omnix_recs.cli import main
 from omnix_recs.domain.models import Product, Purchase
 from omnix_recs.errors import FailedPreconditionError, UnavailableError
 from omnix_recs.store.dynamodb import DynamoStore
-from omnix_recs.store.dynamodb.codec import IMPORT_CHECKPOINT_ROW
 from omnix_recs.store.dynamodb.tables import PURCHASES as PURCHASE_TABLE
 
 T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -50,17 +48,6 @@ def run(store: DynamoStore, purchases: list[Purchase] = PURCHASES) -> None:
 def contents(store: DynamoStore) -> tuple[list[Any], list[Any]]:
     lines = sorted(row for batch in store.scan_purchases() for row in batch.rows_with_stores())
     return lines, [(p.product_id, p.price) for p in store.iter_products()]
-
-
-def checkpoint(store: DynamoStore) -> dict[str, Any] | None:
-    answer = store.db.call(
-        "get_item",
-        TableName=store.table_names["models"],
-        Key={"version": {"S": IMPORT_CHECKPOINT_ROW}},
-        ConsistentRead=True,
-    )
-    item: dict[str, Any] | None = answer.get("Item")
-    return item
 
 
 class CountedWrites:
@@ -198,18 +185,8 @@ def test_an_import_killed_midway_and_run_again_ends_as_a_clean_import(
     store = DynamoStore.from_url(killed, session=local_dynoxide.session)
     command = omnix("import", "instacart", str(data), "--store", killed, "--resumable")
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=environment)
-    try:
-        deadline = time.monotonic() + 120
-        # Killed once some order lines are checkpointed, not only the catalog and the customers.
-        while process.poll() is None and time.monotonic() < deadline:
-            saved = checkpoint(store)
-            if saved is not None and int(saved["rows"]["N"]) >= 2_000:
-                break
-            time.sleep(0.2)
-        assert process.poll() is None, "the import ended before it could be killed: give it more rows"
-        process.send_signal(signal.SIGKILL)
-    finally:
-        process.wait(timeout=30)
+    # Killed once some order lines are checkpointed, not only the catalog and the customers.
+    kill_when_checkpointed(process, store, lambda saved: int(saved["rows"]["N"]) >= 2_000)
     saved = checkpoint(store)
     assert saved is not None
     resumed = subprocess.run(command, capture_output=True, text=True, timeout=600, check=True, env=environment)

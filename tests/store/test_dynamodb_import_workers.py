@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -21,29 +20,18 @@ from typing import Any
 import numpy as np
 import pytest
 from moto_server import LocalDynamoDB
+from store_support import checkpoint, kill_when_checkpointed
 
 from omnix_recs.cli import main
 from omnix_recs.data.generate import generate_instacart
 from omnix_recs.store import snapshot
 from omnix_recs.store.dynamodb import DynamoStore
-from omnix_recs.store.dynamodb.codec import IMPORT_CHECKPOINT_ROW
 
 
 def contents(store: DynamoStore) -> tuple[list[Any], list[Any], list[Any]]:
     lines = sorted(row for batch in store.scan_purchases() for row in batch.rows_with_stores())
     customers = sorted(store.list_customer_ids(10_000).items)
     return lines, [(p.product_id, p.price) for p in store.iter_products()], customers
-
-
-def checkpoint(store: DynamoStore) -> dict[str, Any] | None:
-    answer = store.db.call(
-        "get_item",
-        TableName=store.table_names["models"],
-        Key={"version": {"S": IMPORT_CHECKPOINT_ROW}},
-        ConsistentRead=True,
-    )
-    item: dict[str, Any] | None = answer.get("Item")
-    return item
 
 
 def held(s: snapshot.TrainingSnapshot) -> list[tuple[str, str, str, int]]:
@@ -118,18 +106,13 @@ def test_killed_midway_and_run_again_it_ends_as_a_one_process_import(
     process = subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=environment, start_new_session=True
     )
-    try:
-        deadline = time.monotonic() + 120
-        while process.poll() is None and time.monotonic() < deadline:
-            saved = checkpoint(store) or {}
-            shares = [value["M"] for name, value in saved.items() if name.startswith("share")]
-            if any(int(share["rows"]["N"]) >= 1_000 for share in shares):
-                break
-            time.sleep(0.2)
-        assert process.poll() is None, "the import ended before it could be killed: give it more rows"
-        process.send_signal(signal.SIGKILL)
-    finally:
-        process.wait(timeout=30)
+    kill_when_checkpointed(
+        process,
+        store,
+        lambda saved: any(
+            int(value["M"]["rows"]["N"]) >= 1_000 for name, value in saved.items() if name.startswith("share")
+        ),
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # its processes notice within a chunk and stop
         try:

@@ -18,11 +18,11 @@ import logging
 import threading
 import zlib
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from moto_server import dynamo_store, dynoxide_store
+from store_support import T0, line
 
 from omnix_recs.domain.models import Purchase
 from omnix_recs.errors import UnavailableError
@@ -31,13 +31,8 @@ from omnix_recs.store.base import PurchaseWatermark, Store
 from omnix_recs.store.dynamodb import DynamoStore
 from omnix_recs.store.dynamodb import store as dynamo_module
 
-T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 SOURCE = "test-store"
 SECRET = "erase-me-5521"
-
-
-def line(customer: str, order: str, product: str, days: float, quantity: int = 1, store_id: str = "") -> Purchase:
-    return Purchase(customer, order, product, quantity, 2.5, T0 + timedelta(days=days), store_id)
 
 
 def as_rows(purchases: list[Purchase]) -> list[tuple[str, str, str, int, float, int]]:

@@ -13,26 +13,20 @@ import logging
 import os
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from store_support import line
 
-from omnix_recs.domain.models import Purchase
 from omnix_recs.store import snapshot
 from omnix_recs.store.base import PurchaseWatermark, Store
 from omnix_recs.store.sqlite import SqliteStore
 
-T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 SOURCE = "test-store"
 SECRET_CUSTOMER = "erase-me-4417"
 SECRET_ORDER = "order-only-they-had-9931"
-
-
-def line(customer: str, order: str, product: str, days: float, quantity: int = 1) -> Purchase:
-    return Purchase(customer, order, product, quantity, 2.5, T0 + timedelta(days=days))
 
 
 HISTORY = [

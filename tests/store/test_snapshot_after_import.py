@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from moto_server import dynoxide_store
+from store_support import T0, line
 
 from omnix_recs.cli import main
 from omnix_recs.data.generate import generate_instacart
@@ -27,14 +28,9 @@ from omnix_recs.store.dynamodb import DynamoStore
 from omnix_recs.store.dynamodb.imports import DynamoImportSession
 from omnix_recs.store.sqlite import SqliteStore
 
-T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 SOURCE = "test-store"
 ADDED = "without reading the store"
 REBUILT = "rebuilding it from the store"
-
-
-def line(customer: str, order: str, product: str, days: float, quantity: int = 1) -> Purchase:
-    return Purchase(customer, order, product, quantity, 2.5, T0 + timedelta(days=days))
 
 
 HISTORY = [
