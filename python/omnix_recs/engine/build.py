@@ -331,7 +331,12 @@ def repeat_purchases(lines: PurchaseLines, same_trip_days: float) -> tuple[np.nd
     """
     days = (lines.purchased_at - lines.purchased_at.min()) / DAY_SECONDS
     cycles = _core.population_cycles(
-        lines.customer.astype(np.int64), lines.item.astype(np.int64), days, lines.n_items, same_trip_days=same_trip_days
+        lines.customer.astype(np.int64),
+        lines.item.astype(np.int64),
+        days,
+        lines.n_items,
+        same_trip_days=same_trip_days,
+        max_gap_sample=0,  # the survival outlook's sample is the insights' business
     )
     buyers = cycles["buyers"].astype(np.float64)
     rate = np.divide(cycles["repeat_buyers"], buyers, out=np.zeros_like(buyers), where=buyers > 0)

@@ -95,13 +95,19 @@ impl CycleEstimate {
 /// Collapse sorted purchase days into trip days (each trip dated by its first purchase).
 pub fn trip_days(sorted_days: &[f64], same_trip_days: f64) -> Vec<f64> {
     let mut trips: Vec<f64> = Vec::with_capacity(sorted_days.len());
-    for &day in sorted_days {
+    trip_days_into(sorted_days.iter().copied(), same_trip_days, &mut trips);
+    trips
+}
+
+/// `trip_days` into `trips` (cleared first), for callers that reuse one buffer.
+pub fn trip_days_into(sorted_days: impl Iterator<Item = f64>, same_trip_days: f64, trips: &mut Vec<f64>) {
+    trips.clear();
+    for day in sorted_days {
         match trips.last() {
             Some(&start) if day - start < same_trip_days => {}
             _ => trips.push(day),
         }
     }
-    trips
 }
 
 /// Cycle of one group from its purchase days (sorted ascending) and its population cycle

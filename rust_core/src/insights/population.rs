@@ -16,7 +16,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use super::cycles::{check_days, trip_days};
+use super::cycles::{check_days, trip_days_into};
 use super::robust::median;
 use crate::engine::sparse::{group_slices, grouped};
 use crate::errors::CoreResult;
@@ -97,12 +97,30 @@ fn spread_of(buyers: &[(f64, f64, f64)]) -> Spread {
 }
 
 /// Mean and sample variance of the log gaps (gaps must be > 0, at least two of them).
-fn log_moments(gaps: &[f64]) -> (f64, f64) {
-    let logs: Vec<f64> = gaps.iter().map(|g| g.ln()).collect();
-    let n = logs.len() as f64;
-    let mean = logs.iter().sum::<f64>() / n;
-    let var = logs.iter().map(|l| (l - mean) * (l - mean)).sum::<f64>() / (n - 1.0);
-    (mean, var)
+fn log_moments(gaps: &[f64]) -> (f64, f64, f64) {
+    let n = gaps.len() as f64;
+    let mean = gaps.iter().map(|g| g.ln()).sum::<f64>() / n;
+    let var = gaps.iter().map(|g| (g.ln() - mean) * (g.ln() - mean)).sum::<f64>() / (n - 1.0);
+    (mean, var, n)
+}
+
+/// One worker's buffers for a buyer's trips and gaps, reused from buyer to buyer: a build has
+/// tens of millions of (item, buyer) runs, and a few allocations each cost more than the sums.
+#[derive(Default)]
+struct BuyerScratch {
+    trips: Vec<f64>,
+    gaps: Vec<f64>,
+}
+
+impl BuyerScratch {
+    /// The gaps between the trips of one buyer's purchase days (ascending), as `trip_days`
+    /// collapses them.
+    fn gaps_of(&mut self, sorted_days: impl Iterator<Item = f64>, same_trip_days: f64) -> &mut [f64] {
+        trip_days_into(sorted_days, same_trip_days, &mut self.trips);
+        self.gaps.clear();
+        self.gaps.extend(self.trips.windows(2).map(|w| w[1] - w[0]));
+        &mut self.gaps
+    }
 }
 
 /// `customer_codes[i]`, `item_codes[i]` (in `0..n_items`) and `days[i]` describe purchase i,
@@ -140,28 +158,34 @@ pub fn population_cycles(
     });
 
     type ItemSummary = (f64, u32, u32, Spread, Vec<(f64, f64)>);
+    // The gap sample is the insights' business; the model build asks for none, and then no
+    // buyer's gaps are kept (at tens of millions of lines they would be hundreds of MB).
+    let sampling = max_gap_sample > 0;
     let per_item: Vec<ItemSummary> = (0..n_items)
         .into_par_iter()
-        .map(|item| {
+        .map_init(BuyerScratch::default, |scratch, item| {
             let rows = &order[item_start[item]..item_start[item + 1]];
             let (mut buyer_cycles, mut buyers, mut moments) = (Vec::new(), 0u32, Vec::new());
             let mut taken = Vec::new();
             for run in rows.chunk_by(|&a, &b| customer_codes[a] == customer_codes[b]) {
                 buyers += 1;
-                let run_days: Vec<f64> = run.iter().map(|&r| days[r]).collect();
-                let trips = trip_days(&run_days, same_trip_days);
-                let mut gaps: Vec<f64> = trips.windows(2).map(|w| w[1] - w[0]).collect();
+                let gaps = scratch.gaps_of(run.iter().map(|&r| days[r]), same_trip_days);
                 if gaps.len() >= 2 && gaps.iter().all(|&g| g > 0.0) {
-                    let (mean, var) = log_moments(&gaps);
-                    moments.push((mean, var, gaps.len() as f64));
+                    moments.push(log_moments(gaps));
                 }
-                if !gaps.is_empty() {
-                    let in_order = gaps.clone();
-                    let usual = median(&mut gaps);
-                    buyer_cycles.push(usual);
-                    if in_order.len() >= 2 && usual > 0.0 {
-                        taken.extend(in_order.into_iter().map(|g| (g, usual)));
-                    }
+                if gaps.is_empty() {
+                    continue;
+                }
+                let in_order_from = taken.len();
+                if sampling && gaps.len() >= 2 {
+                    taken.extend(gaps.iter().map(|&g| (g, 0.0)));
+                }
+                let usual = median(gaps);
+                buyer_cycles.push(usual);
+                if usual > 0.0 {
+                    taken[in_order_from..].iter_mut().for_each(|t| t.1 = usual);
+                } else {
+                    taken.truncate(in_order_from);
                 }
             }
             let repeat_buyers = buyer_cycles.len() as u32;
@@ -235,6 +259,12 @@ mod tests {
         assert_eq!(&result.sample_gaps[19..], &[10.0; 4]);
         let small = population_cycles(&customers, &items, &days, 3, 0.5, 5).unwrap();
         assert_eq!(small.sample_gaps.len(), 5);
+        // No sample asked for (the model build): the same cycles, no gaps kept.
+        let none = population_cycles(&customers, &items, &days, 3, 0.5, 0).unwrap();
+        assert!(none.sample_gaps.is_empty() && none.sample_scales.is_empty());
+        assert_eq!((none.buyers, none.repeat_buyers), (result.buyers, result.repeat_buyers));
+        assert_eq!(none.cycle_days[0], result.cycle_days[0]);
+        assert_eq!(none.prior_strength, result.prior_strength);
     }
 
     #[test]
