@@ -18,7 +18,7 @@ from datetime import datetime
 
 import numpy as np
 
-from omnix_recs import _core, progress
+from omnix_recs import _core, heap, progress
 from omnix_recs.config import Settings
 from omnix_recs.domain.models import Product
 from omnix_recs.engine import registry
@@ -41,6 +41,7 @@ from omnix_recs.store.base import ModelRecord, Store
 log = logging.getLogger(__name__)
 
 
+@heap.reusing_freed_memory()  # the build's arrays of tens of millions of lines, reused
 def train_model(
     store: Store,
     settings: Settings,
