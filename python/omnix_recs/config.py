@@ -108,6 +108,9 @@ class Settings:
     # Redis for a few seconds. More than one: under CPU overload a lone timeout may be this
     # process's own starvation, and skipping the cache then costs CPU when it is shortest.
     redis_failure_threshold: int = DEFAULT_REDIS_FAILURE_THRESHOLD
+    # With Redis, each process's near cache of what it read (store/cache/near.py), kept fresh
+    # by Redis's invalidation messages: its size in MiB (0 = off). Entries: cache_max_entries.
+    redis_near_cache_mb: int = 64
     # Calls one server process serves at once; more are refused with RESOURCE_EXHAUSTED
     # rather than queued (0 = no bound). Keepalive: the server pings an idle connection every
     # keepalive_time_ms and drops it if the ping is not answered within keepalive_timeout_ms.
@@ -196,6 +199,7 @@ class Settings:
             ("cache_max_entries", "OMNIX_CACHE_MAX_ENTRIES", 1, 10_000_000),
             ("redis_timeout_ms", "OMNIX_REDIS_TIMEOUT_MS", 1, 60_000),
             ("redis_failure_threshold", "OMNIX_REDIS_FAILURE_THRESHOLD", 1, 100),
+            ("redis_near_cache_mb", "OMNIX_REDIS_NEAR_CACHE_MB", 0, 65_536),
             ("max_inflight", "OMNIX_MAX_INFLIGHT", 0, 1_000_000),
             ("keepalive_time_ms", "OMNIX_KEEPALIVE_TIME_MS", 1_000, 86_400_000),
             ("keepalive_timeout_ms", "OMNIX_KEEPALIVE_TIMEOUT_MS", 1_000, 3_600_000),

@@ -4,7 +4,8 @@ Serving reads a shopper's history and profile on every request; the cache keeps 
 derived from them until the shopper buys or changes something (`forget_customer`), in every
 process. `open_cache` picks Redis when `OMNIX_REDIS_URL` is set. Modules: `base` (`Cache`:
 generations, single-flight loads, early refresh), `generations` (counters shared by a server's
-workers), `local` (`LocalCache`, an LRU in this process), `redis` (`RedisCache`).
+workers), `local` (`LocalCache`, an LRU in this process), `redis` (`RedisCache`), `near` (what each
+process keeps of Redis, kept fresh by Redis's invalidations).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ def open_cache(settings: Settings, *, generations: GenerationTable | None = None
             ttl_s=settings.cache_ttl_s,
             timeout_s=settings.redis_timeout_ms / 1000,
             failure_threshold=settings.redis_failure_threshold,
+            near_cache_bytes=settings.redis_near_cache_mb << 20,
+            near_cache_entries=settings.cache_max_entries,
         )
     return LocalCache(ttl_s=settings.cache_ttl_s, max_entries=settings.cache_max_entries, generations=generations)
 

@@ -2,7 +2,8 @@
 
 Independent servers can only invalidate each other's entries through a shared place; Redis is
 that place. Redis trouble must never fail a request: a failing Redis is skipped and requests
-read the store directly until it answers again.
+read the store directly until it answers again. With a near cache (near.py) each process also
+keeps what it read, and Redis tells it what changed, so a repeat read costs no round trip.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import contextlib
 import logging
 import math
 import random
-import struct
 import threading
 import time
 from collections import OrderedDict
@@ -23,6 +23,16 @@ from omnix_recs.blocking import ensure_may_block
 from omnix_recs.breaker import CircuitBreaker
 from omnix_recs.config import DEFAULT_REDIS_FAILURE_THRESHOLD
 from omnix_recs.store.cache.base import Cache, Codec, Entry
+from omnix_recs.store.cache.near import (
+    ENTRY_HEADER,
+    NEAR_HEARTBEAT_S,
+    NEAR_LEASE_S,
+    TRACKING_DEAD_AFTER_S,
+    NearCache,
+    NearField,
+    QueuedWrite,
+    Tracker,
+)
 
 log = logging.getLogger("omnix.cache")
 
@@ -50,8 +60,6 @@ redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
 if redis.call('TTL', KEYS[1]) < tonumber(ARGV[4]) then redis.call('EXPIRE', KEYS[1], ARGV[4]) end
 return 1
 """
-# Every stored value starts with its expiry (time.time()) and its load time, both float64.
-_ENTRY_HEADER = struct.Struct("<dd")
 
 
 @dataclass(slots=True)
@@ -81,6 +89,13 @@ class RedisCache(Cache):
     that tries every `flush_every_s` (and before any call that reaches Redis first), so another
     process does not keep serving what this one meant to invalidate, whether or not this one
     serves another call.
+
+    `near_cache_bytes` > 0 adds the near cache (near.py): customers' hashes read are kept in
+    this process (at most `near_cache_entries` entries and about `near_cache_bytes` bytes), so
+    hits are answered from memory (`in_memory`: on the event loop), and entry writes go out
+    behind the call through the tracking connection. Invalidations, the breaker and the
+    outage queue work as without it; the near cache answers only while Redis confirms, every
+    `NEAR_HEARTBEAT_S`, that it has told this process every change (near.py).
     """
 
     def __init__(
@@ -93,6 +108,11 @@ class RedisCache(Cache):
         failure_threshold: int = DEFAULT_REDIS_FAILURE_THRESHOLD,
         flush_every_s: float = UNSENT_FLUSH_EVERY_S,
         key_prefix: str = REDIS_KEY_PREFIX,
+        near_cache_bytes: int = 0,
+        near_cache_entries: int = 50_000,
+        near_lease_s: float = NEAR_LEASE_S,
+        near_heartbeat_s: float = NEAR_HEARTBEAT_S,
+        near_dead_after_s: float = TRACKING_DEAD_AFTER_S,
         clock: Callable[[], float] = time.time,
         rng: Callable[[], float] = random.random,
     ) -> None:
@@ -121,9 +141,30 @@ class RedisCache(Cache):
         self._flusher: threading.Thread | None = None  # alive while invalidations wait
         self._closed = threading.Event()
         self._ahead = threading.local()  # .read: this thread's `_ReadAhead`, or None
+        self.near: NearCache | None = None
+        self._tracker: Tracker | None = None
+        if near_cache_bytes > 0 and ttl_s > 0:
+            self.near = NearCache(
+                max_entries=near_cache_entries, max_bytes=near_cache_bytes, lease_s=near_lease_s, clock=clock
+            )
+            pool = self._client.connection_pool
+            tracking_options = {**pool.connection_kwargs, "protocol": 3, "socket_timeout": near_dead_after_s}
+            self._tracker = Tracker(
+                self.near,
+                lambda: pool.connection_class(**tracking_options),
+                entries_key=self._entries_key,
+                generation_key=self._generation_key,
+                on_stale_write=self._count_stale_write,
+                heartbeat_s=near_heartbeat_s,
+                dead_after_s=near_dead_after_s,
+                retry_after_s=retry_after_s,
+            )
+            self.in_memory = True  # hits are; a miss calls ensure_may_block() before Redis
 
     def close(self) -> None:
         self._closed.set()
+        if self._tracker is not None:
+            self._tracker.close()
         flusher = self._flusher
         if flusher is not None and flusher is not threading.current_thread():
             flusher.join(timeout=max(1.0, 4 * self._flush_every_s))
@@ -138,6 +179,8 @@ class RedisCache(Cache):
     def forget_customers(self, customer_ids: Sequence[str]) -> None:
         """One Redis transaction, so at most one socket timeout when Redis is slow (the activity
         hook calls this on the event loop, before the write's answer goes out)."""
+        if self.near is not None:  # this process stops serving them at once, Redis or not
+            self.near.invalidate(customer_ids)
         if self._call(lambda: self._invalidate(list(customer_ids))) is None:
             with self._unsent_lock:
                 for customer_id in customer_ids:
@@ -180,7 +223,11 @@ class RedisCache(Cache):
     def reading_ahead(self, customer_id: str, names: Sequence[str]) -> Iterator[None]:
         """One round trip for the generation and every entry of `names` (GET and HMGET in one
         pipeline), used by this thread's `fetch`es of them within the block (`Cache.reading_ahead`).
-        The generation read with them guards their loads' writes, as a `fetch`'s own read does."""
+        The generation read with them guards their loads' writes, as a `fetch`'s own read does.
+        With the near cache, a `fetch` reads the customer's whole hash itself: nothing to read ahead."""
+        if self.near is not None:
+            yield
+            return
         ensure_may_block()
         fields = list(dict.fromkeys(names))
         answer = self._read_fields(customer_id, fields) if fields and self.ttl_s > 0 else None
@@ -194,6 +241,8 @@ class RedisCache(Cache):
             self._ahead.read = outer
 
     def _read(self, customer_id: str, name: str, codec: Codec[T]) -> tuple[Entry | None, int | None]:
+        if self.near is not None:
+            return self._read_near(self.near, customer_id, name, codec)
         ahead: _ReadAhead | None = getattr(self._ahead, "read", None)
         if ahead is not None and ahead.customer_id == customer_id and name in ahead.payloads:
             return self._entry(customer_id, name, codec, ahead.payloads.pop(name)), ahead.generation
@@ -203,6 +252,51 @@ class RedisCache(Cache):
             return None, None
         generation, (payload,) = answer
         return self._entry(customer_id, name, codec, payload), generation
+
+    def _read_near(
+        self, near: NearCache, customer_id: str, name: str, codec: Codec[T]
+    ) -> tuple[Entry | None, int | None]:
+        """From memory when the near cache knows the answer; else the customer's generation and
+        whole hash in one round trip (its other entries are usually read next), kept."""
+        known = near.get(customer_id, name)
+        if known is not None:
+            generation, held = known
+            if held is None:
+                return None, generation
+            if held.decoded:
+                return Entry(held.value, held.expires_at, held.load_s), generation
+            try:
+                value = codec.decode(held.value)  # type: ignore[arg-type]
+            except Exception as exc:  # written by another version of the code: reload it
+                self._failure_log.warning("undecodable cache entry %s of %s: %s", name, customer_id, exc)
+                near.discard(customer_id, name)
+                return None, generation
+            if not codec.encoded_in_process:
+                near.decoded(customer_id, generation, name, held, value)
+            return Entry(value, held.expires_at, held.load_s), generation
+
+        ensure_may_block()
+        ticket = near.begin(customer_id)
+        try:
+
+            def read() -> list[Any]:
+                with self._client.pipeline(transaction=False) as pipe:
+                    pipe.get(self._generation_key(customer_id))
+                    pipe.hgetall(self._entries_key(customer_id))
+                    return pipe.execute()
+
+            answer = self._call(read)
+            if answer is None:
+                return None, None
+            generation_raw, payloads = answer
+            generation = int(generation_raw or 0)
+            near.fill(ticket, generation, payloads)
+        finally:
+            near.end(ticket)
+        return self._entry(customer_id, name, codec, payloads.get(name.encode())), generation
+
+    def _count_stale_write(self) -> None:
+        self.stats.stale_writes += 1
 
     def _read_fields(self, customer_id: str, fields: list[str]) -> tuple[int, list[bytes | None]] | None:
         """The customer's generation and the stored payloads of `fields`, in one round trip (GET
@@ -225,18 +319,31 @@ class RedisCache(Cache):
         if payload is None:
             return None
         try:
-            expires_at, load_s = _ENTRY_HEADER.unpack_from(payload)
+            expires_at, load_s = ENTRY_HEADER.unpack_from(payload)
             if expires_at <= self._clock():
                 return None
-            value = codec.decode(payload[_ENTRY_HEADER.size :])
+            value = codec.decode(payload[ENTRY_HEADER.size :])
         except Exception as exc:  # a value written by another version of the code: just reload it
             self._failure_log.warning("undecodable cache entry %s of %s: %s", name, customer_id, exc)
             return None
         return Entry(value, expires_at, load_s)
 
     def _write(self, customer_id: str, name: str, generation: int, entry: Entry, codec: Codec[T]) -> None:
-        payload = _ENTRY_HEADER.pack(entry.expires_at, entry.load_s) + codec.encode(entry.value)  # type: ignore[arg-type]
+        body = codec.encode(entry.value)  # type: ignore[arg-type]
+        payload = ENTRY_HEADER.pack(entry.expires_at, entry.load_s) + body
         keep_s = max(1, math.ceil(entry.expires_at - self._clock()))
+        if self.near is not None and self._tracker is not None:
+            # Behind the call, through the tracking connection: no round trip on the way, and
+            # Redis (NOLOOP) does not echo the write back to invalidate the snapshot it went into.
+            held = entry.value if not codec.encoded_in_process else body
+            near_field = NearField(entry.expires_at, entry.load_s, held, not codec.encoded_in_process, len(payload))
+            self.near.record_write(customer_id, generation, name, near_field)
+            self._tracker.enqueue_write(
+                QueuedWrite(
+                    self._entries_key(customer_id), self._generation_key(customer_id), generation, name, payload, keep_s
+                )
+            )
+            return
         stored = self._call(
             lambda: self._store_if_current(
                 keys=[self._entries_key(customer_id), self._generation_key(customer_id)],
