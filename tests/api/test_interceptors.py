@@ -142,6 +142,25 @@ def test_internal_error_hides_message_and_logs_traceback(caplog):
     assert error.exc_info is not None and "inner_failure" in caplog.text
 
 
+async def answer_from_coroutine(request: bytes, context) -> bytes:
+    return b"coroutine:" + request
+
+
+def answer_from_function(request: bytes, context) -> bytes:
+    return b"function:" + request
+
+
+@pytest.mark.parametrize(
+    ("behavior", "expected"),
+    [(answer_from_coroutine, b"coroutine:hi"), (answer_from_function, b"function:hi")],
+    ids=["coroutine", "plain-function"],
+)
+def test_unary_handlers_answer_whether_coroutines_or_plain_functions(behavior, expected):
+    code, _, trailing, response = run_against(unary(behavior), lambda channel: call_unary(channel, b"hi"))
+    assert (code, response) == (grpc.StatusCode.OK, expected)
+    assert len(trailing[REQUEST_ID_KEY]) == 32
+
+
 def test_request_id_is_returned_and_generated_when_missing_or_unsafe():
     async def echo_request_id(request: bytes, context) -> bytes:
         return request_context.current_request_id().encode()

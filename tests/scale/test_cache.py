@@ -161,6 +161,38 @@ def test_concurrent_misses_share_one_load(make_cache):
     assert results == ["v#1"] * 8
 
 
+def test_a_caller_waiting_for_a_load_that_fails_loads_for_itself(make_cache):
+    cache = make_cache()
+    started, release = threading.Event(), threading.Event()
+
+    def failing_read() -> str:
+        started.set()
+        release.wait(10)
+        raise LookupError("the store went away")
+
+    failures: list[BaseException] = []
+
+    def lead() -> None:
+        try:
+            cache.fetch("c1", "profile", TEXT, failing_read)
+        except LookupError as exc:
+            failures.append(exc)
+
+    leader = threading.Thread(target=lead)
+    leader.start()
+    started.wait(10)
+    waited: list[str] = []
+    own = Loads("own")
+    waiter = threading.Thread(target=lambda: waited.append(cache.fetch("c1", "profile", TEXT, own)))
+    waiter.start()
+    time.sleep(0.1)  # the waiter joins the running load
+    release.set()
+    leader.join(10)
+    waiter.join(10)
+    assert [str(exc) for exc in failures] == ["the store went away"]
+    assert waited == ["own#1"] and own.calls == 1
+
+
 def test_a_load_in_flight_is_not_shared_after_an_invalidation(make_cache):
     cache = make_cache()
     started, release = threading.Event(), threading.Event()

@@ -250,16 +250,27 @@ def wrap_handler(
         return grpc.stream_unary_rpc_method_handler(_unary(handler.stream_unary, method, guard), decode, encode)
     if handler.response_streaming:
         return grpc.unary_stream_rpc_method_handler(_streaming(handler.unary_stream, method, guard), decode, encode)
-    return grpc.unary_unary_rpc_method_handler(_unary(handler.unary_unary, method, guard), decode, encode)
+    return grpc.unary_unary_rpc_method_handler(
+        _unary(handler.unary_unary, method, guard, request_streaming=False), decode, encode
+    )
 
 
 # gRPC sets the one behaviour that matches the handler's shape; the type says any may be None.
 def _unary(
-    behavior: Callable[..., Any] | None, method: str, guard: Guard | None = None
+    behavior: Callable[..., Any] | None, method: str, guard: Guard | None = None, *, request_streaming: bool = True
 ) -> Callable[..., Awaitable[Any]]:
-    """For handlers returning one response (the request may be a message or a stream)."""
+    """For handlers returning one response (the request may be a message or a stream;
+    `request_streaming=False`: always a message)."""
     if behavior is None:
         raise TypeError(f"{method}: the handler has no behaviour for its shape")
+    if not request_streaming and inspect.iscoroutinefunction(behavior):
+        # The common shape, without the per-call checks below (an ABC isinstance check and
+        # inspect.isawaitable: a microsecond or two a call between them).
+        async def serve_message(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            async with _served(method, context, guard, request):
+                return await behavior(request, context)
+
+        return serve_message
 
     async def serve(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         async with _served(method, context, guard, request):

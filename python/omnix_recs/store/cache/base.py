@@ -72,10 +72,16 @@ class CacheStats:
 
 
 class _Flight:
-    """One load in progress, which concurrent callers for the same entry wait for."""
+    """One load in progress, which concurrent callers for the same entry wait for.
+
+    `done` is made by the first caller that waits (under the flights' lock), not with the flight:
+    nearly every load has no waiter, and an Event (a Condition and its locks) costs several
+    microseconds to make and set."""
+
+    __slots__ = ("done", "value", "ok")
 
     def __init__(self) -> None:
-        self.done = threading.Event()
+        self.done: threading.Event | None = None
         self.value: object = None
         self.ok = False
 
@@ -131,10 +137,10 @@ class Cache(abc.ABC):
             if not self._refresh_early(entry) or self._flight_running(key):
                 self._count(self.stats.hits, kind)
                 return entry.value  # type: ignore[return-value]
-        flight, leader = self._join_flight(key)
-        if not leader:
+        flight, done = self._join_flight(key)
+        if done is not None:  # another caller is loading it
             ensure_may_block()  # waiting for another thread's load must not stall the event loop
-            if flight.done.wait(SINGLE_FLIGHT_WAIT_S) and flight.ok:
+            if done.wait(SINGLE_FLIGHT_WAIT_S) and flight.ok:
                 return flight.value  # type: ignore[return-value]
             return load()  # the leader failed or is slow: do not wait any longer
         try:
@@ -149,7 +155,9 @@ class Cache(abc.ABC):
         finally:
             with self._flights_lock:
                 del self._flights[key]
-            flight.done.set()
+                done = flight.done  # no waiter can join from now on
+            if done is not None:
+                done.set()
 
     @contextlib.contextmanager
     def reading_ahead(self, customer_id: str, names: Sequence[str]) -> Iterator[None]:
@@ -189,16 +197,19 @@ class Cache(abc.ABC):
         return self._clock() - entry.load_s * EARLY_REFRESH_BETA * math.log(u) >= entry.expires_at
 
     def _flight_running(self, key: tuple[str, str, int]) -> bool:
-        with self._flights_lock:
-            return key in self._flights
+        return key in self._flights  # one dictionary look-up: atomic under the GIL
 
-    def _join_flight(self, key: tuple[str, str, int]) -> tuple[_Flight, bool]:
+    def _join_flight(self, key: tuple[str, str, int]) -> tuple[_Flight, threading.Event | None]:
+        """(the flight, None) when this caller leads a new load; (the flight, the event its
+        leader sets when done) when another caller's load of the entry is running."""
         with self._flights_lock:
             flight = self._flights.get(key)
-            if flight is not None:
-                return flight, False
-            flight = self._flights[key] = _Flight()
-            return flight, True
+            if flight is None:
+                flight = self._flights[key] = _Flight()
+                return flight, None
+            if flight.done is None:
+                flight.done = threading.Event()
+            return flight, flight.done
 
     @staticmethod
     def _count(counter: dict[str, int], kind: str) -> None:

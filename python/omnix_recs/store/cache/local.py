@@ -85,7 +85,10 @@ class LocalCache(Cache):
         with self._lock:
             self._entries[key] = (generation, entry)
             self._entries.move_to_end(key)
-            self._names_of.setdefault(customer_id, set()).add(name)
+            names = self._names_of.get(customer_id)
+            if names is None:  # not setdefault: that would make a set on every write
+                names = self._names_of[customer_id] = set()
+            names.add(name)
             while len(self._entries) > self.max_entries:
                 self._drop(next(iter(self._entries)))
             sweep_due = self._clock() - self._swept_at >= LOCAL_SWEEP_EVERY_S and not self._sweeping
