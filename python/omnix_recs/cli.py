@@ -305,6 +305,30 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prune_served_lists(args: argparse.Namespace) -> int:
+    from omnix_recs import served_retention
+
+    settings = _settings(args)
+    retention = settings.served_list_retention
+    if retention is None:
+        _print_json({"retention_days": 0, "deleted": 0, "note": "served lists are kept forever"})
+        return 0
+    store = _open_store(settings)
+    try:
+        outcome = served_retention.prune_served_lists(store, retention)
+    finally:
+        store.close()
+    _print_json(
+        {
+            "retention_days": retention.days,
+            "deleted": outcome.deleted,
+            "batches": outcome.batches,
+            "seconds": round(outcome.seconds, 3),
+        }
+    )
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from omnix_recs.engine.evaluate import run_evaluation
 
@@ -708,6 +732,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     prune.add_argument(
         "--keep", type=int, default=None, help="versions to keep besides those (default: $OMNIX_MODEL_KEEP or 5)"
+    )
+
+    add(
+        "prune-served-lists",
+        cmd_prune_served_lists,
+        "delete served lists older than $OMNIX_SERVED_LIST_RETENTION_DAYS (default 90; the server does it hourly)",
     )
 
     evaluate = add("evaluate", cmd_evaluate, "offline evaluation on a held-out last basket per customer")

@@ -11,6 +11,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from datetime import timedelta
 from pathlib import Path
 
 from omnix_recs.errors import InvalidArgumentError
@@ -21,6 +22,13 @@ DEFAULT_GRPC_PORT = 50051
 EVENT_LOOPS = ("uvloop", "asyncio")
 DEFAULT_BEDROCK_MODEL_ID = "anthropic.claude-3-5-haiku-20241022-v1:0"
 DEFAULT_REDIS_FAILURE_THRESHOLD = 3
+# Served lists (and the feedback on them) are deleted this many days after they were served.
+# The floor is what their readers need: a report over the default 30-day period, attributing
+# purchases to lists served up to the longest attribution window (30 days) before.
+SERVED_LIST_RETENTION_SETTING = "OMNIX_SERVED_LIST_RETENTION_DAYS"
+DEFAULT_SERVED_LIST_RETENTION_DAYS = 90
+MIN_SERVED_LIST_RETENTION_DAYS = 60
+MAX_SERVED_LIST_RETENTION_DAYS = 3_660
 
 
 def _parse_bool(name: str, raw: str) -> bool:
@@ -64,6 +72,22 @@ def _parse_int(name: str, raw: str, minimum: int, maximum: int) -> int:
         raise InvalidArgumentError(name, f"expected an integer, got {raw!r}") from None
     if not minimum <= value <= maximum:
         raise InvalidArgumentError(name, f"must be between {minimum} and {maximum}, got {value}")
+    return value
+
+
+def _parse_retention_days(name: str, raw: object) -> int:
+    """Served-list retention in days: 0 (keep forever) or at least what the reports read."""
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        raise InvalidArgumentError(name, f"expected a whole number of days, got {raw!r}") from None
+    if value != 0 and not MIN_SERVED_LIST_RETENTION_DAYS <= value <= MAX_SERVED_LIST_RETENTION_DAYS:
+        raise InvalidArgumentError(
+            name,
+            f"must be 0 (keep served lists forever) or between {MIN_SERVED_LIST_RETENTION_DAYS} and"
+            f" {MAX_SERVED_LIST_RETENTION_DAYS} days, got {value}: reports and experiments read lists"
+            f" up to {MIN_SERVED_LIST_RETENTION_DAYS} days back",
+        )
     return value
 
 
@@ -162,6 +186,15 @@ class Settings:
     # Where `omnix train` keeps its columnar copy of the purchase history (store/snapshot.py):
     # empty = beside a SQLite database file (none for DynamoDB), "off" = always scan the store.
     snapshot_dir: str = ""
+    # Served lists and the feedback on them are deleted this many days after they were served
+    # (0 = kept forever): OMNIX_SERVED_LIST_RETENTION_DAYS, omnix_recs/served_retention.py.
+    served_list_retention_days: int = DEFAULT_SERVED_LIST_RETENTION_DAYS
+
+    @property
+    def served_list_retention(self) -> timedelta | None:
+        """How long served lists are kept; None when they are kept forever."""
+        days = self.served_list_retention_days
+        return timedelta(days=days) if days else None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, toml_path: str | Path | None = None) -> Settings:
@@ -220,6 +253,12 @@ class Settings:
         if env.get("OMNIX_POPULARITY_DISCOUNT"):
             values["popularity_discount"] = _parse_fraction(
                 "OMNIX_POPULARITY_DISCOUNT", env["OMNIX_POPULARITY_DISCOUNT"]
+            )
+        if env.get(SERVED_LIST_RETENTION_SETTING):
+            values["served_list_retention_days"] = env[SERVED_LIST_RETENTION_SETTING]
+        if "served_list_retention_days" in values:  # from the environment or the TOML file
+            values["served_list_retention_days"] = _parse_retention_days(
+                SERVED_LIST_RETENTION_SETTING, values["served_list_retention_days"]
             )
         if env.get("OMNIX_RETRAIN_EVERY"):
             values["retrain_every_s"] = parse_interval(env["OMNIX_RETRAIN_EVERY"])

@@ -35,7 +35,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
-from omnix_recs import event_loop, metrics, retraining, tracing
+from omnix_recs import event_loop, metrics, retraining, served_retention, tracing
 from omnix_recs.api import register_services
 from omnix_recs.api.interceptors import Guard, InflightLimit, ServerInterceptor
 from omnix_recs.app import AppContext
@@ -164,8 +164,9 @@ async def build_server(settings: Settings, store: Store) -> tuple[grpc.aio.Serve
 def serve(settings: Settings, *, http_port: int | None = None) -> None:
     """Serve until SIGTERM or SIGINT, then shut down gracefully (see module docstring).
     `http_port`: also serve the REST gateway and console there, in every worker. With
-    `settings.retrain_every_s`, this process (not the workers) also retrains on schedule."""
-    with retraining.scheduled(settings):
+    `settings.retrain_every_s`, this process (not the workers) also retrains on schedule; and it
+    prunes served lists past `settings.served_list_retention` (omnix_recs/served_retention.py)."""
+    with retraining.scheduled(settings), served_retention.scheduled(settings):
         _serve(settings, http_port=http_port)
 
 
@@ -229,7 +230,7 @@ def exit_with_parent() -> None:
 async def _serve_process(
     settings: Settings, *, reuse_port: bool, generations: GenerationTable | None = None, http_port: int | None = None
 ) -> None:
-    store = open_store(settings.store_url)
+    store = open_store(settings.store_url, served_list_retention=settings.served_list_retention)
     threads_done = True
     try:
         built = await OmnixServer.create(settings, store, reuse_port=reuse_port, generations=generations)

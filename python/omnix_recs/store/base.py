@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from omnix_recs.config import SERVED_LIST_RETENTION_SETTING
 from omnix_recs.domain.models import (
     Customer,
     Feedback,
@@ -25,6 +26,26 @@ from omnix_recs.domain.models import (
     ServedRecommendation,
 )
 from omnix_recs.domain.purchases import OrderLines, PurchaseColumns
+from omnix_recs.errors import FailedPreconditionError
+
+
+def served_lists_kept_since(retention: timedelta | None, now: datetime | None = None) -> datetime | None:
+    """The oldest moment whose served lists a store with this retention still returns (None:
+    every list is kept)."""
+    return None if retention is None else (now or datetime.now(UTC)) - retention
+
+
+def refuse_pruned_period(start: datetime, retention: timedelta | None, now: datetime | None = None) -> None:
+    """`FailedPreconditionError` when lists served from `start` on are no longer all kept: a
+    reader of a period (a report, an experiment's results) must not count a part of it as all."""
+    kept_since = served_lists_kept_since(retention, now)
+    if retention is not None and kept_since is not None and start < kept_since:
+        raise FailedPreconditionError(
+            f"served lists are kept {retention.days} days ({SERVED_LIST_RETENTION_SETTING}): those served"
+            f" before {kept_since.isoformat(timespec='seconds')} are deleted, so a period starting"
+            f" {start.isoformat(timespec='seconds')} cannot be read whole; ask for a later start"
+            f" or keep served lists longer"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,9 +409,23 @@ class Store(Protocol):
         batch can be retried. Ids are random (`uuid4`), so unlike `save_recommendation` the
         batch does not check that they are new."""
 
-    def get_recommendation(self, recommendation_id: str) -> ServedRecommendation: ...
+    def get_recommendation(self, recommendation_id: str) -> ServedRecommendation:
+        """`NotFoundError` when unknown or older than `served_list_retention`."""
+
     def list_recommendations(self, customer_id: str, limit: int = 20) -> list[ServedRecommendation]:
-        """Newest first."""
+        """Newest first; none older than `served_list_retention`."""
+
+    # How long served lists are kept (None: forever), from `OMNIX_SERVED_LIST_RETENTION_DAYS`.
+    # No read returns a list served longer ago than this, whether or not it was deleted yet
+    # (SQLite deletes in `prune_served_lists`, run periodically; DynamoDB expires items by TTL,
+    # up to days late); `served_lists_between` refuses a period starting before it.
+    served_list_retention: timedelta | None
+
+    def prune_served_lists(self, before: datetime, batch_rows: int = 1_000) -> int:
+        """Delete up to `batch_rows` lists served before `before`, oldest first, with the
+        feedback on them, in one transaction read through a time index; returns how many.
+        Call again until it returns fewer than `batch_rows`. A store whose database expires
+        lists itself (DynamoDB's TTL on the items' `expiresAt`) deletes nothing and returns 0."""
 
     def add_feedback(self, feedback: Feedback) -> None:
         """Idempotent on (recommendation, occurred_at, product, event)."""
@@ -454,7 +489,9 @@ class Store(Protocol):
         self, start: datetime, end: datetime, experiment_id: str = ""
     ) -> list[ServedRecommendation]:
         """Lists served in [start, end), oldest first; when given, only those the experiment
-        shaped, whether as their primary experiment or beside another (`other_assignments`)."""
+        shaped, whether as their primary experiment or beside another (`other_assignments`).
+        `FailedPreconditionError` naming the retention setting when `start` is older than
+        `served_list_retention` (see `refuse_pruned_period`)."""
 
     def feedback_on(self, recommendation_ids: Sequence[str]) -> list[Feedback]:
         """Feedback on any of these lists, in no particular order."""

@@ -321,6 +321,22 @@ def interaction_from_item(item: Mapping[str, Any]) -> Interaction:
     )
 
 
+# The attribute DynamoDB's TTL deletes served lists, their id rows and feedback by: epoch seconds.
+EXPIRES_AT = "expiresAt"
+
+
+def expired(item: Mapping[str, Any], now_s: float) -> bool:
+    """Whether TTL may delete `item` by now: DynamoDB deletes expired items up to days late,
+    so reads skip them themselves. Items without the attribute never expire."""
+    expires = item.get(EXPIRES_AT)
+    return expires is not None and int(expires["N"]) <= now_s
+
+
+def with_expiry(item: dict[str, Any], expires_at: int | None) -> dict[str, Any]:
+    """`item` carrying the TTL attribute when it expires (unchanged when kept forever)."""
+    return item if expires_at is None else {**item, EXPIRES_AT: {"N": str(expires_at)}}
+
+
 def recommendation_item(r: ServedRecommendation) -> dict[str, Any]:
     generated = timestamp(r.generated_at, "generated_at")
     recommendation_id = non_empty_id(r.recommendation_id, "recommendation_id")

@@ -9,13 +9,14 @@ profile, so an erasure cut short is finished by calling it again.
 from __future__ import annotations
 
 import json
+import math
 import random
 import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import boto3
@@ -40,7 +41,15 @@ from omnix_recs.errors import (
     NotFoundError,
     UnavailableError,
 )
-from omnix_recs.store.base import CustomerErasure, ExperimentRecord, ImportFollower, ModelRecord, PurchaseWatermark
+from omnix_recs.store.base import (
+    CustomerErasure,
+    ExperimentRecord,
+    ImportFollower,
+    ModelRecord,
+    PurchaseWatermark,
+    refuse_pruned_period,
+    served_lists_kept_since,
+)
 from omnix_recs.store.dynamodb.client import (
     TRANSACTION_MAX,
     DynamoClient,
@@ -54,6 +63,7 @@ from omnix_recs.store.dynamodb.codec import (
     CATALOG_LISTING,
     CATALOG_VERSION_ROW,
     CUSTOMERS_LISTING,
+    EXPIRES_AT,
     FIRST_PURCHASE_KEY,
     HISTORY_HEADER,
     ORDER_LINE_ATTRIBUTES,
@@ -68,6 +78,7 @@ from omnix_recs.store.dynamodb.codec import (
     document_from_item,
     experiment_from_item,
     experiment_item,
+    expired,
     feedback_from_item,
     feedback_item,
     interaction_from_item,
@@ -86,6 +97,7 @@ from omnix_recs.store.dynamodb.codec import (
     timestamp,
     to_wire,
     wire_string,
+    with_expiry,
     with_history_headers,
 )
 from omnix_recs.store.dynamodb.imports import DynamoImportSession
@@ -137,6 +149,7 @@ class DynamoStore:
         retry: RetryPolicy = RetryPolicy(),
         read_ahead: int = 8,
         import_writers: int = 4,
+        served_list_retention: timedelta | None = None,
     ) -> None:
         if not env or not all(ch.isalnum() or ch in "-_." for ch in env):
             raise InvalidArgumentError("OMNIX_STORE", f"env must be letters, digits, '-', '_' or '.', got {env!r}")
@@ -154,10 +167,16 @@ class DynamoStore:
         # `import_session()` gives resumable sessions (imports.py): `omnix import --resumable`.
         self.resumable_imports = False
         self.url: str | None = None  # what opened it: how other processes of an import open it
+        self.served_list_retention = served_list_retention
 
     @classmethod
     def from_url(
-        cls, url: str, *, session: boto3.session.Session | None = None, retry: RetryPolicy = RetryPolicy()
+        cls,
+        url: str,
+        *,
+        session: boto3.session.Session | None = None,
+        retry: RetryPolicy = RetryPolicy(),
+        served_list_retention: timedelta | None = None,
     ) -> DynamoStore:
         """`dynamodb://?region=us-east-1&endpoint=http://127.0.0.1:8000&env=dev` (all optional).
 
@@ -165,7 +184,7 @@ class DynamoStore:
         (tests, tools) pass one so that botocore loads its service models once.
         """
         client, env = client_from_url(url, session)
-        store = cls(client, env=env, retry=retry)
+        store = cls(client, env=env, retry=retry, served_list_retention=served_list_retention)
         store.url = url
         return store
 
@@ -180,8 +199,8 @@ class DynamoStore:
     def create_tables(self, wait_s: float = 300.0) -> list[str]:
         """Create the missing tables and indexes and wait until all are ACTIVE (idempotent).
 
-        Returns what was created ("table" or "table/index"). An existing table with another
-        key schema is a `FailedPreconditionError`: it is not ours to change.
+        Returns what was created ("table", "table/index" or "table/ttl:attribute"). An existing
+        table with another key schema is a `FailedPreconditionError`: it is not ours to change.
         """
         return create_missing_tables(self.db, self.env, wait_s)
 
@@ -822,8 +841,7 @@ class DynamoStore:
 
     def save_recommendation(self, served: ServedRecommendation) -> None:
         """The list and its id row in one transaction; the id row's condition keeps ids unique."""
-        item = recommendation_item(served)
-        pointer = {"recommendationId": item["recommendationId"], "customerId": item["customerId"], "sk": item["sk"]}
+        item, pointer = self._served_list_items(served)
         try:
             self.db.transact_puts(
                 [
@@ -840,29 +858,62 @@ class DynamoStore:
         """BatchWriteItem (25 rows a call, unprocessed ones retried). Puts cannot be conditional
         in a batch, so a retried batch writes the same rows again, which changes nothing."""
         requests = []
-        for item in map(recommendation_item, served):
-            pointer = {"recommendationId": item["recommendationId"], "customerId": item["customerId"], "sk": item["sk"]}
+        for item, pointer in map(self._served_list_items, served):
             requests.append((self._name(RECOMMENDATION_IDS), {"PutRequest": {"Item": pointer}}))
             requests.append((self._name(RECOMMENDATIONS), {"PutRequest": {"Item": item}}))
         self.db.batch_write(requests)
+
+    def _served_list_items(self, served: ServedRecommendation) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The list's item and its id row, both expiring with the list."""
+        item = with_expiry(recommendation_item(served), self._expires_at(served.generated_at))
+        keys = ("recommendationId", "customerId", "sk", EXPIRES_AT)
+        return item, {name: item[name] for name in keys if name in item}
+
+    def _expires_at(self, moment: datetime) -> int | None:
+        """When TTL may delete what `moment` wrote (epoch seconds), or None: kept forever."""
+        retention = self.served_list_retention
+        return None if retention is None else math.ceil((moment + retention).timestamp())
+
+    def _kept(self, item: Mapping[str, Any], kept_since: str) -> bool:
+        """Whether a served list's item is still readable: within this store's retention, and
+        not expired by the TTL it was written with (which may have been shorter)."""
+        return item["generatedAt"]["S"] >= kept_since and not expired(item, time.time())
+
+    def _served_lists_kept_since(self) -> str:
+        kept_since = served_lists_kept_since(self.served_list_retention)
+        return "" if kept_since is None else timestamp(kept_since, "now")
 
     def get_recommendation(self, recommendation_id: str) -> ServedRecommendation:
         pointer = None
         if recommendation_id:
             pointer = self._get(RECOMMENDATION_IDS, {"recommendationId": wire_string(recommendation_id)})
         item = None if pointer is None else self._get(RECOMMENDATIONS, RECOMMENDATIONS.key_of(pointer))
-        if item is None:
+        if item is None or not self._kept(item, self._served_lists_kept_since()):
             raise NotFoundError("recommendation", recommendation_id)
         return recommendation_from_item(item)
 
     def list_recommendations(self, customer_id: str, limit: int = 20) -> list[ServedRecommendation]:
         _check_positive(limit, "limit")
+        kept_since = self._served_lists_kept_since()
         expression = Expression()
+        # The sort key starts with the serving time: the retention is a key condition, so lists
+        # past it (expired, not yet deleted) are not even read.
         condition = expression.equals("customerId", customer_id)
-        return [recommendation_from_item(item) for item in self._newest(RECOMMENDATIONS, condition, expression, limit)]
+        if kept_since:
+            condition += f" AND {expression.name('sk')} >= {expression.value(kept_since)}"
+        items = self._newest(RECOMMENDATIONS, condition, expression, limit)
+        return [recommendation_from_item(item) for item in items if self._kept(item, kept_since)]
+
+    def prune_served_lists(self, before: datetime, batch_rows: int = 1_000) -> int:
+        """Nothing to do: DynamoDB's TTL deletes lists, id rows and feedback by `expiresAt`
+        (`create_tables` enables it); reads skip what it has not deleted yet."""
+        timestamp(before, "before")
+        _check_positive(batch_rows, "batch_rows")
+        return 0
 
     def add_feedback(self, feedback: Feedback) -> None:
-        self.db.call("put_item", TableName=self._name(FEEDBACK), Item=feedback_item(feedback))
+        item = with_expiry(feedback_item(feedback), self._expires_at(feedback.occurred_at))
+        self.db.call("put_item", TableName=self._name(FEEDBACK), Item=item)
 
     def list_feedback(self, recommendation_id: str) -> list[Feedback]:
         """Newest first."""
@@ -1155,6 +1206,7 @@ class DynamoStore:
         self, start: datetime, end: datetime, experiment_id: str = ""
     ) -> list[ServedRecommendation]:
         low, high = timestamp(start, "start"), timestamp(end, "end")
+        refuse_pruned_period(start, self.served_list_retention)
         if experiment_id:
             items = self._lists_of(experiment_id, low, high)
             for primary in self._primaries_beside(experiment_id, start, end):
@@ -1172,7 +1224,12 @@ class DynamoStore:
                     **expression.parameters(),
                 )
             )
-        served = [recommendation_from_item(item) for item in items if item["generatedAt"]["S"] < high]
+        now_s = time.time()
+        served = [
+            recommendation_from_item(item)
+            for item in items
+            if item["generatedAt"]["S"] < high and not expired(item, now_s)
+        ]
         return sorted(served, key=lambda r: (r.generated_at, r.recommendation_id))
 
     def _lists_of(self, experiment_id: str, low: str, high: str, beside: str = "") -> list[dict[str, Any]]:

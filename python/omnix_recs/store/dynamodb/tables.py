@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 
 from omnix_recs.errors import FailedPreconditionError, UnavailableError
 from omnix_recs.store.dynamodb.client import DynamoClient, error_code
+from omnix_recs.store.dynamodb.codec import EXPIRES_AT
 
 TABLE_PREFIX = "omnix-ai-"
 
@@ -36,6 +37,8 @@ class TableSpec:
     hash_key: str
     range_key: str | None = None
     indexes: tuple[IndexSpec, ...] = ()
+    # The number attribute (epoch seconds) DynamoDB's TTL deletes items by; None = no TTL.
+    ttl_attribute: str | None = None
 
     @property
     def key_attributes(self) -> tuple[str, ...]:
@@ -96,10 +99,13 @@ RECOMMENDATIONS = TableSpec(
         # Sparse: only lists served in an experiment carry `experimentId` (its results read them).
         IndexSpec("experimentId-generatedAt-index", "experimentId", "generatedAt", "ALL"),
     ),
+    # Served lists expire after the retention (OMNIX_SERVED_LIST_RETENTION_DAYS), with their
+    # id rows and feedback; items written while lists were kept forever carry no expiry.
+    ttl_attribute=EXPIRES_AT,
 )
 # Written in the same transaction as the list, with attribute_not_exists: that makes
 # recommendation ids unique (an index cannot refuse a duplicate) and readable consistently.
-RECOMMENDATION_IDS = TableSpec("recommendation-ids", "recommendationId")
+RECOMMENDATION_IDS = TableSpec("recommendation-ids", "recommendationId", ttl_attribute=EXPIRES_AT)
 PRODUCTS = TableSpec(
     "products",
     "productId",
@@ -113,6 +119,7 @@ FEEDBACK = TableSpec(
     "recommendationId",
     "sk",
     (IndexSpec("customerId-occurredAt-index", "customerId", "occurredAt", "KEYS_ONLY"),),
+    ttl_attribute=EXPIRES_AT,
 )
 MODELS = TableSpec("models", "version")
 EXPERIMENTS = TableSpec("experiments", "experimentId")
@@ -155,10 +162,11 @@ def without_duplicates(spec: TableSpec, items: Iterable[dict[str, Any]]) -> list
 
 
 def create_missing_tables(db: DynamoClient, env: str, wait_s: float) -> list[str]:
-    """Create the missing tables and indexes of `env` and wait until all are ACTIVE (idempotent).
+    """Create the missing tables and indexes of `env`, turn on TTL where a table expires items,
+    and wait until all are ACTIVE (idempotent).
 
-    Returns what was created ("table" or "table/index"). An existing table with another
-    key schema is a `FailedPreconditionError`: it is not ours to change.
+    Returns what was created ("table", "table/index" or "table/ttl:attribute"). An existing
+    table with another key schema is a `FailedPreconditionError`: it is not ours to change.
     """
     created: list[str] = []
     for spec in TABLES:
@@ -189,7 +197,35 @@ def create_missing_tables(db: DynamoClient, env: str, wait_s: float) -> list[str
             )
             created.append(f"{name}/{index.name}")
             _wait_active(db, name, wait_s)
+        # A table created here is listed already; an older one reports the TTL it gained.
+        if spec.ttl_attribute is not None and _enable_ttl(db, name, spec.ttl_attribute) and name not in created:
+            created.append(f"{name}/ttl:{spec.ttl_attribute}")
     return created
+
+
+def _enable_ttl(db: DynamoClient, name: str, attribute: str) -> bool:
+    """Turn on TTL by `attribute` unless it is on (or turning on); True when this call did.
+    TTL on another attribute is a `FailedPreconditionError`: it is not ours to change."""
+    description = db.call("describe_time_to_live", TableName=name)["TimeToLiveDescription"]
+    status = description.get("TimeToLiveStatus", "DISABLED")
+    if status in ("ENABLED", "ENABLING"):
+        if description.get("AttributeName") != attribute:
+            raise FailedPreconditionError(
+                f"table {name} expires items by {description.get('AttributeName')!r}, not {attribute!r}"
+            )
+        return False
+    try:
+        db.call(
+            "update_time_to_live",
+            TableName=name,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": attribute},
+        )
+    except ClientError as error:
+        # Another process enabling it at the same moment; AWS refuses a second enable this way.
+        if error_code(error) == "ValidationException" and "already enabled" in str(error):
+            return False
+        raise
+    return True
 
 
 def _wait_active(db: DynamoClient, name: str, wait_s: float) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import threading
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,8 @@ from omnix_recs.store.base import (
     PurchaseShares,
     PurchaseWatermark,
     purchase_columns,
+    refuse_pruned_period,
+    served_lists_kept_since,
 )
 from omnix_recs.store.sqlite.rows import (
     CUSTOMER_SELECT,
@@ -126,6 +128,12 @@ _JOURNAL_PURCHASE = (
     " VALUES (?, ?, ?, ?, ?, ?)"
 )
 _BUMP_PURCHASE_EPOCH = "UPDATE purchase_epoch SET epoch = epoch + 1 WHERE id = 1"
+_MIN_MICROS = -(2**63)  # "kept since" when every served list is kept
+# A prune batch: the oldest lists first, through recommendations_by_time, so a batch costs its
+# own rows and never a pass over the table.
+OLDEST_SERVED_LISTS = (
+    "SELECT rowid, recommendation_id FROM recommendations WHERE generated_at < ? ORDER BY generated_at LIMIT ?"
+)
 
 
 def _purchase_watermark(conn: sqlite3.Connection) -> PurchaseWatermark:
@@ -218,8 +226,15 @@ class SqliteStore:
       few commits, never corrupt the file.
     """
 
-    def __init__(self, path: str | Path, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+        served_list_retention: timedelta | None = None,
+    ) -> None:
         self.path = Path(path)
+        self.served_list_retention = served_list_retention
         self._busy_timeout_ms = busy_timeout_ms
         self._lock = threading.Lock()
         self._connections: dict[threading.Thread, sqlite3.Connection] = {}
@@ -243,7 +258,7 @@ class SqliteStore:
             raise
 
     @classmethod
-    def from_url(cls, url: str) -> SqliteStore:
+    def from_url(cls, url: str, *, served_list_retention: timedelta | None = None) -> SqliteStore:
         """`sqlite:///relative/omnix.db`, `sqlite:////absolute/omnix.db`, or `sqlite:///:memory:`.
 
         `:memory:` opens a throwaway database (a temporary file removed by `close()`), with the
@@ -256,17 +271,17 @@ class SqliteStore:
                 "OMNIX_STORE", f"expected sqlite:///path/to/omnix.db or sqlite:///:memory:, got {url!r}"
             )
         if location == ":memory:":
-            return cls.temporary()
+            return cls.temporary(served_list_retention=served_list_retention)
         if url == DEFAULT_STORE_URL:  # the default's own directory (./var) is created for the demo
             Path(location).parent.mkdir(parents=True, exist_ok=True)
-        return cls(Path(location))
+        return cls(Path(location), served_list_retention=served_list_retention)
 
     @classmethod
-    def temporary(cls) -> SqliteStore:
+    def temporary(cls, *, served_list_retention: timedelta | None = None) -> SqliteStore:
         """A new empty store in a temporary directory, removed on `close()` (or at exit)."""
         directory = tempfile.mkdtemp(prefix="omnix-store-")
         try:
-            store = cls(Path(directory) / "omnix.db")
+            store = cls(Path(directory) / "omnix.db", served_list_retention=served_list_retention)
         except BaseException:
             shutil.rmtree(directory, ignore_errors=True)
             raise
@@ -637,7 +652,10 @@ class SqliteStore:
             conn.executemany(INSERT_NEW_RECOMMENDATION, rows)  # taken ids: nothing written
 
     def get_recommendation(self, recommendation_id: str) -> ServedRecommendation:
-        rows = self._fetch(f"{RECOMMENDATION_SELECT} WHERE recommendation_id = ?", (recommendation_id,))
+        rows = self._fetch(
+            f"{RECOMMENDATION_SELECT} WHERE recommendation_id = ? AND generated_at >= ?",
+            (recommendation_id, self._served_lists_kept_since()),
+        )
         if not rows:
             raise NotFoundError("recommendation", recommendation_id)
         return recommendation_from_row(rows[0])
@@ -645,10 +663,35 @@ class SqliteStore:
     def list_recommendations(self, customer_id: str, limit: int = 20) -> list[ServedRecommendation]:
         _check_at_least_one("limit", limit)
         rows = self._fetch(
-            f"{RECOMMENDATION_SELECT} WHERE customer_id = ? ORDER BY generated_at DESC, recommendation_id DESC LIMIT ?",
-            (customer_id, limit),
+            f"{RECOMMENDATION_SELECT} WHERE customer_id = ? AND generated_at >= ?"
+            " ORDER BY generated_at DESC, recommendation_id DESC LIMIT ?",
+            (customer_id, self._served_lists_kept_since(), limit),
         )
         return list(map(recommendation_from_row, rows))
+
+    def _served_lists_kept_since(self) -> int:
+        """Microseconds: lists served before this moment are past the retention (read as gone
+        until `prune_served_lists` deletes them)."""
+        kept_since = served_lists_kept_since(self.served_list_retention)
+        return _MIN_MICROS if kept_since is None else micros(kept_since, "now")
+
+    def prune_served_lists(self, before: datetime, batch_rows: int = 1_000) -> int:
+        _check_at_least_one("batch_rows", batch_rows)
+        cutoff = micros(before, "before")
+        with self._transaction() as conn:
+            # Ids as one JSON parameter: no cap on a batch's size.
+            rows = conn.execute(OLDEST_SERVED_LISTS, (cutoff, batch_rows)).fetchall()
+            if not rows:
+                return 0
+            conn.execute(
+                "DELETE FROM feedback WHERE recommendation_id IN (SELECT value FROM json_each(?))",
+                (json.dumps([r[1] for r in rows]),),
+            )
+            conn.execute(
+                "DELETE FROM recommendations WHERE rowid IN (SELECT value FROM json_each(?))",
+                (json.dumps([r[0] for r in rows]),),
+            )
+        return len(rows)
 
     def add_feedback(self, feedback: Feedback) -> None:
         row = feedback_row(feedback)
@@ -794,6 +837,7 @@ class SqliteStore:
         self, start: datetime, end: datetime, experiment_id: str = ""
     ) -> list[ServedRecommendation]:
         span = (micros(start, "start"), micros(end, "end"))
+        refuse_pruned_period(start, self.served_list_retention)
         if experiment_id:
             # Lists it shaped as the primary experiment (its index), then, for an independent
             # experiment, those it shaped beside another one (a pass over the period's lists).
