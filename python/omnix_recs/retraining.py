@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 from omnix_recs.config import Settings
 from omnix_recs.errors import OmnixError
+from omnix_recs.periodic import PeriodicJob
 from omnix_recs.store.base import ModelRecord, Store
 
 log = logging.getLogger("omnix.retraining")
@@ -39,7 +39,7 @@ def due(store: Store, every: timedelta, now: datetime) -> bool:
 Trainer = Callable[[Store, Settings], ModelRecord]
 
 
-class RetrainingSchedule:
+class RetrainingSchedule(PeriodicJob):
     """A daemon thread that checks every minute (or sooner for short intervals) whether a build is due."""
 
     def __init__(
@@ -51,31 +51,17 @@ class RetrainingSchedule:
         train: Trainer | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self._store = store
+        super().__init__(store, interval_s=min(MAX_CHECK_EVERY_S, every_s / 10), thread_name="omnix-retraining")
         self._settings = settings
         self._every = timedelta(seconds=every_s)
         self._train = train or _train
         self._clock = clock
-        self._check_every_s = min(MAX_CHECK_EVERY_S, every_s / 10)
         self._retry_at: datetime | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="omnix-retraining", daemon=True)
         self.builds: list[str] = []  # what each build ended as: "activated", "refused" or "failed"
 
     def start(self) -> None:
         log.info("retraining every %s when the newest model is older than that", self._every)
-        self._thread.start()
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
-        self._store.close()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.run_once()
-            self._stop.wait(self._check_every_s)
+        super().start()
 
     def run_once(self) -> str | None:
         """Build if due; what the build ended as, or None when none was due (or the store is down)."""

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from omnix_recs.config import Settings
 from omnix_recs.errors import OmnixError
 from omnix_recs.leases import LEASE_TTL_S, new_holder
+from omnix_recs.periodic import PeriodicJob
 from omnix_recs.store.base import Store
 
 log = logging.getLogger("omnix.retention")
@@ -77,7 +77,7 @@ def prune_served_lists(
         time.sleep(max(pause_s, batch_s))
 
 
-class ServedListPruning:
+class ServedListPruning(PeriodicJob):
     """A daemon thread pruning at start and then every `every_s`, one process at a time."""
 
     def __init__(
@@ -89,29 +89,16 @@ class ServedListPruning:
         batch_rows: int = BATCH_ROWS,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self._store = store
+        super().__init__(store, interval_s=every_s, thread_name="omnix-served-list-pruning")
         self._retention = retention
         self._every_s = every_s
         self._batch_rows = batch_rows
         self._clock = clock
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="omnix-served-list-pruning", daemon=True)
         self.runs: list[PruneOutcome | None] = []  # None: skipped (another process held the lease, or an error)
 
     def start(self) -> None:
         log.info("served lists are kept %d days; pruning older ones every %.0f s", self._retention.days, self._every_s)
-        self._thread.start()
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
-        self._store.close()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.run_once()
-            self._stop.wait(self._every_s)
+        super().start()
 
     def run_once(self) -> PruneOutcome | None:
         """Prune now unless another process holds the lease; never raises (the server goes on)."""
