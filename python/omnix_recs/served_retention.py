@@ -91,13 +91,14 @@ class ServedListPruning(PeriodicJob):
     ) -> None:
         super().__init__(store, interval_s=every_s, thread_name="omnix-served-list-pruning")
         self._retention = retention
-        self._every_s = every_s
         self._batch_rows = batch_rows
         self._clock = clock
         self.runs: list[PruneOutcome | None] = []  # None: skipped (another process held the lease, or an error)
 
     def start(self) -> None:
-        log.info("served lists are kept %d days; pruning older ones every %.0f s", self._retention.days, self._every_s)
+        log.info(
+            "served lists are kept %d days; pruning older ones every %.0f s", self._retention.days, self._interval_s
+        )
         super().start()
 
     def run_once(self) -> PruneOutcome | None:
