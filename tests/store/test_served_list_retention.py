@@ -32,7 +32,7 @@ from omnix_recs.leases import new_holder
 from omnix_recs.store import open_store
 from omnix_recs.store.base import Store
 from omnix_recs.store.dynamodb import DynamoStore
-from omnix_recs.store.dynamodb.tables import FEEDBACK, RECOMMENDATION_IDS, RECOMMENDATIONS, _table_definition
+from omnix_recs.store.dynamodb.tables import FEEDBACK, RECOMMENDATION_IDS, RECOMMENDATIONS, table_definition
 from omnix_recs.store.sqlite import SqliteStore
 from omnix_recs.store.sqlite.schema import MIGRATIONS, schema_version
 from omnix_recs.store.sqlite.store import OLDEST_SERVED_LISTS
@@ -266,7 +266,7 @@ def test_init_tables_turns_ttl_on_for_tables_made_before_it(local_dynamodb: Loca
     store = local_dynamodb.open_store(create_tables=False)
     try:
         name = store.table_names[RECOMMENDATIONS.table]
-        store.db.call("create_table", **_table_definition(RECOMMENDATIONS, name))  # as an older omnix made it
+        store.db.call("create_table", **table_definition(RECOMMENDATIONS, name))  # as an older omnix made it
 
         created = store.create_tables()
 

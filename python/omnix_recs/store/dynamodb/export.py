@@ -39,18 +39,18 @@ def export_purchase_lines(location: S3Location, batch_rows: int = 500_000) -> It
     `FailedPreconditionError` for what is not such an export (no summary, another format, an
     item count that differs from the manifest's); `UnavailableError` when S3 cannot be read."""
     client = s3_client(location)
-    summary = _json(client, location.bucket, location.key(SUMMARY))
+    summary = s3_json(client, location.bucket, location.key(SUMMARY))
     if summary.get("outputFormat") != "DYNAMODB_JSON":
         raise FailedPreconditionError(
             f"{location.display} is an export in {summary.get('outputFormat')!r}, expected DYNAMODB_JSON"
         )
     files_key = _bucket_key(str(summary.get("manifestFilesS3Key", "")), str(summary.get("s3Prefix") or ""))
-    manifest = _bytes(client, location.bucket, files_key).decode()
+    manifest = s3_bytes(client, location.bucket, files_key).decode()
     columns = _new_columns()
     for entry in (json.loads(line) for line in manifest.splitlines() if line.strip()):
         key = _bucket_key(str(entry["dataFileS3Key"]), str(summary.get("s3Prefix") or ""))
         items = 0
-        with gzip.open(io.BytesIO(_bytes(client, location.bucket, key)), "rt", encoding="utf-8") as data:
+        with gzip.open(io.BytesIO(s3_bytes(client, location.bucket, key)), "rt", encoding="utf-8") as data:
             for line in data:
                 if not line.strip():
                     continue
@@ -76,9 +76,10 @@ def _bucket_key(key: str, prefix: str) -> str:
     return key if not prefix or key.startswith(f"{prefix}/") else f"{prefix}/{key}"
 
 
-def _json(client: Any, bucket: str, key: str) -> dict[str, Any]:
+def s3_json(client: Any, bucket: str, key: str, missing: str = "not a finished export") -> dict[str, Any]:
+    """The JSON object at `key`; `missing` says what its absence means."""
     try:
-        value = json.loads(_bytes(client, bucket, key))
+        value = json.loads(s3_bytes(client, bucket, key, missing))
     except ValueError as error:
         raise FailedPreconditionError(f"s3://{bucket}/{key} is not JSON: {error}") from None
     if not isinstance(value, dict):
@@ -86,13 +87,15 @@ def _json(client: Any, bucket: str, key: str) -> dict[str, Any]:
     return value
 
 
-def _bytes(client: Any, bucket: str, key: str) -> bytes:
+def s3_bytes(client: Any, bucket: str, key: str, missing: str = "not a finished export") -> bytes:
+    """The object at `key`: `FailedPreconditionError` saying `missing` when there is none,
+    `UnavailableError` when S3 cannot be read."""
     try:
         body: bytes = client.get_object(Bucket=bucket, Key=key)["Body"].read()
         return body
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NoSuchBucket"):
-            raise FailedPreconditionError(f"s3://{bucket}/{key} does not exist: not a finished export") from None
+            raise FailedPreconditionError(f"s3://{bucket}/{key} does not exist: {missing}") from None
         raise UnavailableError(f"S3 is unavailable: reading s3://{bucket}/{key} failed") from error
     except BotoCoreError as error:
         raise UnavailableError(f"S3 is unavailable: reading s3://{bucket}/{key} failed ({error})") from error

@@ -173,7 +173,7 @@ def create_missing_tables(db: DynamoClient, env: str, wait_s: float) -> list[str
         name = table_name(spec, env)
         # Create first and describe on "already exists": one call per table when none exist.
         try:
-            table = db.call("create_table", **_table_definition(spec, name))["TableDescription"]
+            table = db.call("create_table", **table_definition(spec, name))["TableDescription"]
             created.append(name)
         except ClientError as error:
             if error_code(error) != "ResourceInUseException":
@@ -244,7 +244,7 @@ def _is_active(table: Mapping[str, Any]) -> bool:
     return table["TableStatus"] == "ACTIVE" and all(i.get("IndexStatus") == "ACTIVE" for i in indexes)
 
 
-def _table_definition(spec: TableSpec, name: str) -> dict[str, Any]:
+def table_definition(spec: TableSpec, name: str) -> dict[str, Any]:
     """CreateTable parameters for `spec` (every key attribute is a string)."""
     attributes = set(spec.key_attributes)
     for index in spec.indexes:
