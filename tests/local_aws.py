@@ -73,9 +73,10 @@ def dynoxide_binary() -> str | None:
 
 
 @contextlib.contextmanager
-def dynoxide_server() -> Iterator[str]:
-    """dynoxide (a DynamoDB emulator over SQLite, in memory) in a child process on a free port
-    of 127.0.0.1, with the same fake credentials as moto; yields its endpoint URL.
+def dynoxide_server(db_path: Path | None = None) -> Iterator[str]:
+    """dynoxide (a DynamoDB emulator over SQLite, in memory, or serving the database file
+    `db_path`) in a child process on a free port of 127.0.0.1, with the same fake credentials as
+    moto; yields its endpoint URL.
 
     Skips the calling test when dynoxide is not installed, except in CI (`CI` set), where a
     missing emulator is a broken setup and fails."""
@@ -93,7 +94,8 @@ def dynoxide_server() -> Iterator[str]:
         port = _free_port()
         with tempfile.TemporaryFile() as errors:  # a file, not a pipe: a full pipe would block it
             process = subprocess.Popen(
-                [binary, "--host", "127.0.0.1", "--port", str(port), "--log", "quiet"],
+                [binary, "--host", "127.0.0.1", "--port", str(port), "--log", "quiet"]
+                + ([] if db_path is None else ["--db-path", str(db_path)]),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=errors,

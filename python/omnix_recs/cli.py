@@ -25,6 +25,7 @@ from omnix_recs.errors import InvalidArgumentError, OmnixError
 if TYPE_CHECKING:  # imported lazily at run time: keeps `omnix --help` fast
     from omnix_recs.s3 import S3Location
     from omnix_recs.store.base import ModelRecord, PurchaseWatermark, Store
+    from omnix_recs.store.dynamodb.bulk import BulkLoad
     from omnix_recs.store.snapshot import ImportedLines
 
 log = logging.getLogger("omnix.cli")
@@ -40,7 +41,9 @@ TUNING_CUSTOMERS = 2_000
 # Where `omnix demo` serves the REST gateway and console, and `omnix gateway`'s default port.
 DEMO_HTTP_PORT = 8080
 # The batch commands that show their progress on stderr (omnix_recs/progress.py); servers do not.
-PROGRESS_COMMANDS = frozenset({"generate", "import", "train", "evaluate", "batch-analyze", "campaigns"})
+PROGRESS_COMMANDS = frozenset(
+    {"generate", "import", "import-tables", "train", "evaluate", "batch-analyze", "campaigns"}
+)
 # `omnix batch-analyze`: customers analysed at once (the BatchAnalyze RPC's default too).
 BATCH_ANALYZE_CONCURRENCY = 4
 
@@ -127,6 +130,29 @@ def _print_json(value: object) -> None:
     print(json.dumps(value, indent=2, sort_keys=True, default=str))
 
 
+def _bulk_load(settings: Settings, out: str) -> BulkLoad:
+    """`--bulk-to DIR`: the import's items go to files for DynamoDB's ImportTable instead of to
+    the store (store/dynamodb/bulk.py); the training snapshot to OMNIX_SNAPSHOT_DIR."""
+    from omnix_recs.store.dynamodb.bulk import BulkLoad
+
+    if not settings.store_url.startswith("dynamodb:"):
+        raise InvalidArgumentError(
+            "--store", "a bulk load is for DynamoDB tables: give their dynamodb://...&env=... URL"
+        )
+    if not settings.snapshot_dir or settings.snapshot_dir == "off":
+        raise InvalidArgumentError("OMNIX_SNAPSHOT_DIR", "set it to the directory the training host reads")
+    return BulkLoad(Path(out), settings.store_url, Path(settings.snapshot_dir))
+
+
+def _bulk_summary(load: BulkLoad) -> dict[str, object]:
+    return {
+        "bulk_load": str(load.out),
+        "snapshot": str(load.snapshot_dir),
+        "next": f"aws s3 sync {load.out} s3://BUCKET/PREFIX, then omnix import-tables s3://BUCKET/PREFIX "
+        f"(locally: dynoxide import --source {load.out} --schema {load.out}/tables.json --output FILE)",
+    }
+
+
 # --- commands -----------------------------------------------------------------------------
 
 
@@ -147,6 +173,15 @@ def cmd_import_instacart(args: argparse.Namespace) -> int:
     directory = Path(args.directory)
     # A generated directory knows its own last day; real Instacart files only have relative days.
     as_of = args.as_of or default_as_of(directory) or date.today()
+    if args.bulk_to:
+        if args.resumable or args.import_workers != 1:
+            raise InvalidArgumentError(
+                "--bulk-to", "a bulk load is written by one process: leave out --resumable and --workers"
+            )
+        load = _bulk_load(settings, args.bulk_to)
+        report = import_instacart(load, directory, as_of=as_of)
+        _print_json({**dataclasses.asdict(report), **_bulk_summary(load)})
+        return 0
     store = _open_store(settings)
     try:
         _resumable_imports(store, args)
@@ -165,6 +200,11 @@ def cmd_import_completejourney(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     directory = data_directory(args.directory)  # says what to install before the store is touched
+    if args.bulk_to:
+        load = _bulk_load(settings, args.bulk_to)
+        report = import_completejourney(load, directory)
+        _print_json({**dataclasses.asdict(report), **_bulk_summary(load)})
+        return 0
     store = _open_store(settings)
     try:
         imported = _imported_lines(store, settings)
@@ -228,6 +268,25 @@ def cmd_snapshot_from_export(args: argparse.Namespace) -> int:
     finally:
         store.close()
     _print_json({"lines": len(built), "customers": len(built.customer_ids), "snapshot": str(built.path)})
+    return 0
+
+
+def cmd_import_tables(args: argparse.Namespace) -> int:
+    """DynamoDB: the tables of a bulk load in S3, by ImportTable (store/dynamodb/bulk.py)."""
+    from omnix_recs.store.dynamodb import DynamoStore
+    from omnix_recs.store.dynamodb.bulk import import_tables
+
+    location = _export_location(args.source, "source")
+    if not args.wait > 0:
+        raise InvalidArgumentError("--wait", f"must be a positive number of seconds, got {args.wait}")
+    store = _open_store(_settings(args))
+    try:
+        if not isinstance(store, DynamoStore):
+            raise InvalidArgumentError("--store", "ImportTable loads DynamoDB tables")
+        loaded = import_tables(store.db, store.env, location, wait_s=args.wait)
+    finally:
+        store.close()
+    _print_json({"tables": {table.name: table.items for table in loaded}})
     return 0
 
 
@@ -685,6 +744,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     completejourney.add_argument("--store", help="store URL")
     completejourney.set_defaults(handler=cmd_import_completejourney)
+    for kind in (instacart, completejourney):
+        kind.add_argument(
+            "--bulk-to",
+            metavar="DIR",
+            help="DynamoDB: write the new tables' items to DIR as files for ImportTable (import-tables) "
+            "instead of writing them to the store",
+        )
 
     add("init-tables", cmd_init_tables, "create the DynamoDB tables and indexes (no-op on SQLite)")
     export_purchases = add(
@@ -700,6 +766,20 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         type=_parse_watermark,
         help="EPOCH:SEQUENCE[:SHARDS], as export-purchases printed it",
+    )
+
+    import_tables = add(
+        "import-tables",
+        cmd_import_tables,
+        "DynamoDB: create the tables of a bulk load (import --bulk-to) by ImportTable",
+    )
+    import_tables.add_argument("source", help="s3://bucket/prefix holding the bulk load's directory")
+    import_tables.add_argument(
+        "--wait",
+        type=float,
+        default=24 * 3600.0,
+        metavar="SECONDS",
+        help="how long to wait for the imports (default a day)",
     )
 
     train = add("train", cmd_train, "tune the blends, build a model version from the store and activate it")

@@ -26,7 +26,7 @@ from omnix_recs import progress
 from omnix_recs.domain.models import Customer, Product
 from omnix_recs.domain.purchases import PurchaseColumns
 from omnix_recs.errors import FailedPreconditionError, InvalidArgumentError
-from omnix_recs.store.base import ImportFollower, Store
+from omnix_recs.store.base import ImportDestination, ImportFollower
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -90,7 +90,7 @@ def data_directory(directory: Path | str | None = None) -> Path:
 
 
 def import_completejourney(
-    store: Store, directory: Path | str | None = None, *, follower: ImportFollower | None = None
+    store: ImportDestination, directory: Path | str | None = None, *, follower: ImportFollower | None = None
 ) -> ImportReport:
     """Import the Complete Journey parquet files of `directory` (default: the installed package's);
     `follower` hears of the order lines (the training snapshot's `ImportedLines`).

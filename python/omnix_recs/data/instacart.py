@@ -27,7 +27,7 @@ from omnix_recs import progress
 from omnix_recs.domain.models import ALLERGENS, DIETARY_TAGS, Customer, Preferences, Product
 from omnix_recs.domain.purchases import PurchaseColumns
 from omnix_recs.errors import InvalidArgumentError
-from omnix_recs.store.base import ImportFollower, Store
+from omnix_recs.store.base import ImportDestination, ImportFollower
 
 BLOCK_BYTES = 8 << 20  # ~500k order lines per batch written to the store
 MAX_ID_DIGITS = 18  # fits int64
@@ -89,7 +89,7 @@ def default_as_of(directory: Path) -> date | None:
 
 
 def import_instacart(
-    store: Store, directory: Path, *, as_of: date, follower: ImportFollower | None = None, workers: int = 1
+    store: ImportDestination, directory: Path, *, as_of: date, follower: ImportFollower | None = None, workers: int = 1
 ) -> ImportReport:
     """Import an Instacart-layout directory into `store` (see the module docstring); `follower`
     hears of the order lines (the training snapshot's `ImportedLines`). `workers` > 1: the
@@ -707,7 +707,7 @@ class _OrderClock:
         return self.by_id[position], found
 
 
-def _refuse_another_as_of(store: Store, clock: _OrderClock, as_of: date, customers: int = 5) -> None:
+def _refuse_another_as_of(store: ImportDestination, clock: _OrderClock, as_of: date, customers: int = 5) -> None:
     """InvalidArgumentError when the store holds this folder's orders at other times: imported
     before with another `as_of`. Importing would add every purchase a second time, shifted."""
     user_index = clock.orders.user_index

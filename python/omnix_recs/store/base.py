@@ -282,6 +282,14 @@ class ImportSession(Protocol):
     def __exit__(self, *exc: object) -> None: ...
 
 
+class ImportDestination(Protocol):
+    """What an import writes into: a `Store`, or a new table set's files for DynamoDB's
+    ImportTable (store/dynamodb/bulk.py's `BulkLoad`)."""
+
+    def import_session(self, follower: ImportFollower | None = None) -> AbstractContextManager[ImportSession]: ...
+    def purchases_of(self, customer_id: str, before: datetime | None = None) -> list[Purchase]: ...
+
+
 class Store(Protocol):
     """What every implementation promises:
 

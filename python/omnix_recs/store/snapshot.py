@@ -266,6 +266,7 @@ class ImportedLines:
 
     def __init__(self) -> None:
         self._lines = _Factoriser()
+        self._distinct: _Columns | None = None
         self.moved: ImportedPurchases | None = None  # told by the session once it committed
 
     def __len__(self) -> int:
@@ -276,6 +277,13 @@ class ImportedLines:
 
     def imported(self, moved: ImportedPurchases) -> None:
         self.moved = moved
+
+    def distinct(self) -> _Columns:
+        """The lines heard of, each distinct line (customer, order, product, time) once, as
+        columns and id lists; computed once, later calls return the same."""
+        if self._distinct is None:
+            self._distinct = self._lines.finish(distinct=True)
+        return self._distinct
 
 
 def after_import(store: Store, directory: Path, source: str, imported: ImportedLines) -> TrainingSnapshot:
@@ -309,6 +317,18 @@ def after_import(store: Store, directory: Path, source: str, imported: ImportedL
             0 if base is None else len(base),
             time.perf_counter() - started,
         )
+        return snapshot
+
+
+def write_lines(directory: Path, source: str, lines: ImportedLines, watermark: PurchaseWatermark) -> TrainingSnapshot:
+    """A new snapshot of exactly `lines` (`ImportedLines.distinct()`, each line once) at
+    `watermark`: for a load into new tables whose watermark is known beforehand (a bulk load,
+    store/dynamodb/bulk.py), so nothing is read from the store."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with _locked(directory):
+        started = time.perf_counter()
+        snapshot = _write(directory, *lines.distinct(), watermark, source)
+        log.info("training snapshot: %d loaded lines written in %.1f s", len(snapshot), time.perf_counter() - started)
         return snapshot
 
 

@@ -237,6 +237,51 @@ def purchase_item(p: Purchase) -> dict[str, Any]:
     return to_wire(item)
 
 
+class PurchaseItems:
+    """`purchase_item` of many lines given as column values (a bulk load's millions): the same
+    items and the same errors, with each distinct time, quantity and price encoded once rather
+    than through a `datetime`, a `Decimal` and boto3's serializer per line (15 -> ~3 us a line)."""
+
+    def __init__(self) -> None:
+        self._times: dict[int, str] = {}
+        self._quantities: dict[int, Any] = {}  # {"N": ...} as boto3 serialises it
+        self._prices: dict[float, Any] = {}
+
+    def item(
+        self, customer: str, order: str, product: str, quantity: int, price: float, seconds: int, store: str
+    ) -> dict[str, Any]:
+        purchased = self._times.get(seconds) if seconds.__class__ is int else None
+        if purchased is None:
+            purchased = timestamp(datetime.fromtimestamp(seconds, UTC), "purchased_at")
+            if seconds.__class__ is int:
+                self._times[seconds] = purchased
+        order_id, product_id = non_empty_id(order, "order_id"), non_empty_id(product, "product_id")
+        customer_id = non_empty_id(customer, "customer_id")  # checked in `purchase_item`'s order
+        # Cached by exact type: True == 1 and 1 == 1.0 would otherwise share an entry.
+        quantity_wire: Any = self._quantities.get(quantity) if quantity.__class__ is int else None
+        if quantity_wire is None:
+            quantity_wire = _SERIALIZER.serialize(_integer(quantity, "quantity"))
+            if quantity.__class__ is int:
+                self._quantities[quantity] = quantity_wire
+        price_wire: Any = self._prices.get(price) if price.__class__ is float else None
+        if price_wire is None:
+            price_wire = _SERIALIZER.serialize(_number(price, "unit_price"))
+            if price.__class__ is float:
+                self._prices[price] = price_wire
+        item: dict[str, Any] = {
+            "customerId": {"S": customer_id},
+            "sk": {"S": f"{purchased}#{key_part(order_id)}#{key_part(product_id)}"},
+            "purchaseDate": {"S": purchased},
+            "orderId": {"S": order_id},
+            "productId": {"S": product_id},
+            "quantity": quantity_wire,
+            "unitPrice": price_wire,
+        }
+        if store:
+            item["storeId"] = {"S": store}
+        return item
+
+
 def _history_header(customer_id: str) -> dict[str, Any]:
     """The row saying "this customer has purchases": their entry in the purchasers listing."""
     return {
