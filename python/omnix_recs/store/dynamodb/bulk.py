@@ -13,8 +13,11 @@ files, instead of sending them, exactly the items the store's own import session
                                            watermark; written last
 
 It fills the customers, products, purchases and models tables (of the models table, the catalog
-version and the purchase epoch rows); `import_tables` (`omnix import-tables s3://...`) runs one
-ImportTable per table and then creates the store's other tables, as `omnix init-tables` does.
+version and the purchase epoch rows) and gives every other table of the store an empty file, so
+the import makes the whole table set: `dynoxide import` (which answers each DescribeTable by
+counting the table, minutes at tens of millions of items) needs no `omnix init-tables` after
+it. `import_tables` (`omnix import-tables s3://...`) runs one ImportTable per table, then turns
+on the TTL of the tables that expire items, as `omnix init-tables` does.
 The training snapshot is written with the watermark the new tables will have, so the first
 `omnix train` reads the lines at memory speed and nothing from the purchase table.
 
@@ -67,6 +70,7 @@ from omnix_recs.store.dynamodb.tables import (
     MODELS,
     PRODUCTS,
     PURCHASES,
+    TABLES,
     TableSpec,
     create_missing_tables,
     table_definition,
@@ -79,7 +83,6 @@ FORMAT = "omnix-dynamodb-bulk-load"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 TABLES_FILE = "tables.json"
-LOADED_TABLES: tuple[TableSpec, ...] = (CUSTOMERS, PRODUCTS, PURCHASES, MODELS)
 PART_ITEMS = 1_000_000  # items per data file: ~12 MB gzipped for order lines
 CHUNK = 1_000  # order lines encoded, given their "#history" rows and written together
 # The epoch the loaded tables start at: one import's worth of history, nothing journaled since.
@@ -124,9 +127,11 @@ class _TableFiles:
         self.write_encoded(map(orjson.dumps, items))
 
     def write_encoded(self, items: Iterable[bytes]) -> None:
-        """Items already in JSON (DynamoDB's wire format)."""
+        """Items already in JSON (DynamoDB's wire format); a table given none has one empty part."""
+        if self._file is None and self.items == 0:
+            self._next_part()
         for item in items:
-            if self._file is None or self.items % PART_ITEMS == 0:
+            if self.items and self.items % PART_ITEMS == 0:
                 self._next_part()
             assert self._file is not None  # opened above
             self._file.write(b'{"Item":' + item + b"}\n")
@@ -224,12 +229,14 @@ class BulkLoadSession:
                 {"version": wire_string(PURCHASE_WATERMARK_ROW), "purchaseEpoch": {"N": str(LOADED_WATERMARK.epoch)}},
             ]
         )
+        for spec in TABLES:  # the tables nothing was given for: created empty
+            self._table(spec).write_encoded([])
         for files in self._files.values():
             files.close()
-        names = {spec.table: table_name(spec, self._load.env) for spec in LOADED_TABLES}
+        names = {spec.table: table_name(spec, self._load.env) for spec in TABLES}
         _write_json(
             self._partial / TABLES_FILE,
-            [{"Table": table_definition(spec, names[spec.table])} for spec in LOADED_TABLES],
+            [{"Table": table_definition(spec, names[spec.table])} for spec in TABLES],
         )
         manifest = {
             "format": FORMAT,
@@ -326,7 +333,9 @@ def import_tables(
         entry["Table"]["TableName"]: entry["Table"]
         for entry in json.loads(s3_bytes(client, location.bucket, location.key(TABLES_FILE), missing))
     }
-    expected: dict[str, int] = manifest["tables"]
+    # The tables given no item are created by `create_missing_tables` below (an ImportTable of
+    # an empty file is an import for nothing; moto's refuses it).
+    expected: dict[str, int] = {name: items for name, items in manifest["tables"].items() if items}
     existing = [name for name in expected if _exists(db, name)]
     if existing:  # before any import starts: none is left half done by this refusal
         raise FailedPreconditionError(
