@@ -1,0 +1,151 @@
+"""A first load of DynamoDB by ImportTable, end to end on this machine, and training from it.
+
+Generates a shop (`omnix generate`), writes it as a bulk load (`omnix import instacart
+--bulk-to`, store/dynamodb/bulk.py), loads that with `dynoxide import` (the local counterpart
+of ImportTable) into a database file, serves the file with dynoxide on 127.0.0.1 and runs
+`omnix train` against it, the training snapshot the load wrote in place. Each step is the real
+command in its own process; the bench prints its wall time, CPU (user + system) and peak RSS,
+the sizes of the files, and dynoxide's CPU while training. `--sqlite` also imports the shop into
+SQLite and trains there, for the same figures on the embedded store.
+
+    python benches/bench_bulk_load.py --customers 50000
+    python benches/bench_bulk_load.py --customers 5000 --sqlite --keep
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench_dynamodb_import import FAKE_CREDENTIALS, cpu_seconds, dynoxide_binary, free_port
+
+OMNIX = [sys.executable, "-m", "omnix_recs.cli"]
+
+
+def step(name: str, command: list[str], environment: dict[str, str], log: Path) -> None:
+    """Run `command`, printing its wall time, CPU and peak RSS (its own, as a child)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    with log.open("ab") as output:
+        done = subprocess.run(command, env=environment, stdout=output, stderr=output, check=False)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        sys.exit(f"{name} failed (exit {done.returncode}); see {log}")
+    user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
+    # ru_maxrss of children is the largest of any child so far: printed as "at most".
+    print(
+        f"  {name:<24} {wall:8.1f} s wall {user:8.1f} user {system:6.1f} sys   peak RSS <= {after.ru_maxrss / 2**20:.1f} GB"
+    )
+
+
+def size(path: Path) -> str:
+    total = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+    return f"{total / 2**20:,.1f} MB"
+
+
+def train_metrics(log: Path) -> str:
+    """The validation figures of the last JSON summary `omnix train` printed to `log`."""
+    text = log.read_text(errors="replace")
+    summary = json.loads(text[text.rindex("\n{") + 1 : text.rindex("\n}") + 2])
+    metrics = summary.get("metrics", {})
+    names = ("validation_replenish_recall@10", "validation_replenish_tifu_knn_recall@10")
+    return ", ".join(f"{name} {metrics[name]:.4f}" for name in names if name in metrics)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--customers", type=int, default=5_000)
+    parser.add_argument("--products", type=int, default=50_000)
+    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--sqlite", action="store_true", help="also import into SQLite and train there")
+    parser.add_argument("--workdir", type=Path, default=None, help="scratch parent directory (default: system temp)")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    args = parser.parse_args()
+
+    scratch = Path(tempfile.mkdtemp(prefix="omnix-bench-bulk-", dir=args.workdir))
+    log = scratch / "commands.log"
+    shop, load, database = scratch / "shop", scratch / "load", scratch / "dynamo.db"
+    port = free_port()
+    url = f"dynamodb://?region=us-east-1&endpoint=http://127.0.0.1:{port}&env=bench"
+    environment = {**os.environ, **FAKE_CREDENTIALS, "OMNIX_SNAPSHOT_DIR": str(scratch / "snapshot")}
+    try:
+        print(f"{args.customers:,} households, {args.products:,} products, {args.days} days (scratch {scratch})")
+        generate = ["generate", "--out", str(shop), "--customers", str(args.customers), "--products"]
+        step(
+            "generate",
+            [*OMNIX, *generate, str(args.products), "--days", str(args.days), "--seed", str(args.seed)],
+            environment,
+            log,
+        )
+        step(
+            "import --bulk-to",
+            [*OMNIX, "import", "instacart", str(shop), "--store", url, "--bulk-to", str(load)],
+            environment,
+            log,
+        )
+        manifest = json.loads((load / "manifest.json").read_text())
+        print(f"    {manifest['order_lines']:,} order lines; files {size(load)}, snapshot {size(scratch / 'snapshot')}")
+        dynoxide = dynoxide_binary()
+        step(
+            "dynoxide import",
+            [
+                dynoxide,
+                "import",
+                "--source",
+                str(load),
+                "--schema",
+                str(load / "tables.json"),
+                "--output",
+                str(database),
+            ],
+            environment,
+            log,
+        )
+        print(f"    database {size(database)} ({database.stat().st_size / manifest['order_lines']:,.0f} B a line)")
+        server = subprocess.Popen(
+            [dynoxide, "--host", "127.0.0.1", "--port", str(port), "--db-path", str(database), "--log", "quiet"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            time.sleep(1.0)
+            step(
+                "train (DynamoDB)",
+                [*OMNIX, "train", "--store", url, "--model-dir", str(scratch / "models"), "--force"],
+                environment,
+                log,
+            )
+            print(f"    dynoxide CPU {cpu_seconds(server.pid):.1f} s; {train_metrics(log)}")
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+        if args.sqlite:
+            sqlite = f"sqlite:///{scratch / 'omnix.db'}"
+            environment = {**environment, "OMNIX_SNAPSHOT_DIR": ""}
+            step("import (SQLite)", [*OMNIX, "import", "instacart", str(shop), "--store", sqlite], environment, log)
+            step(
+                "train (SQLite)",
+                [*OMNIX, "train", "--store", sqlite, "--model-dir", str(scratch / "models"), "--force"],
+                environment,
+                log,
+            )
+            print(f"    {train_metrics(log)}")
+    finally:
+        if args.keep:
+            print(f"kept {scratch}")
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
