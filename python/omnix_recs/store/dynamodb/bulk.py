@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 from botocore.exceptions import ClientError
@@ -83,7 +83,7 @@ FORMAT = "omnix-dynamodb-bulk-load"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 TABLES_FILE = "tables.json"
-PART_ITEMS = 1_000_000  # items per data file: ~12 MB gzipped for order lines
+PART_ITEMS = 1_000_000  # items per data file: about 17 MB gzipped for order lines
 CHUNK = 1_000  # order lines encoded, given their "#history" rows and written together
 # The epoch the loaded tables start at: one import's worth of history, nothing journaled since.
 LOADED_WATERMARK = PurchaseWatermark(epoch=1, sequence=0, shards=(0,) * JOURNAL_SHARDS)
@@ -110,9 +110,6 @@ class BulkLoad:
     def purchases_of(self, customer_id: str, before: datetime | None = None) -> list[Purchase]:
         return []  # new tables hold no history (an import checks it for another --as-of)
 
-    def close(self) -> None:
-        pass
-
 
 class _TableFiles:
     """One table's data files: gzipped DynamoDB JSON lines, a new part every `PART_ITEMS`."""
@@ -121,6 +118,7 @@ class _TableFiles:
         self.directory = directory / "data"
         self.directory.mkdir(parents=True)
         self.items = 0
+        self._raw: BinaryIO | None = None
         self._file: gzip.GzipFile | None = None
 
     def write(self, items: Iterable[Mapping[str, Any]]) -> None:
@@ -139,13 +137,17 @@ class _TableFiles:
 
     def _next_part(self) -> None:
         self.close()
-        part = self.directory / f"{self.items // PART_ITEMS:05d}.json.gz"
-        self._file = gzip.open(part, "wb", compresslevel=1)  # noqa: SIM115  (closed by close())
+        self._raw = (self.directory / f"{self.items // PART_ITEMS:05d}.json.gz").open("wb")
+        self._file = gzip.GzipFile(fileobj=self._raw, mode="wb", compresslevel=1)
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        """Finish the open part, on disk (fsync) before the manifest says the load is whole."""
+        if self._file is not None and self._raw is not None:
+            self._file.close()  # leaves `_raw` open
+            self._raw.flush()
+            os.fsync(self._raw.fileno())
+            self._raw.close()
+            self._file = self._raw = None
 
 
 class BulkLoadSession:
@@ -162,7 +164,6 @@ class BulkLoadSession:
         self._encoder = PurchaseItems()
         self._given = 0
         self._state = "new"  # then "open" inside `with`, then "committed"
-        self._progress = progress.Task("", None, "lines", None)  # replaced when the session opens
 
     def __enter__(self) -> BulkLoadSession:
         if self._state != "new":
@@ -173,9 +174,9 @@ class BulkLoadSession:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for files in self._files.values():
-            files.close()
         if self._state != "committed":
+            for files in self._files.values():
+                files.close()
             shutil.rmtree(self._partial, ignore_errors=True)
 
     def add_customers(self, customers: Iterable[Customer]) -> None:
@@ -249,11 +250,14 @@ class BulkLoadSession:
             "written_at": time.time(),
         }
         _write_json(self._partial / MANIFEST, manifest)  # last: a directory with it is whole
+        # The snapshot before the load is in place: a load in place always has one. One left by
+        # a load that then failed is at an epoch no store has until a load that replaces it.
+        snapshot.write_lines(self._load.snapshot_dir, self._load.store_url, self._lines, LOADED_WATERMARK)
         if self._load.out.exists():
             self._load.out.rmdir()  # empty (checked when the load began), and in the way
         os.replace(self._partial, self._load.out)
+        _fsync_directory(self._load.out.parent)
         self._state = "committed"
-        snapshot.write_lines(self._load.snapshot_dir, self._load.store_url, self._lines, LOADED_WATERMARK)
         if self._follower is not None:
             before = PurchaseWatermark(0, 0, (0,) * JOURNAL_SHARDS)
             self._follower.imported(ImportedPurchases(before, held_none=True, after=LOADED_WATERMARK))
@@ -281,6 +285,14 @@ class BulkLoadSession:
     def _require_open(self) -> None:
         if self._state != "open":
             raise FailedPreconditionError("the import session is not open (use it in a `with` block, before commit)")
+
+
+def _fsync_directory(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def _write_json(path: Path, value: object) -> None:
