@@ -669,7 +669,7 @@ def _write(
     link = directory / f".{name}.link"
     os.symlink(name, link)
     os.replace(link, directory / _CURRENT)
-    _fsync_directory(directory)
+    fsync_directory(directory)
     _remove_generations(directory, keep=name)
     loaded = load(directory)
     assert loaded is not None  # just written
@@ -697,7 +697,7 @@ def _write_manifest(
     temporary = path / "manifest.json.tmp"
     _durable(temporary, lambda f: f.write(json.dumps(manifest, indent=1).encode()))
     os.replace(temporary, path / "manifest.json")
-    _fsync_directory(path)
+    fsync_directory(path)
 
 
 def _durable(path: Path, write: Any) -> None:
@@ -707,7 +707,8 @@ def _durable(path: Path, write: Any) -> None:
         os.fsync(handle.fileno())
 
 
-def _fsync_directory(path: Path) -> None:
+def fsync_directory(path: Path) -> None:
+    """A rename or new file in `path` on disk (the bulk load's too)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -256,7 +256,7 @@ class BulkLoadSession:
         if self._load.out.exists():
             self._load.out.rmdir()  # empty (checked when the load began), and in the way
         os.replace(self._partial, self._load.out)
-        _fsync_directory(self._load.out.parent)
+        snapshot.fsync_directory(self._load.out.parent)
         self._state = "committed"
         if self._follower is not None:
             before = PurchaseWatermark(0, 0, (0,) * JOURNAL_SHARDS)
@@ -285,14 +285,6 @@ class BulkLoadSession:
     def _require_open(self) -> None:
         if self._state != "open":
             raise FailedPreconditionError("the import session is not open (use it in a `with` block, before commit)")
-
-
-def _fsync_directory(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def _write_json(path: Path, value: object) -> None:
