@@ -22,7 +22,7 @@ use numpy::{PyArray1, PyReadonlyArray1};
 use pyo3::prelude::*;
 use rayon::prelude::*;
 
-use super::sparse::{copy_array, grouped, Csr};
+use super::sparse::{copy_array, grouped, prefetch, Csr};
 use crate::errors::{CoreErrorKind, CoreResult};
 use crate::gil::without_gil;
 use crate::invalid;
@@ -107,14 +107,16 @@ fn habit_row(lines: &Lines, own: &[usize], decay: f64) -> Row {
     let mut by_basket: Vec<(i32, usize)> = trips.iter().enumerate().map(|(k, t)| (t.1, n_trips - 1 - k)).collect();
     by_basket.sort_unstable();
     let ago_of = |basket: i32| by_basket[by_basket.binary_search_by_key(&basket, |b| b.0).expect("own basket")].1;
-    // powf, as numpy's `decay ** k`: the weights match the numpy reference.
-    let total: f64 = (0..n_trips).map(|ago| decay.powf(ago as f64)).sum();
+    // powf, as numpy's `decay ** k`: the weights match the numpy reference. Computed once per
+    // trip, not once per line.
+    let decayed: Vec<f64> = (0..n_trips).map(|ago| decay.powf(ago as f64)).collect();
+    let total: f64 = decayed.iter().sum();
     let mut pairs: Vec<(u32, usize)> = own.iter().map(|&l| (lines.item[l] as u32, ago_of(lines.basket[l]))).collect();
     pairs.sort_unstable();
     pairs.dedup();
     let mut row = Vec::new();
     for bought in pairs.chunk_by(|a, b| a.0 == b.0) {
-        let weight = (bought.iter().map(|&(_, ago)| decay.powf(ago as f64)).sum::<f64>() / total) as f32;
+        let weight = (bought.iter().map(|&(_, ago)| decayed[ago]).sum::<f64>() / total) as f32;
         if weight > 0.0 {
             row.push((bought[0].0, weight));
         }
@@ -209,18 +211,72 @@ fn by_score(a: &(u32, f32), b: &(u32, f32)) -> std::cmp::Ordering {
     b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
 }
 
-/// The `k` best of `entries` with a positive score, best first, in a row of their own: `entries`
-/// is scratch (thousands long), which the row must not keep alive for every customer.
-fn top(entries: &mut Vec<(u32, f32)>, k: usize) -> Row {
-    entries.retain(|e| e.1 > 0.0);
-    if entries.len() > k && k > 0 {
-        entries.select_nth_unstable_by(k - 1, by_score);
+/// Bounded selection of the `k` best (index, score) pairs with a positive score: holds at most
+/// 2k, pruned back to k with a linear-time partition when full, after which only pairs better
+/// than the k-th kept get in. The order of `by_score` is total (indices are distinct), so the
+/// result does not depend on the order pairs are offered in.
+#[derive(Default)]
+struct Best {
+    candidates: Vec<(u32, f32)>,
+    /// The k-th best after the last pruning.
+    worst_kept: Option<(u32, f32)>,
+    /// Its score (0 before the first pruning): the cheap test most offers fail.
+    floor: f32,
+}
+
+impl Best {
+    #[inline(always)]
+    fn offer(&mut self, candidate: (u32, f32), k: usize) {
+        if !(candidate.1 >= self.floor && candidate.1 > 0.0) || k == 0 {
+            return;
+        }
+        if self.worst_kept.is_some_and(|worst| by_score(&candidate, &worst) != std::cmp::Ordering::Less) {
+            return; // a tie with the k-th kept, on a higher index
+        }
+        self.candidates.push(candidate);
+        if self.candidates.len() == 2 * k {
+            self.prune(k);
+            self.worst_kept = Some(self.candidates[k - 1]);
+            self.floor = self.candidates[k - 1].1;
+        }
     }
-    entries.truncate(k);
-    entries.sort_unstable_by(by_score);
-    let row = entries.to_vec();
-    entries.clear();
-    row
+
+    fn prune(&mut self, k: usize) {
+        if self.candidates.len() > k && k > 0 {
+            self.candidates.select_nth_unstable_by(k - 1, by_score);
+        }
+        self.candidates.truncate(k);
+    }
+
+    /// The best first, in a row of their own (the candidates are scratch kept for the next
+    /// customer), and resets.
+    fn take(&mut self, k: usize) -> Row {
+        self.prune(k);
+        self.candidates.sort_unstable_by(by_score);
+        let row = self.candidates.to_vec();
+        self.candidates.clear();
+        self.worst_kept = None;
+        self.floor = 0.0;
+        row
+    }
+}
+
+/// 4-byte entries (indices, weights) per 64-byte cache line.
+const ENTRIES_PER_CACHE_LINE: usize = 16;
+/// How many of the shopper's products ahead `nearest` asks for a posting list (its cache lines
+/// scattered over tens of megabytes, too short for the hardware prefetcher to notice), and
+/// twice that for where it starts: enough to cover a memory round trip while a list is summed.
+const LISTS_AHEAD: usize = 2;
+/// How many neighbours ahead `mean_of` asks for a neighbour's weight row.
+const ROWS_AHEAD: usize = 4;
+
+/// Asks for all of a CSR row's cache lines (indices and weights).
+#[inline(always)]
+fn prefetch_row(m: &Csr<Vec<f32>>, row: usize) {
+    for entry in m.row_range(row).step_by(ENTRIES_PER_CACHE_LINE) {
+        prefetch(&m.indices, entry);
+        prefetch(&m.data, entry);
+    }
 }
 
 /// Dense accumulators over customers and items, all zero between uses (reset through their
@@ -231,8 +287,7 @@ struct Scratch {
     customers_touched: Vec<u32>,
     by_item: Vec<f32>,
     items_touched: Vec<u32>,
-    /// The (customer or item, score) pairs `top` chooses from.
-    found: Vec<(u32, f32)>,
+    best: Best,
 }
 
 thread_local! {
@@ -254,27 +309,36 @@ impl Scratch {
 
     /// The `k` customers most similar to `u` (cosine through the capped index), best first.
     fn nearest(&mut self, unit: &Csr<Vec<f32>>, postings: &Csr<Vec<f32>>, u: usize, k: usize) -> Row {
-        for entry in unit.row_range(u) {
-            let (item, w) = (unit.indices[entry] as usize, unit.data[entry]);
-            for p in postings.row_range(item) {
-                let v = postings.indices[p];
-                if v as usize == u {
-                    continue;
-                }
-                let acc = &mut self.by_customer[v as usize];
+        let row = unit.row_range(u);
+        let (items, weights) = (&unit.indices[row.clone()], &unit.data[row]);
+        let by_customer = &mut self.by_customer[..postings.n_cols];
+        for (n, (&item, &w)) in items.iter().zip(weights).enumerate() {
+            if let Some(&ahead) = items.get(n + 2 * LISTS_AHEAD) {
+                prefetch(&postings.indptr, ahead as usize);
+            }
+            if let Some(&ahead) = items.get(n + LISTS_AHEAD) {
+                prefetch_row(postings, ahead as usize);
+            }
+            let span = postings.row_range(item as usize);
+            // Each v is in a list at most once, so its sum adds the shopper's products in
+            // row order whatever the order within lists. `u` is summed too, and left out below.
+            for (&v, &weight) in postings.indices[span.clone()].iter().zip(&postings.data[span]) {
+                let acc = &mut by_customer[v as usize];
                 if *acc == 0.0 {
                     self.customers_touched.push(v);
                 }
-                *acc += w * postings.data[p];
+                *acc += w * weight;
             }
         }
         for &v in &self.customers_touched {
-            let acc = &mut self.by_customer[v as usize];
-            self.found.push((v, *acc));
-            *acc = 0.0;
+            // A customer listed twice (a product underflowed to 0) is empty the second time.
+            let similarity = std::mem::take(&mut by_customer[v as usize]);
+            if v as usize != u {
+                self.best.offer((v, similarity), k);
+            }
         }
         self.customers_touched.clear();
-        top(&mut self.found, k)
+        self.best.take(k)
     }
 
     /// The top `k` products of the similarity-weighted mean of the neighbours' weight rows.
@@ -283,23 +347,32 @@ impl Scratch {
         if total <= 0.0 {
             return Vec::new();
         }
-        for &(v, similarity) in nearest {
-            for entry in weights.row_range(v as usize) {
-                let item = weights.indices[entry];
+        // Each neighbour's row is a few lines somewhere in a matrix far larger than the cache.
+        for &(v, _) in nearest {
+            prefetch(&weights.indptr, v as usize);
+        }
+        for &(v, _) in nearest.iter().take(ROWS_AHEAD) {
+            prefetch_row(weights, v as usize);
+        }
+        for (n, &(v, similarity)) in nearest.iter().enumerate() {
+            if let Some(&(ahead, _)) = nearest.get(n + ROWS_AHEAD) {
+                prefetch_row(weights, ahead as usize);
+            }
+            let span = weights.row_range(v as usize);
+            for (&item, &weight) in weights.indices[span.clone()].iter().zip(&weights.data[span]) {
                 let acc = &mut self.by_item[item as usize];
                 if *acc == 0.0 {
                     self.items_touched.push(item);
                 }
-                *acc += similarity / total * weights.data[entry];
+                *acc += similarity / total * weight;
             }
         }
         for &i in &self.items_touched {
-            let acc = &mut self.by_item[i as usize];
-            self.found.push((i, *acc));
-            *acc = 0.0;
+            let score = std::mem::take(&mut self.by_item[i as usize]);
+            self.best.offer((i, score), k);
         }
         self.items_touched.clear();
-        top(&mut self.found, k)
+        self.best.take(k)
     }
 }
 
@@ -507,5 +580,112 @@ mod tests {
         let m = Csr::from_parts(vec![0, 1, 2], vec![0, 1], vec![1.0, 1.0], 2).unwrap();
         let table = shoppers_like_you(&m, Settings { neighbours: 3, items: 3, postings_cap: 0 }, None);
         assert_eq!(table.0, vec![0, 0, 0]);
+    }
+
+    /// A shop of `n` customers over `n_items` products, weights from a few values so that equal
+    /// rows (and so tied similarities and scores) are common.
+    fn random_shop(n: usize, n_items: usize, seed: u64) -> Csr<Vec<f32>> {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let (mut indptr, mut indices, mut data) = (vec![0i64], Vec::new(), Vec::new());
+        for _ in 0..n {
+            let mut row: Vec<i32> =
+                (0..rng.random_range(0..12)).map(|_| (rng.random::<f64>().powi(2) * n_items as f64) as i32).collect();
+            row.sort_unstable();
+            row.dedup();
+            data.extend(row.iter().map(|_| [0.3f32, 0.7, 1.3][rng.random_range(0..3)]));
+            indices.extend(row);
+            indptr.push(indices.len() as i64);
+        }
+        Csr::from_parts(indptr, indices, data, n_items as i64).unwrap()
+    }
+
+    /// The table computed the plain way: every pair of customers over dense rows, each sum taken
+    /// in the order the index walk takes it (the shopper's products in order, then the
+    /// neighbours best first), full sorts instead of selections.
+    fn plain_table(weights: &Csr<Vec<f32>>, s: Settings) -> (Vec<i64>, Vec<i32>, Vec<f32>) {
+        let unit = unit_rows(weights);
+        let (n, n_items) = (unit.n_rows(), unit.n_cols);
+        let mut dense = vec![vec![0f32; n_items]; n];
+        for (c, row) in dense.iter_mut().enumerate() {
+            for e in unit.row_range(c) {
+                row[unit.indices[e] as usize] = unit.data[e];
+            }
+        }
+        // listed[i][v]: v is among the `postings_cap` heaviest buyers of i (ties: lower v).
+        let mut listed = vec![vec![false; n]; n_items];
+        for (i, listed) in listed.iter_mut().enumerate() {
+            let mut buyers: Vec<usize> = (0..n).filter(|&v| dense[v][i] > 0.0).collect();
+            buyers.sort_by(|&a, &b| dense[b][i].partial_cmp(&dense[a][i]).unwrap().then(a.cmp(&b)));
+            let keep = if s.postings_cap == 0 { buyers.len() } else { s.postings_cap.min(buyers.len()) };
+            buyers[..keep].iter().for_each(|&v| listed[v] = true);
+        }
+        let best_first = |a: &(u32, f32), b: &(u32, f32)| b.1.partial_cmp(&a.1).unwrap().then(a.0.cmp(&b.0));
+        let (mut indptr, mut items, mut scores) = (vec![0i64], Vec::new(), Vec::new());
+        for u in 0..n {
+            let mut similar: Vec<(u32, f32)> = (0..n)
+                .filter(|&v| v != u)
+                .map(|v| {
+                    let mut sum = 0f32;
+                    for e in unit.row_range(u) {
+                        let i = unit.indices[e] as usize;
+                        if listed[i][v] {
+                            sum += unit.data[e] * dense[v][i];
+                        }
+                    }
+                    (v as u32, sum)
+                })
+                .filter(|p| p.1 > 0.0)
+                .collect();
+            similar.sort_by(best_first);
+            similar.truncate(s.neighbours);
+            let total: f32 = similar.iter().map(|p| p.1).sum();
+            let mut mean = vec![0f32; n_items];
+            for &(v, similarity) in &similar {
+                for e in weights.row_range(v as usize) {
+                    mean[weights.indices[e] as usize] += similarity / total * weights.data[e];
+                }
+            }
+            let mut top: Vec<(u32, f32)> =
+                mean.iter().enumerate().filter(|p| *p.1 > 0.0).map(|(i, m)| (i as u32, *m)).collect();
+            top.sort_by(best_first);
+            top.truncate(s.items);
+            for (item, score) in top {
+                items.push(item as i32);
+                scores.push(score);
+            }
+            indptr.push(items.len() as i64);
+        }
+        (indptr, items, scores)
+    }
+
+    /// Bit for bit: the prefetching index walk and the bounded selections change only speed.
+    #[test]
+    fn the_index_walk_matches_the_plain_computation_exactly() {
+        let cases = [(0, 3, 5), (0, 1, 1), (0, 40, 40), (2, 3, 5), (5, 2, 3), (1, 10, 8)];
+        for (seed, (postings_cap, neighbours, items)) in cases.into_iter().enumerate() {
+            let shop = random_shop(150, 40, seed as u64);
+            let s = Settings { neighbours, items, postings_cap };
+            let (got, want) = (shoppers_like_you(&shop, s, None), plain_table(&shop, s));
+            assert_eq!((&got.0, &got.1), (&want.0, &want.1), "{s:?}");
+            let bits = |scores: &[f32]| scores.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got.2), bits(&want.2), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn the_selection_keeps_the_best_whatever_the_order_offered() {
+        let pairs: Vec<(u32, f32)> =
+            (0..60u32).map(|i| (i, [0.0f32, 0.5, 0.5, 1.0, 0.25, 2.0, 0.5][(i * 7 % 11 % 7) as usize])).collect();
+        for k in [0, 1, 3, 8, 100] {
+            let mut want: Vec<(u32, f32)> = pairs.iter().copied().filter(|p| p.1 > 0.0).collect();
+            want.sort_by(by_score);
+            want.truncate(k);
+            let mut best = Best::default();
+            for order in [pairs.clone(), pairs.iter().rev().copied().collect()] {
+                order.iter().for_each(|&p| best.offer(p, k));
+                assert_eq!(best.take(k), want, "k = {k}");
+            }
+        }
     }
 }
