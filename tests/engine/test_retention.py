@@ -4,6 +4,7 @@ prune cut short leaves no record naming a missing artifact, and the next prune f
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from datetime import UTC, datetime
@@ -140,6 +141,24 @@ def test_a_prune_whose_artifact_deletion_fails_leaves_no_record_without_its_arti
     monkeypatch.setattr(registry, "ORPHAN_GRACE_S", 0.0)
     assert registry.prune_versions(store, settings, keep=1).deleted == [v[1]]
     assert on_disk(settings) == sorted([v[2], v[3]])
+
+
+def test_a_store_trained_with_another_model_directory_leaves_the_first_ones_artifacts(
+    shoppers: Any, settings: Settings, tmp_path: Path
+) -> None:
+    """A copy of a store, trained with a model directory of its own, prunes the records it copied
+    but never the original's artifacts they name."""
+    store = shoppers.store
+    first = [train_model(store, settings, parameters=PARAMS, tune=False).version for _ in range(3)]
+    elsewhere = dataclasses.replace(settings, model_dir=str(tmp_path / "copy-models"))
+    newer = [train_model(store, elsewhere, parameters=PARAMS, tune=False).version for _ in range(2)]
+    pruned = registry.prune_versions(store, elsewhere, keep=1)  # newer[0] stays as the rollback target
+
+    assert sorted(pruned.failed) == sorted(first) and pruned.deleted == []
+    assert all("outside OMNIX_MODEL_DIR: left alone" in why for why in pruned.failed.values())
+    assert versions(store) == newer[::-1]
+    assert on_disk(settings) == sorted(first)  # the first directory is untouched
+    assert on_disk(elsewhere) == sorted(newer)
 
 
 def test_a_prune_cut_short_by_the_store_deletes_nothing_it_did_not_unrecord(

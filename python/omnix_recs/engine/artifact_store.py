@@ -111,23 +111,36 @@ class ModelDestination:
     def delete(self, artifact_uri: str) -> None:
         """Delete a version's artifact for good: its directory, or its S3 objects and this host's
         cached copy. Deleting what is already gone does nothing; a directory that does not hold
-        a model is refused (`FailedPreconditionError`), never deleted. `OSError` or
+        a model, or an artifact outside this model directory (`settings.model_dir`), is refused
+        (`FailedPreconditionError`), never deleted: a copy of a store, trained with a model
+        directory of its own, names the original's artifacts in its records. `OSError` or
         `UnavailableError` when deletion fails; whatever was deleted stays deleted."""
         if is_s3(artifact_uri):
             from omnix_recs.engine import s3_artifacts
 
             location = ArtifactReader._location(artifact_uri)
+            if not self._holds_s3(location):
+                raise FailedPreconditionError(f"{location.display} is outside OMNIX_MODEL_DIR: left alone")
             s3_artifacts.delete_version(location)
             cached = self._cache_dir / location.name
             if cached.is_dir():
                 _evict(cached)
             return
         path = Path(artifact_uri)
+        if self._bucket is not None or not path.resolve().is_relative_to(self._model_dir.resolve()):
+            raise FailedPreconditionError(f"{path} is outside OMNIX_MODEL_DIR: left alone")
         if not path.exists():
             return
         if not (path / "manifest.json").is_file() and not _LEFTOVER.fullmatch(path.name):
             raise FailedPreconditionError(f"{path} does not hold a model artifact (no manifest.json): left alone")
         _remove_dir(path)
+
+    def _holds_s3(self, location: S3Location) -> bool:
+        """Whether `location` is under this model directory's bucket and prefix."""
+        bucket = self._bucket
+        if bucket is None or location.bucket != bucket.bucket:
+            return False
+        return not bucket.prefix or location.prefix.startswith(f"{bucket.prefix}/")
 
     def unrecorded(self, recorded: set[str], *, older_than_s: float) -> list[tuple[str, str]]:
         """(version, artifact) for each artifact in the model directory (or S3 prefix) that no
