@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from omnix_recs.engine.cached_reads import repeated_reads
+from omnix_recs.engine.cached_reads import read_ahead, repeated_reads
 from omnix_recs.engine.recommender import Recommender
 from omnix_recs.errors import NotFoundError
 
@@ -72,3 +72,19 @@ def test_an_unknown_customer_is_an_error_every_time(shop):
     assert counting.calls["get_customer"] == 2
     shop.customer("nobody")
     assert reads.get_customer("nobody").customer_id == "nobody"  # registered since: found
+
+
+def test_read_ahead_reads_each_shopper_once_and_leaves_errors_to_their_read(shop, fixed_models, hand_made_model):
+    shop.weekly_milk_shopper()
+    shop.customer("bob")
+    counting = CountingStore(shop.store)
+    reads = repeated_reads(counting)
+    read_ahead(reads, ["alice", "bob", "nobody", "alice"], threads=3)
+    assert counting.calls["get_customer"] == 3 and counting.calls["order_lines_of"] == 2  # nobody's failed first
+    recommender = Recommender(reads, fixed_models(hand_made_model))
+    recommender.shopper_at("alice", shop.now)
+    recommender.shopper_at("bob", shop.now)
+    assert counting.calls["get_customer"] == 3 and counting.calls["order_lines_of"] == 2  # answered from memory
+    with pytest.raises(NotFoundError):
+        reads.get_customer("nobody")  # the error comes where the shopper is read, not ahead
+    read_ahead(shop.store, ["alice"])  # a store that is not repeated_reads' is left alone

@@ -10,9 +10,11 @@ it, changes with every cart event. `forget` drops only what a change made stale.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import struct
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -38,6 +40,7 @@ from omnix_recs.engine.features import (
     cart_from_interactions,
     summarize_lines,
 )
+from omnix_recs.errors import OmnixError
 from omnix_recs.store.base import Store
 from omnix_recs.store.cache import Cache, Codec
 
@@ -46,6 +49,8 @@ S = TypeVar("S", bound=Store)
 
 # Interactions read to rebuild a cart: far more than a real cart sees in CART_WINDOW.
 RECENT_EVENTS_LIMIT = 200
+# Requests `read_ahead` keeps in flight: enough to hide DynamoDB's round trips behind each other.
+READ_AHEAD_THREADS = 8
 
 
 class NoCache(Cache):
@@ -227,6 +232,24 @@ def repeated_reads(store: S) -> S:
     every other call goes to `store`. Only for reading a past no one changes meanwhile; what it
     returns is shared, so callers must not modify it."""
     return _RepeatedReads(store)  # type: ignore[return-value]
+
+
+def read_ahead(store: object, customer_ids: Sequence[str], threads: int = READ_AHEAD_THREADS) -> None:
+    """Read these shoppers' profiles and whole order lines into `repeated_reads`' memory now,
+    `threads` requests at a time (a store that is not `repeated_reads`' is left alone). A store
+    across a network (DynamoDB) answers many requests at once, where one shopper after another
+    waits a round trip each. What fails here (an erased customer) is left for the read that
+    needs it to raise, in its place."""
+    if not isinstance(store, _RepeatedReads):
+        return
+
+    def read(customer_id: str) -> None:
+        with contextlib.suppress(OmnixError):
+            store.get_customer(customer_id)
+            store.order_lines_of(customer_id)
+
+    with ThreadPoolExecutor(threads, thread_name_prefix="omnix-read-ahead") as pool:
+        list(pool.map(read, dict.fromkeys(customer_ids)))
 
 
 def _now() -> datetime:

@@ -27,7 +27,7 @@ from omnix_recs.domain.models import Product
 from omnix_recs.engine import baselines
 from omnix_recs.engine.artifact import LoadedModel, with_habit_decay
 from omnix_recs.engine.blends import DEFAULT_BLENDS, Blend, Strategy
-from omnix_recs.engine.cached_reads import repeated_reads
+from omnix_recs.engine.cached_reads import read_ahead, repeated_reads
 from omnix_recs.engine.features import HABIT_DECAY
 from omnix_recs.engine.filters import CatalogCache
 from omnix_recs.engine.holdout import (
@@ -706,6 +706,7 @@ def validate(
     tuning_group, validation_group = sorted(eligible[:group]), sorted(eligible[group : 2 * group])
     extra_group = sorted(eligible[2 * group : 2 * group + max(0, RERANK_SHOPPERS - group)])
     split = hold_out(trips, tuning_group + validation_group + extra_group)
+    read_ahead(store, split.customer_ids)  # every shopper prepared below, read concurrently once
     tuning, validation = split.subset(range(group)), split.subset(range(group, 2 * group))
     extra = split.subset(range(2 * group, len(split)))
     learn_from = population_sample(range(lines.n_customers), split.customers.tolist(), population, seed)
