@@ -204,6 +204,8 @@ def test_reads_racing_invalidations_from_several_threads_end_fresh(make_cache):
 def test_a_flushed_redis_flushes_the_near_cache(make_cache, redis_server):
     cache = make_cache()
     cache.fetch("c1", "profile", TEXT, lambda: "loaded")
+    # The write is sent behind the call: flushed before it lands, Redis would hold it again after.
+    eventually(lambda: written(redis_server, "c1", "profile"), "the write to reach Redis")
     with redis_server.client() as client:
         client.flushall()
     eventually(lambda: cache.fetch("c1", "profile", TEXT, lambda: "reloaded") == "reloaded", "the flush")
