@@ -8,14 +8,14 @@
 //! then score each touched item and keep the best k. The work is Σ_g |g|² multiply-adds into an
 //! L2-resident array, and nothing of size XᵀX (hundreds of millions of entries at Instacart
 //! scale) is ever materialised.
-use std::cmp::Ordering;
 
 use numpy::ndarray::Array2;
 use numpy::{PyArray2, PyReadonlyArray1};
 use pyo3::prelude::*;
 use rayon::prelude::*;
 
-use super::sparse::{copy_array, prefetch, Csr, Weights};
+use super::best::BestK;
+use super::sparse::{copy_array, Csr, Weights};
 use crate::errors::CoreResult;
 use crate::gil::without_gil;
 use crate::invalid;
@@ -258,10 +258,7 @@ where
             // Scattered group rows are short (a few cache lines): too short for the hardware
             // prefetcher to notice, so ask for all of a row a few groups ahead.
             if let Some(&ahead) = groups.get(n + PREFETCH_GROUPS_AHEAD) {
-                for entry in by_group.row_range(ahead as usize).step_by(ENTRIES_PER_CACHE_LINE) {
-                    prefetch(&by_group.indices, entry);
-                    by_group.data.prefetch(entry);
-                }
+                by_group.prefetch_row(ahead as usize);
             }
             let weight = by_item.data.get(weights_start + n);
             let span = by_group.row_range(group as usize);
@@ -280,62 +277,6 @@ where
 /// How far ahead `accumulate` prefetches group rows: enough to cover a memory round trip
 /// while the current row is summed.
 const PREFETCH_GROUPS_AHEAD: usize = 8;
-/// 4-byte entries (indices, weights) per 64-byte cache line.
-const ENTRIES_PER_CACHE_LINE: usize = 16;
-
-/// Bounded selection of the best k (score, item) pairs: holds at most 2k, pruned back to k
-/// with a linear-time partition when full, after which only better pairs get in.
-struct BestK {
-    candidates: Vec<(f32, u32)>,
-    /// The k-th best after the last pruning.
-    worst_kept: Option<(f32, u32)>,
-    /// Its score: anything scoring less cannot get in (the cheap test on the hot path).
-    floor: f32,
-}
-
-impl Default for BestK {
-    fn default() -> Self {
-        BestK { candidates: Vec::new(), worst_kept: None, floor: f32::NEG_INFINITY }
-    }
-}
-
-impl BestK {
-    /// False for scores that cannot get in, NaN and -inf (a dropped pair) included.
-    #[inline(always)]
-    fn admits(&self, score: f32) -> bool {
-        score >= self.floor && score > f32::NEG_INFINITY
-    }
-
-    fn offer(&mut self, candidate: (f32, u32), k: usize) {
-        if self.worst_kept.is_some_and(|worst| best_first(&candidate, &worst) != Ordering::Less) {
-            return; // a tie with the worst kept, on a higher item index
-        }
-        self.candidates.push(candidate);
-        if self.candidates.len() == 2 * k {
-            self.candidates.select_nth_unstable_by(k - 1, best_first);
-            self.candidates.truncate(k);
-            self.worst_kept = Some(self.candidates[k - 1]);
-            self.floor = self.candidates[k - 1].0;
-        }
-    }
-
-    /// Writes the best first into the row (the rest of it keeps its padding) and resets.
-    fn write_into(&mut self, item_row: &mut [i32], score_row: &mut [f32]) {
-        self.candidates.sort_unstable_by(best_first);
-        for (slot, &(s, j)) in self.candidates.iter().take(item_row.len()).enumerate() {
-            item_row[slot] = j as i32;
-            score_row[slot] = s;
-        }
-        self.candidates.clear();
-        self.worst_kept = None;
-        self.floor = f32::NEG_INFINITY;
-    }
-}
-
-fn best_first(a: &(f32, u32), b: &(f32, u32)) -> Ordering {
-    b.0.total_cmp(&a.0).then(a.1.cmp(&b.1))
-}
-
 /// Cosine similarity with shrinkage between the columns of `by_group`:
 /// sim(i, j) = x_i·x_j / (‖x_i‖·‖x_j‖ + shrink). The shrink term pulls down pairs whose
 /// evidence is thin (few shared customers), which plain cosine ranks as high as solid ones.

@@ -22,6 +22,7 @@ use numpy::{PyArray1, PyReadonlyArray1};
 use pyo3::prelude::*;
 use rayon::prelude::*;
 
+use super::best::BestK;
 use super::sparse::{copy_array, grouped, prefetch, Csr};
 use crate::errors::{CoreErrorKind, CoreResult};
 use crate::gil::without_gil;
@@ -206,78 +207,12 @@ fn capped_postings(unit: &Csr<Vec<f32>>, cap: usize) -> Csr<Vec<f32>> {
     Csr { n_cols: full.n_cols, indptr, indices, data }
 }
 
-/// Best first by score, ties to the lower index.
-fn by_score(a: &(u32, f32), b: &(u32, f32)) -> std::cmp::Ordering {
-    b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
-}
-
-/// Bounded selection of the `k` best (index, score) pairs with a positive score: holds at most
-/// 2k, pruned back to k with a linear-time partition when full, after which only pairs better
-/// than the k-th kept get in. The order of `by_score` is total (indices are distinct), so the
-/// result does not depend on the order pairs are offered in.
-#[derive(Default)]
-struct Best {
-    candidates: Vec<(u32, f32)>,
-    /// The k-th best after the last pruning.
-    worst_kept: Option<(u32, f32)>,
-    /// Its score (0 before the first pruning): the cheap test most offers fail.
-    floor: f32,
-}
-
-impl Best {
-    #[inline(always)]
-    fn offer(&mut self, candidate: (u32, f32), k: usize) {
-        if !(candidate.1 >= self.floor && candidate.1 > 0.0) || k == 0 {
-            return;
-        }
-        if self.worst_kept.is_some_and(|worst| by_score(&candidate, &worst) != std::cmp::Ordering::Less) {
-            return; // a tie with the k-th kept, on a higher index
-        }
-        self.candidates.push(candidate);
-        if self.candidates.len() == 2 * k {
-            self.prune(k);
-            self.worst_kept = Some(self.candidates[k - 1]);
-            self.floor = self.candidates[k - 1].1;
-        }
-    }
-
-    fn prune(&mut self, k: usize) {
-        if self.candidates.len() > k && k > 0 {
-            self.candidates.select_nth_unstable_by(k - 1, by_score);
-        }
-        self.candidates.truncate(k);
-    }
-
-    /// The best first, in a row of their own (the candidates are scratch kept for the next
-    /// customer), and resets.
-    fn take(&mut self, k: usize) -> Row {
-        self.prune(k);
-        self.candidates.sort_unstable_by(by_score);
-        let row = self.candidates.to_vec();
-        self.candidates.clear();
-        self.worst_kept = None;
-        self.floor = 0.0;
-        row
-    }
-}
-
-/// 4-byte entries (indices, weights) per 64-byte cache line.
-const ENTRIES_PER_CACHE_LINE: usize = 16;
 /// How many of the shopper's products ahead `nearest` asks for a posting list (its cache lines
 /// scattered over tens of megabytes, too short for the hardware prefetcher to notice), and
 /// twice that for where it starts: enough to cover a memory round trip while a list is summed.
 const LISTS_AHEAD: usize = 2;
 /// How many neighbours ahead `mean_of` asks for a neighbour's weight row.
 const ROWS_AHEAD: usize = 4;
-
-/// Asks for all of a CSR row's cache lines (indices and weights).
-#[inline(always)]
-fn prefetch_row(m: &Csr<Vec<f32>>, row: usize) {
-    for entry in m.row_range(row).step_by(ENTRIES_PER_CACHE_LINE) {
-        prefetch(&m.indices, entry);
-        prefetch(&m.data, entry);
-    }
-}
 
 /// Dense accumulators over customers and items, all zero between uses (reset through their
 /// touched lists).
@@ -287,7 +222,7 @@ struct Scratch {
     customers_touched: Vec<u32>,
     by_item: Vec<f32>,
     items_touched: Vec<u32>,
-    best: Best,
+    best: BestK,
 }
 
 thread_local! {
@@ -317,7 +252,7 @@ impl Scratch {
                 prefetch(&postings.indptr, ahead as usize);
             }
             if let Some(&ahead) = items.get(n + LISTS_AHEAD) {
-                prefetch_row(postings, ahead as usize);
+                postings.prefetch_row(ahead as usize);
             }
             let span = postings.row_range(item as usize);
             // Each v is in a list at most once, so its sum adds the shopper's products in
@@ -333,8 +268,8 @@ impl Scratch {
         for &v in &self.customers_touched {
             // A customer listed twice (a product underflowed to 0) is empty the second time.
             let similarity = std::mem::take(&mut by_customer[v as usize]);
-            if v as usize != u {
-                self.best.offer((v, similarity), k);
+            if v as usize != u && similarity > 0.0 && self.best.admits(similarity) {
+                self.best.offer((similarity, v), k);
             }
         }
         self.customers_touched.clear();
@@ -352,11 +287,11 @@ impl Scratch {
             prefetch(&weights.indptr, v as usize);
         }
         for &(v, _) in nearest.iter().take(ROWS_AHEAD) {
-            prefetch_row(weights, v as usize);
+            weights.prefetch_row(v as usize);
         }
         for (n, &(v, similarity)) in nearest.iter().enumerate() {
             if let Some(&(ahead, _)) = nearest.get(n + ROWS_AHEAD) {
-                prefetch_row(weights, ahead as usize);
+                weights.prefetch_row(ahead as usize);
             }
             let span = weights.row_range(v as usize);
             for (&item, &weight) in weights.indices[span.clone()].iter().zip(&weights.data[span]) {
@@ -369,7 +304,9 @@ impl Scratch {
         }
         for &i in &self.items_touched {
             let score = std::mem::take(&mut self.by_item[i as usize]);
-            self.best.offer((i, score), k);
+            if score > 0.0 && self.best.admits(score) {
+                self.best.offer((score, i), k);
+            }
         }
         self.items_touched.clear();
         self.best.take(k)
@@ -670,22 +607,6 @@ mod tests {
             assert_eq!((&got.0, &got.1), (&want.0, &want.1), "{s:?}");
             let bits = |scores: &[f32]| scores.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&got.2), bits(&want.2), "{s:?}");
-        }
-    }
-
-    #[test]
-    fn the_selection_keeps_the_best_whatever_the_order_offered() {
-        let pairs: Vec<(u32, f32)> =
-            (0..60u32).map(|i| (i, [0.0f32, 0.5, 0.5, 1.0, 0.25, 2.0, 0.5][(i * 7 % 11 % 7) as usize])).collect();
-        for k in [0, 1, 3, 8, 100] {
-            let mut want: Vec<(u32, f32)> = pairs.iter().copied().filter(|p| p.1 > 0.0).collect();
-            want.sort_by(by_score);
-            want.truncate(k);
-            let mut best = Best::default();
-            for order in [pairs.clone(), pairs.iter().rev().copied().collect()] {
-                order.iter().for_each(|&p| best.offer(p, k));
-                assert_eq!(best.take(k), want, "k = {k}");
-            }
         }
     }
 }
