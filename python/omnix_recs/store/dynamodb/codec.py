@@ -223,18 +223,29 @@ def product_from_item(item: Mapping[str, Any]) -> Product:
 def purchase_item(p: Purchase) -> dict[str, Any]:
     purchased = timestamp(p.purchased_at, "purchased_at")
     order_id, product_id = non_empty_id(p.order_id, "order_id"), non_empty_id(p.product_id, "product_id")
+    customer_id = non_empty_id(p.customer_id, "customer_id")
+    quantity = _SERIALIZER.serialize(_integer(p.quantity, "quantity"))
+    price = _SERIALIZER.serialize(_number(p.unit_price, "unit_price"))
+    return _purchase_wire(customer_id, order_id, product_id, purchased, quantity, price, p.store_id)
+
+
+def _purchase_wire(
+    customer_id: str, order_id: str, product_id: str, purchased: str, quantity: Any, price: Any, store_id: str
+) -> dict[str, Any]:
+    """A purchase-history item from checked parts (`quantity` and `price` already wire values):
+    the one layout `purchase_item` and `PurchaseItems` write."""
     item: dict[str, Any] = {
-        "customerId": non_empty_id(p.customer_id, "customer_id"),
-        "sk": f"{purchased}#{key_part(order_id)}#{key_part(product_id)}",
-        "purchaseDate": purchased,
-        "orderId": order_id,
-        "productId": product_id,
-        "quantity": _integer(p.quantity, "quantity"),
-        "unitPrice": _number(p.unit_price, "unit_price"),
+        "customerId": {"S": customer_id},
+        "sk": {"S": f"{purchased}#{key_part(order_id)}#{key_part(product_id)}"},
+        "purchaseDate": {"S": purchased},
+        "orderId": {"S": order_id},
+        "productId": {"S": product_id},
+        "quantity": quantity,
+        "unitPrice": price,
     }
-    if p.store_id:  # absent = not known (DynamoDB keeps no empty attribute worth paying for)
-        item["storeId"] = p.store_id
-    return to_wire(item)
+    if store_id:  # absent = not known (DynamoDB keeps no empty attribute worth paying for)
+        item["storeId"] = {"S": store_id}
+    return item
 
 
 class PurchaseItems:
@@ -268,18 +279,7 @@ class PurchaseItems:
             price_wire = _SERIALIZER.serialize(_number(price, "unit_price"))
             if price.__class__ is float:
                 self._prices[price] = price_wire
-        item: dict[str, Any] = {
-            "customerId": {"S": customer_id},
-            "sk": {"S": f"{purchased}#{key_part(order_id)}#{key_part(product_id)}"},
-            "purchaseDate": {"S": purchased},
-            "orderId": {"S": order_id},
-            "productId": {"S": product_id},
-            "quantity": quantity_wire,
-            "unitPrice": price_wire,
-        }
-        if store:
-            item["storeId"] = {"S": store}
-        return item
+        return _purchase_wire(customer_id, order_id, product_id, purchased, quantity_wire, price_wire, store)
 
 
 def _history_header(customer_id: str) -> dict[str, Any]:
