@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from bench_dynamodb_import import FAKE_CREDENTIALS, cpu_seconds, dynoxide_binary, free_port
+from bench_dynamodb_import import dynoxide as dynoxide_server
 
 OMNIX = [sys.executable, "-m", "omnix_recs.cli"]
 
@@ -112,13 +113,7 @@ def main() -> None:
             log,
         )
         print(f"    database {size(database)} ({database.stat().st_size / manifest['order_lines']:,.0f} B a line)")
-        server = subprocess.Popen(
-            [dynoxide, "--host", "127.0.0.1", "--port", str(port), "--db-path", str(database), "--log", "quiet"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            time.sleep(1.0)
+        with dynoxide_server(scratch, "file", port=port, database=database) as (server, _):
             step(
                 "train (DynamoDB)",
                 [*OMNIX, "train", "--store", url, "--model-dir", str(scratch / "models"), "--force"],
@@ -126,9 +121,6 @@ def main() -> None:
                 log,
             )
             print(f"    dynoxide CPU {cpu_seconds(server.pid):.1f} s; {train_metrics(log)}")
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
         if args.sqlite:
             sqlite = f"sqlite:///{scratch / 'omnix.db'}"
             environment = {**environment, "OMNIX_SNAPSHOT_DIR": ""}

@@ -77,12 +77,16 @@ def cpu_seconds(pid: int) -> float:
 
 
 @contextlib.contextmanager
-def dynoxide(scratch: Path, db: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """A dynoxide process on a free port of 127.0.0.1, in memory or on a file in `scratch`,
-    and its endpoint URL."""
-    port = free_port()
+def dynoxide(
+    scratch: Path, db: str, *, port: int | None = None, database: Path | None = None
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """A dynoxide process on 127.0.0.1 (`port`, default a free one), in memory or on a file in
+    `scratch` (`database`: serving that file), and its endpoint URL."""
+    port = port or free_port()
     command = [dynoxide_binary(), "--host", "127.0.0.1", "--port", str(port), "--log", "quiet"]
-    if db == "file":
+    if database is not None:
+        command += ["--db-path", str(database)]
+    elif db == "file":
         command += ["--db-path", str(scratch / f"dynoxide-{port}.db")]
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
