@@ -180,6 +180,22 @@ def test_unknown_customer_is_not_found(store: Store) -> None:
         store.get_customer("nobody")
 
 
+@pytest.mark.parametrize(
+    ("ids", "found"),
+    [
+        (["c3", "c404", "c1", "c3"], {"c1", "c3"}),
+        ([], set()),
+        (["c404", ""], set()),
+    ],
+)
+def test_get_customers_returns_only_existing(store: Store, ids: list[str], found: set[str]) -> None:
+    for customer_id in ("c1", "c2", "c3"):
+        store.create_customer(Customer(customer_id, T0, T0, household_size=int(customer_id[1:])))
+    customers = store.get_customers(ids)
+    assert set(customers) == found
+    assert all(customers[i] == store.get_customer(i) for i in found)
+
+
 def test_put_customer_replaces_the_profile(store: Store) -> None:
     store.create_customer(customer())
     changed = customer(preferences=Preferences(budget_per_trip=None), household_size=5, updated_at=at(days=1))

@@ -314,6 +314,10 @@ class Store(Protocol):
     def get_customer(self, customer_id: str) -> Customer:
         """`NotFoundError` when absent."""
 
+    def get_customers(self, customer_ids: Sequence[str]) -> dict[str, Customer]:
+        """The ones that exist, in few round trips (an offline judgement reads thousands);
+        missing ids are simply absent from the result."""
+
     def put_customer(self, customer: Customer, *, replaces: datetime | None = None) -> None:
         """Replace an existing customer; `NotFoundError` when absent. With `replaces` (the
         `updated_at` of the profile the change was computed from) the write is conditional:

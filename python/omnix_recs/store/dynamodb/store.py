@@ -215,6 +215,11 @@ class DynamoStore:
             raise NotFoundError("customer", customer_id)
         return customer_from_item(item)
 
+    def get_customers(self, customer_ids: Sequence[str]) -> dict[str, Customer]:
+        keys = [{"customerId": wire_string(cid)} for cid in dict.fromkeys(customer_ids) if cid]
+        items = self.db.batch_get(self._name(CUSTOMERS), keys, ConsistentRead=True)
+        return {customer.customer_id: customer for customer in map(customer_from_item, items)}
+
     def put_customer(self, customer: Customer, *, replaces: datetime | None = None) -> None:
         if replaces is None:
             self._put_customer(customer, "attribute_exists(customerId)", NotFoundError)

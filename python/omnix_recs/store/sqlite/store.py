@@ -386,6 +386,13 @@ class SqliteStore:
             raise NotFoundError("customer", customer_id)
         return customer_from_row(rows[0])
 
+    def get_customers(self, customer_ids: Sequence[str]) -> dict[str, Customer]:
+        rows = self._fetch(
+            f"{CUSTOMER_SELECT} WHERE customer_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(customer_ids)),),
+        )
+        return {customer.customer_id: customer for customer in map(customer_from_row, rows)}
+
     def put_customer(self, customer: Customer, *, replaces: datetime | None = None) -> None:
         row = customer_row(customer)
         expected = None if replaces is None else micros(replaces, "replaces")
