@@ -305,6 +305,19 @@ def test_validate_tunes_on_some_shoppers_and_judges_on_others(
     assert validation.to_json()["metrics"] == metrics
 
 
+def test_validate_judges_alike_whether_histories_come_from_the_lines_or_the_store(
+    generated: Store, lines: PurchaseLines, products: list[Product], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def judged() -> dict[str, float]:
+        validation = tuning.validate(generated, lines, products, lambda kept, _: build(kept, products), max_shoppers=20)
+        assert validation is not None
+        return {k: v for k, v in validation.metrics().items() if "seconds" not in k}
+
+    from_lines = judged()
+    monkeypatch.setattr(tuning, "known_lines", lambda trips, split: lambda customer_id: None)
+    assert judged() == from_lines
+
+
 def test_validate_tunes_a_big_shop_on_a_model_of_a_sample_of_its_shoppers(
     generated: Store, lines: PurchaseLines, products: list[Product], monkeypatch: pytest.MonkeyPatch
 ) -> None:

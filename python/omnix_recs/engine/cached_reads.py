@@ -51,6 +51,8 @@ S = TypeVar("S", bound=Store)
 RECENT_EVENTS_LIMIT = 200
 # Requests `read_ahead` keeps in flight: enough to hide DynamoDB's round trips behind each other.
 READ_AHEAD_THREADS = 8
+# Profiles `read_ahead` asks for at once: DynamoDB's BatchGetItem takes 100 keys.
+PROFILES_PER_READ = 100
 
 
 class NoCache(Cache):
@@ -193,12 +195,24 @@ class ShopperReads:
         return CartEvents(as_of.timestamp(), events)
 
 
+@dataclass(frozen=True, slots=True)
+class _EventsSince:
+    """A customer's events since a moment, newest first; `complete`: all of them (the read
+    returned fewer than its limit)."""
+
+    since: datetime
+    complete: bool
+    events: list[Interaction]
+
+
 class _RepeatedReads:
     """`repeated_reads`' proxy: the reads a backtest repeats, kept; everything else forwarded."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, known_lines: Callable[[str], OrderLines | None] | None) -> None:
         self._store = store
+        self._known_lines = known_lines
         self._kept: dict[tuple[object, ...], object] = {}
+        self._events_since: dict[str, _EventsSince] = {}
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._store, name)
@@ -206,18 +220,38 @@ class _RepeatedReads:
     def get_customer(self, customer_id: str) -> Customer:
         return self._keep(("customer", customer_id), lambda: self._store.get_customer(customer_id))
 
+    def keep_customers(self, customer_ids: Sequence[str]) -> list[str]:
+        """Read these profiles in one `get_customers` and keep them; the ids found."""
+        found = self._store.get_customers(customer_ids)
+        for customer_id, customer in found.items():
+            self._kept[("customer", customer_id)] = customer
+        return list(found)
+
     def order_lines_of(self, customer_id: str, before: datetime | None = None) -> OrderLines:
         # All of them, read once, answer every moment: a shopper is asked at two.
-        lines = self._keep(("lines", customer_id), lambda: self._store.order_lines_of(customer_id))
+        lines = self._keep(("lines", customer_id), lambda: self._whole_lines(customer_id))
         return lines if before is None else lines.bought_before(before)
+
+    def _whole_lines(self, customer_id: str) -> OrderLines:
+        known = self._known_lines(customer_id) if self._known_lines else None
+        return self._store.order_lines_of(customer_id) if known is None else known
 
     def list_interactions(
         self, customer_id: str, since: datetime | None = None, limit: int = 1000
     ) -> list[Interaction]:
-        return self._keep(
-            ("interactions", customer_id, since, limit),
-            lambda: self._store.list_interactions(customer_id, since=since, limit=limit),
-        )
+        return self._keep(("interactions", customer_id, since, limit), lambda: self._events(customer_id, since, limit))
+
+    def keep_events_since(self, customer_id: str, since: datetime, limit: int) -> None:
+        """Read the customer's events since `since` once (newest first, at most `limit`), to
+        answer the later reads of events since any moment after it (`_events`)."""
+        events = self._store.list_interactions(customer_id, since=since, limit=limit)
+        self._events_since[customer_id] = _EventsSince(since, len(events) < limit, events)
+
+    def _events(self, customer_id: str, since: datetime | None, limit: int) -> list[Interaction]:
+        kept = self._events_since.get(customer_id)
+        if kept is not None and since is not None and kept.complete and kept.since <= since:
+            return [e for e in kept.events if e.occurred_at >= since][:limit]  # all of them are there
+        return self._store.list_interactions(customer_id, since=since, limit=limit)
 
     def _keep(self, key: tuple[object, ...], read: Callable[[], T]) -> T:
         if key not in self._kept:
@@ -225,31 +259,53 @@ class _RepeatedReads:
         return self._kept[key]  # type: ignore[return-value]
 
 
-def repeated_reads(store: S) -> S:
+def repeated_reads(store: S, known_lines: Callable[[str], OrderLines | None] | None = None) -> S:
     """`store` for one offline evaluation, which prepares the same shoppers at the same moments
     several times (per habit decay, per setting compared, per moment of asking): their profile,
     order lines and recent events are read from the store once and then answered from memory;
     every other call goes to `store`. Only for reading a past no one changes meanwhile; what it
-    returns is shared, so callers must not modify it."""
-    return _RepeatedReads(store)  # type: ignore[return-value]
+    returns is shared, so callers must not modify it.
+
+    `known_lines(customer_id)`: a shopper's whole order lines when the caller already holds
+    them (`holdout.Trips.order_lines_of`), None to read them from the store."""
+    return _RepeatedReads(store, known_lines)  # type: ignore[return-value]
 
 
-def read_ahead(store: object, customer_ids: Sequence[str], threads: int = READ_AHEAD_THREADS) -> None:
-    """Read these shoppers' profiles and whole order lines into `repeated_reads`' memory now,
-    `threads` requests at a time (a store that is not `repeated_reads`' is left alone). A store
-    across a network (DynamoDB) answers many requests at once, where one shopper after another
-    waits a round trip each. What fails here (an erased customer) is left for the read that
-    needs it to raise, in its place."""
+def read_ahead(
+    store: object,
+    customer_ids: Sequence[str],
+    moments: Sequence[Sequence[datetime]] = (),
+    threads: int = READ_AHEAD_THREADS,
+) -> None:
+    """Read these shoppers into `repeated_reads`' memory now (a store that is not
+    `repeated_reads`' is left alone): their profiles, a batch per `PROFILES_PER_READ`; then for
+    each one found, their whole order lines (unless known) and, given `moments` (each shopper's
+    moments of asking, in `customer_ids`' order), the events the carts at all of them are
+    rebuilt from, in one read; `threads` requests at a time. A store across a network (DynamoDB) answers many
+    requests at once, where one shopper after another waits a round trip each. What fails here
+    (an erased customer) is left for the read that needs it to raise, in its place."""
     if not isinstance(store, _RepeatedReads):
         return
+    asked_at: dict[str, list[datetime]] = {customer_id: [] for customer_id in customer_ids}
+    for customer_id, at in zip(customer_ids, moments):
+        asked_at[customer_id] += at
+    ids = list(asked_at)
 
-    def read(customer_id: str) -> None:
+    def profiles(start: int) -> list[str]:
         with contextlib.suppress(OmnixError):
-            store.get_customer(customer_id)
+            return store.keep_customers(ids[start : start + PROFILES_PER_READ])
+        return []
+
+    def history(customer_id: str) -> None:
+        with contextlib.suppress(OmnixError):
             store.order_lines_of(customer_id)
+            if asked_at[customer_id]:  # one read for the carts at every moment
+                since = min(asked_at[customer_id]) - CART_WINDOW
+                store.keep_events_since(customer_id, since, RECENT_EVENTS_LIMIT)
 
     with ThreadPoolExecutor(threads, thread_name_prefix="omnix-read-ahead") as pool:
-        list(pool.map(read, dict.fromkeys(customer_ids)))
+        found = [c for batch in pool.map(profiles, range(0, len(ids), PROFILES_PER_READ)) for c in batch]
+        list(pool.map(history, found))
 
 
 def _now() -> datetime:

@@ -35,6 +35,7 @@ from omnix_recs.engine.holdout import (
     Split,
     Trips,
     hold_out,
+    known_lines,
     lines_without,
 )
 from omnix_recs.engine.matrix import PurchaseLines, read_purchase_lines
@@ -114,7 +115,8 @@ def run_evaluation(
     ):
         tuned: dict[str, Blend] = {}
         habit_decay = HABIT_DECAY
-        reads = repeated_reads(store)  # each shopper is prepared per setting and moment: read once
+        # Each shopper is prepared per setting and moment: read once, their lines from `lines`.
+        reads = repeated_reads(store, known_lines=known_lines(trips, test))
         if tune:
             stage.begin("tune")
             validation = hold_out(trips, eligible, back=2)

@@ -12,12 +12,13 @@ from __future__ import annotations
 import enum
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
 
 import numpy as np
 
+from omnix_recs.domain.purchases import OrderLines
 from omnix_recs.engine.blends import Strategy
 from omnix_recs.engine.matrix import PurchaseLines
 
@@ -91,6 +92,33 @@ class Trips:
         items: np.ndarray = self.lines.item[self._item_order[self._item_starts[basket] : self._item_starts[basket + 1]]]
         return items
 
+    def order_lines_of(self, customer: int) -> OrderLines | None:
+        """Shopper `customer`'s order lines as the store's `order_lines_of` gives them, made from
+        `lines` instead of read, for moments before the lines end (an offline judgement asks
+        thousands of shoppers; on DynamoDB each read is a Query, most of a validation's time).
+
+        What a ranking reads of a history is exact: each line's product, trip and time (to the
+        second, as `PurchaseLines` keeps it; the moments a judgement asks at are whole seconds,
+        so the same lines come before them). `lines` keeps no quantity or price: each line has
+        quantity 1 and unit price NaN, so the summary's spend is NaN, and nothing ranks by it.
+        The order ids stand in for the store's, numbering the trips oldest first: the store's
+        only decide the order of two trips placed in the same second, so for a shopper with
+        such trips this answers None, and the store is read."""
+        baskets = self.of_shopper(customer)
+        if np.any(np.diff(self.at[baskets]) == 0):
+            return None
+        positions = [self._item_order[self._item_starts[b] : self._item_starts[b + 1]] for b in baskets.tolist()]
+        line = np.concatenate(positions) if positions else np.zeros(0, dtype=np.int64)
+        trip = np.repeat(np.arange(len(positions)), [len(p) for p in positions])
+        item_ids = self.lines.item_ids
+        return OrderLines(
+            order_ids=[f"{t:09d}" for t in trip.tolist()],  # sorted as the trips are: oldest first
+            product_ids=[item_ids[i] for i in self.lines.item[line].tolist()],
+            quantities=np.ones(len(line), dtype=np.int64),
+            unit_prices=np.full(len(line), np.nan),
+            purchased_at_s=self.lines.purchased_at[line].astype(np.float64),
+        )
+
     def histories(self, leave_out: np.ndarray, customers: Sequence[int] | None = None) -> list[list[np.ndarray]]:
         """The baskets of `customers` (default: every shopper, row = customer code) as item
         codes, oldest first, without the baskets `leave_out`: what a baseline may learn from."""
@@ -149,6 +177,18 @@ class Split:
             bought=[self.bought[i] for i in keep],
             new=[self.new[i] for i in keep],
         )
+
+
+def known_lines(trips: Trips, split: Split) -> Callable[[str], OrderLines | None]:
+    """The split's shoppers' order lines from `trips` (`Trips.order_lines_of`), by customer id;
+    None for anyone else (for `cached_reads.repeated_reads`)."""
+    code_of = dict(zip(split.customer_ids, split.customers.tolist()))
+
+    def lines_of(customer_id: str) -> OrderLines | None:
+        code = code_of.get(customer_id)
+        return None if code is None else trips.order_lines_of(code)
+
+    return lines_of
 
 
 def end_of_day(moment: datetime) -> datetime:

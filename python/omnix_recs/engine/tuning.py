@@ -36,6 +36,7 @@ from omnix_recs.engine.holdout import (
     Split,
     Trips,
     hold_out,
+    known_lines,
     lines_without,
     list_metrics,
     ndcg,
@@ -693,10 +694,6 @@ def validate(
     of the others): `build(lines, judged)`, where `judged` are the customer codes of the three
     groups, the only shoppers the model will rank."""
     clock = _Stages()
-    # Shoppers are prepared several times at the same moments (per habit decay, per setting, per
-    # moment): their store reads are made once, and one catalog snapshot serves every recommender.
-    store = repeated_reads(store)
-    catalog = CatalogCache(store)
     trips = Trips.of(lines)
     eligible = trips.eligible()
     if len(eligible) < 2:
@@ -706,7 +703,13 @@ def validate(
     tuning_group, validation_group = sorted(eligible[:group]), sorted(eligible[group : 2 * group])
     extra_group = sorted(eligible[2 * group : 2 * group + max(0, RERANK_SHOPPERS - group)])
     split = hold_out(trips, tuning_group + validation_group + extra_group)
-    read_ahead(store, split.customer_ids)  # every shopper prepared below, read concurrently once
+    # Shoppers are prepared several times at the same moments (per habit decay, per setting, per
+    # moment): their store reads are made once, their order lines come from `lines`, and one
+    # catalog snapshot serves every recommender.
+    store = repeated_reads(store, known_lines=known_lines(trips, split))
+    catalog = CatalogCache(store)
+    # Every shopper prepared below, at the moments they are asked at: read concurrently once.
+    read_ahead(store, split.customer_ids, list(zip(*(split.asked_at(when) for when in AskedAt))))
     tuning, validation = split.subset(range(group)), split.subset(range(group, 2 * group))
     extra = split.subset(range(2 * group, len(split)))
     learn_from = population_sample(range(lines.n_customers), split.customers.tolist(), population, seed)
