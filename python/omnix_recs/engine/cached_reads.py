@@ -280,10 +280,11 @@ def read_ahead(
     """Read these shoppers into `repeated_reads`' memory now (a store that is not
     `repeated_reads`' is left alone): their profiles, a batch per `PROFILES_PER_READ`; then for
     each one found, their whole order lines (unless known) and, given `moments` (each shopper's
-    moments of asking, in `customer_ids`' order), the events the carts at all of them are
-    rebuilt from, in one read; `threads` requests at a time. A store across a network (DynamoDB) answers many
-    requests at once, where one shopper after another waits a round trip each. What fails here
-    (an erased customer) is left for the read that needs it to raise, in its place."""
+    moments of asking, in `customer_ids`' order), in one read the events their carts at all of
+    those moments are rebuilt from; `threads` requests at a time. A store across a network
+    (DynamoDB) answers many requests at once, where one shopper after another waits a round
+    trip each. What fails here (an erased customer) is left for the read that needs it to
+    raise, in its place."""
     if not isinstance(store, _RepeatedReads):
         return
     asked_at: dict[str, list[datetime]] = {customer_id: [] for customer_id in customer_ids}

@@ -26,6 +26,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from omnix_recs.errors import FailedPreconditionError, InvalidArgumentError, UnavailableError
 from omnix_recs.store.dynamodb.codec import encode_page_token
+from omnix_recs.store.dynamodb.responses import parse_item_reads
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -84,6 +85,7 @@ def client_from_url(url: str, session: boto3.session.Session | None = None) -> t
         raise InvalidArgumentError("OMNIX_STORE", "no AWS region: add ?region=... or set AWS_REGION") from None
     except ValueError as error:  # a malformed endpoint URL
         raise InvalidArgumentError("OMNIX_STORE", str(error)) from None
+    parse_item_reads(client)
     return client, parameters.get("env") or "dev"
 
 
