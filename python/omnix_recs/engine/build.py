@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -104,10 +105,14 @@ def read_training_data(
     With `snapshot_at` (directory, source: `store.snapshot.location`) the lines come from the
     training snapshot there, first brought up to date with the store (store/snapshot.py),
     rather than from a scan of the store."""
-    products = list(store.iter_products())
-    refusing = store.customers_without_personalization()
-    if snapshot_at is not None:
-        snapshot = training_snapshot.fresh(store, *snapshot_at)
+    # The catalog, the refusals (a scan of the profiles on DynamoDB) and the snapshot wait on
+    # different things: read side by side.
+    with ThreadPoolExecutor(2, thread_name_prefix="omnix-training-read") as pool:
+        catalog = pool.submit(lambda: list(store.iter_products()))
+        refusals = pool.submit(store.customers_without_personalization)
+        snapshot = training_snapshot.fresh(store, *snapshot_at) if snapshot_at is not None else None
+        products, refusing = catalog.result(), refusals.result()
+    if snapshot is not None:
         return products, lines_from_snapshot(
             snapshot, (p.product_id for p in products), before=as_of, leave_out=refusing
         )
