@@ -62,6 +62,37 @@ def train_metrics(log: Path) -> str:
     return ", ".join(f"{name} {metrics[name]:.4f}" for name in names if name in metrics)
 
 
+def loaded_into_dynoxide(
+    scratch: Path, url: str, environment: dict[str, str], log: Path, shop: tuple[int, int, int, int]
+) -> Path:
+    """Generate a shop of (customers, products, days, seed) in `scratch/shop`, write it as a bulk
+    load for the store `url` in `scratch/load` (its training snapshot where `environment`'s
+    OMNIX_SNAPSHOT_DIR says) and `dynoxide import` it: the database file, each step timed."""
+    customers, products, days, seed = shop
+    files, load, database = scratch / "shop", scratch / "load", scratch / "dynamo.db"
+    generate = ["generate", "--out", str(files), "--customers", str(customers), "--products", str(products)]
+    step("generate", [*OMNIX, *generate, "--days", str(days), "--seed", str(seed)], environment, log)
+    bulk = ["import", "instacart", str(files), "--store", url, "--bulk-to", str(load)]
+    step("import --bulk-to", [*OMNIX, *bulk], environment, log)
+    manifest = json.loads((load / "manifest.json").read_text())
+    snapshot = Path(environment["OMNIX_SNAPSHOT_DIR"])
+    print(f"    {manifest['order_lines']:,} order lines; files {size(load)}, snapshot {size(snapshot)}")
+    schema = str(load / "tables.json")
+    dynoxide_import = [
+        dynoxide_binary(),
+        "import",
+        "--source",
+        str(load),
+        "--schema",
+        schema,
+        "--output",
+        str(database),
+    ]
+    step("dynoxide import", dynoxide_import, environment, log)
+    print(f"    database {size(database)} ({database.stat().st_size / manifest['order_lines']:,.0f} B a line)")
+    return database
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--customers", type=int, default=5_000)
@@ -75,44 +106,13 @@ def main() -> None:
 
     scratch = Path(tempfile.mkdtemp(prefix="omnix-bench-bulk-", dir=args.workdir))
     log = scratch / "commands.log"
-    shop, load, database = scratch / "shop", scratch / "load", scratch / "dynamo.db"
     port = free_port()
     url = f"dynamodb://?region=us-east-1&endpoint=http://127.0.0.1:{port}&env=bench"
     environment = {**os.environ, **FAKE_CREDENTIALS, "OMNIX_SNAPSHOT_DIR": str(scratch / "snapshot")}
     try:
         print(f"{args.customers:,} households, {args.products:,} products, {args.days} days (scratch {scratch})")
-        generate = ["generate", "--out", str(shop), "--customers", str(args.customers), "--products"]
-        step(
-            "generate",
-            [*OMNIX, *generate, str(args.products), "--days", str(args.days), "--seed", str(args.seed)],
-            environment,
-            log,
-        )
-        step(
-            "import --bulk-to",
-            [*OMNIX, "import", "instacart", str(shop), "--store", url, "--bulk-to", str(load)],
-            environment,
-            log,
-        )
-        manifest = json.loads((load / "manifest.json").read_text())
-        print(f"    {manifest['order_lines']:,} order lines; files {size(load)}, snapshot {size(scratch / 'snapshot')}")
-        dynoxide = dynoxide_binary()
-        step(
-            "dynoxide import",
-            [
-                dynoxide,
-                "import",
-                "--source",
-                str(load),
-                "--schema",
-                str(load / "tables.json"),
-                "--output",
-                str(database),
-            ],
-            environment,
-            log,
-        )
-        print(f"    database {size(database)} ({database.stat().st_size / manifest['order_lines']:,.0f} B a line)")
+        shop = args.customers, args.products, args.days, args.seed
+        database = loaded_into_dynoxide(scratch, url, environment, log, shop)
         with dynoxide_server(scratch, "file", port=port, database=database) as (server, _):
             step(
                 "train (DynamoDB)",
@@ -124,7 +124,8 @@ def main() -> None:
         if args.sqlite:
             sqlite = f"sqlite:///{scratch / 'omnix.db'}"
             environment = {**environment, "OMNIX_SNAPSHOT_DIR": ""}
-            step("import (SQLite)", [*OMNIX, "import", "instacart", str(shop), "--store", sqlite], environment, log)
+            shop_files = str(scratch / "shop")
+            step("import (SQLite)", [*OMNIX, "import", "instacart", shop_files, "--store", sqlite], environment, log)
             step(
                 "train (SQLite)",
                 [*OMNIX, "train", "--store", sqlite, "--model-dir", str(scratch / "models"), "--force"],

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from bench_bulk_load import OMNIX, step
-from bench_dynamodb_import import FAKE_CREDENTIALS, dynoxide_binary, free_port
+from bench_bulk_load import loaded_into_dynoxide
+from bench_dynamodb_import import FAKE_CREDENTIALS, free_port
 from bench_dynamodb_import import dynoxide as dynoxide_server
 
 from omnix_recs.domain.purchases import OrderLines
@@ -67,6 +67,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--customers", type=int, default=2_000)
     parser.add_argument("--products", type=int, default=10_000)
+    parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--calls", type=int, default=500, help="shoppers read per round")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--workdir", type=Path, default=None, help="scratch parent directory (default: system temp)")
@@ -74,28 +75,14 @@ def main() -> None:
 
     scratch = Path(tempfile.mkdtemp(prefix="omnix-bench-reads-", dir=args.workdir))
     log = scratch / "commands.log"
-    shop, load, database = scratch / "shop", scratch / "load", scratch / "dynamo.db"
     port = free_port()
     url = f"dynamodb://?region=us-east-1&endpoint=http://127.0.0.1:{port}&env=bench"
     environment = {**os.environ, **FAKE_CREDENTIALS, "OMNIX_SNAPSHOT_DIR": str(scratch / "snapshot")}
     os.environ.update(FAKE_CREDENTIALS)
     try:
-        print(f"{args.customers:,} households, {args.products:,} products (scratch {scratch})")
-        generate = ["generate", "--out", str(shop), "--customers", str(args.customers), "--products"]
-        step("generate", [*OMNIX, *generate, str(args.products), "--seed", str(args.seed)], environment, log)
-        step(
-            "import --bulk-to",
-            [*OMNIX, "import", "instacart", str(shop), "--store", url, "--bulk-to", str(load)],
-            environment,
-            log,
-        )
-        schema = str(load / "tables.json")
-        step(
-            "dynoxide import",
-            [dynoxide_binary(), "import", "--source", str(load), "--schema", schema, "--output", str(database)],
-            environment,
-            log,
-        )
+        print(f"{args.customers:,} households, {args.products:,} products, {args.days} days (scratch {scratch})")
+        shop = args.customers, args.products, args.days, args.seed
+        database = loaded_into_dynoxide(scratch, url, environment, log, shop)
         with dynoxide_server(scratch, "file", port=port, database=database) as (_, endpoint):
             fast = DynamoStore.from_url(url)
             plain = DynamoStore(boto3.client("dynamodb", region_name="us-east-1", endpoint_url=endpoint), env="bench")
