@@ -70,20 +70,36 @@ pub fn taste_factors(customers: &Csr<Ones>, dims: usize, iterations: usize, seed
 }
 
 /// AᵀA Z for an item-side block Z (row-major `[n_items, width]`): first A Z, one row per
-/// customer, then Aᵀ of that, one row per item; both passes write disjoint rows in parallel.
+/// customer, then Aᵀ of that, one row per item. Both passes read rows scattered over tens of
+/// megabytes, so what they read is f32 (half the bytes of f64); the sums are kept in f64.
 fn gram_times(customers: &Csr<Ones>, by_item: &Csr<Ones>, block: &[f64], width: usize) -> Vec<f64> {
-    let gather = |matrix: &Csr<Ones>, input: &[f64], n_out: usize| -> Vec<f64> {
-        let mut out = vec![0f64; n_out * width];
-        out.par_chunks_mut(width).enumerate().for_each(|(row, acc)| {
+    let block: Vec<f32> = block.iter().map(|&x| x as f32).collect();
+    let per_customer = summed_rows(customers, &block, width, |x| x as f32);
+    summed_rows(by_item, &per_customer, width, |x| x)
+}
+
+/// Row r of the output is the sum of the `input` rows (row-major, `width` wide) at the columns
+/// of the matrix's row r, added in f64 and stored through `store`; rows in parallel, each
+/// written once.
+fn summed_rows<T: Copy + Default + Send>(
+    matrix: &Csr<Ones>,
+    input: &[f32],
+    width: usize,
+    store: impl Fn(f64) -> T + Sync,
+) -> Vec<T> {
+    let mut out = vec![T::default(); matrix.n_rows() * width];
+    out.par_chunks_mut(width).enumerate().for_each_init(
+        || vec![0f64; width],
+        |sum, (row, out)| {
+            sum.fill(0.0);
             for &col in &matrix.indices[matrix.row_range(row)] {
                 let from = &input[col as usize * width..(col as usize + 1) * width];
-                acc.iter_mut().zip(from).for_each(|(a, x)| *a += x);
+                sum.iter_mut().zip(from).for_each(|(a, &x)| *a += f64::from(x));
             }
-        });
-        out
-    };
-    let per_customer = gather(customers, block, customers.n_rows());
-    gather(by_item, &per_customer, by_item.n_rows())
+            out.iter_mut().zip(sum.iter()).for_each(|(o, &a)| *o = store(a));
+        },
+    );
+    out
 }
 
 /// Zᵀ W for two row-major `[n, width]` blocks (a `width × width` matrix, row-major).
