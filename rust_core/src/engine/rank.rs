@@ -878,7 +878,14 @@ pub fn candidate_signals(t: &ItemTables, r: &Request) -> CoreResult<CandidateSig
         let mut s = cell.borrow_mut();
         s.prepare(t.n_items);
         let evidence = gather(t, r, &mut s, true);
-        let mut out = CandidateSignals { items: Vec::new(), categories: Vec::new(), signals: Vec::new() };
+        // Sized up front: thousands of candidates grown by doubling were copied over and over
+        // (realloc was a tenth of tuning's gathering).
+        let n = s.candidates.iter().filter(|c| eligible(r, c)).count();
+        let mut out = CandidateSignals {
+            items: Vec::with_capacity(n),
+            categories: Vec::with_capacity(n),
+            signals: Vec::with_capacity(n),
+        };
         for c in s.candidates.iter().filter(|c| eligible(r, c)) {
             out.items.push(c.item);
             out.categories.push(r.category[c.item as usize]);
