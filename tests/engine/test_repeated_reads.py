@@ -85,20 +85,34 @@ def test_an_unknown_customer_is_an_error_every_time(shop):
     assert reads.get_customer("nobody").customer_id == "nobody"  # registered since: found
 
 
-def test_read_ahead_reads_each_shopper_once_and_leaves_errors_to_their_read(shop, fixed_models, hand_made_model):
+@pytest.mark.parametrize("events_recorded", [True, False])
+def test_read_ahead_reads_each_shopper_once_and_leaves_errors_to_their_read(
+    shop, fixed_models, hand_made_model, events_recorded
+):
     shop.weekly_milk_shopper()
     shop.customer("bob")
+    if events_recorded:  # bob has milk in his cart; alice has no events
+        shop.store.add_interaction(
+            Interaction("bob", "e1", InteractionKind.CART_ADD, shop.now - timedelta(hours=1), "milk")
+        )
     counting = CountingStore(shop.store)
     reads = repeated_reads(counting)
     asked_at = [shop.now, shop.now - timedelta(days=3)]
     read_ahead(reads, ["alice", "bob", "nobody", "alice"], [asked_at, asked_at, asked_at, asked_at[:1]], threads=3)
-    # One batch of profiles; the lines and one read of the events of each shopper found (not nobody).
-    assert counting.calls == {"get_customers": 1, "order_lines_of": 2, "list_interactions": 2}
+    # One batch of profiles; the lines and one read of the events of each shopper found (not
+    # nobody), or none when the store holds no events at all.
+    reads_ahead = {"get_customers": 1, "order_lines_of": 2, "has_interactions": 1}
+    if events_recorded:
+        reads_ahead["list_interactions"] = 2
+    assert counting.calls == reads_ahead
     recommender = Recommender(reads, fixed_models(hand_made_model))
+    direct = Recommender(shop.store, fixed_models(hand_made_model))
     for moment in asked_at:
-        recommender.shopper_at("alice", moment)
-        recommender.shopper_at("bob", moment)
-    assert counting.calls == {"get_customers": 1, "order_lines_of": 2, "list_interactions": 2}  # from memory
+        for customer_id in ("alice", "bob"):
+            prepared = recommender.shopper_at(customer_id, moment)
+            assert prepared.basket.tolist() == direct.shopper_at(customer_id, moment).basket.tolist()
+    assert counting.calls == reads_ahead  # from memory
+    assert len(recommender.shopper_at("bob", shop.now).basket) == (1 if events_recorded else 0)
     with pytest.raises(NotFoundError):
         reads.get_customer("nobody")  # the error comes where the shopper is read, not ahead
     read_ahead(shop.store, ["alice"])  # a store that is not repeated_reads' is left alone

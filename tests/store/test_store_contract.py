@@ -610,8 +610,10 @@ def test_interactions_newest_first_since_and_limit(store: Store) -> None:
         interaction("c1", "i3", at(-1)),
         interaction("c2", "i4", at(-1)),
     ]
+    assert not store.has_interactions()
     for event in events:
         store.add_interaction(event)
+    assert store.has_interactions()
     store.add_interaction(events[0])  # a retried write changes nothing
     assert store.list_interactions("c1") == [events[2], events[1], events[0]]
     assert store.list_interactions("c1", since=at(-2)) == [events[2], events[1]]

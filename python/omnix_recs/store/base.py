@@ -411,6 +411,11 @@ class Store(Protocol):
     ) -> list[Interaction]:
         """Newest first; `since` inclusive."""
 
+    def has_interactions(self) -> bool:
+        """Whether any shopper's event is recorded at all, in one small read. A shop that
+        imports its purchase history alone has none, and an offline evaluation then need not
+        ask for each shopper's (engine/cached_reads.py `read_ahead`)."""
+
     # --- served recommendations and feedback -------------------------------------------------
     def save_recommendation(self, served: ServedRecommendation) -> None:
         """Record a served list as it was; `AlreadyExistsError` when its id is taken."""

@@ -830,6 +830,14 @@ class DynamoStore:
             condition += f" AND {expression.name('sk')} >= {expression.value(timestamp(since, 'since'))}"
         return [interaction_from_item(item) for item in self._newest(INTERACTIONS, condition, expression, limit)]
 
+    def has_interactions(self) -> bool:
+        # The table holds events alone: an unfiltered Scan's first page of one item is empty
+        # only when the table is.
+        response = self.db.call(
+            "scan", TableName=self._name(INTERACTIONS), Limit=1, ProjectionExpression="customerId", ConsistentRead=True
+        )
+        return bool(response.get("Items"))
+
     def _newest(
         self, spec: TableSpec, condition: str, expression: Expression, limit: int, index: str | None = None
     ) -> list[dict[str, Any]]:

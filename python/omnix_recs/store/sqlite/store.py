@@ -632,6 +632,9 @@ class SqliteStore:
         with self._transaction() as conn:
             conn.execute(UPSERT_INTERACTION, row)
 
+    def has_interactions(self) -> bool:
+        return bool(self._fetch("SELECT EXISTS (SELECT 1 FROM product_interactions)")[0][0])
+
     def list_interactions(
         self, customer_id: str, since: datetime | None = None, limit: int = 1000
     ) -> list[Interaction]:
