@@ -16,6 +16,7 @@ import random
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -109,6 +110,8 @@ VALIDATION_K = 10
 # Shoppers training's baselines learn from at most (the judged ones and a sample of the others):
 # their fit is per shopper in Python, and a big shop would pay more for it than for the tuning.
 BASELINE_SHOPPERS = 20_000
+# Blocks of the baselines' lists scored at a time (`baseline_lists`).
+BASELINE_THREADS = 2
 # Shoppers the model tuned on is built from at most (the judged ones and a sample of the others).
 # The blends weigh signals on [0, 1], which a quarter of a 200,000-shopper shop already
 # estimates; the whole shop would make the tuning build cost as much as the served one.
@@ -585,23 +588,30 @@ def baseline_lists(
     history), within each shopper's `shown` mask. DISCOVER leaves out what the shopper bought;
     BALANCED is the REPLENISH list (a baseline has no aisle rules)."""
     baseline.fit(histories, len(item_ids))
-    lists: dict[Strategy, list[list[str]]] = {task: [] for task in TASKS}
     judged = np.asarray(rows, dtype=np.int64)[: len(shown)]  # as many as there are masks
     # A block of shoppers at a time: about 2M scores (8 bytes each) in each block.
     block = max(1, 2_000_000 // max(len(item_ids), 1))
-    for start in range(0, len(judged), block):
+
+    def block_lists(start: int) -> tuple[list[list[str]], list[list[str]]]:
         block_rows = judged[start : start + block]
         allowed = np.stack([np.asarray(mask, dtype=bool) for mask in shown[start : start + block]])
         scores = np.where(allowed, baseline.scores_of(block_rows).astype(np.float64, copy=False), -np.inf)
-        for top in baselines.top_k_rows(scores, k):
-            lists[Strategy.REPLENISH].append([item_ids[i] for i in top.tolist()])
+        replenish = [[item_ids[i] for i in top.tolist()] for top in baselines.top_k_rows(scores, k)]
         bought = [
             np.concatenate(histories[row]) if len(histories[row]) else np.zeros(0, np.int64) for row in block_rows
         ]
         at = np.repeat(np.arange(len(block_rows)), [len(items) for items in bought])
         scores[at, np.concatenate(bought).astype(np.int64)] = -np.inf
-        for top in baselines.top_k_rows(scores, k):
-            lists[Strategy.DISCOVER].append([item_ids[i] for i in top.tolist()])
+        discover = [[item_ids[i] for i in top.tolist()] for top in baselines.top_k_rows(scores, k)]
+        return replenish, discover
+
+    # Blocks side by side: numpy releases the GIL for most of a block's work, and in training
+    # the baselines are the validation's last step, when the served build has left a core idle.
+    lists: dict[Strategy, list[list[str]]] = {task: [] for task in TASKS}
+    with ThreadPoolExecutor(BASELINE_THREADS, thread_name_prefix="omnix-baselines") as pool:
+        for replenish, discover in pool.map(block_lists, range(0, len(judged), block)):
+            lists[Strategy.REPLENISH] += replenish
+            lists[Strategy.DISCOVER] += discover
     lists[Strategy.BALANCED] = lists[Strategy.REPLENISH]
     return lists
 
