@@ -401,7 +401,7 @@ const DENSE_KEYS: usize = 1 << 16;
 
 /// A shopper's habit share per key (aisle or brand, `affinity_by_key`), looked up once per
 /// candidate: by index when the keys are small (a binary search per candidate was a third of
-/// scoring's time), else by binary search. The same values either way; 0 for negative keys
+/// `signals_of`'s samples), else by binary search. The same values either way; 0 for negative keys
 /// and keys the shopper never bought.
 struct Affinity {
     dense: Vec<f32>,
@@ -627,7 +627,7 @@ fn add_taste(t: &ItemTables, shopper: &[f32], candidates: &mut [Candidate], elig
 /// Candidates ahead whose per-item entries (popularity, trend, the week's seasonal lift, aisle,
 /// brand, filter) are fetched into cache while the current one is scored: candidates come in
 /// the order their evidence found them, scattered over tables of the whole catalog that do not
-/// stay in cache together, and those reads were most of scoring's time.
+/// stay in cache together: nearly half of `signals_of`'s samples waited on those reads.
 const SIGNALS_PREFETCH_AHEAD: usize = 8;
 
 /// Asks for the per-item entries `signals_of` and `eligible` read of `item`. Never changes results.
@@ -936,7 +936,7 @@ pub fn candidate_signals(t: &ItemTables, r: &Request) -> CoreResult<CandidateSig
         s.prepare(t.n_items);
         let evidence = gather(t, r, &mut s, true);
         // Sized up front: thousands of candidates grown by doubling were copied over and over
-        // (realloc was a tenth of tuning's gathering).
+        // (reallocation was a sixth of gathering's samples).
         let n = s.candidates.iter().filter(|c| eligible(r, c)).count();
         let mut out = CandidateSignals {
             items: Vec::with_capacity(n),
