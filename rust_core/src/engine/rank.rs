@@ -401,33 +401,30 @@ const DENSE_KEYS: usize = 1 << 16;
 
 /// A shopper's habit share per key (aisle or brand, `affinity_by_key`), looked up once per
 /// candidate: by index when the keys are small (a binary search per candidate was a third of
-/// `signals_of`'s samples), else by binary search. The same values either way; 0 for negative keys
-/// and keys the shopper never bought.
-struct Affinity {
-    dense: Vec<f32>,
-    sorted: Vec<(i32, f32)>,
+/// `signals_of`'s samples), else by binary search. The same values either way; 0 for negative
+/// keys and keys the shopper never bought.
+enum Affinity {
+    Dense(Vec<f32>),
+    Sorted(Vec<(i32, f32)>),
 }
 
 impl Affinity {
     fn of(history: &History, keys: &[i32]) -> Self {
         let merged = affinity_by_key(history, keys); // keys >= 0, ascending
-        match merged.last() {
-            Some(&(largest, _)) if largest as usize >= DENSE_KEYS => Affinity { dense: Vec::new(), sorted: merged },
-            _ => {
-                let mut dense = vec![0f32; merged.last().map_or(0, |p| p.0 as usize + 1)];
-                merged.iter().for_each(|&(key, share)| dense[key as usize] = share);
-                Affinity { dense, sorted: Vec::new() }
-            }
+        let size = merged.last().map_or(0, |p| p.0 as usize + 1);
+        if size > DENSE_KEYS {
+            return Affinity::Sorted(merged);
         }
+        let mut dense = vec![0f32; size];
+        merged.iter().for_each(|&(key, share)| dense[key as usize] = share);
+        Affinity::Dense(dense)
     }
 
     fn at(&self, key: i32) -> f32 {
-        if key < 0 {
-            0.0
-        } else if self.sorted.is_empty() {
-            self.dense.get(key as usize).copied().unwrap_or(0.0)
-        } else {
-            affinity_of(&self.sorted, key)
+        match self {
+            _ if key < 0 => 0.0,
+            Affinity::Dense(dense) => dense.get(key as usize).copied().unwrap_or(0.0),
+            Affinity::Sorted(sorted) => affinity_of(sorted, key),
         }
     }
 }
