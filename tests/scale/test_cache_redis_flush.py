@@ -19,10 +19,14 @@ FRESH_WITHIN_S = 5.0
 def make_cache(redis_server):
     made: list[RedisCache] = []
 
-    def make() -> RedisCache:
+    def make(timeout_s: float = 0.1) -> RedisCache:
         made.append(
             RedisCache(
-                redis_server.url, ttl_s=60, timeout_s=0.1, retry_after_s=RETRY_AFTER_S, flush_every_s=FLUSH_EVERY_S
+                redis_server.url,
+                ttl_s=60,
+                timeout_s=timeout_s,
+                retry_after_s=RETRY_AFTER_S,
+                flush_every_s=FLUSH_EVERY_S,
             )
         )
         return made[-1]
@@ -79,6 +83,24 @@ def test_the_flush_keeps_trying_while_redis_stays_down_and_stops_once_sent(make_
     # The cache is in use again at once: the flush closed the circuit.
     assert writer.fetch("c1", "profile", TEXT, lambda: "loaded") == "loaded"
     assert writer.fetch("c1", "profile", TEXT, lambda: "not loaded") == "loaded"
+
+
+def test_invalidations_being_sent_count_as_unsent_until_redis_has_them(make_cache, redis_server):
+    # Redis frozen: each send hangs until the socket timeout, so one is under way most of the time.
+    writer = make_cache(timeout_s=0.5)
+    writer.fetch("c9", "profile", TEXT, lambda: "connects the writer")
+    redis_server.pause()
+    writer.forget_customers(["c1", "c2"])
+    seen = []
+    for _ in range(12):
+        seen.append(writer.unsent_invalidations)
+        time.sleep(0.05)
+    assert seen == [2] * 12
+    redis_server.resume()
+    deadline = time.monotonic() + FRESH_WITHIN_S
+    while writer.unsent_invalidations and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert writer.unsent_invalidations == 0
 
 
 def test_close_stops_a_waiting_flush(make_cache, redis_server):

@@ -135,6 +135,7 @@ class RedisCache(Cache):
         self._failure_log = _ThrottledLog(log, FAILURE_LOG_INTERVAL_S)
         self._lone_failure_log = _ThrottledLog(log, FAILURE_LOG_INTERVAL_S)
         self._unsent: OrderedDict[str, None] = OrderedDict()  # customers whose invalidation failed
+        self._sending: list[frozenset[str]] = []  # taken from `_unsent` by the sends under way
         self._unsent_lock = threading.Lock()
         self._outage = False
         self._flush_every_s = flush_every_s
@@ -172,9 +173,10 @@ class RedisCache(Cache):
 
     @property
     def unsent_invalidations(self) -> int:
-        """Customers whose invalidation waits for Redis."""
+        """Customers whose invalidation waits for Redis, those of a send under way included
+        (they are not sent until it succeeds)."""
         with self._unsent_lock:
-            return len(self._unsent)
+            return len(set(self._unsent).union(*self._sending))
 
     def forget_customers(self, customer_ids: Sequence[str]) -> None:
         """One Redis transaction, so at most one socket timeout when Redis is slow (the activity
@@ -394,6 +396,8 @@ class RedisCache(Cache):
                 return
             pending = list(self._unsent)
             self._unsent.clear()
+            sending = frozenset(pending)
+            self._sending.append(sending)
         try:
             self._invalidate(pending)
         except BaseException:
@@ -401,6 +405,9 @@ class RedisCache(Cache):
                 for customer_id in pending:
                     self._unsent.setdefault(customer_id, None)
             raise
+        finally:
+            with self._unsent_lock:
+                self._sending.remove(sending)
 
     def _entries_key(self, customer_id: str) -> str:
         return f"{self._prefix}:c:{customer_id}"
