@@ -6,12 +6,13 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: help setup build demo test test-rust test-python protos protos-check lint bench clean
+.PHONY: help setup build loadgen demo test test-rust test-python protos protos-check lint bench clean
 
 help:
 	@echo "make demo     set up, then serve gRPC on 127.0.0.1:50051 and REST, /docs and /console/ on 127.0.0.1:8080"
 	@echo "make test     set up, then run every test (proto check, cargo test, pytest)"
 	@echo "make build    rebuild the Rust extension in place after changing rust_core/"
+	@echo "make loadgen  build omnix-loadgen, the native sender of \`omnix loadgen --engine native\`"
 	@echo "make protos   regenerate python/omnix_recs/_proto from proto/"
 	@echo "make lint     set up, then proto freshness, ruff, mypy, stubtest, clippy, rustfmt (CI runs it)"
 	@echo "make bench    run the benchmarks in benches/ (minutes; prints numbers)"
@@ -33,6 +34,12 @@ build: setup
 demo: setup
 	$(BIN)/omnix demo
 
+# The load generator's native sender: its own Cargo workspace (benches/loadgen), never in the wheel.
+LOADGEN = benches/loadgen/Cargo.toml
+
+loadgen:
+	cargo build --quiet --release --manifest-path $(LOADGEN)
+
 protos: setup
 	$(BIN)/python scripts/gen_protos.py
 
@@ -41,8 +48,9 @@ protos-check: setup
 
 test-rust:
 	cargo test -p omnix_core --quiet
+	cargo test --manifest-path $(LOADGEN) --quiet
 
-test-python: setup
+test-python: setup loadgen
 	$(BIN)/python -m pytest
 
 test: protos-check test-rust test-python
@@ -55,10 +63,12 @@ lint: setup protos-check
 	$(BIN)/mypy
 	$(BIN)/python -m mypy.stubtest omnix_recs._core
 	cargo clippy -p omnix_core --all-targets -- -D warnings
+	cargo clippy --manifest-path $(LOADGEN) --all-targets -- -D warnings
 	cargo fmt --all -- --check
+	cargo fmt --manifest-path $(LOADGEN) -- --check
 
 bench: setup
 	@for b in benches/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) target var .pytest_cache
+	rm -rf $(VENV) target benches/loadgen/target var .pytest_cache

@@ -31,6 +31,11 @@ far apart at a lower rate as they are at the target's (N = rate x 5 s).
     python benches/bench_load.py --keep var/bench-load --configs redis --hosts 3 --workers 1
     python benches/bench_load.py --keep var/bench-load --configs local,redis --mix recommendations=1 --p99-ms 50
 
+The load generator is the native one by default (`--loadgen native`: `omnix-loadgen`, Rust,
+built here when missing, sending calls this process plans), because it shares the two cores
+with the server it measures: grpc.aio's client (`--loadgen grpc-aio`) takes 0.2-0.3 ms of CPU a
+call, the native one 0.07-0.12 ms with the planning.
+
 `--hosts N` starts N separate `omnix serve` processes on 127.0.0.2, 127.0.0.3, ... (one port,
 one store, one Redis with `redis`), and the load generator balances every channel round robin
 over them, as a client of several machines would.
@@ -61,11 +66,12 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from omnix_recs import loadgen_native
 from omnix_recs.config import Settings
 from omnix_recs.data.generate import generate_instacart
 from omnix_recs.data.instacart import import_instacart
 from omnix_recs.engine.train import train_model
-from omnix_recs.loadgen import DEFAULT_MIX, LoadReport, parse_mix, run_loadgen, sample_ids
+from omnix_recs.loadgen import DEFAULT_MIX, ENGINES, LoadReport, parse_mix, run_loadgen, sample_ids
 from omnix_recs.store import open_store
 
 SHOPPERS = 10_000
@@ -105,6 +111,13 @@ def main() -> None:
         default="",
         help="the calls measured, e.g. recommendations=1 for GetRecommendations alone (default: the shoppers' mix)",
     )
+    parser.add_argument(
+        "--loadgen",
+        choices=ENGINES,
+        default="native",
+        help="the load generator's engine (default native: omnix-loadgen, built here if missing; grpc-aio: "
+        "Python's grpc.aio client in this process, which takes 0.2-0.3 ms of the shared cores per call)",
+    )
     parser.add_argument("--keep", help="directory for the generated store and model (reused when present)")
     parser.add_argument("--no-ceiling", action="store_true", help="skip the health-check ceiling (measured before)")
     parser.add_argument(
@@ -114,6 +127,8 @@ def main() -> None:
     if not 1 <= args.hosts <= 200:
         parser.error(f"--hosts must be between 1 and 200, got {args.hosts}")
     mix = parse_mix(args.mix) if args.mix else DEFAULT_MIX
+    if args.loadgen == "native":
+        build_native_loadgen()
     mix_name = args.mix or "recommendations 6 : similar 2 : basket 1 : interaction 1"
     started = time.perf_counter()
     print(f"machine: {os.cpu_count()} CPUs, load average {', '.join(f'{x:.1f}' for x in os.getloadavg())} at start")
@@ -135,10 +150,16 @@ def main() -> None:
             )
             # The raw profile (py-spy's collapsed stacks) stays in the kept directory, if any.
             with Server(settings, config, args.workers, root if args.keep else Path(scratch), args.hosts) as server:
-                load = Load(server, customers, products, args.step_seconds, args.p99_ms, mix)
+                load = Load(server, customers, products, args.step_seconds, args.p99_ms, mix, args.loadgen)
                 load.warm_up()
                 if args.rate:
-                    print(server.profile(functools.partial(load.step, "mix", args.rate, show=True), args.step_seconds))
+                    print(
+                        server.profile(
+                            functools.partial(load.step, "mix", args.rate, show=True),
+                            args.step_seconds,
+                            loadgen_here=args.loadgen == "grpc-aio",
+                        )
+                    )
                     continue
                 if ceiling is None and not args.no_ceiling:
                     print("health checks (the ceiling):")
@@ -151,11 +172,15 @@ def main() -> None:
                 cpu_ms = load.passed_cpu_ms[-1] if load.passed_cpu_ms else (0.0, 0.0)
                 busy = os.getloadavg()[0]
                 profile = server.profile(
-                    functools.partial(load.step, "mix", round((best or START_RATE["mix"]) * 0.7)), args.step_seconds
+                    functools.partial(load.step, "mix", round((best or START_RATE["mix"]) * 0.7)),
+                    args.step_seconds,
+                    loadgen_here=args.loadgen == "grpc-aio",
                 )
                 print(profile)
                 summary.append((config, best, capacity, cpu_ms, busy))
-        print(f"\n=== summary (open loop, load generator on the same machine, {len(customers)} shoppers)")
+        print(
+            f"\n=== summary (open loop, {args.loadgen} load generator on the same machine, {len(customers)} shoppers)"
+        )
         if ceiling is not None:
             print(
                 f"health checks (the ceiling): {ceiling[0] or 0:.0f}/s at p99 < {args.p99_ms:g} ms, no errors; "
@@ -169,6 +194,18 @@ def main() -> None:
                 f"{server_ms:.2f} ms, load generator {client_ms:.2f} ms (load average {busy:.1f})"
             )
     print(f"bench time {time.perf_counter() - started:.0f} s")
+
+
+def build_native_loadgen() -> None:
+    """`omnix-loadgen` (benches/loadgen/), built in release unless OMNIX_LOADGEN_BIN names one."""
+    if os.environ.get("OMNIX_LOADGEN_BIN"):
+        return
+    checkout = Path(__file__).resolve().parents[1]
+    print(f"building omnix-loadgen (cargo build --release --manifest-path {loadgen_native.MANIFEST}) ...", flush=True)
+    subprocess.run(
+        ["cargo", "build", "--quiet", "--release", "--manifest-path", loadgen_native.MANIFEST], cwd=checkout, check=True
+    )
+    os.environ["OMNIX_LOADGEN_BIN"] = str(checkout / loadgen_native.BUILT_AT)
 
 
 def prepare_shop(root: Path, args: argparse.Namespace) -> Settings:
@@ -276,8 +313,9 @@ class Server:
     def pids(self) -> list[int]:
         return [pid for process in self.processes for pid in (process.pid, *children_of(process.pid))]
 
-    def profile(self, run_load: Callable[[], LoadReport], seconds: float) -> str:
-        """Sample every worker with py-spy while `run_load` runs; summarise where time goes."""
+    def profile(self, run_load: Callable[[], LoadReport], seconds: float, *, loadgen_here: bool) -> str:
+        """Sample every worker with py-spy while `run_load` runs; summarise where time goes.
+        `loadgen_here`: the load generator runs in this process (grpc-aio), so sample it too."""
         # Beside this Python too: a virtualenv's bin directory is often not on PATH.
         py_spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
         if py_spy is None:
@@ -296,14 +334,16 @@ class Server:
                 stderr=subprocess.DEVNULL,
             )
 
-        samplers = [sample(self.process.pid, raw, "--subprocesses", "--gil"), sample(os.getpid(), raw_loadgen)]
+        samplers = [sample(self.process.pid, raw, "--subprocesses", "--gil")]
+        if loadgen_here:
+            samplers.append(sample(os.getpid(), raw_loadgen))
         report = run_load()
         for sampler in samplers:
             sampler.wait(seconds + 30)
         if not raw.exists():
             return "profile: py-spy could not sample the server (ptrace not permitted?)"
         text = f"profile at {report.rate:.0f}/s ({report.ok} OK calls), server:\n{summarise_profile(raw.read_text())}"
-        if raw_loadgen.exists():
+        if loadgen_here and raw_loadgen.exists():
             loadgen = summarise_profile(raw_loadgen.read_text(), "samples of the load generator's threads")
             text += f"\nthe load generator:\n{loadgen}"
         return text
@@ -320,8 +360,10 @@ class Load:
         seconds: float,
         p99_ms: float,
         mix: dict[str, float] = DEFAULT_MIX,
+        engine: str = "native",
     ) -> None:
         self.server, self.customers, self.products, self.mix = server, customers, products, mix
+        self.engine = engine
         self.seconds, self.p99_ms = seconds, p99_ms
         self.cpu_ms_per_call = (0.0, 0.0)  # server, load generator: of the last step
         self.loop_cpu_ms_per_call = 0.0  # the server's event loop threads': of the last step
@@ -329,11 +371,7 @@ class Load:
 
     def step(self, kind: str, rate: float, *, show: bool = False) -> LoadReport:
         mix = {"health": 1.0} if kind == "health" else self.mix
-        server_cpu, client_cpu, loop_cpu = (
-            self.server.cpu_seconds(),
-            process_cpu_seconds(),
-            self.server.loop_cpu_seconds(),
-        )
+        server_cpu, loop_cpu = self.server.cpu_seconds(), self.server.loop_cpu_seconds()
         report = run_loadgen(
             self.server.address,
             rate=rate,
@@ -342,11 +380,12 @@ class Load:
             mix=mix,
             customers=self.customers,
             products=self.products,
+            engine=self.engine,
         )
         calls = max(1, report.answered)
         self.cpu_ms_per_call = (
             (self.server.cpu_seconds() - server_cpu) / calls * 1000,
-            (process_cpu_seconds() - client_cpu) / calls * 1000,
+            report.client_cpu_s / calls * 1000,
         )
         self.loop_cpu_ms_per_call = (self.server.loop_cpu_seconds() - loop_cpu) / calls * 1000
         time.sleep(1.0)  # let the server drain before the next step
@@ -383,6 +422,7 @@ class Load:
             products=self.products,
             seed=2,
             shoppers_in_turn=True,
+            engine=self.engine,
         )
         print(
             f"  warm-up: {report.ok} calls answered for {len(self.customers)} shoppers in "

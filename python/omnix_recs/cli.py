@@ -537,6 +537,7 @@ def cmd_loadgen(args: argparse.Namespace) -> int:
         products=products,
         arrival=args.arrival,
         max_requests=args.max_requests,
+        engine=args.engine,
     )
     print(report.render())
     return 0
@@ -891,6 +892,12 @@ def build_parser() -> argparse.ArgumentParser:
     loadgen.add_argument("--customers", type=int, default=10_000, help="customer ids drawn from the store")
     loadgen.add_argument("--products", type=int, default=5_000, help="product ids drawn from the store")
     loadgen.add_argument("--max-requests", type=int, default=1_000_000)
+    loadgen.add_argument(
+        "--engine",
+        choices=("grpc-aio", "native"),
+        default="grpc-aio",
+        help="who sends: grpc-aio (this process) or native (omnix-loadgen, `make loadgen`; a fraction of the CPU)",
+    )
 
     campaigns = add("campaigns", cmd_campaigns, "build marketing campaigns, export their messages, measure them")
     campaigns_commands = campaigns.add_subparsers(dest="campaigns_command", required=True, metavar="ACTION")

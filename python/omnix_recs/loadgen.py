@@ -16,10 +16,11 @@ import asyncio
 import ipaddress
 import itertools
 import json
+import os
 import random
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import grpc
@@ -36,6 +37,8 @@ KINDS = ("recommendations", "similar", "basket", "interaction", "health")
 # A shopping session: mostly lists, some product pages and basket completion, some browsing.
 DEFAULT_MIX: dict[str, float] = {"recommendations": 6, "similar": 2, "basket": 1, "interaction": 1}
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+ENGINES = ("grpc-aio", "native")
+STATUS_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
 MAX_DURATION_S = 600.0
 MAX_RATE = 100_000.0
 DEFAULT_MAX_REQUESTS = 1_000_000
@@ -82,6 +85,8 @@ class LoadReport:
     by_kind: dict[str, LatencySummary]
     send_lag_p99_ms: float  # how late the client started calls (its own saturation)
     codes_by_kind: dict[str, dict[str, int]] = field(default_factory=dict)
+    engine: str = "grpc-aio"
+    client_cpu_s: float = 0.0  # the load generator's CPU over the run, planning included
 
     @property
     def throughput(self) -> float:
@@ -91,7 +96,8 @@ class LoadReport:
     def render(self) -> str:
         lines = [
             f"loadgen {self.target}: {self.rate:g}/s scheduled ({self.arrival}) for {self.duration_s:g} s "
-            f"over {self.channels} channels: {self.scheduled} calls",
+            f"over {self.channels} channels: {self.scheduled} calls ({self.engine} client, "
+            f"{self.client_cpu_s * 1000 / max(1, self.answered):.3f} ms CPU per call)",
             f"answered {self.answered}, OK {self.ok} ({self.throughput:.1f}/s), not sent {self.not_sent}",
             f"latency from scheduled start: {self.latency.render()}  (client send lag p99 {self.send_lag_p99_ms:.1f} ms)",
         ]
@@ -117,14 +123,23 @@ def run_loadgen(
     max_outstanding: int = DEFAULT_MAX_OUTSTANDING,
     seed: int = 1,
     shoppers_in_turn: bool = False,
+    engine: str = "grpc-aio",
 ) -> LoadReport:
     """Send the mix at `rate` calls per second for `duration_s` seconds (see the module docstring).
 
     A call's shopper is drawn at random, or with `shoppers_in_turn` from shuffled rounds of all of
     them (every shopper once per round: what a warm-up wants). A call due while `max_outstanding`
-    are in flight is counted as not sent rather than queued in the client.
+    are in flight is counted as not sent rather than queued in the client. `engine`: `grpc-aio`
+    sends from this process; `native` hands the same calls to the `omnix-loadgen` binary
+    (loadgen_native.py), which costs the shared machine a fraction of the CPU.
     """
+    cpu_before = _cpu_seconds()
     targets = parse_targets(target)
+    if engine not in ENGINES:
+        raise InvalidArgumentError("engine", f"must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if engine == "native" and channels < len(targets):
+        # The native sender gives each channel one target, in turn (grpc-aio balances each channel).
+        raise InvalidArgumentError("channels", f"the native engine needs a channel per target: {len(targets)} at least")
     if not 0 < rate <= MAX_RATE:
         raise InvalidArgumentError("rate", f"must be in (0, {MAX_RATE:g}] calls per second, got {rate}")
     if not 0 < duration_s <= MAX_DURATION_S:
@@ -153,8 +168,17 @@ def run_loadgen(
     picks = rng.choice(len(kinds), size=len(offsets), p=np.array(list(weights.values())) / sum(weights.values()))
     plan = _Plan(target, targets, channels, [kinds[p] for p in picks], offsets, deadline_s, max_outstanding)
     requests = _RequestMaker(customers, products, random.Random(seed), in_turn=shoppers_in_turn)
-    event_loop.run(plan.run(requests))
-    return plan.report(rate, duration_s, arrival)
+    if engine == "native":
+        plan.run_native(requests)
+    else:
+        event_loop.run(plan.run(requests))
+    return replace(plan.report(rate, duration_s, arrival), engine=engine, client_cpu_s=_cpu_seconds() - cpu_before)
+
+
+def _cpu_seconds() -> float:
+    """This process's CPU and its finished children's (the native sender is one)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
 
 
 def sample_ids(store: Store, *, customers: int, products: int) -> tuple[list[str], list[str]]:
@@ -286,6 +310,22 @@ class _RequestMaker:
         return health_pb2.HealthCheckRequest()
 
 
+def _method_path(module: Any, service: str, method: str) -> str:
+    """`/package.Service/Method`, from the generated descriptors so that a rename cannot drift."""
+    described = module.DESCRIPTOR.services_by_name[service]
+    return f"/{described.full_name}/{described.methods_by_name[method].name}"
+
+
+# The method each kind calls, as gRPC paths (for the native engine, which knows no stubs).
+METHOD_PATHS = {
+    "recommendations": _method_path(recommendation_pb2, "RecommendationService", "GetRecommendations"),
+    "similar": _method_path(recommendation_pb2, "RecommendationService", "GetSimilarProducts"),
+    "basket": _method_path(recommendation_pb2, "RecommendationService", "GetFrequentlyBoughtTogether"),
+    "interaction": _method_path(customer_pb2, "CustomerService", "RecordInteraction"),
+    "health": _method_path(health_pb2, "Health", "Check"),
+}
+
+
 class _Plan:
     def __init__(
         self,
@@ -352,6 +392,33 @@ class _Plan:
             code = exc.code().name
         self.latency.setdefault(kind, []).append(loop.time() - due)
         self.codes.setdefault(kind, Counter())[code] += 1
+
+    def run_native(self, requests: _RequestMaker) -> None:
+        """The same calls, sent by `omnix-loadgen`; its outcomes fill what `_call` would."""
+        from omnix_recs import loadgen_native
+
+        kinds = list(dict.fromkeys(self.kinds))
+        index = {kind: i for i, kind in enumerate(kinds)}
+        latency, lag, codes = loadgen_native.send(
+            self.targets,
+            channels=self.channels,
+            deadline_s=self.deadline_s,
+            max_outstanding=self.max_outstanding,
+            methods=[METHOD_PATHS[kind] for kind in kinds],
+            offsets=self.offsets,
+            method_of_call=[index[kind] for kind in self.kinds],
+            requests=[requests.make(kind).SerializeToString() for kind in self.kinds],
+        )
+        sent = codes != loadgen_native.NOT_SENT
+        self.not_sent = int((~sent).sum())
+        self.lags = lag[sent].tolist()
+        of_kind = np.array([index[kind] for kind in self.kinds], dtype=np.int64)
+        for kind, i in index.items():
+            answered = sent & (of_kind == i)
+            if answered.any():
+                self.latency[kind] = latency[answered].tolist()
+                counted = Counter(codes[answered].tolist())
+                self.codes[kind] = Counter({STATUS_NAMES.get(c, f"CODE_{c}"): n for c, n in counted.items()})
 
     def report(self, rate: float, duration_s: float, arrival: str) -> LoadReport:
         codes: Counter[str] = sum(self.codes.values(), Counter())

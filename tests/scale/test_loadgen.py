@@ -6,15 +6,27 @@ import json
 import random
 
 import pytest
+from scale_support import free_port
 
+from omnix_recs import loadgen_native
 from omnix_recs.cli import main as omnix
 from omnix_recs.domain.models import ProductFilter
-from omnix_recs.errors import InvalidArgumentError
-from omnix_recs.loadgen import _RequestMaker, balanced_channel, parse_mix, parse_targets, run_loadgen, sample_ids
+from omnix_recs.errors import FailedPreconditionError, InvalidArgumentError, UnavailableError
+from omnix_recs.loadgen import (
+    ENGINES,
+    METHOD_PATHS,
+    _RequestMaker,
+    balanced_channel,
+    parse_mix,
+    parse_targets,
+    run_loadgen,
+    sample_ids,
+)
 from omnix_recs.store import open_store
 
 
-def test_a_second_of_load_is_counted_by_kind_and_status(running_server):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_second_of_load_is_counted_by_kind_and_status(running_server, engine):
     server = running_server()  # no model: lists answer FAILED_PRECONDITION, health answers OK
     report = run_loadgen(
         server.address,
@@ -24,7 +36,9 @@ def test_a_second_of_load_is_counted_by_kind_and_status(running_server):
         arrival="fixed",
         mix={"health": 1, "recommendations": 1},
         customers=["c1", "c2"],
+        engine=engine,
     )
+    assert report.engine == engine and report.client_cpu_s > 0
     assert report.scheduled == 60 and report.answered == 60 and report.not_sent == 0
     counts = report.codes_by_kind
     assert set(counts) == {"health", "recommendations"}
@@ -34,7 +48,8 @@ def test_a_second_of_load_is_counted_by_kind_and_status(running_server):
     assert "errors by status: FAILED_PRECONDITION" in report.render()
 
 
-def test_the_command_draws_ids_from_the_store_and_prints_the_report(running_server, trained_shop, capsys):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_command_draws_ids_from_the_store_and_prints_the_report(running_server, trained_shop, capsys, engine):
     server = running_server()
     assert (
         omnix(
@@ -50,12 +65,14 @@ def test_the_command_draws_ids_from_the_store_and_prints_the_report(running_serv
                 "0.5",
                 "--mix",
                 "health=1,similar=1",
+                "--engine",
+                engine,
             ]
         )
         == 0
     )
     printed = capsys.readouterr().out
-    assert f"loadgen {server.address}: 20/s scheduled (poisson)" in printed
+    assert f"loadgen {server.address}: 20/s scheduled (poisson)" in printed and f"({engine} client, " in printed
     assert "health" in printed and "similar" in printed  # similar: NOT_FOUND, the server's store is empty
 
 
@@ -84,6 +101,8 @@ def test_sample_ids_takes_customers_and_in_stock_products(trained_shop):
         ("127.0.0.1:50051", {"mix": {"recommendations": 1}, "customers": []}, "customers"),
         ("127.0.0.1:50051", {"mix": {"similar": 1}, "products": []}, "products"),
         ("127.0.0.1:50051", {"max_requests": 0}, "max_requests"),
+        ("127.0.0.1:50051", {"engine": "wrk"}, "engine"),
+        ("127.0.0.2:50051,127.0.0.3:50051", {"engine": "native", "channels": 1}, "channels"),
     ],
 )
 def test_bad_runs_are_refused_naming_the_argument(target, options, field):
@@ -155,3 +174,48 @@ def test_shoppers_in_turn_each_come_once_per_round(in_turn):
         assert sorted(rounds[0]) == sorted(shoppers) and rounds[1] == rounds[0]
     else:
         assert len(set(rounds[0])) < len(shoppers)  # random picks repeat some and miss others
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_calls_due_while_too_many_are_in_flight_are_not_sent(running_server, engine):
+    server = running_server()
+    # 5,000 calls/s with one allowed in flight: arrivals closer than a round trip are dropped.
+    report = run_loadgen(
+        server.address, rate=5000, duration_s=0.4, channels=2, mix={"health": 1}, max_outstanding=1, engine=engine
+    )
+    assert report.not_sent > 0 and report.answered + report.not_sent == report.scheduled
+    assert report.ok == report.answered == report.latency.count
+
+
+def test_the_native_engine_says_when_it_cannot_reach_the_server():
+    with pytest.raises(UnavailableError, match="cannot connect to 127.0.0.1"):
+        run_loadgen(f"127.0.0.1:{free_port()}", rate=10, duration_s=0.2, mix={"health": 1}, engine="native")
+
+
+def test_the_native_binary_must_exist_where_it_is_named(monkeypatch, tmp_path):
+    monkeypatch.setenv("OMNIX_LOADGEN_BIN", str(tmp_path / "missing"))
+    with pytest.raises(FailedPreconditionError, match="OMNIX_LOADGEN_BIN=.*missing is not an executable file"):
+        loadgen_native.find_binary()
+
+
+def test_the_method_paths_are_the_stubs_paths():
+    assert METHOD_PATHS == {
+        "recommendations": "/omnix.v1.RecommendationService/GetRecommendations",
+        "similar": "/omnix.v1.RecommendationService/GetSimilarProducts",
+        "basket": "/omnix.v1.RecommendationService/GetFrequentlyBoughtTogether",
+        "interaction": "/omnix.v1.CustomerService/RecordInteraction",
+        "health": "/grpc.health.v1.Health/Check",
+    }
+
+
+@pytest.mark.parametrize(
+    ("data", "said"),
+    [
+        (b"OMNIXLO0" + bytes(8), "bad header"),
+        (b"OMNIXLO1", "bad header"),
+        (b"OMNIXLO1" + (2).to_bytes(8, "little") + bytes(9), "25 bytes of outcomes for 2 calls"),
+    ],
+)
+def test_outcomes_that_do_not_add_up_are_refused(data, said):
+    with pytest.raises(UnavailableError, match=said):
+        loadgen_native.decode_outcomes(data)
