@@ -170,8 +170,10 @@ def test_an_import_killed_midway_and_run_again_ends_as_a_clean_import(
     local_dynoxide: LocalDynamoDB, tmp_path: Path
 ) -> None:
     data = tmp_path / "gen"
+    # Enough order lines that the import outlives a few of its checkpoints (every 2 s at most)
+    # after the first 2,000 lines: with 100 customers a fast machine finished between two.
     subprocess.run(
-        omnix("generate", "--out", str(data), "--customers", "100", "--products", "300", "--seed", "3"),
+        omnix("generate", "--out", str(data), "--customers", "300", "--products", "300", "--seed", "3"),
         capture_output=True,
         timeout=120,
         check=True,
