@@ -40,7 +40,8 @@ call, the native one 0.07-0.12 ms with the planning.
 one store, one Redis with `redis`), and the load generator balances every channel round robin
 over them, as a client of several machines would.
 
-`--keep DIR` keeps the generated store and model there and reuses them next time, and leaves
+`--keep DIR` keeps the generated store and model there and reuses them next time (each run starts
+from a copy of the store as trained, so the lists one run serves do not slow the next), and leaves
 the raw profile there (`profile-<config>.txt`, py-spy's collapsed stacks).
 """
 
@@ -48,15 +49,18 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import functools
 import os
 import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from datetime import date, timedelta
@@ -87,6 +91,8 @@ GROWTH = 1.5
 REFINEMENTS = 2
 MAX_STEPS = 12
 SERVER_START_TIMEOUT_S = 60.0
+# Beside the kept store: the store as trained, which every run starts from (`prepare_shop`).
+PRISTINE_STORE = "omnix.pristine.db"
 
 
 def main() -> None:
@@ -210,12 +216,21 @@ def build_native_loadgen() -> None:
 
 def prepare_shop(root: Path, args: argparse.Namespace) -> Settings:
     root.mkdir(parents=True, exist_ok=True)  # `--keep DIR` may name a directory not made yet
-    settings = Settings(store_url=f"sqlite:///{root / 'omnix.db'}", model_dir=str(root / "models"), log_level="WARNING")
+    database, pristine = root / "omnix.db", root / PRISTINE_STORE
+    if pristine.exists():
+        # Every run starts from the store as it was trained: the lists served by earlier runs
+        # (gigabytes after a few searches) would make each run slower than the one before.
+        for leftover in (database.with_name(database.name + "-wal"), database.with_name(database.name + "-shm")):
+            leftover.unlink(missing_ok=True)
+        shutil.copyfile(pristine, database)
+    settings = Settings(store_url=f"sqlite:///{database}", model_dir=str(root / "models"), log_level="WARNING")
     store = open_store(settings.store_url)
     try:
         active = store.active_model()
         if active is not None:
             print(f"reusing {root}: {store.count_purchases()} order lines, model {active.version}")
+            if not pristine.exists():  # a store kept before this copy existed
+                keep_pristine_copy(database, pristine)
             return settings
         started = time.perf_counter()
         # The shopping history ends yesterday, as it would in production: an import "as of today"
@@ -232,9 +247,16 @@ def prepare_shop(root: Path, args: argparse.Namespace) -> Settings:
             f"setup: {args.customers} households, {summary['order_lines']} order lines, model {record.version} "
             f"in {time.perf_counter() - started:.0f} s"
         )
+        keep_pristine_copy(database, pristine)
         return settings
     finally:
         store.close()
+
+
+def keep_pristine_copy(database: Path, pristine: Path) -> None:
+    """A consistent copy of the store (SQLite's online backup), for later runs to start from."""
+    with contextlib.closing(sqlite3.connect(database)) as source, contextlib.closing(sqlite3.connect(pristine)) as copy:
+        source.backup(copy)
 
 
 class Server:
@@ -310,6 +332,21 @@ class Server:
         event loop; the rest is gRPC's poller and the background threads (served-list writes)."""
         return sum(thread_cpu_seconds(pid, pid) for pid in self.pids())
 
+    def connections_per_process(self) -> list[int]:
+        """Established connections to the serving port held by each server process, the busiest
+        first (the kernel hashes each connection to one worker's socket, SO_REUSEPORT)."""
+        inodes = established_inodes(self.port)
+        counts = []
+        for pid in self.pids():
+            try:
+                links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+            except OSError:  # the process ended, or its descriptors moved while being read
+                continue
+            held = sum(1 for link in links if link.startswith("socket:[") and link[8:-1] in inodes)
+            if held:
+                counts.append(held)
+        return sorted(counts, reverse=True)
+
     def pids(self) -> list[int]:
         return [pid for process in self.processes for pid in (process.pid, *children_of(process.pid))]
 
@@ -368,10 +405,15 @@ class Load:
         self.cpu_ms_per_call = (0.0, 0.0)  # server, load generator: of the last step
         self.loop_cpu_ms_per_call = 0.0  # the server's event loop threads': of the last step
         self.passed_cpu_ms: list[tuple[float, float]] = []  # the same, of every passing step
+        self.connection_split: list[int] = []  # connections per server process, of the last step
 
     def step(self, kind: str, rate: float, *, show: bool = False) -> LoadReport:
         mix = {"health": 1.0} if kind == "health" else self.mix
         server_cpu, loop_cpu = self.server.cpu_seconds(), self.server.loop_cpu_seconds()
+        # The step's connections exist only while it runs: count them a second in.
+        split = threading.Timer(1.0, lambda: setattr(self, "connection_split", self.server.connections_per_process()))
+        self.connection_split = []
+        split.start()
         report = run_loadgen(
             self.server.address,
             rate=rate,
@@ -382,6 +424,7 @@ class Load:
             products=self.products,
             engine=self.engine,
         )
+        split.cancel()
         calls = max(1, report.answered)
         self.cpu_ms_per_call = (
             (self.server.cpu_seconds() - server_cpu) / calls * 1000,
@@ -400,7 +443,8 @@ class Load:
             f"  {report.rate:>6.0f}/s  {'pass' if ok else 'FAIL'}  OK {report.throughput:7.1f}/s  "
             f"{report.latency.render()}  {errors}  CPU/call server {server_ms:.2f} ms (event loops "
             f"{self.loop_cpu_ms_per_call:.2f}), loadgen {client_ms:.2f} ms  "
-            f"(send lag p99 {report.send_lag_p99_ms:.1f} ms)",
+            f"(send lag p99 {report.send_lag_p99_ms:.1f} ms; connections per worker "
+            f"{'/'.join(map(str, self.connection_split)) or '?'})",
             flush=True,
         )
 
@@ -526,6 +570,22 @@ def children_of(pid: int) -> list[int]:
         except (OSError, ValueError, IndexError):
             continue
     return found
+
+
+def established_inodes(port: int) -> set[str]:
+    """Socket inodes of established TCP connections whose local port is `port` (/proc/net/tcp)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            local_port, state, inode = int(fields[1].rsplit(":", 1)[1], 16), fields[3], fields[9]
+            if local_port == port and state == "01":  # 01: ESTABLISHED
+                inodes.add(inode)
+    return inodes
 
 
 def thread_cpu_seconds(pid: int, tid: int) -> float:
