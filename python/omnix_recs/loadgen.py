@@ -27,7 +27,7 @@ import grpc
 import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from omnix_recs import event_loop
+from omnix_recs import event_loop, loadgen_native
 from omnix_recs._proto.omnix.v1 import customer_pb2, customer_pb2_grpc, recommendation_pb2, recommendation_pb2_grpc
 from omnix_recs.errors import InvalidArgumentError
 from omnix_recs.store.base import Store
@@ -395,10 +395,9 @@ class _Plan:
 
     def run_native(self, requests: _RequestMaker) -> None:
         """The same calls, sent by `omnix-loadgen`; its outcomes fill what `_call` would."""
-        from omnix_recs import loadgen_native
-
         kinds = list(dict.fromkeys(self.kinds))
         index = {kind: i for i, kind in enumerate(kinds)}
+        of_kind = np.array([index[kind] for kind in self.kinds], dtype=np.int64)
         latency, lag, codes = loadgen_native.send(
             self.targets,
             channels=self.channels,
@@ -406,13 +405,12 @@ class _Plan:
             max_outstanding=self.max_outstanding,
             methods=[METHOD_PATHS[kind] for kind in kinds],
             offsets=self.offsets,
-            method_of_call=[index[kind] for kind in self.kinds],
+            method_of_call=of_kind.tolist(),
             requests=[requests.make(kind).SerializeToString() for kind in self.kinds],
         )
         sent = codes != loadgen_native.NOT_SENT
         self.not_sent = int((~sent).sum())
         self.lags = lag[sent].tolist()
-        of_kind = np.array([index[kind] for kind in self.kinds], dtype=np.int64)
         for kind, i in index.items():
             answered = sent & (of_kind == i)
             if answered.any():
