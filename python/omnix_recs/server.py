@@ -37,7 +37,7 @@ from grpc_reflection.v1alpha import reflection
 
 from omnix_recs import event_loop, metrics, retraining, served_retention, tracing
 from omnix_recs.api import register_services
-from omnix_recs.api.interceptors import Guard, InflightLimit, ServerInterceptor
+from omnix_recs.api.interceptors import Guard, InflightLimit, ServerInterceptor, install_unanswerable_answer_log
 from omnix_recs.app import AppContext
 from omnix_recs.config import Settings
 from omnix_recs.errors import InvalidArgumentError, UnavailableError
@@ -90,6 +90,7 @@ class OmnixServer:
         `generations`: cache generations shared with sibling workers (without Redis)."""
         limits = settings.limits
         security = Security.from_settings(settings)
+        install_unanswerable_answer_log()
         server = grpc.aio.server(
             interceptors=[
                 *tracing.server_interceptors(),  # first, so a call's span covers everything else

@@ -16,6 +16,7 @@ from grpc._cython import cygrpc
 
 from omnix_recs import metrics, request_context
 from omnix_recs.api.interceptors import (
+    GRPC_CORE_LOGGER,
     REQUEST_ID_KEY,
     STATUS_DETAILS_KEY,
     Guard,
@@ -332,6 +333,28 @@ def test_an_answer_grpc_core_refuses_ends_the_call_as_cancelled_counted_and_quie
     assert tally.unanswerable_methods == [method]
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
     assert tally.codes == [aborted_with]  # the metrics (and access log) say what was meant
+
+
+def test_grpc_core_refusing_a_returned_answer_is_counted_not_logged_as_an_error(running_server, caplog, monkeypatch):
+    """After a handler returns, gRPC sends the answer and, when core has already ended the call,
+    logs `ExecuteBatchError` at ERROR itself (grpc's aio `_handle_exceptions`). That race needs an
+    overloaded loop to happen, so the record is emitted here as gRPC words it, on gRPC's logger,
+    after the server's own set-up."""
+    caplog.set_level(logging.DEBUG)
+    tally = Tally()
+    monkeypatch.setattr(metrics, "RPC", tally)
+    running_server()
+    method = "/omnix.v1.RecommendationService/GetRecommendations"
+    grpc_log = logging.getLogger(GRPC_CORE_LOGGER)
+    try:
+        raise cygrpc.ExecuteBatchError('Failed "execute_batch": (...)')
+    except cygrpc.ExecuteBatchError:
+        # gRPC formats its messages before logging them, as here.
+        grpc_log.exception(f"ExecuteBatchError raised in core by servicer method [{method}]")
+        grpc_log.exception(f"Unexpected [ValueError] raised by servicer method [{method}]")
+    assert tally.unanswerable_methods == [method]
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert errors == [f"Unexpected [ValueError] raised by servicer method [{method}]"]  # the rest still heard
 
 
 # --- every RPC shape is wrapped -----------------------------------------------------------------

@@ -429,6 +429,34 @@ def _count_unanswerable(method: str) -> None:
         metrics.RPC.unanswerable(method)
 
 
+class UnanswerableAnswerLog(logging.Filter):
+    """The same case after a handler has returned: gRPC sends the answer itself, and when core
+    has already ended the call it logs `ExecuteBatchError` at ERROR with a traceback, unless its
+    own notice of the end came first (`_handle_exceptions` in grpc's aio server). Under
+    overload the deadline often passes between the two, hundreds of times a minute, and no
+    handler failed: the record is dropped and the call counted as unanswerable, as above (its
+    handler's OK stays in the call metrics and access log: the handler did answer).
+    Installed on gRPC's logger by `install_unanswerable_answer_log`."""
+
+    PREFIX = "ExecuteBatchError raised in core by servicer method ["
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()  # this logger speaks rarely: formatting costs nothing here
+        if not message.startswith(self.PREFIX):
+            return True
+        _count_unanswerable(message[len(self.PREFIX) :].rstrip("]"))
+        return False
+
+
+GRPC_CORE_LOGGER = "grpc._cython.cygrpc"
+_UNANSWERABLE_ANSWER_LOG = UnanswerableAnswerLog()
+
+
+def install_unanswerable_answer_log() -> None:
+    """Once per process is enough; more is harmless (a logger keeps a filter once)."""
+    logging.getLogger(GRPC_CORE_LOGGER).addFilter(_UNANSWERABLE_ANSWER_LOG)
+
+
 def _audit(
     audit: AuditLog,
     method: str,
