@@ -59,6 +59,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["grpc_port"] = args.port
     if getattr(args, "workers", None) is not None:
         overrides["workers"] = args.workers
+    if getattr(args, "worker_base_port", None) is not None:
+        overrides["worker_base_port"] = args.worker_base_port
     if getattr(args, "model_dir", None):
         overrides["model_dir"] = args.model_dir
     if getattr(args, "insecure", False):
@@ -948,6 +950,12 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--host", help="interface to bind (default: $OMNIX_GRPC_HOST or 127.0.0.1)")
         sub.add_argument("--port", type=int, help="port (default: $OMNIX_GRPC_PORT or 50051)")
         sub.add_argument("--workers", type=int, help="server processes (default 1)")
+        sub.add_argument(
+            "--worker-base-port",
+            type=int,
+            help="worker i also listens on this port + i, for clients that balance each call over the workers "
+            "(default: $OMNIX_WORKER_BASE_PORT or none)",
+        )
         sub.add_argument("--model-dir", help="model artifacts directory")
         sub.add_argument(
             "--insecure",

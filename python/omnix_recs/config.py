@@ -108,6 +108,10 @@ class Settings:
     grpc_host: str = "127.0.0.1"
     grpc_port: int = DEFAULT_GRPC_PORT
     workers: int = 1
+    # With it set (0 = off), worker i also listens on worker_base_port + i, its own port: a client
+    # that balances each call over those ports (gRPC's round_robin) spreads the calls evenly,
+    # where the shared port leaves the kernel to hash each long-lived connection to one worker.
+    worker_base_port: int = 0
     model_dir: str = "./var/models"
     # Where this host keeps its copies of models stored in S3 (engine/artifact_store.py).
     model_cache_dir: str = "./var/model-cache"
@@ -240,6 +244,7 @@ class Settings:
             ("client_rate_per_s", "OMNIX_CLIENT_RATE_PER_S", 0, 1_000_000),
             ("stream_idle_timeout_s", "OMNIX_STREAM_IDLE_TIMEOUT_S", 0, 86_400),
             ("metrics_port", "OMNIX_METRICS_PORT", 0, 65_535),
+            ("worker_base_port", "OMNIX_WORKER_BASE_PORT", 0, 65_535),
             ("model_keep", "OMNIX_MODEL_KEEP", 1, 10_000),
         ):
             if variable in env:

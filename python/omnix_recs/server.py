@@ -3,7 +3,8 @@
 `OmnixServer` is the whole assembly (grpc.aio server, health, the shared `AppContext`). Shutdown
 turns every health status NOT_SERVING first, so load balancers stop sending traffic, then lets
 in-flight calls drain. One Python process uses one core, so `workers > 1` spawns processes on one
-port (SO_REUSEPORT), fresh so no gRPC state crosses a fork; they share cache invalidations and
+port (SO_REUSEPORT), fresh so no gRPC state crosses a fork, and with `worker_base_port` each
+also on a port of its own (for clients that balance each call); they share cache invalidations and
 are supervised by the parent: a worker that dies is restarted (with backoff), and a worker whose
 parent dies exits (parent-death signal), so no orphan keeps serving. Past `max_inflight` calls a process
 answers RESOURCE_EXHAUSTED at once instead of queueing, so latency stays bounded.
@@ -80,14 +81,22 @@ class OmnixServer:
     health: health_aio.HealthServicer
     services: list[str]  # the implemented services, each with a health status
     security: Security | None = None  # TLS certificates, token checks, audit log
+    worker_port: int | None = None  # this process's own port, beside the shared one
 
     @classmethod
     async def create(
-        cls, settings: Settings, store: Store, *, reuse_port: bool = False, generations: GenerationTable | None = None
+        cls,
+        settings: Settings,
+        store: Store,
+        *,
+        reuse_port: bool = False,
+        generations: GenerationTable | None = None,
+        worker_port: int | None = None,
     ) -> OmnixServer:
         """Build and bind (not start) a server on `settings.grpc_host:grpc_port` (port 0 = any
-        free port; the bound one is in `.port`). Call from inside the event loop that will run it.
-        `generations`: cache generations shared with sibling workers (without Redis)."""
+        free port; the bound one is in `.port`), and on `worker_port` too when given. Call from
+        inside the event loop that will run it. `generations`: cache generations shared with
+        sibling workers (without Redis)."""
         limits = settings.limits
         security = Security.from_settings(settings)
         install_unanswerable_answer_log()
@@ -129,15 +138,18 @@ class OmnixServer:
             [*registered.implemented, *registered.placeholders, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME],
             server,
         )
-        address = f"{settings.grpc_host}:{settings.grpc_port}"
-        try:
-            if security.certificates is not None:
-                port = server.add_secure_port(address, security.certificates.server_credentials())
-            else:
-                port = server.add_insecure_port(address)
-        except RuntimeError as exc:  # grpc raises a bare RuntimeError when it cannot bind
-            raise UnavailableError(f"cannot listen on {address}: {exc}") from None
-        return cls(server=server, port=port, app=app, health=health, services=registered.implemented, security=security)
+        port = _listen(server, security, f"{settings.grpc_host}:{settings.grpc_port}")
+        if worker_port is not None:
+            _listen(server, security, f"{settings.grpc_host}:{worker_port}")
+        return cls(
+            server=server,
+            port=port,
+            app=app,
+            health=health,
+            services=registered.implemented,
+            security=security,
+            worker_port=worker_port,
+        )
 
     async def start(self) -> None:
         self.app.start()
@@ -154,6 +166,16 @@ class OmnixServer:
         self.app.cache.close()
         if self.security is not None:
             await self.security.aclose()
+
+
+def _listen(server: grpc.aio.Server, security: Security, address: str) -> int:
+    """Bind `address` (with TLS when configured); the port bound."""
+    try:
+        if security.certificates is not None:
+            return server.add_secure_port(address, security.certificates.server_credentials())
+        return server.add_insecure_port(address)
+    except RuntimeError as exc:  # grpc raises a bare RuntimeError when it cannot bind
+        raise UnavailableError(f"cannot listen on {address}: {exc}") from None
 
 
 async def build_server(settings: Settings, store: Store) -> tuple[grpc.aio.Server, int]:
@@ -178,9 +200,12 @@ def _serve(settings: Settings, *, http_port: int | None = None) -> None:
         from omnix_recs.gateway.serve import channel_settings
 
         channel_settings(settings, in_process=True)  # and the gateway's client certificate
+    ports = worker_ports(settings, http_port)
+    for port in ports:
+        refuse_busy_port(settings.grpc_host, port)
     if settings.workers == 1:
         event_loop.run(
-            _serve_process(settings, reuse_port=False, http_port=http_port),
+            _serve_process(settings, reuse_port=False, http_port=http_port, worker_port=ports[0] if ports else None),
             use_uvloop=settings.event_loop == "uvloop",
         )
         return
@@ -190,7 +215,34 @@ def _serve(settings: Settings, *, http_port: int | None = None) -> None:
     if http_port is not None:
         refuse_busy_port(settings.grpc_host, http_port)
     with metrics.exported_for_workers(settings):  # before the workers spawn: they inherit its directory
-        _serve_workers(settings, http_port)
+        _serve_workers(settings, http_port, ports)
+
+
+def worker_ports(settings: Settings, http_port: int | None = None) -> list[int]:
+    """Each worker's own port (`settings.worker_base_port` + its slot), or none when that is 0.
+
+    Beside the shared port, because the kernel hashes each connection to it to one worker
+    (SO_REUSEPORT) and HTTP/2 keeps a connection for hours: 32 connections split two ways 18/14
+    or worse six times in ten, 21/11 or worse one time in nine (a binomial), and the busier
+    worker queues while the other idles (README, Throughput). A client
+    that balances each call over the workers' own ports (gRPC's round_robin over the list of
+    addresses, as `omnix loadgen` does with several targets) loads them evenly."""
+    base = settings.worker_base_port
+    if not base:
+        return []
+    ports = list(range(base, base + settings.workers))
+    if ports[-1] > 65_535:
+        raise InvalidArgumentError("--worker-base-port", f"{base} + {settings.workers} workers runs past port 65535")
+    for name, taken in (
+        ("the gRPC port", settings.grpc_port),
+        ("the HTTP port", http_port),
+        ("the metrics port", settings.metrics_port),
+    ):
+        if taken and taken in ports:
+            raise InvalidArgumentError(
+                "--worker-base-port", f"ports {base}-{ports[-1]} (one per worker) include {name} {taken}"
+            )
+    return ports
 
 
 def refuse_busy_port(host: str, port: int) -> None:
@@ -229,12 +281,19 @@ def exit_with_parent() -> None:
 
 
 async def _serve_process(
-    settings: Settings, *, reuse_port: bool, generations: GenerationTable | None = None, http_port: int | None = None
+    settings: Settings,
+    *,
+    reuse_port: bool,
+    generations: GenerationTable | None = None,
+    http_port: int | None = None,
+    worker_port: int | None = None,
 ) -> None:
     store = open_store(settings.store_url, served_list_retention=settings.served_list_retention)
     threads_done = True
     try:
-        built = await OmnixServer.create(settings, store, reuse_port=reuse_port, generations=generations)
+        built = await OmnixServer.create(
+            settings, store, reuse_port=reuse_port, generations=generations, worker_port=worker_port
+        )
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -242,8 +301,14 @@ async def _serve_process(
         await built.start()
         figures = metrics.start_for_process(settings, built.app)
         settle_garbage_collector()
+        own = f" and {settings.grpc_host}:{worker_port} (this process's own)" if worker_port else ""
         log.info(
-            "serving %s on %s:%d (%s)", ", ".join(built.services), settings.grpc_host, built.port, event_loop.name()
+            "serving %s on %s:%d%s (%s)",
+            ", ".join(built.services),
+            settings.grpc_host,
+            built.port,
+            own,
+            event_loop.name(),
         )
         gateway = await _start_gateway(settings, built.port, http_port, reuse_port) if http_port is not None else None
         await stopping.wait()
@@ -294,17 +359,21 @@ async def _start_gateway(settings: Settings, grpc_port: int, http_port: int, reu
     )
 
 
-def _serve_worker(settings: Settings, generations_path: Path | None, http_port: int | None = None) -> None:
+def _serve_worker(
+    settings: Settings, generations_path: Path | None, http_port: int | None = None, worker_port: int | None = None
+) -> None:
     exit_with_parent()
     _configure_logging(settings)
     generations = GenerationTable.attach(generations_path) if generations_path else None
     event_loop.run(
-        _serve_process(settings, reuse_port=True, generations=generations, http_port=http_port),
+        _serve_process(
+            settings, reuse_port=True, generations=generations, http_port=http_port, worker_port=worker_port
+        ),
         use_uvloop=settings.event_loop == "uvloop",
     )
 
 
-def _serve_workers(settings: Settings, http_port: int | None = None) -> None:
+def _serve_workers(settings: Settings, http_port: int | None = None, ports: list[int] | None = None) -> None:
     spawn = multiprocessing.get_context("spawn")
     with tempfile.TemporaryDirectory(prefix="omnix-serve-") as tmp:
         generations_path = None
@@ -313,15 +382,18 @@ def _serve_workers(settings: Settings, http_port: int | None = None) -> None:
             GenerationTable.create_shared(generations_path)
 
         def new_worker(slot: int) -> BaseProcess:
+            # A restarted worker takes its slot's own port again: clients balancing over it reconnect.
+            own = ports[slot] if ports else None
             return spawn.Process(
-                target=_serve_worker, args=(settings, generations_path, http_port), name=f"omnix-worker-{slot}"
+                target=_serve_worker, args=(settings, generations_path, http_port, own), name=f"omnix-worker-{slot}"
             )
 
         group = _WorkerGroup(new_worker, settings.workers, kill_after_s=settings.shutdown_grace_s + KILL_AFTER_GRACE_S)
         signal.signal(signal.SIGTERM, group.stop)
         signal.signal(signal.SIGINT, group.stop)
         group.start()
-        log.info("started %d server processes on port %d", settings.workers, settings.grpc_port)
+        own = f" and each on its own, {ports[0]}-{ports[-1]}" if ports else ""
+        log.info("started %d server processes on port %d%s", settings.workers, settings.grpc_port, own)
         failed = group.wait()
     if failed is not None:
         raise UnavailableError(

@@ -60,6 +60,8 @@ def test_many_concurrent_calls_are_answered_or_refused_none_hangs(running_server
         ({"OMNIX_REDIS_TIMEOUT_MS": "250"}, "redis_timeout_ms", 250),
         ({}, "redis_failure_threshold", 3),
         ({"OMNIX_REDIS_FAILURE_THRESHOLD": "1"}, "redis_failure_threshold", 1),
+        ({}, "worker_base_port", 0),
+        ({"OMNIX_WORKER_BASE_PORT": "50061"}, "worker_base_port", 50_061),
     ],
 )
 def test_scale_settings_come_from_the_environment(env, field, expected):
@@ -74,6 +76,7 @@ def test_scale_settings_come_from_the_environment(env, field, expected):
         ({"OMNIX_CACHE_MAX_ENTRIES": "0"}, "OMNIX_CACHE_MAX_ENTRIES"),
         ({"OMNIX_REDIS_TIMEOUT_MS": "soon"}, "OMNIX_REDIS_TIMEOUT_MS"),
         ({"OMNIX_REDIS_FAILURE_THRESHOLD": "0"}, "OMNIX_REDIS_FAILURE_THRESHOLD"),
+        ({"OMNIX_WORKER_BASE_PORT": "70000"}, "OMNIX_WORKER_BASE_PORT"),
     ],
 )
 def test_bad_scale_settings_name_the_variable(env, field):

@@ -187,6 +187,73 @@ def test_a_second_server_on_a_busy_port_refuses_to_start(two_workers, tmp_path, 
     assert len(listening(port)) == 2 and serving(port)
 
 
+def free_ports_in_a_row(count: int) -> int:
+    """The first of `count` consecutive free ports."""
+    for _ in range(100):
+        first = free_port()
+        try:
+            for port in range(first + 1, first + count):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return first
+    pytest.fail(f"no {count} free ports in a row")
+
+
+def test_each_worker_also_listens_on_its_own_port_and_gets_it_back_when_replaced(tmp_path, env):
+    port, base = free_port(), free_ports_in_a_row(2)
+    command = [*serve_command(tmp_path, port), "--worker-base-port", str(base)]
+    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    own_ports = (base, base + 1)
+    try:
+        wait_until(
+            lambda: (
+                (len(listening(port)) == 2 and all(serving(p) for p in (port, *own_ports)))
+                or process.poll() is not None
+            )
+        )
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        workers = set(workers_of(process.pid))
+        owners = [listening(own) for own in own_ports]
+        assert owners[0] | owners[1] == workers == listening(port)  # one each, and both on the shared port
+        (first,) = owners[0]
+        os.kill(first, signal.SIGKILL)
+        wait_until(lambda: not alive(first), timeout_s=5)
+        wait_until(lambda: len(listening(base)) == 1 and first not in listening(base) and serving(base))
+        assert listening(base + 1) == owners[1]  # the other worker kept its own
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(START_TIMEOUT_S) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stderr:
+            process.stderr.close()
+
+
+def test_worker_ports_that_clash_or_are_busy_are_refused_before_any_worker_starts(two_workers, tmp_path, env):
+    _, busy = two_workers
+    port = free_port()
+    (tmp_path / "other").mkdir()
+    for base, message in (
+        (port - 1, f"--worker-base-port: ports {port - 1}-{port} (one per worker) include the gRPC port {port}"),
+        (65_535, "--worker-base-port: 65535 + 2 workers runs past port 65535"),
+        (busy, f"cannot listen on 127.0.0.1:{busy}"),
+    ):
+        refused = subprocess.run(
+            [*serve_command(tmp_path / "other", port), "--worker-base-port", str(base)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert refused.returncode == 2, refused.stderr
+        assert message in refused.stderr
+        assert "Traceback" not in refused.stderr
+    assert not listening(port)
+
+
 def test_a_worker_that_keeps_dying_at_start_stops_the_server():
     """Restarting forever would hide a broken configuration: after MAX_QUICK_DEATHS quick
     deaths in a row the group gives up and reports the worker."""
