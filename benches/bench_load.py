@@ -36,6 +36,11 @@ built here when missing, sending calls this process plans), because it shares th
 with the server it measures: grpc.aio's client (`--loadgen grpc-aio`) takes 0.2-0.3 ms of CPU a
 call, the native one 0.07-0.12 ms with the planning.
 
+Each worker also listens on a port of its own (`omnix serve --worker-base-port`) and the load
+generator balances each call over those ports, as a client that balances would; `--shared-port`
+sends every call to the shared port instead, where the kernel hashes each connection to one
+worker for the whole run (each step prints the split: `connections per worker 21/11`).
+
 `--hosts N` starts N separate `omnix serve` processes on 127.0.0.2, 127.0.0.3, ... (one port,
 one store, one Redis with `redis`), and the load generator balances every channel round robin
 over them, as a client of several machines would.
@@ -102,6 +107,12 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--hosts", type=int, default=1, help="separate servers on 127.0.0.2, .3, ... (default 1)")
+    parser.add_argument(
+        "--shared-port",
+        action="store_true",
+        help="send every call to the workers' shared port, where the kernel hashes each connection to one worker "
+        "(default: balance each call over the workers' own ports, --worker-base-port)",
+    )
     parser.add_argument("--configs", default="local,redis", help="comma-separated: local, redis, nocache")
     parser.add_argument("--step-seconds", type=float, default=10.0)
     parser.add_argument("--p99-ms", type=float, default=200.0)
@@ -151,11 +162,16 @@ def main() -> None:
         summary = []
         for config in [c.strip() for c in args.configs.split(",") if c.strip()]:
             hosts = f" on {args.hosts} hosts" if args.hosts > 1 else ""
+            ports = "one shared port" if args.shared_port else "calls balanced over each worker's own port"
             print(
-                f"\n=== {config}: omnix serve --workers {args.workers}{hosts} (load average {os.getloadavg()[0]:.1f})"
+                f"\n=== {config}: omnix serve --workers {args.workers}{hosts}, {ports} "
+                f"(load average {os.getloadavg()[0]:.1f})"
             )
+            scratch_dir = root if args.keep else Path(scratch)
             # The raw profile (py-spy's collapsed stacks) stays in the kept directory, if any.
-            with Server(settings, config, args.workers, root if args.keep else Path(scratch), args.hosts) as server:
+            with Server(
+                settings, config, args.workers, scratch_dir, args.hosts, own_ports=not args.shared_port
+            ) as server:
                 load = Load(server, customers, products, args.step_seconds, args.p99_ms, mix, args.loadgen)
                 load.warm_up()
                 if args.rate:
@@ -262,13 +278,18 @@ def keep_pristine_copy(database: Path, pristine: Path) -> None:
 class Server:
     """`omnix serve --workers N` in a subprocess (and a redis-server for the `redis` config); with
     `hosts` > 1, one such server per loopback address 127.0.0.2, 127.0.0.3, ..., all on one port,
-    and `address` lists them all (the load generator balances over them)."""
+    and `address` lists them all (the load generator balances over them). With `own_ports`, every
+    worker also listens on a port of its own (`--worker-base-port`) and `address` lists those
+    instead, so each call is balanced over the workers rather than each connection hashed to one."""
 
-    def __init__(self, settings: Settings, config: str, workers: int, scratch: Path, hosts: int = 1) -> None:
+    def __init__(
+        self, settings: Settings, config: str, workers: int, scratch: Path, hosts: int = 1, *, own_ports: bool = True
+    ) -> None:
         self.config, self.workers, self.scratch = config, workers, scratch
         self.hosts = [f"127.0.0.{2 + i}" for i in range(hosts)] if hosts > 1 else ["127.0.0.1"]
         self.port = free_port(self.hosts)
-        self.address = ",".join(f"{host}:{self.port}" for host in self.hosts)
+        self.worker_ports = free_ports_in_a_row(workers, self.hosts, besides=self.port) if own_ports else []
+        self.address = ",".join(f"{host}:{port}" for host in self.hosts for port in self.worker_ports or [self.port])
         self.env = {
             **os.environ,
             "OMNIX_STORE": settings.store_url,
@@ -309,9 +330,12 @@ class Server:
         for host in self.hosts:
             command = [sys.executable, "-m", "omnix_recs.cli", "serve", "--workers", str(self.workers)]
             command += ["--host", host, "--port", str(self.port)]
+            if self.worker_ports:
+                command += ["--worker-base-port", str(self.worker_ports[0])]
             self.processes.append(subprocess.Popen(command, env=self.env))
         for host, process in zip(self.hosts, self.processes):
-            wait_until_serving(f"{host}:{self.port}", process)
+            for port in [self.port, *self.worker_ports]:
+                wait_until_serving(f"{host}:{port}", process)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -333,9 +357,9 @@ class Server:
         return sum(thread_cpu_seconds(pid, pid) for pid in self.pids())
 
     def connections_per_process(self) -> list[int]:
-        """Established connections to the serving port held by each server process, the busiest
-        first (the kernel hashes each connection to one worker's socket, SO_REUSEPORT)."""
-        inodes = established_inodes(self.port)
+        """Established connections to the serving ports held by each server process, the busiest
+        first (on the shared port the kernel hashes each connection to one worker, SO_REUSEPORT)."""
+        inodes = set().union(*(established_inodes(port) for port in [self.port, *self.worker_ports]))
         counts = []
         for pid in self.pids():
             try:
@@ -621,6 +645,24 @@ def free_port(hosts: list[str] | None = None) -> int:
             continue
         return port
     raise SystemExit(f"no port free on all of {', '.join(hosts)}")
+
+
+def free_ports_in_a_row(count: int, hosts: list[str], *, besides: int) -> list[int]:
+    """`count` consecutive ports free on every one of `hosts`, none of them `besides`."""
+    for _ in range(50):
+        first = free_port(hosts)
+        ports = list(range(first, first + count))
+        if besides in ports or ports[-1] > 65_535:
+            continue
+        try:
+            for host in hosts:
+                for port in ports[1:]:
+                    with socket.socket() as sock:
+                        sock.bind((host, port))
+        except OSError:
+            continue
+        return ports
+    raise SystemExit(f"no {count} ports in a row free on all of {', '.join(hosts)}")
 
 
 def wait_until_serving(address: str, process: subprocess.Popen[bytes]) -> None:
