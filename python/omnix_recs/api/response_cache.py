@@ -27,7 +27,8 @@ from omnix_recs.engine.served_lists import Recommendations
 # How long a body is kept: as long as its ranking may be served (recommender.py).
 KEEP_S = LIST_REUSE_S + SERVED_LIST_TTL_S
 # Bytes of serialised bodies kept per process: a body is about 1.6 KB for 20 items, so this
-# holds some 20,000 rankings, every shopper of a busy server's last minute.
+# holds some 20,000 rankings, every shopper of a busy server's last five minutes (past it the
+# oldest go, and their next serving serialises its ranking again).
 MAX_BODY_BYTES = 32 * 1024 * 1024
 # GetRecommendationsResponse.recommendation_id: field 3, length-delimited (wire type 2).
 _RECOMMENDATION_ID_TAG = bytes([3 << 3 | 2])

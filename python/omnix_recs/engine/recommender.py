@@ -48,9 +48,13 @@ REFILL_MARGIN = 10
 SERVED_LIST_TTL_S = 5.0
 # Later, and up to this many seconds after it was ranked, an identical request gets the same
 # items under a new id (a new served list): ranking is most of a call's cost, and nothing it
-# reads has changed (a purchase or cart event, the catalog and the model each start a new list;
-# the passing minute moves the time-decayed scores by a 1,440th of a day).
-LIST_REUSE_S = 60.0
+# reads has changed (a purchase or cart event, the catalog and the model each start a new list).
+# As long as the cache keeps what a ranking reads (the shopper's snapshot and cart, for the
+# cache's TTL, 300 s by default, and never longer): ranking again sooner would read the same
+# cached inputs and differ only by the clock, which moves the time-decayed scores by a 288th of
+# a day in five minutes. Each worker ranks each of its shoppers once per window, so a shorter
+# one costs CPU at every rate (README, Throughput, eighth round).
+LIST_REUSE_S = 300.0
 # GetRecommendations requests whose list digests are remembered (`Recommender._list_digest`).
 MAX_REMEMBERED_DIGESTS = 4096
 

@@ -103,10 +103,11 @@ class RankedItems:
             self._kept.clear()
 
 
-# As long as a ranking may be served: recommender.LIST_REUSE_S + SERVED_LIST_TTL_S (65 s).
-KEEP_RANKED_ITEMS_S = 70.0
+# As long as a ranking may be served: recommender.LIST_REUSE_S + SERVED_LIST_TTL_S (305 s).
+KEEP_RANKED_ITEMS_S = 310.0
 # Rankings whose items are kept (about 5 KB each with ten items): every shopper of a session of
-# 10,000, each of whom has one ranking at a time.
+# 10,000, each of whom has one ranking at a time. More shoppers within `KEEP_RANKED_ITEMS_S`
+# push the oldest out, and a re-serving of theirs decodes its items again (some 50 us).
 MAX_RANKED_ITEMS = 12_000
 RANKED_ITEMS = RankedItems(keep_s=KEEP_RANKED_ITEMS_S, max_rankings=MAX_RANKED_ITEMS)
 
