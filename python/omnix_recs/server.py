@@ -230,6 +230,8 @@ def worker_ports(settings: Settings, http_port: int | None = None) -> list[int]:
     base = settings.worker_base_port
     if not base:
         return []
+    if base < 0:
+        raise InvalidArgumentError("--worker-base-port", f"must be a port number, got {base}")
     ports = list(range(base, base + settings.workers))
     if ports[-1] > 65_535:
         raise InvalidArgumentError("--worker-base-port", f"{base} + {settings.workers} workers runs past port 65535")

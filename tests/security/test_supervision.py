@@ -239,6 +239,7 @@ def test_worker_ports_that_clash_or_are_busy_are_refused_before_any_worker_start
     for base, message in (
         (port - 1, f"--worker-base-port: ports {port - 1}-{port} (one per worker) include the gRPC port {port}"),
         (65_535, "--worker-base-port: 65535 + 2 workers runs past port 65535"),
+        (-1, "--worker-base-port: must be a port number, got -1"),
         (busy, f"cannot listen on 127.0.0.1:{busy}"),
     ):
         refused = subprocess.run(
