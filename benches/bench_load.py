@@ -637,13 +637,8 @@ def free_port(hosts: list[str] | None = None) -> int:
         with socket.socket() as sock:
             sock.bind((hosts[0], 0))
             port: int = sock.getsockname()[1]
-        try:
-            for host in hosts[1:]:
-                with socket.socket() as sock:
-                    sock.bind((host, port))
-        except OSError:
-            continue
-        return port
+        if free_everywhere(hosts[1:], [port]):
+            return port
     raise SystemExit(f"no port free on all of {', '.join(hosts)}")
 
 
@@ -652,17 +647,21 @@ def free_ports_in_a_row(count: int, hosts: list[str], *, besides: int) -> list[i
     for _ in range(50):
         first = free_port(hosts)
         ports = list(range(first, first + count))
-        if besides in ports or ports[-1] > 65_535:
-            continue
-        try:
-            for host in hosts:
-                for port in ports[1:]:
-                    with socket.socket() as sock:
-                        sock.bind((host, port))
-        except OSError:
-            continue
-        return ports
+        if besides not in ports and ports[-1] <= 65_535 and free_everywhere(hosts, ports[1:]):
+            return ports
     raise SystemExit(f"no {count} ports in a row free on all of {', '.join(hosts)}")
+
+
+def free_everywhere(hosts: list[str], ports: list[int]) -> bool:
+    """Whether each of `ports` can be bound on each of `hosts` (none is listened on)."""
+    try:
+        for host in hosts:
+            for port in ports:
+                with socket.socket() as sock:
+                    sock.bind((host, port))
+    except OSError:
+        return False
+    return True
 
 
 def wait_until_serving(address: str, process: subprocess.Popen[bytes]) -> None:
