@@ -81,7 +81,6 @@ class OmnixServer:
     health: health_aio.HealthServicer
     services: list[str]  # the implemented services, each with a health status
     security: Security | None = None  # TLS certificates, token checks, audit log
-    worker_port: int | None = None  # this process's own port, beside the shared one
 
     @classmethod
     async def create(
@@ -141,15 +140,7 @@ class OmnixServer:
         port = _listen(server, security, f"{settings.grpc_host}:{settings.grpc_port}")
         if worker_port is not None:
             _listen(server, security, f"{settings.grpc_host}:{worker_port}")
-        return cls(
-            server=server,
-            port=port,
-            app=app,
-            health=health,
-            services=registered.implemented,
-            security=security,
-            worker_port=worker_port,
-        )
+        return cls(server=server, port=port, app=app, health=health, services=registered.implemented, security=security)
 
     async def start(self) -> None:
         self.app.start()
