@@ -8,11 +8,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from omnix_recs.domain.models import RecommendedItem, ServedRecommendation
-from omnix_recs.engine.recommender import LIST_REUSE_S, SERVED_LIST_TTL_S
 from omnix_recs.engine.served_lists import (
     KEEP_RANKED_ITEMS_S,
+    LIST_REUSE_S,
     RANKED_ITEMS,
     RECOMMENDATIONS_CODEC,
+    SERVED_LIST_TTL_S,
     RankedItems,
     Recommendations,
     ServedListWriter,

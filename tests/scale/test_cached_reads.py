@@ -12,8 +12,9 @@ from omnix_recs.domain.models import CustomerChange, Interaction, InteractionKin
 from omnix_recs.engine.blends import Strategy
 from omnix_recs.engine.cached_reads import NO_CACHE, ShopperReads, forget
 from omnix_recs.engine.features import summarize_purchases
-from omnix_recs.engine.recommender import LIST_REUSE_S, SERVED_LIST_TTL_S, Recommender
+from omnix_recs.engine.recommender import Recommender
 from omnix_recs.engine.registry import ModelHolder
+from omnix_recs.engine.served_lists import LIST_REUSE_S, SERVED_LIST_TTL_S
 from omnix_recs.store import open_store
 from omnix_recs.store.cache import LocalCache, RedisCache
 

@@ -1,6 +1,6 @@
 """GetRecommendations answered as wire bytes: each ranking serialised once, then re-used.
 
-A shopper's list is ranked once and served many times (engine/recommender.py: `SERVED_LIST_TTL_S`
+A shopper's list is ranked once and served many times (engine/served_lists.py: `SERVED_LIST_TTL_S`
 and `LIST_REUSE_S`); each serving differs from the others only in its `recommendation_id`.
 So the response is serialised once per ranking without the id, and every serving appends its
 own id to those bytes: a protobuf message may carry its fields in any order, so the result is
@@ -21,10 +21,9 @@ from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import Message
 
 from omnix_recs._proto.omnix.v1 import recommendation_pb2 as pb
-from omnix_recs.engine.recommender import LIST_REUSE_S, SERVED_LIST_TTL_S
-from omnix_recs.engine.served_lists import Recommendations
+from omnix_recs.engine.served_lists import LIST_REUSE_S, SERVED_LIST_TTL_S, Recommendations
 
-# How long a body is kept: as long as its ranking may be served (recommender.py).
+# How long a body is kept: as long as its ranking may be served (engine/served_lists.py).
 KEEP_S = LIST_REUSE_S + SERVED_LIST_TTL_S
 # Bytes of serialised bodies kept per process: a body is about 1.6 KB for 20 items, so this
 # holds some 20,000 rankings, every shopper of a busy server's last five minutes (past it the

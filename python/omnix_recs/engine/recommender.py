@@ -29,7 +29,14 @@ from omnix_recs.engine.cached_reads import NO_CACHE, ShopperReads, cart_owner
 from omnix_recs.engine.features import HistoryFeatures
 from omnix_recs.engine.filters import CatalogCache, CatalogIndex, ShopperFilters
 from omnix_recs.engine.reasons import ReasonWriter
-from omnix_recs.engine.served_lists import RECOMMENDATIONS_CODEC, Recommendations, ServedLists, new_recommendation_id
+from omnix_recs.engine.served_lists import (
+    LIST_REUSE_S,
+    RECOMMENDATIONS_CODEC,
+    SERVED_LIST_TTL_S,
+    Recommendations,
+    ServedLists,
+    new_recommendation_id,
+)
 from omnix_recs.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
 from omnix_recs.store.base import Store
 from omnix_recs.store.cache import Cache
@@ -43,18 +50,6 @@ VIP_TRIPS_90_DAYS = 12
 VIP_DISCOVERY_SHARE = 0.4
 # Extra products ranked beyond the limit, to refill after the live catalog re-check drops some.
 REFILL_MARGIN = 10
-# An identical GetRecommendations request (same shopper, nothing changed since) within this
-# many seconds gets the same list back, id included: refreshes and retries cost nothing.
-SERVED_LIST_TTL_S = 5.0
-# Later, and up to this many seconds after it was ranked, an identical request gets the same
-# items under a new id (a new served list): ranking is most of a call's cost, and nothing it
-# reads has changed (a purchase or cart event, the catalog and the model each start a new list).
-# As long as the cache keeps what a ranking reads (the shopper's snapshot and cart, for the
-# cache's TTL, 300 s by default, and never longer): ranking again sooner would read the same
-# cached inputs and differ only by the clock, which moves the time-decayed scores by a 288th of
-# a day in five minutes. Each worker ranks each of its shoppers once per window, so a shorter
-# one costs CPU at every rate (README, Throughput, eighth round).
-LIST_REUSE_S = 300.0
 # GetRecommendations requests whose list digests are remembered (`Recommender._list_digest`).
 MAX_REMEMBERED_DIGESTS = 4096
 

@@ -2,7 +2,7 @@
 
 Every answer is kept twice. In the cache, briefly, so an identical request (a refresh, a
 retry) gets the same list and id back for nothing (and, for a while longer, the same ranking
-under a new id: recommender.LIST_REUSE_S). In the store, so feedback can refer to it:
+under a new id: `LIST_REUSE_S`). In the store, so feedback can refer to it:
 `ServedListWriter` writes behind the answer, in batches from a background thread, because one
 write transaction per call would be the store's largest cost under load. Reads look in its queue
 before the store, so feedback on a list served a moment ago works.
@@ -33,6 +33,19 @@ MAX_PENDING = 10_000
 BATCH_SIZE = 500
 FLUSH_EVERY_S = 0.5
 
+# An identical GetRecommendations request (same shopper, nothing changed since) within this
+# many seconds gets the same list back, id included: refreshes and retries cost nothing.
+SERVED_LIST_TTL_S = 5.0
+# Later, and up to this many seconds after it was ranked, an identical request gets the same
+# items under a new id (a new served list): ranking is most of a call's cost, and nothing it
+# reads has changed (a purchase or cart event, the catalog and the model each start a new list).
+# As long as the cache keeps what a ranking reads (the shopper's snapshot and cart, for the
+# cache's TTL, 300 s by default, and never longer): ranking again sooner would read the same
+# cached inputs and differ only by the clock, which moves the time-decayed scores by a 288th of
+# a day in five minutes. Each worker ranks each of its shoppers once per window, so a shorter
+# one costs CPU at every rate (README, Throughput, eighth round); `Recommender.recommend` applies both.
+LIST_REUSE_S = 300.0
+
 
 @dataclass(frozen=True, slots=True)
 class Recommendations:
@@ -44,7 +57,7 @@ class Recommendations:
     items: tuple[RecommendedItem, ...]
     lifecycle: str = ""
     # The id the ranking was first served under, kept by every later serving of it
-    # (recommender.LIST_REUSE_S): what derives from the items alone can be kept per ranking.
+    # (`LIST_REUSE_S`): what derives from the items alone can be kept per ranking.
     ranking_id: str = ""
 
 
@@ -60,7 +73,7 @@ def new_recommendation_id() -> str:
 class RankedItems:
     """The items of the rankings served lately, by ranking id, with their encoded form.
 
-    A ranking is served again and again for `LIST_REUSE_S` (recommender.py), each time read
+    A ranking is served again and again for `LIST_REUSE_S`, each time read
     from the cache as bytes: without this, every read decodes the same ten items into new objects
     and every re-serving encodes them again, the largest part of a call answered from the cache.
     A ranking's items never change (its id is new with every ranking), so they are shared. Kept
@@ -103,8 +116,8 @@ class RankedItems:
             self._kept.clear()
 
 
-# As long as a ranking may be served: recommender.LIST_REUSE_S + SERVED_LIST_TTL_S (305 s).
-KEEP_RANKED_ITEMS_S = 310.0
+# As long as a ranking may be served, and a little longer.
+KEEP_RANKED_ITEMS_S = LIST_REUSE_S + SERVED_LIST_TTL_S + 5.0
 # Rankings whose items are kept (about 5 KB each with ten items): every shopper of a session of
 # 10,000, each of whom has one ranking at a time. More shoppers within `KEEP_RANKED_ITEMS_S`
 # push the oldest out, and a re-serving of theirs decodes its items again (some 50 us).
