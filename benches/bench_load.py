@@ -485,7 +485,7 @@ class Load:
             rate=WARM_UP_RATE,
             duration_s=WARM_UP_ROUNDS * len(self.customers) / WARM_UP_RATE,
             channels=CHANNELS,
-            mix=DEFAULT_MIX,
+            mix=self.mix,  # the calls measured next: their lists are ranked and cached too
             customers=self.customers,
             products=self.products,
             seed=2,

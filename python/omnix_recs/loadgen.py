@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import itertools
 import json
 import os
 import random
@@ -278,8 +277,15 @@ class _RequestMaker:
         self.customers, self.products, self.rng = list(customers), list(products), rng
         self._turns: Iterator[str] | None = None
         if in_turn and self.customers:
-            rng.shuffle(self.customers)
-            self._turns = itertools.cycle(self.customers)
+            self._turns = self._rounds()
+
+    def _rounds(self) -> Iterator[str]:
+        # Shuffled afresh each round: in one order every round, the calls balanced in turn over
+        # two servers would bring each shopper to the same one every time.
+        while True:
+            order = list(self.customers)
+            self.rng.shuffle(order)
+            yield from order
 
     def make(self, kind: str) -> Any:
         rng = self.rng
