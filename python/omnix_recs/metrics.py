@@ -64,6 +64,11 @@ class RpcMetrics:
             multiprocess_mode="livesum",
         )
         self.cache = Counter("omnix_cache_lookups", "per-shopper cache lookups, by kind and result", ["kind", "result"])
+        self.cache_refreshes = Counter(
+            "omnix_cache_refreshes",
+            "per-shopper cache entries reloaded in the background before they expired, by kind and result",
+            ["kind", "result"],
+        )
         self.served_lists = Counter("omnix_served_lists", "served lists queued for storage")
         self.served_lists_dropped = Counter("omnix_served_lists_dropped", "served lists lost to a full queue")
         self.attributed_purchases = Counter(
@@ -343,6 +348,9 @@ class ProcessFigures:
         for result, counts in (("hit", dict(stats.hits)), ("miss", dict(stats.misses))):
             for kind, count in counts.items():
                 self._add(self._metrics.cache.labels(kind, result), ("cache", f"{kind}:{result}"), count)
+        for result, counts in (("ok", dict(stats.refreshes)), ("failed", dict(stats.refresh_failures))):
+            for kind, count in counts.items():
+                self._add(self._metrics.cache_refreshes.labels(kind, result), ("refresh", f"{kind}:{result}"), count)
         writer = self._app.served_lists
         if writer is not None:
             self._add(self._metrics.served_lists, ("served", ""), writer.queued)

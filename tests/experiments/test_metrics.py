@@ -260,3 +260,28 @@ def test_attributed_purchases_and_revenue_add_up_across_workers(tmp_path: Path) 
             time.sleep(0.2)
         assert sample(text, "omnix_attributed_purchases_total", list="balanced") == len(lists)
         assert sample(text, "omnix_attributed_revenue_total", list="balanced") == pytest.approx(revenue)
+
+
+def test_background_cache_reloads_are_counted_by_kind_and_their_failures_apart() -> None:
+    from types import SimpleNamespace
+
+    from prometheus_client import REGISTRY
+
+    from omnix_recs import metrics
+    from omnix_recs.store.cache import LocalCache
+
+    cache = LocalCache(ttl_s=60, max_entries=10)
+    cache.stats.refreshes.update(shopper=3, cart=2)  # what `Cache` counts (tests/scale/test_cache.py)
+    cache.stats.refresh_failures.update(shopper=1)
+    app = SimpleNamespace(cache=cache, served_lists=None, models=SimpleNamespace(model=None))
+    figures = metrics.ProcessFigures(app, metrics.enable())  # type: ignore[arg-type]
+    try:
+        figures.sync()
+        figures.sync()  # copied as differences: each counted once
+
+        def value(kind: str, result: str) -> float | None:
+            return REGISTRY.get_sample_value("omnix_cache_refreshes_total", {"kind": kind, "result": result})
+
+        assert (value("shopper", "ok"), value("cart", "ok"), value("shopper", "failed")) == (3.0, 2.0, 1.0)
+    finally:
+        metrics.disable()

@@ -304,3 +304,171 @@ def test_generation_tables_are_shared_between_processes(tmp_path):
     child.join(30)
     assert child.exitcode == 0
     assert cache.fetch("c1", "profile", TEXT, lambda: "after") == "after"
+
+
+# --- refresh ahead: entries whose load only reads are reloaded in the background ------------------
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_an_entry_due_for_a_refresh_is_served_while_a_background_thread_reloads_it(make_cache):
+    now = [1_000_000.0]
+    cache, load = make_cache(clock=lambda: now[0]), Loads()
+    fetch = lambda: cache.fetch("c1", "profile", TEXT, load, ttl_s=100, refresh_ahead=True)  # noqa: E731
+    assert fetch() == "v#1"
+    now[0] += 49  # not due yet: every entry's moment lies in the last half of its life
+    assert fetch() == "v#1"
+    time.sleep(0.1)
+    assert load.calls == 1
+    now[0] += 27  # 76 s: in the last quarter every entry is due
+    assert fetch() == "v#1"  # answered at once with what it has
+    wait_until(lambda: cache.stats.refreshes.get("profile") == 1)
+    assert fetch() == "v#2" and load.calls == 2
+    assert (cache.stats.hits["profile"], cache.stats.misses["profile"]) == (3, 1)
+    now[0] += 99  # the reload lives a whole TTL from when it was made
+    assert fetch() == "v#2"
+
+
+def test_an_entry_is_reloaded_once_however_often_it_is_read_meanwhile(make_cache):
+    now = [1_000_000.0]
+    release = threading.Event()
+    calls: list[int] = []
+
+    def load() -> str:
+        calls.append(1)
+        if len(calls) > 1:
+            release.wait(10)
+        return f"v#{len(calls)}"
+
+    cache = make_cache(clock=lambda: now[0])
+    fetch = lambda: cache.fetch("c1", "profile", TEXT, load, ttl_s=100, refresh_ahead=True)  # noqa: E731
+    fetch()
+    now[0] += 90
+    assert [fetch() for _ in range(5)] == ["v#1"] * 5
+    release.set()
+    wait_until(lambda: cache.stats.refreshes.get("profile") == 1)
+    assert fetch() == "v#2" and len(calls) == 2
+
+
+def test_a_reload_that_raced_an_invalidation_is_not_stored(make_cache):
+    now = [1_000_000.0]
+    started, release = threading.Event(), threading.Event()
+    cache = make_cache(clock=lambda: now[0])
+
+    def slow_old_read() -> str:
+        started.set()
+        release.wait(10)
+        return "before the purchase"
+
+    cache.fetch("c1", "profile", TEXT, lambda: "first", ttl_s=100, refresh_ahead=True)
+    now[0] += 90
+    assert cache.fetch("c1", "profile", TEXT, slow_old_read, ttl_s=100, refresh_ahead=True) == "first"
+    started.wait(10)
+    cache.forget_customer("c1")  # a purchase while the reload reads
+    release.set()
+    wait_until(lambda: cache.stats.stale_writes == 1)
+    assert cache.fetch("c1", "profile", TEXT, lambda: "after the purchase", ttl_s=100) == "after the purchase"
+
+
+def test_a_failing_reload_keeps_the_entry_until_it_expires_and_is_logged(make_cache, caplog):
+    now = [1_000_000.0]
+    cache = make_cache(clock=lambda: now[0])
+
+    def fail() -> str:
+        raise LookupError("the store went away")
+
+    cache.fetch("c1", "profile", TEXT, lambda: "kept", ttl_s=100, refresh_ahead=True)
+    now[0] += 90
+    assert cache.fetch("c1", "profile", TEXT, fail, ttl_s=100, refresh_ahead=True) == "kept"
+    wait_until(lambda: cache.stats.refresh_failures == {"profile": 1})
+    assert cache.fetch("c1", "profile", TEXT, Loads(), ttl_s=100) == "kept"
+    assert "could not refresh the cache entry profile of c1: LookupError('the store went away')" in caplog.text
+    now[0] += 11  # expired: loaded on demand, where a failure reaches the caller
+    with pytest.raises(LookupError):
+        cache.fetch("c1", "profile", TEXT, fail, ttl_s=100, refresh_ahead=True)
+
+
+def test_reloads_queue_up_to_a_bound_and_stop_with_the_cache(make_cache, monkeypatch):
+    import omnix_recs.store.cache.base as cache_base
+
+    monkeypatch.setattr(cache_base, "MAX_QUEUED_REFRESHES", 2)
+    now = [1_000_000.0]
+    release = threading.Event()
+    cache = make_cache(clock=lambda: now[0])
+    reloaded: list[str] = []
+
+    def reload(customer_id: str) -> Callable[[], str]:
+        def load() -> str:
+            release.wait(10)
+            reloaded.append(customer_id)
+            return "reloaded"
+
+        return load
+
+    for customer_id in ("c1", "c2", "c3"):
+        cache.fetch(customer_id, "profile", TEXT, lambda: "first", ttl_s=100, refresh_ahead=True)
+    now[0] += 90
+    for customer_id in ("c1", "c2", "c3"):  # c3 finds two reloads queued: it is left to expire
+        assert cache.fetch(customer_id, "profile", TEXT, reload(customer_id), ttl_s=100, refresh_ahead=True) == "first"
+    release.set()
+    wait_until(lambda: sum(cache.stats.refreshes.values()) == 2)
+    assert sorted(reloaded) == ["c1", "c2"]
+
+    cache.close()
+    now[0] += 5
+    assert cache.fetch("c3", "profile", TEXT, reload("c3"), ttl_s=100, refresh_ahead=True) == "first"
+    time.sleep(0.1)
+    assert sorted(reloaded) == ["c1", "c2"]  # a closed cache reloads nothing in the background
+
+
+def test_entries_loaded_together_are_reloaded_spread_over_the_first_half_of_the_window():
+    # 1,000 entries loaded at one moment, each read every quarter-second from 45 s to 100 s of a
+    # 100 s TTL: their reloads start at 50 s and are spread evenly to 75 s, none expires unreloaded.
+    now = [1_000_000.0]
+    cache = LocalCache(ttl_s=100, max_entries=10_000, clock=lambda: now[0])
+    reloaded_at: list[float] = []
+    lock = threading.Lock()
+
+    def load() -> str:
+        with lock:
+            reloaded_at.append(now[0])
+        return "v"
+
+    customers = [f"c{n}" for n in range(1000)]
+    for customer_id in customers:
+        cache.fetch(customer_id, "profile", TEXT, load, ttl_s=100, refresh_ahead=True)
+    reloaded_at.clear()
+    try:
+        for quarter in range(180, 400):
+            now[0] = 1_000_000.0 + quarter / 4
+            for customer_id in customers:
+                cache.fetch(customer_id, "profile", TEXT, load, ttl_s=100, refresh_ahead=True)
+            wait_until(lambda: not cache._refreshing)  # noqa: SLF001 (these reloads done before the next read)
+    finally:
+        cache.close()
+    offsets = [at - 1_000_000.0 for at in reloaded_at]
+    assert len(offsets) == 1000 and cache.stats.misses["profile"] == 1000  # the first loads only
+    assert min(offsets) >= 50 and max(offsets) <= 75.25
+    counts = [sum(1 for o in offsets if lo <= o < lo + 5) for lo in (50, 55, 60, 65, 70)]
+    assert all(150 <= c <= 250 for c in counts), counts
+
+
+def test_entries_loaded_together_with_an_expiry_spread_expire_spread_over_it():
+    # `expiry_spread=0.25` of a 100 s TTL: each entry lives between 75 and 100 s, at its own point.
+    now = [1_000_000.0]
+    cache = LocalCache(ttl_s=100, max_entries=10_000, clock=lambda: now[0])
+    customers = [f"c{n}" for n in range(1000)]
+
+    def alive_at(second: float) -> int:
+        now[0] = 1_000_000.0 + second
+        return sum(cache.fetch(c, "list:x", TEXT, lambda: "again", expiry_spread=0.25) == "first" for c in customers)
+
+    for customer_id in customers:
+        cache.fetch(customer_id, "list:x", TEXT, lambda: "first", expiry_spread=0.25)
+    assert alive_at(74.9) == 1000
+    assert 400 <= alive_at(87.5) <= 600  # (entries reloaded there live on: count from the first ones)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 
-from omnix_recs.domain.models import CustomerChange, Interaction, InteractionKind, Purchase
+from omnix_recs.blocking import guard_store, run_memory_first
+from omnix_recs.domain.models import Customer, CustomerChange, Interaction, InteractionKind, Purchase
 from omnix_recs.engine.blends import Strategy
 from omnix_recs.engine.cached_reads import NO_CACHE, ShopperReads, forget
 from omnix_recs.engine.features import summarize_purchases
@@ -158,6 +162,38 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def test_a_shopper_near_expiry_is_answered_from_memory_and_read_again_behind_the_call(store, model, trained_shop):
+    """A shopper's entries only read the store, so near their expiry a call is still answered
+    with what is cached, on the event loop (nothing waits for the store), while a background
+    thread reads them again: a profile change nobody told the cache of shows once it is done."""
+    clock = Clock()
+    cache = LocalCache(ttl_s=100, max_entries=1000, clock=clock)
+    try:
+        reads = ShopperReads(guard_store(store), cache)
+        customer_id = trained_shop.customers[7]
+        version, index_of = model.model.version, model.model.index_of
+        cached = reads.shopper(customer_id, version, index_of).customer
+        store.put_customer(replace(cached, display_name="Renamed", updated_at=now()))
+        clock.now += 90  # within the last eighth of the entries' life: both are due
+
+        runs: list[int] = []
+
+        def read() -> Customer:
+            runs.append(threading.get_ident())
+            return reads.shopper(customer_id, version, index_of).customer
+
+        assert asyncio.run(run_memory_first(read)) == cached
+        assert len(runs) == 1  # answered on the loop: no store read made it start again in a thread
+        deadline = time.monotonic() + 10
+        while cache.stats.refreshes != {"shopper": 1, "cart": 1}:
+            assert time.monotonic() < deadline, cache.stats.refreshes
+            time.sleep(0.01)
+        assert reads.shopper(customer_id, version, index_of).customer.display_name == "Renamed"
+        assert cache.stats.misses == {"shopper": 1, "cart": 1}  # the calls' own loads: the first only
+    finally:
+        cache.close()
 
 
 def test_a_ranked_list_is_served_again_under_a_new_id_until_its_reuse_window_ends(store, model, trained_shop):

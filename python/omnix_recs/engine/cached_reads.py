@@ -162,15 +162,19 @@ class ShopperReads:
     ) -> Shopper:
         """The shopper, for a request about `as_of` (default now), their habits summarised at the
         model's `habit_decay`. `NotFoundError` for an unknown customer (never cached)."""
+        # Both loads only read, so the cache reloads them in the background before they expire.
         snapshot = self._cache.fetch(
             customer_id,
             f"shopper:{model_version}",
             SNAPSHOT_CODEC,
             lambda: self._snapshot(customer_id, index_of, habit_decay),
+            refresh_ahead=True,
         )
         # The cart is read from `as_of` on, so the request that fills the cache can use it too.
         since = min(as_of or _now(), _now())
-        cart = self._cache.fetch(cart_owner(customer_id), "cart", CART_CODEC, lambda: self._cart(customer_id, since))
+        cart = self._cache.fetch(
+            cart_owner(customer_id), "cart", CART_CODEC, lambda: self._cart(customer_id, since), refresh_ahead=True
+        )
         return Shopper(self._store, index_of, snapshot.customer, snapshot, cart, habit_decay=habit_decay)
 
     def shopper_as_of(

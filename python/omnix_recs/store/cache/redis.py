@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from omnix_recs.blocking import ensure_may_block
 from omnix_recs.breaker import CircuitBreaker
 from omnix_recs.config import DEFAULT_REDIS_FAILURE_THRESHOLD
-from omnix_recs.store.cache.base import Cache, Codec, Entry
+from omnix_recs.store.cache.base import Cache, Codec, Entry, ThrottledLog
 from omnix_recs.store.cache.near import (
     ENTRY_HEADER,
     NEAR_HEARTBEAT_S,
@@ -132,8 +132,8 @@ class RedisCache(Cache):
         self._prefix = key_prefix
         self._retry_after_s = retry_after_s
         self._breaker = CircuitBreaker(failure_threshold=failure_threshold, cool_down_s=retry_after_s)
-        self._failure_log = _ThrottledLog(log, FAILURE_LOG_INTERVAL_S)
-        self._lone_failure_log = _ThrottledLog(log, FAILURE_LOG_INTERVAL_S)
+        self._failure_log = ThrottledLog(log, FAILURE_LOG_INTERVAL_S)
+        self._lone_failure_log = ThrottledLog(log, FAILURE_LOG_INTERVAL_S)
         self._unsent: OrderedDict[str, None] = OrderedDict()  # customers whose invalidation failed
         self._sending: list[frozenset[str]] = []  # taken from `_unsent` by the sends under way
         self._unsent_lock = threading.Lock()
@@ -163,6 +163,7 @@ class RedisCache(Cache):
             self.in_memory = True  # hits are; a miss calls ensure_may_block() before Redis
 
     def close(self) -> None:
+        super().close()  # background reloads first: they read and write Redis
         self._closed.set()
         if self._tracker is not None:
             self._tracker.close()
@@ -414,31 +415,3 @@ class RedisCache(Cache):
 
     def _generation_key(self, customer_id: str) -> str:
         return f"{self._prefix}:g:{customer_id}"
-
-
-class _ThrottledLog:
-    """A message at most once per interval, saying how many were held back."""
-
-    def __init__(self, logger: logging.Logger, interval_s: float) -> None:
-        self._logger = logger
-        self._interval_s = interval_s
-        self._last = -math.inf
-        self._suppressed = 0
-        self._lock = threading.Lock()
-
-    def warning(self, message: str, *args: object) -> None:
-        self._log(logging.WARNING, message, *args)
-
-    def info(self, message: str, *args: object) -> None:
-        self._log(logging.INFO, message, *args)
-
-    def _log(self, level: int, message: str, *args: object) -> None:
-        with self._lock:
-            now = time.monotonic()
-            if now - self._last < self._interval_s:
-                self._suppressed += 1
-                return
-            suppressed, self._suppressed, self._last = self._suppressed, 0, now
-        if suppressed:
-            message += f" ({suppressed} similar messages suppressed)"
-        self._logger.log(level, message, *args)
