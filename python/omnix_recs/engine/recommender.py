@@ -31,6 +31,7 @@ from omnix_recs.engine.filters import CatalogCache, CatalogIndex, ShopperFilters
 from omnix_recs.engine.reasons import ReasonWriter
 from omnix_recs.engine.served_lists import (
     LIST_REUSE_S,
+    LIST_REUSE_SPREAD,
     RECOMMENDATIONS_CODEC,
     SERVED_LIST_TTL_S,
     Recommendations,
@@ -208,7 +209,9 @@ class Recommender:
 
         def reuse_or_rank() -> Recommendations:
             ttl_s = min(LIST_REUSE_S, self._cache.ttl_s)
-            listed = self._cache.fetch(owner, f"list:{digest}", RECOMMENDATIONS_CODEC, rank, ttl_s=ttl_s)
+            listed = self._cache.fetch(
+                owner, f"list:{digest}", RECOMMENDATIONS_CODEC, rank, ttl_s=ttl_s, expiry_spread=LIST_REUSE_SPREAD
+            )
             return listed if ranked else self._serve_again(customer_id, listed)
 
         ttl_s = min(SERVED_LIST_TTL_S, self._cache.ttl_s)

@@ -45,6 +45,10 @@ SERVED_LIST_TTL_S = 5.0
 # a day in five minutes. Each worker ranks each of its shoppers once per window, so a shorter
 # one costs CPU at every rate (README, Throughput, eighth round); `Recommender.recommend` applies both.
 LIST_REUSE_S = 300.0
+# Each ranking is reused for its own share of that, between 75% and all of it (from the cache
+# key: `Cache.fetch`'s `expiry_spread`), so the rankings made together (every shopper's, in the
+# minutes after a start) are not all made again together, on the calls' way, a window later.
+LIST_REUSE_SPREAD = 0.25
 
 
 @dataclass(frozen=True, slots=True)
