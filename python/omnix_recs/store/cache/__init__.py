@@ -3,9 +3,9 @@
 Serving reads a shopper's history and profile on every request; the cache keeps what was
 derived from them until the shopper buys or changes something (`forget_customer`), in every
 process. `open_cache` picks Redis when `OMNIX_REDIS_URL` is set. Modules: `base` (`Cache`:
-generations, single-flight loads, early refresh), `generations` (counters shared by a server's
-workers), `local` (`LocalCache`, an LRU in this process), `redis` (`RedisCache`), `near` (what each
-process keeps of Redis, kept fresh by Redis's invalidations).
+generations, single-flight loads, early and background refresh), `generations` (counters shared
+by a server's workers), `local` (`LocalCache`, an LRU in this process), `redis` (`RedisCache`),
+`near` (what each process keeps of Redis, kept fresh by Redis's invalidations).
 """
 
 from __future__ import annotations
