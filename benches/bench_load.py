@@ -28,6 +28,8 @@ far apart at a lower rate as they are at the target's (N = rate x 5 s).
     python benches/bench_load.py                      # about 8-10 minutes on 2 cores
     python benches/bench_load.py --keep var/bench-load --configs local --step-seconds 8
     python benches/bench_load.py --keep var/bench-load --configs local --rate 600   # one step, profiled
+    python benches/bench_load.py --keep var/bench-load --configs local --mix recommendations=1 --p99-ms 50 \
+        --rate 700 --hold 36        # that rate for 36 steps: the steady state, and the waves in it
     python benches/bench_load.py --keep var/bench-load --configs redis --hosts 3 --workers 1
     python benches/bench_load.py --keep var/bench-load --configs local,redis --mix recommendations=1 --p99-ms 50
 
@@ -62,6 +64,7 @@ import shutil
 import signal
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -140,9 +143,18 @@ def main() -> None:
     parser.add_argument(
         "--rate", type=float, help="no search: run the mix at this rate (after a warm-up), with a profile"
     )
+    parser.add_argument(
+        "--hold",
+        type=int,
+        metavar="STEPS",
+        help="with --rate, no profile: that rate for STEPS steps in a row after the warm-up, each printed, then "
+        "summarised (a steady state, with the waves of cache expiry in it, which one passing step does not show)",
+    )
     args = parser.parse_args()
     if not 1 <= args.hosts <= 200:
         parser.error(f"--hosts must be between 1 and 200, got {args.hosts}")
+    if args.hold is not None and (args.hold < 1 or not args.rate):
+        parser.error(f"--hold needs --rate and at least one step, got --hold {args.hold}")
     mix = parse_mix(args.mix) if args.mix else DEFAULT_MIX
     if args.loadgen == "native":
         build_native_loadgen()
@@ -174,6 +186,9 @@ def main() -> None:
             ) as server:
                 load = Load(server, customers, products, args.step_seconds, args.p99_ms, mix, args.loadgen)
                 load.warm_up()
+                if args.rate and args.hold:
+                    load.hold(args.rate, args.hold)
+                    continue
                 if args.rate:
                     print(
                         server.profile(
@@ -474,6 +489,22 @@ class Load:
 
     def passes(self, report: LoadReport) -> bool:
         return report.latency.p99_ms < self.p99_ms and report.ok == report.scheduled
+
+    def hold(self, rate: float, steps: int) -> None:
+        """`steps` steps at `rate` one after another, each printed, then how many passed, their
+        p99s and the server's CPU per call."""
+        p99s, cpu_ms, passed = [], [], 0
+        for _ in range(steps):
+            report = self.step("mix", rate, show=True)
+            p99s.append(report.latency.p99_ms)
+            cpu_ms.append(self.cpu_ms_per_call[0])
+            passed += self.passes(report)
+        print(
+            f"  held {rate:.0f}/s for {steps} steps: {passed} at p99 < {self.p99_ms:g} ms with every call answered; "
+            f"p99 median {statistics.median(p99s):.1f} ms, worst {max(p99s):.1f} ms; server CPU per call "
+            f"{statistics.mean(cpu_ms):.2f} ms on average",
+            flush=True,
+        )
 
     def warm_up(self) -> None:
         """Page the model and store in, build the catalog snapshot in every worker, and bring the
