@@ -32,8 +32,9 @@ SINGLE_FLIGHT_WAIT_S = 2.0
 EARLY_REFRESH_BETA = 1.0
 # `refresh_ahead` entries are reloaded in the background during the last part of their lifetime
 # this long (as a share of it), each from its own moment of its first half (see `_refresh_due`):
-# a shopper read at least every quarter of the TTL is reloaded before expiry, and one read every
-# tenth of it (10,000 shoppers over two workers at 700 calls/s: every 30 s) nearly always.
+# a shopper read at least every quarter of the TTL is reloaded before expiry, and one read on
+# average every tenth of it (10,000 shoppers, two workers, 700 calls/s: every 30 s) in more than
+# nine cases in ten.
 REFRESH_AHEAD_SHARE = 0.5
 # Threads reloading entries in the background, per process: a few store round trips overlap (a
 # reload from DynamoDB waits on the network); more would contend for the GIL with the calls.
@@ -146,8 +147,8 @@ class Cache(abc.ABC):
         self._rng = rng
         self._flights: dict[tuple[str, str, int], _Flight] = {}
         self._flights_lock = threading.Lock()
-        # Background reloads queued or running, by entry; the pool is made by the first (in the
-        # process that serves: a server's workers are forked before any call).
+        # Background reloads queued or running, by entry; the pool is made by the first, so only
+        # in the process that serves (a server's workers each make their own).
         self._refreshing: set[tuple[str, str, int]] = set()
         self._refresher: ThreadPoolExecutor | None = None
         self._refreshes_stopped = False
