@@ -42,7 +42,7 @@ TUNING_CUSTOMERS = 2_000
 DEMO_HTTP_PORT = 8080
 # The batch commands that show their progress on stderr (omnix_recs/progress.py); servers do not.
 PROGRESS_COMMANDS = frozenset(
-    {"generate", "import", "import-tables", "train", "evaluate", "batch-analyze", "campaigns"}
+    {"generate", "import", "import-tables", "index-refusals", "train", "evaluate", "batch-analyze", "campaigns"}
 )
 # `omnix batch-analyze`: customers analysed at once (the BatchAnalyze RPC's default too).
 BATCH_ANALYZE_CONCURRENCY = 4
@@ -304,6 +304,22 @@ def cmd_init_tables(args: argparse.Namespace) -> int:
             print(f"{settings.store_url}: tables ready")
     finally:
         store.close()
+    return 0
+
+
+def cmd_index_refusals(args: argparse.Namespace) -> int:
+    """DynamoDB: index the refusing profiles written before the refusals' index, so that
+    training reads the refusers by it instead of scanning every profile."""
+    from omnix_recs.store.dynamodb import DynamoStore
+
+    store = _open_store(_settings(args))
+    try:
+        if not isinstance(store, DynamoStore):
+            raise InvalidArgumentError("--store", "the refusals' index is DynamoDB's; SQLite needs none")
+        marked = store.index_refusals()
+    finally:
+        store.close()
+    _print_json({"profiles_marked": marked, "refusals_indexed": True})
     return 0
 
 
@@ -758,6 +774,12 @@ def build_parser() -> argparse.ArgumentParser:
         )
 
     add("init-tables", cmd_init_tables, "create the DynamoDB tables and indexes (no-op on SQLite)")
+    add(
+        "index-refusals",
+        cmd_index_refusals,
+        "DynamoDB: give profiles written before the refusals' index its key, once no older version "
+        "writes profiles; training then reads refusers by the index instead of a Scan",
+    )
     export_purchases = add(
         "export-purchases", cmd_export_purchases, "DynamoDB: export the purchase table to S3 (for snapshot-from-export)"
     )

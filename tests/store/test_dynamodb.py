@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,10 +22,12 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 from moto_server import LocalDynamoDB
 
-from omnix_recs.domain.models import Product, ProductFilter, Purchase
-from omnix_recs.errors import FailedPreconditionError, InvalidArgumentError, UnavailableError
+from omnix_recs.cli import main
+from omnix_recs.domain.models import Consent, Customer, Product, ProductFilter, Purchase
+from omnix_recs.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError, UnavailableError
 from omnix_recs.store import open_store
 from omnix_recs.store.dynamodb import TABLES, DynamoStore, RetryPolicy, table_name
+from omnix_recs.store.dynamodb.codec import REFUSALS_INDEXED_ROW, REFUSED_ATTRIBUTE, customer_item, wire_string
 
 T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 FAST_RETRIES = RetryPolicy(max_attempts=4, base_delay_s=0.001, max_delay_s=0.004)
@@ -170,6 +173,137 @@ def test_malformed_urls_name_omnix_store(url: str) -> None:
     with pytest.raises(InvalidArgumentError) as raised:
         DynamoStore.from_url(url)
     assert raised.value.field == "OMNIX_STORE"
+
+
+# --- the refusals' index ---------------------------------------------------------------------
+
+
+def profile(customer_id: str, *, personalization: bool) -> Customer:
+    return Customer(customer_id, T0, T0, consent=Consent(personalization=personalization))
+
+
+def indexed_refusers(store: DynamoStore) -> set[str]:
+    """The ids the refusals' index holds, read from the index itself."""
+    items = store.db.items(
+        "query",
+        TableName=store.table_names["customer-profiles"],
+        IndexName="refusals-customerId-index",
+        KeyConditionExpression="#refused = :refused",
+        ExpressionAttributeNames={"#refused": REFUSED_ATTRIBUTE},
+        ExpressionAttributeValues={":refused": wire_string("refused")},
+    )
+    return {item["customerId"]["S"] for item in items}
+
+
+def counting(store: DynamoStore, *operations: str) -> dict[str, int]:
+    """How many calls of each of `operations` `store` makes from now on (filled in as it runs)."""
+    faults = Faults(store)
+    for operation in operations:
+        faults.on(operation, lambda request: None)
+    return faults.calls
+
+
+def tables_from_before_the_index(store: DynamoStore) -> None:
+    """Make `store`'s tables look made by a version without the refusals' index: no marker."""
+    store.db.call(
+        "delete_item", TableName=store.table_names["models"], Key={"version": wire_string(REFUSALS_INDEXED_ROW)}
+    )
+
+
+def written_by_an_older_version(store: DynamoStore, customer: Customer) -> None:
+    item = customer_item(customer)
+    item.pop(REFUSED_ATTRIBUTE, None)
+    store.db.call("put_item", TableName=store.table_names["customer-profiles"], Item=item)
+
+
+def test_new_tables_index_refusers_and_training_reads_them_without_a_scan(fast_store: DynamoStore) -> None:
+    assert fast_store.refusals_indexed()
+    fast_store.create_customer(profile("no", personalization=False))
+    fast_store.create_customer(profile("yes", personalization=True))
+    assert indexed_refusers(fast_store) == {"no"}
+
+    # Consent given again takes the profile out of the index; refused again puts it back.
+    for personalization, expected in ((True, set()), (False, {"no"})):
+        stored = fast_store.get_customer("no")
+        changed = replace(stored, consent=Consent(personalization=personalization), updated_at=T0 + timedelta(1))
+        fast_store.put_customer(changed, replaces=stored.updated_at)
+        assert indexed_refusers(fast_store) == expected
+
+    calls = counting(fast_store, "Scan", "Query")
+    assert fast_store.customers_without_personalization() == {"no"}
+    assert calls == {"Query": 1}
+
+
+def test_profiles_from_before_the_index_are_scanned_until_index_refusals_marks_them(fast_store: DynamoStore) -> None:
+    tables_from_before_the_index(fast_store)
+    written_by_an_older_version(fast_store, profile("old-no", personalization=False))
+    written_by_an_older_version(fast_store, profile("old-yes", personalization=True))
+    fast_store.create_customer(profile("new-no", personalization=False))
+    assert not fast_store.refusals_indexed()
+    assert indexed_refusers(fast_store) == {"new-no"}  # the index misses "old-no": not trusted
+    assert fast_store.customers_without_personalization() == {"old-no", "new-no"}  # by a Scan
+
+    assert fast_store.index_refusals() == 1
+    assert fast_store.refusals_indexed()
+    assert indexed_refusers(fast_store) == {"old-no", "new-no"}
+    assert fast_store.get_customer("old-no") == profile("old-no", personalization=False)  # nothing else changed
+    calls = counting(fast_store, "Scan", "Query")
+    assert fast_store.customers_without_personalization() == {"old-no", "new-no"}
+    assert calls == {"Query": 1}
+    assert fast_store.index_refusals() == 0  # idempotent
+
+
+def test_index_refusals_leaves_profiles_that_consent_or_are_erased_while_it_runs(
+    local_dynamodb: LocalDynamoDB, fast_store: DynamoStore
+) -> None:
+    tables_from_before_the_index(fast_store)
+    for customer_id in ("consents", "erased", "refuses"):
+        written_by_an_older_version(fast_store, profile(customer_id, personalization=False))
+    # Another process changes two of them after the Scan found them, before they are marked.
+    other = DynamoStore.from_url(fast_store.url, session=local_dynamodb.session)
+    changed = False
+
+    def change_them_first(request: dict[str, Any]) -> None:
+        nonlocal changed
+        if not changed:
+            changed = True
+            stored = other.get_customer("consents")
+            other.put_customer(replace(stored, consent=Consent(personalization=True)), replaces=stored.updated_at)
+            other.delete_customer("erased")
+
+    Faults(fast_store).on("UpdateItem", change_them_first)
+    assert fast_store.index_refusals() == 1
+    assert indexed_refusers(fast_store) == {"refuses"}
+    assert fast_store.customers_without_personalization() == {"refuses"}
+    with pytest.raises(NotFoundError):  # the condition did not bring the erased profile back
+        fast_store.get_customer("erased")
+    other.close()
+
+
+def test_adding_the_refusals_index_to_older_tables_does_not_trust_it(fast_store: DynamoStore) -> None:
+    profiles = fast_store.table_names["customer-profiles"]
+    fast_store.db.call(
+        "update_table",
+        TableName=profiles,
+        GlobalSecondaryIndexUpdates=[{"Delete": {"IndexName": "refusals-customerId-index"}}],
+    )
+    tables_from_before_the_index(fast_store)
+    assert fast_store.create_tables() == [f"{profiles}/refusals-customerId-index"]
+    assert not fast_store.refusals_indexed()  # DynamoDB indexed what it found; older writers wrote no key
+
+
+def test_omnix_index_refusals_marks_older_profiles_and_refuses_sqlite(
+    fast_store: DynamoStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tables_from_before_the_index(fast_store)
+    written_by_an_older_version(fast_store, profile("old-no", personalization=False))
+    assert main(["index-refusals", "--store", fast_store.url]) == 0
+    assert json.loads(capsys.readouterr().out) == {"profiles_marked": 1, "refusals_indexed": True}
+    assert fast_store.refusals_indexed() and indexed_refusers(fast_store) == {"old-no"}
+
+    assert main(["index-refusals", "--store", f"sqlite:///{tmp_path / 'omnix.db'}"]) == 2
+    refused = capsys.readouterr().err
+    assert "--store" in refused and "DynamoDB" in refused and "Traceback" not in refused
 
 
 # --- values and keys -------------------------------------------------------------------------

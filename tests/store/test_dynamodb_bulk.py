@@ -111,6 +111,7 @@ def test_a_bulk_load_holds_what_an_import_writes_and_the_snapshot_is_current(
     assert models[("#purchases",)]["purchaseEpoch"] == {"N": "1"}
     assert models[("#catalog",)]["catalogVersion"] == {"N": "1"}
     assert loaded.purchase_watermark() == LOADED_WATERMARK
+    assert loaded.refusals_indexed()  # every profile loaded carries the refusals' index key
 
     written = snapshot.load(snapshots)
     assert written is not None and written.watermark == LOADED_WATERMARK

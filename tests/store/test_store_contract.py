@@ -257,6 +257,11 @@ def test_customers_without_personalization_are_the_ones_who_refused_it(store: St
     later = store.get_customer("later")
     store.put_customer(replace(later, consent=Consent(personalization=False)), replaces=later.updated_at)
     assert store.customers_without_personalization() == {"no", "later"}
+    no = store.get_customer("no")
+    store.put_customer(replace(no, consent=Consent(personalization=True)), replaces=no.updated_at)
+    assert store.customers_without_personalization() == {"later"}
+    store.delete_customer("later")
+    assert store.customers_without_personalization() == frozenset()
 
 
 def walk(list_page, page_size: int) -> list:

@@ -39,7 +39,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -57,9 +57,11 @@ from omnix_recs.store.dynamodb.client import DynamoClient, TableMissingError, cl
 from omnix_recs.store.dynamodb.codec import (
     CATALOG_VERSION_ROW,
     PURCHASE_WATERMARK_ROW,
+    REFUSALS_INDEXED_ROW,
     PurchaseItems,
     customer_item,
     product_item,
+    timestamp,
     wire_string,
     with_history_headers,
 )
@@ -228,6 +230,11 @@ class BulkLoadSession:
             [
                 {"version": wire_string(CATALOG_VERSION_ROW), "catalogVersion": {"N": "1"}},
                 {"version": wire_string(PURCHASE_WATERMARK_ROW), "purchaseEpoch": {"N": str(LOADED_WATERMARK.epoch)}},
+                # Every profile here is written with the refusals' index key (codec.customer_item).
+                {
+                    "version": wire_string(REFUSALS_INDEXED_ROW),
+                    "indexedAt": wire_string(timestamp(datetime.now(UTC), "now")),
+                },
             ]
         )
         for spec in TABLES:  # the tables nothing was given for: created empty

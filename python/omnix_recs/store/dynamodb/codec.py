@@ -47,7 +47,18 @@ CATALOG_VERSION_ROW = "#catalog"  # the models row counting catalog writes (`cat
 # The models row holding the purchase history's watermark (`purchase_watermark`).
 PURCHASE_WATERMARK_ROW = "#purchases"
 IMPORT_CHECKPOINT_ROW = "#import"  # the models row of a resumable import's progress (imports.py)
-RESERVED_MODEL_ROWS = (ACTIVE_MODEL_POINTER, CATALOG_VERSION_ROW, PURCHASE_WATERMARK_ROW, IMPORT_CHECKPOINT_ROW)
+# The models row saying every refusing profile carries `REFUSED_ATTRIBUTE` (`refusals_indexed`).
+REFUSALS_INDEXED_ROW = "#refusals"
+RESERVED_MODEL_ROWS = (
+    ACTIVE_MODEL_POINTER,
+    CATALOG_VERSION_ROW,
+    PURCHASE_WATERMARK_ROW,
+    IMPORT_CHECKPOINT_ROW,
+    REFUSALS_INDEXED_ROW,
+)
+# Written only on the profiles of customers who refused personalisation, so that the sparse
+# index over it (tables.py) holds exactly them and training reads them without a Scan.
+REFUSED_ATTRIBUTE, REFUSED = "personalizationRefused", "refused"
 CUSTOMERS_LISTING, CATALOG_LISTING, PURCHASERS_LISTING = "customers", "catalog", "purchasers"
 _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()
@@ -123,7 +134,7 @@ def wire_string(value: str) -> dict[str, str]:
 def customer_item(c: Customer) -> dict[str, Any]:
     p, consent = c.preferences, c.consent
     budget = p.budget_per_trip
-    return to_wire(
+    item = to_wire(
         {
             "customerId": non_empty_id(c.customer_id, "customer_id"),
             "listing": CUSTOMERS_LISTING,
@@ -150,6 +161,10 @@ def customer_item(c: Customer) -> dict[str, Any]:
             },
         }
     )
+    if not consent.personalization:
+        # Absent, never NULL, otherwise: an index key of another type fails the write.
+        item[REFUSED_ATTRIBUTE] = wire_string(REFUSED)
+    return item
 
 
 def customer_from_item(item: Mapping[str, Any]) -> Customer:

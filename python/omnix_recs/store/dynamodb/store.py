@@ -16,12 +16,13 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
 
+from omnix_recs import progress
 from omnix_recs.domain.models import (
     Customer,
     Feedback,
@@ -69,6 +70,9 @@ from omnix_recs.store.dynamodb.codec import (
     ORDER_LINE_ATTRIBUTES,
     PURCHASE_WATERMARK_ROW,
     PURCHASERS_LISTING,
+    REFUSALS_INDEXED_ROW,
+    REFUSED,
+    REFUSED_ATTRIBUTE,
     RESERVED_MODEL_ROWS,
     Expression,
     append_purchase,
@@ -136,6 +140,8 @@ from omnix_recs.store.dynamodb.tables import (
 MAX_DOCUMENT_BYTES = 350_000  # DynamoDB items stop at 400 KB; keys and names need the rest
 # Tries of a journaled write whose sequence another writer took first (each re-reads it).
 JOURNAL_ATTEMPTS = 20
+# A profile whose customer refused personalisation (with the names `_refusing_profiles_scan` sets).
+REFUSING_PROFILE = "#consent.#personalization = :refused"
 
 
 class DynamoStore:
@@ -202,7 +208,11 @@ class DynamoStore:
         Returns what was created ("table", "table/index" or "table/ttl:attribute"). An existing
         table with another key schema is a `FailedPreconditionError`: it is not ours to change.
         """
-        return create_missing_tables(self.db, self.env, wait_s)
+        created = create_missing_tables(self.db, self.env, wait_s)
+        if self._name(CUSTOMERS) in created:
+            # Every profile of a table made here is written with the refusals' index key.
+            self._mark_refusals_indexed()
+        return created
 
     # --- customers -----------------------------------------------------------------------
 
@@ -271,22 +281,88 @@ class DynamoStore:
         return Page(tuple(item["customerId"]["S"] for item in items), token)
 
     def customers_without_personalization(self) -> frozenset[str]:
-        # A scan: the listing index keeps keys only, and consent changes rarely enough that a
-        # consent index would cost more in writes than this read, once per training run.
-        request: dict[str, Any] = {
+        if self.refusals_indexed():
+            expression = Expression()
+            refusers = self.db.items(
+                "query",
+                TableName=self._name(CUSTOMERS),
+                IndexName="refusals-customerId-index",
+                KeyConditionExpression=expression.equals(REFUSED_ATTRIBUTE, REFUSED),
+                **expression.parameters(),
+            )
+            return frozenset(item["customerId"]["S"] for item in refusers)
+        # Profiles may predate the index (`index_refusals` has not run): read every one.
+        scan = self.db.items("scan", **self._refusing_profiles_scan(REFUSING_PROFILE))
+        return frozenset(item["customerId"]["S"] for item in scan)
+
+    def refusals_indexed(self) -> bool:
+        """True when every refusing profile carries the refusals' index key: the profile table
+        was made with the index (`create_tables`, a bulk load), or `index_refusals` has run."""
+        return self._get(MODELS, {"version": wire_string(REFUSALS_INDEXED_ROW)}) is not None
+
+    def index_refusals(self) -> int:
+        """Give the refusals' index key to every refusing profile written without it (by a version
+        before the index), then mark the index complete so that training reads refusers by it
+        instead of scanning every profile. Returns how many profiles were given the key.
+
+        Run it once no process of an older version writes profiles: a profile such a process
+        writes afterwards would go without the key, and training would learn from a refuser."""
+        marked = 0
+        request = self._refusing_profiles_scan(f"{REFUSING_PROFILE} AND attribute_not_exists(#refused)")
+        request["ExpressionAttributeNames"]["#refused"] = REFUSED_ATTRIBUTE
+        with progress.track("index the refusing profiles", unit="profiles") as task:
+            while True:
+                response = self.db.call("scan", **request)
+                for item in response.get("Items", []):
+                    marked += self._mark_refusing_profile(item["customerId"])
+                task.advance(response.get("ScannedCount", 0))
+                if "LastEvaluatedKey" not in response:
+                    break
+                request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        self._mark_refusals_indexed()
+        return marked
+
+    def _refusing_profiles_scan(self, condition: str) -> dict[str, Any]:
+        return {
             "TableName": self._name(CUSTOMERS),
             "ProjectionExpression": "customerId",
-            "FilterExpression": "#consent.#personalization = :refused",
+            "FilterExpression": condition,
             "ExpressionAttributeNames": {"#consent": "consent", "#personalization": "personalization"},
             "ExpressionAttributeValues": {":refused": {"BOOL": False}},
         }
-        refusing: set[str] = set()
-        while True:
-            response = self.db.call("scan", **request)
-            refusing.update(item["customerId"]["S"] for item in response.get("Items", []))
-            if "LastEvaluatedKey" not in response:
-                return frozenset(refusing)
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def _mark_refusing_profile(self, key: dict[str, Any]) -> int:
+        """Set the index key on the profile `key` if it still refuses: 1 if set, 0 if consent
+        was given since or the profile erased (the condition also keeps an erased one erased)."""
+        try:
+            self.db.call(
+                "update_item",
+                TableName=self._name(CUSTOMERS),
+                Key={"customerId": key},
+                UpdateExpression="SET #refused = :marker",
+                ConditionExpression=REFUSING_PROFILE,
+                ExpressionAttributeNames={
+                    "#consent": "consent",
+                    "#personalization": "personalization",
+                    "#refused": REFUSED_ATTRIBUTE,
+                },
+                ExpressionAttributeValues={":refused": {"BOOL": False}, ":marker": wire_string(REFUSED)},
+            )
+            return 1
+        except ClientError as error:
+            if condition_failed(error):
+                return 0
+            raise
+
+    def _mark_refusals_indexed(self) -> None:
+        self.db.call(
+            "put_item",
+            TableName=self._name(MODELS),
+            Item={
+                "version": wire_string(REFUSALS_INDEXED_ROW),
+                "indexedAt": wire_string(timestamp(datetime.now(UTC), "now")),
+            },
+        )
 
     def delete_customer(self, customer_id: str) -> CustomerErasure:
         """Erase everywhere; derived rows first, the profile last, so that an erasure cut short

@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 
 from omnix_recs.errors import FailedPreconditionError, UnavailableError
 from omnix_recs.store.dynamodb.client import DynamoClient, error_code
-from omnix_recs.store.dynamodb.codec import EXPIRES_AT
+from omnix_recs.store.dynamodb.codec import EXPIRES_AT, REFUSED_ATTRIBUTE
 
 TABLE_PREFIX = "omnix-ai-"
 
@@ -63,6 +63,10 @@ CUSTOMERS = TableSpec(
         # Listings in id order, which a Scan (hash order) cannot give: rows carry a constant
         # `listing` attribute. One partition per listing, so its writes share one partition's limit.
         IndexSpec("listing-customerId-index", "listing", "customerId", "KEYS_ONLY"),
+        # Sparse: only refusing profiles carry its key, so training reads the few refusers
+        # instead of scanning every profile. Trusted only once the models table says every
+        # refusing profile carries the key (DynamoStore.refusals_indexed).
+        IndexSpec("refusals-customerId-index", REFUSED_ATTRIBUTE, "customerId", "KEYS_ONLY"),
     ),
 )
 PURCHASES = TableSpec(
