@@ -175,8 +175,6 @@ class Cache(abc.ABC):
         ttl_s = self.ttl_s if ttl_s is None else ttl_s
         if ttl_s <= 0:
             return load()
-        if expiry_spread:
-            ttl_s *= 1.0 - expiry_spread * own_moment(customer_id, name)
         if not self.in_memory:
             ensure_may_block()
         kind = name.split(":", 1)[0]
@@ -186,12 +184,10 @@ class Cache(abc.ABC):
             return load()
         key = (customer_id, name, generation)
         if entry is not None:
-            if refresh_ahead:
-                if self._refresh_due(key, entry, ttl_s):
-                    self._refresh_in_background(key, codec, load, ttl_s, entry.expires_at)
-                self._count(self.stats.hits, kind)
-                return entry.value  # type: ignore[return-value]
-            if not self._refresh_early(entry) or self._flight_running(key):
+            if refresh_ahead and self._refresh_due(key, entry, ttl_s):
+                self._refresh_in_background(key, codec, load, ttl_s, expiry_spread, entry.expires_at)
+            # A reload in the background serves the entry meanwhile; XFetch's early one loads it here.
+            if refresh_ahead or not self._refresh_early(entry) or self._flight_running(key):
                 self._count(self.stats.hits, kind)
                 return entry.value  # type: ignore[return-value]
         flight, done = self._join_flight(key)
@@ -200,7 +196,7 @@ class Cache(abc.ABC):
             if done.wait(SINGLE_FLIGHT_WAIT_S) and flight.ok:
                 return flight.value  # type: ignore[return-value]
             return load()  # the leader failed or is slow: do not wait any longer
-        return self._lead(key, codec, load, ttl_s, flight, self.stats.misses)
+        return self._lead(key, codec, load, ttl_s, expiry_spread, flight, self.stats.misses)
 
     @contextlib.contextmanager
     def reading_ahead(self, customer_id: str, names: Sequence[str]) -> Iterator[None]:
@@ -246,11 +242,14 @@ class Cache(abc.ABC):
         codec: Codec[T],
         load: Callable[[], T],
         ttl_s: float,
+        expiry_spread: float,
         flight: _Flight,
         counter: dict[str, int],
     ) -> T:
         """Load the entry as its flight's leader, store it, and hand the value to the waiters."""
         customer_id, name, generation = key
+        if expiry_spread:
+            ttl_s *= 1.0 - expiry_spread * own_moment(customer_id, name)
         try:
             started = time.perf_counter()
             value = load()
@@ -275,7 +274,13 @@ class Cache(abc.ABC):
         return self._clock() >= entry.expires_at - ttl_s * REFRESH_AHEAD_SHARE * (1.0 - point / 2)
 
     def _refresh_in_background(
-        self, key: tuple[str, str, int], codec: Codec[T], load: Callable[[], T], ttl_s: float, expires_at: float
+        self,
+        key: tuple[str, str, int],
+        codec: Codec[T],
+        load: Callable[[], T],
+        ttl_s: float,
+        expiry_spread: float,
+        expires_at: float,
     ) -> None:
         """Queue a reload of the entry, unless one is queued already or the queue is full."""
         with self._flights_lock:
@@ -285,10 +290,16 @@ class Cache(abc.ABC):
             if self._refresher is None:
                 self._refresher = ThreadPoolExecutor(REFRESH_THREADS, thread_name_prefix="omnix-cache-refresh")
             # Submitted under the lock, so `close` cannot shut the pool down in between.
-            self._refresher.submit(self._refresh, key, codec, load, ttl_s, expires_at)
+            self._refresher.submit(self._refresh, key, codec, load, ttl_s, expiry_spread, expires_at)
 
     def _refresh(
-        self, key: tuple[str, str, int], codec: Codec[T], load: Callable[[], T], ttl_s: float, expires_at: float
+        self,
+        key: tuple[str, str, int],
+        codec: Codec[T],
+        load: Callable[[], T],
+        ttl_s: float,
+        expiry_spread: float,
+        expires_at: float,
     ) -> None:
         """A background reload: only while the entry it was queued for is still the one stored
         (an invalidation, an expiry or a reload since makes it pointless), and not while a call
@@ -302,7 +313,7 @@ class Cache(abc.ABC):
                 if key in self._flights:
                     return
                 flight = self._flights[key] = _Flight()
-            self._lead(key, codec, load, ttl_s, flight, self.stats.refreshes)
+            self._lead(key, codec, load, ttl_s, expiry_spread, flight, self.stats.refreshes)
         except Exception as exc:  # the entry is served until it expires, then loaded on demand
             self._count(self.stats.refresh_failures, name.split(":", 1)[0])
             self._refresh_failure_log.warning("could not refresh the cache entry %s of %s: %r", name, customer_id, exc)
