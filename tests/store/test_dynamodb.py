@@ -288,8 +288,12 @@ def test_adding_the_refusals_index_to_older_tables_does_not_trust_it(fast_store:
         GlobalSecondaryIndexUpdates=[{"Delete": {"IndexName": "refusals-customerId-index"}}],
     )
     tables_from_before_the_index(fast_store)
+    with pytest.raises(FailedPreconditionError, match="omnix init-tables"):
+        fast_store.index_refusals()  # would mark an index that is not there
+    assert not fast_store.refusals_indexed()
     assert fast_store.create_tables() == [f"{profiles}/refusals-customerId-index"]
     assert not fast_store.refusals_indexed()  # DynamoDB indexed what it found; older writers wrote no key
+    assert fast_store.index_refusals() == 0 and fast_store.refusals_indexed()
 
 
 def test_omnix_index_refusals_marks_older_profiles_and_refuses_sqlite(

@@ -130,6 +130,7 @@ from omnix_recs.store.dynamodb.tables import (
     PURCHASES,
     RECOMMENDATION_IDS,
     RECOMMENDATIONS,
+    REFUSALS_INDEX,
     TABLES,
     TableSpec,
     create_missing_tables,
@@ -286,7 +287,7 @@ class DynamoStore:
             refusers = self.db.items(
                 "query",
                 TableName=self._name(CUSTOMERS),
-                IndexName="refusals-customerId-index",
+                IndexName=REFUSALS_INDEX,
                 KeyConditionExpression=expression.equals(REFUSED_ATTRIBUTE, REFUSED),
                 **expression.parameters(),
             )
@@ -307,6 +308,12 @@ class DynamoStore:
 
         Run it once no process of an older version writes profiles: a profile such a process
         writes afterwards would go without the key, and training would learn from a refuser."""
+        table = self.db.call("describe_table", TableName=self._name(CUSTOMERS))["Table"]
+        if not any(i["IndexName"] == REFUSALS_INDEX for i in table.get("GlobalSecondaryIndexes", [])):
+            # Marked complete without it, every training would fail on the missing index.
+            raise FailedPreconditionError(
+                f"{table['TableName']} has no {REFUSALS_INDEX}: run `omnix init-tables` first"
+            )
         marked = 0
         request = self._refusing_profiles_scan(f"{REFUSING_PROFILE} AND attribute_not_exists(#refused)")
         request["ExpressionAttributeNames"]["#refused"] = REFUSED_ATTRIBUTE

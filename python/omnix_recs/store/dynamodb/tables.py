@@ -21,6 +21,7 @@ from omnix_recs.store.dynamodb.client import DynamoClient, error_code
 from omnix_recs.store.dynamodb.codec import EXPIRES_AT, REFUSED_ATTRIBUTE
 
 TABLE_PREFIX = "omnix-ai-"
+REFUSALS_INDEX = "refusals-customerId-index"  # the customers who refused personalisation
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +67,7 @@ CUSTOMERS = TableSpec(
         # Sparse: only refusing profiles carry its key, so training reads the few refusers
         # instead of scanning every profile. Trusted only once the models table says every
         # refusing profile carries the key (DynamoStore.refusals_indexed).
-        IndexSpec("refusals-customerId-index", REFUSED_ATTRIBUTE, "customerId", "KEYS_ONLY"),
+        IndexSpec(REFUSALS_INDEX, REFUSED_ATTRIBUTE, "customerId", "KEYS_ONLY"),
     ),
 )
 PURCHASES = TableSpec(
