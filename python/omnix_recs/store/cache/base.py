@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import functools
 import logging
 import math
 import random
@@ -185,7 +186,8 @@ class Cache(abc.ABC):
         key = (customer_id, name, generation)
         if entry is not None:
             if refresh_ahead and self._refresh_due(key, entry, ttl_s):
-                self._refresh_in_background(key, codec, load, ttl_s, expiry_spread, entry.expires_at)
+                reload = functools.partial(self._refresh, key, codec, load, ttl_s, expiry_spread, entry.expires_at)
+                self._refresh_in_background(key, reload)
             # A reload in the background serves the entry meanwhile; XFetch's early one loads it here.
             if refresh_ahead or not self._refresh_early(entry) or self._flight_running(key):
                 self._count(self.stats.hits, kind)
@@ -273,16 +275,9 @@ class Cache(abc.ABC):
         point = own_moment(key[0], key[1])
         return self._clock() >= entry.expires_at - ttl_s * REFRESH_AHEAD_SHARE * (1.0 - point / 2)
 
-    def _refresh_in_background(
-        self,
-        key: tuple[str, str, int],
-        codec: Codec[T],
-        load: Callable[[], T],
-        ttl_s: float,
-        expiry_spread: float,
-        expires_at: float,
-    ) -> None:
-        """Queue a reload of the entry, unless one is queued already or the queue is full."""
+    def _refresh_in_background(self, key: tuple[str, str, int], reload: Callable[[], None]) -> None:
+        """Queue `reload` (a `_refresh` of the entry `key`), unless one is queued already or the
+        queue is full."""
         with self._flights_lock:
             if self._refreshes_stopped or key in self._refreshing or len(self._refreshing) >= MAX_QUEUED_REFRESHES:
                 return
@@ -290,7 +285,7 @@ class Cache(abc.ABC):
             if self._refresher is None:
                 self._refresher = ThreadPoolExecutor(REFRESH_THREADS, thread_name_prefix="omnix-cache-refresh")
             # Submitted under the lock, so `close` cannot shut the pool down in between.
-            self._refresher.submit(self._refresh, key, codec, load, ttl_s, expiry_spread, expires_at)
+            self._refresher.submit(reload)
 
     def _refresh(
         self,
