@@ -186,7 +186,8 @@ class Cache(abc.ABC):
         key = (customer_id, name, generation)
         if entry is not None:
             if refresh_ahead and self._refresh_due(key, entry, ttl_s):
-                reload = functools.partial(self._refresh, key, codec, load, ttl_s, expiry_spread, entry.expires_at)
+                lifetime = _lifetime(key, ttl_s, expiry_spread)
+                reload = functools.partial(self._refresh, key, codec, load, lifetime, entry.expires_at)
                 self._refresh_in_background(key, reload)
             # A reload in the background serves the entry meanwhile; XFetch's early one loads it here.
             if refresh_ahead or not self._refresh_early(entry) or self._flight_running(key):
@@ -198,7 +199,7 @@ class Cache(abc.ABC):
             if done.wait(SINGLE_FLIGHT_WAIT_S) and flight.ok:
                 return flight.value  # type: ignore[return-value]
             return load()  # the leader failed or is slow: do not wait any longer
-        return self._lead(key, codec, load, ttl_s, expiry_spread, flight, self.stats.misses)
+        return self._lead(key, codec, load, _lifetime(key, ttl_s, expiry_spread), flight, self.stats.misses)
 
     @contextlib.contextmanager
     def reading_ahead(self, customer_id: str, names: Sequence[str]) -> Iterator[None]:
@@ -244,14 +245,12 @@ class Cache(abc.ABC):
         codec: Codec[T],
         load: Callable[[], T],
         ttl_s: float,
-        expiry_spread: float,
         flight: _Flight,
         counter: dict[str, int],
     ) -> T:
-        """Load the entry as its flight's leader, store it, and hand the value to the waiters."""
+        """Load the entry as its flight's leader, store it for `ttl_s`, and hand the value to the
+        waiters."""
         customer_id, name, generation = key
-        if expiry_spread:
-            ttl_s *= 1.0 - expiry_spread * own_moment(customer_id, name)
         try:
             started = time.perf_counter()
             value = load()
@@ -288,13 +287,7 @@ class Cache(abc.ABC):
             self._refresher.submit(reload)
 
     def _refresh(
-        self,
-        key: tuple[str, str, int],
-        codec: Codec[T],
-        load: Callable[[], T],
-        ttl_s: float,
-        expiry_spread: float,
-        expires_at: float,
+        self, key: tuple[str, str, int], codec: Codec[T], load: Callable[[], T], ttl_s: float, expires_at: float
     ) -> None:
         """A background reload: only while the entry it was queued for is still the one stored
         (an invalidation, an expiry or a reload since makes it pointless), and not while a call
@@ -308,7 +301,7 @@ class Cache(abc.ABC):
                 if key in self._flights:
                     return
                 flight = self._flights[key] = _Flight()
-            self._lead(key, codec, load, ttl_s, expiry_spread, flight, self.stats.refreshes)
+            self._lead(key, codec, load, ttl_s, flight, self.stats.refreshes)
         except Exception as exc:  # the entry is served until it expires, then loaded on demand
             self._count(self.stats.refresh_failures, name.split(":", 1)[0])
             self._refresh_failure_log.warning("could not refresh the cache entry %s of %s: %r", name, customer_id, exc)
@@ -339,6 +332,12 @@ class Cache(abc.ABC):
     @staticmethod
     def _count(counter: dict[str, int], kind: str) -> None:
         counter[kind] = counter.get(kind, 0) + 1  # under the GIL; approximate under races, which is fine
+
+
+def _lifetime(key: tuple[str, str, int], ttl_s: float, expiry_spread: float) -> float:
+    """How long the entry `key` lives when written: `ttl_s`, shortened by its own share of
+    `expiry_spread` (worked out only for a write, never on a hit)."""
+    return ttl_s * (1.0 - expiry_spread * own_moment(key[0], key[1])) if expiry_spread else ttl_s
 
 
 def own_moment(customer_id: str, name: str) -> float:
