@@ -141,8 +141,10 @@ from omnix_recs.store.dynamodb.tables import (
 MAX_DOCUMENT_BYTES = 350_000  # DynamoDB items stop at 400 KB; keys and names need the rest
 # Tries of a journaled write whose sequence another writer took first (each re-reads it).
 JOURNAL_ATTEMPTS = 20
-# A profile whose customer refused personalisation (with the names `_refusing_profiles_scan` sets).
+# A profile whose customer refused personalisation, with its expression's names and values.
 REFUSING_PROFILE = "#consent.#personalization = :refused"
+REFUSING_NAMES = {"#consent": "consent", "#personalization": "personalization"}
+REFUSING_VALUES = {":refused": {"BOOL": False}}
 
 
 class DynamoStore:
@@ -293,7 +295,7 @@ class DynamoStore:
             )
             return frozenset(item["customerId"]["S"] for item in refusers)
         # Profiles may predate the index (`index_refusals` has not run): read every one.
-        scan = self.db.items("scan", **self._refusing_profiles_scan(REFUSING_PROFILE))
+        scan = self.db.items("scan", **self._refusing_profiles_scan(unmarked_only=False))
         return frozenset(item["customerId"]["S"] for item in scan)
 
     def refusals_indexed(self) -> bool:
@@ -315,8 +317,7 @@ class DynamoStore:
                 f"{table['TableName']} has no {REFUSALS_INDEX}: run `omnix init-tables` first"
             )
         marked = 0
-        request = self._refusing_profiles_scan(f"{REFUSING_PROFILE} AND attribute_not_exists(#refused)")
-        request["ExpressionAttributeNames"]["#refused"] = REFUSED_ATTRIBUTE
+        request = self._refusing_profiles_scan(unmarked_only=True)
         with progress.track("index the refusing profiles", unit="profiles") as task:
             while True:
                 response = self.db.call("scan", **request)
@@ -329,13 +330,21 @@ class DynamoStore:
         self._mark_refusals_indexed()
         return marked
 
-    def _refusing_profiles_scan(self, condition: str) -> dict[str, Any]:
+    def _refusing_profiles_scan(self, *, unmarked_only: bool) -> dict[str, Any]:
+        """A Scan of the refusing profiles' ids; `unmarked_only`: of those without the index key.
+        (DynamoDB refuses a name the expression does not use, so "#refused" only then.)"""
+        condition, names = REFUSING_PROFILE, REFUSING_NAMES
+        if unmarked_only:
+            condition, names = (
+                f"{condition} AND attribute_not_exists(#refused)",
+                {**names, "#refused": REFUSED_ATTRIBUTE},
+            )
         return {
             "TableName": self._name(CUSTOMERS),
             "ProjectionExpression": "customerId",
             "FilterExpression": condition,
-            "ExpressionAttributeNames": {"#consent": "consent", "#personalization": "personalization"},
-            "ExpressionAttributeValues": {":refused": {"BOOL": False}},
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": REFUSING_VALUES,
         }
 
     def _mark_refusing_profile(self, key: dict[str, Any]) -> int:
@@ -348,12 +357,8 @@ class DynamoStore:
                 Key={"customerId": key},
                 UpdateExpression="SET #refused = :marker",
                 ConditionExpression=REFUSING_PROFILE,
-                ExpressionAttributeNames={
-                    "#consent": "consent",
-                    "#personalization": "personalization",
-                    "#refused": REFUSED_ATTRIBUTE,
-                },
-                ExpressionAttributeValues={":refused": {"BOOL": False}, ":marker": wire_string(REFUSED)},
+                ExpressionAttributeNames={**REFUSING_NAMES, "#refused": REFUSED_ATTRIBUTE},
+                ExpressionAttributeValues={**REFUSING_VALUES, ":marker": wire_string(REFUSED)},
             )
             return 1
         except ClientError as error:
